@@ -1,0 +1,325 @@
+//! The audit log reaction: one AuditLog item (cost-estimation-platform.md, 2.2.6) for every
+//! INSERT, MODIFY and REMOVE on the audited tables.
+//!
+//! Idempotent by construction: the item's key and every attribute are derived from the
+//! stream record (eventID, ApproximateCreationDateTime), so a re-delivery writes the same
+//! item again and changes nothing. That also lets the batch group the writes into
+//! BatchWriteItem calls. Audit items and the idempotency table are never audited, so the
+//! reaction cannot feed itself.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::change::{Change, ChangeKind};
+use crate::error::ReactionError;
+use crate::item::{get_str, stable_hash, to_item, AttributeValue, Item};
+use crate::ports::{Ports, WriteRequest};
+use crate::reaction::{Idempotency, Reacted, Reaction};
+use crate::redact::redact_attribute;
+
+/// The user id recorded for TTL deletes, as DynamoDB's stream names the service.
+pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+/// Longest value text kept in Details; longer values are cut (an item is at most 400 KB).
+const MAX_VALUE_CHARS: usize = 256;
+
+/// Attributes that name who made a change, in the order they are looked for.
+const USER_ATTRIBUTES: [&str; 7] = [
+    "UpdatedBy",
+    "ModifiedBy",
+    "CreatedBy",
+    "UserId",
+    "userId",
+    "user_id",
+    "SharedByUserId",
+];
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Tables whose changes are audited.
+    pub audited_tables: Vec<String>,
+    /// Where audit items go.
+    pub audit_table: String,
+    /// Tables never audited whatever `audited_tables` says (the idempotency table).
+    pub excluded_tables: Vec<String>,
+    /// Write shards per day: PK `AUDIT#<date>#<0..shards-1>`; 1 keeps the seed's `AUDIT#<date>`.
+    pub shards: u32,
+    /// How long an audit item lives (its `TTL`), counted from the change.
+    pub retention_days: i64,
+}
+
+pub struct AuditLog {
+    config: AuditConfig,
+}
+
+impl AuditLog {
+    pub fn new(config: AuditConfig) -> Self {
+        AuditLog { config }
+    }
+}
+
+/// The AuditLog entity, as stored.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuditItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    #[serde(rename = "GSI1PK")]
+    pub gsi1pk: String,
+    #[serde(rename = "GSI1SK")]
+    pub gsi1sk: String,
+    pub entity_type: &'static str,
+    pub log_id: String,
+    pub user_id: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub timestamp: String,
+    pub details: AuditDetails,
+    pub result: &'static str,
+    #[serde(rename = "TTL")]
+    pub ttl: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuditDetails {
+    pub table: String,
+    pub event_id: String,
+    pub changed_attributes: Vec<String>,
+    /// Old and new text of each changed scalar attribute, redacted.
+    pub changes: BTreeMap<String, ValueChange>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ValueChange {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+}
+
+#[async_trait]
+impl Reaction for AuditLog {
+    fn name(&self) -> &'static str {
+        "audit-log"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::ByConstruction
+    }
+
+    fn applies(&self, change: &Change) -> bool {
+        let cfg = &self.config;
+        cfg.audited_tables.contains(&change.table)
+            && !cfg.excluded_tables.contains(&change.table)
+            && !(change.table == cfg.audit_table && is_audit_item(change.latest_image()))
+    }
+
+    async fn react(&self, change: &Change, _ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        let audit = self.audit_item(change);
+        let result = serde_json::json!({ "PK": audit.pk, "SK": audit.sk });
+        let item = to_item(&audit)?;
+        Ok(Reacted {
+            result,
+            deferred_writes: vec![(self.config.audit_table.clone(), WriteRequest::Put(item))],
+        })
+    }
+}
+
+impl AuditLog {
+    /// The audit item for a change. Pure: the same change always gives the same item.
+    pub fn audit_item(&self, change: &Change) -> AuditItem {
+        let at = change.approximate_creation;
+        let image = change.latest_image();
+        let hash = stable_hash(format!("{}\0{}", change.table, change.event_id).as_bytes());
+        let log_id = format!("{hash:016x}");
+        let user = user_of(change);
+        let entity = entity_of(change);
+        let verb = match (change.kind, change.expired_by_ttl) {
+            (ChangeKind::Insert, _) => "CREATED",
+            (ChangeKind::Modify, _) => "UPDATED",
+            (ChangeKind::Remove, true) => "EXPIRED",
+            (ChangeKind::Remove, false) => "DELETED",
+        };
+        let shards = u64::from(self.config.shards.max(1));
+        let day = at.format("%Y-%m-%d");
+        let pk = if shards == 1 {
+            format!("AUDIT#{day}")
+        } else {
+            format!("AUDIT#{day}#{}", hash % shards)
+        };
+        let (changed_attributes, changes) = diff(change.old.as_ref(), change.new.as_ref());
+        AuditItem {
+            pk,
+            sk: format!("LOG#{user}#{}#{}", at.format("%H:%M:%S%.3fZ"), &log_id[..8]),
+            gsi1pk: format!("USER#{user}"),
+            gsi1sk: format!("AUDIT#{}", at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            entity_type: "AuditLog",
+            log_id,
+            action: format!("{}_{verb}", screaming_snake(&entity)),
+            resource_type: entity,
+            resource_id: resource_id_of(image),
+            timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            details: AuditDetails {
+                table: change.table.clone(),
+                event_id: change.event_id.clone(),
+                changed_attributes,
+                changes,
+            },
+            result: "SUCCESS",
+            ttl: expiry(at, self.config.retention_days),
+            user_id: user,
+        }
+    }
+}
+
+fn expiry(at: DateTime<Utc>, retention_days: i64) -> i64 {
+    (at + Duration::days(retention_days)).timestamp()
+}
+
+/// Audit items themselves (PK `AUDIT#…` or EntityType AuditLog).
+fn is_audit_item(image: &Item) -> bool {
+    get_str(image, "EntityType") == Some("AuditLog")
+        || get_str(image, "PK").is_some_and(|pk| pk.starts_with("AUDIT#"))
+}
+
+fn user_of(change: &Change) -> String {
+    if change.expired_by_ttl {
+        return TTL_PRINCIPAL.to_string();
+    }
+    let image = change.latest_image();
+    USER_ATTRIBUTES
+        .iter()
+        .find_map(|name| get_str(image, name))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// The entity name: EntityType, else the PK's prefix (`ESTIMATION#…` -> `Estimation`),
+/// else `Item`.
+fn entity_of(change: &Change) -> String {
+    let image = change.latest_image();
+    if let Some(entity) = get_str(image, "EntityType").filter(|e| !e.is_empty()) {
+        return entity.to_string();
+    }
+    if let Some((prefix, _)) = get_str(image, "PK").and_then(|pk| pk.split_once('#')) {
+        let mut chars = prefix.chars();
+        if let Some(first) = chars.next() {
+            return first
+                .to_uppercase()
+                .chain(chars.flat_map(char::to_lowercase))
+                .collect();
+        }
+    }
+    "Item".to_string()
+}
+
+/// The id part of the PK (`ESTIMATION#est456` -> `est456`), else the first key value.
+fn resource_id_of(image: &Item) -> String {
+    if let Some(pk) = get_str(image, "PK") {
+        return pk.split_once('#').map_or(pk, |(_, id)| id).to_string();
+    }
+    let mut names: Vec<&String> = image.keys().collect();
+    names.sort();
+    for id_name in ["id", "Id", "ID"] {
+        if let Some(name) = names.iter().find(|n| n.ends_with(id_name)) {
+            if let Some(text) = get_str(image, name) {
+                return text.to_string();
+            }
+        }
+    }
+    "unknown".to_string()
+}
+
+/// `SharedEstimation` -> `SHARED_ESTIMATION`.
+fn screaming_snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c.is_uppercase() && prev_lower {
+            out.push('_');
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        if c.is_alphanumeric() {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push('_');
+            prev_lower = false;
+        }
+    }
+    out
+}
+
+/// Names of the attributes that differ, and old/new text of the scalar ones.
+fn diff(old: Option<&Item>, new: Option<&Item>) -> (Vec<String>, BTreeMap<String, ValueChange>) {
+    let empty = Item::default();
+    let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut changed = Vec::new();
+    let mut changes = BTreeMap::new();
+    for name in names {
+        let (before, after) = (old.get(name), new.get(name));
+        if before == after {
+            continue;
+        }
+        changed.push(name.clone());
+        let before_text = before.map(scalar_text);
+        let after_text = after.map(scalar_text);
+        // Only scalars are shown; a map or list that changed is named, not copied.
+        if matches!(before_text, None | Some(Some(_))) && matches!(after_text, None | Some(Some(_)))
+        {
+            changes.insert(
+                name.clone(),
+                ValueChange {
+                    old: before_text.flatten().map(|t| shown(name, &t)),
+                    new: after_text.flatten().map(|t| shown(name, &t)),
+                },
+            );
+        }
+    }
+    (changed, changes)
+}
+
+fn scalar_text(value: &AttributeValue) -> Option<String> {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => Some(s.clone()),
+        AttributeValue::Bool(b) => Some(b.to_string()),
+        AttributeValue::Null(_) => Some("null".to_string()),
+        _ => None,
+    }
+}
+
+fn shown(name: &str, text: &str) -> String {
+    let redacted = redact_attribute(name, text);
+    match redacted.char_indices().nth(MAX_VALUE_CHARS) {
+        Some((cut, _)) => format!("{}…", &redacted[..cut]),
+        None => redacted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_names_become_action_prefixes() {
+        assert_eq!(screaming_snake("Estimation"), "ESTIMATION");
+        assert_eq!(screaming_snake("SharedEstimation"), "SHARED_ESTIMATION");
+        assert_eq!(screaming_snake("AuditLog"), "AUDIT_LOG");
+    }
+
+    #[test]
+    fn hash_is_fnv1a_and_stable() {
+        assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,238 @@
+//! What a reaction may touch: tables, objects, mail and the clock.
+//!
+//! The traits are small on purpose; each has an AWS SDK adapter and an embedded one in the
+//! shell crate, and one contract test suite holds both to DynamoDB's semantics.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::PortError;
+use crate::item::{AttributeValue, Item};
+
+/// A condition on an item's attributes (top-level names), as in a ConditionExpression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// `attribute_exists(name)`
+    Exists(String),
+    /// `attribute_not_exists(name)`
+    NotExists(String),
+    /// `name <op> value`. As in DynamoDB, a missing attribute or a value of another type makes
+    /// every comparison false except `<>`, which is then true.
+    Compare(String, Comparison, AttributeValue),
+    And(Vec<Condition>),
+    Or(Vec<Condition>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Comparison {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparison::Eq => "=",
+            Comparison::Ne => "<>",
+            Comparison::Lt => "<",
+            Comparison::Le => "<=",
+            Comparison::Gt => ">",
+            Comparison::Ge => ">=",
+        }
+    }
+}
+
+impl Condition {
+    pub fn eq(name: &str, value: AttributeValue) -> Self {
+        Condition::Compare(name.to_string(), Comparison::Eq, value)
+    }
+    pub fn lt(name: &str, value: AttributeValue) -> Self {
+        Condition::Compare(name.to_string(), Comparison::Lt, value)
+    }
+}
+
+/// An UpdateExpression on top-level attributes: `SET a = v`, `ADD n v`, `REMOVE r`.
+/// ADD works on numbers (a missing attribute counts as 0) and sets (union).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Update {
+    pub set: Vec<(String, AttributeValue)>,
+    pub add: Vec<(String, AttributeValue)>,
+    pub remove: Vec<String>,
+}
+
+impl Update {
+    pub fn set(mut self, name: &str, value: AttributeValue) -> Self {
+        self.set.push((name.to_string(), value));
+        self
+    }
+    pub fn add(mut self, name: &str, value: AttributeValue) -> Self {
+        self.add.push((name.to_string(), value));
+        self
+    }
+    pub fn remove(mut self, name: &str) -> Self {
+        self.remove.push(name.to_string());
+        self
+    }
+}
+
+/// A query of one partition of a table or GSI, in sort-key order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub table: String,
+    pub index: Option<String>,
+    /// Partition key attribute name and value.
+    pub partition: (String, AttributeValue),
+    /// Sort key attribute name and a `begins_with` prefix.
+    pub sort_prefix: Option<(String, String)>,
+    /// Ascending sort-key order when true (DynamoDB's ScanIndexForward).
+    pub ascending: bool,
+}
+
+/// One request of a batch write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteRequest {
+    Put(Item),
+    /// The key of the item to delete.
+    Delete(Item),
+}
+
+#[async_trait]
+pub trait Tables: Send + Sync {
+    /// Strongly consistent read of one item.
+    async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError>;
+    /// Put a whole item, optionally only when `condition` holds on the item it replaces.
+    /// A failed condition is [`PortError::ConditionFailed`] carrying the existing item.
+    async fn put(
+        &self,
+        table: &str,
+        item: Item,
+        condition: Option<&Condition>,
+    ) -> Result<(), PortError>;
+    /// Update (or create) the item at `key`; returns the item as it is afterwards.
+    async fn update(
+        &self,
+        table: &str,
+        key: &Item,
+        update: &Update,
+        condition: Option<&Condition>,
+    ) -> Result<Item, PortError>;
+    /// Delete the item at `key`; returns the item that was there, if any.
+    async fn delete(
+        &self,
+        table: &str,
+        key: &Item,
+        condition: Option<&Condition>,
+    ) -> Result<Option<Item>, PortError>;
+    /// Every item of one partition (all pages), in sort-key order.
+    async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError>;
+    /// Unconditional puts and deletes, sent 25 per request; unprocessed items are retried
+    /// with backoff until done or the retry bound is reached.
+    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError>;
+}
+
+/// An object to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub bucket: String,
+    pub key: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+#[async_trait]
+pub trait Objects: Send + Sync {
+    async fn put(&self, object: Object) -> Result<(), PortError>;
+    /// Deleting an object that is already gone succeeds, as in S3.
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), PortError>;
+}
+
+/// A plain-text (and optionally HTML) message. Build it with [`Mail::new`], which refuses
+/// header injection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+impl Mail {
+    /// Checks every header field: addresses must look like `local@domain` and no field may
+    /// hold a line break (that is how headers get injected).
+    pub fn new(
+        from: &str,
+        to: Vec<String>,
+        subject: &str,
+        text: String,
+        html: Option<String>,
+    ) -> Result<Mail, crate::ReactionError> {
+        check_address(from)?;
+        if to.is_empty() {
+            return Err(crate::ReactionError::Rejected(
+                "mail has no recipient".to_string(),
+            ));
+        }
+        for address in &to {
+            check_address(address)?;
+        }
+        if subject.contains(['\r', '\n', '\0']) {
+            return Err(crate::ReactionError::Rejected(format!(
+                "mail subject contains a line break: {subject:?}"
+            )));
+        }
+        Ok(Mail {
+            from: from.to_string(),
+            to,
+            subject: subject.to_string(),
+            text,
+            html,
+        })
+    }
+}
+
+fn check_address(address: &str) -> Result<(), crate::ReactionError> {
+    let well_formed = !address.contains(['\r', '\n', '\0', ',', ';', '<', '>', ' ', '"'])
+        && address
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(crate::ReactionError::Rejected(format!(
+            "not a single plain email address: {address:?}"
+        )))
+    }
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends the message; returns the message id the service gave it.
+    async fn send(&self, mail: &Mail) -> Result<String, PortError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Everything a reaction may touch, borrowed for one call.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    pub tables: &'a dyn Tables,
+    pub objects: &'a dyn Objects,
+    pub mailer: &'a dyn Mailer,
+    pub clock: &'a dyn Clock,
+}

@@ -1,0 +1,39 @@
+//! The contract every reaction follows.
+
+use async_trait::async_trait;
+
+use crate::change::Change;
+use crate::error::ReactionError;
+use crate::ports::{Ports, WriteRequest};
+
+/// How a reaction stays correct when a record arrives again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Repeating it changes nothing (deterministic keys + conditional writes, or a
+    /// recomputation from state): the batch runs it without the idempotency table.
+    ByConstruction,
+    /// It has effects that must happen once (an ADD, a mail): the batch takes a lock in the
+    /// idempotency table before and records the result after.
+    Guarded,
+}
+
+/// What a reaction did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reacted {
+    /// A short JSON summary, stored as the idempotency record's `result` for guarded reactions.
+    pub result: serde_json::Value,
+    /// Unconditional writes the batch may group into BatchWriteItem calls with other records'.
+    /// Only [`Idempotency::ByConstruction`] reactions should use this: the batch flushes a
+    /// guarded reaction's deferred writes before it records completion.
+    pub deferred_writes: Vec<(String, WriteRequest)>,
+}
+
+#[async_trait]
+pub trait Reaction: Send + Sync {
+    /// Stable name: part of the idempotency key and of every report line.
+    fn name(&self) -> &'static str;
+    fn idempotency(&self) -> Idempotency;
+    /// Whether this change concerns the reaction at all (cheap, no I/O).
+    fn applies(&self, change: &Change) -> bool;
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError>;
+}

@@ -1,0 +1,361 @@
+//! The Tables port on aws-sdk-dynamodb.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeValue as SdkValue, DeleteRequest, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, WriteRequest as SdkWrite,
+};
+use aws_sdk_dynamodb::Client;
+use handlers::ports::{Condition, Query, Tables, Update, WriteRequest};
+use handlers::{AttributeValue, Item, PortError};
+
+use super::{backoff, classify};
+use crate::catalog::Catalog;
+
+/// How many times unprocessed batch items are sent again before the call fails.
+const BATCH_RETRIES: u32 = 8;
+
+pub struct DynamoDbTables {
+    client: Client,
+    catalog: Catalog,
+}
+
+impl DynamoDbTables {
+    pub fn new(client: Client, catalog: Catalog) -> Self {
+        DynamoDbTables { client, catalog }
+    }
+}
+
+type SdkItem = HashMap<String, SdkValue>;
+
+fn to_sdk(item: Item) -> SdkItem {
+    item.into_inner()
+        .into_iter()
+        .map(|(k, v)| (k, v.into()))
+        .collect()
+}
+
+fn from_sdk(item: SdkItem) -> Item {
+    let map: HashMap<String, AttributeValue> =
+        item.into_iter().map(|(k, v)| (k, v.into())).collect();
+    Item::from(map)
+}
+
+/// Placeholders for names and values, so no attribute name can clash with a reserved word.
+#[derive(Default)]
+struct Expression {
+    names: HashMap<String, String>,
+    values: HashMap<String, SdkValue>,
+}
+
+impl Expression {
+    fn name(&mut self, name: &str) -> String {
+        let placeholder = format!("#n{}", self.names.len());
+        self.names.insert(placeholder.clone(), name.to_string());
+        placeholder
+    }
+
+    fn value(&mut self, value: &AttributeValue) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values
+            .insert(placeholder.clone(), value.clone().into());
+        placeholder
+    }
+
+    fn condition(&mut self, condition: &Condition) -> String {
+        let joined = |this: &mut Self, parts: &[Condition], op: &str| {
+            let rendered: Vec<String> = parts.iter().map(|c| this.condition(c)).collect();
+            format!("({})", rendered.join(op))
+        };
+        match condition {
+            Condition::Exists(n) => format!("attribute_exists({})", self.name(n)),
+            Condition::NotExists(n) => format!("attribute_not_exists({})", self.name(n)),
+            Condition::Compare(n, op, v) => {
+                format!("{} {} {}", self.name(n), op.symbol(), self.value(v))
+            }
+            Condition::And(all) => joined(self, all, " AND "),
+            Condition::Or(any) => joined(self, any, " OR "),
+        }
+    }
+
+    fn update(&mut self, update: &Update) -> String {
+        let mut clauses = Vec::new();
+        if !update.set.is_empty() {
+            let parts: Vec<String> = update
+                .set
+                .iter()
+                .map(|(n, v)| format!("{} = {}", self.name(n), self.value(v)))
+                .collect();
+            clauses.push(format!("SET {}", parts.join(", ")));
+        }
+        if !update.add.is_empty() {
+            let parts: Vec<String> = update
+                .add
+                .iter()
+                .map(|(n, v)| format!("{} {}", self.name(n), self.value(v)))
+                .collect();
+            clauses.push(format!("ADD {}", parts.join(", ")));
+        }
+        if !update.remove.is_empty() {
+            let parts: Vec<String> = update.remove.iter().map(|n| self.name(n)).collect();
+            clauses.push(format!("REMOVE {}", parts.join(", ")));
+        }
+        clauses.join(" ")
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<HashMap<String, SdkValue>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+/// A failed condition, carrying the item DynamoDB returned with it.
+fn condition_failed(table: &str, item: Option<&SdkItem>) -> PortError {
+    PortError::ConditionFailed {
+        target: table.to_string(),
+        existing: item.cloned().map(from_sdk).map(Box::new),
+    }
+}
+
+#[async_trait]
+impl Tables for DynamoDbTables {
+    async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(to_sdk(key.clone())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", table, e))?;
+        Ok(output.item.map(from_sdk))
+    }
+
+    async fn put(
+        &self,
+        table: &str,
+        item: Item,
+        condition: Option<&Condition>,
+    ) -> Result<(), PortError> {
+        let mut expr = Expression::default();
+        let condition_text = condition.map(|c| expr.condition(c));
+        let result = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(to_sdk(item)))
+            .set_condition_expression(condition_text)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                    Err(condition_failed(table, c.item()))
+                }
+                _ => Err(classify("PutItem", table, e)),
+            },
+        }
+    }
+
+    async fn update(
+        &self,
+        table: &str,
+        key: &Item,
+        update: &Update,
+        condition: Option<&Condition>,
+    ) -> Result<Item, PortError> {
+        let mut expr = Expression::default();
+        let update_text = expr.update(update);
+        let condition_text = condition.map(|c| expr.condition(c));
+        let result = self
+            .client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(to_sdk(key.clone())))
+            .update_expression(update_text)
+            .set_condition_expression(condition_text)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(from_sdk(output.attributes.unwrap_or_default())),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    Err(condition_failed(table, c.item()))
+                }
+                _ => Err(classify("UpdateItem", table, e)),
+            },
+        }
+    }
+
+    async fn delete(
+        &self,
+        table: &str,
+        key: &Item,
+        condition: Option<&Condition>,
+    ) -> Result<Option<Item>, PortError> {
+        let mut expr = Expression::default();
+        let condition_text = condition.map(|c| expr.condition(c));
+        let result = self
+            .client
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(to_sdk(key.clone())))
+            .set_condition_expression(condition_text)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.attributes.map(from_sdk)),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c)) => {
+                    Err(condition_failed(table, c.item()))
+                }
+                _ => Err(classify("DeleteItem", table, e)),
+            },
+        }
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
+        let mut expr = Expression::default();
+        let (pk, pk_value) = &query.partition;
+        let mut key_condition = format!("{} = {}", expr.name(pk), expr.value(pk_value));
+        if let Some((sk, prefix)) = &query.sort_prefix {
+            let value = AttributeValue::S(prefix.clone());
+            key_condition = format!(
+                "{key_condition} AND begins_with({}, {})",
+                expr.name(sk),
+                expr.value(&value)
+            );
+        }
+        let mut items = Vec::new();
+        let mut start: Option<SdkItem> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&query.table)
+                .set_index_name(query.index.clone())
+                .key_condition_expression(&key_condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .scan_index_forward(query.ascending)
+                // GSIs only offer eventually consistent reads.
+                .consistent_read(query.index.is_none())
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", &query.table, e))?;
+            items.extend(output.items.unwrap_or_default().into_iter().map(from_sdk));
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+        for chunk in dedupe_by_key(&self.catalog, table, writes).chunks(25) {
+            let mut requests: Vec<SdkWrite> =
+                chunk.iter().map(to_sdk_write).collect::<Result<_, _>>()?;
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                if attempt > BATCH_RETRIES {
+                    return Err(PortError::Transient {
+                        operation: "BatchWriteItem",
+                        target: table.to_string(),
+                        message: format!(
+                            "{} items still unprocessed after {BATCH_RETRIES} retries",
+                            requests.len()
+                        ),
+                    });
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchWriteItem", table, e))?;
+                requests = output
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(table))
+                    .unwrap_or_default();
+                attempt += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// DynamoDB refuses a BatchWriteItem naming one key twice; keep the last write per key.
+fn dedupe_by_key(catalog: &Catalog, table: &str, writes: Vec<WriteRequest>) -> Vec<WriteRequest> {
+    let mut last_index: HashMap<String, usize> = HashMap::new();
+    let keyed: Vec<(String, WriteRequest)> = writes
+        .into_iter()
+        .map(|w| {
+            let item = match &w {
+                WriteRequest::Put(item) | WriteRequest::Delete(item) => item,
+            };
+            let key = serde_json::to_string(&crate::adapters::embedded::store::sorted(
+                &catalog.key_of(table, item),
+            ))
+            .unwrap_or_default();
+            (key, w)
+        })
+        .collect();
+    for (i, (key, _)) in keyed.iter().enumerate() {
+        last_index.insert(key.clone(), i);
+    }
+    keyed
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (key, _))| last_index.get(key) == Some(i))
+        .map(|(_, (_, w))| w)
+        .collect()
+}
+
+fn to_sdk_write(write: &WriteRequest) -> Result<SdkWrite, PortError> {
+    let invalid = |e: aws_sdk_dynamodb::error::BuildError| PortError::Permanent {
+        operation: "BatchWriteItem",
+        target: "request".to_string(),
+        message: e.to_string(),
+    };
+    Ok(match write {
+        WriteRequest::Put(item) => SdkWrite::builder()
+            .put_request(
+                PutRequest::builder()
+                    .set_item(Some(to_sdk(item.clone())))
+                    .build()
+                    .map_err(invalid)?,
+            )
+            .build(),
+        WriteRequest::Delete(key) => SdkWrite::builder()
+            .delete_request(
+                DeleteRequest::builder()
+                    .set_key(Some(to_sdk(key.clone())))
+                    .build()
+                    .map_err(invalid)?,
+            )
+            .build(),
+    })
+}

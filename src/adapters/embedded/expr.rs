@@ -1,0 +1,252 @@
+//! DynamoDB's semantics for the operations the ports use, on in-memory items: key order,
+//! number normalization, condition evaluation and update application.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use handlers::ports::{Comparison, Condition, Update};
+use handlers::{AttributeValue, Item};
+use rust_decimal::Decimal;
+
+/// A key attribute's value, ordered as DynamoDB orders sort keys: numbers by value, strings
+/// and binaries by bytes. (A table's key attribute has one type, so variants never mix.)
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyPart {
+    N(Decimal),
+    S(String),
+    B(Vec<u8>),
+}
+
+impl KeyPart {
+    pub fn of(value: &AttributeValue) -> Option<KeyPart> {
+        match value {
+            AttributeValue::S(s) if !s.is_empty() => Some(KeyPart::S(s.clone())),
+            AttributeValue::N(n) => Decimal::from_str(n).ok().map(|d| KeyPart::N(d.normalize())),
+            AttributeValue::B(b) if !b.is_empty() => Some(KeyPart::B(b.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// DynamoDB stores numbers without insignificant zeros: "8500.00" reads back as "8500".
+pub fn normalize_number(text: &str) -> String {
+    match Decimal::from_str(text.trim()) {
+        Ok(d) => d.normalize().to_string(),
+        Err(_) => text.to_string(),
+    }
+}
+
+/// The item with every number (and number set) normalized, as DynamoDB would store it.
+pub fn normalize_item(item: Item) -> Item {
+    let map: std::collections::HashMap<String, AttributeValue> = item
+        .into_inner()
+        .into_iter()
+        .map(|(k, v)| (k, normalize_value(v)))
+        .collect();
+    Item::from(map)
+}
+
+fn normalize_value(value: AttributeValue) -> AttributeValue {
+    match value {
+        AttributeValue::N(n) => AttributeValue::N(normalize_number(&n)),
+        AttributeValue::Ns(ns) => {
+            AttributeValue::Ns(ns.iter().map(|n| normalize_number(n)).collect())
+        }
+        AttributeValue::M(m) => AttributeValue::M(
+            m.into_iter()
+                .map(|(k, v)| (k, normalize_value(v)))
+                .collect(),
+        ),
+        AttributeValue::L(l) => AttributeValue::L(l.into_iter().map(normalize_value).collect()),
+        other => other,
+    }
+}
+
+/// Whether `condition` holds on `item` (an absent item is an empty one).
+pub fn holds(condition: &Condition, item: Option<&Item>) -> bool {
+    let get = |name: &str| item.and_then(|i| i.get(name));
+    match condition {
+        Condition::Exists(name) => get(name).is_some(),
+        Condition::NotExists(name) => get(name).is_none(),
+        Condition::Compare(name, op, value) => {
+            let ordering = get(name).and_then(|actual| compare(actual, value));
+            match (op, ordering) {
+                (Comparison::Ne, None) => true,
+                (_, None) => false,
+                (Comparison::Eq, Some(o)) => o == Ordering::Equal,
+                (Comparison::Ne, Some(o)) => o != Ordering::Equal,
+                (Comparison::Lt, Some(o)) => o == Ordering::Less,
+                (Comparison::Le, Some(o)) => o != Ordering::Greater,
+                (Comparison::Gt, Some(o)) => o == Ordering::Greater,
+                (Comparison::Ge, Some(o)) => o != Ordering::Less,
+            }
+        }
+        Condition::And(all) => all.iter().all(|c| holds(c, item)),
+        Condition::Or(any) => any.iter().any(|c| holds(c, item)),
+    }
+}
+
+/// DynamoDB comparison: only values of the same type compare; `=` on other types compares
+/// whole values (maps, lists, sets) for equality.
+fn compare(a: &AttributeValue, b: &AttributeValue) -> Option<Ordering> {
+    use AttributeValue as V;
+    match (a, b) {
+        (V::N(x), V::N(y)) => Some(Decimal::from_str(x).ok()?.cmp(&Decimal::from_str(y).ok()?)),
+        (V::S(x), V::S(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (V::B(x), V::B(y)) => Some(x.cmp(y)),
+        (V::Ss(x), V::Ss(y)) => same(set_of(x) == set_of(y)),
+        (V::Ns(x), V::Ns(y)) => same(number_set(x) == number_set(y)),
+        (V::Bs(x), V::Bs(y)) => same(set_of(x) == set_of(y)),
+        (V::Bool(_), V::Bool(_))
+        | (V::Null(_), V::Null(_))
+        | (V::M(_), V::M(_))
+        | (V::L(_), V::L(_)) => same(normalize_value(a.clone()) == normalize_value(b.clone())),
+        _ => None,
+    }
+}
+
+/// Equal, or "not equal" (only `=` and `<>` mean anything for such types).
+fn same(equal: bool) -> Option<Ordering> {
+    Some(if equal {
+        Ordering::Equal
+    } else {
+        Ordering::Greater
+    })
+}
+
+fn set_of<T: Ord + Clone>(values: &[T]) -> BTreeSet<T> {
+    values.iter().cloned().collect()
+}
+
+fn number_set(values: &[String]) -> BTreeSet<String> {
+    values.iter().map(|n| normalize_number(n)).collect()
+}
+
+/// Why an update cannot be applied (DynamoDB's ValidationException).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid(pub String);
+
+/// Apply `update` to `item` (which already holds the key), in DynamoDB's order of clauses.
+pub fn apply_update(item: &mut Item, update: &Update, key_names: &[&str]) -> Result<(), Invalid> {
+    let mut seen = BTreeSet::new();
+    let names = update
+        .set
+        .iter()
+        .map(|(n, _)| n)
+        .chain(update.add.iter().map(|(n, _)| n))
+        .chain(update.remove.iter());
+    for name in names {
+        if key_names.contains(&name.as_str()) {
+            return Err(Invalid(format!(
+                "Cannot update attribute {name}. This attribute is part of the key"
+            )));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(Invalid(format!(
+                "Two document paths overlap: {name} appears twice in the update"
+            )));
+        }
+    }
+    for (name, value) in &update.set {
+        item.insert(name.clone(), normalize_value(value.clone()));
+    }
+    for (name, value) in &update.add {
+        let added = add(item.get(name), value).ok_or_else(|| {
+            Invalid(format!(
+                "An operand in the update expression has an incorrect data type: ADD {name}"
+            ))
+        })?;
+        item.insert(name.clone(), added);
+    }
+    for name in &update.remove {
+        item.remove(name);
+    }
+    Ok(())
+}
+
+/// ADD: numbers sum (missing counts as 0), sets unite; anything else is a type error.
+fn add(current: Option<&AttributeValue>, value: &AttributeValue) -> Option<AttributeValue> {
+    use AttributeValue as V;
+    match (current, value) {
+        (None, V::N(n)) => Some(V::N(normalize_number(n))),
+        (Some(V::N(a)), V::N(b)) => {
+            let sum = Decimal::from_str(a)
+                .ok()?
+                .checked_add(Decimal::from_str(b).ok()?)?;
+            Some(V::N(sum.normalize().to_string()))
+        }
+        (None, V::Ss(_) | V::Ns(_) | V::Bs(_)) => Some(normalize_value(value.clone())),
+        (Some(V::Ss(a)), V::Ss(b)) => Some(V::Ss(union(a, b))),
+        (Some(V::Ns(a)), V::Ns(b)) => {
+            let mut all = number_set(a);
+            all.extend(number_set(b));
+            Some(V::Ns(all.into_iter().collect()))
+        }
+        (Some(V::Bs(a)), V::Bs(b)) => Some(V::Bs(union(a, b))),
+        _ => None,
+    }
+}
+
+fn union<T: Ord + Clone>(a: &[T], b: &[T]) -> Vec<T> {
+    let mut all = set_of(a);
+    all.extend(b.iter().cloned());
+    all.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(v: &str) -> AttributeValue {
+        AttributeValue::N(v.into())
+    }
+
+    #[test]
+    fn numbers_sort_by_value_and_normalize() {
+        assert!(KeyPart::of(&n("9")) < KeyPart::of(&n("10")));
+        assert_eq!(normalize_number("8500.00"), "8500");
+        assert_eq!(normalize_number("0.10"), "0.1");
+    }
+
+    #[test]
+    fn missing_attributes_fail_every_comparison_but_not_equal() {
+        let item = Item::default();
+        assert!(!holds(&Condition::eq("a", n("1")), Some(&item)));
+        assert!(!holds(&Condition::lt("a", n("1")), Some(&item)));
+        assert!(holds(
+            &Condition::Compare("a".into(), Comparison::Ne, n("1")),
+            None
+        ));
+    }
+
+    #[test]
+    fn add_sums_numbers_exactly_and_unites_sets() {
+        let mut item = Item::default();
+        let update = Update::default()
+            .add("sum", n("0.1"))
+            .add("tags", AttributeValue::Ss(vec!["b".into()]));
+        apply_update(&mut item, &update, &[]).unwrap();
+        apply_update(
+            &mut item,
+            &Update::default()
+                .add("sum", n("0.2"))
+                .add("tags", AttributeValue::Ss(vec!["a".into(), "b".into()])),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(item.get("sum"), Some(&n("0.3")));
+        assert_eq!(
+            item.get("tags"),
+            Some(&AttributeValue::Ss(vec!["a".into(), "b".into()]))
+        );
+    }
+
+    #[test]
+    fn key_attributes_cannot_be_updated() {
+        let mut item = Item::default();
+        let err =
+            apply_update(&mut item, &Update::default().set("PK", n("1")), &["PK"]).unwrap_err();
+        assert!(err.0.contains("part of the key"));
+    }
+}

@@ -1,0 +1,358 @@
+//! The embedded adapter: tables, objects and mail in a local state directory, with
+//! DynamoDB's semantics for every operation the ports offer. The default for `replay`.
+//!
+//! Layout of the state directory (default `.replay/`):
+//! - `tables/<table>.jsonl`: items as DynamoDB JSON, one per line, in key order
+//! - `journal.jsonl`: writes since the table files were last written (see [`store`])
+//! - `objects/<bucket>/<key>`: S3 objects as plain files
+//! - `outbox/*.eml`: every mail sent, as a message a mail client opens
+//! - `.lock`: held while a process uses the directory
+
+mod expr;
+mod files;
+mod mail;
+pub mod store;
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use handlers::ports::{
+    Condition, Mail, Mailer, Object, Objects, Query, Tables, Update, WriteRequest,
+};
+use handlers::{Item, PortError};
+use thiserror::Error;
+
+use crate::catalog::Catalog;
+use store::{key_names, Store};
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("state directory {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state directory {0} is in use by another ddb-stream-worker process")]
+    Locked(PathBuf),
+    #[error("refusing to empty {0}: it does not look like a replay state directory (no tables/, objects/, outbox/ or journal.jsonl)")]
+    NotAStateDir(PathBuf),
+}
+
+pub struct EmbeddedState {
+    root: PathBuf,
+    store: Mutex<Store>,
+    /// Held for the life of the value: one process per state directory.
+    _lock: Option<File>,
+}
+
+impl EmbeddedState {
+    /// Open (creating) the state at `root` for reading and writing. `fresh` empties it first.
+    pub fn open(root: &Path, catalog: Catalog, fresh: bool) -> Result<EmbeddedState, StateError> {
+        let io = |source| StateError::Io {
+            dir: root.to_path_buf(),
+            source,
+        };
+        if fresh && root.exists() {
+            empty_state_dir(root)?;
+        }
+        fs::create_dir_all(root).map_err(io)?;
+        let lock = File::create(root.join(".lock")).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StateError::Locked(root.to_path_buf()))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let store = Store::open(root, catalog, true).map_err(io)?;
+        Ok(EmbeddedState {
+            root: root.to_path_buf(),
+            store: Mutex::new(store),
+            _lock: Some(lock),
+        })
+    }
+
+    /// Open for reading only (`state show`); takes no lock and writes nothing.
+    pub fn open_read_only(root: &Path, catalog: Catalog) -> Result<EmbeddedState, StateError> {
+        let store = Store::open(root, catalog, false).map_err(|source| StateError::Io {
+            dir: root.to_path_buf(),
+            source,
+        })?;
+        Ok(EmbeddedState {
+            root: root.to_path_buf(),
+            store: Mutex::new(store),
+            _lock: None,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Make all writes so far durable (end of a batch).
+    pub fn sync(&self) -> Result<(), StateError> {
+        self.with_store(|s| s.sync())
+            .map_err(|source| StateError::Io {
+                dir: self.root.clone(),
+                source,
+            })
+    }
+
+    /// Write the table files and empty the journal (end of a run).
+    pub fn compact(&self) -> Result<(), StateError> {
+        self.with_store(|s| s.compact())
+            .map_err(|source| StateError::Io {
+                dir: self.root.clone(),
+                source,
+            })
+    }
+
+    /// Items of one table, or of all, as sorted DynamoDB JSON, in key order.
+    pub fn dump(&self, table: Option<&str>) -> Vec<(String, Vec<serde_json::Value>)> {
+        self.with_store(|s| {
+            let names = match table {
+                Some(t) => vec![t.to_string()],
+                None => s.table_names(),
+            };
+            names
+                .into_iter()
+                .map(|t| {
+                    let items = s.items(&t).map(store::sorted).collect();
+                    (t, items)
+                })
+                .collect()
+        })
+    }
+
+    fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        // A poisoned lock means a panic mid-operation; the store's own state is still whole
+        // (every operation validates before it mutates), so keep using it.
+        let mut guard = self
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// Remove what a state directory holds, and only if it looks like one.
+fn empty_state_dir(root: &Path) -> Result<(), StateError> {
+    let io = |source| StateError::Io {
+        dir: root.to_path_buf(),
+        source,
+    };
+    let known = [
+        "tables",
+        "objects",
+        "outbox",
+        "journal.jsonl",
+        "schemas.json",
+        ".lock",
+    ];
+    let entries: Vec<_> = fs::read_dir(root)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    let looks_like_state = entries.is_empty()
+        || entries
+            .iter()
+            .any(|e| known.contains(&e.file_name().to_string_lossy().as_ref()));
+    if !looks_like_state {
+        return Err(StateError::NotAStateDir(root.to_path_buf()));
+    }
+    for entry in entries {
+        let name = entry.file_name();
+        if !known.contains(&name.to_string_lossy().as_ref()) {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(io)?;
+    }
+    Ok(())
+}
+
+fn invalid(operation: &'static str, table: &str, message: String) -> PortError {
+    PortError::Permanent {
+        operation,
+        target: table.to_string(),
+        message,
+    }
+}
+
+fn condition_failed(table: &str, existing: Option<&Item>) -> PortError {
+    PortError::ConditionFailed {
+        target: table.to_string(),
+        existing: existing.cloned().map(Box::new),
+    }
+}
+
+#[async_trait]
+impl Tables for EmbeddedState {
+    async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
+        self.with_store(|s| s.get(table, key).map(|i| i.cloned()))
+            .map_err(|e| invalid("GetItem", table, e))
+    }
+
+    async fn put(
+        &self,
+        table: &str,
+        item: Item,
+        condition: Option<&Condition>,
+    ) -> Result<(), PortError> {
+        let item = expr::normalize_item(item);
+        self.with_store(|s| {
+            let existing = s
+                .get(table, &item)
+                .map_err(|e| invalid("PutItem", table, e))?;
+            if let Some(condition) = condition {
+                if !expr::holds(condition, existing) {
+                    return Err(condition_failed(table, existing));
+                }
+            }
+            s.put(table, item).map_err(|e| invalid("PutItem", table, e))
+        })
+    }
+
+    async fn update(
+        &self,
+        table: &str,
+        key: &Item,
+        update: &Update,
+        condition: Option<&Condition>,
+    ) -> Result<Item, PortError> {
+        self.with_store(|s| {
+            let fail = |e: String| invalid("UpdateItem", table, e);
+            let schema = s.schema(table).map_err(fail)?;
+            let key = schema.key_of(key);
+            let existing = s.get(table, &key).map_err(fail)?;
+            if let Some(condition) = condition {
+                if !expr::holds(condition, existing) {
+                    return Err(condition_failed(table, existing));
+                }
+            }
+            let mut item = existing
+                .cloned()
+                .unwrap_or_else(|| expr::normalize_item(key.clone()));
+            expr::apply_update(&mut item, update, &key_names(&schema)).map_err(|e| fail(e.0))?;
+            s.put(table, item.clone()).map_err(fail)?;
+            Ok(item)
+        })
+    }
+
+    async fn delete(
+        &self,
+        table: &str,
+        key: &Item,
+        condition: Option<&Condition>,
+    ) -> Result<Option<Item>, PortError> {
+        self.with_store(|s| {
+            let existing = s
+                .get(table, key)
+                .map_err(|e| invalid("DeleteItem", table, e))?;
+            if let Some(condition) = condition {
+                if !expr::holds(condition, existing) {
+                    return Err(condition_failed(table, existing));
+                }
+            }
+            if existing.is_none() {
+                return Ok(None);
+            }
+            s.delete(table, key)
+                .map_err(|e| invalid("DeleteItem", table, e))
+        })
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
+        self.with_store(|s| s.query(query))
+            .map_err(|e| invalid("Query", &query.table, e))
+    }
+
+    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+        self.with_store(|s| {
+            // Validate every request first: DynamoDB rejects a batch with a bad item whole.
+            for write in &writes {
+                let item = match write {
+                    WriteRequest::Put(item) | WriteRequest::Delete(item) => item,
+                };
+                s.key_tuple(table, item)
+                    .map_err(|e| invalid("BatchWriteItem", table, e))?;
+            }
+            for write in writes {
+                match write {
+                    WriteRequest::Put(item) => s.put(table, expr::normalize_item(item)),
+                    WriteRequest::Delete(key) => s.delete(table, &key).map(|_| ()),
+                }
+                .map_err(|e| invalid("BatchWriteItem", table, e))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl Objects for EmbeddedState {
+    async fn put(&self, object: Object) -> Result<(), PortError> {
+        let target = format!("s3://{}/{}", object.bucket, object.key);
+        let path =
+            files::object_path(&self.root, &object.bucket, &object.key).map_err(|message| {
+                PortError::Permanent {
+                    operation: "PutObject",
+                    target: target.clone(),
+                    message,
+                }
+            })?;
+        files::write_atomic(&path, &object.body).map_err(|e| PortError::Transient {
+            operation: "PutObject",
+            target,
+            message: e.to_string(),
+        })
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), PortError> {
+        let target = format!("s3://{bucket}/{key}");
+        let path = files::object_path(&self.root, bucket, key).map_err(|message| {
+            PortError::Permanent {
+                operation: "DeleteObject",
+                target: target.clone(),
+                message,
+            }
+        })?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(PortError::Transient {
+                operation: "DeleteObject",
+                target,
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Mailer for EmbeddedState {
+    async fn send(&self, message: &Mail) -> Result<String, PortError> {
+        let now = chrono::Utc::now();
+        let (message_id, eml) = mail::to_eml(message, now);
+        let name = format!(
+            "{}-{}.eml",
+            now.format("%Y%m%dT%H%M%S%.3fZ"),
+            &message_id[..16]
+        );
+        let path = self.root.join("outbox").join(name);
+        files::write_atomic(&path, eml.as_bytes()).map_err(|e| PortError::Transient {
+            operation: "SendEmail",
+            target: message.to.join(", "),
+            message: e.to_string(),
+        })?;
+        Ok(message_id)
+    }
+}

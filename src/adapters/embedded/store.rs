@@ -1,0 +1,425 @@
+//! The embedded tables: items in key order in memory, made durable by a journal.
+//!
+//! Every write appends the item's after-image (or a delete) to `journal.jsonl`; `sync` makes
+//! the appended lines durable (the batch calls it before reporting success). `compact` writes
+//! each changed table to `tables/<name>.jsonl` atomically and empties the journal. Loading
+//! reads the table files, then replays the journal; because the journal holds after-images,
+//! replaying a line twice is harmless, and a torn last line (a crash mid-append) is dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use handlers::ports::Query;
+use handlers::{AttributeValue, Item};
+use serde::{Deserialize, Serialize};
+
+use super::expr::KeyPart;
+use super::files::{sync_dir, write_atomic};
+use crate::catalog::{Catalog, KeySchema};
+
+/// Compact once the journal grows past this, so a long replay's journal stays bounded.
+const COMPACT_AT_BYTES: u64 = 64 * 1024 * 1024;
+
+type KeyTuple = (KeyPart, Option<KeyPart>);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalEntry {
+    table: String,
+    hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    put: Option<Item>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delete: Option<Item>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedSchema {
+    hash: String,
+    #[serde(default)]
+    range: Option<String>,
+}
+
+pub struct Store {
+    root: PathBuf,
+    catalog: Catalog,
+    tables: BTreeMap<String, BTreeMap<KeyTuple, Item>>,
+    journal: Option<BufWriter<File>>,
+    journal_bytes: u64,
+    dirty: BTreeSet<String>,
+}
+
+impl Store {
+    /// Load the state under `root`; `writable` opens the journal for appending.
+    pub fn open(root: &Path, catalog: Catalog, writable: bool) -> io::Result<Store> {
+        let mut store = Store {
+            root: root.to_path_buf(),
+            catalog,
+            tables: BTreeMap::new(),
+            journal: None,
+            journal_bytes: 0,
+            dirty: BTreeSet::new(),
+        };
+        store.load_schemas()?;
+        store.load_tables()?;
+        let good_bytes = store.replay_journal()?;
+        if writable {
+            let path = root.join("journal.jsonl");
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            // Drop a torn last line so new entries start on a line of their own.
+            file.set_len(good_bytes)?;
+            let mut file = file;
+            io::Seek::seek(&mut file, io::SeekFrom::End(0))?;
+            store.journal = Some(BufWriter::new(file));
+            store.journal_bytes = good_bytes;
+        }
+        Ok(store)
+    }
+
+    fn load_schemas(&self) -> io::Result<()> {
+        let path = self.root.join("schemas.json");
+        let Ok(text) = fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let saved: BTreeMap<String, SavedSchema> =
+            serde_json::from_str(&text).map_err(|e| corrupt(&path, 1, &e.to_string()))?;
+        for (table, schema) in saved {
+            self.catalog.learn_schema(
+                &table,
+                KeySchema {
+                    hash: schema.hash,
+                    range: schema.range,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn load_tables(&mut self) -> io::Result<()> {
+        let dir = self.root.join("tables");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let Some(table) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".jsonl"))
+            else {
+                continue;
+            };
+            let table = table.to_string();
+            let text = fs::read_to_string(&path)?;
+            for (number, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let item: Item = serde_json::from_str(line)
+                    .map_err(|e| corrupt(&path, number + 1, &e.to_string()))?;
+                let key = self
+                    .key_tuple(&table, &item)
+                    .map_err(|e| corrupt(&path, number + 1, &e))?;
+                self.tables
+                    .entry(table.clone())
+                    .or_default()
+                    .insert(key, item);
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply the journal; returns the length of its intact prefix.
+    fn replay_journal(&mut self) -> io::Result<u64> {
+        let path = self.root.join("journal.jsonl");
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut good = 0usize;
+        for (number, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+            if !line.ends_with(b"\n") {
+                break; // torn by a crash mid-append: that write was never acknowledged
+            }
+            let entry: JournalEntry = serde_json::from_slice(line)
+                .map_err(|e| corrupt(&path, number + 1, &e.to_string()))?;
+            self.catalog.learn_schema(
+                &entry.table,
+                KeySchema {
+                    hash: entry.hash.clone(),
+                    range: entry.range.clone(),
+                },
+            );
+            let result = match (entry.put, entry.delete) {
+                (Some(item), _) => self.put_in_memory(&entry.table, item),
+                (None, Some(key)) => self.delete_in_memory(&entry.table, &key).map(|_| ()),
+                (None, None) => Ok(()),
+            };
+            result.map_err(|e| corrupt(&path, number + 1, &e))?;
+            self.dirty.insert(entry.table);
+            good += line.len();
+        }
+        Ok(good as u64)
+    }
+
+    pub fn schema(&self, table: &str) -> Result<KeySchema, String> {
+        self.catalog
+            .schema(table)
+            .map(|s| s.key)
+            .ok_or_else(|| format!("table {table} is not defined: add its CreateTable JSON to deploy/tables/, or replay a stream record of it first"))
+    }
+
+    pub fn key_tuple(&self, table: &str, item: &Item) -> Result<KeyTuple, String> {
+        let schema = self.schema(table)?;
+        let part = |name: &str| -> Result<KeyPart, String> {
+            let value = item.get(name).ok_or_else(|| {
+                format!("One of the required keys was not given a value: {name} (table {table})")
+            })?;
+            KeyPart::of(value).ok_or_else(|| {
+                format!("key attribute {name} of table {table} must be a non-empty S, N or B value")
+            })
+        };
+        let hash = part(&schema.hash)?;
+        let range = schema.range.as_deref().map(part).transpose()?;
+        Ok((hash, range))
+    }
+
+    pub fn get(&self, table: &str, key: &Item) -> Result<Option<&Item>, String> {
+        let key = self.key_tuple(table, key)?;
+        Ok(self.tables.get(table).and_then(|items| items.get(&key)))
+    }
+
+    pub fn put(&mut self, table: &str, item: Item) -> Result<(), String> {
+        self.append(table, Some(&item), None)?;
+        self.put_in_memory(table, item)
+    }
+
+    pub fn delete(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
+        let key_only = self.schema(table)?.key_of(key);
+        self.append(table, None, Some(&key_only))?;
+        self.delete_in_memory(table, &key_only)
+    }
+
+    fn put_in_memory(&mut self, table: &str, item: Item) -> Result<(), String> {
+        let key = self.key_tuple(table, &item)?;
+        self.tables
+            .entry(table.to_string())
+            .or_default()
+            .insert(key, item);
+        self.dirty.insert(table.to_string());
+        Ok(())
+    }
+
+    fn delete_in_memory(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
+        let key = self.key_tuple(table, key)?;
+        self.dirty.insert(table.to_string());
+        Ok(self
+            .tables
+            .get_mut(table)
+            .and_then(|items| items.remove(&key)))
+    }
+
+    fn append(
+        &mut self,
+        table: &str,
+        put: Option<&Item>,
+        delete: Option<&Item>,
+    ) -> Result<(), String> {
+        let schema = self.schema(table)?;
+        let Some(journal) = self.journal.as_mut() else {
+            return Err("the state was opened read-only".to_string());
+        };
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            table: &'a str,
+            hash: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            range: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            put: Option<&'a Item>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            delete: Option<&'a Item>,
+        }
+        let mut line = serde_json::to_vec(&Entry {
+            table,
+            hash: &schema.hash,
+            range: schema.range.as_deref(),
+            put,
+            delete,
+        })
+        .map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        journal
+            .write_all(&line)
+            .map_err(|e| format!("writing the journal: {e}"))?;
+        self.journal_bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// Every item of `table` in key order.
+    pub fn items(&self, table: &str) -> impl Iterator<Item = &Item> {
+        self.tables
+            .get(table)
+            .into_iter()
+            .flat_map(|items| items.values())
+    }
+
+    pub fn table_names(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|(_, items)| !items.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// One partition of a table or index, in sort-key order.
+    pub fn query(&self, query: &Query) -> Result<Vec<Item>, String> {
+        let table_schema = self.catalog.schema(&query.table).ok_or_else(|| {
+            format!(
+                "Requested resource not found: table {} is not defined",
+                query.table
+            )
+        })?;
+        let schema = match &query.index {
+            None => table_schema.key.clone(),
+            Some(index) => table_schema.indexes.get(index).cloned().ok_or_else(|| {
+                format!(
+                    "The table {} does not have the specified index: {index}",
+                    query.table
+                )
+            })?,
+        };
+        let (pk_name, pk_value) = &query.partition;
+        if *pk_name != schema.hash {
+            return Err(format!(
+                "Query condition missed key schema element: {}",
+                schema.hash
+            ));
+        }
+        if let Some((sk_name, _)) = &query.sort_prefix {
+            if Some(sk_name) != schema.range.as_ref() {
+                return Err(format!(
+                    "Query key condition not supported: {sk_name} is not the sort key"
+                ));
+            }
+        }
+        let matches = |item: &&Item| {
+            item.get(pk_name) == Some(pk_value)
+                && match &query.sort_prefix {
+                    None => schema.range.as_ref().is_none_or(|sk| item.contains_key(sk)),
+                    Some((sk, prefix)) => {
+                        matches!(item.get(sk), Some(AttributeValue::S(s)) if s.starts_with(prefix.as_str()))
+                    }
+                }
+        };
+        let mut found: Vec<(Option<KeyPart>, Item)> = self
+            .items(&query.table)
+            .filter(matches)
+            .map(|item| {
+                (
+                    schema
+                        .range
+                        .as_ref()
+                        .and_then(|sk| item.get(sk))
+                        .and_then(KeyPart::of),
+                    item.clone(),
+                )
+            })
+            .collect();
+        // A stable sort keeps the table's key order among equal index sort keys.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        if !query.ascending {
+            found.reverse();
+        }
+        Ok(found.into_iter().map(|(_, item)| item).collect())
+    }
+
+    /// Make every write so far durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.flush()?;
+            journal.get_ref().sync_data()?;
+        }
+        if self.journal_bytes > COMPACT_AT_BYTES {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Write changed tables to their files and empty the journal.
+    pub fn compact(&mut self) -> io::Result<()> {
+        let Some(journal) = self.journal.as_mut() else {
+            return Ok(());
+        };
+        journal.flush()?;
+        journal.get_ref().sync_data()?;
+        let dir = self.root.join("tables");
+        fs::create_dir_all(&dir)?;
+        for table in std::mem::take(&mut self.dirty) {
+            let mut text = Vec::new();
+            for item in self.items(&table) {
+                serde_json::to_writer(&mut text, &sorted(item))?;
+                text.push(b'\n');
+            }
+            write_atomic(&dir.join(format!("{table}.jsonl")), &text)?;
+        }
+        let learned: BTreeMap<String, SavedSchema> = self
+            .tables
+            .keys()
+            .filter_map(|t| {
+                self.catalog.schema(t).filter(|s| s.learned).map(|s| {
+                    (
+                        t.clone(),
+                        SavedSchema {
+                            hash: s.key.hash,
+                            range: s.key.range,
+                        },
+                    )
+                })
+            })
+            .collect();
+        if !learned.is_empty() {
+            write_atomic(
+                &self.root.join("schemas.json"),
+                &serde_json::to_vec_pretty(&learned)?,
+            )?;
+        }
+        // Only now that the tables are durable may the journal go; a crash before this line
+        // replays it over the new files, which changes nothing.
+        if let Some(journal) = self.journal.as_mut() {
+            journal.get_ref().set_len(0)?;
+            journal.get_ref().sync_all()?;
+            io::Seek::seek(journal.get_mut(), io::SeekFrom::Start(0))?;
+        }
+        self.journal_bytes = 0;
+        sync_dir(&self.root)
+    }
+}
+
+/// The item as JSON with attributes in name order (readable, and identical across runs).
+pub fn sorted(item: &Item) -> serde_json::Value {
+    serde_json::to_value(item).unwrap_or(serde_json::Value::Null)
+}
+
+fn corrupt(path: &Path, line: usize, message: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}:{line}: {message}", path.display()),
+    )
+}
+
+/// Hash and range names of an item's key, for tables learned from stream records.
+pub fn key_names(schema: &KeySchema) -> Vec<&str> {
+    std::iter::once(schema.hash.as_str())
+        .chain(schema.range.as_deref())
+        .collect()
+}

@@ -1,0 +1,461 @@
+//! One batch of stream records: in order, every applicable reaction per record, idempotency
+//! for guarded reactions, and Lambda's partial batch failure response.
+//!
+//! The first record that fails stops the batch; its SequenceNumber is the one reported in
+//! `batchItemFailures` and Lambda retries from it. Deferred writes (the audit items) are
+//! grouped into BatchWriteItem calls across records; a record counts as settled only once its
+//! deferred writes are stored, so a failed flush moves the reported failure back to the
+//! earliest record whose writes were not stored.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, Utc};
+use handlers::ports::{Clock, Mailer, Objects, Ports, Tables, WriteRequest};
+use handlers::{Change, ChangeKind, Idempotency, Item, Reaction, ReactionError};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::catalog::Catalog;
+use crate::decode::StreamRecord;
+use crate::effects::{Effect, Recorder};
+use crate::idempotency::{key_for, Acquired, Guard, IdempotencyConfig};
+
+/// BatchWriteItem takes 25 requests; flushing at that size keeps every call full.
+const FLUSH_AT: usize = 25;
+
+/// What one reaction did with one record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Done { result: serde_json::Value },
+    DuplicateSkipped { result: serde_json::Value },
+    NotApplicable,
+    Failed { reason: String, retryable: bool },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReactionReport {
+    pub reaction: &'static str,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<Effect>,
+}
+
+/// Everything the batch did with one record.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordReport {
+    pub index: usize,
+    #[serde(rename = "eventID")]
+    pub event_id: String,
+    #[serde(rename = "eventName")]
+    pub event_name: String,
+    pub table: String,
+    #[serde(serialize_with = "crate::effects::sorted_item")]
+    pub keys: Item,
+    #[serde(rename = "sequenceNumber")]
+    pub sequence_number: String,
+    /// The record's own change was applied to the embedded table first.
+    pub applied: bool,
+    pub reactions: Vec<ReactionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The record the batch stopped at, and why.
+#[derive(Debug, Clone, Error, PartialEq)]
+#[error("record {index} (event {event_id}, sequence number {sequence_number}) on {table} {keys}: {stage} failed ({}): {message}", if *.retryable { "retryable" } else { "not retryable" })]
+pub struct RecordFailure {
+    pub index: usize,
+    pub event_id: String,
+    pub sequence_number: String,
+    pub table: String,
+    pub keys: String,
+    /// The reaction that failed, or `decode` / `apply`.
+    pub stage: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    /// Records that settled, i.e. were processed completely.
+    pub settled: usize,
+    pub failure: Option<RecordFailure>,
+    pub response: DynamoDbEventResponse,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchOptions {
+    /// When this invocation must be done (Lambda's deadline); bounds the idempotency lock.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Apply each record's own change to the tables before reacting (embedded replay only).
+    pub apply_own_change: bool,
+}
+
+/// The adapters a worker runs on.
+#[derive(Clone)]
+pub struct Adapters {
+    pub tables: Arc<dyn Tables>,
+    pub objects: Arc<dyn Objects>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub catalog: Catalog,
+}
+
+pub struct Worker {
+    reactions: Vec<Box<dyn Reaction>>,
+    adapters: Adapters,
+    idempotency: IdempotencyConfig,
+}
+
+/// A write waiting for the next BatchWriteItem, and whose it is.
+struct Deferred {
+    record: usize,
+    reaction: usize,
+    table: String,
+    write: WriteRequest,
+}
+
+impl Worker {
+    pub fn new(
+        reactions: Vec<Box<dyn Reaction>>,
+        adapters: Adapters,
+        idempotency: IdempotencyConfig,
+    ) -> Self {
+        Worker {
+            reactions,
+            adapters,
+            idempotency,
+        }
+    }
+
+    pub fn adapters(&self) -> &Adapters {
+        &self.adapters
+    }
+
+    /// Process `records` in order. `on_settled` sees each record's report once the record is
+    /// complete (its deferred writes stored), in order.
+    pub async fn process_batch(
+        &self,
+        records: &[StreamRecord],
+        options: BatchOptions,
+        on_settled: &mut dyn FnMut(&RecordReport),
+    ) -> BatchOutcome {
+        let a = &self.adapters;
+        let recorder = Recorder::new(
+            a.tables.clone(),
+            a.objects.clone(),
+            a.mailer.clone(),
+            a.catalog.clone(),
+        );
+        let mut pending: Vec<RecordReport> = Vec::new();
+        let mut buffer: Vec<Deferred> = Vec::new();
+        let mut failure: Option<RecordFailure> = None;
+        let mut settled = 0;
+
+        for (index, record) in records.iter().enumerate() {
+            let mut report = new_report(index, record);
+            let result = self
+                .process_record(
+                    record,
+                    &mut report,
+                    &recorder,
+                    options,
+                    pending.len(),
+                    &mut buffer,
+                )
+                .await;
+            pending.push(report);
+            if let Err(f) = result {
+                failure = Some(f);
+                break;
+            }
+            if buffer.len() >= FLUSH_AT {
+                if let Err(f) = self.flush(&mut buffer, &mut pending).await {
+                    failure = Some(f);
+                    break;
+                }
+            }
+            if buffer.is_empty() {
+                settled += emit(&mut pending, on_settled);
+            }
+        }
+        if !buffer.is_empty() {
+            // An earlier record whose writes fail to store takes the failure's place.
+            if let Err(f) = self.flush(&mut buffer, &mut pending).await {
+                failure = Some(f);
+            }
+        }
+        let failed = failure.as_ref().map_or(0, |_| 1);
+        settled += emit(&mut pending, on_settled) - failed;
+
+        let mut response = DynamoDbEventResponse::default();
+        if let Some(f) = &failure {
+            let mut item = DynamoDbBatchItemFailure::default();
+            item.item_identifier = Some(f.sequence_number.clone());
+            response.batch_item_failures.push(item);
+        }
+        BatchOutcome {
+            settled,
+            failure,
+            response,
+        }
+    }
+
+    async fn process_record(
+        &self,
+        record: &StreamRecord,
+        report: &mut RecordReport,
+        recorder: &Recorder,
+        options: BatchOptions,
+        position: usize,
+        buffer: &mut Vec<Deferred>,
+    ) -> Result<(), RecordFailure> {
+        let change = match &record.change {
+            Ok(change) => change,
+            Err(defect) => {
+                report.error = Some(defect.to_string());
+                return Err(failure_of(report, "decode", defect.to_string(), false));
+            }
+        };
+        if options.apply_own_change {
+            if let Err(e) = self.apply(change).await {
+                report.error = Some(e.to_string());
+                return Err(failure_of(report, "apply", e.to_string(), e.is_retryable()));
+            }
+            report.applied = true;
+        }
+        let ports = Ports {
+            tables: recorder,
+            objects: recorder,
+            mailer: recorder,
+            clock: self.adapters.clock.as_ref(),
+        };
+        for (r, reaction) in self.reactions.iter().enumerate() {
+            let name = reaction.name();
+            if !reaction.applies(change) {
+                report.reactions.push(ReactionReport {
+                    reaction: name,
+                    outcome: Outcome::NotApplicable,
+                    effects: Vec::new(),
+                });
+                continue;
+            }
+            let span = tracing::info_span!("reaction", event_id = %change.event_id, sequence_number = %change.sequence_number, reaction = name);
+            let _enter = span.enter();
+            let run = self
+                .run_reaction(reaction.as_ref(), change, ports, options)
+                .await;
+            let mut effects = recorder.take();
+            match run {
+                Ok(Ran::Done { result, deferred }) => {
+                    for (table, write) in deferred {
+                        if let WriteRequest::Put(item) = &write {
+                            effects.push(Effect::put(&self.adapters.catalog, &table, item));
+                        }
+                        buffer.push(Deferred {
+                            record: position,
+                            reaction: r,
+                            table,
+                            write,
+                        });
+                    }
+                    tracing::info!(outcome = "done");
+                    report.reactions.push(ReactionReport {
+                        reaction: name,
+                        outcome: Outcome::Done { result },
+                        effects,
+                    });
+                }
+                Ok(Ran::Duplicate { result }) => {
+                    tracing::info!(outcome = "duplicate_skipped");
+                    report.reactions.push(ReactionReport {
+                        reaction: name,
+                        outcome: Outcome::DuplicateSkipped { result },
+                        effects,
+                    });
+                }
+                Err(e) => {
+                    let retryable = e.is_retryable();
+                    tracing::warn!(outcome = "failed", retryable, error = %e);
+                    report.reactions.push(ReactionReport {
+                        reaction: name,
+                        outcome: Outcome::Failed {
+                            reason: e.to_string(),
+                            retryable,
+                        },
+                        effects,
+                    });
+                    return Err(failure_of(report, name, e.to_string(), retryable));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_reaction(
+        &self,
+        reaction: &dyn Reaction,
+        change: &Change,
+        ports: Ports<'_>,
+        options: BatchOptions,
+    ) -> Result<Ran, ReactionError> {
+        if reaction.idempotency() == Idempotency::ByConstruction {
+            let reacted = reaction.react(change, ports).await?;
+            return Ok(Ran::Done {
+                result: reacted.result,
+                deferred: reacted.deferred_writes,
+            });
+        }
+        let guard = Guard {
+            tables: self.adapters.tables.as_ref(),
+            config: &self.idempotency,
+        };
+        let key = key_for(reaction.name(), &change.event_id);
+        let now = self.adapters.clock.now();
+        let until = options.deadline.unwrap_or_else(|| {
+            now + chrono::Duration::from_std(self.idempotency.default_in_progress)
+                .unwrap_or(chrono::Duration::seconds(60))
+        });
+        if let Acquired::Duplicate { result } = guard.acquire(&key, now, until).await? {
+            return Ok(Ran::Duplicate { result });
+        }
+        let outcome = async {
+            let reacted = reaction.react(change, ports).await?;
+            // A guarded reaction's writes must be stored before it is marked completed.
+            for (table, writes) in group_by_table(reacted.deferred_writes) {
+                ports.tables.batch_write(&table, writes).await?;
+            }
+            Ok::<_, ReactionError>(reacted.result)
+        }
+        .await;
+        match outcome {
+            Ok(result) => {
+                guard
+                    .complete(&key, &result, self.adapters.clock.now())
+                    .await?;
+                Ok(Ran::Done {
+                    result,
+                    deferred: Vec::new(),
+                })
+            }
+            Err(e) => {
+                if let Err(release) = guard.release(&key).await {
+                    // The lock then ends at its in-progress expiry and a later retry takes it over.
+                    tracing::warn!(error = %release, "could not release idempotency lock {key}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The record's own write, replayed into the embedded tables.
+    async fn apply(&self, change: &Change) -> Result<(), handlers::PortError> {
+        let tables = &self.adapters.tables;
+        self.adapters.catalog.learn(&change.table, &change.keys);
+        match (change.kind, &change.new) {
+            (ChangeKind::Insert | ChangeKind::Modify, Some(new)) => {
+                tables.put(&change.table, new.clone(), None).await
+            }
+            _ => tables
+                .delete(&change.table, &change.keys, None)
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    /// Store every buffered write. On failure, the earliest record with unstored writes fails
+    /// and the reports after it are dropped: Lambda delivers those records again.
+    async fn flush(
+        &self,
+        buffer: &mut Vec<Deferred>,
+        pending: &mut Vec<RecordReport>,
+    ) -> Result<(), RecordFailure> {
+        let deferred = std::mem::take(buffer);
+        let Some(first) = deferred.first().map(|d| (d.record, d.reaction)) else {
+            return Ok(());
+        };
+        let writes = deferred.into_iter().map(|d| (d.table, d.write)).collect();
+        for (table, writes) in group_by_table(writes) {
+            if let Err(e) = self.adapters.tables.batch_write(&table, writes).await {
+                let (record, reaction) = first;
+                pending.truncate(record + 1);
+                let report = &mut pending[record];
+                let reason = format!("storing its writes failed: {e}");
+                let reaction_report = &mut report.reactions[reaction];
+                reaction_report.outcome = Outcome::Failed {
+                    reason: reason.clone(),
+                    retryable: e.is_retryable(),
+                };
+                let name = reaction_report.reaction;
+                return Err(failure_of(report, name, reason, e.is_retryable()));
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Ran {
+    Done {
+        result: serde_json::Value,
+        deferred: Vec<(String, WriteRequest)>,
+    },
+    Duplicate {
+        result: serde_json::Value,
+    },
+}
+
+/// Group writes by table, keeping first-seen table order and each table's write order.
+fn group_by_table(writes: Vec<(String, WriteRequest)>) -> Vec<(String, Vec<WriteRequest>)> {
+    let mut groups: Vec<(String, Vec<WriteRequest>)> = Vec::new();
+    for (table, write) in writes {
+        match groups.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, group)) => group.push(write),
+            None => groups.push((table, vec![write])),
+        }
+    }
+    groups
+}
+
+fn new_report(index: usize, record: &StreamRecord) -> RecordReport {
+    RecordReport {
+        index,
+        event_id: record.event_id.clone(),
+        event_name: record.event_name.clone(),
+        table: record.table.clone(),
+        keys: record.keys.clone(),
+        sequence_number: record.sequence_number.clone(),
+        applied: false,
+        reactions: Vec::new(),
+        error: None,
+    }
+}
+
+fn failure_of(
+    report: &RecordReport,
+    stage: &str,
+    message: String,
+    retryable: bool,
+) -> RecordFailure {
+    RecordFailure {
+        index: report.index,
+        event_id: report.event_id.clone(),
+        sequence_number: report.sequence_number.clone(),
+        table: report.table.clone(),
+        keys: handlers::item::describe_keys(&report.keys),
+        stage: stage.to_string(),
+        message,
+        retryable,
+    }
+}
+
+/// Hand every pending report to the observer; returns how many.
+fn emit(pending: &mut Vec<RecordReport>, on_settled: &mut dyn FnMut(&RecordReport)) -> usize {
+    let count = pending.len();
+    for report in pending.drain(..) {
+        on_settled(&report);
+    }
+    count
+}

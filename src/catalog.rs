@@ -1,0 +1,239 @@
+//! Key schemas of the tables the worker knows: the seed tables' definitions compiled in from
+//! `deploy/tables/`, plus what the stream itself shows for any other table.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use handlers::Item;
+use serde::Deserialize;
+
+/// The CreateTable JSON of every seed table, embedded at build time.
+pub const DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "aws-cost-platform-enhanced",
+        include_str!("../deploy/tables/aws-cost-platform-enhanced.json"),
+    ),
+    (
+        "marketplace-dev-bookings-table",
+        include_str!("../deploy/tables/marketplace-dev-bookings-table.json"),
+    ),
+    (
+        "marketplace-dev-idempotency-table",
+        include_str!("../deploy/tables/marketplace-dev-idempotency-table.json"),
+    ),
+    (
+        "marketplace-dev-providers-table",
+        include_str!("../deploy/tables/marketplace-dev-providers-table.json"),
+    ),
+    (
+        "marketplace-dev-reviews-table",
+        include_str!("../deploy/tables/marketplace-dev-reviews-table.json"),
+    ),
+    (
+        "marketplace-dev-users-table",
+        include_str!("../deploy/tables/marketplace-dev-users-table.json"),
+    ),
+    (
+        "PilotForce-Users",
+        include_str!("../deploy/tables/PilotForce-Users.json"),
+    ),
+    (
+        "PilotForce-Bookings",
+        include_str!("../deploy/tables/PilotForce-Bookings.json"),
+    ),
+    (
+        "PilotForce-Assets",
+        include_str!("../deploy/tables/PilotForce-Assets.json"),
+    ),
+    (
+        "acsd2p-dev-Conversations",
+        include_str!("../deploy/tables/acsd2p-dev-Conversations.json"),
+    ),
+    (
+        "acsd2p-dev-Threads",
+        include_str!("../deploy/tables/acsd2p-dev-Threads.json"),
+    ),
+    (
+        "acsd2p-dev-Sessions",
+        include_str!("../deploy/tables/acsd2p-dev-Sessions.json"),
+    ),
+];
+
+/// The parts of a CreateTable request the worker reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableDefinition {
+    pub table_name: String,
+    pub key_schema: Vec<KeyElement>,
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<IndexDefinition>,
+    #[serde(default)]
+    pub time_to_live_specification: Option<TimeToLive>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyElement {
+    pub attribute_name: String,
+    pub key_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IndexDefinition {
+    pub index_name: String,
+    pub key_schema: Vec<KeyElement>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimeToLive {
+    pub attribute_name: String,
+}
+
+/// Hash and optional range attribute names of a table or index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySchema {
+    pub hash: String,
+    pub range: Option<String>,
+}
+
+impl KeySchema {
+    fn from_elements(elements: &[KeyElement]) -> Option<KeySchema> {
+        let named = |kind: &str| {
+            elements
+                .iter()
+                .find(|e| e.key_type == kind)
+                .map(|e| e.attribute_name.clone())
+        };
+        Some(KeySchema {
+            hash: named("HASH")?,
+            range: named("RANGE"),
+        })
+    }
+
+    /// The key attributes of `item` (those it has).
+    pub fn key_of(&self, item: &Item) -> Item {
+        let mut key = Item::default();
+        for name in std::iter::once(&self.hash).chain(self.range.as_ref()) {
+            if let Some(value) = item.get(name) {
+                key.insert(name.clone(), value.clone());
+            }
+        }
+        key
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    pub key: KeySchema,
+    pub indexes: HashMap<String, KeySchema>,
+    /// True when the schema was guessed from a stream record's Keys, not defined.
+    pub learned: bool,
+}
+
+/// Shared, growable map of table name -> schema.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tables: Arc<RwLock<HashMap<String, TableSchema>>>,
+}
+
+impl Catalog {
+    /// The compiled-in seed definitions. A definition that fails to parse is a build bug,
+    /// caught by the catalog's test; at run time it is skipped rather than crash the worker.
+    pub fn with_seed_definitions() -> Catalog {
+        let catalog = Catalog::default();
+        for (_, json) in DEFINITIONS {
+            if let Ok(definition) = serde_json::from_str::<TableDefinition>(json) {
+                catalog.define(&definition);
+            }
+        }
+        catalog
+    }
+
+    pub fn define(&self, definition: &TableDefinition) {
+        let Some(key) = KeySchema::from_elements(&definition.key_schema) else {
+            return;
+        };
+        let indexes = definition
+            .global_secondary_indexes
+            .iter()
+            .filter_map(|i| {
+                Some((
+                    i.index_name.clone(),
+                    KeySchema::from_elements(&i.key_schema)?,
+                ))
+            })
+            .collect();
+        if let Ok(mut tables) = self.tables.write() {
+            tables.insert(
+                definition.table_name.clone(),
+                TableSchema {
+                    key,
+                    indexes,
+                    learned: false,
+                },
+            );
+        }
+    }
+
+    /// Record a table's key attributes from a stream record's Keys if the table is unknown.
+    /// With two key attributes the stream does not say which is the hash key; the first by
+    /// name is taken, which identifies items correctly (queries need a real definition).
+    pub fn learn(&self, table: &str, keys: &Item) {
+        if self.schema(table).is_some() || keys.is_empty() {
+            return;
+        }
+        let mut names: Vec<&String> = keys.keys().collect();
+        names.sort();
+        let key = KeySchema {
+            hash: names[0].clone(),
+            range: names.get(1).map(|n| (*n).clone()),
+        };
+        self.learn_schema(table, key);
+    }
+
+    /// Record a key schema for `table` unless it already has one.
+    pub fn learn_schema(&self, table: &str, key: KeySchema) {
+        if let Ok(mut tables) = self.tables.write() {
+            tables.entry(table.to_string()).or_insert(TableSchema {
+                key,
+                indexes: HashMap::new(),
+                learned: true,
+            });
+        }
+    }
+
+    pub fn schema(&self, table: &str) -> Option<TableSchema> {
+        self.tables.read().ok()?.get(table).cloned()
+    }
+
+    /// The key of `item` in `table`, or the whole item's PK/SK when the table is unknown.
+    pub fn key_of(&self, table: &str, item: &Item) -> Item {
+        match self.schema(table) {
+            Some(schema) => schema.key.key_of(item),
+            None => KeySchema {
+                hash: "PK".into(),
+                range: Some("SK".into()),
+            }
+            .key_of(item),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_seed_definition_parses_and_names_its_file() {
+        for (name, json) in DEFINITIONS {
+            let definition: TableDefinition = serde_json::from_str(json).unwrap();
+            assert_eq!(&definition.table_name, name);
+        }
+        let catalog = Catalog::with_seed_definitions();
+        let cost = catalog.schema("aws-cost-platform-enhanced").unwrap();
+        assert_eq!(cost.key.hash, "PK");
+        assert_eq!(cost.indexes["GSI1"].range.as_deref(), Some("GSI1SK"));
+    }
+}

@@ -1,0 +1,98 @@
+//! Typed configuration, read once from the environment (Lambda) or the shell (replay).
+//!
+//! Every variable has a default that matches the seed systems, so a replay on a laptop needs
+//! none of them. The README lists them all.
+
+use std::time::Duration;
+
+use handlers::audit::AuditConfig;
+use thiserror::Error;
+
+use crate::idempotency::IdempotencyConfig;
+
+pub const COST_PLATFORM_TABLE: &str = "aws-cost-platform-enhanced";
+pub const IDEMPOTENCY_TABLE: &str = "marketplace-dev-idempotency-table";
+
+#[derive(Debug, Error)]
+#[error("environment variable {name}={value:?} is not valid: {expected}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub audit: AuditConfig,
+    pub idempotency: IdempotencyConfig,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Build from any lookup (tests pass a map instead of touching the process environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_string());
+        let number = |name: &'static str, default: i64, min: i64| -> Result<i64, ConfigError> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(value) => value
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= min)
+                    .ok_or(ConfigError {
+                        name,
+                        value,
+                        expected: "a whole number at least 1",
+                    }),
+            }
+        };
+        let idempotency_table = text("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE);
+        let audited_tables = text("AUDITED_TABLES", COST_PLATFORM_TABLE)
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(Config {
+            audit: AuditConfig {
+                audited_tables,
+                audit_table: text("AUDIT_TABLE", COST_PLATFORM_TABLE),
+                excluded_tables: vec![idempotency_table.clone()],
+                shards: u32::try_from(number("AUDIT_SHARDS", 10, 1)?).unwrap_or(u32::MAX),
+                retention_days: number("AUDIT_RETENTION_DAYS", 365, 1)?,
+            },
+            idempotency: IdempotencyConfig {
+                table: idempotency_table,
+                ttl_seconds: number("IDEMPOTENCY_TTL_SECONDS", 86_400, 1)?,
+                default_in_progress: Duration::from_secs(
+                    number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60, 1)?.unsigned_abs(),
+                ),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_seed_tables() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.audit.audit_table, COST_PLATFORM_TABLE);
+        assert_eq!(config.audit.audited_tables, vec![COST_PLATFORM_TABLE]);
+        assert_eq!(config.idempotency.table, IDEMPOTENCY_TABLE);
+        assert_eq!(config.idempotency.ttl_seconds, 86_400);
+    }
+
+    #[test]
+    fn a_bad_number_names_the_variable() {
+        let err =
+            Config::from_lookup(|n| (n == "AUDIT_SHARDS").then(|| "zero".to_string())).unwrap_err();
+        assert!(err.to_string().contains("AUDIT_SHARDS"), "{err}");
+    }
+}

@@ -1,0 +1,19 @@
+//! ddb-stream-worker: the AWS-facing shell around the reactions in the `handlers` crate.
+//!
+//! - [`decode`]: Lambda stream events and GetRecords output into typed changes
+//! - [`batch`]: one batch in order, idempotency, partial batch failure
+//! - [`adapters`]: the ports on the AWS SDK and on the embedded local state
+//! - [`replay`] and [`lambda`]: the two ways a batch arrives
+//! - [`report`]: what a run prints, for people and (`--json`) for machines
+
+pub mod adapters;
+pub mod batch;
+pub mod catalog;
+pub mod config;
+pub mod decode;
+pub mod effects;
+pub mod idempotency;
+pub mod lambda;
+pub mod replay;
+pub mod report;
+pub mod wiring;

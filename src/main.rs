@@ -1,0 +1,154 @@
+//! The `ddb-stream-worker` binary: Lambda mode when `AWS_LAMBDA_RUNTIME_API` is set,
+//! otherwise the command line (`replay`, `state show`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ddb_stream_worker::adapters::embedded::EmbeddedState;
+use ddb_stream_worker::catalog::Catalog;
+use ddb_stream_worker::replay::{self, ReplayOptions};
+use ddb_stream_worker::report::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "ddb-stream-worker",
+    version,
+    about = "React to DynamoDB Streams changes: in AWS Lambda, or replayed locally from event files."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run stream event files (Lambda's format, or GetRecords output with --table) through
+    /// the worker, one file per batch.
+    Replay {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Embedded state directory: tables, objects/, outbox/.
+        #[arg(long, default_value = ".replay", value_name = "DIR")]
+        state: PathBuf,
+        /// Empty the state directory first.
+        #[arg(long)]
+        fresh: bool,
+        /// One JSON object per record, then the batch response (schema in the README).
+        #[arg(long)]
+        json: bool,
+        /// Table name for records without eventSourceARN (GetRecords output); overrides it otherwise.
+        #[arg(long, value_name = "NAME")]
+        table: Option<String>,
+        /// Do not apply each record's own change to the embedded table before reacting.
+        #[arg(long)]
+        no_apply: bool,
+        /// Run against this endpoint (DynamoDB Local, ...) through the AWS SDK adapters.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["fresh", "no_apply"])]
+        endpoint_url: Option<String>,
+        /// Run against AWS through the SDK adapters, with the standard environment and profile.
+        #[arg(long, conflicts_with_all = ["endpoint_url", "fresh", "no_apply"])]
+        aws: bool,
+    },
+    /// Inspect the embedded state.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Print items as DynamoDB JSON (the AWS CLI's format), one per line, in key order.
+    Show {
+        #[arg(long, default_value = ".replay", value_name = "DIR")]
+        state: PathBuf,
+        /// Only this table (otherwise every table, each announced on stderr).
+        #[arg(long, value_name = "NAME")]
+        table: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(replay::EXIT_UNUSABLE);
+        }
+    };
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return match runtime.block_on(ddb_stream_worker::lambda::run()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Replay {
+            files,
+            state,
+            fresh,
+            json,
+            table,
+            no_apply,
+            endpoint_url,
+            aws,
+        } => {
+            let options = ReplayOptions {
+                files,
+                state,
+                fresh,
+                format: if json { Format::Json } else { Format::Human },
+                table,
+                apply: !no_apply,
+                aws: (aws || endpoint_url.is_some()).then_some(endpoint_url),
+            };
+            ExitCode::from(runtime.block_on(replay::run(options)))
+        }
+        Command::State {
+            command: StateCommand::Show { state, table },
+        } => show_state(&state, table.as_deref()),
+    }
+}
+
+fn show_state(dir: &std::path::Path, table: Option<&str>) -> ExitCode {
+    if !dir.exists() {
+        eprintln!(
+            "error: no state at {}: run `ddb-stream-worker replay FILE` first",
+            dir.display()
+        );
+        return ExitCode::from(replay::EXIT_UNUSABLE);
+    }
+    let state = match EmbeddedState::open_read_only(dir, Catalog::with_seed_definitions()) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(replay::EXIT_UNUSABLE);
+        }
+    };
+    let mut lines = String::new();
+    for (name, items) in state.dump(table) {
+        if table.is_none() {
+            eprintln!("# {name}: {} item(s)", items.len());
+        }
+        for item in items {
+            lines.push_str(&item.to_string());
+            lines.push('\n');
+        }
+    }
+    print!("{lines}");
+    ExitCode::SUCCESS
+}

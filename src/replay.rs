@@ -1,0 +1,171 @@
+//! `replay`: run stream event files through the worker, one file per batch, as Lambda would.
+//!
+//! Every file is decoded before anything runs, so unusable input (exit 2) changes nothing.
+//! On the embedded default each record's own change is applied to the embedded table first,
+//! since a stream record reports a write that already happened. A failing batch stops the run:
+//! later files are not processed, as Lambda would not move past the failing record.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::adapters::embedded::EmbeddedState;
+use crate::batch::{BatchOptions, Worker};
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::decode::{decode_event, StreamRecord};
+use crate::report::{self, Format};
+use crate::wiring;
+
+/// Exit statuses of `replay`.
+pub const EXIT_CLEAN: u8 = 0;
+pub const EXIT_BATCH_FAILED: u8 = 1;
+pub const EXIT_UNUSABLE: u8 = 2;
+
+/// Progress is shown for runs longer than this many records.
+const PROGRESS_FROM: usize = 1_000;
+
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub files: Vec<PathBuf>,
+    pub state: PathBuf,
+    pub fresh: bool,
+    pub format: Format,
+    pub table: Option<String>,
+    pub apply: bool,
+    /// Some(endpoint) or Some(None) for AWS through the SDK; None for the embedded state.
+    pub aws: Option<Option<String>>,
+}
+
+/// Run the replay; returns the process exit status.
+pub async fn run(options: ReplayOptions) -> u8 {
+    match replay(options).await {
+        Ok(status) => status,
+        Err(message) => {
+            eprintln!("error: {message}");
+            EXIT_UNUSABLE
+        }
+    }
+}
+
+async fn replay(options: ReplayOptions) -> Result<u8, String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let mut batches = Vec::with_capacity(options.files.len());
+    for path in &options.files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let records = decode_event(&text, &path.display().to_string(), options.table.as_deref())
+            .map_err(|e| e.to_string())?;
+        batches.push((path.clone(), records));
+    }
+    let catalog = Catalog::with_seed_definitions();
+    let (worker, state) = match &options.aws {
+        None => {
+            let state = Arc::new(
+                EmbeddedState::open(&options.state, catalog.clone(), options.fresh)
+                    .map_err(|e| e.to_string())?,
+            );
+            (
+                wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog)),
+                Some(state),
+            )
+        }
+        Some(endpoint) => {
+            let sdk = wiring::sdk_config(endpoint.as_deref()).await;
+            (
+                wiring::worker(&config, wiring::sdk_adapters(&sdk, catalog)),
+                None,
+            )
+        }
+    };
+    let batch_options = BatchOptions {
+        deadline: None,
+        apply_own_change: state.is_some() && options.apply,
+    };
+    let total: usize = batches.iter().map(|(_, r)| r.len()).sum();
+    let progress = progress_bar(total);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut status = EXIT_CLEAN;
+    for (index, (path, records)) in batches.iter().enumerate() {
+        let failed = run_batch(
+            &worker,
+            records,
+            batch_options,
+            options.format,
+            &mut out,
+            &progress,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Some(state) = &state {
+            state.sync().map_err(|e| e.to_string())?;
+        }
+        if let Some(failure) = failed {
+            progress.finish_and_clear();
+            out.flush().map_err(|e| e.to_string())?;
+            eprintln!("batch {} failed: {failure}", path.display());
+            let rest = batches.len() - index - 1;
+            if rest > 0 {
+                eprintln!(
+                    "{rest} later file(s) not processed: the failing record must succeed first"
+                );
+            }
+            status = EXIT_BATCH_FAILED;
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    out.flush().map_err(|e| e.to_string())?;
+    if let Some(state) = &state {
+        state.compact().map_err(|e| e.to_string())?;
+        if options.format == Format::Human {
+            eprintln!(
+                "state: {} (inspect with `ddb-stream-worker state show --state {}`)",
+                state.root().display(),
+                state.root().display()
+            );
+        }
+    }
+    Ok(status)
+}
+
+/// One batch: reports as records settle, then the response. Returns the failure, if any.
+async fn run_batch(
+    worker: &Worker,
+    records: &[StreamRecord],
+    options: BatchOptions,
+    format: Format,
+    out: &mut dyn Write,
+    progress: &ProgressBar,
+) -> io::Result<Option<crate::batch::RecordFailure>> {
+    let mut write_error = None;
+    let outcome = worker
+        .process_batch(records, options, &mut |record| {
+            progress.inc(1);
+            if let Err(e) = progress.suspend(|| report::record(out, format, record)) {
+                write_error.get_or_insert(e);
+            }
+        })
+        .await;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    progress.suspend(|| report::response(out, format, &outcome.response))?;
+    Ok(outcome.failure)
+}
+
+fn progress_bar(total: usize) -> ProgressBar {
+    if total <= PROGRESS_FROM || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -1,0 +1,108 @@
+//! What a run prints: a readable line per record and reaction, or (`--json`) one JSON object
+//! per record followed by the batch response. The README documents the JSON schema.
+
+use std::io::{self, Write};
+
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use handlers::item::describe_keys;
+
+use crate::batch::{Outcome, RecordReport};
+use crate::effects::Effect;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// Write one record's report.
+pub fn record(out: &mut dyn Write, format: Format, report: &RecordReport) -> io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer(&mut *out, report)?;
+            writeln!(out)
+        }
+        Format::Human => human_record(out, report),
+    }
+}
+
+fn human_record(out: &mut dyn Write, r: &RecordReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "#{} {} {} {} (event {}, seq {})",
+        r.index,
+        r.event_name,
+        r.table,
+        describe_keys(&r.keys),
+        r.event_id,
+        r.sequence_number
+    )?;
+    if r.applied {
+        writeln!(
+            out,
+            "    applied the record's own change to the embedded table"
+        )?;
+    }
+    if let Some(error) = &r.error {
+        writeln!(out, "    FAILED: {error}")?;
+    }
+    for reaction in &r.reactions {
+        let outcome = match &reaction.outcome {
+            Outcome::Done { .. } => "done".to_string(),
+            Outcome::DuplicateSkipped { .. } => {
+                "duplicate, skipped (completed by an earlier delivery)".to_string()
+            }
+            Outcome::NotApplicable => "not applicable".to_string(),
+            Outcome::Failed { reason, retryable } => {
+                format!(
+                    "FAILED ({}): {reason}",
+                    if *retryable {
+                        "retryable"
+                    } else {
+                        "not retryable"
+                    }
+                )
+            }
+        };
+        writeln!(out, "    {}: {outcome}", reaction.reaction)?;
+        for effect in &reaction.effects {
+            writeln!(out, "      {}", describe_effect(effect))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn describe_effect(effect: &Effect) -> String {
+    match effect {
+        Effect::ItemPut { table, keys } => format!("put {table} {}", describe_keys(keys)),
+        Effect::ItemUpdated { table, keys } => format!("updated {table} {}", describe_keys(keys)),
+        Effect::ItemDeleted { table, keys } => format!("deleted {table} {}", describe_keys(keys)),
+        Effect::ObjectStored { bucket, key, bytes } => {
+            format!("stored s3://{bucket}/{key} ({bytes} bytes)")
+        }
+        Effect::ObjectDeleted { bucket, key } => format!("deleted s3://{bucket}/{key}"),
+        Effect::MailSent {
+            to,
+            subject,
+            message_id,
+        } => {
+            format!(
+                "mailed {} {subject:?} (message {message_id})",
+                to.join(", ")
+            )
+        }
+    }
+}
+
+/// The batch response, always as the JSON Lambda expects (the last line of `--json`).
+pub fn response(
+    out: &mut dyn Write,
+    format: Format,
+    response: &DynamoDbEventResponse,
+) -> io::Result<()> {
+    if format == Format::Human {
+        write!(out, "batch response: ")?;
+    }
+    serde_json::to_writer(&mut *out, response)?;
+    writeln!(out)
+}

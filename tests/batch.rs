@@ -1,0 +1,385 @@
+//! Batch semantics through the library: order, stop at the first failure, the partial batch
+//! response, idempotency, and deferred audit writes.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ddb_stream_worker::batch::{Adapters, BatchOptions, Outcome, RecordReport, Worker};
+use ddb_stream_worker::idempotency::{IdempotencyRecord, LockStatus};
+use ddb_stream_worker::wiring;
+use handlers::item::{from_item, string_key, to_item};
+use handlers::ports::{Ports, Tables, Update};
+use handlers::{AttributeValue, Change, Idempotency, Reacted, Reaction, ReactionError};
+use support::*;
+
+/// Fails (retryably) on one eventID; does nothing otherwise.
+struct FailOn(&'static str);
+
+#[async_trait]
+impl Reaction for FailOn {
+    fn name(&self) -> &'static str {
+        "fail-on"
+    }
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::ByConstruction
+    }
+    fn applies(&self, _: &Change) -> bool {
+        true
+    }
+    async fn react(&self, change: &Change, _: Ports<'_>) -> Result<Reacted, ReactionError> {
+        if change.event_id == self.0 {
+            Err(ReactionError::Port(handlers::PortError::Transient {
+                operation: "Test",
+                target: "t".into(),
+                message: "boom".into(),
+            }))
+        } else {
+            Ok(Reacted::default())
+        }
+    }
+}
+
+/// A guarded reaction with an effect that must happen once: ADD 1 to a counter item.
+#[derive(Clone)]
+struct Counter(Arc<CounterState>);
+
+struct CounterState {
+    runs: AtomicUsize,
+    fail_first: AtomicUsize,
+}
+
+impl std::ops::Deref for Counter {
+    type Target = CounterState;
+    fn deref(&self) -> &CounterState {
+        &self.0
+    }
+}
+
+impl Counter {
+    fn new(fail_first: usize) -> Self {
+        Counter(Arc::new(CounterState {
+            runs: AtomicUsize::new(0),
+            fail_first: AtomicUsize::new(fail_first),
+        }))
+    }
+}
+
+#[async_trait]
+impl Reaction for Counter {
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Guarded
+    }
+    fn applies(&self, _: &Change) -> bool {
+        true
+    }
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if self.fail_first.load(Ordering::SeqCst) > 0 {
+            self.fail_first.fetch_sub(1, Ordering::SeqCst);
+            return Err(ReactionError::Rejected("first attempt fails".into()));
+        }
+        let key = string_key(&[("PK", "COUNTER#test"), ("SK", "TOTAL")]);
+        let after = ports
+            .tables
+            .update(
+                COST_TABLE,
+                &key,
+                &Update::default().add("Count", AttributeValue::N("1".into())),
+                None,
+            )
+            .await?;
+        Ok(Reacted {
+            result: serde_json::json!({ "event": change.event_id, "count": format!("{:?}", after.get("Count")) }),
+            deferred_writes: vec![],
+        })
+    }
+}
+
+fn worker(reactions: Vec<Box<dyn Reaction>>, adapters: Adapters) -> Worker {
+    Worker::new(reactions, adapters, config().idempotency)
+}
+
+async fn run(
+    worker: &Worker,
+    records: &[serde_json::Value],
+) -> (ddb_stream_worker::batch::BatchOutcome, Vec<RecordReport>) {
+    let mut reports = Vec::new();
+    let outcome = worker
+        .process_batch(
+            &decode(records),
+            BatchOptions {
+                deadline: None,
+                apply_own_change: true,
+            },
+            &mut |r| reports.push(r.clone()),
+        )
+        .await;
+    (outcome, reports)
+}
+
+fn counter_value(tables: &dyn Tables) -> Option<AttributeValue> {
+    let key = string_key(&[("PK", "COUNTER#test"), ("SK", "TOTAL")]);
+    futures_lite(tables.get(COST_TABLE, &key))
+        .unwrap()
+        .and_then(|item| item.get("Count").cloned())
+}
+
+/// Run a future to completion on the current runtime (tests are already async).
+fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+fn audit_items(
+    state: &ddb_stream_worker::adapters::embedded::EmbeddedState,
+) -> Vec<serde_json::Value> {
+    state
+        .dump(Some(COST_TABLE))
+        .into_iter()
+        .flat_map(|(_, items)| items)
+        .filter(|i| i["EntityType"]["S"] == "AuditLog")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_batch_reports_an_empty_failure_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, adapters) = embedded(dir.path());
+    let worker = wiring::worker(&config(), adapters);
+    let (outcome, reports) = run(&worker, &[user_insert(1, "u1"), user_insert(2, "u2")]).await;
+    assert_eq!(
+        serde_json::to_string(&outcome.response).unwrap(),
+        r#"{"batchItemFailures":[]}"#
+    );
+    assert_eq!(outcome.settled, 2);
+    assert_eq!(reports.len(), 2);
+    assert_eq!(audit_items(&state).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_failing_record_stops_the_batch_and_is_reported_by_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, adapters) = embedded(dir.path());
+    let mut reactions = wiring::reactions(&config());
+    reactions.push(Box::new(FailOn("event-2")));
+    let worker = worker(reactions, adapters);
+    let (outcome, reports) = run(
+        &worker,
+        &[
+            user_insert(1, "u1"),
+            user_insert(2, "u2"),
+            user_insert(3, "u3"),
+        ],
+    )
+    .await;
+
+    let failure = outcome.failure.expect("batch fails");
+    assert_eq!(failure.sequence_number, format!("{:021}", 2));
+    assert!(failure.retryable);
+    assert_eq!(failure.stage, "fail-on");
+    assert_eq!(
+        serde_json::to_value(&outcome.response).unwrap(),
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": format!("{:021}", 2)}]})
+    );
+    assert_eq!(outcome.settled, 1);
+    assert_eq!(
+        reports.len(),
+        2,
+        "the failing record is reported, the one after it is not"
+    );
+    assert!(matches!(
+        reports[1].reactions.last().unwrap().outcome,
+        Outcome::Failed { .. }
+    ));
+    // Record 3 was not touched at all: neither applied nor audited.
+    let u3 = string_key(&[("PK", "USER#u3"), ("SK", "PROFILE")]);
+    assert!(state.as_ref().get(COST_TABLE, &u3).await.unwrap().is_none());
+    assert!(audit_items(&state)
+        .iter()
+        .all(|a| a["Details"]["M"]["EventId"]["S"] != "event-3"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completed_duplicate_is_skipped_in_one_request_with_its_stored_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, mut adapters) = embedded(dir.path());
+    let counting = CountingTables::new(adapters.tables.clone());
+    adapters.tables = counting.clone();
+    let counter = Counter::new(0);
+    let worker = worker(vec![Box::new(counter.clone())], adapters);
+
+    let (first, first_reports) = run(&worker, &[user_insert(1, "u1")]).await;
+    assert!(first.failure.is_none());
+    let Outcome::Done {
+        result: first_result,
+    } = &first_reports[0].reactions[0].outcome
+    else {
+        panic!("first run is done")
+    };
+
+    counting.reset();
+    let (second, reports) = run(&worker, &[user_insert(1, "u1")]).await;
+    assert!(second.failure.is_none());
+    // The apply step (embedded replay) is one PutItem; the duplicate check is the only other.
+    assert_eq!(
+        counting.total(),
+        2,
+        "apply + one conditional put, nothing else"
+    );
+    assert_eq!(
+        reports[0].reactions[0].outcome,
+        Outcome::DuplicateSkipped {
+            result: first_result.clone()
+        }
+    );
+    assert_eq!(counter.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        counter_value(counting.as_ref()),
+        Some(AttributeValue::N("1".into()))
+    );
+}
+
+async fn put_lock(tables: &dyn Tables, status: LockStatus, ttl: i64, in_progress_expiry: i64) {
+    let record = IdempotencyRecord {
+        key: "counter#event-1".into(),
+        status,
+        result: Some("{}".into()),
+        ttl,
+        in_progress_expiry,
+    };
+    tables
+        .put(&config().idempotency.table, to_item(&record).unwrap(), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_in_progress_elsewhere_fails_as_retryable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, adapters) = embedded(dir.path());
+    let now = chrono::Utc::now();
+    put_lock(
+        adapters.tables.as_ref(),
+        LockStatus::InProgress,
+        now.timestamp() + 3600,
+        now.timestamp_millis() + 60_000,
+    )
+    .await;
+    let counter = Counter::new(0);
+    let worker = worker(vec![Box::new(counter.clone())], adapters);
+    let (outcome, _) = run(&worker, &[user_insert(1, "u1")]).await;
+    let failure = outcome.failure.expect("in progress fails the record");
+    assert!(failure.retryable);
+    assert!(
+        failure.message.contains("in progress"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(counter.runs.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_records_and_stale_locks_are_reclaimed_by_the_condition() {
+    for (status, ttl_offset, expiry_offset_ms) in [
+        (LockStatus::Completed, -10, -10_000), // TTL passed, not yet deleted by DynamoDB
+        (LockStatus::InProgress, 3600, -1_000), // a crashed attempt's lock outlived its expiry
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_state, adapters) = embedded(dir.path());
+        let now = chrono::Utc::now();
+        put_lock(
+            adapters.tables.as_ref(),
+            status,
+            now.timestamp() + ttl_offset,
+            now.timestamp_millis() + expiry_offset_ms,
+        )
+        .await;
+        let counter = Counter::new(0);
+        let worker = worker(vec![Box::new(counter.clone())], adapters.clone());
+        let (outcome, reports) = run(&worker, &[user_insert(1, "u1")]).await;
+        assert!(
+            outcome.failure.is_none(),
+            "{status:?}: {:?}",
+            outcome.failure
+        );
+        assert!(matches!(
+            reports[0].reactions[0].outcome,
+            Outcome::Done { .. }
+        ));
+        assert_eq!(counter.runs.load(Ordering::SeqCst), 1);
+        let key = string_key(&[("idempotencyKey", "counter#event-1")]);
+        let stored = adapters
+            .tables
+            .get(&config().idempotency.table, &key)
+            .await
+            .unwrap()
+            .unwrap();
+        let stored: IdempotencyRecord = from_item(stored, "lock").unwrap();
+        assert_eq!(stored.status, LockStatus::Completed);
+        assert!(stored.ttl > now.timestamp() + 80_000, "a fresh 24 h ttl");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reaction_error_releases_the_lock_so_the_retry_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, adapters) = embedded(dir.path());
+    let counter = Counter::new(1);
+    let worker = worker(vec![Box::new(counter.clone())], adapters.clone());
+    let (first, _) = run(&worker, &[user_insert(1, "u1")]).await;
+    let failure = first.failure.expect("first attempt fails");
+    assert!(!failure.retryable, "a rejected input is not retryable");
+    let key = string_key(&[("idempotencyKey", "counter#event-1")]);
+    assert!(
+        adapters
+            .tables
+            .get(&config().idempotency.table, &key)
+            .await
+            .unwrap()
+            .is_none(),
+        "lock released"
+    );
+
+    let (second, _) = run(&worker, &[user_insert(1, "u1")]).await;
+    assert!(second.failure.is_none());
+    assert_eq!(counter.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        counter_value(adapters.tables.as_ref()),
+        Some(AttributeValue::N("1".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_writes_are_batched_and_a_failed_flush_fails_the_earliest_unstored_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, mut adapters) = embedded(dir.path());
+    let counting = CountingTables::new(adapters.tables.clone());
+    adapters.tables = counting.clone();
+    let worker = wiring::worker(&config(), adapters);
+    let records: Vec<_> = (1..=30).map(|i| user_insert(i, &format!("u{i}"))).collect();
+
+    counting.fail_next("BatchWriteItem", 1);
+    let (outcome, reports) = run(&worker, &records).await;
+    let failure = outcome.failure.expect("the flush fails");
+    assert_eq!(
+        failure.sequence_number,
+        format!("{:021}", 1),
+        "the first record's audit write was in the failed flush"
+    );
+    assert_eq!(failure.stage, "audit-log");
+    assert_eq!(outcome.settled, 0);
+    assert_eq!(reports.len(), 1);
+    assert!(audit_items(&state).is_empty());
+
+    counting.reset();
+    let (retry, _) = run(&worker, &records).await;
+    assert!(retry.failure.is_none());
+    assert_eq!(audit_items(&state).len(), 30);
+    // 30 audit items in two BatchWriteItem calls (25 + 5), not 30 puts.
+    assert_eq!(counting.count("BatchWriteItem"), 2);
+}

@@ -1,0 +1,181 @@
+//! Shared helpers for the black-box tests: stream records built like Lambda's, a worker on a
+//! temporary embedded state, and a Tables wrapper that counts requests and injects faults.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ddb_stream_worker::adapters::embedded::EmbeddedState;
+use ddb_stream_worker::batch::Adapters;
+use ddb_stream_worker::catalog::Catalog;
+use ddb_stream_worker::config::Config;
+use ddb_stream_worker::decode::{decode_event, StreamRecord};
+use ddb_stream_worker::wiring;
+use handlers::ports::{Condition, Query, Tables, Update, WriteRequest};
+use handlers::{Item, PortError};
+use serde_json::{json, Value};
+
+pub const COST_TABLE: &str = "aws-cost-platform-enhanced";
+
+/// A Lambda stream record for the cost platform table.
+pub fn record(
+    seq: u64,
+    event_name: &str,
+    keys: Value,
+    new: Option<Value>,
+    old: Option<Value>,
+) -> Value {
+    let mut dynamodb = json!({
+        "ApproximateCreationDateTime": 1705312800 + seq,
+        "Keys": keys,
+        "SequenceNumber": format!("{seq:021}"),
+        "SizeBytes": 100,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    });
+    if let Some(new) = new {
+        dynamodb["NewImage"] = new;
+    }
+    if let Some(old) = old {
+        dynamodb["OldImage"] = old;
+    }
+    json!({
+        "eventID": format!("event-{seq}"),
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{COST_TABLE}/stream/2024-01-15T00:00:00.000"),
+        "dynamodb": dynamodb,
+    })
+}
+
+/// An INSERT of a user profile `USER#<id>`.
+pub fn user_insert(seq: u64, id: &str) -> Value {
+    let keys = json!({"PK": {"S": format!("USER#{id}")}, "SK": {"S": "PROFILE"}});
+    let mut new = keys.clone();
+    new["EntityType"] = json!({"S": "User"});
+    new["UserId"] = json!({"S": id});
+    record(seq, "INSERT", keys, Some(new), None)
+}
+
+pub fn decode(records: &[Value]) -> Vec<StreamRecord> {
+    let text = json!({ "Records": records }).to_string();
+    decode_event(&text, "test", None).expect("test records decode")
+}
+
+pub fn config() -> Config {
+    Config::from_lookup(|_| None).expect("default config")
+}
+
+pub fn embedded(dir: &Path) -> (Arc<EmbeddedState>, Adapters) {
+    let catalog = Catalog::with_seed_definitions();
+    let state = Arc::new(EmbeddedState::open(dir, catalog.clone(), false).expect("state opens"));
+    let adapters = wiring::embedded_adapters(state.clone(), catalog);
+    (state, adapters)
+}
+
+/// Counts every Tables request by operation and can fail chosen operations.
+pub struct CountingTables {
+    pub inner: Arc<dyn Tables>,
+    counts: Mutex<HashMap<&'static str, usize>>,
+    /// Fail the next N calls of this operation with a transient error.
+    pub fail: Mutex<Option<(&'static str, usize)>>,
+    pub calls: AtomicUsize,
+}
+
+impl CountingTables {
+    pub fn new(inner: Arc<dyn Tables>) -> Arc<Self> {
+        Arc::new(CountingTables {
+            inner,
+            counts: Mutex::new(HashMap::new()),
+            fail: Mutex::new(None),
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn count(&self, operation: &str) -> usize {
+        self.counts
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn total(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn reset(&self) {
+        self.counts.lock().unwrap().clear();
+        self.calls.store(0, Ordering::SeqCst);
+    }
+
+    pub fn fail_next(&self, operation: &'static str, times: usize) {
+        *self.fail.lock().unwrap() = Some((operation, times));
+    }
+
+    fn enter(&self, operation: &'static str, table: &str) -> Result<(), PortError> {
+        *self.counts.lock().unwrap().entry(operation).or_default() += 1;
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut fail = self.fail.lock().unwrap();
+        if let Some((op, left)) = fail.as_mut() {
+            if *op == operation && *left > 0 {
+                *left -= 1;
+                return Err(PortError::Transient {
+                    operation,
+                    target: table.to_string(),
+                    message: "injected fault".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Tables for CountingTables {
+    async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
+        self.enter("GetItem", table)?;
+        self.inner.get(table, key).await
+    }
+    async fn put(
+        &self,
+        table: &str,
+        item: Item,
+        condition: Option<&Condition>,
+    ) -> Result<(), PortError> {
+        self.enter("PutItem", table)?;
+        self.inner.put(table, item, condition).await
+    }
+    async fn update(
+        &self,
+        table: &str,
+        key: &Item,
+        update: &Update,
+        condition: Option<&Condition>,
+    ) -> Result<Item, PortError> {
+        self.enter("UpdateItem", table)?;
+        self.inner.update(table, key, update, condition).await
+    }
+    async fn delete(
+        &self,
+        table: &str,
+        key: &Item,
+        condition: Option<&Condition>,
+    ) -> Result<Option<Item>, PortError> {
+        self.enter("DeleteItem", table)?;
+        self.inner.delete(table, key, condition).await
+    }
+    async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
+        self.enter("Query", &query.table)?;
+        self.inner.query(query).await
+    }
+    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+        self.enter("BatchWriteItem", table)?;
+        self.inner.batch_write(table, writes).await
+    }
+}
