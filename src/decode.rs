@@ -8,7 +8,7 @@
 //! batch fails at that record and nothing before it is lost.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use handlers::{Change, ChangeKind, Item};
 use serde_json::Value;
 use thiserror::Error;
@@ -89,7 +89,7 @@ pub fn decode_value(
     source_name: &str,
     table: Option<&str>,
 ) -> Result<Vec<StreamRecord>, DecodeError> {
-    normalize(&mut value);
+    let times = normalize(&mut value);
     let event: Event = serde_path_to_error::deserialize(value).map_err(|e| DecodeError::Shape {
         source_name: source_name.to_string(),
         path: e.path().to_string(),
@@ -99,32 +99,48 @@ pub fn decode_value(
         .records
         .into_iter()
         .enumerate()
-        .map(|(index, record)| to_stream_record(record, index, source_name, table))
+        .map(|(index, mut record)| {
+            if let Some(Some(at)) = times.get(index) {
+                record.change.approximate_creation_date_time = *at;
+            }
+            to_stream_record(record, index, source_name, table)
+        })
         .collect()
 }
 
 /// Accept the spellings other tools print: the AWS CLI v2 prints ApproximateCreationDateTime
 /// as an ISO-8601 string, and hand-written files often leave SizeBytes and awsRegion out
-/// (the worker uses neither).
-fn normalize(value: &mut Value) {
+/// (the worker uses neither). Returns each record's creation time to the millisecond, which
+/// aws_lambda_events loses for fractional seconds.
+fn normalize(value: &mut Value) -> Vec<Option<DateTime<Utc>>> {
     let Some(records) = value.get_mut("Records").and_then(Value::as_array_mut) else {
-        return;
+        return Vec::new();
     };
+    let mut times = Vec::with_capacity(records.len());
     for record in records {
         if let Some(fields) = record.as_object_mut() {
             fields.entry("awsRegion").or_insert(Value::from(""));
         }
         let Some(stream) = record.get_mut("dynamodb").and_then(Value::as_object_mut) else {
+            times.push(None);
             continue;
         };
-        if let Some(Value::String(text)) = stream.get("ApproximateCreationDateTime") {
-            if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-                let seconds = at.timestamp_millis() as f64 / 1000.0;
-                stream.insert("ApproximateCreationDateTime".into(), seconds.into());
-            }
+        let at = match stream.get("ApproximateCreationDateTime") {
+            Some(Value::String(text)) => DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|at| at.with_timezone(&Utc)),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .and_then(|s| DateTime::from_timestamp_millis((s * 1000.0).round() as i64)),
+            _ => None,
+        };
+        if let Some(at) = at {
+            stream.insert("ApproximateCreationDateTime".into(), at.timestamp().into());
         }
         stream.entry("SizeBytes").or_insert(Value::from(0));
+        times.push(at);
     }
+    times
 }
 
 fn to_stream_record(

@@ -18,6 +18,8 @@ use handlers::ports::{Condition, Query, Tables, Update, WriteRequest};
 use handlers::{Item, PortError};
 use serde_json::{json, Value};
 
+pub mod contract;
+
 pub const COST_TABLE: &str = "aws-cost-platform-enhanced";
 
 /// A Lambda stream record for the cost platform table.

@@ -1,0 +1,382 @@
+//! The command line, black box: `replay` and `state show` as a user runs them.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn worker() -> Command {
+    let mut cmd = Command::cargo_bin("ddb-stream-worker").unwrap();
+    // A test must not pick up the developer's configuration.
+    for var in [
+        "AUDITED_TABLES",
+        "AUDIT_TABLE",
+        "AUDIT_SHARDS",
+        "IDEMPOTENCY_TABLE",
+        "AWS_LAMBDA_RUNTIME_API",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn event(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(name)
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Run `replay --json`; returns (exit code, JSON lines).
+fn replay_json(state: &Path, files: &[PathBuf], extra: &[&str]) -> (i32, Vec<Value>) {
+    let output = worker()
+        .arg("replay")
+        .args(files)
+        .arg("--state")
+        .arg(state)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect();
+    (output.status.code().unwrap(), lines)
+}
+
+fn state_show(state: &Path) -> Vec<Value> {
+    let output = worker()
+        .args(["state", "show", "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn audit_items(state: &Path) -> Vec<Value> {
+    state_show(state)
+        .into_iter()
+        .filter(|i| i["EntityType"]["S"] == "AuditLog")
+        .collect()
+}
+
+fn text(item: &Value, name: &str) -> String {
+    item[name]["S"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn replay_writes_one_audit_item_per_change_and_reports_each_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, lines) = replay_json(dir.path(), &[event("cost-platform-audit.json")], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(lines.len(), 5, "four records and the batch response");
+    assert_eq!(lines[4], serde_json::json!({"batchItemFailures": []}));
+    for record in &lines[..4] {
+        assert_eq!(record["applied"], true);
+        assert_eq!(record["reactions"][0]["reaction"], "audit-log");
+        assert_eq!(record["reactions"][0]["outcome"], "done");
+        assert_eq!(record["reactions"][0]["effects"][0]["effect"], "item_put");
+    }
+    let audits = audit_items(dir.path());
+    let mut actions: Vec<String> = audits.iter().map(|a| text(a, "Action")).collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            "ESTIMATION_UPDATED",
+            "SHARED_ESTIMATION_CREATED",
+            "SHARED_ESTIMATION_DELETED",
+            "USER_CREATED"
+        ]
+    );
+    let update = audits
+        .iter()
+        .find(|a| text(a, "Action") == "ESTIMATION_UPDATED")
+        .unwrap();
+    assert_eq!(text(update, "UserId"), "user123");
+    assert_eq!(text(update, "ResourceId"), "est456");
+    assert_eq!(text(update, "ResourceType"), "Estimation");
+    assert_eq!(text(update, "GSI1PK"), "USER#user123");
+    assert_eq!(text(update, "Timestamp"), "2024-01-15T10:30:00.000Z");
+    assert!(text(update, "PK").starts_with("AUDIT#2024-01-15#"));
+    assert!(text(update, "SK").starts_with("LOG#user123#10:30:00.000Z#"));
+    let changes = &update["Details"]["M"]["Changes"]["M"];
+    assert_eq!(
+        changes["Status"],
+        serde_json::json!({"M": {"Old": {"S": "DRAFT"}, "New": {"S": "ACTIVE"}}})
+    );
+    let changed: Vec<&str> = update["Details"]["M"]["ChangedAttributes"]["L"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["S"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        changed,
+        ["Description", "Status", "Tags", "UpdatedAt", "UpdatedBy"]
+    );
+    // One year of retention from the change itself, so a re-delivery writes the same TTL.
+    assert_eq!(update["TTL"]["N"], (1705314600 + 365 * 86400).to_string());
+}
+
+#[test]
+fn personal_data_never_reaches_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    replay_json(dir.path(), &[event("cost-platform-audit.json")], &[]);
+    let audits = serde_json::to_string(&audit_items(dir.path())).unwrap();
+    for secret in ["jane.smith@abc.com", "john.doe@sagesoft.com", "555-0123"] {
+        assert!(
+            !audits.contains(secret),
+            "{secret} leaked into the audit log"
+        );
+    }
+    assert!(audits.contains("[REDACTED]"));
+    assert!(
+        audits.contains("Call Jane on [REDACTED] or [REDACTED]"),
+        "the rest of the text is kept"
+    );
+}
+
+#[test]
+fn a_ttl_delete_is_audited_as_an_expiry_by_dynamodb() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _) = replay_json(dir.path(), &[event("cost-platform-ttl-delete.json")], &[]);
+    assert_eq!(code, 0);
+    let audits = audit_items(dir.path());
+    assert_eq!(audits.len(), 1);
+    assert_eq!(text(&audits[0], "Action"), "DOCUMENT_EXPIRED");
+    assert_eq!(text(&audits[0], "UserId"), "dynamodb.amazonaws.com");
+    assert_eq!(text(&audits[0], "GSI1PK"), "USER#dynamodb.amazonaws.com");
+}
+
+#[test]
+fn a_poison_record_mid_batch_stops_it_with_its_sequence_number_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = worker()
+        .arg("replay")
+        .arg(event("cost-platform-poison-mid-batch.json"))
+        .arg("--state")
+        .arg(dir.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "record 0, the failing record 1, then the response; record 2 is not processed"
+    );
+    assert_eq!(
+        lines[2],
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "400000000000000000700"}]})
+    );
+    let error = lines[1]["error"].as_str().unwrap();
+    assert!(
+        error.contains("NEW_AND_OLD_IMAGES") && error.contains("KEYS_ONLY"),
+        "{error}"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("440acbae6dce59b73351717a74dc3fd0"),
+        "the error names the eventID: {stderr}"
+    );
+    // Record 2 (REMOVE of the user) did not happen: the profile is still there.
+    let items = state_show(dir.path());
+    assert!(items
+        .iter()
+        .any(|i| text(i, "PK") == "USER#user123" && text(i, "SK") == "PROFILE"));
+    assert_eq!(audit_items(dir.path()).len(), 1);
+}
+
+#[test]
+fn replaying_the_same_file_twice_leaves_the_state_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        event("cost-platform-audit.json"),
+        event("cost-platform-ttl-delete.json"),
+    ];
+    assert_eq!(replay_json(dir.path(), &files, &[]).0, 0);
+    let first = state_show(dir.path());
+    assert_eq!(replay_json(dir.path(), &files, &[]).0, 0);
+    assert_eq!(state_show(dir.path()), first);
+    assert_eq!(audit_items(dir.path()).len(), 5);
+}
+
+#[test]
+fn fresh_empties_the_state_first() {
+    let dir = tempfile::tempdir().unwrap();
+    replay_json(dir.path(), &[event("cost-platform-audit.json")], &[]);
+    replay_json(
+        dir.path(),
+        &[event("cost-platform-ttl-delete.json")],
+        &["--fresh"],
+    );
+    assert_eq!(audit_items(dir.path()).len(), 1);
+}
+
+#[test]
+fn getrecords_output_needs_the_table_and_works_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = worker()
+        .arg("replay")
+        .arg(fixture("getrecords-cost-platform.json"))
+        .arg("--state")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("--table"), "{stderr}");
+    assert!(state_show(dir.path()).is_empty(), "nothing was processed");
+
+    let (code, lines) = replay_json(
+        dir.path(),
+        &[fixture("getrecords-cost-platform.json")],
+        &["--table", "aws-cost-platform-enhanced"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(lines.len(), 3);
+    let audits = audit_items(dir.path());
+    assert!(
+        audits
+            .iter()
+            .any(|a| text(a, "Timestamp") == "2024-01-15T10:30:00.250Z"),
+        "ISO timestamps of the AWS CLI keep their milliseconds"
+    );
+}
+
+#[test]
+fn malformed_json_names_file_line_and_column_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\n  \"Records\": [\n    {\"eventID\": \"1\",, }\n  ]\n}\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let output = worker()
+        .arg("replay")
+        .arg(event("cost-platform-audit.json"))
+        .arg(&bad)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("{}:3:21", bad.display())),
+        "{stderr}"
+    );
+    assert!(!state.exists(), "no file is processed when any is unusable");
+}
+
+#[test]
+fn a_record_without_sequence_number_is_unusable_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("noseq.json");
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(event("cost-platform-ttl-delete.json")).unwrap(),
+    )
+    .unwrap();
+    event["Records"][0]["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("SequenceNumber");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let output = worker()
+        .arg("replay")
+        .arg(&file)
+        .arg("--state")
+        .arg(dir.path().join("s"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr)
+        .unwrap()
+        .contains("SequenceNumber"));
+}
+
+#[test]
+fn human_output_names_each_reaction_outcome_and_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = worker()
+        .arg("replay")
+        .arg(event("cost-platform-ttl-delete.json"))
+        .arg("--state")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains(
+            "REMOVE aws-cost-platform-enhanced {PK=ESTIMATION#est456, SK=DOCUMENT#doc789}"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("audit-log: done"));
+    assert!(stdout.contains("put aws-cost-platform-enhanced {PK=AUDIT#2024-02-15#"));
+    assert!(stdout
+        .trim_end()
+        .ends_with(r#"batch response: {"batchItemFailures":[]}"#));
+}
+
+#[test]
+fn state_show_filters_by_table_and_prints_dynamodb_json() {
+    let dir = tempfile::tempdir().unwrap();
+    replay_json(dir.path(), &[event("cost-platform-audit.json")], &[]);
+    let output = worker()
+        .args([
+            "state",
+            "show",
+            "--table",
+            "marketplace-dev-bookings-table",
+            "--state",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(output.stdout.is_empty());
+    let items = state_show(dir.path());
+    assert!(items
+        .iter()
+        .all(|i| i["PK"]["S"].is_string() && i["SK"]["S"].is_string()));
+}
+
+#[test]
+fn audited_tables_come_from_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = worker()
+        .env("AUDITED_TABLES", "some-other-table")
+        .arg("replay")
+        .arg(event("cost-platform-audit.json"))
+        .arg("--state")
+        .arg(dir.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains(r#""outcome":"not_applicable""#));
+    assert!(audit_items(dir.path()).is_empty());
+}

@@ -1,0 +1,196 @@
+//! The embedded state: durable, crash-safe, one process at a time, and safe with hostile keys.
+
+mod support;
+
+use std::io::Write;
+
+use ddb_stream_worker::adapters::embedded::{EmbeddedState, StateError};
+use ddb_stream_worker::catalog::Catalog;
+use handlers::item::string_key;
+use handlers::ports::{Mail, Mailer, Object, Objects, Tables};
+use handlers::{AttributeValue, PortError, ReactionError};
+use support::COST_TABLE;
+
+fn item(pk: &str, sk: &str, n: &str) -> handlers::Item {
+    let mut item = string_key(&[("PK", pk), ("SK", sk)]);
+    item.insert("N".into(), AttributeValue::N(n.into()));
+    item
+}
+
+#[tokio::test]
+async fn a_torn_journal_line_is_dropped_and_everything_before_it_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let state =
+            EmbeddedState::open(dir.path(), Catalog::with_seed_definitions(), false).unwrap();
+        Tables::put(&state, COST_TABLE, item("A", "1", "1"), None)
+            .await
+            .unwrap();
+        Tables::put(&state, COST_TABLE, item("A", "2", "2"), None)
+            .await
+            .unwrap();
+        state.sync().unwrap();
+        // No compact: the process "crashes" here with everything in the journal.
+    }
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("journal.jsonl"))
+        .unwrap();
+    journal.write_all(br#"{"table":"aws-cost-platform-enhanced","hash":"PK","range":"SK","put":{"PK":{"S":"A"},"SK":{"S":"3"#).unwrap();
+    drop(journal);
+
+    let state = EmbeddedState::open(dir.path(), Catalog::with_seed_definitions(), false).unwrap();
+    let items = &state.dump(Some(COST_TABLE))[0].1;
+    assert_eq!(items.len(), 2);
+    Tables::put(&state, COST_TABLE, item("A", "3", "3"), None)
+        .await
+        .unwrap();
+    state.compact().unwrap();
+    drop(state);
+    let reopened =
+        EmbeddedState::open_read_only(dir.path(), Catalog::with_seed_definitions()).unwrap();
+    let sks: Vec<String> = reopened.dump(Some(COST_TABLE))[0]
+        .1
+        .iter()
+        .map(|i| i["SK"]["S"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sks, ["1", "2", "3"]);
+}
+
+#[tokio::test]
+async fn compacted_tables_are_readable_files_and_reload_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = EmbeddedState::open(dir.path(), Catalog::with_seed_definitions(), false).unwrap();
+    for i in 0..50 {
+        Tables::put(
+            &state,
+            COST_TABLE,
+            item("P", &format!("{i:03}"), "1.50"),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    state.compact().unwrap();
+    let before = state.dump(None);
+    drop(state);
+    let file =
+        std::fs::read_to_string(dir.path().join(format!("tables/{COST_TABLE}.jsonl"))).unwrap();
+    assert_eq!(file.lines().count(), 50);
+    assert!(
+        file.lines().next().unwrap().contains(r#""N":{"N":"1.5"}"#),
+        "numbers are stored as DynamoDB normalizes them"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("journal.jsonl"))
+            .unwrap()
+            .len(),
+        0
+    );
+    let reopened =
+        EmbeddedState::open(dir.path(), Catalog::with_seed_definitions(), false).unwrap();
+    assert_eq!(reopened.dump(None), before);
+}
+
+#[tokio::test]
+async fn one_process_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = EmbeddedState::open(dir.path(), Catalog::default(), false).unwrap();
+    match EmbeddedState::open(dir.path(), Catalog::default(), false) {
+        Err(StateError::Locked(_)) => {}
+        other => panic!("expected Locked, got {:?}", other.err()),
+    }
+}
+
+#[tokio::test]
+async fn fresh_refuses_to_empty_a_directory_that_is_not_a_state() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("thesis.tex"), "precious").unwrap();
+    match EmbeddedState::open(dir.path(), Catalog::default(), true) {
+        Err(StateError::NotAStateDir(_)) => {}
+        other => panic!("expected NotAStateDir, got {:?}", other.err()),
+    }
+    assert!(dir.path().join("thesis.tex").exists());
+}
+
+#[tokio::test]
+async fn objects_are_files_and_unsafe_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = EmbeddedState::open(dir.path(), Catalog::default(), false).unwrap();
+    let object = |key: &str| Object {
+        bucket: "docs-bucket".into(),
+        key: key.into(),
+        content_type: "application/pdf".into(),
+        body: b"%PDF-1.7".to_vec(),
+    };
+    Objects::put(&state, object("proposals/est456/doc789.pdf"))
+        .await
+        .unwrap();
+    let path = dir
+        .path()
+        .join("objects/docs-bucket/proposals/est456/doc789.pdf");
+    assert_eq!(std::fs::read(&path).unwrap(), b"%PDF-1.7");
+    Objects::delete(&state, "docs-bucket", "proposals/est456/doc789.pdf")
+        .await
+        .unwrap();
+    assert!(!path.exists());
+    Objects::delete(&state, "docs-bucket", "proposals/est456/doc789.pdf")
+        .await
+        .expect("deleting a missing object succeeds, as in S3");
+    for key in ["../../../etc/passwd", "/etc/passwd", "a/../../b"] {
+        match Objects::put(&state, object(key)).await {
+            Err(e @ PortError::Permanent { .. }) => {
+                assert!(e.to_string().contains("unsafe"), "{e}")
+            }
+            other => panic!("{key}: expected a permanent refusal, got {other:?}"),
+        }
+    }
+    assert!(!dir.path().parent().unwrap().join("etc").exists());
+}
+
+#[tokio::test]
+async fn mail_goes_to_the_outbox_as_an_eml_a_person_can_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = EmbeddedState::open(dir.path(), Catalog::default(), false).unwrap();
+    let mail = Mail::new(
+        "noreply@sagesoft.com",
+        vec!["john.doe@sagesoft.com".into()],
+        "Proposal ready – €8,500/month",
+        "Hello John".into(),
+        None,
+    )
+    .unwrap();
+    let id = state.send(&mail).await.unwrap();
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(eml.contains(&format!("Message-ID: <{id}@")));
+    assert!(eml.contains("To: john.doe@sagesoft.com\r\n"));
+    assert!(
+        eml.contains("Subject: =?utf-8?B?"),
+        "non-ASCII subjects are encoded"
+    );
+    assert!(eml.ends_with("Hello John"));
+}
+
+#[test]
+fn header_injection_in_mail_fields_is_refused() {
+    let inject = |from: &str, to: &str, subject: &str| {
+        Mail::new(from, vec![to.to_string()], subject, String::new(), None)
+    };
+    for (from, to, subject) in [
+        ("noreply@x.com", "a@b.com\r\nBcc: victim@c.com", "s"),
+        ("noreply@x.com", "a@b.com", "Hi\r\nBcc: victim@c.com"),
+        ("noreply@x.com\nBcc: v@c.com", "a@b.com", "s"),
+        ("noreply@x.com", "a@b.com, victim@c.com", "s"),
+        ("noreply@x.com", "not-an-address", "s"),
+    ] {
+        assert!(
+            matches!(inject(from, to, subject), Err(ReactionError::Rejected(_))),
+            "{from:?} {to:?} {subject:?}"
+        );
+    }
+}

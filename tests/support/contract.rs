@@ -1,0 +1,300 @@
+//! The port contract: one suite every Tables/Objects/Mailer adapter must pass, with
+//! DynamoDB's own behaviour as the reference. Each case uses its own partition keys (a random
+//! run id), so the suite can run against a shared table.
+
+use handlers::item::string_key;
+use handlers::ports::{
+    Comparison, Condition, Mail, Mailer, Object, Objects, Query, Tables, Update, WriteRequest,
+};
+use handlers::{AttributeValue, Item, PortError};
+
+pub const TABLE: &str = "aws-cost-platform-enhanced";
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: &str) -> AttributeValue {
+    AttributeValue::N(v.into())
+}
+
+fn run_id() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+fn item(pk: &str, sk: &str, extra: &[(&str, AttributeValue)]) -> Item {
+    let mut item = string_key(&[("PK", pk), ("SK", sk)]);
+    for (k, v) in extra {
+        item.insert(k.to_string(), v.clone());
+    }
+    item
+}
+
+pub async fn conditional_put_reports_the_existing_item(tables: &dyn Tables) {
+    let pk = format!("CONTRACT#{}", run_id());
+    let first = item(&pk, "A", &[("Version", n("1"))]);
+    let only_new = Condition::NotExists("PK".into());
+    tables
+        .put(TABLE, first.clone(), Some(&only_new))
+        .await
+        .expect("first put succeeds");
+    let again = tables
+        .put(
+            TABLE,
+            item(&pk, "A", &[("Version", n("2"))]),
+            Some(&only_new),
+        )
+        .await;
+    match again {
+        Err(PortError::ConditionFailed {
+            existing: Some(existing),
+            ..
+        }) => assert_eq!(*existing, first),
+        other => panic!("expected ConditionFailed with the existing item, got {other:?}"),
+    }
+    // A comparison on a missing attribute is false, and <> on it is true.
+    let missing_lt = Condition::Compare("Nope".into(), Comparison::Lt, n("5"));
+    assert!(matches!(
+        tables.put(TABLE, first.clone(), Some(&missing_lt)).await,
+        Err(PortError::ConditionFailed { .. })
+    ));
+    let missing_ne = Condition::Compare("Nope".into(), Comparison::Ne, n("5"));
+    tables
+        .put(TABLE, first.clone(), Some(&missing_ne))
+        .await
+        .expect("<> on a missing attribute holds");
+    let version_is_1 = Condition::Or(vec![
+        Condition::eq("Version", n("1")),
+        Condition::NotExists("PK".into()),
+    ]);
+    tables
+        .put(
+            TABLE,
+            item(&pk, "A", &[("Version", n("2"))]),
+            Some(&version_is_1),
+        )
+        .await
+        .expect("OR condition holds");
+    assert_eq!(
+        tables
+            .get(TABLE, &string_key(&[("PK", &pk), ("SK", "A")]))
+            .await
+            .unwrap()
+            .unwrap()["Version"],
+        n("2")
+    );
+}
+
+pub async fn update_sets_adds_and_removes_exactly(tables: &dyn Tables) {
+    let pk = format!("CONTRACT#{}", run_id());
+    let key = string_key(&[("PK", &pk), ("SK", "AGG")]);
+    let first = Update::default()
+        .set("Name", s("x"))
+        .add("Sum", n("0.1"))
+        .add("Tags", AttributeValue::Ss(vec!["b".into()]));
+    let after = tables.update(TABLE, &key, &first, None).await.unwrap();
+    assert_eq!(after["Sum"], n("0.1"));
+    let second = Update::default()
+        .add("Sum", n("0.2"))
+        .add("Tags", AttributeValue::Ss(vec!["a".into(), "b".into()]))
+        .remove("Name");
+    let after = tables
+        .update(TABLE, &key, &second, Some(&Condition::Exists("Sum".into())))
+        .await
+        .unwrap();
+    assert_eq!(after["Sum"], n("0.3"), "decimal, not floating point");
+    let mut tags = match &after["Tags"] {
+        AttributeValue::Ss(t) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    tags.sort();
+    assert_eq!(tags, ["a", "b"]);
+    assert!(!after.contains_key("Name"));
+    assert_eq!(after["PK"], s(&pk), "ALL_NEW includes the key");
+    let refused = tables
+        .update(
+            TABLE,
+            &key,
+            &Update::default().add("Sum", n("1")),
+            Some(&Condition::lt("Sum", n("0.3"))),
+        )
+        .await;
+    match refused {
+        Err(PortError::ConditionFailed {
+            existing: Some(existing),
+            ..
+        }) => assert_eq!(existing["Sum"], n("0.3")),
+        other => panic!("expected ConditionFailed, got {other:?}"),
+    }
+    let big = tables
+        .update(
+            TABLE,
+            &key,
+            &Update::default().add("Sum", n("12345678901234567890.123456789")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(big["Sum"], n("12345678901234567890.423456789"));
+}
+
+pub async fn delete_returns_the_old_item_and_honours_conditions(tables: &dyn Tables) {
+    let pk = format!("CONTRACT#{}", run_id());
+    let key = string_key(&[("PK", &pk), ("SK", "D")]);
+    assert_eq!(
+        tables.delete(TABLE, &key, None).await.unwrap(),
+        None,
+        "deleting nothing is fine"
+    );
+    let stored = item(&pk, "D", &[("Status", s("ACTIVE"))]);
+    tables.put(TABLE, stored.clone(), None).await.unwrap();
+    let wrong = Condition::eq("Status", s("DRAFT"));
+    assert!(matches!(
+        tables.delete(TABLE, &key, Some(&wrong)).await,
+        Err(PortError::ConditionFailed { .. })
+    ));
+    assert_eq!(
+        tables
+            .delete(TABLE, &key, Some(&Condition::eq("Status", s("ACTIVE"))))
+            .await
+            .unwrap(),
+        Some(stored)
+    );
+    assert_eq!(tables.get(TABLE, &key).await.unwrap(), None);
+}
+
+pub async fn query_returns_a_partition_in_sort_key_order(tables: &dyn Tables) {
+    let pk = format!("ESTIMATION#{}", run_id());
+    for sk in ["SERVER#b", "STORAGE#a", "SERVER#a", "METADATA", "SERVER#c"] {
+        tables
+            .put(
+                TABLE,
+                item(
+                    &pk,
+                    sk,
+                    &[
+                        ("GSI1PK", s(&format!("G#{pk}"))),
+                        ("GSI1SK", s(&sk.chars().rev().collect::<String>())),
+                    ],
+                ),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let query = |prefix: Option<&str>, ascending: bool, index: Option<&str>| Query {
+        table: TABLE.into(),
+        index: index.map(str::to_string),
+        partition: if index.is_some() {
+            ("GSI1PK".into(), s(&format!("G#{pk}")))
+        } else {
+            ("PK".into(), s(&pk))
+        },
+        sort_prefix: prefix.map(|p| {
+            (
+                if index.is_some() { "GSI1SK" } else { "SK" }.to_string(),
+                p.to_string(),
+            )
+        }),
+        ascending,
+    };
+    let sks = |items: Vec<Item>| {
+        items
+            .iter()
+            .map(|i| match &i["SK"] {
+                AttributeValue::S(s) => s.clone(),
+                _ => unreachable!(),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sks(tables.query(&query(None, true, None)).await.unwrap()),
+        ["METADATA", "SERVER#a", "SERVER#b", "SERVER#c", "STORAGE#a"]
+    );
+    assert_eq!(
+        sks(tables
+            .query(&query(Some("SERVER#"), false, None))
+            .await
+            .unwrap()),
+        ["SERVER#c", "SERVER#b", "SERVER#a"]
+    );
+    // GSI1SK is the reversed SK: "a#REVRES" < "a#EGAROTS" ... ordered by bytes.
+    assert_eq!(
+        sks(tables
+            .query(&query(Some("a#"), true, Some("GSI1")))
+            .await
+            .unwrap()),
+        ["STORAGE#a", "SERVER#a"]
+    );
+    assert!(tables
+        .query(&Query {
+            table: TABLE.into(),
+            index: None,
+            partition: ("PK".into(), s("NOTHING#here")),
+            sort_prefix: None,
+            ascending: true
+        })
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn batch_write_stores_many_and_deletes(tables: &dyn Tables) {
+    let pk = format!("BATCH#{}", run_id());
+    let mut writes: Vec<WriteRequest> = (0..60)
+        .map(|i| WriteRequest::Put(item(&pk, &format!("{i:03}"), &[("V", n("1"))])))
+        .collect();
+    // The same key twice in one batch: the last write wins.
+    writes.push(WriteRequest::Put(item(&pk, "000", &[("V", n("2"))])));
+    writes.push(WriteRequest::Delete(string_key(&[
+        ("PK", &pk),
+        ("SK", "059"),
+    ])));
+    tables
+        .batch_write(TABLE, writes)
+        .await
+        .expect("batch write");
+    let items = tables
+        .query(&Query {
+            table: TABLE.into(),
+            index: None,
+            partition: ("PK".into(), s(&pk)),
+            sort_prefix: None,
+            ascending: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 59);
+    assert_eq!(items[0]["V"], n("2"));
+}
+
+pub async fn objects_are_stored_and_deleted(objects: &dyn Objects, bucket: &str) {
+    let key = format!("contract/{}/proposal.pdf", run_id());
+    objects
+        .put(Object {
+            bucket: bucket.into(),
+            key: key.clone(),
+            content_type: "application/pdf".into(),
+            body: b"%PDF-1.7 test".to_vec(),
+        })
+        .await
+        .expect("put object");
+    objects.delete(bucket, &key).await.expect("delete object");
+    objects
+        .delete(bucket, &key)
+        .await
+        .expect("deleting a missing object succeeds");
+}
+
+pub async fn mail_is_sent(mailer: &dyn Mailer, from: &str) -> String {
+    let mail = Mail::new(
+        from,
+        vec!["jane.smith@abc.com".into()],
+        "Contract – ünïcode",
+        "Body text".into(),
+        Some("<p>Body</p>".into()),
+    )
+    .unwrap();
+    let id = mailer.send(&mail).await.expect("send mail");
+    assert!(!id.is_empty());
+    id
+}
