@@ -59,16 +59,47 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The parts of a CreateTable request the worker reads.
+/// A CreateTable request as the seed writes it: CreateTable's own fields plus the TTL and
+/// point-in-time-recovery settings, which `tables create` applies with their own calls.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TableDefinition {
     pub table_name: String,
+    #[serde(default)]
+    pub billing_mode: Option<String>,
+    #[serde(default)]
+    pub attribute_definitions: Vec<AttributeDefinition>,
     pub key_schema: Vec<KeyElement>,
     #[serde(default)]
     pub global_secondary_indexes: Vec<IndexDefinition>,
     #[serde(default)]
+    pub stream_specification: Option<StreamSpecification>,
+    #[serde(default)]
     pub time_to_live_specification: Option<TimeToLive>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDefinition {
+    pub attribute_name: String,
+    pub attribute_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSpecification {
+    pub stream_enabled: bool,
+    #[serde(default)]
+    pub stream_view_type: Option<String>,
+}
+
+/// Every seed definition, parsed; a definition that does not parse is a build bug caught by
+/// this module's test, so at run time it is skipped.
+pub fn seed_definitions() -> Vec<TableDefinition> {
+    DEFINITIONS
+        .iter()
+        .filter_map(|(_, json)| serde_json::from_str(json).ok())
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +114,14 @@ pub struct KeyElement {
 pub struct IndexDefinition {
     pub index_name: String,
     pub key_schema: Vec<KeyElement>,
+    #[serde(default)]
+    pub projection: Option<Projection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Projection {
+    pub projection_type: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,14 +178,11 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The compiled-in seed definitions. A definition that fails to parse is a build bug,
-    /// caught by the catalog's test; at run time it is skipped rather than crash the worker.
+    /// The compiled-in seed definitions.
     pub fn with_seed_definitions() -> Catalog {
         let catalog = Catalog::default();
-        for (_, json) in DEFINITIONS {
-            if let Ok(definition) = serde_json::from_str::<TableDefinition>(json) {
-                catalog.define(&definition);
-            }
+        for definition in seed_definitions() {
+            catalog.define(&definition);
         }
         catalog
     }
@@ -231,6 +267,7 @@ mod tests {
             let definition: TableDefinition = serde_json::from_str(json).unwrap();
             assert_eq!(&definition.table_name, name);
         }
+        assert_eq!(seed_definitions().len(), DEFINITIONS.len());
         let catalog = Catalog::with_seed_definitions();
         let cost = catalog.schema("aws-cost-platform-enhanced").unwrap();
         assert_eq!(cost.key.hash, "PK");

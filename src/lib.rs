@@ -16,4 +16,6 @@ pub mod idempotency;
 pub mod lambda;
 pub mod replay;
 pub mod report;
+pub mod stream_records;
+pub mod table_setup;
 pub mod wiring;

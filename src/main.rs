@@ -9,6 +9,7 @@ use ddb_stream_worker::adapters::embedded::EmbeddedState;
 use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::replay::{self, ReplayOptions};
 use ddb_stream_worker::report::Format;
+use ddb_stream_worker::{table_setup, wiring};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +55,24 @@ enum Command {
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+    /// The seed systems' tables (deploy/tables/*.json) on DynamoDB or DynamoDB Local.
+    Tables {
+        #[command(subcommand)]
+        command: TablesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TablesCommand {
+    /// Create the tables that do not exist yet (all, or the NAMEs given), with their GSIs,
+    /// streams and TTL; existing tables are left alone.
+    Create {
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// DynamoDB endpoint, e.g. http://127.0.0.1:8000; otherwise the standard AWS environment.
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
     },
 }
 
@@ -121,6 +140,30 @@ fn main() -> ExitCode {
         Command::State {
             command: StateCommand::Show { state, table },
         } => show_state(&state, table.as_deref()),
+        Command::Tables {
+            command:
+                TablesCommand::Create {
+                    names,
+                    endpoint_url,
+                },
+        } => runtime.block_on(create_tables(endpoint_url.as_deref(), &names)),
+    }
+}
+
+async fn create_tables(endpoint_url: Option<&str>, names: &[String]) -> ExitCode {
+    let sdk = wiring::sdk_config(endpoint_url).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    match table_setup::create_tables(&client, names).await {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

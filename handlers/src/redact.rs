@@ -21,14 +21,17 @@ static SENSITIVE_VALUE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(concat!(
         // email address
         r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
-        // IPv4
-        r"|\b(?:\d{1,3}\.){3}\d{1,3}\b",
-        // IPv6 (at least three groups, so times like 10:30:00 are not caught)
-        r"|\b(?:[0-9A-Fa-f]{1,4}:){3,7}[0-9A-Fa-f]{1,4}\b|\b(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4})?\b",
         // bearer tokens and JWTs
         r"|(?i:bearer\s+)[A-Za-z0-9._\-]+|\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*",
     ))
     .ok()
+});
+
+/// Text that might be an IP address; kept only if the standard library parses it as one, so
+/// times such as 10:30:00 and versions such as 1.2.3 survive.
+static IP_CANDIDATE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?:\b\d{1,3}(?:\.\d{1,3}){3}\b)|(?:[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})")
+        .ok()
 });
 
 /// Whether an attribute with this name holds data that must not reach the audit log.
@@ -48,12 +51,23 @@ static PHONE_CANDIDATE: LazyLock<Option<Regex>> =
 
 /// The value with every email address, phone number, IP address and token replaced.
 pub fn redact_text(value: &str) -> String {
-    let (Some(general), Some(phone)) = (SENSITIVE_VALUE.as_ref(), PHONE_CANDIDATE.as_ref()) else {
+    let (Some(general), Some(ip), Some(phone)) = (
+        SENSITIVE_VALUE.as_ref(),
+        IP_CANDIDATE.as_ref(),
+        PHONE_CANDIDATE.as_ref(),
+    ) else {
         return REDACTED.to_string();
     };
     let first = general.replace_all(value, REDACTED);
+    let second = ip.replace_all(&first, |caps: &regex::Captures| {
+        if caps[0].parse::<std::net::IpAddr>().is_ok() {
+            REDACTED.to_string()
+        } else {
+            caps[0].to_string()
+        }
+    });
     phone
-        .replace_all(&first, |caps: &regex::Captures| {
+        .replace_all(&second, |caps: &regex::Captures| {
             let digits = caps[0].chars().filter(char::is_ascii_digit).count();
             let marked = caps[0].starts_with(['+', '(']);
             if (if marked { 7 } else { 9 }..=15).contains(&digits) {
@@ -122,6 +136,7 @@ mod tests {
     #[test]
     fn ordinary_values_are_kept() {
         for value in [
+            "version 1.2.3",
             "Client ABC Infrastructure",
             "2024-01-15T10:30:00Z",
             "10:30:00",

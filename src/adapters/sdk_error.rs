@@ -1,6 +1,6 @@
 //! One place that decides whether an AWS SDK error is worth retrying.
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use handlers::PortError;
 
 /// Error codes that mean "slow down or try again", across DynamoDB, S3 and SES.
@@ -22,19 +22,23 @@ const TRANSIENT_CODES: &[&str] = &[
 pub fn classify<E, R>(operation: &'static str, target: &str, error: SdkError<E, R>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
-    let message = DisplayErrorContext(&error).to_string();
-    let transient = match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
+    let (message, transient) = match &error {
         SdkError::ServiceError(context) => {
-            let code = context.err().code().unwrap_or_default();
-            TRANSIENT_CODES.contains(&code)
-                || format!("{:?}", context.raw()).contains("status: StatusCode(5")
+            let service_error = context.err();
+            let code = service_error.code().unwrap_or("UnknownError");
+            let message = format!(
+                "{code}: {}",
+                service_error.message().unwrap_or("no message")
+            );
+            let server_side = format!("{:?}", context.raw()).contains("status: StatusCode(5");
+            (message, TRANSIENT_CODES.contains(&code) || server_side)
         }
-        _ => false,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            (causes(&error), true)
+        }
+        _ => (causes(&error), false),
     };
     let target = target.to_string();
     if transient {
@@ -50,4 +54,16 @@ where
             message,
         }
     }
+}
+
+/// "dispatch failure: io error: ... Connection refused": the error and its causes, on one line.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

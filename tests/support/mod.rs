@@ -19,6 +19,7 @@ use handlers::{Item, PortError};
 use serde_json::{json, Value};
 
 pub mod contract;
+pub mod services;
 
 pub const COST_TABLE: &str = "aws-cost-platform-enhanced";
 

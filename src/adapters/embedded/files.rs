@@ -42,7 +42,7 @@ pub fn object_path(root: &Path, bucket: &str, key: &str) -> Result<PathBuf, Stri
         && !key.contains(['\0', '\\'])
         && !key
             .split('/')
-            .any(|segment| segment.is_empty() || segment.starts_with(".tmp"))
+            .any(|segment| segment.is_empty() || segment == "." || segment == "..")
         && relative
             .components()
             .all(|c| matches!(c, Component::Normal(_)));

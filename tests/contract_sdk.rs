@@ -1,0 +1,94 @@
+//! The port contract (tests/support/contract.rs) on the AWS SDK adapters, against DynamoDB
+//! Local and moto on loopback. Needs `scripts/services start`.
+
+mod support;
+
+use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
+use ddb_stream_worker::adapters::s3::S3Objects;
+use ddb_stream_worker::adapters::ses::SesMailer;
+use ddb_stream_worker::catalog::Catalog;
+use ddb_stream_worker::table_setup;
+use handlers::ports::{Mail, Mailer};
+use handlers::PortError;
+use support::{contract, services};
+
+async fn tables() -> DynamoDbTables {
+    services::require();
+    let client = services::dynamodb().await;
+    table_setup::create_tables(&client, &[contract::TABLE.to_string()])
+        .await
+        .expect("create the cost platform table");
+    DynamoDbTables::new(client, Catalog::with_seed_definitions())
+}
+
+#[tokio::test]
+async fn conditional_put_reports_the_existing_item() {
+    contract::conditional_put_reports_the_existing_item(&tables().await).await;
+}
+
+#[tokio::test]
+async fn update_sets_adds_and_removes_exactly() {
+    contract::update_sets_adds_and_removes_exactly(&tables().await).await;
+}
+
+#[tokio::test]
+async fn delete_returns_the_old_item_and_honours_conditions() {
+    contract::delete_returns_the_old_item_and_honours_conditions(&tables().await).await;
+}
+
+#[tokio::test]
+async fn query_returns_a_partition_in_sort_key_order() {
+    contract::query_returns_a_partition_in_sort_key_order(&tables().await).await;
+}
+
+#[tokio::test]
+async fn batch_write_stores_many_and_deletes() {
+    contract::batch_write_stores_many_and_deletes(&tables().await).await;
+}
+
+#[tokio::test]
+async fn objects_are_stored_and_deleted() {
+    services::require();
+    services::ensure_bucket("dsw-contract-docs").await;
+    contract::objects_are_stored_and_deleted(
+        &S3Objects::new(services::s3().await),
+        "dsw-contract-docs",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn mail_is_sent_from_a_verified_sender_and_can_be_read_back() {
+    services::require();
+    let sender = format!("{}@sagesoft.com", services::unique("noreply"));
+    services::verify_sender(&sender).await;
+    let mailer = SesMailer::new(services::ses().await);
+    let id = contract::mail_is_sent(&mailer, &sender).await;
+    let sent = services::sent_mail();
+    let message = sent
+        .iter()
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("message {id} not in moto's outbox: {sent:?}"));
+    assert_eq!(message["source"], sender);
+    assert_eq!(message["subject"], "Contract – ünïcode");
+}
+
+#[tokio::test]
+async fn mail_from_an_unverified_sender_is_refused_for_good() {
+    services::require();
+    let mailer = SesMailer::new(services::ses().await);
+    let mail = Mail::new(
+        "never-verified@example.com",
+        vec!["a@b.com".into()],
+        "s",
+        "t".into(),
+        None,
+    )
+    .unwrap();
+    match mailer.send(&mail).await {
+        Err(e @ PortError::Permanent { .. }) => {
+            assert!(e.to_string().contains("MessageRejected"), "{e}")
+        }
+        other => panic!("expected a permanent MessageRejected, got {other:?}"),
+    }
+}

@@ -1,0 +1,176 @@
+//! The local services (scripts/services): where they are, and clients for them. Tests that
+//! need them call `require()`, which fails the test with the fix when they are not running:
+//! such tests never skip.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
+}
+
+pub fn moto_endpoint() -> String {
+    std::env::var("DSW_MOTO_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into())
+}
+
+fn host_port(endpoint: &str) -> String {
+    endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Panics with the fix when DynamoDB Local or moto is not answering.
+pub fn require() {
+    for (name, endpoint) in [
+        ("DynamoDB Local", dynamodb_endpoint()),
+        ("moto server (S3/SES)", moto_endpoint()),
+    ] {
+        let address = host_port(&endpoint)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next());
+        let up =
+            address.is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+        assert!(up, "{name} is not running at {endpoint}: start it with `scripts/services start` (the README's test command, scripts/test, does this)");
+    }
+}
+
+/// SDK configuration for a local endpoint, with local credentials and region.
+pub async fn sdk(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk(&dynamodb_endpoint()).await)
+}
+
+pub async fn streams() -> aws_sdk_dynamodbstreams::Client {
+    aws_sdk_dynamodbstreams::Client::new(&sdk(&dynamodb_endpoint()).await)
+}
+
+pub async fn s3() -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(&sdk(&moto_endpoint()).await)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+pub async fn ses() -> aws_sdk_ses::Client {
+    aws_sdk_ses::Client::new(&sdk(&moto_endpoint()).await)
+}
+
+/// Create `bucket` on moto (fine if it exists).
+pub async fn ensure_bucket(bucket: &str) {
+    let client = s3().await;
+    if client.head_bucket().bucket(bucket).send().await.is_err() {
+        client
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("create bucket on moto");
+    }
+}
+
+/// Verify `sender` on moto's SES, as real SES requires before it sends.
+pub async fn verify_sender(sender: &str) {
+    ses()
+        .await
+        .verify_email_identity()
+        .email_address(sender)
+        .send()
+        .await
+        .expect("verify sender on moto");
+}
+
+/// Every message moto's SES has accepted: (source, destinations, subject, body).
+pub fn sent_mail() -> Vec<serde_json::Value> {
+    let data = http_get(&moto_endpoint(), "/moto-api/data.json");
+    let json: serde_json::Value = serde_json::from_str(&data).expect("moto data.json");
+    json["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A plain HTTP/1.0 GET (test-only; moto's data endpoint needs nothing more).
+fn http_get(endpoint: &str, path: &str) -> String {
+    let host = host_port(endpoint);
+    let mut stream = TcpStream::connect(&host).expect("connect");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", fastrand::u64(..) >> 16)
+}
+
+/// Every record now in `table`'s stream, all shards from TRIM_HORIZON, in sequence order
+/// within each shard; and the stream ARN (Lambda's eventSourceARN).
+pub async fn read_stream(table: &str) -> (String, Vec<aws_sdk_dynamodbstreams::types::Record>) {
+    let described = dynamodb()
+        .await
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("describe table");
+    let arn = described
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .expect("the table has a stream");
+    let client = streams().await;
+    let stream = client
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .expect("describe stream")
+        .stream_description
+        .expect("stream description");
+    let mut records = Vec::new();
+    for shard in stream.shards.unwrap_or_default() {
+        let shard_id = shard.shard_id.expect("shard id");
+        let mut iterator = client
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(&shard_id)
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("shard iterator")
+            .shard_iterator;
+        while let Some(current) = iterator {
+            let page = client
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .expect("get records");
+            let got = page.records.unwrap_or_default();
+            if got.is_empty() {
+                break; // an open shard keeps handing out iterators; empty means caught up
+            }
+            records.extend(got);
+            iterator = page.next_shard_iterator;
+        }
+    }
+    (arn, records)
+}
