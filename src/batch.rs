@@ -7,6 +7,7 @@
 //! deferred writes are stored, so a failed flush moves the reported failure back to the
 //! earliest record whose writes were not stored.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -16,6 +17,7 @@ use handlers::{Change, ChangeKind, Idempotency, Item, Reaction, ReactionError};
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::adapters::counting::{difference, CountingTables, RequestCounts};
 use crate::catalog::Catalog;
 use crate::decode::StreamRecord;
 use crate::effects::{Effect, Recorder};
@@ -28,10 +30,21 @@ const FLUSH_AT: usize = 25;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Done { result: serde_json::Value },
-    DuplicateSkipped { result: serde_json::Value },
+    Done {
+        result: serde_json::Value,
+    },
+    DuplicateSkipped {
+        result: serde_json::Value,
+    },
     NotApplicable,
-    Failed { reason: String, retryable: bool },
+    /// A later record of this batch changes the same thing; the reaction runs once, there.
+    Coalesced {
+        into_record: usize,
+    },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +97,8 @@ pub struct BatchOutcome {
     pub settled: usize,
     pub failure: Option<RecordFailure>,
     pub response: DynamoDbEventResponse,
+    /// DynamoDB requests the batch made, by operation (the apply step of a replay excluded).
+    pub requests: RequestCounts,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,7 +121,11 @@ pub struct Adapters {
 
 pub struct Worker {
     reactions: Vec<Box<dyn Reaction>>,
+    /// The adapters, with `tables` counting every request.
     adapters: Adapters,
+    counter: Arc<CountingTables>,
+    /// The tables without counting, for the replay's apply step (not a request the worker makes).
+    uncounted: Arc<dyn Tables>,
     idempotency: IdempotencyConfig,
 }
 
@@ -121,14 +140,33 @@ struct Deferred {
 impl Worker {
     pub fn new(
         reactions: Vec<Box<dyn Reaction>>,
-        adapters: Adapters,
+        mut adapters: Adapters,
         idempotency: IdempotencyConfig,
     ) -> Self {
+        let uncounted = adapters.tables.clone();
+        let counter = Arc::new(CountingTables::new(uncounted.clone()));
+        adapters.tables = counter.clone();
         Worker {
             reactions,
             adapters,
+            counter,
+            uncounted,
             idempotency,
         }
+    }
+
+    /// For each (reaction, coalescing key), the last record of the batch that has it.
+    fn coalescing_plan(&self, records: &[StreamRecord]) -> HashMap<(usize, String), usize> {
+        let mut last = HashMap::new();
+        for (index, record) in records.iter().enumerate() {
+            let Ok(change) = &record.change else { continue };
+            for (r, reaction) in self.reactions.iter().enumerate() {
+                if let Some(key) = reaction.coalesce_key(change) {
+                    last.insert((r, key), index);
+                }
+            }
+        }
+        last
     }
 
     pub fn adapters(&self) -> &Adapters {
@@ -150,6 +188,8 @@ impl Worker {
             a.mailer.clone(),
             a.catalog.clone(),
         );
+        let requests_before = self.counter.snapshot();
+        let plan = self.coalescing_plan(records);
         let mut pending: Vec<RecordReport> = Vec::new();
         let mut buffer: Vec<Deferred> = Vec::new();
         let mut failure: Option<RecordFailure> = None;
@@ -163,6 +203,7 @@ impl Worker {
                     &mut report,
                     &recorder,
                     options,
+                    &plan,
                     pending.len(),
                     &mut buffer,
                 )
@@ -189,7 +230,7 @@ impl Worker {
             }
         }
         let failed = failure.as_ref().map_or(0, |_| 1);
-        settled += emit(&mut pending, on_settled) - failed;
+        settled += emit(&mut pending, on_settled).saturating_sub(failed);
 
         let mut response = DynamoDbEventResponse::default();
         if let Some(f) = &failure {
@@ -201,6 +242,7 @@ impl Worker {
             settled,
             failure,
             response,
+            requests: difference(&self.counter.snapshot(), &requests_before),
         }
     }
 
@@ -210,6 +252,7 @@ impl Worker {
         report: &mut RecordReport,
         recorder: &Recorder,
         options: BatchOptions,
+        plan: &HashMap<(usize, String), usize>,
         position: usize,
         buffer: &mut Vec<Deferred>,
     ) -> Result<(), RecordFailure> {
@@ -242,6 +285,17 @@ impl Worker {
                     effects: Vec::new(),
                 });
                 continue;
+            }
+            if let Some(key) = reaction.coalesce_key(change) {
+                let last = plan.get(&(r, key)).copied().unwrap_or(report.index);
+                if last > report.index {
+                    report.reactions.push(ReactionReport {
+                        reaction: name,
+                        outcome: Outcome::Coalesced { into_record: last },
+                        effects: Vec::new(),
+                    });
+                    continue;
+                }
             }
             let span = tracing::info_span!("reaction", event_id = %change.event_id, sequence_number = %change.sequence_number, reaction = name);
             let _enter = span.enter();
@@ -353,7 +407,7 @@ impl Worker {
 
     /// The record's own write, replayed into the embedded tables.
     async fn apply(&self, change: &Change) -> Result<(), handlers::PortError> {
-        let tables = &self.adapters.tables;
+        let tables = &self.uncounted;
         self.adapters.catalog.learn(&change.table, &change.keys);
         match (change.kind, &change.new) {
             (ChangeKind::Insert | ChangeKind::Modify, Some(new)) => {

@@ -6,6 +6,9 @@
 use std::time::Duration;
 
 use handlers::audit::AuditConfig;
+use handlers::cost::model::BusinessRules;
+use handlers::cost::totals::TotalsConfig;
+use rust_decimal::Decimal;
 use thiserror::Error;
 
 use crate::idempotency::IdempotencyConfig;
@@ -25,6 +28,7 @@ pub struct ConfigError {
 pub struct Config {
     pub audit: AuditConfig,
     pub idempotency: IdempotencyConfig,
+    pub totals: TotalsConfig,
 }
 
 impl Config {
@@ -50,7 +54,33 @@ impl Config {
                     }),
             }
         };
+        let flag = |name: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match lookup(name).map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(default),
+                Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => Ok(true),
+                Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => Ok(false),
+                Some(value) => Err(ConfigError {
+                    name,
+                    value,
+                    expected: "true or false",
+                }),
+            }
+        };
+        let decimal = |name: &'static str, default: &str| -> Result<Decimal, ConfigError> {
+            let value = text(name, default);
+            value
+                .trim()
+                .parse::<Decimal>()
+                .ok()
+                .filter(|d| !d.is_sign_negative())
+                .ok_or(ConfigError {
+                    name,
+                    value,
+                    expected: "a decimal number, 0 or more",
+                })
+        };
         let idempotency_table = text("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE);
+        let cost_table = text("COST_TABLE", COST_PLATFORM_TABLE);
         let audited_tables = text("AUDITED_TABLES", COST_PLATFORM_TABLE)
             .split(',')
             .map(str::trim)
@@ -71,6 +101,16 @@ impl Config {
                 default_in_progress: Duration::from_secs(
                     number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60, 1)?.unsigned_abs(),
                 ),
+            },
+            totals: TotalsConfig {
+                table: cost_table,
+                default_rules: BusinessRules {
+                    buffer_percentage: decimal("COST_BUFFER_PERCENT", "10")?,
+                    volume_discounts: flag("COST_VOLUME_DISCOUNTS", true)?,
+                    support_plan_included: flag("COST_SUPPORT_PLAN", true)?,
+                },
+                default_currency: text("COST_CURRENCY", "USD"),
+                default_region: text("COST_REGION", "us-east-1"),
             },
         })
     }

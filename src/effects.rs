@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use handlers::ports::{
-    Condition, Mail, Mailer, Object, Objects, Query, Tables, Update, WriteRequest,
+    Condition, Mail, Mailer, Object, Objects, Query, Tables, TransactItem, Update, WriteRequest,
 };
 use handlers::{Item, PortError};
 use serde::Serialize;
@@ -169,6 +169,31 @@ impl Tables for Recorder {
             })
             .collect();
         self.tables.batch_write(table, writes).await?;
+        for effect in effects {
+            self.record(effect);
+        }
+        Ok(())
+    }
+
+    async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError> {
+        let effects: Vec<Effect> = items
+            .iter()
+            .filter_map(|item| match item {
+                TransactItem::Put { table, item, .. } => {
+                    Some(Effect::put(&self.catalog, table, item))
+                }
+                TransactItem::Update { table, key, .. } => Some(Effect::ItemUpdated {
+                    table: table.clone(),
+                    keys: key.clone(),
+                }),
+                TransactItem::Delete { table, key, .. } => Some(Effect::ItemDeleted {
+                    table: table.clone(),
+                    keys: key.clone(),
+                }),
+                TransactItem::Check { .. } => None,
+            })
+            .collect();
+        self.tables.transact_write(items).await?;
         for effect in effects {
             self.record(effect);
         }

@@ -43,8 +43,9 @@ pub struct IdempotencyRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
     /// Epoch seconds after which the record no longer counts (and TTL deletes it).
+    #[serde(with = "handlers::item::number::int")]
     pub ttl: i64,
-    #[serde(rename = "inProgressExpiry")]
+    #[serde(rename = "inProgressExpiry", with = "handlers::item::number::int")]
     pub in_progress_expiry: i64,
 }
 

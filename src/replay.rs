@@ -153,7 +153,7 @@ async fn run_batch(
     if let Some(e) = write_error {
         return Err(e);
     }
-    progress.suspend(|| report::response(out, format, &outcome.response))?;
+    progress.suspend(|| report::batch_end(out, format, records.len(), &outcome))?;
     Ok(outcome.failure)
 }
 

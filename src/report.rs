@@ -3,10 +3,9 @@
 
 use std::io::{self, Write};
 
-use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use handlers::item::describe_keys;
 
-use crate::batch::{Outcome, RecordReport};
+use crate::batch::{BatchOutcome, Outcome, RecordReport};
 use crate::effects::Effect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +52,9 @@ fn human_record(out: &mut dyn Write, r: &RecordReport) -> io::Result<()> {
                 "duplicate, skipped (completed by an earlier delivery)".to_string()
             }
             Outcome::NotApplicable => "not applicable".to_string(),
+            Outcome::Coalesced { into_record } => {
+                format!("coalesced into record #{into_record} (same estimation later in the batch)")
+            }
             Outcome::Failed { reason, retryable } => {
                 format!(
                     "FAILED ({}): {reason}",
@@ -94,15 +96,40 @@ pub fn describe_effect(effect: &Effect) -> String {
     }
 }
 
-/// The batch response, always as the JSON Lambda expects (the last line of `--json`).
-pub fn response(
+/// The end of a batch: the DynamoDB requests it made, then its response exactly as the
+/// Lambda function returns it (the last line of `--json`).
+pub fn batch_end(
     out: &mut dyn Write,
     format: Format,
-    response: &DynamoDbEventResponse,
+    records: usize,
+    outcome: &BatchOutcome,
 ) -> io::Result<()> {
-    if format == Format::Human {
-        write!(out, "batch response: ")?;
+    match format {
+        Format::Json => {
+            let summary = serde_json::json!({
+                "batch": { "records": records, "settled": outcome.settled, "requests": outcome.requests }
+            });
+            writeln!(out, "{summary}")?;
+        }
+        Format::Human => {
+            let total: u64 = outcome.requests.values().sum();
+            let each: Vec<String> = outcome
+                .requests
+                .iter()
+                .map(|(op, n)| format!("{op} {n}"))
+                .collect();
+            writeln!(
+                out,
+                "dynamodb requests: {total}{}",
+                if each.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", each.join(", "))
+                }
+            )?;
+            write!(out, "batch response: ")?;
+        }
     }
-    serde_json::to_writer(&mut *out, response)?;
+    serde_json::to_writer(&mut *out, &outcome.response)?;
     writeln!(out)
 }

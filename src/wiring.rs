@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use handlers::audit::AuditLog;
+use handlers::cost::totals::EstimationTotals;
 use handlers::ports::SystemClock;
 use handlers::Reaction;
 
@@ -18,7 +19,10 @@ use crate::config::Config;
 
 /// Every reaction the worker has, in the order they run on a record.
 pub fn reactions(config: &Config) -> Vec<Box<dyn Reaction>> {
-    vec![Box::new(AuditLog::new(config.audit.clone()))]
+    vec![
+        Box::new(AuditLog::new(config.audit.clone())),
+        Box::new(EstimationTotals::new(config.totals.clone())),
+    ]
 }
 
 pub fn worker(config: &Config, adapters: Adapters) -> Worker {

@@ -207,11 +207,9 @@ async fn the_first_failing_record_stops_the_batch_and_is_reported_by_sequence_nu
 #[tokio::test(flavor = "multi_thread")]
 async fn a_completed_duplicate_is_skipped_in_one_request_with_its_stored_result() {
     let dir = tempfile::tempdir().unwrap();
-    let (_state, mut adapters) = embedded(dir.path());
-    let counting = CountingTables::new(adapters.tables.clone());
-    adapters.tables = counting.clone();
+    let (_state, adapters) = embedded(dir.path());
     let counter = Counter::new(0);
-    let worker = worker(vec![Box::new(counter.clone())], adapters);
+    let worker = worker(vec![Box::new(counter.clone())], adapters.clone());
 
     let (first, first_reports) = run(&worker, &[user_insert(1, "u1")]).await;
     assert!(first.failure.is_none());
@@ -222,14 +220,13 @@ async fn a_completed_duplicate_is_skipped_in_one_request_with_its_stored_result(
         panic!("first run is done")
     };
 
-    counting.reset();
     let (second, reports) = run(&worker, &[user_insert(1, "u1")]).await;
     assert!(second.failure.is_none());
-    // The apply step (embedded replay) is one PutItem; the duplicate check is the only other.
+    // The batch counts the worker's own requests (not the replay's apply step).
     assert_eq!(
-        counting.total(),
-        2,
-        "apply + one conditional put, nothing else"
+        second.requests,
+        [("PutItem", 1)].into_iter().collect(),
+        "one conditional put, nothing else"
     );
     assert_eq!(
         reports[0].reactions[0].outcome,
@@ -239,7 +236,7 @@ async fn a_completed_duplicate_is_skipped_in_one_request_with_its_stored_result(
     );
     assert_eq!(counter.runs.load(Ordering::SeqCst), 1);
     assert_eq!(
-        counter_value(counting.as_ref()),
+        counter_value(adapters.tables.as_ref()),
         Some(AttributeValue::N("1".into()))
     );
 }
@@ -358,12 +355,12 @@ async fn a_reaction_error_releases_the_lock_so_the_retry_runs() {
 async fn audit_writes_are_batched_and_a_failed_flush_fails_the_earliest_unstored_record() {
     let dir = tempfile::tempdir().unwrap();
     let (state, mut adapters) = embedded(dir.path());
-    let counting = CountingTables::new(adapters.tables.clone());
-    adapters.tables = counting.clone();
+    let faulty = FaultyTables::new(adapters.tables.clone());
+    adapters.tables = faulty.clone();
     let worker = wiring::worker(&config(), adapters);
     let records: Vec<_> = (1..=30).map(|i| user_insert(i, &format!("u{i}"))).collect();
 
-    counting.fail_next("BatchWriteItem", 1);
+    faulty.fail_next("BatchWriteItem", 1);
     let (outcome, reports) = run(&worker, &records).await;
     let failure = outcome.failure.expect("the flush fails");
     assert_eq!(
@@ -376,10 +373,12 @@ async fn audit_writes_are_batched_and_a_failed_flush_fails_the_earliest_unstored
     assert_eq!(reports.len(), 1);
     assert!(audit_items(&state).is_empty());
 
-    counting.reset();
     let (retry, _) = run(&worker, &records).await;
     assert!(retry.failure.is_none());
     assert_eq!(audit_items(&state).len(), 30);
     // 30 audit items in two BatchWriteItem calls (25 + 5), not 30 puts.
-    assert_eq!(counting.count("BatchWriteItem"), 2);
+    assert_eq!(
+        retry.requests,
+        [("BatchWriteItem", 2)].into_iter().collect()
+    );
 }

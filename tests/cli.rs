@@ -81,8 +81,17 @@ fn replay_writes_one_audit_item_per_change_and_reports_each_record() {
     let dir = tempfile::tempdir().unwrap();
     let (code, lines) = replay_json(dir.path(), &[event("cost-platform-audit.json")], &[]);
     assert_eq!(code, 0);
-    assert_eq!(lines.len(), 5, "four records and the batch response");
-    assert_eq!(lines[4], serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(
+        lines.len(),
+        6,
+        "four records, the batch summary and the batch response"
+    );
+    assert_eq!(
+        lines[4],
+        serde_json::json!({"batch": {"records": 4, "settled": 4, "requests": {"BatchWriteItem": 1}}}),
+        "four audit items in one BatchWriteItem"
+    );
+    assert_eq!(lines[5], serde_json::json!({"batchItemFailures": []}));
     for record in &lines[..4] {
         assert_eq!(record["applied"], true);
         assert_eq!(record["reactions"][0]["reaction"], "audit-log");
@@ -180,11 +189,11 @@ fn a_poison_record_mid_batch_stops_it_with_its_sequence_number_and_exit_1() {
         .collect();
     assert_eq!(
         lines.len(),
-        3,
-        "record 0, the failing record 1, then the response; record 2 is not processed"
+        4,
+        "record 0, the failing record 1, the batch summary and the response; record 2 is not processed"
     );
     assert_eq!(
-        lines[2],
+        lines[3],
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": "400000000000000000700"}]})
     );
     let error = lines[1]["error"].as_str().unwrap();
@@ -252,7 +261,7 @@ fn getrecords_output_needs_the_table_and_works_with_it() {
         &["--table", "aws-cost-platform-enhanced"],
     );
     assert_eq!(code, 0);
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4);
     let audits = audit_items(dir.path());
     assert!(
         audits

@@ -90,7 +90,8 @@ async fn tables_create_is_idempotent_and_replay_writes_through_the_sdk() {
             lines.last().unwrap(),
             &serde_json::json!({"batchItemFailures": []})
         );
-        for record in &lines[..lines.len() - 1] {
+        assert!(lines[lines.len() - 2]["batch"]["requests"]["BatchWriteItem"] == 1);
+        for record in &lines[..lines.len() - 2] {
             assert_eq!(
                 record["applied"], false,
                 "the SDK path does not apply the record's own change"

@@ -3,6 +3,8 @@
 //! Items are `serde_dynamo` values, which serialize as DynamoDB JSON (`{"S": "…"}`), so the
 //! same type travels from the stream event through the reactions to the adapters.
 
+use std::collections::HashMap;
+
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use serde_dynamo::{AttributeValue, Item};
@@ -36,22 +38,137 @@ pub fn scalar_text(value: &AttributeValue) -> Option<&str> {
     }
 }
 
-/// A typed struct as an item (through serde_dynamo).
+/// A typed struct as an item (through serde_dynamo). Fields written with [`number`] become
+/// exact DynamoDB numbers.
 pub fn to_item<T: Serialize>(value: &T) -> Result<Item, ReactionError> {
-    serde_dynamo::to_item(value).map_err(|e| ReactionError::Encode(e.to_string()))
+    let item: Item =
+        serde_dynamo::to_item(value).map_err(|e| ReactionError::Encode(e.to_string()))?;
+    let map: HashMap<String, AttributeValue> = item
+        .into_inner()
+        .into_iter()
+        .map(|(k, v)| (k, number::unmark(v)))
+        .collect();
+    Ok(Item::from(map))
 }
 
-/// An item as a typed struct (through serde_dynamo); `what` names it in the error.
+/// An item as a typed struct (through serde_dynamo); `what` names it in the error. Number
+/// fields must use [`number`] (or [`number::int`]), which read DynamoDB's exact text.
 pub fn from_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, ReactionError> {
-    serde_dynamo::from_item(item).map_err(|e| ReactionError::BadItem {
+    let map: HashMap<String, AttributeValue> = item
+        .into_inner()
+        .into_iter()
+        .map(|(k, v)| (k, number::mark(v)))
+        .collect();
+    serde_dynamo::from_item(Item::from(map)).map_err(|e| ReactionError::BadItem {
         what: what.to_string(),
         message: e.to_string(),
     })
 }
 
+/// Exact numbers through serde_dynamo.
+///
+/// serde_dynamo reads a DynamoDB number through f64 and writes one only from Rust's number
+/// types, so a `Decimal` would lose digits or be stored as a string. [`from_item`] therefore
+/// hands every number to serde as marked text, which these field adapters parse exactly, and
+/// [`to_item`] turns the marked text they write back into a number (`N`).
+pub mod number {
+    use std::str::FromStr;
+
+    use rust_decimal::Decimal;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use super::AttributeValue;
+
+    /// Prefix of a number carried as text; a control character no real string starts with.
+    const MARK: &str = "\u{1}N:";
+
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{MARK}{}", value.normalize()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).map_err(D::Error::custom)
+    }
+
+    fn parse(text: &str) -> Result<Decimal, String> {
+        let digits = text.strip_prefix(MARK).unwrap_or(text).trim();
+        Decimal::from_str(digits)
+            .or_else(|_| Decimal::from_scientific(digits))
+            .map_err(|e| format!("{digits:?} is not a number this worker can hold exactly: {e}"))
+    }
+
+    /// For `Option<Decimal>` fields (use with `#[serde(default)]`).
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            value: &Option<Decimal>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(v) => super::serialize(v, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Decimal>, D::Error> {
+            Option::<String>::deserialize(deserializer)?
+                .map(|text| parse(&text).map_err(D::Error::custom))
+                .transpose()
+        }
+    }
+
+    /// For whole-number fields (`i64`: epoch seconds, versions).
+    pub mod int {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_str(&format!("{MARK}{value}"))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+            let text = String::deserialize(deserializer)?;
+            let digits = text.strip_prefix(MARK).unwrap_or(&text);
+            digits
+                .parse()
+                .map_err(|_| D::Error::custom(format!("{digits:?} is not a whole number")))
+        }
+    }
+
+    /// Numbers (at any depth) as marked text, for deserializing.
+    pub(super) fn mark(value: AttributeValue) -> AttributeValue {
+        match value {
+            AttributeValue::N(n) => AttributeValue::S(format!("{MARK}{n}")),
+            AttributeValue::M(m) => {
+                AttributeValue::M(m.into_iter().map(|(k, v)| (k, mark(v))).collect())
+            }
+            AttributeValue::L(l) => AttributeValue::L(l.into_iter().map(mark).collect()),
+            other => other,
+        }
+    }
+
+    /// Marked text (at any depth) back to numbers, after serializing.
+    pub(super) fn unmark(value: AttributeValue) -> AttributeValue {
+        match value {
+            AttributeValue::S(s) => match s.strip_prefix(MARK) {
+                Some(n) => AttributeValue::N(n.to_string()),
+                None => AttributeValue::S(s),
+            },
+            AttributeValue::M(m) => {
+                AttributeValue::M(m.into_iter().map(|(k, v)| (k, unmark(v))).collect())
+            }
+            AttributeValue::L(l) => AttributeValue::L(l.into_iter().map(unmark).collect()),
+            other => other,
+        }
+    }
+}
+
 /// Build a key item from `(name, string value)` pairs.
 pub fn string_key(pairs: &[(&str, &str)]) -> Item {
-    let map: std::collections::HashMap<String, AttributeValue> = pairs
+    let map: HashMap<String, AttributeValue> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), AttributeValue::S(v.to_string())))
         .collect();
@@ -64,4 +181,72 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Priced {
+        #[serde(with = "number")]
+        cost: Decimal,
+        #[serde(
+            default,
+            with = "number::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        discount: Option<Decimal>,
+        #[serde(with = "number::int")]
+        version: i64,
+        nested: Vec<Inner>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Inner {
+        #[serde(with = "number")]
+        amount: Decimal,
+    }
+
+    #[test]
+    fn decimals_are_stored_as_exact_numbers_and_read_back_exactly() {
+        let exact = "1234567890123456789.0123456789".parse().unwrap();
+        let value = Priced {
+            cost: exact,
+            discount: Some("0.1".parse().unwrap()),
+            version: 7,
+            nested: vec![Inner {
+                amount: "247.42".parse().unwrap(),
+            }],
+        };
+        let item = to_item(&value).unwrap();
+        assert_eq!(
+            item["cost"],
+            AttributeValue::N("1234567890123456789.0123456789".into())
+        );
+        assert_eq!(item["version"], AttributeValue::N("7".into()));
+        match &item["nested"] {
+            AttributeValue::L(l) => match &l[0] {
+                AttributeValue::M(m) => assert_eq!(m["amount"], AttributeValue::N("247.42".into())),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(from_item::<Priced>(item, "priced").unwrap(), value);
+    }
+
+    #[test]
+    fn a_number_that_is_not_a_number_names_the_item() {
+        let mut item = string_key(&[("cost", "x")]);
+        item.insert("version".into(), AttributeValue::N("1".into()));
+        item.insert("nested".into(), AttributeValue::L(vec![]));
+        let err = from_item::<Priced>(item, "ESTIMATION#e1/METADATA").unwrap_err();
+        assert!(
+            err.to_string().starts_with("ESTIMATION#e1/METADATA:"),
+            "{err}"
+        );
+    }
 }

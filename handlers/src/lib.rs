@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod change;
+pub mod cost;
 pub mod error;
 pub mod item;
 pub mod ports;

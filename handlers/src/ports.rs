@@ -100,6 +100,44 @@ pub enum WriteRequest {
     Delete(Item),
 }
 
+/// One write of a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransactItem {
+    Put {
+        table: String,
+        item: Item,
+        condition: Option<Condition>,
+    },
+    Update {
+        table: String,
+        key: Item,
+        update: Update,
+        condition: Option<Condition>,
+    },
+    Delete {
+        table: String,
+        key: Item,
+        condition: Option<Condition>,
+    },
+    /// A condition on an item that is not written.
+    Check {
+        table: String,
+        key: Item,
+        condition: Condition,
+    },
+}
+
+impl TransactItem {
+    pub fn table(&self) -> &str {
+        match self {
+            TransactItem::Put { table, .. }
+            | TransactItem::Update { table, .. }
+            | TransactItem::Delete { table, .. }
+            | TransactItem::Check { table, .. } => table,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Tables: Send + Sync {
     /// Strongly consistent read of one item.
@@ -132,6 +170,9 @@ pub trait Tables: Send + Sync {
     /// Unconditional puts and deletes, sent 25 per request; unprocessed items are retried
     /// with backoff until done or the retry bound is reached.
     async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError>;
+    /// All of `items` or none (TransactWriteItems, at most 100 items, each item once). A failed
+    /// condition is [`PortError::ConditionFailed`] carrying the first failing item's state.
+    async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError>;
 }
 
 /// An object to store.

@@ -35,5 +35,11 @@ pub trait Reaction: Send + Sync {
     fn idempotency(&self) -> Idempotency;
     /// Whether this change concerns the reaction at all (cheap, no I/O).
     fn applies(&self, change: &Change) -> bool;
+    /// For reactions that recompute from state: what the change affects (an estimation id).
+    /// Within one batch the reaction then runs once per key, at the last record with that key,
+    /// since by then the state includes every earlier change.
+    fn coalesce_key(&self, _change: &Change) -> Option<String> {
+        None
+    }
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError>;
 }

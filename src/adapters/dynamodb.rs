@@ -4,11 +4,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue as SdkValue, DeleteRequest, PutRequest, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, WriteRequest as SdkWrite,
+    AttributeValue as SdkValue, ConditionCheck, Delete, DeleteRequest, Put, PutRequest,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update as SdkUpdate,
+    WriteRequest as SdkWrite,
 };
 use aws_sdk_dynamodb::Client;
-use handlers::ports::{Condition, Query, Tables, Update, WriteRequest};
+use handlers::ports::{Condition, Query, Tables, TransactItem, Update, WriteRequest};
 use handlers::{AttributeValue, Item, PortError};
 
 use super::{backoff, classify};
@@ -270,6 +271,52 @@ impl Tables for DynamoDbTables {
         }
     }
 
+    async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError> {
+        let tables: Vec<String> = items.iter().map(|i| i.table().to_string()).collect();
+        let target = tables.first().cloned().unwrap_or_default();
+        let requests = items
+            .into_iter()
+            .map(to_transact_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(requests))
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(());
+        };
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            error.as_service_error()
+        {
+            let reasons = cancelled.cancellation_reasons();
+            if let Some((index, reason)) = reasons
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+            {
+                return Err(condition_failed(
+                    tables.get(index).map_or(target.as_str(), String::as_str),
+                    reason.item(),
+                ));
+            }
+            // TransactionConflict and throttling: another writer was on the same item.
+            let codes: Vec<&str> = reasons
+                .iter()
+                .filter_map(|r| r.code())
+                .filter(|c| *c != "None")
+                .collect();
+            return Err(PortError::Transient {
+                operation: "TransactWriteItems",
+                target,
+                message: format!("transaction cancelled: {}", codes.join(", ")),
+            });
+        }
+        Err(classify("TransactWriteItems", &target, error))
+    }
+
     async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
         for chunk in dedupe_by_key(&self.catalog, table, writes).chunks(25) {
             let mut requests: Vec<SdkWrite> =
@@ -305,6 +352,94 @@ impl Tables for DynamoDbTables {
         }
         Ok(())
     }
+}
+
+fn build_failed(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    PortError::Permanent {
+        operation: "TransactWriteItems",
+        target: "request".to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// One TransactWriteItem, with its own placeholders.
+fn to_transact_item(item: TransactItem) -> Result<TransactWriteItem, PortError> {
+    let mut expr = Expression::default();
+    let on_failure = ReturnValuesOnConditionCheckFailure::AllOld;
+    let built = match item {
+        TransactItem::Put {
+            table,
+            item,
+            condition,
+        } => {
+            let condition = condition.map(|c| expr.condition(&c));
+            let put = Put::builder()
+                .table_name(table)
+                .set_item(Some(to_sdk(item)))
+                .set_condition_expression(condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .return_values_on_condition_check_failure(on_failure)
+                .build()
+                .map_err(build_failed)?;
+            TransactWriteItem::builder().put(put).build()
+        }
+        TransactItem::Update {
+            table,
+            key,
+            update,
+            condition,
+        } => {
+            let update_text = expr.update(&update);
+            let condition = condition.map(|c| expr.condition(&c));
+            let update = SdkUpdate::builder()
+                .table_name(table)
+                .set_key(Some(to_sdk(key)))
+                .update_expression(update_text)
+                .set_condition_expression(condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .return_values_on_condition_check_failure(on_failure)
+                .build()
+                .map_err(build_failed)?;
+            TransactWriteItem::builder().update(update).build()
+        }
+        TransactItem::Delete {
+            table,
+            key,
+            condition,
+        } => {
+            let condition = condition.map(|c| expr.condition(&c));
+            let delete = Delete::builder()
+                .table_name(table)
+                .set_key(Some(to_sdk(key)))
+                .set_condition_expression(condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .return_values_on_condition_check_failure(on_failure)
+                .build()
+                .map_err(build_failed)?;
+            TransactWriteItem::builder().delete(delete).build()
+        }
+        TransactItem::Check {
+            table,
+            key,
+            condition,
+        } => {
+            let condition = expr.condition(&condition);
+            let check = ConditionCheck::builder()
+                .table_name(table)
+                .set_key(Some(to_sdk(key)))
+                .condition_expression(condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .return_values_on_condition_check_failure(on_failure)
+                .build()
+                .map_err(build_failed)?;
+            TransactWriteItem::builder().condition_check(check).build()
+        }
+    };
+    Ok(built)
 }
 
 /// DynamoDB refuses a BatchWriteItem naming one key twice; keep the last write per key.

@@ -1,6 +1,7 @@
 //! Adapters: the ports implemented on the AWS SDK (DynamoDB, S3, SES) and on the embedded
 //! local state.
 
+pub mod counting;
 pub mod dynamodb;
 pub mod embedded;
 pub mod s3;

@@ -2,9 +2,7 @@
 //! temporary embedded state, and a Tables wrapper that counts requests and injects faults.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -14,7 +12,7 @@ use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::{decode_event, StreamRecord};
 use ddb_stream_worker::wiring;
-use handlers::ports::{Condition, Query, Tables, Update, WriteRequest};
+use handlers::ports::{Condition, Query, Tables, TransactItem, Update, WriteRequest};
 use handlers::{Item, PortError};
 use serde_json::{json, Value};
 
@@ -80,41 +78,19 @@ pub fn embedded(dir: &Path) -> (Arc<EmbeddedState>, Adapters) {
     (state, adapters)
 }
 
-/// Counts every Tables request by operation and can fail chosen operations.
-pub struct CountingTables {
+/// Passes every call on, except that it can fail the next N calls of one operation with a
+/// transient error (a throttle, a timeout).
+pub struct FaultyTables {
     pub inner: Arc<dyn Tables>,
-    counts: Mutex<HashMap<&'static str, usize>>,
-    /// Fail the next N calls of this operation with a transient error.
-    pub fail: Mutex<Option<(&'static str, usize)>>,
-    pub calls: AtomicUsize,
+    fail: Mutex<Option<(&'static str, usize)>>,
 }
 
-impl CountingTables {
+impl FaultyTables {
     pub fn new(inner: Arc<dyn Tables>) -> Arc<Self> {
-        Arc::new(CountingTables {
+        Arc::new(FaultyTables {
             inner,
-            counts: Mutex::new(HashMap::new()),
             fail: Mutex::new(None),
-            calls: AtomicUsize::new(0),
         })
-    }
-
-    pub fn count(&self, operation: &str) -> usize {
-        self.counts
-            .lock()
-            .unwrap()
-            .get(operation)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    pub fn total(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    pub fn reset(&self) {
-        self.counts.lock().unwrap().clear();
-        self.calls.store(0, Ordering::SeqCst);
     }
 
     pub fn fail_next(&self, operation: &'static str, times: usize) {
@@ -122,8 +98,6 @@ impl CountingTables {
     }
 
     fn enter(&self, operation: &'static str, table: &str) -> Result<(), PortError> {
-        *self.counts.lock().unwrap().entry(operation).or_default() += 1;
-        self.calls.fetch_add(1, Ordering::SeqCst);
         let mut fail = self.fail.lock().unwrap();
         if let Some((op, left)) = fail.as_mut() {
             if *op == operation && *left > 0 {
@@ -140,7 +114,7 @@ impl CountingTables {
 }
 
 #[async_trait]
-impl Tables for CountingTables {
+impl Tables for FaultyTables {
     async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
         self.enter("GetItem", table)?;
         self.inner.get(table, key).await
@@ -180,5 +154,12 @@ impl Tables for CountingTables {
     async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
         self.enter("BatchWriteItem", table)?;
         self.inner.batch_write(table, writes).await
+    }
+    async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError> {
+        self.enter(
+            "TransactWriteItems",
+            items.first().map_or("", |i| i.table()),
+        )?;
+        self.inner.transact_write(items).await
     }
 }

@@ -19,13 +19,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use handlers::ports::{
-    Condition, Mail, Mailer, Object, Objects, Query, Tables, Update, WriteRequest,
+    Condition, Mail, Mailer, Object, Objects, Query, Tables, TransactItem, Update, WriteRequest,
 };
 use handlers::{Item, PortError};
 use thiserror::Error;
 
 use crate::catalog::Catalog;
-use store::{key_names, Store};
+use store::{key_names, Store, StoreWrite};
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -276,23 +276,78 @@ impl Tables for EmbeddedState {
     }
 
     async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
-        self.with_store(|s| {
-            // Validate every request first: DynamoDB rejects a batch with a bad item whole.
-            for write in &writes {
-                let item = match write {
-                    WriteRequest::Put(item) | WriteRequest::Delete(item) => item,
+        let writes = writes
+            .into_iter()
+            .map(|write| {
+                let write = match write {
+                    WriteRequest::Put(item) => StoreWrite::Put(expr::normalize_item(item)),
+                    WriteRequest::Delete(key) => StoreWrite::Delete(key),
                 };
-                s.key_tuple(table, item)
-                    .map_err(|e| invalid("BatchWriteItem", table, e))?;
-            }
-            for write in writes {
-                match write {
-                    WriteRequest::Put(item) => s.put(table, expr::normalize_item(item)),
-                    WriteRequest::Delete(key) => s.delete(table, &key).map(|_| ()),
+                (table.to_string(), write)
+            })
+            .collect();
+        // Store::write checks every key before it changes anything, as DynamoDB rejects a
+        // batch with a bad item whole.
+        self.with_store(|s| s.write(writes))
+            .map_err(|e| invalid("BatchWriteItem", table, e))
+    }
+
+    async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError> {
+        self.with_store(|s| {
+            let fail = |table: &str, e: String| invalid("TransactWriteItems", table, e);
+            let mut seen = std::collections::BTreeSet::new();
+            let mut writes = Vec::new();
+            for item in &items {
+                let table = item.table();
+                let schema = s.schema(table).map_err(|e| fail(table, e))?;
+                let key = match item {
+                    TransactItem::Put { item, .. } => schema.key_of(item),
+                    TransactItem::Update { key, .. }
+                    | TransactItem::Delete { key, .. }
+                    | TransactItem::Check { key, .. } => schema.key_of(key),
+                };
+                let key_text = format!(
+                    "{table}\0{}",
+                    serde_json::to_string(&store::sorted(&key)).unwrap_or_default()
+                );
+                if !seen.insert(key_text) {
+                    return Err(fail(
+                        table,
+                        "Transaction request cannot include multiple operations on one item".into(),
+                    ));
                 }
-                .map_err(|e| invalid("BatchWriteItem", table, e))?;
+                let existing = s.get(table, &key).map_err(|e| fail(table, e))?;
+                let condition = match item {
+                    TransactItem::Put { condition, .. }
+                    | TransactItem::Update { condition, .. }
+                    | TransactItem::Delete { condition, .. } => condition.as_ref(),
+                    TransactItem::Check { condition, .. } => Some(condition),
+                };
+                if let Some(condition) = condition {
+                    if !expr::holds(condition, existing) {
+                        return Err(condition_failed(table, existing));
+                    }
+                }
+                match item {
+                    TransactItem::Put { item, .. } => writes.push((
+                        table.to_string(),
+                        StoreWrite::Put(expr::normalize_item(item.clone())),
+                    )),
+                    TransactItem::Update { update, .. } => {
+                        let mut next = existing
+                            .cloned()
+                            .unwrap_or_else(|| expr::normalize_item(key.clone()));
+                        expr::apply_update(&mut next, update, &key_names(&schema))
+                            .map_err(|e| fail(table, e.0))?;
+                        writes.push((table.to_string(), StoreWrite::Put(next)));
+                    }
+                    TransactItem::Delete { .. } => {
+                        writes.push((table.to_string(), StoreWrite::Delete(key)))
+                    }
+                    TransactItem::Check { .. } => {}
+                }
             }
-            Ok(())
+            s.write(writes).map_err(|e| fail("transaction", e))
         })
     }
 }

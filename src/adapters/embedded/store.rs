@@ -24,8 +24,15 @@ const COMPACT_AT_BYTES: u64 = 64 * 1024 * 1024;
 
 type KeyTuple = (KeyPart, Option<KeyPart>);
 
+/// One journal line: the writes of one operation (several for a transaction), applied
+/// together or, if the line is torn, not at all.
 #[derive(Debug, Serialize, Deserialize)]
-struct JournalEntry {
+struct JournalLine {
+    ops: Vec<JournalOp>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalOp {
     table: String,
     hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +41,13 @@ struct JournalEntry {
     put: Option<Item>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delete: Option<Item>,
+}
+
+/// A write to apply: the whole item, or the key of the item to delete.
+#[derive(Debug, Clone)]
+pub enum StoreWrite {
+    Put(Item),
+    Delete(Item),
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -150,22 +164,23 @@ impl Store {
             if !line.ends_with(b"\n") {
                 break; // torn by a crash mid-append: that write was never acknowledged
             }
-            let entry: JournalEntry = serde_json::from_slice(line)
+            let entry: JournalLine = serde_json::from_slice(line)
                 .map_err(|e| corrupt(&path, number + 1, &e.to_string()))?;
-            self.catalog.learn_schema(
-                &entry.table,
-                KeySchema {
-                    hash: entry.hash.clone(),
-                    range: entry.range.clone(),
-                },
-            );
-            let result = match (entry.put, entry.delete) {
-                (Some(item), _) => self.put_in_memory(&entry.table, item),
-                (None, Some(key)) => self.delete_in_memory(&entry.table, &key).map(|_| ()),
-                (None, None) => Ok(()),
-            };
-            result.map_err(|e| corrupt(&path, number + 1, &e))?;
-            self.dirty.insert(entry.table);
+            for op in entry.ops {
+                self.catalog.learn_schema(
+                    &op.table,
+                    KeySchema {
+                        hash: op.hash.clone(),
+                        range: op.range.clone(),
+                    },
+                );
+                let result = match (op.put, op.delete) {
+                    (Some(item), _) => self.put_in_memory(&op.table, item),
+                    (None, Some(key)) => self.delete_in_memory(&op.table, &key).map(|_| ()),
+                    (None, None) => Ok(()),
+                };
+                result.map_err(|e| corrupt(&path, number + 1, &e))?;
+            }
             good += line.len();
         }
         Ok(good as u64)
@@ -199,14 +214,46 @@ impl Store {
     }
 
     pub fn put(&mut self, table: &str, item: Item) -> Result<(), String> {
-        self.append(table, Some(&item), None)?;
-        self.put_in_memory(table, item)
+        self.write(vec![(table.to_string(), StoreWrite::Put(item))])
     }
 
     pub fn delete(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
-        let key_only = self.schema(table)?.key_of(key);
-        self.append(table, None, Some(&key_only))?;
-        self.delete_in_memory(table, &key_only)
+        let old = self.get(table, key)?.cloned();
+        self.write(vec![(table.to_string(), StoreWrite::Delete(key.clone()))])?;
+        Ok(old)
+    }
+
+    /// Apply `writes` as one journal line: after a crash, all of them or none.
+    pub fn write(&mut self, writes: Vec<(String, StoreWrite)>) -> Result<(), String> {
+        let mut ops = Vec::with_capacity(writes.len());
+        for (table, write) in &writes {
+            let schema = self.schema(table)?;
+            let (put, delete) = match write {
+                StoreWrite::Put(item) => (Some(item.clone()), None),
+                StoreWrite::Delete(key) => (None, Some(schema.key_of(key))),
+            };
+            // Every key is checked before anything is journaled or changed.
+            if let Some(item) = put.as_ref().or(delete.as_ref()) {
+                self.key_tuple(table, item)?;
+            }
+            ops.push(JournalOp {
+                table: table.clone(),
+                hash: schema.hash,
+                range: schema.range,
+                put,
+                delete,
+            });
+        }
+        self.append(&JournalLine { ops })?;
+        for (table, write) in writes {
+            match write {
+                StoreWrite::Put(item) => self.put_in_memory(&table, item)?,
+                StoreWrite::Delete(key) => {
+                    self.delete_in_memory(&table, &key)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn put_in_memory(&mut self, table: &str, item: Item) -> Result<(), String> {
@@ -228,35 +275,11 @@ impl Store {
             .and_then(|items| items.remove(&key)))
     }
 
-    fn append(
-        &mut self,
-        table: &str,
-        put: Option<&Item>,
-        delete: Option<&Item>,
-    ) -> Result<(), String> {
-        let schema = self.schema(table)?;
+    fn append(&mut self, line: &JournalLine) -> Result<(), String> {
         let Some(journal) = self.journal.as_mut() else {
             return Err("the state was opened read-only".to_string());
         };
-        #[derive(Serialize)]
-        struct Entry<'a> {
-            table: &'a str,
-            hash: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            range: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            put: Option<&'a Item>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            delete: Option<&'a Item>,
-        }
-        let mut line = serde_json::to_vec(&Entry {
-            table,
-            hash: &schema.hash,
-            range: schema.range.as_deref(),
-            put,
-            delete,
-        })
-        .map_err(|e| e.to_string())?;
+        let mut line = serde_json::to_vec(line).map_err(|e| e.to_string())?;
         line.push(b'\n');
         journal
             .write_all(&line)

@@ -1,0 +1,6 @@
+//! The cost estimation platform (seed: cost-estimation-platform.md): its items as typed
+//! structs, the pricing rules, and the reactions that keep an estimation's totals right.
+
+pub mod model;
+pub mod pricing;
+pub mod totals;

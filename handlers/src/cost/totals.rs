@@ -1,0 +1,369 @@
+//! `estimation-totals`: keeps each estimation's METADATA `EstimationSummary` in agreement with
+//! its line items.
+//!
+//! Idempotent by construction: it recomputes from the table's state, and writes only when the
+//! figures changed, so a re-delivered record finds nothing to do. Within a batch it runs once
+//! per estimation (at the estimation's last record), reading the partition with one query.
+//! The summary update and the CALCULATION# record are one transaction, guarded by the
+//! METADATA `Version` (optimistic locking): on a conflict it re-reads and tries again.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::model::{
+    BusinessRules, CalculationItem, Category, CategoryCosts, CostLine, EstimationSummary, LineItem,
+    Metadata, OptimizationTip,
+};
+use super::pricing::{price, Priced, SavingsRates};
+use crate::change::Change;
+use crate::error::{PortError, ReactionError};
+use crate::item::{from_item, get_str, stable_hash, string_key, to_item, AttributeValue, Item};
+use crate::ports::{Condition, Ports, Query, TransactItem, Update};
+use crate::reaction::{Idempotency, Reacted, Reaction};
+
+/// How often a version conflict is retried before the record fails (retryably).
+const MAX_ATTEMPTS: u32 = 4;
+/// How long the OPTIMIZATION_TIPS percentages are reused before they are read again.
+const TIPS_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+pub struct TotalsConfig {
+    /// The cost platform table.
+    pub table: String,
+    /// Rules for estimations whose METADATA has no `BusinessRules`.
+    pub default_rules: BusinessRules,
+    pub default_currency: String,
+    pub default_region: String,
+}
+
+pub struct EstimationTotals {
+    config: TotalsConfig,
+    tips: Mutex<Option<(Instant, SavingsRates)>>,
+}
+
+impl EstimationTotals {
+    pub fn new(config: TotalsConfig) -> Self {
+        EstimationTotals {
+            config,
+            tips: Mutex::new(None),
+        }
+    }
+}
+
+/// What a line item costs: its total and, when it has them, its network and security parts.
+type ItemCosts = (Option<Decimal>, Option<(Decimal, Decimal)>);
+
+/// The cost-relevant view of a line item image.
+fn costs_of(image: Option<&Item>) -> Option<ItemCosts> {
+    let item: LineItem = from_item(image?.clone(), "line item").ok()?;
+    Some((item.estimated_monthly_cost, item.network_security_parts()))
+}
+
+fn is_line_item(change: &Change) -> bool {
+    let image = change.latest_image();
+    get_str(image, "PK").is_some_and(|pk| pk.starts_with("ESTIMATION#"))
+        && get_str(image, "SK")
+            .and_then(Category::of_sort_key)
+            .is_some()
+}
+
+#[async_trait]
+impl Reaction for EstimationTotals {
+    fn name(&self) -> &'static str {
+        "estimation-totals"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::ByConstruction
+    }
+
+    fn applies(&self, change: &Change) -> bool {
+        if change.table != self.config.table || !is_line_item(change) {
+            return false;
+        }
+        match change.kind {
+            crate::ChangeKind::Modify => {
+                // A rename changes nothing; an unreadable cost is let through so the
+                // reaction can name the item in its error.
+                let (old, new) = (costs_of(change.old.as_ref()), costs_of(change.new.as_ref()));
+                old.is_none() || new.is_none() || old != new
+            }
+            _ => true,
+        }
+    }
+
+    fn coalesce_key(&self, change: &Change) -> Option<String> {
+        get_str(change.latest_image(), "PK").map(str::to_string)
+    }
+
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        let pk = get_str(change.latest_image(), "PK")
+            .unwrap_or_default()
+            .to_string();
+        let mut attempt = 1;
+        loop {
+            match self.recompute(&pk, ports).await {
+                Err(ReactionError::Port(PortError::ConditionFailed { .. })) if attempt < MAX_ATTEMPTS => attempt += 1,
+                Err(ReactionError::Port(PortError::ConditionFailed { .. })) => {
+                    return Err(ReactionError::Port(PortError::Transient {
+                        operation: "TransactWriteItems",
+                        target: format!("{pk} METADATA"),
+                        message: format!("the estimation changed under {MAX_ATTEMPTS} recomputations in a row (Version conflicts)"),
+                    }))
+                }
+                other => return other.map(|result| Reacted { result, deferred_writes: Vec::new() }),
+            }
+        }
+    }
+}
+
+impl EstimationTotals {
+    /// One read-compute-write round. A version conflict comes back as ConditionFailed.
+    async fn recompute(
+        &self,
+        pk: &str,
+        ports: Ports<'_>,
+    ) -> Result<serde_json::Value, ReactionError> {
+        let table = &self.config.table;
+        let items = ports
+            .tables
+            .query(&Query {
+                table: table.clone(),
+                index: None,
+                partition: ("PK".into(), AttributeValue::S(pk.to_string())),
+                sort_prefix: None,
+                ascending: true,
+            })
+            .await?;
+        let mut metadata_item = None;
+        let mut lines = Vec::new();
+        for item in items {
+            match get_str(&item, "SK") {
+                Some("METADATA") => metadata_item = Some(item),
+                Some(sk) if Category::of_sort_key(sk).is_some() => {
+                    let what = format!("{table} {pk} {sk}");
+                    lines.push(from_item::<LineItem>(item, &what)?);
+                }
+                _ => {}
+            }
+        }
+        let Some(metadata_item) = metadata_item else {
+            return Ok(json!({ "skipped": "the estimation has no METADATA item (deleted)" }));
+        };
+        let metadata: Metadata = from_item(metadata_item, &format!("{table} {pk} METADATA"))?;
+        let rules = metadata
+            .business_rules
+            .clone()
+            .unwrap_or_else(|| self.config.default_rules.clone());
+        let rates = self.savings_rates(ports).await?;
+        let priced = price(&lines, &rules, &rates);
+        let now = ports
+            .clock
+            .now()
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let currency = metadata
+            .estimation_summary
+            .as_ref()
+            .map(|s| s.currency.clone())
+            .or_else(|| metadata.currency.clone())
+            .unwrap_or_else(|| self.config.default_currency.clone());
+        let summary = EstimationSummary {
+            total_monthly_cost: priced.total_monthly,
+            total_annual_cost: priced.total_annual,
+            currency: currency.clone(),
+            last_calculated_at: now.clone(),
+            cost_breakdown: priced.breakdown.clone(),
+            optimization_savings_potential: priced.savings.clone(),
+            business_rules_applied: Some(priced.applied.clone()),
+            line_item_count: Decimal::from(lines.len()),
+        };
+        let totals = json!({
+            "TotalMonthlyCost": priced.total_monthly.to_string(),
+            "TotalAnnualCost": priced.total_annual.to_string(),
+            "LineItems": lines.len(),
+        });
+        if metadata
+            .estimation_summary
+            .as_ref()
+            .is_some_and(|old| summary.same_figures(old))
+        {
+            return Ok(json!({ "unchanged": totals }));
+        }
+        let calculation = self.calculation_item(&metadata, &lines, &priced, &currency, &now);
+        let version_condition = match metadata.version {
+            Some(v) => Condition::eq("Version", AttributeValue::N(v.normalize().to_string())),
+            None => Condition::NotExists("Version".into()),
+        };
+        let summary_item = to_item(&SummaryOnly {
+            estimation_summary: summary,
+        })?;
+        let update = Update::default()
+            .set(
+                "EstimationSummary",
+                summary_item
+                    .get("EstimationSummary")
+                    .cloned()
+                    .unwrap_or(AttributeValue::Null(true)),
+            )
+            .set("UpdatedAt", AttributeValue::S(now.clone()))
+            .set(
+                "Version",
+                AttributeValue::N(
+                    (metadata.version.unwrap_or_default() + Decimal::ONE)
+                        .normalize()
+                        .to_string(),
+                ),
+            );
+        ports
+            .tables
+            .transact_write(vec![
+                TransactItem::Update {
+                    table: table.clone(),
+                    key: string_key(&[("PK", pk), ("SK", "METADATA")]),
+                    update,
+                    condition: Some(Condition::And(vec![
+                        Condition::Exists("PK".into()),
+                        version_condition,
+                    ])),
+                },
+                TransactItem::Put {
+                    table: table.clone(),
+                    item: to_item(&calculation)?,
+                    condition: Some(Condition::NotExists("PK".into())),
+                },
+            ])
+            .await?;
+        Ok(json!({ "updated": totals, "calculation": calculation.sk }))
+    }
+
+    fn calculation_item(
+        &self,
+        metadata: &Metadata,
+        lines: &[LineItem],
+        priced: &Priced,
+        currency: &str,
+        now: &str,
+    ) -> CalculationItem {
+        let id = metadata.estimation_id().to_string();
+        let mut detailed = std::collections::BTreeMap::new();
+        let b = &priced.breakdown;
+        let s = &priced.subtotals;
+        for (name, category, subtotal, total) in [
+            ("Compute", Some(Category::Compute), s.compute, b.compute),
+            ("Storage", Some(Category::Storage), s.storage, b.storage),
+            ("Database", Some(Category::Database), s.database, b.database),
+            (
+                "Network",
+                Some(Category::NetworkSecurity),
+                s.network,
+                b.network,
+            ),
+            ("Security", None, s.security, b.security),
+        ] {
+            let items = lines
+                .iter()
+                .filter(|l| category.is_some() && l.category() == category)
+                .map(|l| CostLine {
+                    item_id: l.sk.clone(),
+                    name: l.name(),
+                    r#type: l.kind().map(str::to_string),
+                    monthly_cost: l.monthly_cost(),
+                })
+                .collect();
+            detailed.insert(
+                name.to_string(),
+                CategoryCosts {
+                    items,
+                    subtotal,
+                    total,
+                },
+            );
+        }
+        detailed.insert(
+            "Support".to_string(),
+            CategoryCosts {
+                items: Vec::new(),
+                subtotal: b.support,
+                total: b.support,
+            },
+        );
+        let region = metadata
+            .enhanced_client_info
+            .as_ref()
+            .and_then(|c| c.primary_aws_region.clone())
+            .unwrap_or_else(|| self.config.default_region.clone());
+        CalculationItem {
+            pk: metadata.pk.clone(),
+            sk: format!("CALCULATION#{now}"),
+            gsi1pk: format!("CALCULATION#{id}"),
+            gsi1sk: now.to_string(),
+            entity_type: "CostCalculation",
+            calculation_id: format!(
+                "calc-{:016x}",
+                stable_hash(format!("{}\0{now}", metadata.pk).as_bytes())
+            ),
+            estimation_id: id,
+            calculated_at: now.to_string(),
+            region,
+            currency: currency.to_string(),
+            pricing_model: "ON_DEMAND",
+            detailed_costs: detailed,
+            total_monthly_cost: priced.total_monthly,
+            total_annual_cost: priced.total_annual,
+            business_rules_applied: priced.applied.clone(),
+        }
+    }
+
+    /// The savings percentages from the OPTIMIZATION_TIPS items (one query, then reused for
+    /// a few minutes), with the documented defaults for tips the table does not have.
+    async fn savings_rates(&self, ports: Ports<'_>) -> Result<SavingsRates, ReactionError> {
+        if let Ok(cache) = self.tips.lock() {
+            if let Some((at, rates)) = *cache {
+                if at.elapsed() < TIPS_TTL {
+                    return Ok(rates);
+                }
+            }
+        }
+        let items = ports
+            .tables
+            .query(&Query {
+                table: self.config.table.clone(),
+                index: None,
+                partition: ("PK".into(), AttributeValue::S("OPTIMIZATION_TIPS".into())),
+                sort_prefix: Some(("SK".into(), "TIP#".into())),
+                ascending: true,
+            })
+            .await?;
+        let mut rates = SavingsRates::default();
+        for item in items {
+            let Ok(tip) = from_item::<OptimizationTip>(item, "optimization tip") else {
+                continue;
+            };
+            let Some(percent) = tip.potential_savings_percent else {
+                continue;
+            };
+            match tip.tip_id.as_str() {
+                "reserved_instances" => rates.reserved_instances = percent,
+                "spot_instances" => rates.spot_instances = percent,
+                "savings_plans" => rates.savings_plans = percent,
+                _ => {}
+            }
+        }
+        if let Ok(mut cache) = self.tips.lock() {
+            *cache = Some((Instant::now(), rates));
+        }
+        Ok(rates)
+    }
+}
+
+/// Serializes just the summary, to turn it into an attribute value through serde_dynamo.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SummaryOnly {
+    estimation_summary: EstimationSummary,
+}
