@@ -77,7 +77,7 @@ pub struct RecordReport {
 }
 
 /// The record the batch stopped at, and why.
-#[derive(Debug, Clone, Error, PartialEq)]
+#[derive(Debug, Clone, Default, Error, PartialEq)]
 #[error("record {index} (event {event_id}, sequence number {sequence_number}) on {table} {keys}: {stage} failed ({}): {message}", if *.retryable { "retryable" } else { "not retryable" })]
 pub struct RecordFailure {
     pub index: usize,
@@ -204,7 +204,6 @@ impl Worker {
                     &recorder,
                     options,
                     &plan,
-                    pending.len(),
                     &mut buffer,
                 )
                 .await;
@@ -235,7 +234,10 @@ impl Worker {
         let mut response = DynamoDbEventResponse::default();
         if let Some(f) = &failure {
             let mut item = DynamoDbBatchItemFailure::default();
-            item.item_identifier = Some(f.sequence_number.clone());
+            // Never an empty identifier (Lambda would read it as "all failed", silently): if a
+            // failure could not be tied to its record, retrying the whole batch is safe.
+            let first = records.first().map(|r| r.sequence_number.clone());
+            item.item_identifier = Some(f.sequence_number.clone()).filter(|s| !s.is_empty()).or(first);
             response.batch_item_failures.push(item);
         }
         BatchOutcome {
@@ -253,7 +255,6 @@ impl Worker {
         recorder: &Recorder,
         options: BatchOptions,
         plan: &HashMap<(usize, String), usize>,
-        position: usize,
         buffer: &mut Vec<Deferred>,
     ) -> Result<(), RecordFailure> {
         let change = match &record.change {
@@ -310,7 +311,7 @@ impl Worker {
                             effects.push(Effect::put(&self.adapters.catalog, &table, item));
                         }
                         buffer.push(Deferred {
-                            record: position,
+                            record: report.index,
                             reaction: r,
                             table,
                             write,
@@ -435,16 +436,26 @@ impl Worker {
         for (table, writes) in group_by_table(writes) {
             if let Err(e) = self.adapters.tables.batch_write(&table, writes).await {
                 let (record, reaction) = first;
-                pending.truncate(record + 1);
-                let report = &mut pending[record];
+                // Reports still pending start at the first unsettled record of the batch.
+                let position = record - pending.first().map_or(record, |p| p.index);
+                pending.truncate(position + 1);
                 let reason = format!("storing its writes failed: {e}");
-                let reaction_report = &mut report.reactions[reaction];
-                reaction_report.outcome = Outcome::Failed {
-                    reason: reason.clone(),
-                    retryable: e.is_retryable(),
+                let retryable = e.is_retryable();
+                let Some(report) = pending.get_mut(position) else {
+                    return Err(RecordFailure {
+                        index: record,
+                        stage: "flush".to_string(),
+                        message: reason,
+                        retryable,
+                        ..RecordFailure::default()
+                    });
                 };
-                let name = reaction_report.reaction;
-                return Err(failure_of(report, name, reason, e.is_retryable()));
+                let mut stage = "flush";
+                if let Some(reaction_report) = report.reactions.get_mut(reaction) {
+                    reaction_report.outcome = Outcome::Failed { reason: reason.clone(), retryable };
+                    stage = reaction_report.reaction;
+                }
+                return Err(failure_of(report, stage, reason, retryable));
             }
         }
         Ok(())
