@@ -155,13 +155,17 @@ impl Worker {
         }
     }
 
-    /// For each (reaction, coalescing key), the last record of the batch that has it.
+    /// For each (reaction, coalescing key), the last record of the batch the reaction applies
+    /// to with that key (a record it does not apply to must not absorb the others' work).
     fn coalescing_plan(&self, records: &[StreamRecord]) -> HashMap<(usize, String), usize> {
         let mut last = HashMap::new();
         for (index, record) in records.iter().enumerate() {
             let Ok(change) = &record.change else { continue };
             for (r, reaction) in self.reactions.iter().enumerate() {
-                if let Some(key) = reaction.coalesce_key(change) {
+                if let Some(key) = reaction
+                    .coalesce_key(change)
+                    .filter(|_| reaction.applies(change))
+                {
                     last.insert((r, key), index);
                 }
             }
@@ -198,14 +202,7 @@ impl Worker {
         for (index, record) in records.iter().enumerate() {
             let mut report = new_report(index, record);
             let result = self
-                .process_record(
-                    record,
-                    &mut report,
-                    &recorder,
-                    options,
-                    &plan,
-                    &mut buffer,
-                )
+                .process_record(record, &mut report, &recorder, options, &plan, &mut buffer)
                 .await;
             pending.push(report);
             if let Err(f) = result {
@@ -237,7 +234,9 @@ impl Worker {
             // Never an empty identifier (Lambda would read it as "all failed", silently): if a
             // failure could not be tied to its record, retrying the whole batch is safe.
             let first = records.first().map(|r| r.sequence_number.clone());
-            item.item_identifier = Some(f.sequence_number.clone()).filter(|s| !s.is_empty()).or(first);
+            item.item_identifier = Some(f.sequence_number.clone())
+                .filter(|s| !s.is_empty())
+                .or(first);
             response.batch_item_failures.push(item);
         }
         BatchOutcome {
@@ -452,7 +451,10 @@ impl Worker {
                 };
                 let mut stage = "flush";
                 if let Some(reaction_report) = report.reactions.get_mut(reaction) {
-                    reaction_report.outcome = Outcome::Failed { reason: reason.clone(), retryable };
+                    reaction_report.outcome = Outcome::Failed {
+                        reason: reason.clone(),
+                        retryable,
+                    };
                     stage = reaction_report.reaction;
                 }
                 return Err(failure_of(report, stage, reason, retryable));

@@ -74,10 +74,15 @@ pub async fn create_one(
         return Ok(format!("{table}: exists, left alone"));
     }
     let request = build_request(client, definition).map_err(|e| failed(e.to_string()))?;
-    request
-        .send()
-        .await
-        .map_err(|e| failed(classify("CreateTable", table, e).to_string()))?;
+    if let Err(e) = request.send().await {
+        // Someone else created it since we looked: it exists, as far as we are concerned.
+        if e.as_service_error()
+            .is_some_and(|s| s.is_resource_in_use_exception())
+        {
+            return Ok(format!("{table}: exists, left alone"));
+        }
+        return Err(failed(classify("CreateTable", table, e).to_string()));
+    }
     wait_until_active(client, table).await.map_err(failed)?;
     let mut done = vec!["created".to_string()];
     if let Some(ttl) = &definition.time_to_live_specification {

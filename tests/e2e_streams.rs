@@ -32,9 +32,15 @@ async fn fresh_cost_table() -> String {
     name
 }
 
-async fn worker_for(table: &str) -> Worker {
+/// A worker whose cost platform table is `table`; `audited` says whether it audits it too.
+async fn worker_for(table: &str, audited: bool) -> Worker {
     let config = Config::from_lookup(|name| match name {
-        "AUDITED_TABLES" | "AUDIT_TABLE" => Some(table.to_string()),
+        "AUDITED_TABLES" => Some(if audited {
+            table.to_string()
+        } else {
+            String::new()
+        }),
+        "AUDIT_TABLE" | "COST_TABLE" => Some(table.to_string()),
         _ => None,
     })
     .unwrap();
@@ -131,7 +137,7 @@ async fn audit_log_from_real_stream_records() {
     let decoded = decode_value(event.clone(), "stream", None).expect("real stream records decode");
     assert!(decoded.iter().all(|r| r.table == table && r.change.is_ok()));
 
-    let worker = worker_for(&table).await;
+    let worker = worker_for(&table, true).await;
     let outcome = worker
         .process_batch(&decoded, BatchOptions::default(), &mut |_| {})
         .await;
@@ -199,4 +205,109 @@ async fn audit_log_from_real_stream_records() {
         "{outcomes:?}"
     );
     assert_eq!(audit_items(&table).await.len(), 5);
+}
+
+#[tokio::test]
+async fn estimation_totals_from_real_stream_records() {
+    services::require();
+    let table = fresh_cost_table().await;
+    let db = services::dynamodb().await;
+    let n = |v: &str| V::N(v.into());
+    db.put_item()
+        .table_name(&table)
+        .item("PK", s("ESTIMATION#e1"))
+        .item("SK", s("METADATA"))
+        .item("EntityType", s("Estimation"))
+        .item("Version", n("1"))
+        .send()
+        .await
+        .unwrap();
+    for (sk, cost) in [
+        ("SERVER#a", "247.42"),
+        ("STORAGE#b", "45.00"),
+        ("DATABASE#c", "1800.00"),
+        ("NETWORK_SECURITY", "800.00"),
+    ] {
+        db.put_item()
+            .table_name(&table)
+            .item("PK", s("ESTIMATION#e1"))
+            .item("SK", s(sk))
+            .item("EstimatedMonthlyCost", n(cost))
+            .send()
+            .await
+            .unwrap();
+    }
+    // A rename in the same batch: no cost change, no extra work.
+    db.update_item()
+        .table_name(&table)
+        .key("PK", s("ESTIMATION#e1"))
+        .key("SK", s("SERVER#a"))
+        .update_expression("SET ServerName = :n")
+        .expression_attribute_values(":n", s("Web"))
+        .send()
+        .await
+        .unwrap();
+
+    let (arn, records) = services::read_stream(&table).await;
+    assert_eq!(records.len(), 6);
+    let batch = decode_value(lambda_event(&records, &arn), "stream", None).unwrap();
+    let worker = worker_for(&table, false).await;
+    let mut reports = Vec::new();
+    let outcome = worker
+        .process_batch(&batch, BatchOptions::default(), &mut |r| {
+            reports.push(r.clone())
+        })
+        .await;
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    assert_eq!(
+        outcome.requests.get("TransactWriteItems"),
+        Some(&1),
+        "{:?} {reports:#?}",
+        outcome.requests
+    );
+
+    let key = |sk: &str| {
+        db.get_item()
+            .table_name(&table)
+            .key("PK", s("ESTIMATION#e1"))
+            .key("SK", s(sk))
+            .consistent_read(true)
+    };
+    let metadata = key("METADATA").send().await.unwrap().item.unwrap();
+    let summary = metadata["EstimationSummary"].as_m().unwrap();
+    assert_eq!(summary["TotalMonthlyCost"], n("3499.83"));
+    assert_eq!(summary["TotalAnnualCost"], n("41997.96"));
+    assert_eq!(metadata["Version"], n("2"));
+
+    // The worker's own writes (METADATA updated, CALCULATION# inserted) come back on the
+    // stream; delivered, they trigger no recomputation.
+    let (_, all) = services::read_stream(&table).await;
+    let own = decode_value(lambda_event(&all[6..], &arn), "stream", None).unwrap();
+    assert_eq!(
+        own.len(),
+        2,
+        "the summary update and the calculation record"
+    );
+    let mut outcomes = Vec::new();
+    let again = worker
+        .process_batch(&own, BatchOptions::default(), &mut |r| {
+            outcomes.extend(r.reactions.iter().map(|x| x.outcome.clone()))
+        })
+        .await;
+    assert!(
+        outcomes.iter().all(|o| *o == Outcome::NotApplicable),
+        "{outcomes:?}"
+    );
+    assert!(again.requests.is_empty(), "{:?}", again.requests);
+
+    // Re-delivery of the original batch: recomputed, unchanged, nothing written.
+    let redelivered = worker
+        .process_batch(&batch, BatchOptions::default(), &mut |_| {})
+        .await;
+    assert!(redelivered.failure.is_none());
+    assert_eq!(redelivered.requests.get("TransactWriteItems"), None);
+    assert_eq!(
+        key("METADATA").send().await.unwrap().item.unwrap()["Version"],
+        n("2")
+    );
 }
