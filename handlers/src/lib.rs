@@ -13,6 +13,7 @@ pub mod item;
 pub mod ports;
 pub mod reaction;
 pub mod redact;
+pub mod templates;
 
 pub use change::{Change, ChangeKind};
 pub use error::{PortError, ReactionError};

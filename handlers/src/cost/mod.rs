@@ -3,4 +3,5 @@
 
 pub mod model;
 pub mod pricing;
+pub mod proposal;
 pub mod totals;

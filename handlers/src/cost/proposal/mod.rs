@@ -1,0 +1,2 @@
+pub mod canvas;
+pub mod render;
