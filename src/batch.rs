@@ -13,7 +13,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 use handlers::ports::{Clock, Mailer, Objects, Ports, Tables, WriteRequest};
-use handlers::{Change, ChangeKind, Idempotency, Item, Reaction, ReactionError};
+use handlers::{Change, Idempotency, Item, Reaction, ReactionError};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -71,6 +71,9 @@ pub struct RecordReport {
     pub sequence_number: String,
     /// The record's own change was applied to the embedded table first.
     pub applied: bool,
+    /// It was not, because an earlier replay applied this very record.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub already_applied: bool,
     pub reactions: Vec<ReactionReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -117,6 +120,17 @@ pub struct Adapters {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub catalog: Catalog,
+    /// Where a replay applies each record's own write first (the embedded state); None on AWS,
+    /// where the write already happened.
+    pub applier: Option<Arc<dyn ChangeApplier>>,
+}
+
+/// Applies a stream record's own write to the local tables, once per record.
+#[async_trait::async_trait]
+pub trait ChangeApplier: Send + Sync {
+    /// Ok(false) when this record was applied before: a replayed file is a re-delivery of the
+    /// same records, not the same writes made again.
+    async fn apply(&self, change: &Change) -> Result<bool, handlers::PortError>;
 }
 
 pub struct Worker {
@@ -124,8 +138,6 @@ pub struct Worker {
     /// The adapters, with `tables` counting every request.
     adapters: Adapters,
     counter: Arc<CountingTables>,
-    /// The tables without counting, for the replay's apply step (not a request the worker makes).
-    uncounted: Arc<dyn Tables>,
     idempotency: IdempotencyConfig,
 }
 
@@ -143,14 +155,12 @@ impl Worker {
         mut adapters: Adapters,
         idempotency: IdempotencyConfig,
     ) -> Self {
-        let uncounted = adapters.tables.clone();
-        let counter = Arc::new(CountingTables::new(uncounted.clone()));
+        let counter = Arc::new(CountingTables::new(adapters.tables.clone()));
         adapters.tables = counter.clone();
         Worker {
             reactions,
             adapters,
             counter,
-            uncounted,
             idempotency,
         }
     }
@@ -263,12 +273,18 @@ impl Worker {
                 return Err(failure_of(report, "decode", defect.to_string(), false));
             }
         };
-        if options.apply_own_change {
-            if let Err(e) = self.apply(change).await {
-                report.error = Some(e.to_string());
-                return Err(failure_of(report, "apply", e.to_string(), e.is_retryable()));
+        if let (true, Some(applier)) = (options.apply_own_change, &self.adapters.applier) {
+            self.adapters.catalog.learn(&change.table, &change.keys);
+            match applier.apply(change).await {
+                Ok(applied) => {
+                    report.applied = applied;
+                    report.already_applied = !applied;
+                }
+                Err(e) => {
+                    report.error = Some(e.to_string());
+                    return Err(failure_of(report, "apply", e.to_string(), e.is_retryable()));
+                }
             }
-            report.applied = true;
         }
         let ports = Ports {
             tables: recorder,
@@ -405,21 +421,6 @@ impl Worker {
         }
     }
 
-    /// The record's own write, replayed into the embedded tables.
-    async fn apply(&self, change: &Change) -> Result<(), handlers::PortError> {
-        let tables = &self.uncounted;
-        self.adapters.catalog.learn(&change.table, &change.keys);
-        match (change.kind, &change.new) {
-            (ChangeKind::Insert | ChangeKind::Modify, Some(new)) => {
-                tables.put(&change.table, new.clone(), None).await
-            }
-            _ => tables
-                .delete(&change.table, &change.keys, None)
-                .await
-                .map(|_| ()),
-        }
-    }
-
     /// Store every buffered write. On failure, the earliest record with unstored writes fails
     /// and the reports after it are dropped: Lambda delivers those records again.
     async fn flush(
@@ -495,6 +496,7 @@ fn new_report(index: usize, record: &StreamRecord) -> RecordReport {
         keys: record.keys.clone(),
         sequence_number: record.sequence_number.clone(),
         applied: false,
+        already_applied: false,
         reactions: Vec::new(),
         error: None,
     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use handlers::audit::AuditConfig;
 use handlers::cost::model::BusinessRules;
+use handlers::cost::notify::MailConfig;
+use handlers::cost::proposal::ProposalConfig;
 use handlers::cost::totals::TotalsConfig;
 use rust_decimal::Decimal;
 use thiserror::Error;
@@ -29,6 +31,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub idempotency: IdempotencyConfig,
     pub totals: TotalsConfig,
+    pub proposals: ProposalConfig,
 }
 
 impl Config {
@@ -81,6 +84,13 @@ impl Config {
         };
         let idempotency_table = text("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE);
         let cost_table = text("COST_TABLE", COST_PLATFORM_TABLE);
+        let default_rules = BusinessRules {
+            buffer_percentage: decimal("COST_BUFFER_PERCENT", "10")?,
+            volume_discounts: flag("COST_VOLUME_DISCOUNTS", true)?,
+            support_plan_included: flag("COST_SUPPORT_PLAN", true)?,
+        };
+        let default_currency = text("COST_CURRENCY", "USD");
+        let default_region = text("COST_REGION", "us-east-1");
         let audited_tables = text("AUDITED_TABLES", COST_PLATFORM_TABLE)
             .split(',')
             .map(str::trim)
@@ -102,15 +112,30 @@ impl Config {
                     number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60, 1)?.unsigned_abs(),
                 ),
             },
+            proposals: ProposalConfig {
+                table: cost_table.clone(),
+                bucket: text("DOCUMENTS_BUCKET", "aws-cost-estimation-documents"),
+                document_lifetime: chrono::Duration::days(number(
+                    "DOCUMENT_LIFETIME_DAYS",
+                    182,
+                    1,
+                )?),
+                default_rules: default_rules.clone(),
+                default_currency: default_currency.clone(),
+                default_region: default_region.clone(),
+                mail: MailConfig {
+                    from: text("MAIL_FROM", "notifications@sagesoft.com"),
+                    sender_name: text("MAIL_SENDER_NAME", "AWS Cost Estimation Platform"),
+                    link_expiry: Duration::from_secs(
+                        number("PROPOSAL_LINK_EXPIRY_SECONDS", 604_800, 1)?.unsigned_abs(),
+                    ),
+                },
+            },
             totals: TotalsConfig {
                 table: cost_table,
-                default_rules: BusinessRules {
-                    buffer_percentage: decimal("COST_BUFFER_PERCENT", "10")?,
-                    volume_discounts: flag("COST_VOLUME_DISCOUNTS", true)?,
-                    support_plan_included: flag("COST_SUPPORT_PLAN", true)?,
-                },
-                default_currency: text("COST_CURRENCY", "USD"),
-                default_region: text("COST_REGION", "us-east-1"),
+                default_rules,
+                default_currency,
+                default_region,
             },
         })
     }

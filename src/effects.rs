@@ -214,6 +214,15 @@ impl Objects for Recorder {
         Ok(())
     }
 
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, PortError> {
+        self.objects.presign_get(bucket, key, expires_in).await
+    }
+
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), PortError> {
         self.objects.delete(bucket, key).await?;
         self.record(Effect::ObjectDeleted {

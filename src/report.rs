@@ -42,12 +42,23 @@ fn human_record(out: &mut dyn Write, r: &RecordReport) -> io::Result<()> {
             "    applied the record's own change to the embedded table"
         )?;
     }
+    if r.already_applied {
+        writeln!(
+            out,
+            "    already applied by an earlier replay: not written again (a re-delivery)"
+        )?;
+    }
     if let Some(error) = &r.error {
         writeln!(out, "    FAILED: {error}")?;
     }
     for reaction in &r.reactions {
         let outcome = match &reaction.outcome {
-            Outcome::Done { .. } => "done".to_string(),
+            Outcome::Done { result } => match result {
+                serde_json::Value::Object(map) if !map.keys().all(|k| k == "PK" || k == "SK") => {
+                    format!("done {result}")
+                }
+                _ => "done".to_string(),
+            },
             Outcome::DuplicateSkipped { .. } => {
                 "duplicate, skipped (completed by an earlier delivery)".to_string()
             }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use handlers::audit::AuditLog;
+use handlers::cost::proposal::ProposalPdf;
+use handlers::cost::sharing::ShareNotification;
 use handlers::cost::totals::EstimationTotals;
 use handlers::ports::SystemClock;
 use handlers::Reaction;
@@ -22,6 +24,11 @@ pub fn reactions(config: &Config) -> Vec<Box<dyn Reaction>> {
     vec![
         Box::new(AuditLog::new(config.audit.clone())),
         Box::new(EstimationTotals::new(config.totals.clone())),
+        Box::new(ProposalPdf::new(config.proposals.clone())),
+        Box::new(ShareNotification::new(
+            config.proposals.table.clone(),
+            config.proposals.mail.clone(),
+        )),
     ]
 }
 
@@ -34,9 +41,10 @@ pub fn embedded_adapters(state: Arc<EmbeddedState>, catalog: Catalog) -> Adapter
     Adapters {
         tables: state.clone(),
         objects: state.clone(),
-        mailer: state,
+        mailer: state.clone(),
         clock: Arc::new(SystemClock),
         catalog,
+        applier: Some(state),
     }
 }
 
@@ -86,5 +94,6 @@ pub fn sdk_adapters(sdk: &SdkConfig, catalog: Catalog) -> Adapters {
         mailer: Arc::new(SesMailer::new(aws_sdk_ses::Client::new(sdk))),
         clock: Arc::new(SystemClock),
         catalog,
+        applier: None,
     }
 }

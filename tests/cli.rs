@@ -88,8 +88,8 @@ fn replay_writes_one_audit_item_per_change_and_reports_each_record() {
     );
     assert_eq!(
         lines[4],
-        serde_json::json!({"batch": {"records": 4, "settled": 4, "requests": {"BatchWriteItem": 1}}}),
-        "four audit items in one BatchWriteItem"
+        serde_json::json!({"batch": {"records": 4, "settled": 4, "requests": {"BatchWriteItem": 1, "GetItem": 1, "PutItem": 2}}}),
+        "four audit items in one BatchWriteItem; the share takes an idempotency lock, looks up the recipient (none), completes"
     );
     assert_eq!(lines[5], serde_json::json!({"batchItemFailures": []}));
     for record in &lines[..4] {
@@ -366,10 +366,17 @@ fn state_show_filters_by_table_and_prints_dynamodb_json() {
         .unwrap();
     assert!(output.status.success());
     assert!(output.stdout.is_empty());
+    // Without --table: every table's items (cost platform items and idempotency records),
+    // never the replay's own bookkeeping.
     let items = state_show(dir.path());
-    assert!(items
-        .iter()
-        .all(|i| i["PK"]["S"].is_string() && i["SK"]["S"].is_string()));
+    assert!(
+        items
+            .iter()
+            .all(|i| (i["PK"]["S"].is_string() && i["SK"]["S"].is_string())
+                || i["idempotencyKey"]["S"].is_string()),
+        "{items:?}"
+    );
+    assert!(items.iter().all(|i| i.get("eventId").is_none()));
 }
 
 #[test]

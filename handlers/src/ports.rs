@@ -189,6 +189,13 @@ pub trait Objects: Send + Sync {
     async fn put(&self, object: Object) -> Result<(), PortError>;
     /// Deleting an object that is already gone succeeds, as in S3.
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), PortError>;
+    /// A URL that lets anyone holding it GET the object until `expires_in` has passed.
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, PortError>;
 }
 
 /// A plain-text (and optionally HTML) message. Build it with [`Mail::new`], which refuses

@@ -78,6 +78,18 @@ pub fn branding(name: &str) -> Result<Branding, ReactionError> {
 
 static MAIL_ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
+    // Every value placed in a message is one line: user-typed names and file names must not
+    // break the message's lines. (HTML escaping still happens, in the default formatter.)
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) if text.contains(char::is_control) => {
+            let one_line: String = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            minijinja::escape_formatter(out, state, &minijinja::Value::from(one_line))
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    });
     // A template that fails to parse is caught by the tests; at run time rendering it fails.
     for (name, text) in MAIL {
         let _ = env.add_template(name, text);
@@ -150,5 +162,17 @@ mod tests {
             mail.subject,
             "Zoë & Co shared the estimation Café \"Süd\" with you"
         );
+        let hostile = serde_json::json!({
+            "first_name": "Eve\r\nBcc: victim@example.com", "shared_by": "x", "project_name": "p\u{0}q",
+            "permission": "READ", "estimation_id": "e1", "sender_name": "Team", "expires_at": null,
+        });
+        let one_line = super::mail("estimation_shared", &hostile).unwrap();
+        assert!(
+            one_line.text.contains("Hello Eve  Bcc: victim@example.com,"),
+            "{}",
+            one_line.text
+        );
+        assert!(!one_line.text.lines().any(|l| l.starts_with("Bcc:")));
+        assert!(one_line.subject.contains("p q"));
     }
 }

@@ -1,6 +1,9 @@
 //! The Objects port on aws-sdk-s3.
 
 use async_trait::async_trait;
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use handlers::ports::{Object, Objects};
@@ -32,6 +35,30 @@ impl Objects for S3Objects {
             .await
             .map_err(|e| classify("PutObject", &target, e))?;
         Ok(())
+    }
+
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<String, PortError> {
+        let target = format!("s3://{bucket}/{key}");
+        let config =
+            PresigningConfig::expires_in(expires_in).map_err(|e| PortError::Permanent {
+                operation: "PresignGetObject",
+                target: target.clone(),
+                message: e.to_string(),
+            })?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| classify("PresignGetObject", &target, e))?;
+        Ok(request.uri().to_string())
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), PortError> {

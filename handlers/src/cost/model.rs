@@ -315,3 +315,133 @@ pub struct CalculationItem {
     pub total_annual_cost: Decimal,
     pub business_rules_applied: RulesApplied,
 }
+
+/// A DOCUMENT# item's `Metadata`: how the proposal should look.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DocumentOptions {
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub include_executive_summary: Option<bool>,
+    #[serde(default)]
+    pub include_detailed_breakdown: Option<bool>,
+    #[serde(default)]
+    pub include_architecture_diagram: Option<bool>,
+    #[serde(default)]
+    pub branding: Option<String>,
+}
+
+/// A DOCUMENT# item (the seed's Document entity), the fields the worker reads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Document {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    #[serde(default)]
+    pub document_id: Option<String>,
+    #[serde(default)]
+    pub estimation_id: Option<String>,
+    #[serde(default)]
+    pub document_type: Option<String>,
+    #[serde(default)]
+    pub file_name: Option<String>,
+    #[serde(default)]
+    pub generated_by: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<DocumentOptions>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NotificationSettings {
+    #[serde(default)]
+    pub email_notifications: Option<bool>,
+    #[serde(default)]
+    pub document_ready: Option<bool>,
+    #[serde(default)]
+    pub shared_estimations: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Preferences {
+    #[serde(default)]
+    pub notification_settings: Option<NotificationSettings>,
+}
+
+/// A user's `USER#<id>` / `PROFILE` item.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserProfile {
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub preferences: Option<Preferences>,
+}
+
+/// Which notification a setting governs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    DocumentReady,
+    SharedEstimation,
+}
+
+impl UserProfile {
+    pub fn full_name(&self) -> Option<String> {
+        let name = [self.first_name.as_deref(), self.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!name.trim().is_empty()).then_some(name)
+    }
+
+    /// Mail is on unless the user turned it off: all email, or this kind.
+    pub fn wants(&self, notice: Notice) -> bool {
+        let Some(settings) = self
+            .preferences
+            .as_ref()
+            .and_then(|p| p.notification_settings.as_ref())
+        else {
+            return true;
+        };
+        let kind = match notice {
+            Notice::DocumentReady => settings.document_ready,
+            Notice::SharedEstimation => settings.shared_estimations,
+        };
+        settings.email_notifications != Some(false) && kind != Some(false)
+    }
+}
+
+/// A `SHARED#<estimationId>` item under `USER#<id>` (the seed's SharedEstimation).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SharedEstimation {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    #[serde(default)]
+    pub estimation_id: Option<String>,
+    #[serde(default)]
+    pub shared_with_user_id: Option<String>,
+    #[serde(default)]
+    pub shared_by_user_id: Option<String>,
+    #[serde(default)]
+    pub permission: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub notification_sent: Option<bool>,
+}

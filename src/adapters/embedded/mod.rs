@@ -24,7 +24,10 @@ use handlers::ports::{
 use handlers::{Item, PortError};
 use thiserror::Error;
 
-use crate::catalog::Catalog;
+use crate::batch::ChangeApplier;
+use crate::catalog::{Catalog, KeySchema};
+use handlers::item::string_key;
+use handlers::{AttributeValue, Change, ChangeKind};
 use store::{key_names, Store, StoreWrite};
 
 #[derive(Debug, Error)]
@@ -67,6 +70,13 @@ impl EmbeddedState {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
+        catalog.learn_schema(
+            APPLIED_TABLE,
+            KeySchema {
+                hash: "eventId".into(),
+                range: None,
+            },
+        );
         let store = Store::open(root, catalog, true).map_err(io)?;
         Ok(EmbeddedState {
             root: root.to_path_buf(),
@@ -77,6 +87,13 @@ impl EmbeddedState {
 
     /// Open for reading only (`state show`); takes no lock and writes nothing.
     pub fn open_read_only(root: &Path, catalog: Catalog) -> Result<EmbeddedState, StateError> {
+        catalog.learn_schema(
+            APPLIED_TABLE,
+            KeySchema {
+                hash: "eventId".into(),
+                range: None,
+            },
+        );
         let store = Store::open(root, catalog, false).map_err(|source| StateError::Io {
             dir: root.to_path_buf(),
             source,
@@ -371,6 +388,24 @@ impl Objects for EmbeddedState {
         })
     }
 
+    /// A `file://` URL of the object's file: what a person opens on the machine that replayed.
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        _expires_in: std::time::Duration,
+    ) -> Result<String, PortError> {
+        let path = files::object_path(&self.root, bucket, key).map_err(|message| {
+            PortError::Permanent {
+                operation: "PresignGetObject",
+                target: format!("s3://{bucket}/{key}"),
+                message,
+            }
+        })?;
+        let absolute = std::path::absolute(&path).unwrap_or(path);
+        Ok(format!("file://{}", absolute.display()))
+    }
+
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), PortError> {
         let target = format!("s3://{bucket}/{key}");
         let path = files::object_path(&self.root, bucket, key).map_err(|message| {
@@ -409,5 +444,41 @@ impl Mailer for EmbeddedState {
             message: e.to_string(),
         })?;
         Ok(message_id)
+    }
+}
+
+/// Records applied by replays, so that replaying a file again is a re-delivery (the reactions
+/// run again) and not the same writes made again (which would undo what reactions did since).
+const APPLIED_TABLE: &str = ".replay-applied";
+
+#[async_trait]
+impl ChangeApplier for EmbeddedState {
+    async fn apply(&self, change: &Change) -> Result<bool, PortError> {
+        self.with_store(|s| {
+            let fail = |e: String| invalid("ApplyRecord", &change.table, e);
+            let marker_key = string_key(&[("eventId", &change.event_id)]);
+            if s.get(APPLIED_TABLE, &marker_key).map_err(fail)?.is_some() {
+                return Ok(false);
+            }
+            let write = match (&change.kind, &change.new) {
+                (ChangeKind::Insert | ChangeKind::Modify, Some(new)) => {
+                    StoreWrite::Put(expr::normalize_item(new.clone()))
+                }
+                _ => StoreWrite::Delete(change.keys.clone()),
+            };
+            let mut marker = marker_key;
+            marker.insert("table".into(), AttributeValue::S(change.table.clone()));
+            marker.insert(
+                "sequenceNumber".into(),
+                AttributeValue::S(change.sequence_number.clone()),
+            );
+            // One journal line: the write and its marker survive a crash together or not at all.
+            s.write(vec![
+                (change.table.clone(), write),
+                (APPLIED_TABLE.to_string(), StoreWrite::Put(marker)),
+            ])
+            .map_err(fail)?;
+            Ok(true)
+        })
     }
 }

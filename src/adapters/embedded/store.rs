@@ -296,10 +296,11 @@ impl Store {
             .flat_map(|items| items.values())
     }
 
+    /// Tables with items, without the replay's own bookkeeping (names starting with a dot).
     pub fn table_names(&self) -> Vec<String> {
         self.tables
             .iter()
-            .filter(|(_, items)| !items.is_empty())
+            .filter(|(name, items)| !items.is_empty() && !name.starts_with('.'))
             .map(|(name, _)| name.clone())
             .collect()
     }
