@@ -337,8 +337,24 @@ async fn proposal_pdf_and_share_mail_from_real_stream_records() {
     };
     profile("u1", "John", &john).send().await.unwrap();
     profile("u2", "Mary", &mary).send().await.unwrap();
-    db.put_item().table_name(&table).item("PK", s("ESTIMATION#e1")).item("SK", s("METADATA")).item("ProjectName", s("Réseau Ünïcode")).item("Version", n("1")).send().await.unwrap();
-    db.put_item().table_name(&table).item("PK", s("ESTIMATION#e1")).item("SK", s("SERVER#a")).item("ServerName", s("Web tier")).item("EstimatedMonthlyCost", n("247.42")).send().await.unwrap();
+    db.put_item()
+        .table_name(&table)
+        .item("PK", s("ESTIMATION#e1"))
+        .item("SK", s("METADATA"))
+        .item("ProjectName", s("Réseau Ünïcode"))
+        .item("Version", n("1"))
+        .send()
+        .await
+        .unwrap();
+    db.put_item()
+        .table_name(&table)
+        .item("PK", s("ESTIMATION#e1"))
+        .item("SK", s("SERVER#a"))
+        .item("ServerName", s("Web tier"))
+        .item("EstimatedMonthlyCost", n("247.42"))
+        .send()
+        .await
+        .unwrap();
     db.put_item()
         .table_name(&table)
         .item("PK", s("ESTIMATION#e1"))
@@ -371,11 +387,24 @@ async fn proposal_pdf_and_share_mail_from_real_stream_records() {
     })
     .unwrap();
     let catalog = Catalog::with_seed_definitions();
-    catalog.learn_schema(&table, ddb_stream_worker::catalog::KeySchema { hash: "PK".into(), range: Some("SK".into()) });
+    catalog.learn_schema(
+        &table,
+        ddb_stream_worker::catalog::KeySchema {
+            hash: "PK".into(),
+            range: Some("SK".into()),
+        },
+    );
     let adapters = ddb_stream_worker::batch::Adapters {
-        tables: std::sync::Arc::new(ddb_stream_worker::adapters::dynamodb::DynamoDbTables::new(db.clone(), catalog.clone())),
-        objects: std::sync::Arc::new(ddb_stream_worker::adapters::s3::S3Objects::new(services::s3().await)),
-        mailer: std::sync::Arc::new(ddb_stream_worker::adapters::ses::SesMailer::new(services::ses().await)),
+        tables: std::sync::Arc::new(ddb_stream_worker::adapters::dynamodb::DynamoDbTables::new(
+            db.clone(),
+            catalog.clone(),
+        )),
+        objects: std::sync::Arc::new(ddb_stream_worker::adapters::s3::S3Objects::new(
+            services::s3().await,
+        )),
+        mailer: std::sync::Arc::new(ddb_stream_worker::adapters::ses::SesMailer::new(
+            services::ses().await,
+        )),
         clock: std::sync::Arc::new(handlers::ports::SystemClock),
         catalog,
         applier: None,
@@ -384,34 +413,81 @@ async fn proposal_pdf_and_share_mail_from_real_stream_records() {
 
     let (arn, records) = services::read_stream(&table).await;
     let batch = decode_value(lambda_event(&records, &arn), "stream", None).unwrap();
-    let outcome = worker.process_batch(&batch, BatchOptions::default(), &mut |_| {}).await;
+    let outcome = worker
+        .process_batch(&batch, BatchOptions::default(), &mut |_| {})
+        .await;
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
 
-    let document = db.get_item().table_name(&table).key("PK", s("ESTIMATION#e1")).key("SK", s("DOCUMENT#d1")).consistent_read(true).send().await.unwrap().item.unwrap();
+    let document = db
+        .get_item()
+        .table_name(&table)
+        .key("PK", s("ESTIMATION#e1"))
+        .key("SK", s("DOCUMENT#d1"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
     assert_eq!(document["Status"], s("COMPLETED"), "{document:?}");
     let key = document["S3Key"].as_s().unwrap().clone();
     assert!(key.starts_with("proposals/e1/Proposal_"), "{key}");
-    let object = services::s3().await.get_object().bucket(&bucket).key(&key).send().await.expect("the PDF is in S3");
+    let object = services::s3()
+        .await
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("the PDF is in S3");
     assert_eq!(object.content_type(), Some("application/pdf"));
     let body = object.body.collect().await.unwrap().into_bytes();
     assert!(body.starts_with(b"%PDF"));
     assert_eq!(document["FileSize"], n(&body.len().to_string()));
 
-    let share = db.get_item().table_name(&table).key("PK", s("USER#u2")).key("SK", s("SHARED#e1")).consistent_read(true).send().await.unwrap().item.unwrap();
+    let share = db
+        .get_item()
+        .table_name(&table)
+        .key("PK", s("USER#u2"))
+        .key("SK", s("SHARED#e1"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
     assert_eq!(share["NotificationSent"], V::Bool(true));
 
     let mail_to = |address: &str| -> Vec<serde_json::Value> {
-        services::sent_mail().into_iter().filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|to| to.iter().any(|a| a == address))).collect()
+        services::sent_mail()
+            .into_iter()
+            .filter(|m| {
+                m["destinations"]["ToAddresses"]
+                    .as_array()
+                    .is_some_and(|to| to.iter().any(|a| a == address))
+            })
+            .collect()
     };
     let to_john = mail_to(&john);
     assert_eq!(to_john.len(), 1, "{to_john:?}");
-    assert_eq!(to_john[0]["subject"], "Your proposal for Réseau Ünïcode is ready");
+    assert_eq!(
+        to_john[0]["subject"],
+        "Your proposal for Réseau Ünïcode is ready"
+    );
     assert_eq!(to_john[0]["source"], sender);
-    assert!(to_john[0]["body"].as_str().unwrap_or_default().contains(&bucket), "a presigned link to the object");
+    assert!(
+        to_john[0]["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&bucket),
+        "a presigned link to the object"
+    );
     assert_eq!(mail_to(&mary).len(), 1);
 
     // Re-delivery of the whole batch: no second mail to either.
-    let again = worker.process_batch(&batch, BatchOptions::default(), &mut |_| {}).await;
+    let again = worker
+        .process_batch(&batch, BatchOptions::default(), &mut |_| {})
+        .await;
     assert!(again.failure.is_none());
     assert_eq!(mail_to(&john).len(), 1);
     assert_eq!(mail_to(&mary).len(), 1);

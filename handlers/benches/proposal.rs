@@ -23,7 +23,11 @@ fn line(sk: &str, name: &str, cost: &str) -> LineItem {
 }
 
 fn proposal(lines: Vec<LineItem>) -> Proposal {
-    let rules = BusinessRules { buffer_percentage: Decimal::from(10), volume_discounts: true, support_plan_included: true };
+    let rules = BusinessRules {
+        buffer_percentage: Decimal::from(10),
+        volume_discounts: true,
+        support_plan_included: true,
+    };
     let priced = price(&lines, &rules, &SavingsRates::default());
     Proposal {
         template: proposal_template("standard_proposal").expect("template"),
@@ -80,7 +84,11 @@ fn page_count(pdf: &[u8]) -> usize {
     let text = String::from_utf8_lossy(pdf);
     ["/Type /Page", "/Type/Page"]
         .iter()
-        .map(|marker| text.match_indices(marker).filter(|(i, m)| !text[i + m.len()..].starts_with('s')).count())
+        .map(|marker| {
+            text.match_indices(marker)
+                .filter(|(i, m)| !text[i + m.len()..].starts_with('s'))
+                .count()
+        })
         .sum()
 }
 
@@ -94,7 +102,19 @@ fn main() {
     measure("proposal, seed estimation", &proposal(seed.clone()), 50);
     let mut brief = proposal(seed);
     brief.include_detailed_breakdown = false;
-    measure("proposal, seed estimation without the detailed breakdown", &brief, 50);
-    let big = (1..=200).map(|i| line(&format!("SERVER#s{i:03}"), &format!("Application server {i:03}"), "70.08")).collect();
+    measure(
+        "proposal, seed estimation without the detailed breakdown",
+        &brief,
+        50,
+    );
+    let big = (1..=200)
+        .map(|i| {
+            line(
+                &format!("SERVER#s{i:03}"),
+                &format!("Application server {i:03}"),
+                "70.08",
+            )
+        })
+        .collect();
     measure("proposal, 200 servers", &proposal(big), 20);
 }

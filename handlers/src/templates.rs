@@ -168,7 +168,9 @@ mod tests {
         });
         let one_line = super::mail("estimation_shared", &hostile).unwrap();
         assert!(
-            one_line.text.contains("Hello Eve  Bcc: victim@example.com,"),
+            one_line
+                .text
+                .contains("Hello Eve  Bcc: victim@example.com,"),
             "{}",
             one_line.text
         );
