@@ -5,11 +5,15 @@
 
 use std::time::Duration;
 
+use handlers::acs::ThreadsConfig;
 use handlers::audit::AuditConfig;
+use handlers::bookings::{BookingMailConfig, System};
 use handlers::cost::model::BusinessRules;
-use handlers::cost::notify::MailConfig;
 use handlers::cost::proposal::ProposalConfig;
 use handlers::cost::totals::TotalsConfig;
+use handlers::mail::MailConfig;
+use handlers::marketplace::ratings::RatingsConfig;
+use handlers::pilotforce::AssetsConfig;
 use rust_decimal::Decimal;
 use thiserror::Error;
 
@@ -32,6 +36,11 @@ pub struct Config {
     pub idempotency: IdempotencyConfig,
     pub totals: TotalsConfig,
     pub proposals: ProposalConfig,
+    pub ratings: RatingsConfig,
+    pub marketplace_bookings: BookingMailConfig,
+    pub pilotforce_bookings: BookingMailConfig,
+    pub assets: AssetsConfig,
+    pub threads: ThreadsConfig,
 }
 
 impl Config {
@@ -82,7 +91,23 @@ impl Config {
                     expected: "a decimal number, 0 or more",
                 })
         };
+        let list = |name: &str, default: &str| -> Vec<String> {
+            text(name, default)
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
         let idempotency_table = text("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE);
+        let sessions_table = text("ACS_SESSIONS_TABLE", "acsd2p-dev-Sessions");
+        let entity_names = list("AUDIT_ENTITY_NAMES", &format!("{sessions_table}=Session"))
+            .into_iter()
+            .filter_map(|pair| {
+                pair.split_once('=')
+                    .map(|(t, e)| (t.trim().to_string(), e.trim().to_string()))
+            })
+            .collect();
         let cost_table = text("COST_TABLE", COST_PLATFORM_TABLE);
         let default_rules = BusinessRules {
             buffer_percentage: decimal("COST_BUFFER_PERCENT", "10")?,
@@ -91,12 +116,14 @@ impl Config {
         };
         let default_currency = text("COST_CURRENCY", "USD");
         let default_region = text("COST_REGION", "us-east-1");
-        let audited_tables = text("AUDITED_TABLES", COST_PLATFORM_TABLE)
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect();
+        let audited_tables = list("AUDITED_TABLES", COST_PLATFORM_TABLE);
+        let mail = MailConfig {
+            from: text("MAIL_FROM", "notifications@sagesoft.com"),
+            sender_name: text("MAIL_SENDER_NAME", "AWS Cost Estimation Platform"),
+            link_expiry: Duration::from_secs(
+                number("PROPOSAL_LINK_EXPIRY_SECONDS", 604_800, 1)?.unsigned_abs(),
+            ),
+        };
         Ok(Config {
             audit: AuditConfig {
                 audited_tables,
@@ -104,6 +131,8 @@ impl Config {
                 excluded_tables: vec![idempotency_table.clone()],
                 shards: u32::try_from(number("AUDIT_SHARDS", 10, 1)?).unwrap_or(u32::MAX),
                 retention_days: number("AUDIT_RETENTION_DAYS", 365, 1)?,
+                expiry_only_tables: list("AUDIT_EXPIRY_ONLY_TABLES", &sessions_table),
+                entity_names,
             },
             idempotency: IdempotencyConfig {
                 table: idempotency_table,
@@ -123,13 +152,41 @@ impl Config {
                 default_rules: default_rules.clone(),
                 default_currency: default_currency.clone(),
                 default_region: default_region.clone(),
-                mail: MailConfig {
-                    from: text("MAIL_FROM", "notifications@sagesoft.com"),
-                    sender_name: text("MAIL_SENDER_NAME", "AWS Cost Estimation Platform"),
-                    link_expiry: Duration::from_secs(
-                        number("PROPOSAL_LINK_EXPIRY_SECONDS", 604_800, 1)?.unsigned_abs(),
-                    ),
-                },
+                mail: mail.clone(),
+            },
+            ratings: RatingsConfig {
+                reviews_table: text("MARKETPLACE_REVIEWS_TABLE", "marketplace-dev-reviews-table"),
+                providers_table: text(
+                    "MARKETPLACE_PROVIDERS_TABLE",
+                    "marketplace-dev-providers-table",
+                ),
+                provider_index: text(
+                    "MARKETPLACE_REVIEWS_PROVIDER_INDEX",
+                    "providerReviews-index",
+                ),
+            },
+            marketplace_bookings: BookingMailConfig {
+                system: System::Marketplace,
+                bookings_table: text(
+                    "MARKETPLACE_BOOKINGS_TABLE",
+                    "marketplace-dev-bookings-table",
+                ),
+                users_table: text("MARKETPLACE_USERS_TABLE", "marketplace-dev-users-table"),
+                mail: mail.clone(),
+            },
+            pilotforce_bookings: BookingMailConfig {
+                system: System::PilotForce,
+                bookings_table: text("PILOTFORCE_BOOKINGS_TABLE", "PilotForce-Bookings"),
+                users_table: text("PILOTFORCE_USERS_TABLE", "PilotForce-Users"),
+                mail,
+            },
+            assets: AssetsConfig {
+                assets_table: text("PILOTFORCE_ASSETS_TABLE", "PilotForce-Assets"),
+                bucket: text("PILOTFORCE_ASSETS_BUCKET", ""),
+            },
+            threads: ThreadsConfig {
+                conversations_table: text("ACS_CONVERSATIONS_TABLE", "acsd2p-dev-Conversations"),
+                threads_table: text("ACS_THREADS_TABLE", "acsd2p-dev-Threads"),
             },
             totals: TotalsConfig {
                 table: cost_table,

@@ -64,7 +64,7 @@ fn human_record(out: &mut dyn Write, r: &RecordReport) -> io::Result<()> {
             }
             Outcome::NotApplicable => "not applicable".to_string(),
             Outcome::Coalesced { into_record } => {
-                format!("coalesced into record #{into_record} (same estimation later in the batch)")
+                format!("coalesced into record #{into_record} (a later record of this batch changes the same thing)")
             }
             Outcome::Failed { reason, retryable } => {
                 format!(

@@ -4,10 +4,14 @@
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use handlers::acs::ThreadStatistics;
 use handlers::audit::AuditLog;
+use handlers::bookings::BookingMail;
 use handlers::cost::proposal::ProposalPdf;
 use handlers::cost::sharing::ShareNotification;
 use handlers::cost::totals::EstimationTotals;
+use handlers::marketplace::ratings::ProviderRatings;
+use handlers::pilotforce::AssetCleanup;
 use handlers::ports::SystemClock;
 use handlers::Reaction;
 
@@ -29,6 +33,11 @@ pub fn reactions(config: &Config) -> Vec<Box<dyn Reaction>> {
             config.proposals.table.clone(),
             config.proposals.mail.clone(),
         )),
+        Box::new(ProviderRatings::new(config.ratings.clone())),
+        Box::new(BookingMail::new(config.marketplace_bookings.clone())),
+        Box::new(BookingMail::new(config.pilotforce_bookings.clone())),
+        Box::new(AssetCleanup::new(config.assets.clone())),
+        Box::new(ThreadStatistics::new(config.threads.clone())),
     ]
 }
 

@@ -49,6 +49,11 @@ pub struct AuditConfig {
     pub shards: u32,
     /// How long an audit item lives (its `TTL`), counted from the change.
     pub retention_days: i64,
+    /// Tables of which only TTL deletes are audited (ACS Sessions: `SESSION_EXPIRED`).
+    pub expiry_only_tables: Vec<String>,
+    /// Entity names for tables whose items carry no `EntityType` (`acsd2p-dev-Sessions` ->
+    /// `Session`).
+    pub entity_names: Vec<(String, String)>,
 }
 
 pub struct AuditLog {
@@ -117,7 +122,9 @@ impl Reaction for AuditLog {
 
     fn applies(&self, change: &Change) -> bool {
         let cfg = &self.config;
-        cfg.audited_tables.contains(&change.table)
+        let audited = cfg.audited_tables.contains(&change.table)
+            || (change.expired_by_ttl && cfg.expiry_only_tables.contains(&change.table));
+        audited
             && !cfg.excluded_tables.contains(&change.table)
             && !(change.table == cfg.audit_table && is_audit_item(change.latest_image()))
     }
@@ -141,7 +148,13 @@ impl AuditLog {
         let hash = stable_hash(format!("{}\0{}", change.table, change.event_id).as_bytes());
         let log_id = format!("{hash:016x}");
         let user = user_of(change);
-        let entity = entity_of(change);
+        let entity = self
+            .config
+            .entity_names
+            .iter()
+            .find(|(table, _)| *table == change.table)
+            .map(|(_, entity)| entity.clone())
+            .unwrap_or_else(|| entity_of(change));
         let verb = match (change.kind, change.expired_by_ttl) {
             (ChangeKind::Insert, _) => "CREATED",
             (ChangeKind::Modify, _) => "UPDATED",
@@ -165,7 +178,7 @@ impl AuditLog {
             log_id,
             action: format!("{}_{verb}", screaming_snake(&entity)),
             resource_type: entity,
-            resource_id: resource_id_of(image),
+            resource_id: resource_id_of(image, &change.keys),
             timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
             details: AuditDetails {
                 table: change.table.clone(),
@@ -221,21 +234,23 @@ fn entity_of(change: &Change) -> String {
     "Item".to_string()
 }
 
-/// The id part of the PK (`ESTIMATION#est456` -> `est456`), else the first key value.
-fn resource_id_of(image: &Item) -> String {
+/// The id part of the PK (`ESTIMATION#est456` -> `est456`), else the item's key values
+/// (`session-uuid`; `conv-1/resp-2` for a composite key).
+fn resource_id_of(image: &Item, keys: &Item) -> String {
     if let Some(pk) = get_str(image, "PK") {
         return pk.split_once('#').map_or(pk, |(_, id)| id).to_string();
     }
-    let mut names: Vec<&String> = image.keys().collect();
+    let mut names: Vec<&String> = keys.keys().collect();
     names.sort();
-    for id_name in ["id", "Id", "ID"] {
-        if let Some(name) = names.iter().find(|n| n.ends_with(id_name)) {
-            if let Some(text) = get_str(image, name) {
-                return text.to_string();
-            }
-        }
+    let values: Vec<&str> = names
+        .iter()
+        .filter_map(|n| crate::item::scalar_text(&keys[n.as_str()]))
+        .collect();
+    if values.is_empty() {
+        "unknown".to_string()
+    } else {
+        values.join("/")
     }
-    "unknown".to_string()
 }
 
 /// `SharedEstimation` -> `SHARED_ESTIMATION`.

@@ -5,11 +5,16 @@
 //! ports in [`ports`]. The shell crate (`ddb_stream_worker`) decodes stream events, runs the
 //! batch and provides the adapters (AWS SDK or the embedded local state).
 
+pub mod acs;
 pub mod audit;
+pub mod bookings;
 pub mod change;
 pub mod cost;
 pub mod error;
 pub mod item;
+pub mod mail;
+pub mod marketplace;
+pub mod pilotforce;
 pub mod ports;
 pub mod reaction;
 pub mod redact;

@@ -21,6 +21,8 @@ const BRANDINGS: &[(&str, &str)] = template_files!("branding": "sagesoft.json", 
 const MAIL: &[(&str, &str)] = template_files!("mail":
     "proposal_ready.subject.txt", "proposal_ready.txt", "proposal_ready.html",
     "estimation_shared.subject.txt", "estimation_shared.txt", "estimation_shared.html",
+    "booking_received.subject.txt", "booking_received.txt", "booking_received.html",
+    "booking_status.subject.txt", "booking_status.txt", "booking_status.html",
 );
 
 /// A proposal layout: its title and the sections it shows, in order.

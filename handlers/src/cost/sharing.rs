@@ -8,10 +8,11 @@ use chrono::SecondsFormat;
 use serde_json::json;
 
 use super::model::{Metadata, Notice, SharedEstimation};
-use super::notify::{self, MailConfig};
+use super::notify;
 use crate::change::{Change, ChangeKind};
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, string_key, AttributeValue};
+use crate::mail::{self, MailConfig};
 use crate::ports::{Comparison, Condition, Ports, Update};
 use crate::reaction::{Idempotency, Reacted, Reaction};
 
@@ -111,7 +112,7 @@ impl Reaction for ShareNotification {
             "estimation_id": estimation_id,
             "sender_name": self.mail.sender_name,
         });
-        let mail = notify::send(ports, &self.mail, &email, "estimation_shared", &context).await?;
+        let mail = mail::send(ports, &self.mail, &email, "estimation_shared", &context).await?;
         if mail.get("sent_to").is_some() {
             let sent = Update::default()
                 .set("NotificationSent", AttributeValue::Bool(true))

@@ -19,7 +19,8 @@ pub fn to_eml(mail: &Mail, now: DateTime<Utc>) -> (String, String) {
         mail.to.join(","),
         mail.subject
     );
-    let message_id = format!("{:016x}{:08x}", stable_hash(seed.as_bytes()), sequence);
+    // The sequence first, so that files sort in the order the mail was sent.
+    let message_id = format!("{sequence:08x}{:016x}", stable_hash(seed.as_bytes()));
     let mut eml = String::new();
     let mut header = |name: &str, value: &str| {
         eml.push_str(name);

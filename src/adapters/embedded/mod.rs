@@ -432,11 +432,8 @@ impl Mailer for EmbeddedState {
     async fn send(&self, message: &Mail) -> Result<String, PortError> {
         let now = chrono::Utc::now();
         let (message_id, eml) = mail::to_eml(message, now);
-        let name = format!(
-            "{}-{}.eml",
-            now.format("%Y%m%dT%H%M%S%.3fZ"),
-            &message_id[..16]
-        );
+        // Time, then the message id (which starts with a sequence): files sort as sent.
+        let name = format!("{}-{message_id}.eml", now.format("%Y%m%dT%H%M%S%.3fZ"));
         let path = self.root.join("outbox").join(name);
         files::write_atomic(&path, eml.as_bytes()).map_err(|e| PortError::Transient {
             operation: "SendEmail",

@@ -18,11 +18,12 @@ use serde_json::json;
 use super::model::{
     BusinessRules, Category, Document, EstimationSummary, LineItem, Metadata, Notice,
 };
-use super::notify::{self, MailConfig};
+use super::notify;
 use super::pricing::{price, SavingsRates};
 use crate::change::{Change, ChangeKind};
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, string_key, AttributeValue};
+use crate::mail::{self, MailConfig};
 use crate::ports::{Comparison, Condition, Object, Ports, Query, Update};
 use crate::reaction::{Idempotency, Reacted, Reaction};
 use crate::templates;
@@ -282,7 +283,7 @@ impl ProposalPdf {
                         "expires_at": expires.format("%-d %B %Y").to_string(),
                         "sender_name": self.config.mail.sender_name,
                     });
-                    notify::send(ports, &self.config.mail, &email, "proposal_ready", &context)
+                    mail::send(ports, &self.config.mail, &email, "proposal_ready", &context)
                         .await
                         .map_err(Err)?
                 }

@@ -1,0 +1,204 @@
+//! The ACS email platform (seed: acs-email-platform.md): thread statistics kept in step with
+//! the conversations. (Session expiry is audited by the audit reaction's configuration.)
+//!
+//! `thread-stats` recomputes from state: the conversation's messages are one partition of the
+//! Conversations table (a consistent query), so a re-delivered or retried record changes
+//! nothing, and a removed message is simply no longer counted. The write is conditional on
+//! the thread's `stats_version` as read, so concurrent workers cannot lose an update.
+
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::change::Change;
+use crate::error::{PortError, ReactionError};
+use crate::item::{from_item, get_str, number, string_key, AttributeValue};
+use crate::ports::{Condition, Ports, Query, Update};
+use crate::reaction::{Idempotency, Reacted, Reaction};
+
+const MAX_ATTEMPTS: u32 = 4;
+
+#[derive(Debug, Clone)]
+pub struct ThreadsConfig {
+    pub conversations_table: String,
+    pub threads_table: String,
+}
+
+/// One message of a conversation, the fields the statistics use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    #[serde(default)]
+    pub sender_email: Option<String>,
+    #[serde(default)]
+    pub recipient_email: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+/// A thread's statistics, as stored.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ThreadStats {
+    #[serde(default, with = "number::option")]
+    pub message_count: Option<Decimal>,
+    #[serde(default)]
+    pub last_message_at: Option<String>,
+    #[serde(default)]
+    pub participants: Vec<String>,
+    #[serde(default, with = "number::option")]
+    pub stats_version: Option<Decimal>,
+}
+
+pub struct ThreadStatistics {
+    config: ThreadsConfig,
+}
+
+impl ThreadStatistics {
+    pub fn new(config: ThreadsConfig) -> Self {
+        ThreadStatistics { config }
+    }
+}
+
+/// Participants: those the thread lists, then every sender and recipient not yet listed.
+pub fn participants(existing: &[String], messages: &[Message]) -> Vec<String> {
+    let mut all = existing.to_vec();
+    for address in messages
+        .iter()
+        .flat_map(|m| [&m.sender_email, &m.recipient_email])
+        .flatten()
+    {
+        if !address.is_empty() && !all.contains(address) {
+            all.push(address.clone());
+        }
+    }
+    all
+}
+
+#[async_trait]
+impl Reaction for ThreadStatistics {
+    fn name(&self) -> &'static str {
+        "thread-stats"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::ByConstruction
+    }
+
+    fn applies(&self, change: &Change) -> bool {
+        change.table == self.config.conversations_table
+            && get_str(change.latest_image(), "conversation_id").is_some()
+    }
+
+    fn coalesce_key(&self, change: &Change) -> Option<String> {
+        get_str(change.latest_image(), "conversation_id").map(str::to_string)
+    }
+
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        let conversation = get_str(change.latest_image(), "conversation_id")
+            .unwrap_or_default()
+            .to_string();
+        let mut attempt = 1;
+        loop {
+            match self.recompute(&conversation, ports).await {
+                Err(ReactionError::Port(PortError::ConditionFailed { .. }))
+                    if attempt < MAX_ATTEMPTS =>
+                {
+                    attempt += 1
+                }
+                Err(ReactionError::Port(PortError::ConditionFailed { .. })) => {
+                    return Err(ReactionError::Port(PortError::Transient {
+                        operation: "UpdateItem",
+                        target: format!("{} {conversation}", self.config.threads_table),
+                        message: format!(
+                            "the thread changed under {MAX_ATTEMPTS} recomputations in a row"
+                        ),
+                    }))
+                }
+                other => {
+                    return other.map(|result| Reacted {
+                        result,
+                        deferred_writes: Vec::new(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl ThreadStatistics {
+    async fn recompute(
+        &self,
+        conversation: &str,
+        ports: Ports<'_>,
+    ) -> Result<serde_json::Value, ReactionError> {
+        let cfg = &self.config;
+        let key = string_key(&[("conversation_id", conversation)]);
+        let stored: ThreadStats = match ports.tables.get(&cfg.threads_table, &key).await? {
+            Some(item) => from_item(item, &format!("{} {conversation}", cfg.threads_table))?,
+            None => ThreadStats::default(),
+        };
+        let items = ports
+            .tables
+            .query(&Query {
+                table: cfg.conversations_table.clone(),
+                index: None,
+                partition: (
+                    "conversation_id".into(),
+                    AttributeValue::S(conversation.to_string()),
+                ),
+                sort_prefix: None,
+                ascending: true,
+            })
+            .await?;
+        let messages: Vec<Message> = items
+            .into_iter()
+            .map(|item| {
+                from_item(
+                    item,
+                    &format!("{} message of {conversation}", cfg.conversations_table),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let count = Decimal::from(messages.len());
+        // The latest message's time; with no messages left, what the thread had.
+        let last = messages
+            .iter()
+            .filter_map(|m| m.timestamp.clone())
+            .max()
+            .or_else(|| stored.last_message_at.clone());
+        let everyone = participants(&stored.participants, &messages);
+        let figures = json!({ "message_count": messages.len(), "last_message_at": last, "participants": everyone });
+        if stored.message_count == Some(count)
+            && stored.last_message_at == last
+            && stored.participants == everyone
+        {
+            return Ok(json!({ "unchanged": figures }));
+        }
+        let version = stored.stats_version.unwrap_or_default();
+        let n = |d: Decimal| AttributeValue::N(d.normalize().to_string());
+        let mut update = Update::default()
+            .set("message_count", n(count))
+            .set(
+                "participants",
+                AttributeValue::L(everyone.iter().cloned().map(AttributeValue::S).collect()),
+            )
+            .set(
+                "updated_at",
+                AttributeValue::S(ports.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)),
+            )
+            .set("stats_version", n(version + Decimal::ONE));
+        if let Some(last) = &last {
+            update = update.set("last_message_at", AttributeValue::S(last.clone()));
+        }
+        let as_read = match stored.stats_version {
+            Some(v) => Condition::eq("stats_version", n(v)),
+            None => Condition::NotExists("stats_version".into()),
+        };
+        ports
+            .tables
+            .update(&cfg.threads_table, &key, &update, Some(&as_read))
+            .await?;
+        Ok(json!({ "updated": figures }))
+    }
+}

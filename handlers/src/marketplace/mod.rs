@@ -1,0 +1,3 @@
+//! The marketplace (seed: marketplace.md): provider rating aggregates and booking mail.
+
+pub mod ratings;

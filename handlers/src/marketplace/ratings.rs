@@ -1,0 +1,360 @@
+//! `provider-rating`: keeps each provider's `ratingSum`, `reviewCount` and `rating` exact as
+//! reviews come, change and go.
+//!
+//! Recomputed from state, so re-delivery and retries change nothing: the provider's reviews
+//! are read through `providerReviews-index` and only one review per booking counts (the
+//! earliest by `createdAt`, then `reviewId`; when it is removed, the next one counts). The
+//! write is conditional on the provider's `aggregateVersion` as read, so two workers on the same
+//! provider cannot lose each other's update: the later one re-reads and recomputes. Because the
+//! index is eventually consistent, the triggering review's state in the table (a consistent
+//! read) must match what the index shows, or the record is retried.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::change::Change;
+use crate::error::{PortError, ReactionError};
+use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
+use crate::ports::{Condition, Ports, Query, Update};
+use crate::reaction::{Idempotency, Reacted, Reaction};
+
+const MAX_ATTEMPTS: u32 = 4;
+
+#[derive(Debug, Clone)]
+pub struct RatingsConfig {
+    pub reviews_table: String,
+    pub providers_table: String,
+    /// The reviews GSI keyed by providerId.
+    pub provider_index: String,
+}
+
+/// A review, the fields the aggregate uses.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub review_id: String,
+    #[serde(default)]
+    pub booking_id: Option<String>,
+    #[serde(default)]
+    pub provider_id: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default, with = "number::option")]
+    pub rating: Option<Decimal>,
+}
+
+/// A provider's aggregate, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderRating {
+    #[serde(default, with = "number::option")]
+    pub rating_sum: Option<Decimal>,
+    #[serde(default, with = "number::option")]
+    pub review_count: Option<Decimal>,
+    #[serde(default, with = "number::option")]
+    pub rating: Option<Decimal>,
+    #[serde(default, with = "number::option")]
+    pub aggregate_version: Option<Decimal>,
+}
+
+/// The aggregate of a set of reviews.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub rating_sum: Decimal,
+    pub review_count: Decimal,
+    /// The average, to two decimals, half up; 0 with no reviews.
+    pub rating: Decimal,
+    /// Reviews left out: a second review of the same booking, or no usable rating.
+    pub not_counted: Vec<String>,
+}
+
+/// The average as stored: two decimals, half up (4.125 -> 4.13).
+pub fn average(sum: Decimal, count: Decimal) -> Decimal {
+    if count.is_zero() {
+        Decimal::ZERO
+    } else {
+        (sum / count).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    }
+}
+
+/// Which reviews count, and their aggregate. Pure, so tests recompute it from any review set.
+pub fn aggregate(reviews: &[Review]) -> Aggregate {
+    let mut counted: BTreeMap<String, &Review> = BTreeMap::new();
+    let mut not_counted = Vec::new();
+    let order = |r: &Review| {
+        (
+            r.created_at.clone().unwrap_or_default(),
+            r.review_id.clone(),
+        )
+    };
+    for review in reviews {
+        if review.rating.is_none() {
+            not_counted.push(review.review_id.clone());
+            continue;
+        }
+        // A review without a booking stands alone.
+        let slot = review
+            .booking_id
+            .clone()
+            .unwrap_or_else(|| format!("\0{}", review.review_id));
+        match counted.get(&slot) {
+            Some(current) if order(current) <= order(review) => {
+                not_counted.push(review.review_id.clone())
+            }
+            Some(current) => {
+                not_counted.push(current.review_id.clone());
+                counted.insert(slot, review);
+            }
+            None => {
+                counted.insert(slot, review);
+            }
+        }
+    }
+    let rating_sum: Decimal = counted.values().filter_map(|r| r.rating).sum();
+    let review_count = Decimal::from(counted.len());
+    not_counted.sort();
+    Aggregate {
+        rating_sum,
+        review_count,
+        rating: average(rating_sum, review_count),
+        not_counted,
+    }
+}
+
+pub struct ProviderRatings {
+    config: RatingsConfig,
+}
+
+impl ProviderRatings {
+    pub fn new(config: RatingsConfig) -> Self {
+        ProviderRatings { config }
+    }
+}
+
+/// The providers a change touches: before and after (two when a review moves).
+fn providers_of(change: &Change) -> Vec<String> {
+    let mut ids: Vec<String> = [change.old.as_ref(), change.new.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|image| get_str(image, "providerId"))
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[async_trait]
+impl Reaction for ProviderRatings {
+    fn name(&self) -> &'static str {
+        "provider-rating"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::ByConstruction
+    }
+
+    fn applies(&self, change: &Change) -> bool {
+        change.table == self.config.reviews_table && !providers_of(change).is_empty()
+    }
+
+    fn coalesce_key(&self, change: &Change) -> Option<String> {
+        Some(providers_of(change).join("|"))
+    }
+
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        let review_id = get_str(change.latest_image(), "reviewId")
+            .unwrap_or_default()
+            .to_string();
+        let mut results = serde_json::Map::new();
+        for provider in providers_of(change) {
+            let mut attempt = 1;
+            let result = loop {
+                match self.recompute(&provider, &review_id, ports).await {
+                    Err(ReactionError::Port(PortError::ConditionFailed { .. })) if attempt < MAX_ATTEMPTS => attempt += 1,
+                    Err(ReactionError::Port(PortError::ConditionFailed { .. })) => {
+                        return Err(ReactionError::Port(PortError::Transient {
+                            operation: "UpdateItem",
+                            target: format!("{} {provider}", self.config.providers_table),
+                            message: format!("the provider's aggregate changed under {MAX_ATTEMPTS} recomputations in a row"),
+                        }))
+                    }
+                    other => break other?,
+                }
+            };
+            results.insert(provider, result);
+        }
+        Ok(Reacted {
+            result: serde_json::Value::Object(results),
+            deferred_writes: Vec::new(),
+        })
+    }
+}
+
+impl ProviderRatings {
+    async fn recompute(
+        &self,
+        provider: &str,
+        review_id: &str,
+        ports: Ports<'_>,
+    ) -> Result<serde_json::Value, ReactionError> {
+        let cfg = &self.config;
+        let key = string_key(&[("providerId", provider)]);
+        let stored: ProviderRating = match ports.tables.get(&cfg.providers_table, &key).await? {
+            Some(item) => from_item(item, &format!("{} {provider}", cfg.providers_table))?,
+            None => ProviderRating::default(),
+        };
+        let items = ports
+            .tables
+            .query(&Query {
+                table: cfg.reviews_table.clone(),
+                index: Some(cfg.provider_index.clone()),
+                partition: ("providerId".into(), AttributeValue::S(provider.to_string())),
+                sort_prefix: None,
+                ascending: true,
+            })
+            .await?;
+        let reviews: Vec<Review> = items
+            .into_iter()
+            .map(|item| {
+                from_item(
+                    item,
+                    &format!("{} review of provider {provider}", cfg.reviews_table),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        self.check_index_caught_up(provider, review_id, &reviews, ports)
+            .await?;
+        let totals = aggregate(&reviews);
+        let unchanged = stored.rating_sum == Some(totals.rating_sum)
+            && stored.review_count == Some(totals.review_count)
+            && stored.rating == Some(totals.rating);
+        let figures = json!({
+            "ratingSum": totals.rating_sum.normalize().to_string(),
+            "reviewCount": totals.review_count.to_string(),
+            "rating": totals.rating.normalize().to_string(),
+            "notCounted": totals.not_counted,
+        });
+        if unchanged {
+            return Ok(json!({ "unchanged": figures }));
+        }
+        let version = stored.aggregate_version.unwrap_or_default();
+        let n = |d: Decimal| AttributeValue::N(d.normalize().to_string());
+        let update = Update::default()
+            .set("ratingSum", n(totals.rating_sum))
+            .set("reviewCount", n(totals.review_count))
+            .set("rating", n(totals.rating))
+            .set("aggregateVersion", n(version + Decimal::ONE))
+            .set(
+                "ratingUpdatedAt",
+                AttributeValue::S(
+                    ports
+                        .clock
+                        .now()
+                        .to_rfc3339_opts(SecondsFormat::Millis, true),
+                ),
+            );
+        let as_read = match stored.aggregate_version {
+            Some(v) => Condition::eq("aggregateVersion", n(v)),
+            None => Condition::NotExists("aggregateVersion".into()),
+        };
+        ports
+            .tables
+            .update(&cfg.providers_table, &key, &update, Some(&as_read))
+            .await?;
+        Ok(json!({ "updated": figures }))
+    }
+
+    /// The index must show the triggering review as the table (read consistently) has it.
+    async fn check_index_caught_up(
+        &self,
+        provider: &str,
+        review_id: &str,
+        reviews: &[Review],
+        ports: Ports<'_>,
+    ) -> Result<(), ReactionError> {
+        if review_id.is_empty() {
+            return Ok(());
+        }
+        let key = string_key(&[("reviewId", review_id)]);
+        let in_table: Option<Item> = ports.tables.get(&self.config.reviews_table, &key).await?;
+        // Only a review with the index's keys (providerId and createdAt) is in the index.
+        let table_rating = in_table
+            .filter(|item| {
+                get_str(item, "providerId") == Some(provider)
+                    && get_str(item, "createdAt").is_some()
+            })
+            .map(|item| from_item::<Review>(item, "review").map(|r| r.rating))
+            .transpose()?;
+        let index_rating = reviews
+            .iter()
+            .find(|r| r.review_id == review_id)
+            .map(|r| r.rating);
+        if table_rating == index_rating {
+            Ok(())
+        } else {
+            Err(ReactionError::Port(PortError::Transient {
+                operation: "Query",
+                target: format!("{} {}", self.config.reviews_table, self.config.provider_index),
+                message: format!("the index does not show review {review_id} as the table has it yet (eventual consistency); retrying"),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(id: &str, booking: Option<&str>, at: &str, rating: &str) -> Review {
+        Review {
+            review_id: id.into(),
+            booking_id: booking.map(str::to_string),
+            provider_id: Some("p".into()),
+            created_at: Some(at.into()),
+            rating: rating.parse().ok(),
+        }
+    }
+
+    #[test]
+    fn one_review_per_booking_counts_the_earliest() {
+        let reviews = [
+            review("r2", Some("b1"), "2025-01-02", "1"),
+            review("r1", Some("b1"), "2025-01-01", "5"),
+            review("r3", Some("b2"), "2025-01-03", "4"),
+            review("r4", None, "2025-01-04", "3"),
+            review("r5", None, "2025-01-05", "x"),
+        ];
+        let totals = aggregate(&reviews);
+        assert_eq!(totals.rating_sum, Decimal::from(12));
+        assert_eq!(totals.review_count, Decimal::from(3));
+        assert_eq!(totals.rating, "4".parse::<Decimal>().unwrap());
+        assert_eq!(totals.not_counted, ["r2", "r5"]);
+        // The counted one removed: the other review of b1 takes its place.
+        let without_r1: Vec<Review> = reviews
+            .iter()
+            .filter(|r| r.review_id != "r1")
+            .cloned()
+            .collect();
+        assert_eq!(aggregate(&without_r1).rating_sum, Decimal::from(8));
+    }
+
+    #[test]
+    fn averages_round_half_up_to_two_decimals() {
+        assert_eq!(
+            average(Decimal::from(14), Decimal::from(3)),
+            "4.67".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(
+            average("8.25".parse().unwrap(), Decimal::from(2)),
+            "4.13".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(average(Decimal::ZERO, Decimal::ZERO), Decimal::ZERO);
+    }
+}

@@ -1,0 +1,121 @@
+//! PilotForce (seed: pilotforce.md): an asset's S3 object goes when its item goes.
+//!
+//! `asset-cleanup` is idempotent by construction: deleting an object that is already gone
+//! succeeds, so a re-delivered REMOVE does nothing new.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use crate::change::{Change, ChangeKind};
+use crate::error::ReactionError;
+use crate::item::get_str;
+use crate::ports::Ports;
+use crate::reaction::{Idempotency, Reacted, Reaction};
+
+#[derive(Debug, Clone)]
+pub struct AssetsConfig {
+    pub assets_table: String,
+    /// The bucket; when empty, it is taken from the item's `s3Url`.
+    pub bucket: String,
+}
+
+pub struct AssetCleanup {
+    config: AssetsConfig,
+}
+
+impl AssetCleanup {
+    pub fn new(config: AssetsConfig) -> Self {
+        AssetCleanup { config }
+    }
+}
+
+/// Bucket and key from an S3 URL: `https://<bucket>.s3[.<region>].amazonaws.com/<key>`,
+/// `https://s3[.<region>].amazonaws.com/<bucket>/<key>` or `s3://<bucket>/<key>`.
+pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (host, path) = rest.split_once('/')?;
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let decode = |s: &str| s.replace("%20", " ").replace('+', " ");
+    if scheme == "s3" {
+        return (!host.is_empty() && !path.is_empty()).then(|| (host.to_string(), decode(path)));
+    }
+    if let Some(bucket) = host
+        .split_once(".s3")
+        .map(|(b, _)| b)
+        .filter(|_| host.ends_with(".amazonaws.com"))
+    {
+        return (!bucket.is_empty() && !path.is_empty())
+            .then(|| (bucket.to_string(), decode(path)));
+    }
+    if host.starts_with("s3") && host.ends_with(".amazonaws.com") {
+        let (bucket, key) = path.split_once('/')?;
+        return (!bucket.is_empty() && !key.is_empty()).then(|| (bucket.to_string(), decode(key)));
+    }
+    None
+}
+
+#[async_trait]
+impl Reaction for AssetCleanup {
+    fn name(&self) -> &'static str {
+        "asset-cleanup"
+    }
+
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::ByConstruction
+    }
+
+    fn applies(&self, change: &Change) -> bool {
+        change.table == self.config.assets_table && change.kind == ChangeKind::Remove
+    }
+
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        let old = change.latest_image();
+        let from_url = get_str(old, "s3Url").and_then(parse_s3_url);
+        let key = get_str(old, "s3Key")
+            .map(str::to_string)
+            .or_else(|| from_url.as_ref().map(|(_, k)| k.clone()));
+        let bucket = if self.config.bucket.is_empty() {
+            from_url.map(|(b, _)| b)
+        } else {
+            Some(self.config.bucket.clone())
+        };
+        let (Some(bucket), Some(key)) = (bucket, key) else {
+            return Ok(Reacted {
+                result: json!({ "skipped": "the asset names no object (no s3Key, no usable s3Url)" }),
+                deferred_writes: Vec::new(),
+            });
+        };
+        ports.objects.delete(&bucket, &key).await?;
+        Ok(Reacted {
+            result: json!({ "deleted": format!("s3://{bucket}/{key}") }),
+            deferred_writes: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls_of_every_style() {
+        let expect = |b: &str, k: &str| Some((b.to_string(), k.to_string()));
+        assert_eq!(
+            parse_s3_url(
+                "https://pilotforce-user-assets.s3.amazonaws.com/training/cessna_12345.jpg"
+            ),
+            expect("pilotforce-user-assets", "training/cessna_12345.jpg")
+        );
+        assert_eq!(
+            parse_s3_url("https://my-bucket.s3.eu-west-1.amazonaws.com/a/b.png?x=1"),
+            expect("my-bucket", "a/b.png")
+        );
+        assert_eq!(
+            parse_s3_url("https://s3.us-east-1.amazonaws.com/my-bucket/a/b.png"),
+            expect("my-bucket", "a/b.png")
+        );
+        assert_eq!(parse_s3_url("s3://my-bucket/k"), expect("my-bucket", "k"));
+        assert_eq!(parse_s3_url("https://example.com/x"), None);
+        assert_eq!(parse_s3_url("not a url"), None);
+    }
+}

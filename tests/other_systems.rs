@@ -1,0 +1,315 @@
+//! Marketplace, PilotForce and ACS reactions replayed on the embedded default: exact rating
+//! aggregates, booking mail, asset cleanup, thread statistics and session expiry.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn event(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(format!("{name}.json"))
+}
+
+fn replay(state: &Path, files: &[&str]) -> Vec<Value> {
+    let output = Command::cargo_bin("ddb-stream-worker")
+        .unwrap()
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .arg("replay")
+        .args(files.iter().map(|f| event(f)))
+        .arg("--state")
+        .arg(state)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn table(state: &Path, name: &str) -> Vec<Value> {
+    let output = Command::cargo_bin("ddb-stream-worker")
+        .unwrap()
+        .args(["state", "show", "--table", name, "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn provider(state: &Path, id: &str) -> (String, String, String) {
+    let items = table(state, "marketplace-dev-providers-table");
+    let p = items
+        .iter()
+        .find(|p| p["providerId"]["S"] == id)
+        .unwrap_or_else(|| panic!("provider {id} in {items:?}"));
+    let n = |name: &str| p[name]["N"].as_str().unwrap().to_string();
+    (n("ratingSum"), n("reviewCount"), n("rating"))
+}
+
+fn outbox(state: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(state.join("outbox")) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+fn outcomes(lines: &[Value], reaction: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l["reactions"].as_array())
+        .flatten()
+        .filter(|r| r["reaction"] == reaction)
+        .map(|r| r["outcome"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn ratings_follow_reviews_through_edits_moves_duplicates_and_removals() {
+    let dir = tempfile::tempdir().unwrap();
+    replay(dir.path(), &["marketplace-reviews"]);
+    // prov-plumb: 5 and 4, then 4 edited to 2; prov-elec: 3.5.
+    assert_eq!(
+        provider(dir.path(), "prov-plumb"),
+        ("7".into(), "2".into(), "3.5".into())
+    );
+    assert_eq!(
+        provider(dir.path(), "prov-elec"),
+        ("3.5".into(), "1".into(), "3.5".into())
+    );
+
+    replay(dir.path(), &["marketplace-review-moved"]);
+    assert_eq!(
+        provider(dir.path(), "prov-plumb"),
+        ("10.5".into(), "3".into(), "3.5".into()),
+        "the review moved in"
+    );
+    assert_eq!(
+        provider(dir.path(), "prov-elec"),
+        ("0".into(), "0".into(), "0".into()),
+        "and out"
+    );
+
+    // A second review of booking bk-001 does not count; when the counted one goes, it does.
+    let lines = replay(dir.path(), &["marketplace-duplicate-review"]);
+    assert_eq!(outcomes(&lines, "provider-rating"), ["coalesced", "done"]);
+    assert_eq!(
+        provider(dir.path(), "prov-plumb"),
+        ("6.5".into(), "3".into(), "2.17".into()),
+        "2 + 3.5 + 1 over 3, half up"
+    );
+
+    // A review removed by TTL in the same batch it arrived: no trace.
+    replay(dir.path(), &["marketplace-review-ttl-removed"]);
+    assert_eq!(
+        provider(dir.path(), "prov-elec"),
+        ("0".into(), "0".into(), "0".into())
+    );
+}
+
+#[test]
+fn replaying_review_histories_again_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        "marketplace-reviews",
+        "marketplace-review-moved",
+        "marketplace-duplicate-review",
+        "marketplace-review-ttl-removed",
+    ];
+    replay(dir.path(), &files);
+    let before = table(dir.path(), "marketplace-dev-providers-table");
+    let again = replay(dir.path(), &files);
+    assert!(outcomes(&again, "provider-rating")
+        .iter()
+        .all(|o| o != "failed"));
+    assert_eq!(table(dir.path(), "marketplace-dev-providers-table"), before);
+}
+
+#[test]
+fn a_review_for_a_provider_with_no_item_creates_the_rating_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    replay(dir.path(), &["marketplace-reviews"]);
+    let providers = table(dir.path(), "marketplace-dev-providers-table");
+    let plumber = providers
+        .iter()
+        .find(|p| p["providerId"]["S"] == "prov-plumb")
+        .unwrap();
+    let mut names: Vec<&str> = plumber
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "aggregateVersion",
+            "providerId",
+            "rating",
+            "ratingSum",
+            "ratingUpdatedAt",
+            "reviewCount"
+        ]
+    );
+}
+
+#[test]
+fn marketplace_bookings_mail_the_provider_then_the_customer_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    replay(dir.path(), &["marketplace-booking-cancelled"]);
+    let mails = outbox(dir.path());
+    assert_eq!(mails.len(), 3);
+    let to = |mail: &str| {
+        mail.lines()
+            .find(|l| l.starts_with("To: "))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        to(&mails[0]),
+        "To: pat.plumber@example.com",
+        "a new booking goes to the provider"
+    );
+    assert!(mails[0].contains("Subject: New booking bk-100 for 2025-11-20"));
+    assert_eq!(to(&mails[1]), "To: carla.customer@example.com");
+    assert!(mails[1].contains("Subject: Your booking bk-100 is confirmed"));
+    assert!(mails[2].contains("Subject: Your booking bk-100 is cancelled"));
+    assert!(
+        mails[2].contains("Date: 2025-11-20") && mails[2].contains("Time: 14:30 UTC"),
+        "{}",
+        mails[2]
+    );
+    assert!(mails[2].contains("(it was confirmed)"));
+
+    let again = replay(dir.path(), &["marketplace-booking-cancelled"]);
+    assert_eq!(
+        outcomes(&again, "marketplace-booking-mail")
+            .iter()
+            .filter(|o| *o == "duplicate_skipped")
+            .count(),
+        3
+    );
+    assert_eq!(
+        outbox(dir.path()).len(),
+        3,
+        "one mail per status change under re-delivery"
+    );
+}
+
+#[test]
+fn pilotforce_bookings_mail_the_user_unless_notifications_are_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = replay(dir.path(), &["pilotforce-bookings"]);
+    let mails = outbox(dir.path());
+    assert_eq!(
+        mails.len(),
+        3,
+        "received, confirmed, completed; nothing for the user who turned mail off"
+    );
+    assert!(mails
+        .iter()
+        .all(|m| m.contains("To: john.pilot@example.com")));
+    assert!(mails[1].contains("Subject: Your booking bk_12345 is confirmed"));
+    assert!(mails[1].contains("Date: 2025-12-15") && mails[1].contains("Time: 14:30"));
+    assert!(lines
+        .iter()
+        .any(|l| l.to_string().contains("turned notifications off")));
+}
+
+#[test]
+fn removing_an_asset_deletes_its_object_and_a_second_time_is_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    let object = dir
+        .path()
+        .join("objects/pilotforce-user-assets/training/cessna_training_12345.jpg");
+    std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+    std::fs::write(&object, b"jpeg").unwrap();
+    let lines = replay(dir.path(), &["pilotforce-asset-removed"]);
+    assert!(!object.exists());
+    assert_eq!(
+        outcomes(&lines, "asset-cleanup"),
+        ["not_applicable", "done"]
+    );
+    // Re-delivered: the object is already gone, which is success.
+    let again = replay(dir.path(), &["pilotforce-asset-removed"]);
+    assert_eq!(
+        outcomes(&again, "asset-cleanup"),
+        ["not_applicable", "done"]
+    );
+}
+
+#[test]
+fn thread_statistics_follow_the_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = replay(dir.path(), &["acs-conversation-messages"]);
+    assert_eq!(
+        outcomes(&lines, "thread-stats"),
+        [
+            "not_applicable",
+            "coalesced",
+            "coalesced",
+            "coalesced",
+            "done"
+        ]
+    );
+    let threads = table(dir.path(), "acsd2p-dev-Threads");
+    let thread = &threads[0];
+    assert_eq!(
+        thread["message_count"]["N"], "2",
+        "three messages, one removed"
+    );
+    assert_eq!(thread["last_message_at"]["S"], "2025-11-17T10:30:00Z");
+    let participants: Vec<&str> = thread["participants"]["L"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["S"].as_str().unwrap())
+        .collect();
+    assert_eq!(participants, ["owner@acme.example", "client@buyer.example"]);
+    assert_eq!(
+        thread["subject"]["S"], "Quote request",
+        "the rest of the thread is kept"
+    );
+    let again = replay(dir.path(), &["acs-conversation-messages"]);
+    assert!(again
+        .iter()
+        .any(|l| l.to_string().contains("\"unchanged\"")));
+    assert_eq!(table(dir.path(), "acsd2p-dev-Threads"), threads);
+}
+
+#[test]
+fn an_expired_session_is_audited_and_a_logout_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    replay(dir.path(), &["acs-session-expired"]);
+    let audits: Vec<Value> = table(dir.path(), "aws-cost-platform-enhanced")
+        .into_iter()
+        .filter(|i| i["EntityType"]["S"] == "AuditLog")
+        .collect();
+    assert_eq!(audits.len(), 1, "only the TTL delete");
+    assert_eq!(audits[0]["Action"]["S"], "SESSION_EXPIRED");
+    assert_eq!(audits[0]["UserId"]["S"], "dynamodb.amazonaws.com");
+    assert_eq!(audits[0]["ResourceId"]["S"], "session-uuid-1");
+    assert!(
+        !audits[0].to_string().contains("192.168.1.1"),
+        "the IP address is redacted"
+    );
+}
