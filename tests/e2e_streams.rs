@@ -492,3 +492,328 @@ async fn proposal_pdf_and_share_mail_from_real_stream_records() {
     assert_eq!(mail_to(&john).len(), 1);
     assert_eq!(mail_to(&mary).len(), 1);
 }
+
+/// A fresh copy of seed table `seed` under a unique name (and the idempotency table).
+async fn fresh_table(seed: &str) -> String {
+    let name = services::unique("e2e");
+    let mut definition = seed_definitions()
+        .into_iter()
+        .find(|d| d.table_name == seed)
+        .unwrap();
+    definition.table_name = name.clone();
+    let client = services::dynamodb().await;
+    table_setup::create_one(&client, &definition)
+        .await
+        .expect("create table");
+    table_setup::create_tables(&client, &["marketplace-dev-idempotency-table".to_string()])
+        .await
+        .expect("idempotency table");
+    name
+}
+
+/// SDK adapters: DynamoDB Local for tables, moto for S3 and SES. Each `(copy, seed)` table
+/// gets its seed's key schema and indexes.
+async fn local_adapters(copies: &[(&str, &str)]) -> ddb_stream_worker::batch::Adapters {
+    let catalog = Catalog::with_seed_definitions();
+    for (copy, seed) in copies {
+        let mut definition = seed_definitions()
+            .into_iter()
+            .find(|d| d.table_name == *seed)
+            .unwrap();
+        definition.table_name = copy.to_string();
+        catalog.define(&definition);
+    }
+    ddb_stream_worker::batch::Adapters {
+        tables: std::sync::Arc::new(ddb_stream_worker::adapters::dynamodb::DynamoDbTables::new(
+            services::dynamodb().await,
+            catalog.clone(),
+        )),
+        objects: std::sync::Arc::new(ddb_stream_worker::adapters::s3::S3Objects::new(
+            services::s3().await,
+        )),
+        mailer: std::sync::Arc::new(ddb_stream_worker::adapters::ses::SesMailer::new(
+            services::ses().await,
+        )),
+        clock: std::sync::Arc::new(handlers::ports::SystemClock),
+        catalog,
+        applier: None,
+    }
+}
+
+/// Everything now in `table`'s stream, decoded as Lambda would deliver it.
+async fn stream_batch(table: &str, skip: usize) -> Vec<ddb_stream_worker::decode::StreamRecord> {
+    let (arn, records) = services::read_stream(table).await;
+    decode_value(
+        lambda_event(&records[skip.min(records.len())..], &arn),
+        "stream",
+        None,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn provider_ratings_from_real_stream_records() {
+    services::require();
+    let reviews = fresh_table("marketplace-dev-reviews-table").await;
+    let providers = fresh_table("marketplace-dev-providers-table").await;
+    let db = services::dynamodb().await;
+    let put = |id: &str, booking: &str, provider: &str, rating: &str, at: &str| {
+        db.put_item()
+            .table_name(&reviews)
+            .item("reviewId", s(id))
+            .item("bookingId", s(booking))
+            .item("providerId", s(provider))
+            .item("rating", V::N(rating.into()))
+            .item("createdAt", s(at))
+    };
+    db.put_item()
+        .table_name(&providers)
+        .item("providerId", s("p1"))
+        .item("serviceType", s("Plumbing"))
+        .item("serviceArea", s("Austin"))
+        .send()
+        .await
+        .unwrap();
+    put("r1", "b1", "p1", "5", "2025-01-01")
+        .send()
+        .await
+        .unwrap();
+    put("r2", "b2", "p1", "4", "2025-01-02")
+        .send()
+        .await
+        .unwrap();
+    put("r3", "b1", "p1", "1", "2025-01-03")
+        .send()
+        .await
+        .unwrap(); // a second review of b1: not counted
+    put("r4", "b4", "p2", "3", "2025-01-04")
+        .send()
+        .await
+        .unwrap();
+    put("r4", "b4", "p1", "2", "2025-01-04")
+        .send()
+        .await
+        .unwrap(); // moved to p1 and re-rated
+    db.delete_item()
+        .table_name(&reviews)
+        .key("reviewId", s("r1"))
+        .send()
+        .await
+        .unwrap(); // r3 now counts for b1
+
+    let config = Config::from_lookup(|name| match name {
+        "AUDITED_TABLES" => Some(String::new()),
+        "MARKETPLACE_REVIEWS_TABLE" => Some(reviews.clone()),
+        "MARKETPLACE_PROVIDERS_TABLE" => Some(providers.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let adapters = local_adapters(&[
+        (&reviews, "marketplace-dev-reviews-table"),
+        (&providers, "marketplace-dev-providers-table"),
+    ])
+    .await;
+    let worker = wiring::worker(&config, adapters);
+    let batch = stream_batch(&reviews, 0).await;
+    assert_eq!(batch.len(), 6);
+    let outcome = worker
+        .process_batch(&batch, BatchOptions::default(), &mut |_| {})
+        .await;
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+
+    let provider = |id: &str| {
+        db.get_item()
+            .table_name(&providers)
+            .key("providerId", s(id))
+            .consistent_read(true)
+    };
+    let p1 = provider("p1").send().await.unwrap().item.unwrap();
+    // b1: r3 (1), b2: r2 (4), b4: r4 (2) -> 7 over 3 = 2.33
+    assert_eq!(
+        (&p1["ratingSum"], &p1["reviewCount"], &p1["rating"]),
+        (&V::N("7".into()), &V::N("3".into()), &V::N("2.33".into()))
+    );
+    assert_eq!(
+        p1["serviceType"],
+        s("Plumbing"),
+        "the provider's own attributes are kept"
+    );
+    let p2 = provider("p2").send().await.unwrap().item.unwrap();
+    assert_eq!(
+        (&p2["reviewCount"], &p2["rating"]),
+        (&V::N("0".into()), &V::N("0".into()))
+    );
+
+    // Delivered again, as after a Lambda retry: the same figures, no write.
+    let again = worker
+        .process_batch(&batch, BatchOptions::default(), &mut |_| {})
+        .await;
+    assert!(again.failure.is_none());
+    assert_eq!(
+        again.requests.get("UpdateItem"),
+        None,
+        "{:?}",
+        again.requests
+    );
+    assert_eq!(
+        provider("p1").send().await.unwrap().item.unwrap()["ratingSum"],
+        V::N("7".into())
+    );
+}
+
+#[tokio::test]
+async fn booking_mail_asset_cleanup_and_thread_stats_from_real_stream_records() {
+    services::require();
+    let bookings = fresh_table("marketplace-dev-bookings-table").await;
+    let users = fresh_table("marketplace-dev-users-table").await;
+    let assets = fresh_table("PilotForce-Assets").await;
+    let conversations = fresh_table("acsd2p-dev-Conversations").await;
+    let threads = fresh_table("acsd2p-dev-Threads").await;
+    let bucket = services::unique("dsw-assets");
+    services::ensure_bucket(&bucket).await;
+    let sender = format!("{}@example.com", services::unique("bookings"));
+    services::verify_sender(&sender).await;
+    let (customer, provider) = (
+        format!("{}@example.com", services::unique("cust")),
+        format!("{}@example.com", services::unique("prov")),
+    );
+    let db = services::dynamodb().await;
+
+    db.put_item()
+        .table_name(&users)
+        .item("userId", s("c1"))
+        .item("email", s(&customer))
+        .send()
+        .await
+        .unwrap();
+    db.put_item()
+        .table_name(&users)
+        .item("userId", s("p1"))
+        .item("email", s(&provider))
+        .send()
+        .await
+        .unwrap();
+    let booking = |status: &str| {
+        db.put_item()
+            .table_name(&bookings)
+            .item("bookingId", s("bk1"))
+            .item("customerId", s("c1"))
+            .item("providerId", s("p1"))
+            .item("scheduledDate", s("2025-11-20T14:30:00Z"))
+            .item("status", s(status))
+            .item("createdAt", s("2025-11-17T09:00:00Z"))
+    };
+    booking("pending").send().await.unwrap();
+    booking("confirmed").send().await.unwrap();
+    services::s3()
+        .await
+        .put_object()
+        .bucket(&bucket)
+        .key("training/a.jpg")
+        .body(b"jpeg".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    db.put_item()
+        .table_name(&assets)
+        .item("assetId", s("a1"))
+        .item("s3Key", s("training/a.jpg"))
+        .send()
+        .await
+        .unwrap();
+    db.delete_item()
+        .table_name(&assets)
+        .key("assetId", s("a1"))
+        .send()
+        .await
+        .unwrap();
+    for (id, from, at) in [
+        ("r1", "x@buyer.example", "2025-11-17T09:00:00Z"),
+        ("r2", "owner@acme.example", "2025-11-17T10:00:00Z"),
+    ] {
+        db.put_item()
+            .table_name(&conversations)
+            .item("conversation_id", s("conv1"))
+            .item("response_id", s(id))
+            .item("sender_email", s(from))
+            .item("recipient_email", s("owner@acme.example"))
+            .item("timestamp", s(at))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let config = Config::from_lookup(|name| match name {
+        "AUDITED_TABLES" => Some(String::new()),
+        "MAIL_FROM" => Some(sender.clone()),
+        "MARKETPLACE_BOOKINGS_TABLE" => Some(bookings.clone()),
+        "MARKETPLACE_USERS_TABLE" => Some(users.clone()),
+        "PILOTFORCE_ASSETS_TABLE" => Some(assets.clone()),
+        "PILOTFORCE_ASSETS_BUCKET" => Some(bucket.clone()),
+        "ACS_CONVERSATIONS_TABLE" => Some(conversations.clone()),
+        "ACS_THREADS_TABLE" => Some(threads.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let adapters = local_adapters(&[
+        (&bookings, "marketplace-dev-bookings-table"),
+        (&users, "marketplace-dev-users-table"),
+        (&assets, "PilotForce-Assets"),
+        (&conversations, "acsd2p-dev-Conversations"),
+        (&threads, "acsd2p-dev-Threads"),
+    ])
+    .await;
+    let worker = wiring::worker(&config, adapters);
+    let mut batch = stream_batch(&bookings, 0).await;
+    batch.extend(stream_batch(&assets, 0).await);
+    batch.extend(stream_batch(&conversations, 0).await);
+    for _ in 0..2 {
+        // The second time is a re-delivery of everything.
+        let outcome = worker
+            .process_batch(&batch, BatchOptions::default(), &mut |_| {})
+            .await;
+        assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    }
+    let mail_to = |address: &str| -> Vec<serde_json::Value> {
+        services::sent_mail()
+            .into_iter()
+            .filter(|m| {
+                m["destinations"]["ToAddresses"]
+                    .as_array()
+                    .is_some_and(|to| to.iter().any(|a| a == address))
+            })
+            .collect()
+    };
+    let to_provider = mail_to(&provider);
+    assert_eq!(to_provider.len(), 1, "the new booking, once");
+    assert_eq!(to_provider[0]["subject"], "New booking bk1 for 2025-11-20");
+    let to_customer = mail_to(&customer);
+    assert_eq!(to_customer.len(), 1, "the status change, once");
+    assert_eq!(to_customer[0]["subject"], "Your booking bk1 is confirmed");
+
+    let gone = services::s3()
+        .await
+        .head_object()
+        .bucket(&bucket)
+        .key("training/a.jpg")
+        .send()
+        .await;
+    assert!(gone.is_err(), "the asset's object is deleted");
+
+    let thread = db
+        .get_item()
+        .table_name(&threads)
+        .key("conversation_id", s("conv1"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(thread["message_count"], V::N("2".into()));
+    assert_eq!(thread["last_message_at"], s("2025-11-17T10:00:00Z"));
+    assert_eq!(
+        thread["participants"],
+        V::L(vec![s("x@buyer.example"), s("owner@acme.example")])
+    );
+}
