@@ -404,7 +404,7 @@ impl Worker {
         match outcome {
             Ok(result) => {
                 guard
-                    .complete(&key, &result, self.adapters.clock.now())
+                    .complete(&key, &result, self.adapters.clock.now(), until)
                     .await?;
                 Ok(Ran::Done {
                     result,

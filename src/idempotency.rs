@@ -120,19 +120,21 @@ impl Guard<'_> {
         }
     }
 
-    /// Mark `key` completed with the reaction's result.
+    /// Mark `key` completed with the reaction's result. The lock's in-progress expiry is kept
+    /// as it was taken (it shows which invocation deadline the run had).
     pub async fn complete(
         &self,
         key: &str,
         result: &serde_json::Value,
         now: DateTime<Utc>,
+        in_progress_until: DateTime<Utc>,
     ) -> Result<(), ReactionError> {
         let record = IdempotencyRecord {
             key: key.to_string(),
             status: LockStatus::Completed,
             result: Some(result.to_string()),
             ttl: now.timestamp() + self.config.ttl_seconds,
-            in_progress_expiry: now.timestamp_millis(),
+            in_progress_expiry: in_progress_until.timestamp_millis(),
         };
         self.tables
             .put(&self.config.table, to_item(&record)?, None)

@@ -12,6 +12,7 @@ use crate::batch::{BatchOptions, Worker};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::decode::{decode_value, DecodeError};
+use crate::metrics::Tally;
 use crate::wiring;
 
 /// An invocation Lambda must see as failed: the whole event is unusable, so it is retried
@@ -64,7 +65,16 @@ pub async fn handle(
         deadline,
         apply_own_change: false,
     };
-    let outcome = worker.process_batch(&records, options, &mut |_| {}).await;
+    let started = std::time::Instant::now();
+    let mut tally = Tally::default();
+    let outcome = worker
+        .process_batch(&records, options, &mut |report| tally.add(report))
+        .await;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for document in tally.documents(records.len(), &outcome, started.elapsed(), now_ms) {
+        // EMF goes to stdout as a line of its own; CloudWatch Logs extracts the metrics.
+        println!("{document}");
+    }
     match &outcome.failure {
         Some(failure) => tracing::error!(
             event_id = %failure.event_id,

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod effects;
 pub mod idempotency;
 pub mod lambda;
+pub mod metrics;
 pub mod replay;
 pub mod report;
 pub mod stream_records;

@@ -23,6 +23,17 @@ use crate::redact::redact_attribute;
 /// The user id recorded for TTL deletes, as DynamoDB's stream names the service.
 pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
 
+/// Attributes only the worker itself writes on items of the audited tables (estimation
+/// summaries, share notifications). A MODIFY that changes nothing else is the worker's own
+/// write, not a user's, and is not audited.
+const WORKER_ATTRIBUTES: [&str; 5] = [
+    "EstimationSummary",
+    "UpdatedAt",
+    "Version",
+    "NotificationSent",
+    "NotificationSentAt",
+];
+
 /// Longest value text kept in Details; longer values are cut (an item is at most 400 KB).
 const MAX_VALUE_CHARS: usize = 256;
 
@@ -127,6 +138,7 @@ impl Reaction for AuditLog {
         audited
             && !cfg.excluded_tables.contains(&change.table)
             && !(change.table == cfg.audit_table && is_audit_item(change.latest_image()))
+            && !is_worker_write(change)
     }
 
     async fn react(&self, change: &Change, _ports: Ports<'_>) -> Result<Reacted, ReactionError> {
@@ -195,6 +207,15 @@ impl AuditLog {
 
 fn expiry(at: DateTime<Utc>, retention_days: i64) -> i64 {
     (at + Duration::days(retention_days)).timestamp()
+}
+
+/// A MODIFY that only touches [`WORKER_ATTRIBUTES`].
+fn is_worker_write(change: &Change) -> bool {
+    change.kind == ChangeKind::Modify
+        && diff(change.old.as_ref(), change.new.as_ref())
+            .0
+            .iter()
+            .all(|name| WORKER_ATTRIBUTES.contains(&name.as_str()))
 }
 
 /// Audit items themselves (PK `AUDIT#…` or EntityType AuditLog).

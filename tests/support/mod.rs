@@ -17,6 +17,7 @@ use handlers::{Item, PortError};
 use serde_json::{json, Value};
 
 pub mod contract;
+pub mod runtime_api;
 pub mod services;
 
 pub const COST_TABLE: &str = "aws-cost-platform-enhanced";

@@ -1,0 +1,195 @@
+//! The binary in Lambda mode against a Runtime API served by the test on loopback, with the
+//! SDK adapters on DynamoDB Local and moto. Needs `scripts/services start`.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue as V;
+use serde_json::{json, Value};
+use support::runtime_api::RuntimeApi;
+use support::services;
+
+struct Function(Child);
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(api: &RuntimeApi) -> (Function, Instant) {
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"))
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ddb-stream-worker")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_ENDPOINT_URL", services::dynamodb_endpoint())
+        .env("AWS_ENDPOINT_URL_S3", services::moto_endpoint())
+        .env("AWS_ENDPOINT_URL_SES", services::moto_endpoint())
+        .env_remove("AUDITED_TABLES")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the binary");
+    (Function(child), started)
+}
+
+fn event(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn lambda_mode_answers_batches_failures_and_bad_events() {
+    services::require();
+    let db = services::dynamodb().await;
+    ddb_stream_worker::table_setup::create_tables(
+        &db,
+        &[
+            "aws-cost-platform-enhanced".into(),
+            "marketplace-dev-idempotency-table".into(),
+        ],
+    )
+    .await
+    .unwrap();
+    let api = RuntimeApi::start();
+    let (mut function, started) = start(&api);
+    let polled = api.first_poll(Duration::from_secs(30));
+    println!(
+        "cold start (debug build): {:.1} ms from process start to the first request for an event",
+        (polled - started).as_secs_f64() * 1000.0
+    );
+
+    // A clean batch: an empty failure list.
+    api.invoke(
+        "clean",
+        &event("cost-platform-audit.json"),
+        Duration::from_secs(30),
+    );
+    let answer = api.answer("clean", Duration::from_secs(30));
+    assert_eq!(
+        (answer.kind.as_str(), &answer.body),
+        ("response", &json!({"batchItemFailures": []}))
+    );
+
+    // A poison record in the middle: its SequenceNumber.
+    api.invoke(
+        "poison",
+        &event("cost-platform-poison-mid-batch.json"),
+        Duration::from_secs(30),
+    );
+    let answer = api.answer("poison", Duration::from_secs(30));
+    assert_eq!(answer.kind, "response");
+    assert_eq!(
+        answer.body,
+        json!({"batchItemFailures": [{"itemIdentifier": "400000000000000000700"}]})
+    );
+
+    // Not a stream event: an error report, and the function keeps serving.
+    api.invoke(
+        "garbage",
+        &json!({"hello": "world"}),
+        Duration::from_secs(30),
+    );
+    let answer = api.answer("garbage", Duration::from_secs(30));
+    assert_eq!(answer.kind, "error");
+    assert_eq!(answer.body["errorType"], "DecodeError");
+    assert!(
+        answer.body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("Records"),
+        "{}",
+        answer.body
+    );
+
+    // A guarded reaction's lock expires at the invocation's deadline.
+    let event_id = services::unique("share-event");
+    let mut share = event("cost-platform-share.json");
+    let records = share["Records"].as_array_mut().unwrap();
+    records.retain(|r| r["dynamodb"]["Keys"]["SK"]["S"] == "SHARED#est456");
+    records[0]["eventID"] = json!(event_id);
+    let deadline = api.invoke("share", &share, Duration::from_secs(45));
+    assert_eq!(
+        api.answer("share", Duration::from_secs(30)).body,
+        json!({"batchItemFailures": []})
+    );
+    let lock = db
+        .get_item()
+        .table_name("marketplace-dev-idempotency-table")
+        .key(
+            "idempotencyKey",
+            V::S(format!("share-notification#{event_id}")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the idempotency record");
+    assert_eq!(lock["status"], V::S("COMPLETED".into()));
+    assert_eq!(
+        lock["inProgressExpiry"],
+        V::N(deadline.to_string()),
+        "the lock's expiry is the Lambda deadline"
+    );
+
+    drop(api);
+    let _ = function.0.kill();
+    let output = function.0.wait_with_output_lossy();
+    // Logs are JSON lines; metrics are EMF documents.
+    let lines: Vec<Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["span"]["event_id"].is_string()
+            && l["span"]["sequence_number"].is_string()
+            && l["span"]["reaction"].is_string()),
+        "record logs carry eventID, sequence number and reaction"
+    );
+    assert!(
+        lines.iter().any(|l| l["spans"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["requestId"] == "clean"))),
+        "and the request id"
+    );
+    let emf: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["_aws"]["CloudWatchMetrics"].is_array())
+        .collect();
+    assert!(
+        emf.iter()
+            .any(|m| m["Reaction"] == "audit-log" && m["RecordsProcessed"] == 4),
+        "{emf:?}"
+    );
+    assert!(emf
+        .iter()
+        .any(|m| m["BatchRecords"] == 4 && m["DynamoDBRequests"].as_u64().is_some_and(|n| n >= 1)));
+    assert!(emf.iter().any(|m| m["BatchFailures"] == 1));
+}
+
+trait OutputLossy {
+    fn wait_with_output_lossy(self) -> String;
+}
+
+impl OutputLossy for &mut Child {
+    fn wait_with_output_lossy(self) -> String {
+        let mut text = String::new();
+        if let Some(mut out) = self.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut out, &mut text);
+        }
+        let _ = self.wait();
+        text
+    }
+}
