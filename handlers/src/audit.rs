@@ -135,9 +135,10 @@ impl Reaction for AuditLog {
         let cfg = &self.config;
         let audited = cfg.audited_tables.contains(&change.table)
             || (change.expired_by_ttl && cfg.expiry_only_tables.contains(&change.table));
+        let own_item = change.table == cfg.audit_table && is_audit_item(change.latest_image());
         audited
             && !cfg.excluded_tables.contains(&change.table)
-            && !(change.table == cfg.audit_table && is_audit_item(change.latest_image()))
+            && !own_item
             && !is_worker_write(change)
     }
 
