@@ -7,7 +7,7 @@
 //! reacted to (a KEYS_ONLY stream, an unknown eventName) becomes a [`RecordDefect`], so the
 //! batch fails at that record and nothing before it is lost.
 
-use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::dynamodb::EventRecord;
 use chrono::{DateTime, Utc};
 use handlers::{Change, ChangeKind, Item};
 use serde_json::Value;
@@ -74,73 +74,201 @@ pub fn decode_event(
     source_name: &str,
     table: Option<&str>,
 ) -> Result<Vec<StreamRecord>, DecodeError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| DecodeError::Json {
-        source_name: source_name.to_string(),
-        line: e.line(),
-        column: e.column(),
-        message: strip_position(&e.to_string()),
+    let mut records = Vec::new();
+    for_each_record(text.as_bytes(), source_name, table, &mut |r| {
+        records.push(r)
     })?;
-    decode_value(value, source_name, table)
+    Ok(records)
+}
+
+/// Decode an event file record by record, handing each to `each`: memory holds one record's
+/// JSON at a time, not the whole file's. Returns how many records there were.
+pub fn for_each_record<R: std::io::Read>(
+    reader: R,
+    source_name: &str,
+    table: Option<&str>,
+    each: &mut dyn FnMut(StreamRecord),
+) -> Result<usize, DecodeError> {
+    let mut failure = None;
+    let mut count = 0;
+    let mut deserializer = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+    let seed = EventSeed {
+        source_name,
+        table,
+        each,
+        failure: &mut failure,
+        count: &mut count,
+    };
+    let parsed = serde::de::DeserializeSeed::deserialize(seed, &mut deserializer)
+        .and_then(|()| deserializer.end());
+    match (parsed, failure) {
+        (_, Some(failure)) => Err(failure),
+        (Err(e), None) => Err(DecodeError::Json {
+            source_name: source_name.to_string(),
+            line: e.line(),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        }),
+        (Ok(()), None) => Ok(count),
+    }
 }
 
 /// Turn an already-parsed Lambda event into records (Lambda mode: the runtime parsed it).
 pub fn decode_value(
-    mut value: Value,
+    value: Value,
     source_name: &str,
     table: Option<&str>,
 ) -> Result<Vec<StreamRecord>, DecodeError> {
-    let times = normalize(&mut value);
-    let event: Event = serde_path_to_error::deserialize(value).map_err(|e| DecodeError::Shape {
+    let shape = |path: &str, message: &str| DecodeError::Shape {
         source_name: source_name.to_string(),
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
-    })?;
-    event
-        .records
+        path: path.to_string(),
+        message: message.to_string(),
+    };
+    let Value::Object(mut event) = value else {
+        return Err(shape(".", "expected an object with Records"));
+    };
+    let Some(Value::Array(records)) = event.remove("Records") else {
+        return Err(shape(".", "missing field `Records`"));
+    };
+    records
         .into_iter()
         .enumerate()
-        .map(|(index, mut record)| {
-            if let Some(Some(at)) = times.get(index) {
-                record.change.approximate_creation_date_time = *at;
-            }
-            to_stream_record(record, index, source_name, table)
-        })
+        .map(|(index, record)| record_from_value(record, index, source_name, table))
         .collect()
+}
+
+/// The top-level object: `Records` is read element by element; other keys (GetRecords'
+/// `NextShardIterator`) are skipped.
+struct EventSeed<'a> {
+    source_name: &'a str,
+    table: Option<&'a str>,
+    each: &'a mut dyn FnMut(StreamRecord),
+    failure: &'a mut Option<DecodeError>,
+    count: &'a mut usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for EventSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for EventSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a DynamoDB stream event: an object with Records")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "Records" {
+                map.next_value_seed(RecordsSeed {
+                    source_name: self.source_name,
+                    table: self.table,
+                    each: &mut *self.each,
+                    failure: &mut *self.failure,
+                    count: &mut *self.count,
+                })?;
+                seen = true;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        if seen {
+            Ok(())
+        } else {
+            Err(serde::de::Error::missing_field("Records"))
+        }
+    }
+}
+
+struct RecordsSeed<'a> {
+    source_name: &'a str,
+    table: Option<&'a str>,
+    each: &'a mut dyn FnMut(StreamRecord),
+    failure: &'a mut Option<DecodeError>,
+    count: &'a mut usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for RecordsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RecordsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of stream records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(value) = seq.next_element::<Value>()? {
+            match record_from_value(value, *self.count, self.source_name, self.table) {
+                Ok(record) => (self.each)(record),
+                Err(e) => {
+                    *self.failure = Some(e);
+                    return Err(serde::de::Error::custom("stopped at an unusable record"));
+                }
+            }
+            *self.count += 1;
+        }
+        Ok(())
+    }
+}
+
+/// One record: normalized, checked against Lambda's record type, turned into a change.
+fn record_from_value(
+    mut value: Value,
+    index: usize,
+    source_name: &str,
+    table: Option<&str>,
+) -> Result<StreamRecord, DecodeError> {
+    let at = normalize(&mut value);
+    let mut record: EventRecord =
+        serde_path_to_error::deserialize(value).map_err(|e| DecodeError::Shape {
+            source_name: source_name.to_string(),
+            path: format!("Records[{index}].{}", e.path())
+                .trim_end_matches('.')
+                .to_string(),
+            message: e.inner().to_string(),
+        })?;
+    if let Some(at) = at {
+        record.change.approximate_creation_date_time = at;
+    }
+    to_stream_record(record, index, source_name, table)
 }
 
 /// Accept the spellings other tools print: the AWS CLI v2 prints ApproximateCreationDateTime
 /// as an ISO-8601 string, and hand-written files often leave SizeBytes and awsRegion out
-/// (the worker uses neither). Returns each record's creation time to the millisecond, which
+/// (the worker uses neither). Returns the record's creation time to the millisecond, which
 /// aws_lambda_events loses for fractional seconds.
-fn normalize(value: &mut Value) -> Vec<Option<DateTime<Utc>>> {
-    let Some(records) = value.get_mut("Records").and_then(Value::as_array_mut) else {
-        return Vec::new();
-    };
-    let mut times = Vec::with_capacity(records.len());
-    for record in records {
-        if let Some(fields) = record.as_object_mut() {
-            fields.entry("awsRegion").or_insert(Value::from(""));
-        }
-        let Some(stream) = record.get_mut("dynamodb").and_then(Value::as_object_mut) else {
-            times.push(None);
-            continue;
-        };
-        let at = match stream.get("ApproximateCreationDateTime") {
-            Some(Value::String(text)) => DateTime::parse_from_rfc3339(text)
-                .ok()
-                .map(|at| at.with_timezone(&Utc)),
-            Some(Value::Number(n)) => n
-                .as_f64()
-                .and_then(|s| DateTime::from_timestamp_millis((s * 1000.0).round() as i64)),
-            _ => None,
-        };
-        if let Some(at) = at {
-            stream.insert("ApproximateCreationDateTime".into(), at.timestamp().into());
-        }
-        stream.entry("SizeBytes").or_insert(Value::from(0));
-        times.push(at);
+fn normalize(record: &mut Value) -> Option<DateTime<Utc>> {
+    if let Some(fields) = record.as_object_mut() {
+        fields.entry("awsRegion").or_insert(Value::from(""));
     }
-    times
+    let stream = record.get_mut("dynamodb").and_then(Value::as_object_mut)?;
+    let at = match stream.get("ApproximateCreationDateTime") {
+        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|at| at.with_timezone(&Utc)),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .and_then(|s| DateTime::from_timestamp_millis((s * 1000.0).round() as i64)),
+        _ => None,
+    };
+    if let Some(at) = at {
+        stream.insert("ApproximateCreationDateTime".into(), at.timestamp().into());
+    }
+    stream.entry("SizeBytes").or_insert(Value::from(0));
+    at
 }
 
 fn to_stream_record(

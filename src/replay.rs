@@ -5,17 +5,19 @@
 //! since a stream record reports a write that already happened. A failing batch stops the run:
 //! later files are not processed, as Lambda would not move past the failing record.
 
+use std::fs::File;
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::mpsc;
 
 use crate::adapters::embedded::EmbeddedState;
 use crate::batch::{BatchOptions, Worker};
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::decode::{decode_event, StreamRecord};
+use crate::decode::{for_each_record, StreamRecord};
 use crate::report::{self, Format};
 use crate::wiring;
 
@@ -23,6 +25,9 @@ use crate::wiring;
 pub const EXIT_CLEAN: u8 = 0;
 pub const EXIT_BATCH_FAILED: u8 = 1;
 pub const EXIT_UNUSABLE: u8 = 2;
+
+/// Lambda's largest batch: a longer file is replayed as consecutive batches of this size.
+pub const BATCH_LIMIT: usize = 10_000;
 
 /// Progress is shown for runs longer than this many records.
 const PROGRESS_FROM: usize = 1_000;
@@ -52,13 +57,17 @@ pub async fn run(options: ReplayOptions) -> u8 {
 
 async fn replay(options: ReplayOptions) -> Result<u8, String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
-    let mut batches = Vec::with_capacity(options.files.len());
+    // Pass 1: every file must decode before anything runs (unusable input changes nothing).
+    let mut total = 0;
     for path in &options.files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let records = decode_event(&text, &path.display().to_string(), options.table.as_deref())
-            .map_err(|e| e.to_string())?;
-        batches.push((path.clone(), records));
+        let file = open(path)?;
+        total += for_each_record(
+            file,
+            &path.display().to_string(),
+            options.table.as_deref(),
+            &mut |_| {},
+        )
+        .map_err(|e| e.to_string())?;
     }
     let catalog = Catalog::with_seed_definitions();
     let (worker, state) = match &options.aws {
@@ -84,37 +93,41 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
         deadline: None,
         apply_own_change: state.is_some() && options.apply,
     };
-    let total: usize = batches.iter().map(|(_, r)| r.len()).sum();
     let progress = progress_bar(total);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut status = EXIT_CLEAN;
-    for (index, (path, records)) in batches.iter().enumerate() {
-        let failed = run_batch(
-            &worker,
-            records,
-            batch_options,
-            options.format,
-            &mut out,
-            &progress,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        if let Some(state) = &state {
-            state.sync().map_err(|e| e.to_string())?;
-        }
-        if let Some(failure) = failed {
-            progress.finish_and_clear();
-            out.flush().map_err(|e| e.to_string())?;
-            eprintln!("batch {} failed: {failure}", path.display());
-            let rest = batches.len() - index - 1;
-            if rest > 0 {
-                eprintln!(
-                    "{rest} later file(s) not processed: the failing record must succeed first"
-                );
+    // Pass 2: each file is decoded on a thread of its own while the batches before run; a file
+    // larger than Lambda's largest batch is replayed as consecutive batches of that size.
+    'files: for (index, path) in options.files.iter().enumerate() {
+        let mut batches = decode_in_batches(path.clone(), options.table.clone())?;
+        while let Some(records) = batches.recv().await {
+            let failed = run_batch(
+                &worker,
+                &records,
+                batch_options,
+                options.format,
+                &mut out,
+                &progress,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            if let Some(state) = &state {
+                state.sync().map_err(|e| e.to_string())?;
             }
-            status = EXIT_BATCH_FAILED;
-            break;
+            if let Some(failure) = failed {
+                progress.finish_and_clear();
+                out.flush().map_err(|e| e.to_string())?;
+                eprintln!("batch {} failed: {failure}", path.display());
+                let rest = options.files.len() - index - 1;
+                if rest > 0 {
+                    eprintln!(
+                        "{rest} later file(s) not processed: the failing record must succeed first"
+                    );
+                }
+                status = EXIT_BATCH_FAILED;
+                break 'files;
+            }
         }
     }
     progress.finish_and_clear();
@@ -130,6 +143,37 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
         }
     }
     Ok(status)
+}
+
+fn open(path: &Path) -> Result<File, String> {
+    File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The records of `path` in batches of at most [`BATCH_LIMIT`], decoded on a thread of their
+/// own (the file was checked in pass 1; it is read again rather than held in memory).
+fn decode_in_batches(
+    path: PathBuf,
+    table: Option<String>,
+) -> Result<mpsc::Receiver<Vec<StreamRecord>>, String> {
+    let file = open(&path)?;
+    let (sender, receiver) = mpsc::channel(1);
+    std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        let name = path.display().to_string();
+        let mut each = |record| {
+            if sender.is_closed() {
+                return; // the replay stopped at a failure: the rest is not needed
+            }
+            batch.push(record);
+            if batch.len() == BATCH_LIMIT {
+                let _ = sender.blocking_send(std::mem::take(&mut batch));
+            }
+        };
+        if for_each_record(file, &name, table.as_deref(), &mut each).is_ok() && !batch.is_empty() {
+            let _ = sender.blocking_send(batch);
+        }
+    });
+    Ok(receiver)
 }
 
 /// One batch: reports as records settle, then the response. Returns the failure, if any.

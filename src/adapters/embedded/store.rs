@@ -6,10 +6,12 @@
 //! reads the table files, then replays the journal; because the journal holds after-images,
 //! replaying a line twice is harmless, and a torn last line (a crash mid-append) is dropped.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use handlers::ports::Query;
 use handlers::{AttributeValue, Item};
@@ -64,6 +66,18 @@ pub struct Store {
     journal: Option<BufWriter<File>>,
     journal_bytes: u64,
     dirty: BTreeSet<String>,
+    /// Key schemas and GSI hash attributes by table, looked up once (the catalog clones).
+    schemas: RefCell<HashMap<String, Arc<Known>>>,
+    /// GSI contents: (table, index) -> index hash key -> primary keys of its items.
+    indexes: HashMap<(String, String), HashMap<KeyPart, BTreeSet<KeyTuple>>>,
+}
+
+/// What the store needs of a table's schema.
+#[derive(Debug)]
+struct Known {
+    key: KeySchema,
+    /// (index name, hash attribute) of every GSI.
+    index_hashes: Vec<(String, String)>,
 }
 
 impl Store {
@@ -76,9 +90,13 @@ impl Store {
             journal: None,
             journal_bytes: 0,
             dirty: BTreeSet::new(),
+            schemas: RefCell::new(HashMap::new()),
+            indexes: HashMap::new(),
         };
         store.load_schemas()?;
         store.load_tables()?;
+        // What was just read from the table files is not a change to write back.
+        store.dirty.clear();
         let good_bytes = store.replay_journal()?;
         if writable {
             let path = root.join("journal.jsonl");
@@ -139,13 +157,8 @@ impl Store {
             {
                 let item: Item = serde_json::from_str(line)
                     .map_err(|e| corrupt(&path, number + 1, &e.to_string()))?;
-                let key = self
-                    .key_tuple(&table, &item)
+                self.put_in_memory(&table, item)
                     .map_err(|e| corrupt(&path, number + 1, &e))?;
-                self.tables
-                    .entry(table.clone())
-                    .or_default()
-                    .insert(key, item);
             }
         }
         Ok(())
@@ -187,10 +200,54 @@ impl Store {
     }
 
     pub fn schema(&self, table: &str) -> Result<KeySchema, String> {
-        self.catalog
-            .schema(table)
-            .map(|s| s.key)
-            .ok_or_else(|| format!("table {table} is not defined: add its CreateTable JSON to deploy/tables/, or replay a stream record of it first"))
+        self.known(table).map(|k| k.key.clone())
+    }
+
+    fn known(&self, table: &str) -> Result<Arc<Known>, String> {
+        if let Some(known) = self.schemas.borrow().get(table) {
+            return Ok(known.clone());
+        }
+        let schema = self.catalog.schema(table).ok_or_else(|| {
+            format!("table {table} is not defined: add its CreateTable JSON to deploy/tables/, or replay a stream record of it first")
+        })?;
+        let known = Arc::new(Known {
+            index_hashes: schema
+                .indexes
+                .iter()
+                .map(|(name, k)| (name.clone(), k.hash.clone()))
+                .collect(),
+            key: schema.key,
+        });
+        self.schemas
+            .borrow_mut()
+            .insert(table.to_string(), known.clone());
+        Ok(known)
+    }
+
+    /// The GSI entries `item` (at `key`) has: (index, index hash key).
+    fn index_entries(&self, table: &str, item: &Item) -> Vec<(String, KeyPart)> {
+        let Ok(known) = self.known(table) else {
+            return Vec::new();
+        };
+        known
+            .index_hashes
+            .iter()
+            .filter_map(|(index, hash)| {
+                Some((index.clone(), item.get(hash).and_then(KeyPart::of)?))
+            })
+            .collect()
+    }
+
+    fn unindex(&mut self, table: &str, key: &KeyTuple, entries: Vec<(String, KeyPart)>) {
+        for (index, hash) in entries {
+            if let Some(keys) = self
+                .indexes
+                .get_mut(&(table.to_string(), index))
+                .and_then(|m| m.get_mut(&hash))
+            {
+                keys.remove(key);
+            }
+        }
     }
 
     pub fn key_tuple(&self, table: &str, item: &Item) -> Result<KeyTuple, String> {
@@ -258,10 +315,24 @@ impl Store {
 
     fn put_in_memory(&mut self, table: &str, item: Item) -> Result<(), String> {
         let key = self.key_tuple(table, &item)?;
-        self.tables
+        let entries = self.index_entries(table, &item);
+        let old = self
+            .tables
             .entry(table.to_string())
             .or_default()
-            .insert(key, item);
+            .insert(key.clone(), item);
+        if let Some(old) = old {
+            let stale = self.index_entries(table, &old);
+            self.unindex(table, &key, stale);
+        }
+        for (index, hash) in entries {
+            self.indexes
+                .entry((table.to_string(), index))
+                .or_default()
+                .entry(hash)
+                .or_default()
+                .insert(key.clone());
+        }
         self.dirty.insert(table.to_string());
         Ok(())
     }
@@ -269,10 +340,15 @@ impl Store {
     fn delete_in_memory(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
         let key = self.key_tuple(table, key)?;
         self.dirty.insert(table.to_string());
-        Ok(self
+        let old = self
             .tables
             .get_mut(table)
-            .and_then(|items| items.remove(&key)))
+            .and_then(|items| items.remove(&key));
+        if let Some(old) = &old {
+            let stale = self.index_entries(table, old);
+            self.unindex(table, &key, stale);
+        }
+        Ok(old)
     }
 
     fn append(&mut self, line: &JournalLine) -> Result<(), String> {
@@ -345,8 +421,34 @@ impl Store {
                     }
                 }
         };
-        let mut found: Vec<(Option<KeyPart>, Item)> = self
-            .items(&query.table)
+        // On the table itself the partition is one range of the key-ordered map; an index has
+        // no map of its own and is found by a scan.
+        let partition: Box<dyn Iterator<Item = &Item>> = match (&query.index, KeyPart::of(pk_value))
+        {
+            (None, Some(hash)) => match self.tables.get(&query.table) {
+                Some(items) => Box::new(
+                    items
+                        .range((hash.clone(), None)..)
+                        .take_while(move |((h, _), _)| *h == hash)
+                        .map(|(_, item)| item),
+                ),
+                None => Box::new(std::iter::empty()),
+            },
+            (Some(index), Some(hash)) => {
+                let keys = self
+                    .indexes
+                    .get(&(query.table.clone(), index.clone()))
+                    .and_then(|m| m.get(&hash));
+                let items = self.tables.get(&query.table);
+                Box::new(
+                    keys.into_iter()
+                        .flatten()
+                        .filter_map(move |key| items.and_then(|t| t.get(key))),
+                )
+            }
+            _ => Box::new(std::iter::empty()),
+        };
+        let mut found: Vec<(Option<KeyPart>, Item)> = partition
             .filter(matches)
             .map(|item| {
                 (

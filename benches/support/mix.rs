@@ -1,0 +1,142 @@
+//! Generated stream events that mix the seed systems, for the benchmarks: cost platform user
+//! profiles (audited), estimation line items (totals), marketplace reviews (ratings) and ACS
+//! messages (thread statistics).
+
+use serde_json::{json, Value};
+
+/// What a generated record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Profile,
+    LineItem,
+    Review,
+    Message,
+}
+
+pub struct Mix {
+    /// Put into every generated id, so that runs against a shared DynamoDB Local do not mix.
+    pub tag: String,
+    pub kinds: Vec<Kind>,
+    pub providers: usize,
+    pub estimations: usize,
+    pub conversations: usize,
+}
+
+fn record(
+    tag: &str,
+    table: &str,
+    seq: usize,
+    name: &str,
+    keys: Value,
+    new: Value,
+    old: Option<Value>,
+) -> Value {
+    let mut dynamodb = json!({
+        "ApproximateCreationDateTime": 1_735_689_600 + seq / 10,
+        "Keys": keys,
+        "NewImage": new,
+        "SequenceNumber": format!("{:021}", seq + 1),
+        "SizeBytes": 300,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    });
+    if let Some(old) = old {
+        dynamodb["OldImage"] = old;
+    }
+    json!({
+        "eventID": format!("bench-{tag}-{seq}"),
+        "eventName": name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2025-01-01T00:00:00.000"),
+        "dynamodb": dynamodb,
+    })
+}
+
+fn s(v: impl Into<String>) -> Value {
+    json!({ "S": v.into() })
+}
+
+fn n(v: impl std::fmt::Display) -> Value {
+    json!({ "N": v.to_string() })
+}
+
+impl Mix {
+    /// `count` records; estimations get their METADATA first, so totals have something to update.
+    pub fn records(&self, count: usize, offset: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(count);
+        let cost = "aws-cost-platform-enhanced";
+        for i in 0..count {
+            let seq = offset + i;
+            let kind = self.kinds[seq % self.kinds.len()];
+            let record = match kind {
+                Kind::Profile => {
+                    let user = format!("USER#{}u{}", self.tag, seq % 997);
+                    let keys = json!({ "PK": s(&user), "SK": s("PROFILE") });
+                    let image = |v: usize| json!({ "PK": s(&user), "SK": s("PROFILE"), "EntityType": s("User"), "UserId": s(format!("u{}", seq % 997)), "Email": s(format!("user{}@example.com", seq % 997)), "FirstName": s("Bench"), "LastLoginAt": s(format!("2025-01-01T00:00:{:02}Z", v % 60)) });
+                    record(
+                        &self.tag,
+                        cost,
+                        seq,
+                        "MODIFY",
+                        keys,
+                        image(seq),
+                        Some(image(seq + 1)),
+                    )
+                }
+                Kind::LineItem => {
+                    let estimation =
+                        format!("ESTIMATION#{}e{}", self.tag, seq % self.estimations.max(1));
+                    if seq < self.estimations {
+                        let keys = json!({ "PK": s(&estimation), "SK": s("METADATA") });
+                        record(
+                            &self.tag,
+                            cost,
+                            seq,
+                            "INSERT",
+                            keys.clone(),
+                            json!({ "PK": s(&estimation), "SK": s("METADATA"), "EntityType": s("Estimation"), "ProjectName": s("Bench"), "Version": n(1) }),
+                            None,
+                        )
+                    } else {
+                        let sk = format!("SERVER#s{}", seq % 13);
+                        let keys = json!({ "PK": s(&estimation), "SK": s(&sk) });
+                        let image = json!({ "PK": s(&estimation), "SK": s(&sk), "EntityType": s("ComputeServer"), "ServerName": s("Bench server"), "EstimatedMonthlyCost": n(format!("{}.{:02}", 50 + seq % 200, seq % 100)) });
+                        record(&self.tag, cost, seq, "INSERT", keys, image, None)
+                    }
+                }
+                Kind::Review => {
+                    let id = format!("rev-{}-{seq}", self.tag);
+                    let keys = json!({ "reviewId": s(&id) });
+                    let image = json!({ "reviewId": s(&id), "bookingId": s(format!("bk-{}-{seq}", self.tag)), "providerId": s(format!("prov-{}-{}", self.tag, seq % self.providers.max(1))), "rating": n(1 + seq % 5), "createdAt": s(format!("2025-01-01T00:00:00.{seq:06}Z")) });
+                    record(
+                        &self.tag,
+                        "marketplace-dev-reviews-table",
+                        seq,
+                        "INSERT",
+                        keys,
+                        image,
+                        None,
+                    )
+                }
+                Kind::Message => {
+                    let conversation =
+                        format!("conv-{}-{}", self.tag, seq % self.conversations.max(1));
+                    let keys = json!({ "conversation_id": s(&conversation), "response_id": s(format!("r{seq}")) });
+                    let image = json!({ "conversation_id": s(&conversation), "response_id": s(format!("r{seq}")), "sender_email": s(format!("s{}@example.com", seq % 7)), "recipient_email": s("owner@example.com"), "timestamp": s(format!("2025-01-01T00:{:02}:{:02}Z", (seq / 60) % 60, seq % 60)) });
+                    record(
+                        &self.tag,
+                        "acsd2p-dev-Conversations",
+                        seq,
+                        "INSERT",
+                        keys,
+                        image,
+                        None,
+                    )
+                }
+            };
+            out.push(record);
+        }
+        out
+    }
+}

@@ -1,0 +1,114 @@
+//! Replay throughput and peak memory on the embedded default, release build: generated event
+//! files of 1,000, 10,000 and 100,000 records mixing audit, line items, reviews and messages,
+//! and one batch of 1,000 records with 10 proposal PDFs. Prints figures; asserts nothing.
+//! Run: `cargo bench --bench throughput`.
+
+#[path = "support/mix.rs"]
+mod mix;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use mix::{Kind, Mix};
+use serde_json::{json, Value};
+
+/// Run the release binary's replay on `files`; returns (seconds, peak RSS in MiB).
+// The child is reaped by wait4 (which also reports its peak memory), not by Child::wait.
+#[allow(clippy::zombie_processes)]
+fn replay(files: &[&Path], state: &Path) -> (f64, f64) {
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"))
+        .arg("replay")
+        .args(files)
+        .arg("--fresh")
+        .arg("--state")
+        .arg(state)
+        .arg("--json")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the binary");
+    // wait4 gives this child's own peak RSS (ru_maxrss, KiB).
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "replay failed with status {status}"
+    );
+    (seconds, usage.ru_maxrss as f64 / 1024.0)
+}
+
+fn write(path: &Path, records: Vec<Value>) {
+    std::fs::write(path, json!({ "Records": records }).to_string()).unwrap();
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = Mix {
+        tag: "t".into(),
+        kinds: vec![Kind::Profile, Kind::LineItem, Kind::Review, Kind::Message],
+        providers: 50,
+        estimations: 200,
+        conversations: 300,
+    };
+    for count in [1_000usize, 10_000, 100_000] {
+        let file = dir.path().join(format!("mix-{count}.json"));
+        write(&file, mix.records(count, 0));
+        let size = std::fs::metadata(&file).unwrap().len() as f64 / 1_048_576.0;
+        let (seconds, peak) = replay(&[&file], &dir.path().join("state"));
+        println!(
+            "replay {count} records (one file, {size:.1} MiB): {seconds:.2} s, {:.0} records/s, peak RSS {peak:.1} MiB",
+            count as f64 / seconds
+        );
+    }
+    // The same 100,000 records as Lambda would deliver them: 1,000 batches of 100.
+    let batches: Vec<std::path::PathBuf> = (0..1000)
+        .map(|b| {
+            let file = dir.path().join(format!("batch-{b:04}.json"));
+            write(&file, mix.records(100, b * 100));
+            file
+        })
+        .collect();
+    let paths: Vec<&Path> = batches.iter().map(|p| p.as_path()).collect();
+    let (seconds, peak) = replay(&paths, &dir.path().join("state"));
+    println!("replay 100000 records in 1000 files of 100: {seconds:.2} s, {:.0} records/s, peak RSS {peak:.1} MiB", 100_000.0 / seconds);
+
+    // One batch of 1,000 records including 10 proposal requests (each with its estimation).
+    let proposal: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("events/cost-platform-proposal-request.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut records = Vec::new();
+    for p in 0..10 {
+        for (i, record) in proposal["Records"].as_array().unwrap().iter().enumerate() {
+            let mut record = record.clone();
+            record["eventID"] = json!(format!("proposal-{p}-{i}"));
+            let text = record
+                .to_string()
+                .replace("est456", &format!("est{p:03}"))
+                .replace("doc123", &format!("doc{p:03}"));
+            records.push(serde_json::from_str::<Value>(&text).unwrap());
+        }
+    }
+    let filler = 1000 - records.len();
+    records.extend(mix.records(filler, 0));
+    for (i, record) in records.iter_mut().enumerate() {
+        record["dynamodb"]["SequenceNumber"] = json!(format!("{:021}", i + 1));
+    }
+    let file = dir.path().join("proposals-1000.json");
+    write(&file, records);
+    let (seconds, peak) = replay(&[&file], &dir.path().join("state"));
+    println!(
+        "one batch of 1000 records with 10 proposal PDFs: {seconds:.2} s, peak RSS {peak:.1} MiB"
+    );
+}
