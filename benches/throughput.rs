@@ -50,6 +50,14 @@ fn write(path: &Path, records: Vec<Value>) {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
+    // BENCH_KEEP=1 keeps the generated files (and prints where) for profiling by hand.
+    let dir = if std::env::var_os("BENCH_KEEP").is_some() {
+        let kept = dir.keep();
+        println!("files in {}", kept.display());
+        KeptOrTemp::Kept(kept)
+    } else {
+        KeptOrTemp::Temp(dir)
+    };
     let mix = Mix {
         tag: "t".into(),
         kinds: vec![Kind::Profile, Kind::LineItem, Kind::Review, Kind::Message],
@@ -111,4 +119,19 @@ fn main() {
     println!(
         "one batch of 1000 records with 10 proposal PDFs: {seconds:.2} s, peak RSS {peak:.1} MiB"
     );
+}
+
+/// The bench's working folder: removed at the end unless kept for profiling.
+enum KeptOrTemp {
+    Kept(std::path::PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl KeptOrTemp {
+    fn path(&self) -> &Path {
+        match self {
+            KeptOrTemp::Kept(path) => path,
+            KeptOrTemp::Temp(dir) => dir.path(),
+        }
+    }
 }

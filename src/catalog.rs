@@ -217,7 +217,7 @@ impl Catalog {
     /// With two key attributes the stream does not say which is the hash key; the first by
     /// name is taken, which identifies items correctly (queries need a real definition).
     pub fn learn(&self, table: &str, keys: &Item) {
-        if self.schema(table).is_some() || keys.is_empty() {
+        if keys.is_empty() || self.tables.read().is_ok_and(|t| t.contains_key(table)) {
             return;
         }
         let mut names: Vec<&String> = keys.keys().collect();

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+// Replays and batches allocate many small items; mimalloc handles that churn far better than
+// the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use ddb_stream_worker::adapters::embedded::EmbeddedState;
 use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::replay::{self, ReplayOptions};
