@@ -10,19 +10,46 @@ use std::collections::BTreeMap;
 use std::net::TcpStream;
 
 use aws_config::{BehaviorVersion, Region};
+use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
 use ddb_stream_worker::batch::{BatchOptions, Worker};
 use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::{table_setup, wiring};
+use handlers::ports::Tables;
 use mix::{Kind, Mix};
 use serde_json::json;
 
-async fn deliver(worker: &Worker, records: &[serde_json::Value]) -> BTreeMap<&'static str, u64> {
+/// Deliver `records` in batches of 100. With `app`, each batch's writes are first made in
+/// DynamoDB Local (as the application would, and not counted), so the reactions see real state.
+async fn deliver(
+    worker: &Worker,
+    records: &[serde_json::Value],
+    app: Option<&dyn Tables>,
+) -> BTreeMap<&'static str, u64> {
     let mut total = BTreeMap::new();
     for chunk in records.chunks(100) {
         let text = json!({ "Records": chunk }).to_string();
         let batch = decode_event(&text, "bench", None).expect("generated records decode");
+        if let Some(app) = app {
+            for record in &batch {
+                let change = record
+                    .change
+                    .as_ref()
+                    .expect("generated records are complete");
+                match &change.new {
+                    Some(new) => app
+                        .put(&change.table, new.clone(), None)
+                        .await
+                        .expect("app write"),
+                    None => drop(
+                        app.delete(&change.table, &change.keys, None)
+                            .await
+                            .expect("app delete"),
+                    ),
+                }
+            }
+        }
         let outcome = worker
             .process_batch(&batch, BatchOptions::default(), &mut |_| {})
             .await;
@@ -102,16 +129,17 @@ async fn main() {
             &Config::from_lookup(|_| None).unwrap(),
             wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
         );
+        let app = DynamoDbTables::new(client.clone(), Catalog::with_seed_definitions());
         println!("{label} (2,000 records, batches of 100):");
         show(
             "first delivery",
             records.len(),
-            &deliver(&worker, &records).await,
+            &deliver(&worker, &records, Some(&app)).await,
         );
         show(
             "re-delivery",
             records.len(),
-            &deliver(&worker, &records).await,
+            &deliver(&worker, &records, None).await,
         );
     }
 }

@@ -14,11 +14,16 @@ use mix::{Kind, Mix};
 use serde_json::{json, Value};
 
 /// Run the release binary's replay on `files`; returns (seconds, peak RSS in MiB).
-// The child is reaped by wait4 (which also reports its peak memory), not by Child::wait.
-#[allow(clippy::zombie_processes)]
+///
+/// GNU time measures the peak: a child's own maximum RSS as the kernel reports it to its
+/// parent would include this benchmark's memory at the moment of the fork.
 fn replay(files: &[&Path], state: &Path) -> (f64, f64) {
+    let peak_file = state.with_extension("peak");
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"))
+    let status = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&peak_file)
+        .arg(env!("CARGO_BIN_EXE_ddb-stream-worker"))
         .arg("replay")
         .args(files)
         .arg("--fresh")
@@ -28,20 +33,16 @@ fn replay(files: &[&Path], state: &Path) -> (f64, f64) {
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .expect("start the binary");
-    // wait4 gives this child's own peak RSS (ru_maxrss, KiB).
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4");
+        .status()
+        .expect("/usr/bin/time (Debian package `time`; scripts/bench installs it)");
     let seconds = started.elapsed().as_secs_f64();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "replay failed with status {status}"
-    );
-    (seconds, usage.ru_maxrss as f64 / 1024.0)
+    assert!(status.success(), "replay failed: {status}");
+    let kib: f64 = std::fs::read_to_string(&peak_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (seconds, kib / 1024.0)
 }
 
 fn write(path: &Path, records: Vec<Value>) {

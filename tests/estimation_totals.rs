@@ -416,7 +416,10 @@ async fn conflicts_that_never_end_fail_the_record_for_a_retry() {
             table: COST_TABLE.into(),
             index: None,
             partition: ("PK".into(), AttributeValue::S("ESTIMATION#est456".into())),
-            sort_prefix: Some(("SK".into(), "CALCULATION#".into())),
+            sort_key: Some((
+                "SK".into(),
+                handlers::ports::SortKey::BeginsWith("CALCULATION#".into()),
+            )),
             ascending: true,
         })
         .await

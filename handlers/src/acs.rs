@@ -147,7 +147,7 @@ impl ThreadStatistics {
                     "conversation_id".into(),
                     AttributeValue::S(conversation.to_string()),
                 ),
-                sort_prefix: None,
+                sort_key: None,
                 ascending: true,
             })
             .await?;

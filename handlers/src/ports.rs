@@ -86,10 +86,29 @@ pub struct Query {
     pub index: Option<String>,
     /// Partition key attribute name and value.
     pub partition: (String, AttributeValue),
-    /// Sort key attribute name and a `begins_with` prefix.
-    pub sort_prefix: Option<(String, String)>,
+    /// A condition on the sort key (attribute name, condition).
+    pub sort_key: Option<(String, SortKey)>,
     /// Ascending sort-key order when true (DynamoDB's ScanIndexForward).
     pub ascending: bool,
+}
+
+/// A key condition on a string sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortKey {
+    /// `begins_with(sk, prefix)`
+    BeginsWith(String),
+    /// `sk >= value`: e.g. an estimation's items from `DATABASE#` on, which leaves out the
+    /// `CALCULATION#` history that sorts before them.
+    AtLeast(String),
+}
+
+impl SortKey {
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            SortKey::BeginsWith(prefix) => value.starts_with(prefix.as_str()),
+            SortKey::AtLeast(from) => value.as_bytes() >= from.as_bytes(),
+        }
+    }
 }
 
 /// One request of a batch write.

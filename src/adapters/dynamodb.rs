@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
     WriteRequest as SdkWrite,
 };
 use aws_sdk_dynamodb::Client;
-use handlers::ports::{Condition, Query, Tables, TransactItem, Update, WriteRequest};
+use handlers::ports::{Condition, Query, SortKey, Tables, TransactItem, Update, WriteRequest};
 use handlers::{AttributeValue, Item, PortError};
 
 use super::{backoff, classify};
@@ -237,13 +237,24 @@ impl Tables for DynamoDbTables {
         let mut expr = Expression::default();
         let (pk, pk_value) = &query.partition;
         let mut key_condition = format!("{} = {}", expr.name(pk), expr.value(pk_value));
-        if let Some((sk, prefix)) = &query.sort_prefix {
-            let value = AttributeValue::S(prefix.clone());
-            key_condition = format!(
-                "{key_condition} AND begins_with({}, {})",
-                expr.name(sk),
-                expr.value(&value)
-            );
+        match &query.sort_key {
+            Some((sk, SortKey::BeginsWith(prefix))) => {
+                let value = AttributeValue::S(prefix.clone());
+                key_condition = format!(
+                    "{key_condition} AND begins_with({}, {})",
+                    expr.name(sk),
+                    expr.value(&value)
+                );
+            }
+            Some((sk, SortKey::AtLeast(from))) => {
+                let value = AttributeValue::S(from.clone());
+                key_condition = format!(
+                    "{key_condition} AND {} >= {}",
+                    expr.name(sk),
+                    expr.value(&value)
+                );
+            }
+            None => {}
         }
         let mut items = Vec::new();
         let mut start: Option<SdkItem> = None;

@@ -4,7 +4,8 @@
 
 use handlers::item::string_key;
 use handlers::ports::{
-    Comparison, Condition, Mail, Mailer, Object, Objects, Query, Tables, Update, WriteRequest,
+    Comparison, Condition, Mail, Mailer, Object, Objects, Query, SortKey, Tables, Update,
+    WriteRequest,
 };
 use handlers::{AttributeValue, Item, PortError};
 
@@ -189,10 +190,10 @@ pub async fn query_returns_a_partition_in_sort_key_order(tables: &dyn Tables) {
         } else {
             ("PK".into(), s(&pk))
         },
-        sort_prefix: prefix.map(|p| {
+        sort_key: prefix.map(|p| {
             (
                 if index.is_some() { "GSI1SK" } else { "SK" }.to_string(),
-                p.to_string(),
+                SortKey::BeginsWith(p.to_string()),
             )
         }),
         ascending,
@@ -217,6 +218,15 @@ pub async fn query_returns_a_partition_in_sort_key_order(tables: &dyn Tables) {
             .unwrap()),
         ["SERVER#c", "SERVER#b", "SERVER#a"]
     );
+    let from = Query {
+        sort_key: Some(("SK".into(), SortKey::AtLeast("SERVER#b".into()))),
+        ..query(None, true, None)
+    };
+    assert_eq!(
+        sks(tables.query(&from).await.unwrap()),
+        ["SERVER#b", "SERVER#c", "STORAGE#a"],
+        "SK >= SERVER#b"
+    );
     // GSI1SK is the reversed SK: "a#REVRES" < "a#EGAROTS" ... ordered by bytes.
     assert_eq!(
         sks(tables
@@ -230,7 +240,7 @@ pub async fn query_returns_a_partition_in_sort_key_order(tables: &dyn Tables) {
             table: TABLE.into(),
             index: None,
             partition: ("PK".into(), s("NOTHING#here")),
-            sort_prefix: None,
+            sort_key: None,
             ascending: true
         })
         .await
@@ -258,7 +268,7 @@ pub async fn batch_write_stores_many_and_deletes(tables: &dyn Tables) {
             table: TABLE.into(),
             index: None,
             partition: ("PK".into(), s(&pk)),
-            sort_prefix: None,
+            sort_key: None,
             ascending: true,
         })
         .await

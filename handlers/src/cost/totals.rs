@@ -23,8 +23,12 @@ use super::pricing::{price, Priced, SavingsRates};
 use crate::change::Change;
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, stable_hash, string_key, to_item, AttributeValue, Item};
-use crate::ports::{Condition, Ports, Query, TransactItem, Update};
+use crate::ports::{Condition, Ports, Query, SortKey, TransactItem, Update};
 use crate::reaction::{Idempotency, Reacted, Reaction};
+
+/// The first sort key of an estimation's METADATA and line items (`DATABASE#` < `DOCUMENT#` <
+/// `METADATA` < `NETWORK_SECURITY` < `SERVER#` < `STORAGE#`; `CALCULATION#` sorts before).
+pub const ESTIMATION_ITEMS_FROM: &str = "DATABASE#";
 
 /// How often a version conflict is retried before the record fails (retryably).
 const MAX_ATTEMPTS: u32 = 4;
@@ -136,7 +140,9 @@ impl EstimationTotals {
                 table: table.clone(),
                 index: None,
                 partition: ("PK".into(), AttributeValue::S(pk.to_string())),
-                sort_prefix: None,
+                // From DATABASE# on: METADATA and every line item, without the CALCULATION# history
+                // (which sorts before them and only grows).
+                sort_key: Some(("SK".into(), SortKey::AtLeast(ESTIMATION_ITEMS_FROM.into()))),
                 ascending: true,
             })
             .await?;
@@ -335,7 +341,7 @@ impl EstimationTotals {
                 table: self.config.table.clone(),
                 index: None,
                 partition: ("PK".into(), AttributeValue::S("OPTIMIZATION_TIPS".into())),
-                sort_prefix: Some(("SK".into(), "TIP#".into())),
+                sort_key: Some(("SK".into(), SortKey::BeginsWith("TIP#".into()))),
                 ascending: true,
             })
             .await?;

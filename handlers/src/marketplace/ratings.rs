@@ -216,7 +216,7 @@ impl ProviderRatings {
                 table: cfg.reviews_table.clone(),
                 index: Some(cfg.provider_index.clone()),
                 partition: ("providerId".into(), AttributeValue::S(provider.to_string())),
-                sort_prefix: None,
+                sort_key: None,
                 ascending: true,
             })
             .await?;

@@ -405,7 +405,7 @@ impl Store {
                 schema.hash
             ));
         }
-        if let Some((sk_name, _)) = &query.sort_prefix {
+        if let Some((sk_name, _)) = &query.sort_key {
             if Some(sk_name) != schema.range.as_ref() {
                 return Err(format!(
                     "Query key condition not supported: {sk_name} is not the sort key"
@@ -414,10 +414,10 @@ impl Store {
         }
         let matches = |item: &&Item| {
             item.get(pk_name) == Some(pk_value)
-                && match &query.sort_prefix {
+                && match &query.sort_key {
                     None => schema.range.as_ref().is_none_or(|sk| item.contains_key(sk)),
-                    Some((sk, prefix)) => {
-                        matches!(item.get(sk), Some(AttributeValue::S(s)) if s.starts_with(prefix.as_str()))
+                    Some((sk, condition)) => {
+                        matches!(item.get(sk), Some(AttributeValue::S(s)) if condition.matches(s))
                     }
                 }
         };

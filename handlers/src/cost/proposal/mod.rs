@@ -24,7 +24,7 @@ use crate::change::{Change, ChangeKind};
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, string_key, AttributeValue};
 use crate::mail::{self, MailConfig};
-use crate::ports::{Comparison, Condition, Object, Ports, Query, Update};
+use crate::ports::{Comparison, Condition, Object, Ports, Query, SortKey, Update};
 use crate::reaction::{Idempotency, Reacted, Reaction};
 use crate::templates;
 use render::{money, render, Proposal};
@@ -130,7 +130,10 @@ impl ProposalPdf {
                 table: table.clone(),
                 index: None,
                 partition: ("PK".into(), AttributeValue::S(document.pk.clone())),
-                sort_prefix: None,
+                sort_key: Some((
+                    "SK".into(),
+                    SortKey::AtLeast(super::totals::ESTIMATION_ITEMS_FROM.into()),
+                )),
                 ascending: true,
             })
             .await
