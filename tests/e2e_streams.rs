@@ -16,20 +16,7 @@ use support::services;
 /// A fresh copy of the cost platform table under a unique name, so this run's stream holds
 /// only this run's records.
 async fn fresh_cost_table() -> String {
-    let name = services::unique("e2e-cost");
-    let mut definition = seed_definitions()
-        .into_iter()
-        .find(|d| d.table_name == "aws-cost-platform-enhanced")
-        .unwrap();
-    definition.table_name = name.clone();
-    let client = services::dynamodb().await;
-    table_setup::create_one(&client, &definition)
-        .await
-        .expect("create table");
-    table_setup::create_tables(&client, &["marketplace-dev-idempotency-table".to_string()])
-        .await
-        .expect("idempotency table");
-    name
+    fresh_table("aws-cost-platform-enhanced").await
 }
 
 /// A worker whose cost platform table is `table`; `audited` says whether it audits it too.

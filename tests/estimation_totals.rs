@@ -3,11 +3,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use assert_cmd::Command;
 use async_trait::async_trait;
 use ddb_stream_worker::batch::{BatchOptions, Outcome};
 use ddb_stream_worker::wiring;
@@ -15,52 +14,15 @@ use handlers::item::string_key;
 use handlers::ports::{Condition, Query, Tables, TransactItem, Update, WriteRequest};
 use handlers::{AttributeValue, Item, PortError};
 use serde_json::Value;
-use support::*;
-
-fn event(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("events")
-        .join(name)
-}
+use support::{cli, *};
 
 /// Replay `files` (totals only: the audit log is switched off to count just its requests).
 fn replay(state: &Path, files: &[&str]) -> Vec<Value> {
-    let output = Command::cargo_bin("ddb-stream-worker")
-        .unwrap()
-        .env("AUDITED_TABLES", "")
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .arg("replay")
-        .args(files.iter().map(|f| event(f)))
-        .arg("--state")
-        .arg(state)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    cli::replay(state, files, &[("AUDITED_TABLES", "")])
 }
 
 fn items(state: &Path) -> Vec<Value> {
-    let output = Command::cargo_bin("ddb-stream-worker")
-        .unwrap()
-        .args(["state", "show", "--table", COST_TABLE, "--state"])
-        .arg(state)
-        .output()
-        .unwrap();
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    cli::table(state, COST_TABLE)
 }
 
 fn item<'a>(items: &'a [Value], pk: &str, sk: &str) -> Option<&'a Value> {
@@ -76,15 +38,7 @@ fn n(value: &Value) -> &str {
 }
 
 fn totals_outcomes(lines: &[Value]) -> Vec<String> {
-    lines
-        .iter()
-        .filter_map(|l| l["reactions"].as_array())
-        .flat_map(|r| {
-            r.iter()
-                .filter(|x| x["reaction"] == "estimation-totals")
-                .map(|x| x["outcome"].as_str().unwrap().to_string())
-        })
-        .collect()
+    cli::outcomes(lines, "estimation-totals")
 }
 
 #[test]
@@ -331,7 +285,7 @@ async fn run_with_conflicts(
     .unwrap();
     let worker = wiring::worker(&config, adapters);
     let text =
-        std::fs::read_to_string(event("cost-platform-estimation-from-scratch.json")).unwrap();
+        std::fs::read_to_string(cli::event("cost-platform-estimation-from-scratch.json")).unwrap();
     let records = ddb_stream_worker::decode::decode_event(&text, "scratch", None).unwrap();
     let mut outcomes = Vec::new();
     let outcome = worker
@@ -435,7 +389,7 @@ fn a_rename_after_a_cost_change_in_the_same_batch_does_not_swallow_the_recomputa
     let dir = tempfile::tempdir().unwrap();
     replay(dir.path(), &["cost-platform-estimation-from-scratch.json"]);
     let read = |name: &str| -> Vec<Value> {
-        let text = std::fs::read_to_string(event(name)).unwrap();
+        let text = std::fs::read_to_string(cli::event(name)).unwrap();
         serde_json::from_str::<Value>(&text).unwrap()["Records"]
             .as_array()
             .unwrap()
@@ -445,8 +399,7 @@ fn a_rename_after_a_cost_change_in_the_same_batch_does_not_swallow_the_recomputa
     records.extend(read("cost-platform-server-renamed.json"));
     let file = dir.path().join("change-then-rename.json");
     std::fs::write(&file, serde_json::json!({ "Records": records }).to_string()).unwrap();
-    let output = Command::cargo_bin("ddb-stream-worker")
-        .unwrap()
+    let output = cli::worker()
         .env("AUDITED_TABLES", "")
         .arg("replay")
         .arg(&file)

@@ -1,53 +1,15 @@
 //! Marketplace, PilotForce and ACS reactions replayed on the embedded default: exact rating
 //! aggregates, booking mail, asset cleanup, thread statistics and session expiry.
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use assert_cmd::Command;
+use std::path::Path;
+
 use serde_json::Value;
-
-fn event(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("events")
-        .join(format!("{name}.json"))
-}
+use support::cli::{self, outbox, outcomes, table};
 
 fn replay(state: &Path, files: &[&str]) -> Vec<Value> {
-    let output = Command::cargo_bin("ddb-stream-worker")
-        .unwrap()
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .arg("replay")
-        .args(files.iter().map(|f| event(f)))
-        .arg("--state")
-        .arg(state)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn table(state: &Path, name: &str) -> Vec<Value> {
-    let output = Command::cargo_bin("ddb-stream-worker")
-        .unwrap()
-        .args(["state", "show", "--table", name, "--state"])
-        .arg(state)
-        .output()
-        .unwrap();
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    cli::replay(state, files, &[])
 }
 
 fn provider(state: &Path, id: &str) -> (String, String, String) {
@@ -58,28 +20,6 @@ fn provider(state: &Path, id: &str) -> (String, String, String) {
         .unwrap_or_else(|| panic!("provider {id} in {items:?}"));
     let n = |name: &str| p[name]["N"].as_str().unwrap().to_string();
     (n("ratingSum"), n("reviewCount"), n("rating"))
-}
-
-fn outbox(state: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(state.join("outbox")) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect()
-}
-
-fn outcomes(lines: &[Value], reaction: &str) -> Vec<String> {
-    lines
-        .iter()
-        .filter_map(|l| l["reactions"].as_array())
-        .flatten()
-        .filter(|r| r["reaction"] == reaction)
-        .map(|r| r["outcome"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]

@@ -1,57 +1,25 @@
 //! Proposal PDFs and notification mail, replayed on the embedded default: the PDF under the
 //! state's objects/, the mail as .eml under outbox/, the DOCUMENT# item completed or failed.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use assert_cmd::Command;
 use serde_json::Value;
+use support::cli::{self, outbox};
 
 const TABLE: &str = "aws-cost-platform-enhanced";
 const BUCKET: &str = "aws-cost-estimation-documents";
 
-fn event(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("events")
-        .join(name)
-}
-
 /// Replay `file` with `--json`; returns the JSON lines.
 fn replay(state: &Path, file: &str) -> Vec<Value> {
-    let output = Command::cargo_bin("ddb-stream-worker")
-        .unwrap()
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .arg("replay")
-        .arg(event(file))
-        .arg("--state")
-        .arg(state)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    cli::replay(state, &[file], &[])
 }
 
 fn item(state: &Path, pk: &str, sk: &str) -> Option<Value> {
-    let output = Command::cargo_bin("ddb-stream-worker")
-        .unwrap()
-        .args(["state", "show", "--table", TABLE, "--state"])
-        .arg(state)
-        .output()
-        .unwrap();
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    cli::table(state, TABLE)
+        .into_iter()
         .find(|i| i["PK"]["S"] == pk && i["SK"]["S"] == sk)
 }
 
@@ -62,18 +30,6 @@ fn outcome<'a>(lines: &'a [Value], reaction: &str) -> Vec<&'a Value> {
         .flatten()
         .filter(|r| r["reaction"] == reaction && r["outcome"] != "not_applicable")
         .collect()
-}
-
-fn outbox(state: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(state.join("outbox")) else {
-        return Vec::new();
-    };
-    let mut mails: Vec<(PathBuf, String)> = entries
-        .map(|e| e.unwrap().path())
-        .map(|p| (p.clone(), std::fs::read_to_string(p).unwrap()))
-        .collect();
-    mails.sort();
-    mails.into_iter().map(|(_, text)| text).collect()
 }
 
 fn pdf_text(path: &Path) -> Vec<String> {

@@ -16,6 +16,7 @@ use handlers::ports::{Condition, Query, Tables, TransactItem, Update, WriteReque
 use handlers::{Item, PortError};
 use serde_json::{json, Value};
 
+pub mod cli;
 pub mod contract;
 pub mod runtime_api;
 pub mod services;
