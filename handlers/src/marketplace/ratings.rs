@@ -169,14 +169,11 @@ impl Reaction for ProviderRatings {
     }
 
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
-        let review_id = get_str(change.latest_image(), "reviewId")
-            .unwrap_or_default()
-            .to_string();
         let mut results = serde_json::Map::new();
         for provider in providers_of(change) {
             let mut attempt = 1;
             let result = loop {
-                match self.recompute(&provider, &review_id, ports).await {
+                match self.recompute(&provider, change, ports).await {
                     Err(ReactionError::Port(PortError::ConditionFailed { .. })) if attempt < MAX_ATTEMPTS => attempt += 1,
                     Err(ReactionError::Port(PortError::ConditionFailed { .. })) => {
                         return Err(ReactionError::Port(PortError::Transient {
@@ -201,7 +198,7 @@ impl ProviderRatings {
     async fn recompute(
         &self,
         provider: &str,
-        review_id: &str,
+        change: &Change,
         ports: Ports<'_>,
     ) -> Result<serde_json::Value, ReactionError> {
         let cfg = &self.config;
@@ -229,7 +226,7 @@ impl ProviderRatings {
                 )
             })
             .collect::<Result<_, _>>()?;
-        self.check_index_caught_up(provider, review_id, &reviews, ports)
+        self.check_index_caught_up(provider, change, &reviews, ports)
             .await?;
         let totals = aggregate(&reviews);
         let unchanged = stored.rating_sum == Some(totals.rating_sum)
@@ -271,31 +268,40 @@ impl ProviderRatings {
         Ok(json!({ "updated": figures }))
     }
 
-    /// The index must show the triggering review as the table (read consistently) has it.
+    /// The index must show the triggering review as it is now. The record's own image settles
+    /// it without a read when the index shows exactly that; otherwise the table is read
+    /// consistently (the review may have changed again since this record).
     async fn check_index_caught_up(
         &self,
         provider: &str,
-        review_id: &str,
+        change: &Change,
         reviews: &[Review],
         ports: Ports<'_>,
     ) -> Result<(), ReactionError> {
-        if review_id.is_empty() {
+        let Some(review_id) = get_str(change.latest_image(), "reviewId") else {
             return Ok(());
-        }
-        let key = string_key(&[("reviewId", review_id)]);
-        let in_table: Option<Item> = ports.tables.get(&self.config.reviews_table, &key).await?;
+        };
         // Only a review with the index's keys (providerId and createdAt) is in the index.
-        let table_rating = in_table
-            .filter(|item| {
-                get_str(item, "providerId") == Some(provider)
-                    && get_str(item, "createdAt").is_some()
-            })
-            .map(|item| from_item::<Review>(item, "review").map(|r| r.rating))
-            .transpose()?;
+        let as_indexed = |item: Item| -> Result<Option<Option<Decimal>>, ReactionError> {
+            let indexed = get_str(&item, "providerId") == Some(provider)
+                && get_str(&item, "createdAt").is_some();
+            if indexed {
+                Ok(Some(from_item::<Review>(item, "review")?.rating))
+            } else {
+                Ok(None)
+            }
+        };
         let index_rating = reviews
             .iter()
             .find(|r| r.review_id == review_id)
             .map(|r| r.rating);
+        let streamed = change.new.clone().map(as_indexed).transpose()?.flatten();
+        if streamed == index_rating {
+            return Ok(());
+        }
+        let key = string_key(&[("reviewId", review_id)]);
+        let in_table = ports.tables.get(&self.config.reviews_table, &key).await?;
+        let table_rating = in_table.map(as_indexed).transpose()?.flatten();
         if table_rating == index_rating {
             Ok(())
         } else {
