@@ -272,7 +272,7 @@ fn normalize(record: &mut Value) -> Option<DateTime<Utc>> {
 }
 
 fn to_stream_record(
-    record: EventRecord,
+    mut record: EventRecord,
     index: usize,
     source_name: &str,
     table_override: Option<&str>,
@@ -304,7 +304,7 @@ fn to_stream_record(
         }
     };
     let keys = record.change.keys.clone();
-    let change = to_change(&record, &table, &sequence_number);
+    let change = to_change(&mut record, &table, &sequence_number);
     Ok(StreamRecord {
         event_id,
         event_name: record.event_name,
@@ -315,8 +315,9 @@ fn to_stream_record(
     })
 }
 
+/// The change, taking the images out of `record` (they are large; copying them is waste).
 fn to_change(
-    record: &EventRecord,
+    record: &mut EventRecord,
     table: &str,
     sequence_number: &str,
 ) -> Result<Change, RecordDefect> {
@@ -326,9 +327,9 @@ fn to_change(
         "REMOVE" => ChangeKind::Remove,
         other => return Err(RecordDefect::UnknownEventName(other.to_string())),
     };
-    let stream = &record.change;
-    let image = |item: &Item| (!item.is_empty()).then(|| item.clone());
-    let (new, old) = (image(&stream.new_image), image(&stream.old_image));
+    let stream = &mut record.change;
+    let image = |item: &mut Item| (!item.is_empty()).then(|| std::mem::take(item));
+    let (new, old) = (image(&mut stream.new_image), image(&mut stream.old_image));
     let missing = match kind {
         ChangeKind::Insert if new.is_none() => Some("NewImage"),
         ChangeKind::Modify if new.is_none() => Some("NewImage"),
