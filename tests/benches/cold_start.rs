@@ -3,7 +3,7 @@
 //! binary with the bench profile). Prints figures; asserts nothing.
 //! Run: `cargo bench --bench cold_start`.
 
-#[path = "../tests/support/runtime_api.rs"]
+#[path = "../support/runtime_api.rs"]
 #[allow(dead_code)]
 mod runtime_api;
 
