@@ -18,5 +18,6 @@ pub mod metrics;
 pub mod replay;
 pub mod report;
 pub mod stream_records;
+pub mod stream_runner;
 pub mod table_setup;
 pub mod wiring;

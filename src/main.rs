@@ -14,7 +14,7 @@ use ddb_stream_worker::adapters::embedded::EmbeddedState;
 use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::replay::{self, ReplayOptions};
 use ddb_stream_worker::report::Format;
-use ddb_stream_worker::{table_setup, wiring};
+use ddb_stream_worker::{catalog, stream_runner, table_setup, wiring};
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +60,29 @@ enum Command {
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+    /// Follow the tables' DynamoDB streams and deliver their records as Lambda would
+    /// (first version: batches, starting position, checkpoints, retries, on-failure file).
+    Stream {
+        /// Tables to follow (default: every seed table with a stream).
+        #[arg(long = "table", value_name = "NAME")]
+        tables: Vec<String>,
+        /// DynamoDB endpoint, e.g. http://127.0.0.1:8000; otherwise the standard AWS environment.
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
+        /// Event source mapping settings as JSON, with Lambda's names: BatchSize,
+        /// StartingPosition, MaximumRetryAttempts.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where each shard's last processed sequence number is kept.
+        #[arg(long, default_value = ".stream-checkpoints.json", value_name = "FILE")]
+        checkpoints: PathBuf,
+        /// JSON lines describing records given up on after the retries.
+        #[arg(long, default_value = ".stream-failures.jsonl", value_name = "FILE")]
+        on_failure: PathBuf,
+        /// Drain what is in the streams now, then exit.
+        #[arg(long)]
+        once: bool,
     },
     /// The seed systems' tables (deploy/tables/*.json) on DynamoDB or DynamoDB Local.
     Tables {
@@ -145,6 +168,21 @@ fn main() -> ExitCode {
         Command::State {
             command: StateCommand::Show { state, table },
         } => show_state(&state, table.as_deref()),
+        Command::Stream {
+            tables,
+            endpoint_url,
+            config,
+            checkpoints,
+            on_failure,
+            once,
+        } => runtime.block_on(stream(
+            tables,
+            endpoint_url,
+            config,
+            checkpoints,
+            on_failure,
+            once,
+        )),
         Command::Tables {
             command:
                 TablesCommand::Create {
@@ -152,6 +190,72 @@ fn main() -> ExitCode {
                     endpoint_url,
                 },
         } => runtime.block_on(create_tables(endpoint_url.as_deref(), &names)),
+    }
+}
+
+async fn stream(
+    tables: Vec<String>,
+    endpoint_url: Option<String>,
+    config: Option<PathBuf>,
+    checkpoints: PathBuf,
+    on_failure: PathBuf,
+    once: bool,
+) -> ExitCode {
+    let settings = match config.map(|path| {
+        std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|text| {
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+            })
+    }) {
+        None => Ok(stream_runner::MappingSettings::default()),
+        Some(parsed) => parsed,
+    };
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(replay::EXIT_UNUSABLE);
+        }
+    };
+    let tables = if tables.is_empty() {
+        catalog::seed_definitions()
+            .into_iter()
+            .filter(|d| {
+                d.stream_specification
+                    .as_ref()
+                    .is_some_and(|s| s.stream_enabled)
+            })
+            .map(|d| d.table_name)
+            .collect()
+    } else {
+        tables
+    };
+    let config = match ddb_stream_worker::config::Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(replay::EXIT_UNUSABLE);
+        }
+    };
+    let sdk = wiring::sdk_config(endpoint_url.as_deref()).await;
+    let worker = wiring::worker(
+        &config,
+        wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
+    );
+    let options = stream_runner::StreamOptions {
+        tables,
+        settings,
+        checkpoints,
+        on_failure,
+        once,
+    };
+    match stream_runner::run(&worker, &sdk, options).await {
+        Ok(status) => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

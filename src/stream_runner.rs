@@ -1,0 +1,325 @@
+//! `stream`: follow real DynamoDB streams (DynamoDB Local or an account) and deliver their
+//! records to the same batch entry point Lambda uses, with the same adapters.
+//!
+//! This first version reads every shard of each table's stream, parents before children,
+//! in batches of `BatchSize` from `StartingPosition`, keeps a checkpoint per shard in a local
+//! file so a restart resumes where it stopped, and retries a batch from the record the worker
+//! reported as failed (`ReportBatchItemFailures`) up to `MaximumRetryAttempts` times, after
+//! which the record is written to the on-failure file and skipped. `--once` drains what is
+//! there and exits.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{BatchOptions, Worker};
+use crate::decode::decode_value;
+use crate::stream_records::lambda_event;
+
+/// The event source mapping settings, with Lambda's property names and defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MappingSettings {
+    pub batch_size: i32,
+    pub starting_position: String,
+    /// -1: retry until the record succeeds (Lambda's default).
+    pub maximum_retry_attempts: i32,
+}
+
+impl Default for MappingSettings {
+    fn default() -> Self {
+        MappingSettings {
+            batch_size: 100,
+            starting_position: "TRIM_HORIZON".into(),
+            maximum_retry_attempts: -1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub tables: Vec<String>,
+    pub settings: MappingSettings,
+    pub checkpoints: PathBuf,
+    pub on_failure: PathBuf,
+    pub once: bool,
+}
+
+/// Last processed sequence number per shard.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Checkpoints(BTreeMap<String, String>);
+
+impl Checkpoints {
+    fn load(path: &Path) -> Result<Checkpoints, String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoints::default()),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
+    fn save(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Shards in an order where every parent comes before its children.
+fn parents_first(shards: Vec<Shard>) -> Vec<Shard> {
+    let ids: std::collections::HashSet<String> =
+        shards.iter().filter_map(|s| s.shard_id.clone()).collect();
+    let mut done: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut ordered = Vec::with_capacity(shards.len());
+    let mut rest = shards;
+    while !rest.is_empty() {
+        let (ready, waiting): (Vec<Shard>, Vec<Shard>) = rest.into_iter().partition(|s| {
+            s.parent_shard_id
+                .as_ref()
+                .is_none_or(|p| !ids.contains(p) || done.contains(p))
+        });
+        if ready.is_empty() {
+            ordered.extend(waiting);
+            break;
+        }
+        done.extend(ready.iter().filter_map(|s| s.shard_id.clone()));
+        ordered.extend(ready);
+        rest = waiting;
+    }
+    ordered
+}
+
+pub async fn run(
+    worker: &Worker,
+    sdk: &aws_config::SdkConfig,
+    options: StreamOptions,
+) -> Result<u8, String> {
+    let tables = aws_sdk_dynamodb::Client::new(sdk);
+    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    let mut checkpoints = Checkpoints::load(&options.checkpoints)?;
+    loop {
+        let mut delivered = 0;
+        for table in &options.tables {
+            let described = tables
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "{table}: {}",
+                        crate::adapters::classify("DescribeTable", table, e)
+                    )
+                })?;
+            let Some(arn) = described.table.and_then(|t| t.latest_stream_arn) else {
+                return Err(format!(
+                    "{table} has no stream: enable NEW_AND_OLD_IMAGES on it (tables create does)"
+                ));
+            };
+            let mut shards = Vec::new();
+            let mut start: Option<String> = None;
+            loop {
+                let page = streams
+                    .describe_stream()
+                    .stream_arn(&arn)
+                    .set_exclusive_start_shard_id(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{table}: {}",
+                            crate::adapters::classify("DescribeStream", table, e)
+                        )
+                    })?;
+                let description = page
+                    .stream_description
+                    .ok_or("DescribeStream returned no description")?;
+                shards.extend(description.shards.unwrap_or_default());
+                match description.last_evaluated_shard_id {
+                    Some(last) => start = Some(last),
+                    None => break,
+                }
+            }
+            for shard in parents_first(shards) {
+                let Some(shard_id) = shard.shard_id.clone() else {
+                    continue;
+                };
+                delivered += drain_shard(
+                    worker,
+                    &streams,
+                    &arn,
+                    &shard_id,
+                    &options,
+                    &mut checkpoints,
+                )
+                .await?;
+            }
+        }
+        if options.once {
+            return Ok(0);
+        }
+        if delivered == 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// Read one shard from its checkpoint until it has nothing more now; returns records delivered.
+async fn drain_shard(
+    worker: &Worker,
+    streams: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+    shard_id: &str,
+    options: &StreamOptions,
+    checkpoints: &mut Checkpoints,
+) -> Result<usize, String> {
+    let fail = |e: String| format!("shard {shard_id}: {e}");
+    let mut delivered = 0;
+    let mut attempts = 0;
+    let mut iterator = iterator_after(
+        streams,
+        arn,
+        shard_id,
+        checkpoints.0.get(shard_id).cloned(),
+        &options.settings.starting_position,
+        false,
+    )
+    .await
+    .map_err(fail)?;
+    while let Some(current) = iterator {
+        let page = streams
+            .get_records()
+            .shard_iterator(current)
+            .limit(options.settings.batch_size)
+            .send()
+            .await
+            .map_err(|e| fail(crate::adapters::classify("GetRecords", shard_id, e).to_string()))?;
+        let records = page.records.unwrap_or_default();
+        if records.is_empty() {
+            return Ok(delivered);
+        }
+        let batch = decode_value(lambda_event(&records, arn), shard_id, None)
+            .map_err(|e| fail(e.to_string()))?;
+        let outcome = worker
+            .process_batch(&batch, BatchOptions::default(), &mut |_| {})
+            .await;
+        let first = batch
+            .first()
+            .map(|r| r.sequence_number.clone())
+            .unwrap_or_default();
+        let last = batch
+            .last()
+            .map(|r| r.sequence_number.clone())
+            .unwrap_or_default();
+        match &outcome.failure {
+            None => {
+                println!(
+                    "shard {shard_id}: {} records ({first}..{last}) done",
+                    batch.len()
+                );
+                delivered += batch.len();
+                attempts = 0;
+                checkpoints.0.insert(shard_id.to_string(), last.clone());
+                checkpoints.save(&options.checkpoints)?;
+                iterator = page.next_shard_iterator;
+            }
+            Some(failure) => {
+                // Everything before the failing record is done.
+                let done_before = batch
+                    .iter()
+                    .take_while(|r| r.sequence_number != failure.sequence_number)
+                    .last();
+                if let Some(done) = done_before {
+                    checkpoints
+                        .0
+                        .insert(shard_id.to_string(), done.sequence_number.clone());
+                    checkpoints.save(&options.checkpoints)?;
+                }
+                attempts += 1;
+                let limit = options.settings.maximum_retry_attempts;
+                println!(
+                    "shard {shard_id}: record {} failed (attempt {attempts}): {}",
+                    failure.sequence_number, failure.message
+                );
+                if limit >= 0 && attempts > limit {
+                    // Given up on: described in the on-failure file, then skipped.
+                    let line = serde_json::json!({
+                        "shard": shard_id, "sequenceNumbers": [failure.sequence_number, failure.sequence_number],
+                        "reason": failure.to_string(), "keys": failure.keys, "eventID": failure.event_id,
+                    });
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&options.on_failure)
+                        .map_err(|e| fail(e.to_string()))?;
+                    writeln!(file, "{line}").map_err(|e| fail(e.to_string()))?;
+                    checkpoints
+                        .0
+                        .insert(shard_id.to_string(), failure.sequence_number.clone());
+                    checkpoints.save(&options.checkpoints)?;
+                    attempts = 0;
+                    iterator = iterator_after(
+                        streams,
+                        arn,
+                        shard_id,
+                        Some(failure.sequence_number.clone()),
+                        "",
+                        false,
+                    )
+                    .await
+                    .map_err(fail)?;
+                } else {
+                    iterator = iterator_after(
+                        streams,
+                        arn,
+                        shard_id,
+                        Some(failure.sequence_number.clone()),
+                        "",
+                        true,
+                    )
+                    .await
+                    .map_err(fail)?;
+                }
+            }
+        }
+    }
+    Ok(delivered)
+}
+
+/// An iterator after (or `at`) `sequence`, or from the starting position without one.
+async fn iterator_after(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+    shard_id: &str,
+    sequence: Option<String>,
+    starting_position: &str,
+    at: bool,
+) -> Result<Option<String>, String> {
+    let request = streams
+        .get_shard_iterator()
+        .stream_arn(arn)
+        .shard_id(shard_id);
+    let request = match sequence {
+        Some(seq) => request
+            .shard_iterator_type(if at {
+                ShardIteratorType::AtSequenceNumber
+            } else {
+                ShardIteratorType::AfterSequenceNumber
+            })
+            .sequence_number(seq),
+        None if starting_position == "LATEST" => {
+            request.shard_iterator_type(ShardIteratorType::Latest)
+        }
+        None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    };
+    let output = request
+        .send()
+        .await
+        .map_err(|e| crate::adapters::classify("GetShardIterator", shard_id, e).to_string())?;
+    Ok(output.shard_iterator)
+}

@@ -1,0 +1,224 @@
+//! `stream` against DynamoDB Local (and moto): records written through the SDK reach the
+//! reactions; a restart resumes from the checkpoint; a record that keeps failing is retried as
+//! configured, then written to the on-failure file and skipped, and the records after it are
+//! not lost. Needs `scripts/services start`.
+
+mod support;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use aws_sdk_dynamodb::types::AttributeValue as V;
+use ddb_stream_worker::catalog::seed_definitions;
+use ddb_stream_worker::table_setup;
+use support::services;
+
+fn s(v: &str) -> V {
+    V::S(v.into())
+}
+
+fn stream(
+    table: &str,
+    dir: &Path,
+    extra_env: &[(&str, &str)],
+    config: Option<&str>,
+) -> (i32, String) {
+    let mut cmd = Command::cargo_bin("ddb-stream-worker").unwrap();
+    cmd.env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_S3", services::moto_endpoint())
+        .env("AWS_ENDPOINT_URL_SES", services::moto_endpoint())
+        .env("AUDITED_TABLES", table)
+        .env("AUDIT_TABLE", table)
+        .env("COST_TABLE", table);
+    for (name, value) in extra_env {
+        cmd.env(name, value);
+    }
+    cmd.args([
+        "stream",
+        "--once",
+        "--table",
+        table,
+        "--endpoint-url",
+        &services::dynamodb_endpoint(),
+    ]);
+    if let Some(config) = config {
+        let path = dir.join("mapping.json");
+        std::fs::write(&path, config).unwrap();
+        cmd.arg("--config").arg(path);
+    }
+    let output = cmd
+        .arg("--checkpoints")
+        .arg(dir.join("checkpoints.json"))
+        .arg("--on-failure")
+        .arg(dir.join("failures.jsonl"))
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+/// (first, last, count) of every batch line `shard …: N records (first..last) done`.
+fn batches(output: &str) -> Vec<(String, String, usize)> {
+    output
+        .lines()
+        .filter(|l| l.ends_with(") done"))
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(": ")?;
+            let (count, rest) = rest.split_once(" records (")?;
+            let (range, _) = rest.split_once(')')?;
+            let (first, last) = range.split_once("..")?;
+            Some((first.to_string(), last.to_string(), count.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn fresh_table() -> String {
+    let name = services::unique("stream");
+    let mut definition = seed_definitions()
+        .into_iter()
+        .find(|d| d.table_name == "aws-cost-platform-enhanced")
+        .unwrap();
+    definition.table_name = name.clone();
+    let client = services::dynamodb().await;
+    table_setup::create_one(&client, &definition).await.unwrap();
+    table_setup::create_tables(&client, &["marketplace-dev-idempotency-table".into()])
+        .await
+        .unwrap();
+    name
+}
+
+async fn audit_count(table: &str) -> usize {
+    let scan = services::dynamodb()
+        .await
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    scan.items
+        .unwrap_or_default()
+        .iter()
+        .filter(|i| i.get("EntityType") == Some(&s("AuditLog")))
+        .count()
+}
+
+async fn put_user(table: &str, id: &str) {
+    services::dynamodb()
+        .await
+        .put_item()
+        .table_name(table)
+        .item("PK", s(&format!("USER#{id}")))
+        .item("SK", s("PROFILE"))
+        .item("UserId", s(id))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
+    services::require();
+    let table = fresh_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["u1", "u2", "u3"] {
+        put_user(&table, id).await;
+    }
+    let (code, output) = stream(&table, dir.path(), &[], None);
+    assert_eq!(code, 0, "{output}");
+    let first_run = batches(&output);
+    // The three users, then the three audit items the worker wrote meanwhile (which are
+    // delivered too, and not audited themselves).
+    assert_eq!(first_run.iter().map(|b| b.2).sum::<usize>(), 6, "{output}");
+    assert_eq!(audit_count(&table).await, 3);
+
+    // A restart resumes after the checkpoint: only what came since.
+    put_user(&table, "u4").await;
+    put_user(&table, "u5").await;
+    let (code, output) = stream(&table, dir.path(), &[], None);
+    assert_eq!(code, 0, "{output}");
+    let second_run = batches(&output);
+    assert_eq!(second_run.iter().map(|b| b.2).sum::<usize>(), 4, "{output}");
+    assert!(
+        second_run[0].0 > first_run.last().unwrap().1,
+        "nothing delivered twice: {output}"
+    );
+    assert_eq!(audit_count(&table).await, 5);
+
+    // A proposal whose bucket does not exist fails on every attempt; after the configured
+    // retries it is set aside, and the user written after it is still processed.
+    let db = services::dynamodb().await;
+    db.put_item()
+        .table_name(&table)
+        .item("PK", s("ESTIMATION#e1"))
+        .item("SK", s("METADATA"))
+        .item("ProjectName", s("P"))
+        .send()
+        .await
+        .unwrap();
+    db.put_item()
+        .table_name(&table)
+        .item("PK", s("ESTIMATION#e1"))
+        .item("SK", s("DOCUMENT#d1"))
+        .item("DocumentType", s("PDF_PROPOSAL"))
+        .item("Status", s("PENDING"))
+        .send()
+        .await
+        .unwrap();
+    put_user(&table, "u6").await;
+    let missing_bucket = services::unique("no-such-bucket");
+    let (code, output) = stream(
+        &table,
+        dir.path(),
+        &[("DOCUMENTS_BUCKET", &missing_bucket)],
+        Some(r#"{"BatchSize": 10, "MaximumRetryAttempts": 2}"#),
+    );
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        output.matches("failed (attempt").count(),
+        3,
+        "the first attempt and two retries: {output}"
+    );
+    let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
+    let failure: serde_json::Value =
+        serde_json::from_str(failures.lines().next().unwrap()).unwrap();
+    assert!(
+        failure["keys"].as_str().unwrap().contains("DOCUMENT#d1"),
+        "{failure}"
+    );
+    assert!(
+        failure["reason"].as_str().unwrap().contains("proposal-pdf"),
+        "{failure}"
+    );
+    let profile = db
+        .get_item()
+        .table_name(&table)
+        .key("PK", s("USER#u6"))
+        .key("SK", s("PROFILE"))
+        .send()
+        .await
+        .unwrap()
+        .item;
+    assert!(profile.is_some());
+    let audits = audit_count(&table).await;
+    assert!(
+        audits >= 7,
+        "the METADATA and u6 (after the set-aside record) were audited: {audits}"
+    );
+
+    // And nothing is delivered twice after that.
+    let (code, output) = stream(
+        &table,
+        dir.path(),
+        &[("DOCUMENTS_BUCKET", &missing_bucket)],
+        None,
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(!output.contains("failed"), "{output}");
+}
