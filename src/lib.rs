@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod config;
 pub mod decode;
 pub mod effects;
+pub mod filter;
 pub mod idempotency;
 pub mod lambda;
 pub mod metrics;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::{BatchOptions, Worker};
 use crate::decode::decode_value;
+use crate::filter::{FilterCriteria, Patterns};
 use crate::stream_records::lambda_event;
 
 /// The event source mapping settings, with Lambda's property names and defaults.
@@ -27,6 +28,7 @@ pub struct MappingSettings {
     pub starting_position: String,
     /// -1: retry until the record succeeds (Lambda's default).
     pub maximum_retry_attempts: i32,
+    pub filter_criteria: FilterCriteria,
 }
 
 impl Default for MappingSettings {
@@ -35,6 +37,7 @@ impl Default for MappingSettings {
             batch_size: 100,
             starting_position: "TRIM_HORIZON".into(),
             maximum_retry_attempts: -1,
+            filter_criteria: FilterCriteria::default(),
         }
     }
 }
@@ -102,6 +105,7 @@ pub async fn run(
     let tables = aws_sdk_dynamodb::Client::new(sdk);
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
     let mut checkpoints = Checkpoints::load(&options.checkpoints)?;
+    let patterns = Patterns::parse(&options.settings.filter_criteria)?;
     loop {
         let mut delivered = 0;
         for table in &options.tables {
@@ -155,6 +159,7 @@ pub async fn run(
                     &arn,
                     &shard_id,
                     &options,
+                    &patterns,
                     &mut checkpoints,
                 )
                 .await?;
@@ -176,6 +181,7 @@ async fn drain_shard(
     arn: &str,
     shard_id: &str,
     options: &StreamOptions,
+    patterns: &Patterns,
     checkpoints: &mut Checkpoints,
 ) -> Result<usize, String> {
     let fail = |e: String| format!("shard {shard_id}: {e}");
@@ -203,8 +209,29 @@ async fn drain_shard(
         if records.is_empty() {
             return Ok(delivered);
         }
-        let batch = decode_value(lambda_event(&records, arn), shard_id, None)
-            .map_err(|e| fail(e.to_string()))?;
+        // What the filters drop is never delivered, as with Lambda; the checkpoint moves past it.
+        let mut event = lambda_event(&records, arn);
+        let read = records.len();
+        if let Some(list) = event
+            .get_mut("Records")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            list.retain(|record| patterns.matches(record));
+        }
+        let batch = decode_value(event, shard_id, None).map_err(|e| fail(e.to_string()))?;
+        if batch.is_empty() {
+            let last = records
+                .last()
+                .and_then(|r| r.dynamodb.as_ref())
+                .and_then(|d| d.sequence_number.clone());
+            if let Some(last) = last {
+                println!("shard {shard_id}: {read} records filtered out (..{last})");
+                checkpoints.0.insert(shard_id.to_string(), last);
+                checkpoints.save(&options.checkpoints)?;
+            }
+            iterator = page.next_shard_iterator;
+            continue;
+        }
         let outcome = worker
             .process_batch(&batch, BatchOptions::default(), &mut |_| {})
             .await;

@@ -222,3 +222,36 @@ async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
     assert_eq!(code, 0, "{output}");
     assert!(!output.contains("failed"), "{output}");
 }
+
+#[tokio::test]
+async fn filter_criteria_drop_what_they_should() {
+    services::require();
+    let table = fresh_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    put_user(&table, "keep-1").await;
+    put_user(&table, "drop-1").await;
+    put_user(&table, "keep-2").await;
+    // Only users whose key starts with USER#keep reach the worker (so the audit items it
+    // writes, PK AUDIT#…, are dropped too).
+    let config = r#"{"FilterCriteria": {"Filters": [{"Pattern": "{\"dynamodb\": {\"Keys\": {\"PK\": {\"S\": [{\"prefix\": \"USER#keep\"}]}}}}"}]}}"#;
+    let (code, output) = stream(&table, dir.path(), &[], Some(config));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        batches(&output).iter().map(|b| b.2).sum::<usize>(),
+        2,
+        "{output}"
+    );
+    assert_eq!(
+        audit_count(&table).await,
+        2,
+        "the dropped user was never delivered"
+    );
+    let (code, output) = stream(
+        &table,
+        dir.path(),
+        &[],
+        Some(r#"{"FilterCriteria": {"Filters": [{"Pattern": "not json"}]}}"#),
+    );
+    assert_ne!(code, 0);
+    assert!(output.contains("not JSON"), "{output}");
+}
