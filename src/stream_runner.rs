@@ -28,6 +28,8 @@ pub struct MappingSettings {
     pub starting_position: String,
     /// -1: retry until the record succeeds (Lambda's default).
     pub maximum_retry_attempts: i32,
+    /// -1: no limit. Older records go to the on-failure file instead of the worker.
+    pub maximum_record_age_in_seconds: i64,
     pub filter_criteria: FilterCriteria,
 }
 
@@ -37,6 +39,7 @@ impl Default for MappingSettings {
             batch_size: 100,
             starting_position: "TRIM_HORIZON".into(),
             maximum_retry_attempts: -1,
+            maximum_record_age_in_seconds: -1,
             filter_criteria: FilterCriteria::default(),
         }
     }
@@ -217,6 +220,27 @@ async fn drain_shard(
             .and_then(serde_json::Value::as_array_mut)
         {
             list.retain(|record| patterns.matches(record));
+            let max_age = options.settings.maximum_record_age_in_seconds;
+            if max_age >= 0 {
+                let oldest = chrono::Utc::now().timestamp() as f64 - max_age as f64;
+                let (fresh, stale): (Vec<_>, Vec<_>) =
+                    std::mem::take(list).into_iter().partition(|record| {
+                        record["dynamodb"]["ApproximateCreationDateTime"]
+                            .as_f64()
+                            .is_none_or(|at| at >= oldest)
+                    });
+                for record in stale {
+                    let line = serde_json::json!({
+                        "shard": shard_id,
+                        "sequenceNumbers": [record["dynamodb"]["SequenceNumber"], record["dynamodb"]["SequenceNumber"]],
+                        "reason": format!("older than MaximumRecordAgeInSeconds ({max_age} s)"),
+                        "keys": record["dynamodb"]["Keys"],
+                        "eventID": record["eventID"],
+                    });
+                    append_failure(&options.on_failure, &line).map_err(fail)?;
+                }
+                *list = fresh;
+            }
         }
         let batch = decode_value(event, shard_id, None).map_err(|e| fail(e.to_string()))?;
         if batch.is_empty() {
@@ -225,7 +249,7 @@ async fn drain_shard(
                 .and_then(|r| r.dynamodb.as_ref())
                 .and_then(|d| d.sequence_number.clone());
             if let Some(last) = last {
-                println!("shard {shard_id}: {read} records filtered out (..{last})");
+                println!("shard {shard_id}: {read} records not delivered (filtered or too old) (..{last})");
                 checkpoints.0.insert(shard_id.to_string(), last);
                 checkpoints.save(&options.checkpoints)?;
             }
@@ -279,12 +303,7 @@ async fn drain_shard(
                         "shard": shard_id, "sequenceNumbers": [failure.sequence_number, failure.sequence_number],
                         "reason": failure.to_string(), "keys": failure.keys, "eventID": failure.event_id,
                     });
-                    let mut file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&options.on_failure)
-                        .map_err(|e| fail(e.to_string()))?;
-                    writeln!(file, "{line}").map_err(|e| fail(e.to_string()))?;
+                    append_failure(&options.on_failure, &line).map_err(fail)?;
                     checkpoints
                         .0
                         .insert(shard_id.to_string(), failure.sequence_number.clone());
@@ -349,4 +368,14 @@ async fn iterator_after(
         .await
         .map_err(|e| crate::adapters::classify("GetShardIterator", shard_id, e).to_string())?;
     Ok(output.shard_iterator)
+}
+
+/// One JSON line in the on-failure file.
+fn append_failure(path: &Path, line: &serde_json::Value) -> Result<(), String> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    writeln!(file, "{line}").map_err(|e| format!("{}: {e}", path.display()))
 }

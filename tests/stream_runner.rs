@@ -255,3 +255,41 @@ async fn filter_criteria_drop_what_they_should() {
     assert_ne!(code, 0);
     assert!(output.contains("not JSON"), "{output}");
 }
+
+#[tokio::test]
+async fn records_older_than_the_maximum_age_are_set_aside_not_delivered() {
+    services::require();
+    let table = fresh_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    put_user(&table, "old-1").await;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (code, output) = stream(
+        &table,
+        dir.path(),
+        &[],
+        Some(r#"{"MaximumRecordAgeInSeconds": 1}"#),
+    );
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        audit_count(&table).await,
+        0,
+        "the old record was not delivered"
+    );
+    let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
+    assert!(failures.contains("USER#old-1"), "{failures}");
+    assert!(failures.contains("MaximumRecordAgeInSeconds"), "{failures}");
+
+    // The checkpoint moved past it: under a generous limit only the new user is audited, and
+    // the old one is neither delivered now nor set aside twice.
+    put_user(&table, "new-1").await;
+    let (code, output) = stream(
+        &table,
+        dir.path(),
+        &[],
+        Some(r#"{"MaximumRecordAgeInSeconds": 3600}"#),
+    );
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(audit_count(&table).await, 1, "{output}");
+    let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
+    assert_eq!(failures.lines().count(), 1, "{failures}");
+}
