@@ -4,9 +4,10 @@
 //! This first version reads every shard of each table's stream, parents before children,
 //! in batches of `BatchSize` from `StartingPosition`, keeps a checkpoint per shard in a local
 //! file so a restart resumes where it stopped, and retries a batch from the record the worker
-//! reported as failed (`ReportBatchItemFailures`) up to `MaximumRetryAttempts` times, after
-//! which the record is written to the on-failure file and skipped. `--once` drains what is
-//! there and exits.
+//! reported as failed (`ReportBatchItemFailures`; otherwise the whole batch, bisected when
+//! `BisectBatchOnFunctionError` is set) up to `MaximumRetryAttempts` times, after which the
+//! record or batch is written to the on-failure file and skipped. Records older than
+//! `MaximumRecordAgeInSeconds` go there undelivered. `--once` drains what is there and exits.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -30,7 +31,20 @@ pub struct MappingSettings {
     pub maximum_retry_attempts: i32,
     /// -1: no limit. Older records go to the on-failure file instead of the worker.
     pub maximum_record_age_in_seconds: i64,
+    /// `["ReportBatchItemFailures"]`: a failure checkpoints before the reported record and
+    /// retries from it. Empty (Lambda's default): the whole batch failed.
+    pub function_response_types: Vec<String>,
+    /// With whole-batch failures: split a failing batch in halves and retry each on its own.
+    pub bisect_batch_on_function_error: bool,
     pub filter_criteria: FilterCriteria,
+}
+
+impl MappingSettings {
+    fn reports_item_failures(&self) -> bool {
+        self.function_response_types
+            .iter()
+            .any(|t| t == "ReportBatchItemFailures")
+    }
 }
 
 impl Default for MappingSettings {
@@ -40,6 +54,8 @@ impl Default for MappingSettings {
             starting_position: "TRIM_HORIZON".into(),
             maximum_retry_attempts: -1,
             maximum_record_age_in_seconds: -1,
+            function_response_types: Vec::new(),
+            bisect_batch_on_function_error: false,
             filter_criteria: FilterCriteria::default(),
         }
     }
@@ -256,6 +272,13 @@ async fn drain_shard(
             iterator = page.next_shard_iterator;
             continue;
         }
+        if !options.settings.reports_item_failures() {
+            delivered += settle_whole_batches(worker, &batch, shard_id, options, checkpoints)
+                .await
+                .map_err(fail)?;
+            iterator = page.next_shard_iterator;
+            continue;
+        }
         let outcome = worker
             .process_batch(&batch, BatchOptions::default(), &mut |_| {})
             .await;
@@ -332,6 +355,78 @@ async fn drain_shard(
                     .map_err(fail)?;
                 }
             }
+        }
+    }
+    Ok(delivered)
+}
+
+/// Without `ReportBatchItemFailures` a failure fails the whole batch, as in Lambda: it is retried
+/// whole (records already done are skipped by the idempotency table), bisected first when
+/// `BisectBatchOnFunctionError` is set (halves do not count as retries), and past
+/// `MaximumRetryAttempts` the (sub-)batch is written to the on-failure file and skipped.
+/// Halves are settled left before right, so the checkpoint only moves forward.
+async fn settle_whole_batches(
+    worker: &Worker,
+    batch: &[crate::decode::StreamRecord],
+    shard_id: &str,
+    options: &StreamOptions,
+    checkpoints: &mut Checkpoints,
+) -> Result<usize, String> {
+    let settings = &options.settings;
+    let mut delivered = 0;
+    // Ranges still to settle, the next one on top.
+    let mut pending = vec![(0, batch.len())];
+    while let Some((lo, hi)) = pending.pop() {
+        let part = &batch[lo..hi];
+        let (first, last) = (
+            &part[0].sequence_number,
+            &part[part.len() - 1].sequence_number,
+        );
+        let mut attempts = 0;
+        loop {
+            let outcome = worker
+                .process_batch(part, BatchOptions::default(), &mut |_| {})
+                .await;
+            let Some(failure) = outcome.failure else {
+                println!(
+                    "shard {shard_id}: {} records ({first}..{last}) done",
+                    part.len()
+                );
+                delivered += part.len();
+                break;
+            };
+            if settings.bisect_batch_on_function_error && part.len() > 1 {
+                let mid = lo + part.len() / 2;
+                println!(
+                    "shard {shard_id}: batch ({first}..{last}) failed at {}: bisecting",
+                    failure.sequence_number
+                );
+                pending.push((mid, hi));
+                pending.push((lo, mid));
+                break;
+            }
+            attempts += 1;
+            println!(
+                "shard {shard_id}: batch ({first}..{last}) failed (attempt {attempts}): {}",
+                failure.message
+            );
+            let limit = settings.maximum_retry_attempts;
+            if limit >= 0 && attempts > limit {
+                let keys: Vec<_> = part
+                    .iter()
+                    .map(|r| handlers::item::describe_keys(&r.keys))
+                    .collect();
+                let line = serde_json::json!({
+                    "shard": shard_id, "sequenceNumbers": [first, last],
+                    "reason": failure.to_string(), "keys": keys,
+                });
+                append_failure(&options.on_failure, &line)?;
+                break;
+            }
+        }
+        if pending.last().is_none_or(|&(next, _)| next >= hi) {
+            checkpoints.0.insert(shard_id.to_string(), last.clone());
+            checkpoints.save(&options.checkpoints)?;
         }
     }
     Ok(delivered)

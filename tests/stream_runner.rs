@@ -177,7 +177,10 @@ async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
         &table,
         dir.path(),
         &[("DOCUMENTS_BUCKET", &missing_bucket)],
-        Some(r#"{"BatchSize": 10, "MaximumRetryAttempts": 2}"#),
+        Some(
+            r#"{"BatchSize": 10, "MaximumRetryAttempts": 2,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"]}"#,
+        ),
     );
     assert_eq!(code, 0, "{output}");
     assert_eq!(
@@ -292,4 +295,69 @@ async fn records_older_than_the_maximum_age_are_set_aside_not_delivered() {
     assert_eq!(audit_count(&table).await, 1, "{output}");
     let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
     assert_eq!(failures.lines().count(), 1, "{failures}");
+}
+
+#[tokio::test]
+async fn bisect_splits_a_failing_batch_until_only_the_poison_record_is_set_aside() {
+    services::require();
+    let table = fresh_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = services::dynamodb().await;
+    put_user(&table, "b1").await;
+    db.put_item()
+        .table_name(&table)
+        .item("PK", s("ESTIMATION#e1"))
+        .item("SK", s("METADATA"))
+        .item("ProjectName", s("P"))
+        .send()
+        .await
+        .unwrap();
+    // Fails on every attempt: its bucket does not exist.
+    db.put_item()
+        .table_name(&table)
+        .item("PK", s("ESTIMATION#e1"))
+        .item("SK", s("DOCUMENT#d1"))
+        .item("DocumentType", s("PDF_PROPOSAL"))
+        .item("Status", s("PENDING"))
+        .send()
+        .await
+        .unwrap();
+    put_user(&table, "b2").await;
+    let missing_bucket = services::unique("no-such-bucket");
+    // Whole-batch failures (no ReportBatchItemFailures), no retries: without bisecting the
+    // four records would be set aside together.
+    let (code, output) = stream(
+        &table,
+        dir.path(),
+        &[("DOCUMENTS_BUCKET", &missing_bucket)],
+        Some(r#"{"BatchSize": 10, "MaximumRetryAttempts": 0, "BisectBatchOnFunctionError": true}"#),
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("bisecting"), "{output}");
+    let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
+    assert_eq!(failures.lines().count(), 1, "{failures}");
+    let failure: serde_json::Value = serde_json::from_str(failures.trim()).unwrap();
+    let keys = failure["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "only the poison record: {failure}");
+    assert!(
+        keys[0].as_str().unwrap().contains("DOCUMENT#d1"),
+        "{failure}"
+    );
+    // b1, the METADATA and b2 (after the poison record) were all processed.
+    assert!(audit_count(&table).await >= 3, "{output}");
+    let audited_b2 = services::dynamodb()
+        .await
+        .scan()
+        .table_name(&table)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+        .iter()
+        .any(|i| {
+            format!("{i:?}").contains("USER#b2") && i.get("EntityType") == Some(&s("AuditLog"))
+        });
+    assert!(audited_b2, "{output}");
 }
