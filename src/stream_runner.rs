@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,27 @@ pub struct StreamOptions {
     pub once: bool,
 }
 
+/// Set by the first Ctrl-C: the runner stops after the batch in hand, checkpoint saved. One per
+/// process because the signal is.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::Relaxed)
+}
+
+/// First Ctrl-C: finish the current batch, then stop. Second: stop now (the idempotency table
+/// makes the interrupted batch safe to deliver again).
+fn stop_on_ctrl_c() {
+    tokio::spawn(async {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if STOP_REQUESTED.swap(true, Ordering::Relaxed) {
+                std::process::exit(130);
+            }
+            eprintln!("stopping after the current batch (Ctrl-C again to stop now)");
+        }
+    });
+}
+
 /// Last processed sequence number per shard.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Checkpoints(BTreeMap<String, String>);
@@ -125,6 +147,7 @@ pub async fn run(
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
     let mut checkpoints = Checkpoints::load(&options.checkpoints)?;
     let patterns = Patterns::parse(&options.settings.filter_criteria)?;
+    stop_on_ctrl_c();
     loop {
         let mut delivered = 0;
         for table in &options.tables {
@@ -184,6 +207,10 @@ pub async fn run(
                 .await?;
             }
         }
+        if stop_requested() {
+            println!("stopped; checkpoints in {}", options.checkpoints.display());
+            return Ok(0);
+        }
         if options.once {
             return Ok(0);
         }
@@ -217,6 +244,9 @@ async fn drain_shard(
     .await
     .map_err(fail)?;
     while let Some(current) = iterator {
+        if stop_requested() {
+            return Ok(delivered);
+        }
         let page = streams
             .get_records()
             .shard_iterator(current)
@@ -258,6 +288,7 @@ async fn drain_shard(
                 *list = fresh;
             }
         }
+        let lag = lag_note(&event);
         let batch = decode_value(event, shard_id, None).map_err(|e| fail(e.to_string()))?;
         if batch.is_empty() {
             let last = records
@@ -273,7 +304,7 @@ async fn drain_shard(
             continue;
         }
         if !options.settings.reports_item_failures() {
-            delivered += settle_whole_batches(worker, &batch, shard_id, options, checkpoints)
+            delivered += settle_whole_batches(worker, &batch, shard_id, &lag, options, checkpoints)
                 .await
                 .map_err(fail)?;
             iterator = page.next_shard_iterator;
@@ -293,7 +324,7 @@ async fn drain_shard(
         match &outcome.failure {
             None => {
                 println!(
-                    "shard {shard_id}: {} records ({first}..{last}) done",
+                    "shard {shard_id}: {} records ({first}..{last}) done{lag}",
                     batch.len()
                 );
                 delivered += batch.len();
@@ -369,6 +400,7 @@ async fn settle_whole_batches(
     worker: &Worker,
     batch: &[crate::decode::StreamRecord],
     shard_id: &str,
+    lag: &str,
     options: &StreamOptions,
     checkpoints: &mut Checkpoints,
 ) -> Result<usize, String> {
@@ -384,12 +416,16 @@ async fn settle_whole_batches(
         );
         let mut attempts = 0;
         loop {
+            if stop_requested() {
+                // Not checkpointed: this part is delivered again after the restart.
+                return Ok(delivered);
+            }
             let outcome = worker
                 .process_batch(part, BatchOptions::default(), &mut |_| {})
                 .await;
             let Some(failure) = outcome.failure else {
                 println!(
-                    "shard {shard_id}: {} records ({first}..{last}) done",
+                    "shard {shard_id}: {} records ({first}..{last}) done{lag}",
                     part.len()
                 );
                 delivered += part.len();
@@ -463,6 +499,23 @@ async fn iterator_after(
         .await
         .map_err(|e| crate::adapters::classify("GetShardIterator", shard_id, e).to_string())?;
     Ok(output.shard_iterator)
+}
+
+/// `, lag N s`: how far behind the stream the batch's newest record is (Lambda's iterator
+/// age), or nothing when the records carry no creation time.
+fn lag_note(event: &serde_json::Value) -> String {
+    let newest = event["Records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["dynamodb"]["ApproximateCreationDateTime"].as_f64())
+        .fold(None, |newest: Option<f64>, at| {
+            Some(newest.map_or(at, |n| n.max(at)))
+        });
+    newest.map_or_else(String::new, |at| {
+        let seconds = (chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - at).max(0.0);
+        format!(", lag {seconds:.0} s")
+    })
 }
 
 /// One JSON line in the on-failure file.

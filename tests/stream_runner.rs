@@ -7,23 +7,25 @@ mod support;
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use aws_sdk_dynamodb::types::AttributeValue as V;
 use ddb_stream_worker::catalog::seed_definitions;
 use ddb_stream_worker::table_setup;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use support::services;
 
 fn s(v: &str) -> V {
     V::S(v.into())
 }
 
-fn stream(
+/// `stream` on `table`, its checkpoint and on-failure files in `dir`.
+fn stream_command(
     table: &str,
     dir: &Path,
     extra_env: &[(&str, &str)],
     config: Option<&str>,
-) -> (i32, String) {
-    let mut cmd = Command::cargo_bin("ddb-stream-worker").unwrap();
+) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("ddb-stream-worker"));
     cmd.env_remove("AWS_LAMBDA_RUNTIME_API")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -38,7 +40,6 @@ fn stream(
     }
     cmd.args([
         "stream",
-        "--once",
         "--table",
         table,
         "--endpoint-url",
@@ -49,11 +50,22 @@ fn stream(
         std::fs::write(&path, config).unwrap();
         cmd.arg("--config").arg(path);
     }
-    let output = cmd
-        .arg("--checkpoints")
+    cmd.arg("--checkpoints")
         .arg(dir.join("checkpoints.json"))
         .arg("--on-failure")
-        .arg(dir.join("failures.jsonl"))
+        .arg(dir.join("failures.jsonl"));
+    cmd
+}
+
+/// `stream --once`: (exit code, stdout + stderr).
+fn stream(
+    table: &str,
+    dir: &Path,
+    extra_env: &[(&str, &str)],
+    config: Option<&str>,
+) -> (i32, String) {
+    let output = stream_command(table, dir, extra_env, config)
+        .arg("--once")
         .output()
         .unwrap();
     (
@@ -67,7 +79,7 @@ fn stream(
 fn batches(output: &str) -> Vec<(String, String, usize)> {
     output
         .lines()
-        .filter(|l| l.ends_with(") done"))
+        .filter(|l| l.contains(") done"))
         .filter_map(|l| {
             let (_, rest) = l.split_once(": ")?;
             let (count, rest) = rest.split_once(" records (")?;
@@ -360,4 +372,56 @@ async fn bisect_splits_a_failing_batch_until_only_the_poison_record_is_set_aside
             format!("{i:?}").contains("USER#b2") && i.get("EntityType") == Some(&s("AuditLog"))
         });
     assert!(audited_b2, "{output}");
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_after_the_current_batch_with_the_checkpoint_saved() {
+    services::require();
+    let table = fresh_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    put_user(&table, "c1").await;
+    let mut child = stream_command(&table, dir.path(), &[], None)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Following (no --once): wait for the first delivered batch, then Ctrl-C.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(") done") {
+        let mut line = String::new();
+        assert_ne!(
+            stdout.read_line(&mut line).unwrap(),
+            0,
+            "exited early: {seen}"
+        );
+        seen += &line;
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {seen}{rest}");
+    assert!(rest.contains("stopped; checkpoints in"), "{seen}{rest}");
+    assert!(
+        seen.contains(" s\n") && seen.contains(") done, lag "),
+        "{seen}"
+    );
+    let checkpoints = std::fs::read_to_string(dir.path().join("checkpoints.json")).unwrap();
+    assert!(checkpoints.contains("shardId"), "{checkpoints}");
+
+    // The restart resumes after the batch delivered before Ctrl-C.
+    let delivered_before = batches(&format!("{seen}{rest}"));
+    let (code, output) = stream(&table, dir.path(), &[], None);
+    assert_eq!(code, 0, "{output}");
+    for batch in batches(&output) {
+        assert!(
+            batch.0 > delivered_before.last().unwrap().1,
+            "delivered again: {output}"
+        );
+    }
 }
