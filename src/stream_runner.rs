@@ -2,7 +2,8 @@
 //! records to the same batch entry point Lambda uses, with the same adapters.
 //!
 //! This first version reads every shard of each table's stream, parents before children,
-//! in batches of `BatchSize` from `StartingPosition`, keeps a checkpoint per shard in a local
+//! in batches of `BatchSize` (gathered over `MaximumBatchingWindowInSeconds`) from
+//! `StartingPosition`, keeps a checkpoint per shard in a local
 //! file so a restart resumes where it stopped, and retries a batch from the record the worker
 //! reported as failed (`ReportBatchItemFailures`; otherwise the whole batch, bisected when
 //! `BisectBatchOnFunctionError` is set) up to `MaximumRetryAttempts` times, after which the
@@ -30,6 +31,9 @@ pub struct MappingSettings {
     pub starting_position: String,
     /// -1: retry until the record succeeds (Lambda's default).
     pub maximum_retry_attempts: i32,
+    /// How long to keep gathering records, once there is one, before delivering a batch
+    /// smaller than `BatchSize`. 0 (Lambda's default): deliver what one read returns.
+    pub maximum_batching_window_in_seconds: u64,
     /// -1: no limit. Older records go to the on-failure file instead of the worker.
     pub maximum_record_age_in_seconds: i64,
     /// `["ReportBatchItemFailures"]`: a failure checkpoints before the reported record and
@@ -55,6 +59,7 @@ impl Default for MappingSettings {
             starting_position: "TRIM_HORIZON".into(),
             maximum_retry_attempts: -1,
             maximum_record_age_in_seconds: -1,
+            maximum_batching_window_in_seconds: 0,
             function_response_types: Vec::new(),
             bisect_batch_on_function_error: false,
             filter_criteria: FilterCriteria::default(),
@@ -247,14 +252,9 @@ async fn drain_shard(
         if stop_requested() {
             return Ok(delivered);
         }
-        let page = streams
-            .get_records()
-            .shard_iterator(current)
-            .limit(options.settings.batch_size)
-            .send()
+        let (records, next) = read_batch(streams, current, &options.settings, shard_id)
             .await
-            .map_err(|e| fail(crate::adapters::classify("GetRecords", shard_id, e).to_string()))?;
-        let records = page.records.unwrap_or_default();
+            .map_err(fail)?;
         if records.is_empty() {
             return Ok(delivered);
         }
@@ -300,14 +300,14 @@ async fn drain_shard(
                 checkpoints.0.insert(shard_id.to_string(), last);
                 checkpoints.save(&options.checkpoints)?;
             }
-            iterator = page.next_shard_iterator;
+            iterator = next;
             continue;
         }
         if !options.settings.reports_item_failures() {
             delivered += settle_whole_batches(worker, &batch, shard_id, &lag, options, checkpoints)
                 .await
                 .map_err(fail)?;
-            iterator = page.next_shard_iterator;
+            iterator = next;
             continue;
         }
         let outcome = worker
@@ -331,7 +331,7 @@ async fn drain_shard(
                 attempts = 0;
                 checkpoints.0.insert(shard_id.to_string(), last.clone());
                 checkpoints.save(&options.checkpoints)?;
-                iterator = page.next_shard_iterator;
+                iterator = next;
             }
             Some(failure) => {
                 // Everything before the failing record is done.
@@ -389,6 +389,45 @@ async fn drain_shard(
         }
     }
     Ok(delivered)
+}
+
+/// Up to `BatchSize` records from `first` on, gathered over `MaximumBatchingWindowInSeconds`
+/// from the first record read, and the iterator after them (None when the shard is closed).
+async fn read_batch(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    first: String,
+    settings: &MappingSettings,
+    shard_id: &str,
+) -> Result<(Vec<aws_sdk_dynamodbstreams::types::Record>, Option<String>), String> {
+    let window = std::time::Duration::from_secs(settings.maximum_batching_window_in_seconds);
+    let wanted = usize::try_from(settings.batch_size).unwrap_or(0).max(1);
+    let mut started = None;
+    let mut records = Vec::new();
+    let mut iterator = Some(first);
+    while let Some(current) = iterator.take() {
+        let page = streams
+            .get_records()
+            .shard_iterator(current)
+            .limit(i32::try_from(wanted - records.len()).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| crate::adapters::classify("GetRecords", shard_id, e).to_string())?;
+        let got = page.records.unwrap_or_default();
+        let empty_read = got.is_empty();
+        records.extend(got);
+        iterator = page.next_shard_iterator;
+        if records.is_empty() {
+            break;
+        }
+        let since = *started.get_or_insert_with(std::time::Instant::now);
+        if records.len() >= wanted || since.elapsed() >= window || stop_requested() {
+            break;
+        }
+        if empty_read {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    Ok((records, iterator))
 }
 
 /// Without `ReportBatchItemFailures` a failure fails the whole batch, as in Lambda: it is retried

@@ -425,3 +425,35 @@ async fn ctrl_c_stops_after_the_current_batch_with_the_checkpoint_saved() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_batching_window_gathers_records_that_arrive_while_it_is_open() {
+    services::require();
+    let table = fresh_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    put_user(&table, "w1").await;
+    // A 6 s window from the first record; w2 and w3 arrive about 1 s in.
+    let child = stream_command(
+        &table,
+        dir.path(),
+        &[],
+        Some(r#"{"MaximumBatchingWindowInSeconds": 6}"#),
+    )
+    .arg("--once")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    put_user(&table, "w2").await;
+    put_user(&table, "w3").await;
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert_eq!(
+        batches(&text).first().map(|b| b.2),
+        Some(3),
+        "one batch of the three users: {text}"
+    );
+}
