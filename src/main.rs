@@ -62,7 +62,8 @@ enum Command {
         command: StateCommand,
     },
     /// Follow the tables' DynamoDB streams and deliver their records as Lambda would
-    /// (first version: batches, starting position, checkpoints, retries, on-failure file).
+    /// (batches and batching window, starting position, filters, checkpoints, retries,
+    /// bisecting, maximum record age, on-failure file).
     Stream {
         /// Tables to follow (default: every seed table with a stream).
         #[arg(long = "table", value_name = "NAME")]
@@ -70,19 +71,24 @@ enum Command {
         /// DynamoDB endpoint, e.g. http://127.0.0.1:8000; otherwise the standard AWS environment.
         #[arg(long, value_name = "URL")]
         endpoint_url: Option<String>,
-        /// Event source mapping settings as JSON, with Lambda's names: BatchSize,
-        /// StartingPosition, MaximumRetryAttempts.
+        /// Event source mapping settings as JSON, with Lambda's property names: BatchSize,
+        /// MaximumBatchingWindowInSeconds, StartingPosition, FilterCriteria,
+        /// FunctionResponseTypes, MaximumRetryAttempts, BisectBatchOnFunctionError,
+        /// MaximumRecordAgeInSeconds.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Where each shard's last processed sequence number is kept.
         #[arg(long, default_value = ".stream-checkpoints.json", value_name = "FILE")]
         checkpoints: PathBuf,
-        /// JSON lines describing records given up on after the retries.
+        /// JSON lines describing records given up on (after the retries, or too old).
         #[arg(long, default_value = ".stream-failures.jsonl", value_name = "FILE")]
         on_failure: PathBuf,
         /// Drain what is in the streams now, then exit.
         #[arg(long)]
         once: bool,
+        /// One JSON object per batch line.
+        #[arg(long)]
+        json: bool,
     },
     /// The seed systems' tables (deploy/tables/*.json) on DynamoDB or DynamoDB Local.
     Tables {
@@ -175,13 +181,19 @@ fn main() -> ExitCode {
             checkpoints,
             on_failure,
             once,
+            json,
         } => runtime.block_on(stream(
             tables,
             endpoint_url,
             config,
-            checkpoints,
-            on_failure,
-            once,
+            stream_runner::StreamOptions {
+                tables: Vec::new(),
+                settings: stream_runner::MappingSettings::default(),
+                checkpoints,
+                on_failure,
+                once,
+                json,
+            },
         )),
         Command::Tables {
             command:
@@ -193,13 +205,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// `options` comes with the files and flags; the tables and settings are filled in here.
 async fn stream(
     tables: Vec<String>,
     endpoint_url: Option<String>,
     config: Option<PathBuf>,
-    checkpoints: PathBuf,
-    on_failure: PathBuf,
-    once: bool,
+    mut options: stream_runner::StreamOptions,
 ) -> ExitCode {
     let settings = match config.map(|path| {
         std::fs::read_to_string(&path)
@@ -211,14 +222,14 @@ async fn stream(
         None => Ok(stream_runner::MappingSettings::default()),
         Some(parsed) => parsed,
     };
-    let settings = match settings {
+    options.settings = match settings {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(replay::EXIT_UNUSABLE);
         }
     };
-    let tables = if tables.is_empty() {
+    options.tables = if tables.is_empty() {
         catalog::seed_definitions()
             .into_iter()
             .filter(|d| {
@@ -243,13 +254,6 @@ async fn stream(
         &config,
         wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
     );
-    let options = stream_runner::StreamOptions {
-        tables,
-        settings,
-        checkpoints,
-        on_failure,
-        once,
-    };
     match stream_runner::run(&worker, &sdk, options).await {
         Ok(status) => ExitCode::from(status),
         Err(e) => {

@@ -74,6 +74,68 @@ pub struct StreamOptions {
     pub checkpoints: PathBuf,
     pub on_failure: PathBuf,
     pub once: bool,
+    /// One JSON object per batch line instead of text.
+    pub json: bool,
+}
+
+/// What happened to one batch (or part of one): a line for people, or JSON with `--json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchLine<'a> {
+    shard: &'a str,
+    /// done, failed, bisecting or not delivered (filtered or too old).
+    outcome: &'a str,
+    records: usize,
+    first: &'a str,
+    last: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lag_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl<'a> BatchLine<'a> {
+    fn new(
+        shard: &'a str,
+        outcome: &'a str,
+        records: usize,
+        first: &'a str,
+        last: &'a str,
+    ) -> Self {
+        BatchLine {
+            shard,
+            outcome,
+            records,
+            first,
+            last,
+            lag_seconds: None,
+            attempt: None,
+            reason: None,
+        }
+    }
+
+    fn print(&self, json: bool) {
+        if json {
+            println!("{}", serde_json::json!(self));
+            return;
+        }
+        let mut line = format!(
+            "shard {}: {} records ({}..{}) {}",
+            self.shard, self.records, self.first, self.last, self.outcome
+        );
+        if let Some(attempt) = self.attempt {
+            line += &format!(" (attempt {attempt})");
+        }
+        if let Some(lag) = self.lag_seconds {
+            line += &format!(", lag {lag} s");
+        }
+        if let Some(reason) = &self.reason {
+            line += &format!(": {reason}");
+        }
+        println!("{line}");
+    }
 }
 
 /// Set by the first Ctrl-C: the runner stops after the batch in hand, checkpoint saved. One per
@@ -288,7 +350,7 @@ async fn drain_shard(
                 *list = fresh;
             }
         }
-        let lag = lag_note(&event);
+        let lag = lag_seconds(&event);
         let batch = decode_value(event, shard_id, None).map_err(|e| fail(e.to_string()))?;
         if batch.is_empty() {
             let last = records
@@ -296,7 +358,19 @@ async fn drain_shard(
                 .and_then(|r| r.dynamodb.as_ref())
                 .and_then(|d| d.sequence_number.clone());
             if let Some(last) = last {
-                println!("shard {shard_id}: {read} records not delivered (filtered or too old) (..{last})");
+                let first = records
+                    .first()
+                    .and_then(|r| r.dynamodb.as_ref())
+                    .and_then(|d| d.sequence_number.as_deref())
+                    .unwrap_or_default();
+                BatchLine::new(
+                    shard_id,
+                    "not delivered (filtered or too old)",
+                    read,
+                    first,
+                    &last,
+                )
+                .print(options.json);
                 checkpoints.0.insert(shard_id.to_string(), last);
                 checkpoints.save(&options.checkpoints)?;
             }
@@ -304,7 +378,7 @@ async fn drain_shard(
             continue;
         }
         if !options.settings.reports_item_failures() {
-            delivered += settle_whole_batches(worker, &batch, shard_id, &lag, options, checkpoints)
+            delivered += settle_whole_batches(worker, &batch, shard_id, lag, options, checkpoints)
                 .await
                 .map_err(fail)?;
             iterator = next;
@@ -323,10 +397,11 @@ async fn drain_shard(
             .unwrap_or_default();
         match &outcome.failure {
             None => {
-                println!(
-                    "shard {shard_id}: {} records ({first}..{last}) done{lag}",
-                    batch.len()
-                );
+                BatchLine {
+                    lag_seconds: lag,
+                    ..BatchLine::new(shard_id, "done", batch.len(), &first, &last)
+                }
+                .print(options.json);
                 delivered += batch.len();
                 attempts = 0;
                 checkpoints.0.insert(shard_id.to_string(), last.clone());
@@ -347,10 +422,13 @@ async fn drain_shard(
                 }
                 attempts += 1;
                 let limit = options.settings.maximum_retry_attempts;
-                println!(
-                    "shard {shard_id}: record {} failed (attempt {attempts}): {}",
-                    failure.sequence_number, failure.message
-                );
+                let seq = &failure.sequence_number;
+                BatchLine {
+                    attempt: Some(attempts),
+                    reason: Some(failure.message.clone()),
+                    ..BatchLine::new(shard_id, "failed", 1, seq, seq)
+                }
+                .print(options.json);
                 if limit >= 0 && attempts > limit {
                     // Given up on: described in the on-failure file, then skipped.
                     let line = serde_json::json!({
@@ -439,7 +517,7 @@ async fn settle_whole_batches(
     worker: &Worker,
     batch: &[crate::decode::StreamRecord],
     shard_id: &str,
-    lag: &str,
+    lag: Option<u64>,
     options: &StreamOptions,
     checkpoints: &mut Checkpoints,
 ) -> Result<usize, String> {
@@ -463,28 +541,32 @@ async fn settle_whole_batches(
                 .process_batch(part, BatchOptions::default(), &mut |_| {})
                 .await;
             let Some(failure) = outcome.failure else {
-                println!(
-                    "shard {shard_id}: {} records ({first}..{last}) done{lag}",
-                    part.len()
-                );
+                BatchLine {
+                    lag_seconds: lag,
+                    ..BatchLine::new(shard_id, "done", part.len(), first, last)
+                }
+                .print(options.json);
                 delivered += part.len();
                 break;
             };
             if settings.bisect_batch_on_function_error && part.len() > 1 {
                 let mid = lo + part.len() / 2;
-                println!(
-                    "shard {shard_id}: batch ({first}..{last}) failed at {}: bisecting",
-                    failure.sequence_number
-                );
+                BatchLine {
+                    reason: Some(format!("{}: {}", failure.sequence_number, failure.message)),
+                    ..BatchLine::new(shard_id, "bisecting", part.len(), first, last)
+                }
+                .print(options.json);
                 pending.push((mid, hi));
                 pending.push((lo, mid));
                 break;
             }
             attempts += 1;
-            println!(
-                "shard {shard_id}: batch ({first}..{last}) failed (attempt {attempts}): {}",
-                failure.message
-            );
+            BatchLine {
+                attempt: Some(attempts),
+                reason: Some(failure.message.clone()),
+                ..BatchLine::new(shard_id, "failed", part.len(), first, last)
+            }
+            .print(options.json);
             let limit = settings.maximum_retry_attempts;
             if limit >= 0 && attempts > limit {
                 let keys: Vec<_> = part
@@ -540,9 +622,9 @@ async fn iterator_after(
     Ok(output.shard_iterator)
 }
 
-/// `, lag N s`: how far behind the stream the batch's newest record is (Lambda's iterator
-/// age), or nothing when the records carry no creation time.
-fn lag_note(event: &serde_json::Value) -> String {
+/// How far behind the stream the batch's newest record is (Lambda's iterator age), in whole
+/// seconds; None when the records carry no creation time.
+fn lag_seconds(event: &serde_json::Value) -> Option<u64> {
     let newest = event["Records"]
         .as_array()
         .into_iter()
@@ -551,10 +633,8 @@ fn lag_note(event: &serde_json::Value) -> String {
         .fold(None, |newest: Option<f64>, at| {
             Some(newest.map_or(at, |n| n.max(at)))
         });
-    newest.map_or_else(String::new, |at| {
-        let seconds = (chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - at).max(0.0);
-        format!(", lag {seconds:.0} s")
-    })
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    newest.map(|at| (now - at).max(0.0).round() as u64)
 }
 
 /// One JSON line in the on-failure file.

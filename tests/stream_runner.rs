@@ -296,15 +296,27 @@ async fn records_older_than_the_maximum_age_are_set_aside_not_delivered() {
 
     // The checkpoint moved past it: under a generous limit only the new user is audited, and
     // the old one is neither delivered now nor set aside twice.
+    // With --json every batch line is an object.
     put_user(&table, "new-1").await;
-    let (code, output) = stream(
+    let output = stream_command(
         &table,
         dir.path(),
         &[],
         Some(r#"{"MaximumRecordAgeInSeconds": 3600}"#),
-    );
-    assert_eq!(code, 0, "{output}");
-    assert_eq!(audit_count(&table).await, 1, "{output}");
+    )
+    .args(["--once", "--json"])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["outcome"], "done", "{stdout}");
+    assert_eq!(lines[0]["records"], 1, "{stdout}");
+    assert!(lines[0]["lagSeconds"].is_u64(), "{stdout}");
+    assert_eq!(audit_count(&table).await, 1, "{stdout}");
     let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
     assert_eq!(failures.lines().count(), 1, "{failures}");
 }
