@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod replay;
 pub mod report;
+pub mod sam_template;
 pub mod stream_records;
 pub mod stream_runner;
 pub mod table_setup;

@@ -74,9 +74,13 @@ enum Command {
         /// Event source mapping settings as JSON, with Lambda's property names: BatchSize,
         /// MaximumBatchingWindowInSeconds, StartingPosition, FilterCriteria,
         /// FunctionResponseTypes, MaximumRetryAttempts, BisectBatchOnFunctionError,
-        /// MaximumRecordAgeInSeconds.
+        /// MaximumRecordAgeInSeconds. A SAM template (.yaml/.yml, e.g. deploy/template.yaml)
+        /// works too, with --event naming the stream event to take them from.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The template's stream event whose properties to use, e.g. CostPlatform.
+        #[arg(long, value_name = "NAME", requires = "config")]
+        event: Option<String>,
         /// Where each shard's last processed sequence number is kept.
         #[arg(long, default_value = ".stream-checkpoints.json", value_name = "FILE")]
         checkpoints: PathBuf,
@@ -178,6 +182,7 @@ fn main() -> ExitCode {
             tables,
             endpoint_url,
             config,
+            event,
             checkpoints,
             on_failure,
             once,
@@ -185,7 +190,7 @@ fn main() -> ExitCode {
         } => runtime.block_on(stream(
             tables,
             endpoint_url,
-            config,
+            config.map(|path| (path, event)),
             stream_runner::StreamOptions {
                 tables: Vec::new(),
                 settings: stream_runner::MappingSettings::default(),
@@ -209,18 +214,12 @@ fn main() -> ExitCode {
 async fn stream(
     tables: Vec<String>,
     endpoint_url: Option<String>,
-    config: Option<PathBuf>,
+    config: Option<(PathBuf, Option<String>)>,
     mut options: stream_runner::StreamOptions,
 ) -> ExitCode {
-    let settings = match config.map(|path| {
-        std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|text| {
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-            })
-    }) {
+    let settings = match config {
         None => Ok(stream_runner::MappingSettings::default()),
-        Some(parsed) => parsed,
+        Some((path, event)) => mapping_settings(&path, event.as_deref()),
     };
     options.settings = match settings {
         Ok(settings) => settings,
@@ -260,6 +259,29 @@ async fn stream(
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Settings from a JSON file with the mapping's properties, or from a SAM template's event.
+fn mapping_settings(
+    path: &std::path::Path,
+    event: Option<&str>,
+) -> Result<stream_runner::MappingSettings, String> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{source}: {e}"))?;
+    let is_template = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    match (is_template, event) {
+        (true, Some(event)) => ddb_stream_worker::sam_template::mapping_settings(&text, &source, event),
+        (true, None) => Err(format!(
+            "{source} is a template: name the stream event to use with --event (e.g. --event CostPlatform)"
+        )),
+        (false, Some(_)) => Err(format!(
+            "--event picks an event from a SAM template (.yaml); {source} is a JSON settings file"
+        )),
+        (false, None) => serde_json::from_str(&text).map_err(|e| format!("{source}: {e}")),
     }
 }
 

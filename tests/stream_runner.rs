@@ -469,3 +469,39 @@ async fn the_batching_window_gathers_records_that_arrive_while_it_is_open() {
         "one batch of the three users: {text}"
     );
 }
+
+#[tokio::test]
+async fn the_deploy_template_can_be_the_settings_source() {
+    services::require();
+    let table = fresh_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    put_user(&table, "t1").await;
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/template.yaml");
+    let output = stream_command(&table, dir.path(), &[], None)
+        .arg("--config")
+        .arg(&template)
+        .args(["--event", "CostPlatform", "--once"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    // The template's filters pass the profile and leave out the audit item written for it.
+    assert_eq!(
+        batches(&text).iter().map(|b| b.2).sum::<usize>(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("not delivered"), "{text}");
+    assert_eq!(audit_count(&table).await, 1);
+
+    let output = stream_command(&table, dir.path(), &[], None)
+        .arg("--config")
+        .arg(&template)
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--event"), "{stderr}");
+}
