@@ -1,7 +1,7 @@
 //! `stream`: follow real DynamoDB streams (DynamoDB Local or an account) and deliver their
 //! records to the same batch entry point Lambda uses, with the same adapters.
 //!
-//! This first version reads every shard of each table's stream, parents before children,
+//! It reads every shard of each table's stream, parents before children,
 //! in batches of `BatchSize` (gathered over `MaximumBatchingWindowInSeconds`) from
 //! `StartingPosition`, keeps a checkpoint per shard in a local
 //! file so a restart resumes where it stopped, and retries a batch from the record the worker
@@ -328,27 +328,7 @@ async fn drain_shard(
             .and_then(serde_json::Value::as_array_mut)
         {
             list.retain(|record| patterns.matches(record));
-            let max_age = options.settings.maximum_record_age_in_seconds;
-            if max_age >= 0 {
-                let oldest = chrono::Utc::now().timestamp() as f64 - max_age as f64;
-                let (fresh, stale): (Vec<_>, Vec<_>) =
-                    std::mem::take(list).into_iter().partition(|record| {
-                        record["dynamodb"]["ApproximateCreationDateTime"]
-                            .as_f64()
-                            .is_none_or(|at| at >= oldest)
-                    });
-                for record in stale {
-                    let line = serde_json::json!({
-                        "shard": shard_id,
-                        "sequenceNumbers": [record["dynamodb"]["SequenceNumber"], record["dynamodb"]["SequenceNumber"]],
-                        "reason": format!("older than MaximumRecordAgeInSeconds ({max_age} s)"),
-                        "keys": record["dynamodb"]["Keys"],
-                        "eventID": record["eventID"],
-                    });
-                    append_failure(&options.on_failure, &line).map_err(fail)?;
-                }
-                *list = fresh;
-            }
+            set_aside_stale(list, shard_id, options).map_err(fail)?;
         }
         let lag = lag_seconds(&event);
         let batch = decode_value(event, shard_id, None).map_err(|e| fail(e.to_string()))?;
@@ -433,7 +413,7 @@ async fn drain_shard(
                     // Given up on: described in the on-failure file, then skipped.
                     let line = serde_json::json!({
                         "shard": shard_id, "sequenceNumbers": [failure.sequence_number, failure.sequence_number],
-                        "reason": failure.to_string(), "keys": failure.keys, "eventID": failure.event_id,
+                        "reason": failure.to_string(), "keys": [failure.keys], "eventID": failure.event_id,
                     });
                     append_failure(&options.on_failure, &line).map_err(fail)?;
                     checkpoints
@@ -467,6 +447,42 @@ async fn drain_shard(
         }
     }
     Ok(delivered)
+}
+
+/// Takes the records older than `MaximumRecordAgeInSeconds` out of `list` (Lambda records in
+/// JSON) and describes each in the on-failure file.
+fn set_aside_stale(
+    list: &mut Vec<serde_json::Value>,
+    shard_id: &str,
+    options: &StreamOptions,
+) -> Result<(), String> {
+    let max_age = options.settings.maximum_record_age_in_seconds;
+    if max_age < 0 {
+        return Ok(());
+    }
+    let oldest = (chrono::Utc::now().timestamp() - max_age) as f64;
+    let (fresh, stale): (Vec<_>, Vec<_>) = std::mem::take(list).into_iter().partition(|record| {
+        record["dynamodb"]["ApproximateCreationDateTime"]
+            .as_f64()
+            .is_none_or(|at| at >= oldest)
+    });
+    *list = fresh;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let stale = decode_value(serde_json::json!({ "Records": stale }), shard_id, None)
+        .map_err(|e| e.to_string())?;
+    for record in stale {
+        let line = serde_json::json!({
+            "shard": shard_id,
+            "sequenceNumbers": [record.sequence_number, record.sequence_number],
+            "reason": format!("older than MaximumRecordAgeInSeconds ({max_age} s)"),
+            "keys": [handlers::item::describe_keys(&record.keys)],
+            "eventID": record.event_id,
+        });
+        append_failure(&options.on_failure, &line)?;
+    }
+    Ok(())
 }
 
 /// Up to `BatchSize` records from `first` on, gathered over `MaximumBatchingWindowInSeconds`

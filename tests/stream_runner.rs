@@ -134,6 +134,29 @@ async fn put_user(table: &str, id: &str) {
         .unwrap();
 }
 
+/// An estimation and a PDF proposal for it: with DOCUMENTS_BUCKET naming a bucket that does
+/// not exist, the proposal fails on every attempt.
+async fn put_poison_proposal(table: &str) {
+    let db = services::dynamodb().await;
+    db.put_item()
+        .table_name(table)
+        .item("PK", s("ESTIMATION#e1"))
+        .item("SK", s("METADATA"))
+        .item("ProjectName", s("P"))
+        .send()
+        .await
+        .unwrap();
+    db.put_item()
+        .table_name(table)
+        .item("PK", s("ESTIMATION#e1"))
+        .item("SK", s("DOCUMENT#d1"))
+        .item("DocumentType", s("PDF_PROPOSAL"))
+        .item("Status", s("PENDING"))
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
     services::require();
@@ -165,24 +188,7 @@ async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
 
     // A proposal whose bucket does not exist fails on every attempt; after the configured
     // retries it is set aside, and the user written after it is still processed.
-    let db = services::dynamodb().await;
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("METADATA"))
-        .item("ProjectName", s("P"))
-        .send()
-        .await
-        .unwrap();
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("DOCUMENT#d1"))
-        .item("DocumentType", s("PDF_PROPOSAL"))
-        .item("Status", s("PENDING"))
-        .send()
-        .await
-        .unwrap();
+    put_poison_proposal(&table).await;
     put_user(&table, "u6").await;
     let missing_bucket = services::unique("no-such-bucket");
     let (code, output) = stream(
@@ -204,14 +210,15 @@ async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
     let failure: serde_json::Value =
         serde_json::from_str(failures.lines().next().unwrap()).unwrap();
     assert!(
-        failure["keys"].as_str().unwrap().contains("DOCUMENT#d1"),
+        failure["keys"][0].as_str().unwrap().contains("DOCUMENT#d1"),
         "{failure}"
     );
     assert!(
         failure["reason"].as_str().unwrap().contains("proposal-pdf"),
         "{failure}"
     );
-    let profile = db
+    let profile = services::dynamodb()
+        .await
         .get_item()
         .table_name(&table)
         .key("PK", s("USER#u6"))
@@ -326,26 +333,8 @@ async fn bisect_splits_a_failing_batch_until_only_the_poison_record_is_set_aside
     services::require();
     let table = fresh_table().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = services::dynamodb().await;
     put_user(&table, "b1").await;
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("METADATA"))
-        .item("ProjectName", s("P"))
-        .send()
-        .await
-        .unwrap();
-    // Fails on every attempt: its bucket does not exist.
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("DOCUMENT#d1"))
-        .item("DocumentType", s("PDF_PROPOSAL"))
-        .item("Status", s("PENDING"))
-        .send()
-        .await
-        .unwrap();
+    put_poison_proposal(&table).await;
     put_user(&table, "b2").await;
     let missing_bucket = services::unique("no-such-bucket");
     // Whole-batch failures (no ReportBatchItemFailures), no retries: without bisecting the
