@@ -432,6 +432,7 @@ async fn drain_shard(
                     .await
                     .map_err(fail)?;
                 } else {
+                    pause_before_retry(attempts).await;
                     iterator = iterator_after(
                         streams,
                         arn,
@@ -596,6 +597,7 @@ async fn settle_whole_batches(
                 append_failure(&options.on_failure, &line)?;
                 break;
             }
+            pause_before_retry(attempts).await;
         }
         if pending.last().is_none_or(|&(next, _)| next >= hi) {
             checkpoints.0.insert(shard_id.to_string(), last.clone());
@@ -651,6 +653,13 @@ fn lag_seconds(event: &serde_json::Value) -> Option<u64> {
         });
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     newest.map(|at| (now - at).max(0.0).round() as u64)
+}
+
+/// Doubling pauses from 100 ms, at most 6.4 s, so a record that keeps failing (forever with
+/// the default `MaximumRetryAttempts` of -1) does not spin.
+async fn pause_before_retry(attempts: i32) {
+    let doublings = attempts.clamp(0, 6) as u32;
+    tokio::time::sleep(std::time::Duration::from_millis(100 << doublings)).await;
 }
 
 /// One JSON line in the on-failure file.
