@@ -88,6 +88,24 @@ mod tests {
     }
 
     #[test]
+    fn every_stream_event_in_the_shipped_template_is_understood() {
+        let text = include_str!("../deploy/template.yaml");
+        let template: Value = serde_yaml_ng::from_str(text).unwrap();
+        let events = stream_events(&template);
+        assert!(events.len() >= 7, "{}", events.len());
+        for (name, _) in events {
+            mapping_settings(text, "template.yaml", &name).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_misspelled_property_is_an_error() {
+        let text = "Resources:\n  F:\n    Properties:\n      Events:\n        E:\n          Type: DynamoDB\n          Properties:\n            BatchSiz: 10\n";
+        let error = mapping_settings(text, "t.yaml", "E").unwrap_err();
+        assert!(error.contains("BatchSiz"), "{error}");
+    }
+
+    #[test]
     fn an_unknown_event_lists_the_ones_there_are() {
         let text = include_str!("../deploy/template.yaml");
         let error = mapping_settings(text, "template.yaml", "Nope").unwrap_err();

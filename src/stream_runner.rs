@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{BatchOptions, Worker};
@@ -24,8 +25,10 @@ use crate::filter::{FilterCriteria, Patterns};
 use crate::stream_records::lambda_event;
 
 /// The event source mapping settings, with Lambda's property names and defaults.
+/// Unknown properties are rejected so a misspelling is not silently ignored; the mapping's
+/// other properties (as in `deploy/template.yaml`) are accepted and have no local effect.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
 pub struct MappingSettings {
     pub batch_size: i32,
     pub starting_position: String,
@@ -42,6 +45,14 @@ pub struct MappingSettings {
     /// With whole-batch failures: split a failing batch in halves and retry each on its own.
     pub bisect_batch_on_function_error: bool,
     pub filter_criteria: FilterCriteria,
+    /// The stream comes from `--table`; one shard is read at a time; failures go to the
+    /// on-failure file; the rest have no local meaning.
+    stream: IgnoredAny,
+    parallelization_factor: IgnoredAny,
+    destination_config: IgnoredAny,
+    enabled: IgnoredAny,
+    tumbling_window_in_seconds: IgnoredAny,
+    metrics_config: IgnoredAny,
 }
 
 impl MappingSettings {
@@ -63,6 +74,12 @@ impl Default for MappingSettings {
             function_response_types: Vec::new(),
             bisect_batch_on_function_error: false,
             filter_criteria: FilterCriteria::default(),
+            stream: IgnoredAny,
+            parallelization_factor: IgnoredAny,
+            destination_config: IgnoredAny,
+            enabled: IgnoredAny,
+            tumbling_window_in_seconds: IgnoredAny,
+            metrics_config: IgnoredAny,
         }
     }
 }
