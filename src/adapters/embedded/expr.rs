@@ -30,10 +30,36 @@ impl KeyPart {
 }
 
 /// DynamoDB stores numbers without insignificant zeros: "8500.00" reads back as "8500".
+/// Done on the digits, not through `Decimal`: DynamoDB keeps 38 significant digits and
+/// `Decimal` only 28, so a round trip would round them away.
 pub fn normalize_number(text: &str) -> String {
-    match Decimal::from_str(text.trim()) {
-        Ok(d) => d.normalize().to_string(),
-        Err(_) => text.to_string(),
+    let text = text.trim();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let plain = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    if !plain {
+        // Exponent forms and the like: Decimal's reading, or the text as it came.
+        return Decimal::from_str(text)
+            .map(|d| d.normalize().to_string())
+            .unwrap_or_else(|_| text.to_string());
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let body = match (int.is_empty(), frac.is_empty()) {
+        (true, true) => return "0".into(),
+        (true, false) => format!("0.{frac}"),
+        (false, true) => int.to_string(),
+        (false, false) => format!("{int}.{frac}"),
+    };
+    if negative {
+        format!("-{body}")
+    } else {
+        body
     }
 }
 
@@ -207,6 +233,17 @@ mod tests {
         assert!(KeyPart::of(&n("9")) < KeyPart::of(&n("10")));
         assert_eq!(normalize_number("8500.00"), "8500");
         assert_eq!(normalize_number("0.10"), "0.1");
+        assert_eq!(normalize_number("-007.50"), "-7.5");
+        assert_eq!(normalize_number("-0.000"), "0");
+        assert_eq!(normalize_number("1E+2"), "100");
+        // 38 significant digits survive (Decimal would round them to 28).
+        for exact in [
+            "12345678901234567890.123456789012345678",
+            "99999999999999999999999999999999999999",
+            "-0.00000000000000000000000000000000000001",
+        ] {
+            assert_eq!(normalize_number(exact), exact);
+        }
     }
 
     #[test]

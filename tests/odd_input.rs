@@ -1,0 +1,80 @@
+//! Input a stream can carry that the reactions did not plan for: every attribute type, numbers
+//! at DynamoDB's 38-digit precision, tables nobody reacts to, eventNames that do not exist.
+//! Each is replayed through the CLI as a user would.
+
+mod support;
+
+use support::cli::{event, outcomes, replay, table, worker};
+
+#[test]
+fn every_attribute_type_and_38_digit_numbers_are_kept_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = event("odd-attribute-types-and-unknown-table");
+    let lines = replay(dir.path(), &["odd-attribute-types-and-unknown-table"], &[]);
+    let sent: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let image = &sent["Records"][0]["dynamodb"]["NewImage"];
+
+    // The item the record's own change produced equals the image, attribute for attribute.
+    let items = table(dir.path(), "aws-cost-platform-enhanced");
+    let user = items.iter().find(|i| i["SK"]["S"] == "PROFILE").unwrap();
+    for name in [
+        "Balance", "Big", "Tiny", "Avatar", "Tags", "Scores", "Blobs", "History", "Prefs",
+        "Nothing",
+    ] {
+        assert_eq!(user[name], image[name], "{name}");
+    }
+    // The audit item records the numbers exactly too.
+    let audit = items
+        .iter()
+        .find(|i| i["EntityType"]["S"] == "AuditLog")
+        .unwrap();
+    let changes = &audit["Details"]["M"]["Changes"]["M"];
+    assert_eq!(
+        changes["Big"]["M"]["New"]["S"],
+        "99999999999999999999999999999999999999"
+    );
+    assert_eq!(
+        changes["Tiny"]["M"]["New"]["S"],
+        "-0.00000000000000000000000000000000000001"
+    );
+    assert_eq!(outcomes(&lines, "audit-log"), ["done", "not_applicable"]);
+
+    // A table no reaction knows is not a failure: every reaction says not_applicable.
+    let unknown = &lines[1];
+    assert_eq!(unknown["table"], "some-other-team-table", "{unknown}");
+    let reactions = unknown["reactions"].as_array().unwrap();
+    assert!(!reactions.is_empty());
+    assert!(
+        reactions.iter().all(|r| r["outcome"] == "not_applicable"),
+        "{unknown}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        &serde_json::json!({"batchItemFailures": []})
+    );
+}
+
+#[test]
+fn an_event_name_that_does_not_exist_fails_its_record_by_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = worker()
+        .arg("replay")
+        .arg(event("odd-event-name"))
+        .arg("--state")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains(r#"{"batchItemFailures":[{"itemIdentifier":"900000000000000000003"}]}"#),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(r#"unknown eventName "UPSERT": expected INSERT, MODIFY or REMOVE"#)
+            && stderr.contains("not retryable"),
+        "{stderr}"
+    );
+}
