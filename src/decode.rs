@@ -46,7 +46,7 @@ pub enum DecodeError {
 /// Why a decoded record cannot be reacted to. Not retryable: the record itself is wrong.
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum RecordDefect {
-    #[error("{event_name} record has no {missing}; the stream must use NEW_AND_OLD_IMAGES (this one is {view_type})")]
+    #[error("{event_name} record has no {missing} (StreamViewType {view_type}): the stream must use NEW_AND_OLD_IMAGES and the record must keep both images")]
     MissingImage {
         event_name: String,
         missing: &'static str,

@@ -78,3 +78,63 @@ fn an_event_name_that_does_not_exist_fails_its_record_by_sequence_number() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_record_that_lost_its_image_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sent: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(event("odd-attribute-types-and-unknown-table")).unwrap(),
+    )
+    .unwrap();
+    let record = &mut sent["Records"][0];
+    record["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("NewImage");
+    let file = dir.path().join("no-image.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({ "Records": [record] }).to_string(),
+    )
+    .unwrap();
+    let output = worker()
+        .arg("replay")
+        .arg(&file)
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("900000000000000000001")
+            && stderr.contains("INSERT record has no NewImage (StreamViewType NEW_AND_OLD_IMAGES)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_malformed_json_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(event("odd-event-name")).unwrap();
+    let at = text.windows(6).position(|w| w == b"\"John\"").unwrap() + 2;
+    let mut bytes = text.clone();
+    bytes.insert(at, 0xff);
+    let file = dir.path().join("not-utf8.json");
+    std::fs::write(&file, bytes).unwrap();
+    let output = worker()
+        .arg("replay")
+        .arg(&file)
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = text[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+    assert!(
+        stderr.contains(&format!("not-utf8.json:{line}:")) && stderr.contains("malformed JSON"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("state").exists(), "nothing applied");
+}
