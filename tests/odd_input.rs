@@ -4,7 +4,21 @@
 
 mod support;
 
+use std::path::Path;
+use std::process::Output;
+
 use support::cli::{event, outcomes, replay, table, worker};
+
+/// `replay FILE --state STATE`, human output.
+fn replay_file(file: &Path, state: &Path) -> Output {
+    worker()
+        .arg("replay")
+        .arg(file)
+        .arg("--state")
+        .arg(state)
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn every_attribute_type_and_38_digit_numbers_are_kept_exactly() {
@@ -58,13 +72,7 @@ fn every_attribute_type_and_38_digit_numbers_are_kept_exactly() {
 #[test]
 fn an_event_name_that_does_not_exist_fails_its_record_by_sequence_number() {
     let dir = tempfile::tempdir().unwrap();
-    let output = worker()
-        .arg("replay")
-        .arg(event("odd-event-name"))
-        .arg("--state")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let output = replay_file(&event("odd-event-name"), dir.path());
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -97,13 +105,7 @@ fn a_record_that_lost_its_image_names_what_is_missing() {
         serde_json::json!({ "Records": [record] }).to_string(),
     )
     .unwrap();
-    let output = worker()
-        .arg("replay")
-        .arg(&file)
-        .arg("--state")
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
+    let output = replay_file(&file, &dir.path().join("state"));
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -122,13 +124,7 @@ fn bytes_that_are_not_utf8_are_malformed_json_with_line_and_column() {
     bytes.insert(at, 0xff);
     let file = dir.path().join("not-utf8.json");
     std::fs::write(&file, bytes).unwrap();
-    let output = worker()
-        .arg("replay")
-        .arg(&file)
-        .arg("--state")
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
+    let output = replay_file(&file, &dir.path().join("state"));
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = text[..at].iter().filter(|&&b| b == b'\n').count() + 1;
