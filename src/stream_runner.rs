@@ -189,6 +189,12 @@ impl Checkpoints {
         }
     }
 
+    /// Records `sequence` as the shard's last processed record and saves the file.
+    fn advance(&mut self, shard_id: &str, sequence: &str, path: &Path) -> Result<(), String> {
+        self.0.insert(shard_id.to_string(), sequence.to_string());
+        self.save(path)
+    }
+
     fn save(&self, path: &Path) -> Result<(), String> {
         let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
         let tmp = path.with_extension("tmp");
@@ -368,8 +374,7 @@ async fn drain_shard(
                     &last,
                 )
                 .print(options.json);
-                checkpoints.0.insert(shard_id.to_string(), last);
-                checkpoints.save(&options.checkpoints)?;
+                checkpoints.advance(shard_id, &last, &options.checkpoints)?;
             }
             iterator = next;
             continue;
@@ -401,8 +406,7 @@ async fn drain_shard(
                 .print(options.json);
                 delivered += batch.len();
                 attempts = 0;
-                checkpoints.0.insert(shard_id.to_string(), last.clone());
-                checkpoints.save(&options.checkpoints)?;
+                checkpoints.advance(shard_id, &last, &options.checkpoints)?;
                 iterator = next;
             }
             Some(failure) => {
@@ -412,10 +416,7 @@ async fn drain_shard(
                     .take_while(|r| r.sequence_number != failure.sequence_number)
                     .last();
                 if let Some(done) = done_before {
-                    checkpoints
-                        .0
-                        .insert(shard_id.to_string(), done.sequence_number.clone());
-                    checkpoints.save(&options.checkpoints)?;
+                    checkpoints.advance(shard_id, &done.sequence_number, &options.checkpoints)?;
                 }
                 attempts += 1;
                 let limit = options.settings.maximum_retry_attempts;
@@ -426,41 +427,26 @@ async fn drain_shard(
                     ..BatchLine::new(shard_id, "failed", 1, seq, seq)
                 }
                 .print(options.json);
-                if limit >= 0 && attempts > limit {
-                    // Given up on: described in the on-failure file, then skipped.
-                    let line = serde_json::json!({
-                        "shard": shard_id, "sequenceNumbers": [failure.sequence_number, failure.sequence_number],
-                        "reason": failure.to_string(), "keys": [failure.keys], "eventID": failure.event_id,
-                    });
-                    append_failure(&options.on_failure, &line).map_err(fail)?;
-                    checkpoints
-                        .0
-                        .insert(shard_id.to_string(), failure.sequence_number.clone());
-                    checkpoints.save(&options.checkpoints)?;
-                    attempts = 0;
-                    iterator = iterator_after(
-                        streams,
-                        arn,
+                let give_up = limit >= 0 && attempts > limit;
+                if give_up {
+                    // Described in the on-failure file, then skipped.
+                    let line = failure_line(
                         shard_id,
-                        Some(failure.sequence_number.clone()),
-                        "",
-                        false,
-                    )
-                    .await
-                    .map_err(fail)?;
+                        (seq, seq),
+                        &failure.to_string(),
+                        std::slice::from_ref(&failure.keys),
+                        Some(&failure.event_id),
+                    );
+                    append_failure(&options.on_failure, &line).map_err(fail)?;
+                    checkpoints.advance(shard_id, seq, &options.checkpoints)?;
+                    attempts = 0;
                 } else {
                     pause_before_retry(attempts).await;
-                    iterator = iterator_after(
-                        streams,
-                        arn,
-                        shard_id,
-                        Some(failure.sequence_number.clone()),
-                        "",
-                        true,
-                    )
+                }
+                // After the record given up on, or at the one to retry.
+                iterator = iterator_after(streams, arn, shard_id, Some(seq.clone()), "", !give_up)
                     .await
                     .map_err(fail)?;
-                }
             }
         }
     }
@@ -491,13 +477,14 @@ fn set_aside_stale(
     let stale = decode_value(serde_json::json!({ "Records": stale }), shard_id, None)
         .map_err(|e| e.to_string())?;
     for record in stale {
-        let line = serde_json::json!({
-            "shard": shard_id,
-            "sequenceNumbers": [record.sequence_number, record.sequence_number],
-            "reason": format!("older than MaximumRecordAgeInSeconds ({max_age} s)"),
-            "keys": [handlers::item::describe_keys(&record.keys)],
-            "eventID": record.event_id,
-        });
+        let seq = &record.sequence_number;
+        let line = failure_line(
+            shard_id,
+            (seq, seq),
+            &format!("older than MaximumRecordAgeInSeconds ({max_age} s)"),
+            &[handlers::item::describe_keys(&record.keys)],
+            Some(&record.event_id),
+        );
         append_failure(&options.on_failure, &line)?;
     }
     Ok(())
@@ -607,18 +594,14 @@ async fn settle_whole_batches(
                     .iter()
                     .map(|r| handlers::item::describe_keys(&r.keys))
                     .collect();
-                let line = serde_json::json!({
-                    "shard": shard_id, "sequenceNumbers": [first, last],
-                    "reason": failure.to_string(), "keys": keys,
-                });
+                let line = failure_line(shard_id, (first, last), &failure.to_string(), &keys, None);
                 append_failure(&options.on_failure, &line)?;
                 break;
             }
             pause_before_retry(attempts).await;
         }
         if pending.last().is_none_or(|&(next, _)| next >= hi) {
-            checkpoints.0.insert(shard_id.to_string(), last.clone());
-            checkpoints.save(&options.checkpoints)?;
+            checkpoints.advance(shard_id, last, &options.checkpoints)?;
         }
     }
     Ok(delivered)
@@ -677,6 +660,24 @@ fn lag_seconds(event: &serde_json::Value) -> Option<u64> {
 async fn pause_before_retry(attempts: i32) {
     let doublings = attempts.clamp(0, 6) as u32;
     tokio::time::sleep(std::time::Duration::from_millis(100 << doublings)).await;
+}
+
+/// An on-failure line: the shard, the sequence range, why, each record's keys and, for a
+/// single record, its eventID.
+fn failure_line(
+    shard_id: &str,
+    (first, last): (&str, &str),
+    reason: &str,
+    keys: &[String],
+    event_id: Option<&str>,
+) -> serde_json::Value {
+    let mut line = serde_json::json!({
+        "shard": shard_id, "sequenceNumbers": [first, last], "reason": reason, "keys": keys,
+    });
+    if let Some(event_id) = event_id {
+        line["eventID"] = event_id.into();
+    }
+    line
 }
 
 /// One JSON line in the on-failure file.

@@ -1,30 +1,11 @@
 //! The command line, black box: `replay` and `state show` as a user runs them.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
-
-fn worker() -> Command {
-    let mut cmd = Command::cargo_bin("ddb-stream-worker").unwrap();
-    // A test must not pick up the developer's configuration.
-    for var in [
-        "AUDITED_TABLES",
-        "AUDIT_TABLE",
-        "AUDIT_SHARDS",
-        "IDEMPOTENCY_TABLE",
-        "AWS_LAMBDA_RUNTIME_API",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn event(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("events")
-        .join(name)
-}
+use support::cli::{event, worker};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
