@@ -11,7 +11,7 @@ use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::decode_value;
 use ddb_stream_worker::stream_records::lambda_event;
 use ddb_stream_worker::{table_setup, wiring};
-use support::services;
+use support::services::{self, audit_items};
 
 /// A fresh copy of the cost platform table under a unique name, so this run's stream holds
 /// only this run's records.
@@ -46,22 +46,6 @@ async fn worker_for(table: &str, audited: bool) -> Worker {
 
 fn s(v: &str) -> V {
     V::S(v.into())
-}
-
-async fn audit_items(table: &str) -> Vec<std::collections::HashMap<String, V>> {
-    let scan = services::dynamodb()
-        .await
-        .scan()
-        .table_name(table)
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    scan.items
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| i.get("EntityType") == Some(&s("AuditLog")))
-        .collect()
 }
 
 #[tokio::test]

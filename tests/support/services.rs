@@ -118,6 +118,26 @@ fn http_get(endpoint: &str, path: &str) -> String {
 }
 
 /// A name no other test run uses.
+/// The audit items in `table` (a consistent scan).
+pub async fn audit_items(
+    table: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let audit_log = aws_sdk_dynamodb::types::AttributeValue::S("AuditLog".into());
+    dynamodb()
+        .await
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.get("EntityType") == Some(&audit_log))
+        .collect()
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:012x}", fastrand::u64(..) >> 16)
 }
