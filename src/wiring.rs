@@ -2,7 +2,10 @@
 //! state, or AWS through the SDK with an optional endpoint).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use handlers::acs::ThreadStatistics;
 use handlers::audit::AuditLog;
@@ -88,19 +91,68 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
+/// How often and how long one port call may try: throttling, 5xx, timeouts and dropped
+/// connections are retried inside the call, up to [`MAX_ATTEMPTS`] attempts, sleeping a random
+/// time (full jitter) below 50 ms, 100 ms, 200 ms, 400 ms between them. Past that the call fails
+/// with a transient error, so the record fails and Lambda delivers it again. The AWS SDK's own
+/// retry loop does the work: it keeps one idempotency token across the attempts of a
+/// TransactWriteItems, which a retry wrapped around the adapter could not.
+pub fn retry_policy() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_max_backoff(Duration::from_secs(1))
+}
+
+/// Attempts per port call, the first included.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// One attempt may take 3 s and one call 10 s, all attempts and sleeps included: a call that
+/// hangs then fails its record well inside a Lambda timeout instead of eating it.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(3100))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(10))
+        .build()
+}
+
 /// Adapters over AWS (or local servers speaking its APIs); the clients are built once.
 pub fn sdk_adapters(sdk: &SdkConfig, catalog: Catalog) -> Adapters {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    sdk_adapters_per_service(sdk, sdk, sdk, catalog)
+}
+
+/// As [`sdk_adapters`], with a configuration per service (tests point DynamoDB at DynamoDB
+/// Local and S3 and SES at moto). Every client gets [`retry_policy`] and [`timeouts`].
+pub fn sdk_adapters_per_service(
+    dynamodb: &SdkConfig,
+    s3: &SdkConfig,
+    ses: &SdkConfig,
+    catalog: Catalog,
+) -> Adapters {
+    let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(dynamodb)
+        .retry_config(retry_policy())
+        .timeout_config(timeouts())
+        .build();
     // Local S3 servers (moto) serve buckets by path, not by host name.
     let path_style =
-        sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-    let s3_config = aws_sdk_s3::config::Builder::from(sdk)
+        s3.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let s3_config = aws_sdk_s3::config::Builder::from(s3)
         .force_path_style(path_style)
+        .retry_config(retry_policy())
+        .timeout_config(timeouts())
+        .build();
+    let ses_config = aws_sdk_ses::config::Builder::from(ses)
+        .retry_config(retry_policy())
+        .timeout_config(timeouts())
         .build();
     Adapters {
-        tables: Arc::new(DynamoDbTables::new(dynamodb, catalog.clone())),
+        tables: Arc::new(DynamoDbTables::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
+            catalog.clone(),
+        )),
         objects: Arc::new(S3Objects::new(aws_sdk_s3::Client::from_conf(s3_config))),
-        mailer: Arc::new(SesMailer::new(aws_sdk_ses::Client::new(sdk))),
+        mailer: Arc::new(SesMailer::new(aws_sdk_ses::Client::from_conf(ses_config))),
         clock: Arc::new(SystemClock),
         catalog,
         applier: None,

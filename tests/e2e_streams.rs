@@ -5,12 +5,13 @@
 mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue as V;
-use ddb_stream_worker::batch::{BatchOptions, Outcome, Worker};
-use ddb_stream_worker::catalog::{seed_definitions, Catalog};
+use ddb_stream_worker::batch::{BatchOptions, BatchOutcome, Outcome, Worker};
+use ddb_stream_worker::catalog::seed_definitions;
 use ddb_stream_worker::config::Config;
-use ddb_stream_worker::decode::decode_value;
+use ddb_stream_worker::decode::{decode_value, StreamRecord};
 use ddb_stream_worker::stream_records::lambda_event;
 use ddb_stream_worker::{table_setup, wiring};
+use support::faulty_http::{Fault, FaultyHttp, Plan};
 use support::services::{self, audit_items};
 
 /// A fresh copy of the cost platform table under a unique name, so this run's stream holds
@@ -20,7 +21,7 @@ async fn fresh_cost_table() -> String {
 }
 
 /// A worker whose cost platform table is `table`; `audited` says whether it audits it too.
-async fn worker_for(table: &str, audited: bool) -> Worker {
+async fn worker_for(table: &str, audited: bool, faults: Option<&FaultyHttp>) -> Worker {
     let config = Config::from_lookup(|name| match name {
         "AUDITED_TABLES" => Some(if audited {
             table.to_string()
@@ -28,20 +29,15 @@ async fn worker_for(table: &str, audited: bool) -> Worker {
             String::new()
         }),
         "AUDIT_TABLE" | "COST_TABLE" => Some(table.to_string()),
-        _ => None,
+        _ => short_locks(name),
     })
     .unwrap();
-    let sdk = services::sdk(&services::dynamodb_endpoint()).await;
-    let catalog = Catalog::with_seed_definitions();
-    // The copy has the cost table's key schema.
-    catalog.learn_schema(
-        table,
-        ddb_stream_worker::catalog::KeySchema {
-            hash: "PK".into(),
-            range: Some("SK".into()),
-        },
-    );
-    wiring::worker(&config, wiring::sdk_adapters(&sdk, catalog))
+    let adapters = services::local_adapters(
+        &[(table, "aws-cost-platform-enhanced")],
+        faults.map(FaultyHttp::client),
+    )
+    .await;
+    wiring::worker(&config, adapters)
 }
 
 fn s(v: &str) -> V {
@@ -50,6 +46,10 @@ fn s(v: &str) -> V {
 
 #[tokio::test]
 async fn audit_log_from_real_stream_records() {
+    audit_log_scenario(None).await;
+}
+
+async fn audit_log_scenario(faults: Option<&FaultyHttp>) {
     services::require();
     let table = fresh_cost_table().await;
     let db = services::dynamodb().await;
@@ -108,11 +108,8 @@ async fn audit_log_from_real_stream_records() {
     let decoded = decode_value(event.clone(), "stream", None).expect("real stream records decode");
     assert!(decoded.iter().all(|r| r.table == table && r.change.is_ok()));
 
-    let worker = worker_for(&table, true).await;
-    let outcome = worker
-        .process_batch(&decoded, BatchOptions::default(), &mut |_| {})
-        .await;
-    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let worker = worker_for(&table, true, faults).await;
+    let outcome = deliver(&worker, &decoded, faults).await;
     assert_eq!(
         serde_json::to_value(&outcome.response).unwrap(),
         serde_json::json!({"batchItemFailures": []})
@@ -151,10 +148,7 @@ async fn audit_log_from_real_stream_records() {
     );
 
     // Re-delivery of the same batch writes nothing new.
-    let again = worker
-        .process_batch(&decoded, BatchOptions::default(), &mut |_| {})
-        .await;
-    assert!(again.failure.is_none());
+    deliver(&worker, &decoded, faults).await;
     assert_eq!(audit_items(&table).await.len(), 5);
 
     // The audit items are in the stream now too; delivered, they trigger nothing: no loop.
@@ -222,7 +216,7 @@ async fn estimation_totals_from_real_stream_records() {
     let (arn, records) = services::read_stream(&table).await;
     assert_eq!(records.len(), 6);
     let batch = decode_value(lambda_event(&records, &arn), "stream", None).unwrap();
-    let worker = worker_for(&table, false).await;
+    let worker = worker_for(&table, false, None).await;
     let mut reports = Vec::new();
     let outcome = worker
         .process_batch(&batch, BatchOptions::default(), &mut |r| {
@@ -285,6 +279,12 @@ async fn estimation_totals_from_real_stream_records() {
 
 #[tokio::test]
 async fn proposal_pdf_and_share_mail_from_real_stream_records() {
+    proposal_scenario(None).await;
+}
+
+/// A proposal requested, rendered to S3 and mailed; a share mailed. Under `faults` the
+/// worker's own calls fail as planned and Lambda's retries must still end the same.
+async fn proposal_scenario(faults: Option<&FaultyHttp>) {
     services::require();
     let table = fresh_cost_table().await;
     let bucket = services::unique("dsw-docs");
@@ -354,40 +354,19 @@ async fn proposal_pdf_and_share_mail_from_real_stream_records() {
         "COST_TABLE" => Some(table.clone()),
         "DOCUMENTS_BUCKET" => Some(bucket.clone()),
         "MAIL_FROM" => Some(sender.clone()),
-        _ => None,
+        _ => short_locks(name),
     })
     .unwrap();
-    let catalog = Catalog::with_seed_definitions();
-    catalog.learn_schema(
-        &table,
-        ddb_stream_worker::catalog::KeySchema {
-            hash: "PK".into(),
-            range: Some("SK".into()),
-        },
-    );
-    let adapters = ddb_stream_worker::batch::Adapters {
-        tables: std::sync::Arc::new(ddb_stream_worker::adapters::dynamodb::DynamoDbTables::new(
-            db.clone(),
-            catalog.clone(),
-        )),
-        objects: std::sync::Arc::new(ddb_stream_worker::adapters::s3::S3Objects::new(
-            services::s3().await,
-        )),
-        mailer: std::sync::Arc::new(ddb_stream_worker::adapters::ses::SesMailer::new(
-            services::ses().await,
-        )),
-        clock: std::sync::Arc::new(handlers::ports::SystemClock),
-        catalog,
-        applier: None,
-    };
+    let adapters = services::local_adapters(
+        &[(&table, "aws-cost-platform-enhanced")],
+        faults.map(FaultyHttp::client),
+    )
+    .await;
     let worker = wiring::worker(&config, adapters);
 
     let (arn, records) = services::read_stream(&table).await;
     let batch = decode_value(lambda_event(&records, &arn), "stream", None).unwrap();
-    let outcome = worker
-        .process_batch(&batch, BatchOptions::default(), &mut |_| {})
-        .await;
-    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    deliver(&worker, &batch, faults).await;
 
     let document = db
         .get_item()
@@ -440,7 +419,7 @@ async fn proposal_pdf_and_share_mail_from_real_stream_records() {
             .collect()
     };
     let to_john = mail_to(&john);
-    assert_eq!(to_john.len(), 1, "{to_john:?}");
+    assert_sent_once(to_john.len(), faults, "proposal ready");
     assert_eq!(
         to_john[0]["subject"],
         "Your proposal for Réseau Ünïcode is ready"
@@ -453,15 +432,12 @@ async fn proposal_pdf_and_share_mail_from_real_stream_records() {
             .contains(&bucket),
         "a presigned link to the object"
     );
-    assert_eq!(mail_to(&mary).len(), 1);
+    assert_sent_once(mail_to(&mary).len(), faults, "share");
 
     // Re-delivery of the whole batch: no second mail to either.
-    let again = worker
-        .process_batch(&batch, BatchOptions::default(), &mut |_| {})
-        .await;
-    assert!(again.failure.is_none());
-    assert_eq!(mail_to(&john).len(), 1);
-    assert_eq!(mail_to(&mary).len(), 1);
+    deliver(&worker, &batch, faults).await;
+    assert_eq!(mail_to(&john).len(), to_john.len());
+    assert_sent_once(mail_to(&mary).len(), faults, "share");
 }
 
 /// A fresh copy of seed table `seed` under a unique name (and the idempotency table).
@@ -482,35 +458,6 @@ async fn fresh_table(seed: &str) -> String {
     name
 }
 
-/// SDK adapters: DynamoDB Local for tables, moto for S3 and SES. Each `(copy, seed)` table
-/// gets its seed's key schema and indexes.
-async fn local_adapters(copies: &[(&str, &str)]) -> ddb_stream_worker::batch::Adapters {
-    let catalog = Catalog::with_seed_definitions();
-    for (copy, seed) in copies {
-        let mut definition = seed_definitions()
-            .into_iter()
-            .find(|d| d.table_name == *seed)
-            .unwrap();
-        definition.table_name = copy.to_string();
-        catalog.define(&definition);
-    }
-    ddb_stream_worker::batch::Adapters {
-        tables: std::sync::Arc::new(ddb_stream_worker::adapters::dynamodb::DynamoDbTables::new(
-            services::dynamodb().await,
-            catalog.clone(),
-        )),
-        objects: std::sync::Arc::new(ddb_stream_worker::adapters::s3::S3Objects::new(
-            services::s3().await,
-        )),
-        mailer: std::sync::Arc::new(ddb_stream_worker::adapters::ses::SesMailer::new(
-            services::ses().await,
-        )),
-        clock: std::sync::Arc::new(handlers::ports::SystemClock),
-        catalog,
-        applier: None,
-    }
-}
-
 /// Everything now in `table`'s stream, decoded as Lambda would deliver it.
 async fn stream_batch(table: &str, skip: usize) -> Vec<ddb_stream_worker::decode::StreamRecord> {
     let (arn, records) = services::read_stream(table).await;
@@ -524,6 +471,10 @@ async fn stream_batch(table: &str, skip: usize) -> Vec<ddb_stream_worker::decode
 
 #[tokio::test]
 async fn provider_ratings_from_real_stream_records() {
+    provider_ratings_scenario(None).await;
+}
+
+async fn provider_ratings_scenario(faults: Option<&FaultyHttp>) {
     services::require();
     let reviews = fresh_table("marketplace-dev-reviews-table").await;
     let providers = fresh_table("marketplace-dev-providers-table").await;
@@ -576,21 +527,21 @@ async fn provider_ratings_from_real_stream_records() {
         "AUDITED_TABLES" => Some(String::new()),
         "MARKETPLACE_REVIEWS_TABLE" => Some(reviews.clone()),
         "MARKETPLACE_PROVIDERS_TABLE" => Some(providers.clone()),
-        _ => None,
+        _ => short_locks(name),
     })
     .unwrap();
-    let adapters = local_adapters(&[
-        (&reviews, "marketplace-dev-reviews-table"),
-        (&providers, "marketplace-dev-providers-table"),
-    ])
+    let adapters = services::local_adapters(
+        &[
+            (&reviews, "marketplace-dev-reviews-table"),
+            (&providers, "marketplace-dev-providers-table"),
+        ],
+        faults.map(FaultyHttp::client),
+    )
     .await;
     let worker = wiring::worker(&config, adapters);
     let batch = stream_batch(&reviews, 0).await;
     assert_eq!(batch.len(), 6);
-    let outcome = worker
-        .process_batch(&batch, BatchOptions::default(), &mut |_| {})
-        .await;
-    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    deliver(&worker, &batch, faults).await;
 
     let provider = |id: &str| {
         db.get_item()
@@ -616,10 +567,7 @@ async fn provider_ratings_from_real_stream_records() {
     );
 
     // Delivered again, as after a Lambda retry: the same figures, no write.
-    let again = worker
-        .process_batch(&batch, BatchOptions::default(), &mut |_| {})
-        .await;
-    assert!(again.failure.is_none());
+    let again = deliver(&worker, &batch, faults).await;
     assert_eq!(
         again.requests.get("UpdateItem"),
         None,
@@ -634,6 +582,10 @@ async fn provider_ratings_from_real_stream_records() {
 
 #[tokio::test]
 async fn booking_mail_asset_cleanup_and_thread_stats_from_real_stream_records() {
+    bookings_assets_threads_scenario(None).await;
+}
+
+async fn bookings_assets_threads_scenario(faults: Option<&FaultyHttp>) {
     services::require();
     let bookings = fresh_table("marketplace-dev-bookings-table").await;
     let users = fresh_table("marketplace-dev-users-table").await;
@@ -723,16 +675,19 @@ async fn booking_mail_asset_cleanup_and_thread_stats_from_real_stream_records() 
         "PILOTFORCE_ASSETS_BUCKET" => Some(bucket.clone()),
         "ACS_CONVERSATIONS_TABLE" => Some(conversations.clone()),
         "ACS_THREADS_TABLE" => Some(threads.clone()),
-        _ => None,
+        _ => short_locks(name),
     })
     .unwrap();
-    let adapters = local_adapters(&[
-        (&bookings, "marketplace-dev-bookings-table"),
-        (&users, "marketplace-dev-users-table"),
-        (&assets, "PilotForce-Assets"),
-        (&conversations, "acsd2p-dev-Conversations"),
-        (&threads, "acsd2p-dev-Threads"),
-    ])
+    let adapters = services::local_adapters(
+        &[
+            (&bookings, "marketplace-dev-bookings-table"),
+            (&users, "marketplace-dev-users-table"),
+            (&assets, "PilotForce-Assets"),
+            (&conversations, "acsd2p-dev-Conversations"),
+            (&threads, "acsd2p-dev-Threads"),
+        ],
+        faults.map(FaultyHttp::client),
+    )
     .await;
     let worker = wiring::worker(&config, adapters);
     let mut batch = stream_batch(&bookings, 0).await;
@@ -740,10 +695,7 @@ async fn booking_mail_asset_cleanup_and_thread_stats_from_real_stream_records() 
     batch.extend(stream_batch(&conversations, 0).await);
     for _ in 0..2 {
         // The second time is a re-delivery of everything.
-        let outcome = worker
-            .process_batch(&batch, BatchOptions::default(), &mut |_| {})
-            .await;
-        assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+        deliver(&worker, &batch, faults).await;
     }
     let mail_to = |address: &str| -> Vec<serde_json::Value> {
         services::sent_mail()
@@ -756,10 +708,10 @@ async fn booking_mail_asset_cleanup_and_thread_stats_from_real_stream_records() 
             .collect()
     };
     let to_provider = mail_to(&provider);
-    assert_eq!(to_provider.len(), 1, "the new booking, once");
+    assert_sent_once(to_provider.len(), faults, "the new booking");
     assert_eq!(to_provider[0]["subject"], "New booking bk1 for 2025-11-20");
     let to_customer = mail_to(&customer);
-    assert_eq!(to_customer.len(), 1, "the status change, once");
+    assert_sent_once(to_customer.len(), faults, "the status change");
     assert_eq!(to_customer[0]["subject"], "Your booking bk1 is confirmed");
 
     let gone = services::s3()
@@ -787,4 +739,157 @@ async fn booking_mail_asset_cleanup_and_thread_stats_from_real_stream_records() 
         thread["participants"],
         V::L(vec![s("x@buyer.example"), s("owner@acme.example")])
     );
+}
+
+/// Idempotency locks of the scenarios expire after this long (no Lambda deadline here), so a
+/// retry after a failed completion does not wait the default minute.
+const LOCK_SECONDS: u64 = 2;
+
+fn short_locks(name: &str) -> Option<String> {
+    (name == "IDEMPOTENCY_IN_PROGRESS_SECONDS").then(|| LOCK_SECONDS.to_string())
+}
+
+/// Deliver `batch` as Lambda does with ReportBatchItemFailures: when a record fails, again
+/// from that record. Without faults nothing may fail. With them, a failure must be the
+/// injected one, at the record being processed, retryable unless the fault was permanent (or
+/// the lock a failed completion left, until it expires); the plan ends at the first failure.
+async fn deliver(
+    worker: &Worker,
+    batch: &[StreamRecord],
+    faults: Option<&FaultyHttp>,
+) -> BatchOutcome {
+    let mut from = 0;
+    for _ in 0..10 {
+        let outcome = worker
+            .process_batch(&batch[from..], BatchOptions::default(), &mut |_| {})
+            .await;
+        let Some(failure) = outcome.failure.clone() else {
+            return outcome;
+        };
+        let faults = faults.unwrap_or_else(|| panic!("nothing was injected, yet {failure:?}"));
+        assert_eq!(
+            failure.sequence_number,
+            batch[from + failure.index].sequence_number
+        );
+        assert_eq!(
+            outcome.response.batch_item_failures[0]
+                .item_identifier
+                .as_deref(),
+            Some(failure.sequence_number.as_str()),
+            "Lambda is told to retry from the failed record"
+        );
+        if failure.message.contains("in progress") {
+            assert!(failure.retryable);
+            tokio::time::sleep(std::time::Duration::from_secs(LOCK_SECONDS)).await;
+        } else {
+            assert!(failure.message.contains("injected"), "{failure:?}");
+            let permanent = faults.planned_fault() == Some(Fault::Permanent);
+            assert_eq!(failure.retryable, !permanent, "{failure:?}");
+        }
+        faults.set_plan(Plan::Nothing);
+        from += failure.index;
+    }
+    panic!("the batch was not done after 10 deliveries");
+}
+
+/// Mail for one logical event goes once; twice only when a fault failed the write that marks
+/// a reaction completed after its mail went out (the crash window the README documents).
+fn assert_sent_once(sent: usize, faults: Option<&FaultyHttp>, what: &str) {
+    let crash_window = faults.is_some_and(|f| f.failed_call_of("PutItem", "COMPLETED"));
+    if crash_window {
+        assert!((1..=2).contains(&sent), "{what}: {sent} messages");
+    } else {
+        assert_eq!(sent, 1, "{what}: once");
+    }
+}
+
+/// Every call of every scenario fails its first two attempts (throttling, 5xx and timeouts
+/// in turn): the SDK's retries inside the call absorb all of it, and every scenario ends as
+/// it does without faults.
+#[tokio::test]
+async fn faults_within_the_retry_bound_are_absorbed_inside_the_call() {
+    let faults = FaultyHttp::new(Plan::FirstAttempts { count: 2 });
+    audit_log_scenario(Some(&faults)).await;
+    proposal_scenario(Some(&faults)).await;
+    provider_ratings_scenario(Some(&faults)).await;
+    bookings_assets_threads_scenario(Some(&faults)).await;
+    println!("{}", faults.report("two failed attempts per call"));
+    let stats = faults.stats();
+    for operation in [
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "Query",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "PutObject",
+        "DeleteObject",
+        "SendEmail",
+    ] {
+        let seen = stats
+            .get(operation)
+            .unwrap_or_else(|| panic!("{operation} was never called"));
+        assert_eq!(seen.attempts, 3 * seen.calls, "{operation}: {seen:?}");
+        for fault in [Fault::Throttle, Fault::ServerError, Fault::Timeout] {
+            assert!(
+                seen.injected.contains_key(&fault) || seen.calls < 2,
+                "{operation}: {seen:?}"
+            );
+        }
+    }
+}
+
+/// Past the bound: one call of each operation fails on every attempt (or once, permanently).
+/// The call gives up after `wiring::MAX_ATTEMPTS`, its record fails at its sequence number,
+/// Lambda's retry from there finishes the work, and the end state is exact.
+#[tokio::test]
+async fn past_the_retry_bound_the_record_fails_and_a_retry_finishes() {
+    let cases = [
+        ("bookings", "GetItem", 0, Fault::Throttle),
+        ("bookings", "SendEmail", 0, Fault::ServerError),
+        ("bookings", "SendEmail", 1, Fault::Permanent),
+        ("bookings", "DeleteObject", 0, Fault::Timeout),
+        ("bookings", "UpdateItem", 0, Fault::Throttle),
+        ("bookings", "PutItem", 1, Fault::ServerError),
+        ("proposal", "Query", 0, Fault::ServerError),
+        ("proposal", "TransactWriteItems", 0, Fault::Throttle),
+        ("proposal", "PutObject", 0, Fault::Timeout),
+        ("proposal", "PutObject", 0, Fault::Permanent),
+        ("ratings", "Query", 1, Fault::Throttle),
+        ("ratings", "UpdateItem", 0, Fault::ServerError),
+        ("audit", "BatchWriteItem", 0, Fault::ServerError),
+    ];
+    for (scenario, operation, call, fault) in cases {
+        let faults = FaultyHttp::new(Plan::Call {
+            operation,
+            call,
+            fault,
+        });
+        match scenario {
+            "bookings" => bookings_assets_threads_scenario(Some(&faults)).await,
+            "proposal" => proposal_scenario(Some(&faults)).await,
+            "ratings" => provider_ratings_scenario(Some(&faults)).await,
+            _ => audit_log_scenario(Some(&faults)).await,
+        }
+        let seen = &faults.stats()[operation];
+        let attempts = if fault == Fault::Permanent {
+            1
+        } else {
+            wiring::MAX_ATTEMPTS as usize
+        };
+        assert_eq!(
+            seen.injected.values().sum::<usize>(),
+            attempts,
+            "{scenario} {operation} #{call} {fault:?}: {seen:?}"
+        );
+        let crash_window = if faults.failed_call_of("PutItem", "COMPLETED") {
+            " (the completion write: crash window)"
+        } else {
+            ""
+        };
+        println!(
+            "{scenario}: {operation} call {call} failed {attempts}x ({fault:?}){crash_window}, longest gap {} ms; retried from the record, exact",
+            seen.longest_gap.as_millis()
+        );
+    }
 }

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 pub mod cli;
 pub mod contract;
+pub mod faulty_http;
 pub mod runtime_api;
 pub mod services;
 

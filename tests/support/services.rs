@@ -7,6 +7,10 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use ddb_stream_worker::batch::Adapters;
+use ddb_stream_worker::catalog::{seed_definitions, Catalog};
+use ddb_stream_worker::wiring;
 
 pub fn dynamodb_endpoint() -> String {
     std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
@@ -49,6 +53,28 @@ pub async fn sdk(endpoint: &str) -> SdkConfig {
         ))
         .load()
         .await
+}
+
+/// The adapters the worker builds (its retry policy and timeouts included): DynamoDB Local for
+/// tables, moto for S3 and SES, over `http` when given (see `faulty_http`). Each
+/// `(copy, seed)` table gets its seed's key schema and indexes.
+pub async fn local_adapters(copies: &[(&str, &str)], http: Option<SharedHttpClient>) -> Adapters {
+    let catalog = Catalog::with_seed_definitions();
+    for (copy, seed) in copies {
+        let mut definition = seed_definitions()
+            .into_iter()
+            .find(|d| d.table_name == *seed)
+            .expect("a seed table");
+        definition.table_name = copy.to_string();
+        catalog.define(&definition);
+    }
+    let over_http = |config: SdkConfig| match &http {
+        Some(client) => config.to_builder().http_client(client.clone()).build(),
+        None => config,
+    };
+    let dynamodb = over_http(sdk(&dynamodb_endpoint()).await);
+    let moto = over_http(sdk(&moto_endpoint()).await);
+    wiring::sdk_adapters_per_service(&dynamodb, &moto, &moto, catalog)
 }
 
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
