@@ -6,18 +6,17 @@ mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue as V;
 use ddb_stream_worker::batch::{BatchOptions, BatchOutcome, Outcome, Worker};
-use ddb_stream_worker::catalog::seed_definitions;
 use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::{decode_value, StreamRecord};
 use ddb_stream_worker::stream_records::lambda_event;
-use ddb_stream_worker::{table_setup, wiring};
+use ddb_stream_worker::wiring;
 use support::faulty_http::{Fault, FaultyHttp, Plan};
 use support::services::{self, audit_items};
 
 /// A fresh copy of the cost platform table under a unique name, so this run's stream holds
 /// only this run's records.
 async fn fresh_cost_table() -> String {
-    fresh_table("aws-cost-platform-enhanced").await
+    services::fresh_table("aws-cost-platform-enhanced").await
 }
 
 /// A worker whose cost platform table is `table`; `audited` says whether it audits it too.
@@ -440,24 +439,6 @@ async fn proposal_scenario(faults: Option<&FaultyHttp>) {
     assert_sent_once(mail_to(&mary).len(), faults, "share");
 }
 
-/// A fresh copy of seed table `seed` under a unique name (and the idempotency table).
-async fn fresh_table(seed: &str) -> String {
-    let name = services::unique("e2e");
-    let mut definition = seed_definitions()
-        .into_iter()
-        .find(|d| d.table_name == seed)
-        .unwrap();
-    definition.table_name = name.clone();
-    let client = services::dynamodb().await;
-    table_setup::create_one(&client, &definition)
-        .await
-        .expect("create table");
-    table_setup::create_tables(&client, &["marketplace-dev-idempotency-table".to_string()])
-        .await
-        .expect("idempotency table");
-    name
-}
-
 /// Everything now in `table`'s stream, decoded as Lambda would deliver it.
 async fn stream_batch(table: &str, skip: usize) -> Vec<ddb_stream_worker::decode::StreamRecord> {
     let (arn, records) = services::read_stream(table).await;
@@ -476,8 +457,8 @@ async fn provider_ratings_from_real_stream_records() {
 
 async fn provider_ratings_scenario(faults: Option<&FaultyHttp>) {
     services::require();
-    let reviews = fresh_table("marketplace-dev-reviews-table").await;
-    let providers = fresh_table("marketplace-dev-providers-table").await;
+    let reviews = services::fresh_table("marketplace-dev-reviews-table").await;
+    let providers = services::fresh_table("marketplace-dev-providers-table").await;
     let db = services::dynamodb().await;
     let put = |id: &str, booking: &str, provider: &str, rating: &str, at: &str| {
         db.put_item()
@@ -587,11 +568,11 @@ async fn booking_mail_asset_cleanup_and_thread_stats_from_real_stream_records() 
 
 async fn bookings_assets_threads_scenario(faults: Option<&FaultyHttp>) {
     services::require();
-    let bookings = fresh_table("marketplace-dev-bookings-table").await;
-    let users = fresh_table("marketplace-dev-users-table").await;
-    let assets = fresh_table("PilotForce-Assets").await;
-    let conversations = fresh_table("acsd2p-dev-Conversations").await;
-    let threads = fresh_table("acsd2p-dev-Threads").await;
+    let bookings = services::fresh_table("marketplace-dev-bookings-table").await;
+    let users = services::fresh_table("marketplace-dev-users-table").await;
+    let assets = services::fresh_table("PilotForce-Assets").await;
+    let conversations = services::fresh_table("acsd2p-dev-Conversations").await;
+    let threads = services::fresh_table("acsd2p-dev-Threads").await;
     let bucket = services::unique("dsw-assets");
     services::ensure_bucket(&bucket).await;
     let sender = format!("{}@example.com", services::unique("bookings"));

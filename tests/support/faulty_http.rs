@@ -45,6 +45,44 @@ pub enum Plan {
         call: usize,
         fault: Fault,
     },
+    /// Nothing fails, but requests of these operations wait at `gate` until it opens: a worker
+    /// whose write arrives after another worker's, however the scheduler runs them.
+    Hold {
+        operations: &'static [&'static str],
+        gate: Arc<Gate>,
+    },
+}
+
+/// Where held requests wait. `arrived` lets the test know a request is waiting.
+#[derive(Debug)]
+pub struct Gate {
+    arrived: tokio::sync::Notify,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate {
+            arrived: tokio::sync::Notify::new(),
+            open: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// Returns once a request waits at the gate.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await
+    }
+
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    async fn pass(&self) {
+        self.arrived.notify_one();
+        let mut open = self.open.subscribe();
+        // An error means the gate was dropped: nothing holds the request any more.
+        let _ = open.wait_for(|open| *open).await;
+    }
 }
 
 /// What the client saw, per operation.
@@ -92,8 +130,8 @@ impl FaultyHttp {
 
     /// The fault `Plan::Call` injects, if that is the plan.
     pub fn planned_fault(&self) -> Option<Fault> {
-        match self.state.lock().unwrap().plan {
-            Some(Plan::Call { fault, .. }) => Some(fault),
+        match &self.state.lock().unwrap().plan {
+            Some(Plan::Call { fault, .. }) => Some(*fault),
             _ => None,
         }
     }
@@ -138,6 +176,15 @@ impl FaultyHttp {
         text
     }
 
+    fn gate_for(&self, operation: &str) -> Option<Arc<Gate>> {
+        match &self.state.lock().unwrap().plan {
+            Some(Plan::Hold { operations, gate }) if operations.contains(&operation) => {
+                Some(gate.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// Decide the fate of one attempt and count it.
     fn attempt(&self, request: &HttpRequest) -> (String, Option<Fault>) {
         let operation = operation_name(request);
@@ -165,7 +212,7 @@ impl FaultyHttp {
             }
         };
         let fault = match state.plan.as_ref().unwrap_or(&Plan::Nothing) {
-            Plan::Nothing => None,
+            Plan::Nothing | Plan::Hold { .. } => None,
             Plan::FirstAttempts { count } => (attempt <= *count).then(|| {
                 [Fault::Throttle, Fault::ServerError, Fault::Timeout][(call + attempt as usize) % 3]
             }),
@@ -217,7 +264,16 @@ struct FaultyConnector {
 impl HttpConnector for FaultyConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         match self.client.attempt(&request) {
-            (_, None) => self.inner.call(request),
+            (operation, None) => match self.client.gate_for(&operation) {
+                Some(gate) => {
+                    let inner = self.inner.clone();
+                    HttpConnectorFuture::new(async move {
+                        gate.pass().await;
+                        inner.call(request).await
+                    })
+                }
+                None => self.inner.call(request),
+            },
             (_, Some(Fault::Timeout)) => HttpConnectorFuture::ready(Err(ConnectorError::timeout(
                 "injected: the attempt timed out".into(),
             ))),

@@ -32,6 +32,18 @@ pub fn record(
     new: Option<Value>,
     old: Option<Value>,
 ) -> Value {
+    record_in(COST_TABLE, seq, event_name, keys, new, old)
+}
+
+/// A Lambda stream record for `table`.
+pub fn record_in(
+    table: &str,
+    seq: u64,
+    event_name: &str,
+    keys: Value,
+    new: Option<Value>,
+    old: Option<Value>,
+) -> Value {
     let mut dynamodb = json!({
         "ApproximateCreationDateTime": 1705312800 + seq,
         "Keys": keys,
@@ -51,7 +63,7 @@ pub fn record(
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
         "awsRegion": "us-east-1",
-        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{COST_TABLE}/stream/2024-01-15T00:00:00.000"),
+        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2024-01-15T00:00:00.000"),
         "dynamodb": dynamodb,
     })
 }

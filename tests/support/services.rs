@@ -10,7 +10,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use ddb_stream_worker::batch::Adapters;
 use ddb_stream_worker::catalog::{seed_definitions, Catalog};
-use ddb_stream_worker::wiring;
+use ddb_stream_worker::{table_setup, wiring};
 
 pub fn dynamodb_endpoint() -> String {
     std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
@@ -75,6 +75,25 @@ pub async fn local_adapters(copies: &[(&str, &str)], http: Option<SharedHttpClie
     let dynamodb = over_http(sdk(&dynamodb_endpoint()).await);
     let moto = over_http(sdk(&moto_endpoint()).await);
     wiring::sdk_adapters_per_service(&dynamodb, &moto, &moto, catalog)
+}
+
+/// A fresh copy of seed table `seed` under a unique name (and the idempotency table), so a
+/// test's stream holds only its own records.
+pub async fn fresh_table(seed: &str) -> String {
+    let name = unique("e2e");
+    let mut definition = seed_definitions()
+        .into_iter()
+        .find(|d| d.table_name == seed)
+        .expect("a seed table");
+    definition.table_name = name.clone();
+    let client = dynamodb().await;
+    table_setup::create_one(&client, &definition)
+        .await
+        .expect("create table");
+    table_setup::create_tables(&client, &["marketplace-dev-idempotency-table".to_string()])
+        .await
+        .expect("idempotency table");
+    name
 }
 
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {

@@ -1,0 +1,384 @@
+//! Two workers at once, as two Lambda invocations on two shards, on DynamoDB Local: the
+//! records of one provider's reviews, one thread's messages and one estimation's line items
+//! are split between them, and they process while the tables are still being written; then,
+//! for each aggregate, the race that loses an update is forced (one worker's write held until
+//! the other has read, written and finished). Every aggregate is recomputed and written under a
+//! condition on the version read, so the late writer must re-read; no update may be lost.
+//! Needs `scripts/services start`.
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue as V;
+use ddb_stream_worker::batch::{BatchOptions, Worker};
+use ddb_stream_worker::config::Config;
+use ddb_stream_worker::wiring;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{json, Value};
+use support::faulty_http::{FaultyHttp, Gate, Plan};
+use support::{decode, record_in, services};
+use tokio::sync::mpsc;
+
+/// Changes per aggregate; each worker gets half of them.
+const CHANGES: u64 = 24;
+
+struct Tables {
+    reviews: String,
+    providers: String,
+    conversations: String,
+    threads: String,
+    cost: String,
+}
+
+fn s(v: &str) -> V {
+    V::S(v.into())
+}
+
+fn n(v: &str) -> V {
+    V::N(v.into())
+}
+
+/// A worker on its own clients, as another Lambda instance would have; `http` may slow it.
+async fn worker(tables: &Tables, http: Option<&FaultyHttp>) -> Worker {
+    let config = Config::from_lookup(|name| {
+        let table = match name {
+            "AUDITED_TABLES" => return Some(String::new()),
+            "MARKETPLACE_REVIEWS_TABLE" => &tables.reviews,
+            "MARKETPLACE_PROVIDERS_TABLE" => &tables.providers,
+            "ACS_CONVERSATIONS_TABLE" => &tables.conversations,
+            "ACS_THREADS_TABLE" => &tables.threads,
+            "COST_TABLE" => &tables.cost,
+            _ => return None,
+        };
+        Some(table.clone())
+    })
+    .unwrap();
+    let adapters = services::local_adapters(
+        &[
+            (&tables.reviews, "marketplace-dev-reviews-table"),
+            (&tables.providers, "marketplace-dev-providers-table"),
+            (&tables.conversations, "acsd2p-dev-Conversations"),
+            (&tables.threads, "acsd2p-dev-Threads"),
+            (&tables.cost, "aws-cost-platform-enhanced"),
+        ],
+        http.map(FaultyHttp::client),
+    )
+    .await;
+    wiring::worker(&config, adapters)
+}
+
+/// Put an item given in DynamoDB JSON (strings and numbers only).
+async fn put(db: &aws_sdk_dynamodb::Client, table: &str, item: &Value) {
+    let item = item
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| {
+            let value = match (value["S"].as_str(), value["N"].as_str()) {
+                (Some(text), _) => s(text),
+                (_, Some(number)) => n(number),
+                _ => panic!("{name}: only S and N here"),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    db.put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The METADATA item and line item `i` of estimation `id`.
+fn estimation(id: &str) -> Value {
+    json!({"PK": {"S": format!("ESTIMATION#{id}")}, "SK": {"S": "METADATA"}, "Version": {"N": "1"}})
+}
+
+fn line_item(id: &str, i: u64) -> Value {
+    json!({
+        "PK": {"S": format!("ESTIMATION#{id}")}, "SK": {"S": format!("SERVER#{i:03}")},
+        "EstimatedMonthlyCost": {"N": format!("{}.25", 100 + i)},
+    })
+}
+
+/// One change to one of the three aggregates.
+#[derive(Debug, Clone, Copy)]
+enum Aggregate {
+    /// A review of provider p1.
+    Provider,
+    /// A message in thread conv1.
+    Thread,
+    /// A line item of estimation e1.
+    Estimation,
+}
+
+/// Write change `i` to `aggregate`'s table; return its stream record.
+async fn write(
+    db: &aws_sdk_dynamodb::Client,
+    tables: &Tables,
+    aggregate: Aggregate,
+    i: u64,
+) -> Value {
+    let (table, item, keys): (&str, Value, &[&str]) = match aggregate {
+        Aggregate::Provider => (
+            &tables.reviews,
+            json!({
+                "reviewId": {"S": format!("r{i}")}, "bookingId": {"S": format!("b{i}")},
+                "providerId": {"S": "p1"}, "rating": {"N": (1 + i % 5).to_string()},
+                "createdAt": {"S": format!("2025-01-01T00:00:{i:02}Z")},
+            }),
+            &["reviewId"],
+        ),
+        Aggregate::Thread => (
+            &tables.conversations,
+            json!({
+                "conversation_id": {"S": "conv1"}, "response_id": {"S": format!("m{i:03}")},
+                "sender_email": {"S": format!("sender{}@example.com", i % 3)},
+                "recipient_email": {"S": "owner@example.com"},
+                "timestamp": {"S": format!("2025-11-17T09:00:{i:02}Z")},
+            }),
+            &["conversation_id", "response_id"],
+        ),
+        Aggregate::Estimation => (&tables.cost, line_item("e1", i), &["PK", "SK"]),
+    };
+    put(db, table, &item).await;
+    let keys = keys
+        .iter()
+        .map(|k| (k.to_string(), item[k].clone()))
+        .collect();
+    record_in(
+        table,
+        i + 1,
+        "INSERT",
+        Value::Object(keys),
+        Some(item),
+        None,
+    )
+}
+
+const ALL: [Aggregate; 3] = [
+    Aggregate::Provider,
+    Aggregate::Thread,
+    Aggregate::Estimation,
+];
+
+/// What one worker did.
+#[derive(Default)]
+struct Ran {
+    /// Deliveries that failed (a record whose aggregate kept changing under it) and were
+    /// delivered again from that record.
+    failed_deliveries: usize,
+    /// Conditional writes of aggregates tried (UpdateItem and TransactWriteItems).
+    writes_tried: u64,
+}
+
+impl std::ops::Add for Ran {
+    type Output = Ran;
+    fn add(self, other: Ran) -> Ran {
+        Ran {
+            failed_deliveries: self.failed_deliveries + other.failed_deliveries,
+            writes_tried: self.writes_tried + other.writes_tried,
+        }
+    }
+}
+
+/// One worker: each batch as Lambda delivers it, again from a failed record until done.
+async fn run(worker: &Worker, mut batches: mpsc::Receiver<Vec<Value>>) -> Ran {
+    let mut ran = Ran::default();
+    while let Some(batch) = batches.recv().await {
+        let mut records = decode(&batch);
+        for _ in 0..20 {
+            let outcome = worker
+                .process_batch(&records, BatchOptions::default(), &mut |_| {})
+                .await;
+            ran.writes_tried += ["UpdateItem", "TransactWriteItems"]
+                .iter()
+                .filter_map(|op| outcome.requests.get(*op))
+                .sum::<u64>();
+            let Some(failure) = outcome.failure else {
+                break;
+            };
+            assert!(failure.retryable, "{failure:?}");
+            ran.failed_deliveries += 1;
+            records.drain(..failure.index);
+        }
+    }
+    ran
+}
+
+#[tokio::test]
+async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update() {
+    services::require();
+    let tables = Tables {
+        reviews: services::fresh_table("marketplace-dev-reviews-table").await,
+        providers: services::fresh_table("marketplace-dev-providers-table").await,
+        conversations: services::fresh_table("acsd2p-dev-Conversations").await,
+        threads: services::fresh_table("acsd2p-dev-Threads").await,
+        cost: services::fresh_table("aws-cost-platform-enhanced").await,
+    };
+    let db = services::dynamodb().await;
+    put(&db, &tables.cost, &estimation("e1")).await;
+
+    // Worker A's aggregate writes can be held at a gate; B's never are.
+    let slow = FaultyHttp::new(Plan::Nothing);
+    let (a, b) = (
+        worker(&tables, Some(&slow)).await,
+        worker(&tables, None).await,
+    );
+
+    // Free-running: the writer runs ahead of the workers, change i goes to worker i % 2 once
+    // written, and the three run interleaved on this task.
+    let (to_a, from_a) = mpsc::channel(4);
+    let (to_b, from_b) = mpsc::channel(4);
+    let writer = async {
+        for i in 0..CHANGES {
+            let mut records = Vec::new();
+            for aggregate in ALL {
+                records.push(write(&db, &tables, aggregate, i).await);
+            }
+            let to = if i % 2 == 0 { &to_a } else { &to_b };
+            to.send(records).await.unwrap();
+        }
+        drop((to_a, to_b));
+    };
+    let ((), ran_a, ran_b) = tokio::join!(writer, run(&a, from_a), run(&b, from_b));
+    let mut ran = ran_a + ran_b;
+
+    // The race that loses updates without conditional writes, forced for each aggregate: A
+    // reads change CHANGES, B writes and processes change CHANGES + 1 while A's write waits,
+    // then A's write (of a state without B's change) arrives.
+    for aggregate in ALL {
+        let gate = Gate::new();
+        let operation: &'static [&'static str] = match aggregate {
+            Aggregate::Estimation => &["TransactWriteItems"],
+            _ => &["UpdateItem"],
+        };
+        slow.set_plan(Plan::Hold {
+            operations: operation,
+            gate: gate.clone(),
+        });
+        let first = write(&db, &tables, aggregate, CHANGES).await;
+        let (to_a, from_a) = mpsc::channel(1);
+        let (to_b, from_b) = mpsc::channel(1);
+        to_a.send(vec![first]).await.unwrap();
+        drop(to_a);
+        let meanwhile = async {
+            gate.arrived().await;
+            to_b.send(vec![write(&db, &tables, aggregate, CHANGES + 1).await])
+                .await
+                .unwrap();
+            drop(to_b);
+            let ran = run(&b, from_b).await;
+            gate.open();
+            ran
+        };
+        let (ran_a, ran_b) = tokio::join!(run(&a, from_a), meanwhile);
+        ran = ran + ran_a + ran_b;
+    }
+    slow.set_plan(Plan::Nothing);
+    const TOTAL: u64 = CHANGES + 2;
+
+    // The provider: every review counted once.
+    let provider = db
+        .get_item()
+        .table_name(&tables.providers)
+        .key("providerId", s("p1"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let sum: u64 = (0..TOTAL).map(|i| 1 + i % 5).sum();
+    let average = (Decimal::from(sum) / Decimal::from(TOTAL))
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    assert_eq!(
+        (
+            &provider["ratingSum"],
+            &provider["reviewCount"],
+            &provider["rating"]
+        ),
+        (
+            &n(&sum.to_string()),
+            &n(&TOTAL.to_string()),
+            &n(&average.normalize().to_string())
+        )
+    );
+
+    // The thread: every message counted, the latest time.
+    let thread = db
+        .get_item()
+        .table_name(&tables.threads)
+        .key("conversation_id", s("conv1"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(thread["message_count"], n(&TOTAL.to_string()));
+    assert_eq!(
+        thread["last_message_at"],
+        s(&format!("2025-11-17T09:00:{:02}Z", TOTAL - 1))
+    );
+
+    // The estimation: its summary equals that of a copy with the same line items, written
+    // first and then delivered to one worker in one batch.
+    put(&db, &tables.cost, &estimation("e2")).await;
+    let mut copy = Vec::new();
+    for i in 0..TOTAL {
+        let line = line_item("e2", i);
+        put(&db, &tables.cost, &line).await;
+        let keys = json!({"PK": line["PK"], "SK": line["SK"]});
+        copy.push(record_in(
+            &tables.cost,
+            1000 + i,
+            "INSERT",
+            keys,
+            Some(line),
+            None,
+        ));
+    }
+    let outcome = worker(&tables, None)
+        .await
+        .process_batch(&decode(&copy), BatchOptions::default(), &mut |_| {})
+        .await;
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let metadata = |id: &str| {
+        let get = db
+            .get_item()
+            .table_name(&tables.cost)
+            .key("PK", s(&format!("ESTIMATION#{id}")))
+            .key("SK", s("METADATA"))
+            .consistent_read(true)
+            .send();
+        async move { get.await.unwrap().item.unwrap() }
+    };
+    let metadata_e1 = metadata("e1").await;
+    let mut concurrent = metadata_e1["EstimationSummary"].clone();
+    let mut sequential = metadata("e2").await["EstimationSummary"].clone();
+    for summary in [&mut concurrent, &mut sequential] {
+        if let V::M(fields) = summary {
+            fields.remove("LastCalculatedAt");
+        }
+    }
+    assert_eq!(concurrent, sequential);
+
+    // Each successful aggregate write raised its version by one; the writes tried beyond
+    // those met a version another worker had already moved on: the conflicts.
+    let version = |item: &std::collections::HashMap<String, V>, name: &str| -> u64 {
+        item[name].as_n().unwrap().parse().unwrap()
+    };
+    let written = version(&provider, "aggregateVersion")
+        + version(&thread, "stats_version")
+        + version(&metadata_e1, "Version")
+        - 1;
+
+    println!(
+        "two workers, {TOTAL} changes each to one provider, thread and estimation (3 forced \
+         races): exact; {written} aggregate writes, {} conditional conflicts retried, {} \
+         deliveries failed and were delivered again",
+        ran.writes_tried - written,
+        ran.failed_deliveries
+    );
+}
