@@ -3,8 +3,11 @@
 //!
 //! `thread-stats` recomputes from state: the conversation's messages are one partition of the
 //! Conversations table (a consistent query), so a re-delivered or retried record changes
-//! nothing, and a removed message is simply no longer counted. The write is conditional on
-//! the thread's `stats_version` as read, so concurrent workers cannot lose an update.
+//! nothing, and a removed message is simply no longer counted. Everything it writes is a
+//! function of the messages there are (and of the participants the application listed), never
+//! of which changes it happened to see, so batching and retries cannot change the result. The
+//! write is conditional on the thread's `stats_version` as read, so concurrent workers cannot
+//! lose an update.
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
@@ -35,6 +38,8 @@ pub struct Message {
     pub recipient_email: Option<String>,
     #[serde(default)]
     pub timestamp: Option<String>,
+    #[serde(default)]
+    pub response_id: Option<String>,
 }
 
 /// A thread's statistics, as stored.
@@ -46,6 +51,10 @@ pub struct ThreadStats {
     pub last_message_at: Option<String>,
     #[serde(default)]
     pub participants: Vec<String>,
+    /// Which of `participants` the worker added from messages (the rest the application
+    /// listed), so an address leaves again when its messages do.
+    #[serde(default)]
+    pub message_participants: Vec<String>,
     #[serde(default, with = "number::option")]
     pub stats_version: Option<Decimal>,
 }
@@ -60,10 +69,20 @@ impl ThreadStatistics {
     }
 }
 
-/// Participants: those the thread lists, then every sender and recipient not yet listed.
-pub fn participants(existing: &[String], messages: &[Message]) -> Vec<String> {
-    let mut all = existing.to_vec();
-    for address in messages
+/// Participants: those the application listed on the thread, then every sender and recipient
+/// of the messages, oldest message first, each once. Returns them all, and which came from
+/// messages only.
+pub fn participants(stored: &ThreadStats, messages: &[Message]) -> (Vec<String>, Vec<String>) {
+    let mut all: Vec<String> = stored
+        .participants
+        .iter()
+        .filter(|p| !stored.message_participants.contains(p))
+        .cloned()
+        .collect();
+    let listed = all.len();
+    let mut in_order: Vec<&Message> = messages.iter().collect();
+    in_order.sort_by(|a, b| (&a.timestamp, &a.response_id).cmp(&(&b.timestamp, &b.response_id)));
+    for address in in_order
         .iter()
         .flat_map(|m| [&m.sender_email, &m.recipient_email])
         .flatten()
@@ -72,7 +91,8 @@ pub fn participants(existing: &[String], messages: &[Message]) -> Vec<String> {
             all.push(address.clone());
         }
     }
-    all
+    let from_messages = all[listed..].to_vec();
+    (all, from_messages)
 }
 
 #[async_trait]
@@ -161,17 +181,14 @@ impl ThreadStatistics {
             })
             .collect::<Result<_, _>>()?;
         let count = Decimal::from(messages.len());
-        // The latest message's time; with no messages left, what the thread had.
-        let last = messages
-            .iter()
-            .filter_map(|m| m.timestamp.clone())
-            .max()
-            .or_else(|| stored.last_message_at.clone());
-        let everyone = participants(&stored.participants, &messages);
+        // The latest message's time; none when no message is left.
+        let last = messages.iter().filter_map(|m| m.timestamp.clone()).max();
+        let (everyone, from_messages) = participants(&stored, &messages);
         let figures = json!({ "message_count": messages.len(), "last_message_at": last, "participants": everyone });
         if stored.message_count == Some(count)
             && stored.last_message_at == last
             && stored.participants == everyone
+            && stored.message_participants == from_messages
         {
             return Ok(json!({ "unchanged": figures }));
         }
@@ -184,13 +201,18 @@ impl ThreadStatistics {
                 AttributeValue::L(everyone.iter().cloned().map(AttributeValue::S).collect()),
             )
             .set(
+                "message_participants",
+                AttributeValue::L(from_messages.into_iter().map(AttributeValue::S).collect()),
+            )
+            .set(
                 "updated_at",
                 AttributeValue::S(ports.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)),
             )
             .set("stats_version", n(version + Decimal::ONE));
-        if let Some(last) = &last {
-            update = update.set("last_message_at", AttributeValue::S(last.clone()));
-        }
+        update = match &last {
+            Some(last) => update.set("last_message_at", AttributeValue::S(last.clone())),
+            None => update.remove("last_message_at"),
+        };
         let as_read = match stored.stats_version {
             Some(v) => Condition::eq("stats_version", n(v)),
             None => Condition::NotExists("stats_version".into()),

@@ -12,7 +12,9 @@ use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::{decode_event, StreamRecord};
 use ddb_stream_worker::wiring;
-use handlers::ports::{Condition, Query, Tables, TransactItem, Update, WriteRequest};
+use handlers::ports::{
+    Condition, Mail, Mailer, Object, Objects, Query, Tables, TransactItem, Update, WriteRequest,
+};
 use handlers::{Item, PortError};
 use serde_json::{json, Value};
 
@@ -93,38 +95,82 @@ pub fn embedded(dir: &Path) -> (Arc<EmbeddedState>, Adapters) {
     (state, adapters)
 }
 
-/// Passes every call on, except that it can fail the next N calls of one operation with a
-/// transient error (a throttle, a timeout).
+/// Faults armed for the port wrappers below: the next `times` calls of `operation` whose
+/// detail (table or bucket, and the item or message) contains `needle` fail with a transient
+/// error, as a throttle or timeout would once the call's own retries are spent.
+#[derive(Default)]
+pub struct Faults {
+    armed: Mutex<Option<(&'static str, String, usize)>>,
+    /// Faults that fired, by needle.
+    fired: Mutex<Vec<String>>,
+}
+
+impl Faults {
+    pub fn fail_next(&self, operation: &'static str, needle: &str, times: usize) {
+        *self.armed.lock().unwrap() = Some((operation, needle.to_string(), times));
+    }
+
+    pub fn disarm(&self) {
+        *self.armed.lock().unwrap() = None;
+    }
+
+    /// How many faults fired whose needle was `needle`.
+    pub fn fired(&self, needle: &str) -> usize {
+        self.fired
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == needle)
+            .count()
+    }
+
+    fn enter(
+        &self,
+        operation: &'static str,
+        detail: impl FnOnce() -> String,
+    ) -> Result<(), PortError> {
+        let mut armed = self.armed.lock().unwrap();
+        let Some((op, needle, left)) = armed.as_mut() else {
+            return Ok(());
+        };
+        if *op != operation || *left == 0 {
+            return Ok(());
+        }
+        let detail = detail();
+        if !detail.contains(needle.as_str()) {
+            return Ok(());
+        }
+        *left -= 1;
+        self.fired.lock().unwrap().push(needle.clone());
+        Err(PortError::Transient {
+            operation,
+            target: detail.chars().take(80).collect(),
+            message: "injected fault".into(),
+        })
+    }
+}
+
+/// Tables that pass every call on unless [`Faults`] say otherwise.
 pub struct FaultyTables {
     pub inner: Arc<dyn Tables>,
-    fail: Mutex<Option<(&'static str, usize)>>,
+    pub faults: Arc<Faults>,
 }
 
 impl FaultyTables {
     pub fn new(inner: Arc<dyn Tables>) -> Arc<Self> {
         Arc::new(FaultyTables {
             inner,
-            fail: Mutex::new(None),
+            faults: Arc::default(),
         })
     }
 
+    /// Fail the next `times` calls of `operation`, whatever they touch.
     pub fn fail_next(&self, operation: &'static str, times: usize) {
-        *self.fail.lock().unwrap() = Some((operation, times));
+        self.faults.fail_next(operation, "", times);
     }
 
     fn enter(&self, operation: &'static str, table: &str) -> Result<(), PortError> {
-        let mut fail = self.fail.lock().unwrap();
-        if let Some((op, left)) = fail.as_mut() {
-            if *op == operation && *left > 0 {
-                *left -= 1;
-                return Err(PortError::Transient {
-                    operation,
-                    target: table.to_string(),
-                    message: "injected fault".into(),
-                });
-            }
-        }
-        Ok(())
+        self.faults.enter(operation, || table.to_string())
     }
 }
 
@@ -140,7 +186,8 @@ impl Tables for FaultyTables {
         item: Item,
         condition: Option<&Condition>,
     ) -> Result<(), PortError> {
-        self.enter("PutItem", table)?;
+        self.faults
+            .enter("PutItem", || format!("{table} {item:?}"))?;
         self.inner.put(table, item, condition).await
     }
     async fn update(
@@ -176,5 +223,64 @@ impl Tables for FaultyTables {
             items.first().map_or("", |i| i.table()),
         )?;
         self.inner.transact_write(items).await
+    }
+}
+
+/// Objects that pass every call on unless [`Faults`] say otherwise.
+pub struct FaultyObjects {
+    pub inner: Arc<dyn Objects>,
+    pub faults: Arc<Faults>,
+}
+
+#[async_trait]
+impl Objects for FaultyObjects {
+    async fn put(&self, object: Object) -> Result<(), PortError> {
+        self.faults
+            .enter("PutObject", || format!("{} {}", object.bucket, object.key))?;
+        self.inner.put(object).await
+    }
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), PortError> {
+        self.faults
+            .enter("DeleteObject", || format!("{bucket} {key}"))?;
+        self.inner.delete(bucket, key).await
+    }
+    async fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, PortError> {
+        self.inner.presign_get(bucket, key, expires_in).await
+    }
+}
+
+/// A mailer that passes every message on unless [`Faults`] say otherwise, and keeps the
+/// recipients and subject of every message sent.
+pub struct FaultyMailer {
+    pub inner: Arc<dyn Mailer>,
+    pub faults: Arc<Faults>,
+    pub sent: Mutex<Vec<(Vec<String>, String)>>,
+}
+
+#[async_trait]
+impl Mailer for FaultyMailer {
+    async fn send(&self, mail: &Mail) -> Result<String, PortError> {
+        self.faults
+            .enter("SendEmail", || format!("{:?} {}", mail.to, mail.subject))?;
+        let id = self.inner.send(mail).await?;
+        self.sent
+            .lock()
+            .unwrap()
+            .push((mail.to.clone(), mail.subject.clone()));
+        Ok(id)
+    }
+}
+
+/// A clock that always says the same time, so two runs write the same timestamps.
+pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);
+
+impl handlers::ports::Clock for FixedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0
     }
 }

@@ -303,15 +303,19 @@ impl EstimationTotals {
             .as_ref()
             .and_then(|c| c.primary_aws_region.clone())
             .unwrap_or_else(|| self.config.default_region.clone());
+        // The version this write creates makes the key unique: two recomputations in the same
+        // millisecond (a fast worker, or two) would otherwise collide, and the loser's
+        // transaction would fail as if the estimation had changed under it.
+        let version = (metadata.version.unwrap_or_default() + Decimal::ONE).normalize();
         CalculationItem {
             pk: metadata.pk.clone(),
-            sk: format!("CALCULATION#{now}"),
+            sk: format!("CALCULATION#{now}#v{version}"),
             gsi1pk: format!("CALCULATION#{id}"),
             gsi1sk: now.to_string(),
             entity_type: "CostCalculation",
             calculation_id: format!(
                 "calc-{:016x}",
-                stable_hash(format!("{}\0{now}", metadata.pk).as_bytes())
+                stable_hash(format!("{}\0{now}\0{version}", metadata.pk).as_bytes())
             ),
             estimation_id: id,
             calculated_at: now.to_string(),
@@ -335,36 +339,43 @@ impl EstimationTotals {
                 }
             }
         }
-        let items = ports
-            .tables
-            .query(&Query {
-                table: self.config.table.clone(),
-                index: None,
-                partition: ("PK".into(), AttributeValue::S("OPTIMIZATION_TIPS".into())),
-                sort_key: Some(("SK".into(), SortKey::BeginsWith("TIP#".into()))),
-                ascending: true,
-            })
-            .await?;
-        let mut rates = SavingsRates::default();
-        for item in items {
-            let Ok(tip) = from_item::<OptimizationTip>(item, "optimization tip") else {
-                continue;
-            };
-            let Some(percent) = tip.potential_savings_percent else {
-                continue;
-            };
-            match tip.tip_id.as_str() {
-                "reserved_instances" => rates.reserved_instances = percent,
-                "spot_instances" => rates.spot_instances = percent,
-                "savings_plans" => rates.savings_plans = percent,
-                _ => {}
-            }
-        }
+        let rates = read_savings_rates(ports, &self.config.table).await?;
         if let Ok(mut cache) = self.tips.lock() {
             *cache = Some((Instant::now(), rates));
         }
         Ok(rates)
     }
+}
+
+/// The savings percentages from `table`'s OPTIMIZATION_TIPS items (one query), with the
+/// documented defaults for tips the table does not have.
+pub async fn read_savings_rates(ports: Ports<'_>, table: &str) -> Result<SavingsRates, PortError> {
+    let items = ports
+        .tables
+        .query(&Query {
+            table: table.to_string(),
+            index: None,
+            partition: ("PK".into(), AttributeValue::S("OPTIMIZATION_TIPS".into())),
+            sort_key: Some(("SK".into(), SortKey::BeginsWith("TIP#".into()))),
+            ascending: true,
+        })
+        .await?;
+    let mut rates = SavingsRates::default();
+    for item in items {
+        let Ok(tip) = from_item::<OptimizationTip>(item, "optimization tip") else {
+            continue;
+        };
+        let Some(percent) = tip.potential_savings_percent else {
+            continue;
+        };
+        match tip.tip_id.as_str() {
+            "reserved_instances" => rates.reserved_instances = percent,
+            "spot_instances" => rates.spot_instances = percent,
+            "savings_plans" => rates.savings_plans = percent,
+            _ => {}
+        }
+    }
+    Ok(rates)
 }
 
 /// Serializes just the summary, to turn it into an attribute value through serde_dynamo.

@@ -20,6 +20,7 @@ use super::model::{
 };
 use super::notify;
 use super::pricing::{price, SavingsRates};
+use super::totals::read_savings_rates;
 use crate::change::{Change, ChangeKind};
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, string_key, AttributeValue};
@@ -165,10 +166,14 @@ impl ProposalPdf {
             None => None,
         };
         let now = ports.clock.now();
-        let summary = metadata
-            .estimation_summary
-            .clone()
-            .unwrap_or_else(|| self.summary_from(&metadata, &lines, now));
+        // Priced here from the very line items the PDF lists, never taken from METADATA: the
+        // stored summary is rewritten after the line items change (once per batch), so it can
+        // lag them, and a proposal whose totals disagree with its own table is worse than one
+        // more query.
+        let rates = read_savings_rates(ports, table)
+            .await
+            .map_err(|e| Err(e.into()))?;
+        let summary = self.summary_from(&metadata, &lines, &rates, now);
         let client = metadata.enhanced_client_info.clone().unwrap_or_default();
         let estimation_id = metadata.estimation_id().to_string();
         let proposal = Proposal {
@@ -297,18 +302,19 @@ impl ProposalPdf {
         )
     }
 
-    /// A summary computed from the line items, for an estimation that has none yet.
+    /// The estimation's summary, priced from `lines` with its business rules.
     fn summary_from(
         &self,
         metadata: &Metadata,
         lines: &[LineItem],
+        rates: &SavingsRates,
         now: chrono::DateTime<chrono::Utc>,
     ) -> EstimationSummary {
         let rules = metadata
             .business_rules
             .clone()
             .unwrap_or_else(|| self.config.default_rules.clone());
-        let priced = price(lines, &rules, &SavingsRates::default());
+        let priced = price(lines, &rules, rates);
         EstimationSummary {
             total_monthly_cost: priced.total_monthly,
             total_annual_cost: priced.total_annual,
