@@ -13,6 +13,7 @@ pub mod config;
 pub mod decode;
 pub mod effects;
 pub mod filter;
+pub mod fuzz_target;
 pub mod idempotency;
 pub mod lambda;
 pub mod metrics;

@@ -279,15 +279,8 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
     const TOTAL: u64 = CHANGES + 2;
 
     // The provider: every review counted once.
-    let provider = db
-        .get_item()
-        .table_name(&tables.providers)
-        .key("providerId", s("p1"))
-        .consistent_read(true)
-        .send()
+    let provider = services::item(&tables.providers, &[("providerId", "p1")])
         .await
-        .unwrap()
-        .item
         .unwrap();
     let sum: u64 = (0..TOTAL).map(|i| 1 + i % 5).sum();
     let average = (Decimal::from(sum) / Decimal::from(TOTAL))
@@ -306,15 +299,8 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
     );
 
     // The thread: every message counted, the latest time.
-    let thread = db
-        .get_item()
-        .table_name(&tables.threads)
-        .key("conversation_id", s("conv1"))
-        .consistent_read(true)
-        .send()
+    let thread = services::item(&tables.threads, &[("conversation_id", "conv1")])
         .await
-        .unwrap()
-        .item
         .unwrap();
     assert_eq!(thread["message_count"], n(&TOTAL.to_string()));
     assert_eq!(
@@ -344,19 +330,14 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
         .process_batch(&decode(&copy), BatchOptions::default(), &mut |_| {})
         .await;
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
-    let metadata = |id: &str| {
-        let get = db
-            .get_item()
-            .table_name(&tables.cost)
-            .key("PK", s(&format!("ESTIMATION#{id}")))
-            .key("SK", s("METADATA"))
-            .consistent_read(true)
-            .send();
-        async move { get.await.unwrap().item.unwrap() }
+    let metadata = |pk: &'static str| async {
+        services::item(&tables.cost, &[("PK", pk), ("SK", "METADATA")])
+            .await
+            .unwrap()
     };
-    let metadata_e1 = metadata("e1").await;
+    let metadata_e1 = metadata("ESTIMATION#e1").await;
     let mut concurrent = metadata_e1["EstimationSummary"].clone();
-    let mut sequential = metadata("e2").await["EstimationSummary"].clone();
+    let mut sequential = metadata("ESTIMATION#e2").await["EstimationSummary"].clone();
     for summary in [&mut concurrent, &mut sequential] {
         if let V::M(fields) = summary {
             fields.remove("LastCalculatedAt");

@@ -822,7 +822,8 @@ async fn faults_within_the_retry_bound_are_absorbed_inside_the_call() {
 
 /// Past the bound: one call of each operation fails on every attempt (or once, permanently).
 /// The call gives up after `wiring::MAX_ATTEMPTS`, its record fails at its sequence number,
-/// Lambda's retry from there finishes the work, and the end state is exact.
+/// Lambda's retry from there finishes the work, and the end state is exact. A conditional
+/// conflict is not retried by the call but by the reaction, which re-reads and writes again.
 #[tokio::test]
 async fn past_the_retry_bound_the_record_fails_and_a_retry_finishes() {
     let cases = [
@@ -838,6 +839,9 @@ async fn past_the_retry_bound_the_record_fails_and_a_retry_finishes() {
         ("proposal", "PutObject", 0, Fault::Permanent),
         ("ratings", "Query", 1, Fault::Throttle),
         ("ratings", "UpdateItem", 0, Fault::ServerError),
+        // A conflict is the reaction's to handle: it re-reads, recomputes and writes again.
+        ("ratings", "UpdateItem", 0, Fault::Conflict),
+        ("bookings", "UpdateItem", 0, Fault::Conflict),
         ("audit", "BatchWriteItem", 0, Fault::ServerError),
     ];
     for (scenario, operation, call, fault) in cases {
@@ -853,10 +857,9 @@ async fn past_the_retry_bound_the_record_fails_and_a_retry_finishes() {
             _ => audit_log_scenario(Some(&faults)).await,
         }
         let seen = &faults.stats()[operation];
-        let attempts = if fault == Fault::Permanent {
-            1
-        } else {
-            wiring::MAX_ATTEMPTS as usize
+        let attempts = match fault {
+            Fault::Permanent | Fault::Conflict => 1,
+            _ => wiring::MAX_ATTEMPTS as usize,
         };
         assert_eq!(
             seen.injected.values().sum::<usize>(),
@@ -868,8 +871,13 @@ async fn past_the_retry_bound_the_record_fails_and_a_retry_finishes() {
         } else {
             ""
         };
+        let then = if fault == Fault::Conflict {
+            "the reaction re-read and wrote again"
+        } else {
+            "the record failed and was retried from it"
+        };
         println!(
-            "{scenario}: {operation} call {call} failed {attempts}x ({fault:?}){crash_window}, longest gap {} ms; retried from the record, exact",
+            "{scenario}: {operation} call {call} failed {attempts}x ({fault:?}){crash_window}, longest gap {} ms; {then}; exact",
             seen.longest_gap.as_millis()
         );
     }

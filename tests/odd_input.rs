@@ -134,3 +134,48 @@ fn bytes_that_are_not_utf8_are_malformed_json_with_line_and_column() {
     );
     assert!(!dir.path().join("state").exists(), "nothing applied");
 }
+
+#[test]
+fn an_item_near_400_kb_is_kept_whole_and_audited_in_a_small_audit_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sent: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(event("odd-attribute-types-and-unknown-table")).unwrap(),
+    )
+    .unwrap();
+    // DynamoDB's item limit is 400 KB; this one is just under it.
+    let bio = "é".repeat(199_000);
+    let record = &mut sent["Records"][0];
+    record["dynamodb"]["NewImage"]["Bio"] = serde_json::json!({ "S": bio });
+    let file = dir.path().join("big-item.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({ "Records": [record] }).to_string(),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let output = replay_file(&file, &state);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let items = table(&state, "aws-cost-platform-enhanced");
+    let user = items.iter().find(|i| i["SK"]["S"] == "PROFILE").unwrap();
+    assert_eq!(
+        user["Bio"]["S"].as_str().unwrap().len(),
+        398_000,
+        "kept whole"
+    );
+    let audit = items
+        .iter()
+        .find(|i| i["EntityType"]["S"] == "AuditLog")
+        .unwrap();
+    let size = audit.to_string().len();
+    assert!(size < 8_000, "the audit item is {size} bytes");
+    let logged = audit["Details"]["M"]["Changes"]["M"]["Bio"]["M"]["New"]["S"]
+        .as_str()
+        .unwrap();
+    assert!(logged.chars().count() <= 300, "{}", logged.len());
+}

@@ -1,6 +1,6 @@
 //! The proposal PDF read back with pdftotext (poppler-utils, installed by scripts/test):
-//! totals, every line item, page numbers, pagination of a large estimation, and text beyond
-//! ASCII.
+//! totals, every line item, page numbers, pagination of a large estimation, text beyond
+//! ASCII, and markup in names printed as written.
 
 use std::io::Write;
 use std::process::Command;
@@ -224,5 +224,24 @@ fn text_beyond_ascii_renders_and_unknown_characters_are_marked() {
     assert!(
         all.contains("Migración \u{FFFD}\u{FFFD}"),
         "CJK (not in the font) is marked, not dropped: {all}"
+    );
+}
+
+#[test]
+fn markup_in_names_is_printed_literally() {
+    let name = "<script>alert('x')</script> & <b>Co</b>";
+    let lines = vec![line(
+        "SERVER#a",
+        "<img src=x onerror=alert(1)>",
+        "t3.large",
+        "60.74",
+    )];
+    let pdf = render(&proposal(lines, name, "Project &amp; \"quotes\"")).unwrap();
+    let all = text_of(&pdf).join("\n");
+    assert!(all.contains(name), "{all}");
+    assert!(all.contains("<img src=x onerror=alert(1)>"), "{all}");
+    assert!(
+        all.contains("Project &amp; \"quotes\""),
+        "not unescaped either: {all}"
     );
 }

@@ -28,6 +28,8 @@ pub enum Fault {
     Timeout,
     /// ValidationException / AccessDenied / MessageRejected: not worth retrying.
     Permanent,
+    /// ConditionalCheckFailedException (DynamoDB): another writer got there first.
+    Conflict,
 }
 
 /// Which attempts fail.
@@ -318,6 +320,7 @@ fn error_response(operation: &str, fault: Fault) -> HttpResponse {
         (Fault::ServerError, true, _) => (500, "InternalServerError"),
         (Fault::ServerError, _, true) => (503, "ServiceUnavailable"),
         (Fault::ServerError, _, _) => (500, "InternalError"),
+        (Fault::Conflict, true, _) => (400, "ConditionalCheckFailedException"),
         (_, true, _) => (400, "ValidationException"),
         (_, _, true) => (400, "MessageRejected"),
         (_, _, _) => (403, "AccessDenied"),

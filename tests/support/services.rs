@@ -96,6 +96,30 @@ pub async fn fresh_table(seed: &str) -> String {
     name
 }
 
+/// The item at `key` (string attributes) in `table`, read consistently.
+pub async fn item(
+    table: &str,
+    key: &[(&str, &str)],
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let key = key
+        .iter()
+        .map(|(name, value)| {
+            let value = aws_sdk_dynamodb::types::AttributeValue::S(value.to_string());
+            (name.to_string(), value)
+        })
+        .collect();
+    dynamodb()
+        .await
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item
+}
+
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk(&dynamodb_endpoint()).await)
 }
