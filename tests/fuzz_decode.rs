@@ -58,12 +58,11 @@ const VALUES: &[&str] = &[
 fn mutation() -> impl Strategy<Value = Mutation> {
     let at = any::<usize>();
     prop_oneof![
-        (at.clone(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
-        (at.clone(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
-        (at.clone(), 1usize..64).prop_map(|(i, n)| Mutation::Delete(i, n)),
-        (at.clone(), 1usize..256, any::<usize>())
-            .prop_map(|(i, n, to)| Mutation::Duplicate(i, n, to)),
-        at.clone().prop_map(Mutation::Truncate),
+        (at, any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (at, any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        (at, 1usize..64).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        (at, 1usize..256, any::<usize>()).prop_map(|(i, n, to)| Mutation::Duplicate(i, n, to)),
+        at.prop_map(Mutation::Truncate),
         (at, proptest::sample::select(VALUES)).prop_map(|(i, v)| Mutation::Swap(i, v)),
     ]
 }
