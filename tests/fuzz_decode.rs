@@ -114,9 +114,7 @@ fn mutated_events_decode_or_fail_cleanly() {
     let result = runner.run(
         &(0..seeds.len(), proptest::collection::vec(mutation(), 1..6)),
         |(seed, mutations)| {
-            let data = mutations
-                .iter()
-                .fold(seeds[seed].clone(), |data, m| apply(data, m));
+            let data = mutations.iter().fold(seeds[seed].clone(), apply);
             inputs.fetch_add(1, Ordering::Relaxed);
             match decode_and_extract(&data) {
                 Ok(n) => {
