@@ -292,6 +292,11 @@ impl Worker {
             mailer: recorder,
             clock: self.adapters.clock.as_ref(),
         };
+        if !self.reactions.iter().any(|r| r.applies(change)) {
+            // Not a failure: a table the worker was not built for (a shared stream, a filter
+            // left wide), or an item kind no reaction needs.
+            tracing::info!(table = %change.table, event_id = %change.event_id, sequence_number = %change.sequence_number, "no reaction applies to this record; skipped");
+        }
         for (r, reaction) in self.reactions.iter().enumerate() {
             let name = reaction.name();
             if !reaction.applies(change) {

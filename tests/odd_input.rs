@@ -67,6 +67,21 @@ fn every_attribute_type_and_38_digit_numbers_are_kept_exactly() {
         lines.last().unwrap(),
         &serde_json::json!({"batchItemFailures": []})
     );
+    // ... and it says so in the log.
+    let logged = worker()
+        .env("RUST_LOG", "info")
+        .arg("replay")
+        .arg(&file)
+        .arg("--state")
+        .arg(dir.path().join("again"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&logged.stderr);
+    assert!(
+        stderr.contains("no reaction applies to this record; skipped")
+            && stderr.contains("some-other-team-table"),
+        "{stderr}"
+    );
 }
 
 #[test]
