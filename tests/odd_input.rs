@@ -26,7 +26,7 @@ fn every_attribute_type_and_38_digit_numbers_are_kept_exactly() {
     let file = event("odd-attribute-types-and-unknown-table");
     let lines = replay(dir.path(), &["odd-attribute-types-and-unknown-table"], &[]);
     let sent: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let image = &sent["Records"][0]["dynamodb"]["NewImage"];
 
     // The item the record's own change produced equals the image, attribute for attribute.
