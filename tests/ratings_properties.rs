@@ -250,7 +250,9 @@ async fn deliver(ops: Vec<Op>, plan: Schedule) -> Result<(), TestCaseError> {
     for provider in 0..3 {
         let id = format!("prov-{provider}");
         let key = handlers::item::string_key(&[("providerId", &id)]);
-        let stored = adapters.tables.get(PROVIDERS, &key).await.unwrap();
+        // Read past the fault injector: a fault armed for a call the worker never made must
+        // not hit the check.
+        let stored = faulty.inner.get(PROVIDERS, &key).await.unwrap();
         let number = |item: &handlers::Item, name: &str| match item.get(name) {
             Some(handlers::AttributeValue::N(n)) => n.parse::<Decimal>().unwrap(),
             other => panic!("{name}: {other:?}"),
@@ -308,4 +310,50 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(deliver(ops, plan))?;
     }
+}
+
+/// The worker remembers each provider's aggregate to skip a read before its conditional write;
+/// a re-delivered review whose figures match what it remembers must still find and repair an
+/// aggregate someone else changed in the table since.
+#[tokio::test]
+async fn a_remembered_aggregate_does_not_hide_a_changed_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, adapters) = embedded(dir.path());
+    let config = Config::from_lookup(|_| None).unwrap();
+    let worker = Worker::new(
+        vec![Box::new(ProviderRatings::new(config.ratings.clone()))],
+        adapters.clone(),
+        config.idempotency,
+    );
+    let options = BatchOptions {
+        deadline: None,
+        apply_own_change: true,
+    };
+    let ops = [Op::Insert {
+        review: 1,
+        booking: 1,
+        provider: 0,
+        half_stars: 8,
+    }];
+    let (_, records) = history(&ops);
+    run_until_done(&worker, &records, options).await;
+
+    // Someone else writes a wrong aggregate, with a newer version.
+    let key = handlers::item::string_key(&[("providerId", "prov-0")]);
+    let mut tampered = adapters.tables.get(PROVIDERS, &key).await.unwrap().unwrap();
+    let n = |v: &str| handlers::AttributeValue::N(v.into());
+    tampered.insert("rating".into(), n("1"));
+    tampered.insert("ratingSum".into(), n("1"));
+    tampered.insert("aggregateVersion".into(), n("7"));
+    adapters
+        .tables
+        .put(PROVIDERS, tampered, None)
+        .await
+        .unwrap();
+
+    run_until_done(&worker, &records, options).await;
+    let repaired = adapters.tables.get(PROVIDERS, &key).await.unwrap().unwrap();
+    assert_eq!(repaired["rating"], n("4"));
+    assert_eq!(repaired["ratingSum"], n("4"));
+    assert_eq!(repaired["aggregateVersion"], n("8"));
 }

@@ -8,8 +8,17 @@
 //! provider cannot lose each other's update: the later one re-reads and recomputes. Because the
 //! index is eventually consistent, the triggering review's state in the table (a consistent
 //! read) must match what the index shows, or the record is retried.
+//!
+//! The version need not be read first: the worker remembers each provider's aggregate as it
+//! last read or wrote it, and writes on condition of that version (versions only grow, so if
+//! it still holds, nobody wrote since). A stale memory costs one failed condition, which
+//! returns the current item to start over from. When the recomputed figures equal the
+//! remembered ones, the table is read to confirm before nothing is written, so an aggregate
+//! changed elsewhere is still repaired. That makes a changed provider one Query and one
+//! UpdateItem instead of a GetItem more.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
@@ -128,12 +137,59 @@ pub fn aggregate(reviews: &[Review]) -> Aggregate {
 
 pub struct ProviderRatings {
     config: RatingsConfig,
+    /// The aggregate as this process last read or wrote it, per provider: the version a
+    /// conditional write can assume without reading the provider first. A stale entry costs
+    /// nothing but a failed condition, which returns the current item.
+    known: Mutex<HashMap<String, ProviderRating>>,
 }
+
+/// Providers remembered before the memory is cleared (a bound, not a cache policy).
+const KNOWN_PROVIDERS: usize = 10_000;
 
 impl ProviderRatings {
     pub fn new(config: RatingsConfig) -> Self {
-        ProviderRatings { config }
+        ProviderRatings {
+            config,
+            known: Mutex::new(HashMap::new()),
+        }
     }
+
+    fn known(&self, provider: &str) -> Option<ProviderRating> {
+        self.known.lock().ok()?.get(provider).cloned()
+    }
+
+    fn remember(&self, provider: &str, stored: Option<ProviderRating>) {
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        match stored {
+            Some(stored) => {
+                if known.len() >= KNOWN_PROVIDERS {
+                    known.clear();
+                }
+                known.insert(provider.to_string(), stored);
+            }
+            None => {
+                known.remove(provider);
+            }
+        }
+    }
+}
+
+/// Where `recompute` takes the stored aggregate from.
+enum Stored {
+    /// Read now, before the reviews: its version guards the write.
+    Read(ProviderRating),
+    /// Remembered from an earlier read or write: its version guards the write just as well
+    /// (versions only grow, so if it still holds nobody wrote since), but "unchanged" must be
+    /// confirmed by a read.
+    Remembered(ProviderRating),
+}
+
+enum Recomputed {
+    Done(serde_json::Value),
+    /// The table holds a newer aggregate than the one remembered: recompute from it.
+    StartOver(ProviderRating),
 }
 
 /// The providers a change touches: before and after (two when a review moves).
@@ -172,18 +228,38 @@ impl Reaction for ProviderRatings {
         let mut results = serde_json::Map::new();
         for provider in providers_of(change) {
             let mut attempt = 1;
+            let mut stored = self.known(&provider).map(Stored::Remembered);
             let result = loop {
-                match self.recompute(&provider, change, ports).await {
-                    Err(ReactionError::Port(PortError::ConditionFailed { .. })) if attempt < MAX_ATTEMPTS => attempt += 1,
-                    Err(ReactionError::Port(PortError::ConditionFailed { .. })) => {
-                        return Err(ReactionError::Port(PortError::Transient {
-                            operation: "UpdateItem",
-                            target: format!("{} {provider}", self.config.providers_table),
-                            message: format!("the provider's aggregate changed under {MAX_ATTEMPTS} recomputations in a row"),
-                        }))
+                let current = match self
+                    .recompute(&provider, stored.take(), change, ports)
+                    .await
+                {
+                    Ok(Recomputed::Done(result)) => break result,
+                    Ok(Recomputed::StartOver(current)) => current,
+                    // The failed condition returned the item as it is now: the next attempt
+                    // starts from it instead of reading it again.
+                    Err(ReactionError::Port(PortError::ConditionFailed { existing, .. })) => {
+                        existing
+                            .map(|item| {
+                                from_item(
+                                    *item,
+                                    &format!("{} {provider}", self.config.providers_table),
+                                )
+                            })
+                            .transpose()?
+                            .unwrap_or_default()
                     }
-                    other => break other?,
+                    Err(e) => return Err(e),
+                };
+                if attempt == MAX_ATTEMPTS {
+                    return Err(ReactionError::Port(PortError::Transient {
+                        operation: "UpdateItem",
+                        target: format!("{} {provider}", self.config.providers_table),
+                        message: format!("the provider's aggregate changed under {MAX_ATTEMPTS} recomputations in a row"),
+                    }));
                 }
+                attempt += 1;
+                stored = Some(Stored::Read(current));
             };
             results.insert(provider, result);
         }
@@ -195,17 +271,29 @@ impl Reaction for ProviderRatings {
 }
 
 impl ProviderRatings {
+    /// Recompute `provider` from its reviews and write the aggregate if it changed, on
+    /// condition that its version is still the one `stored` had (read now when `None`).
     async fn recompute(
         &self,
         provider: &str,
+        stored: Option<Stored>,
         change: &Change,
         ports: Ports<'_>,
-    ) -> Result<serde_json::Value, ReactionError> {
+    ) -> Result<Recomputed, ReactionError> {
         let cfg = &self.config;
         let key = string_key(&[("providerId", provider)]);
-        let stored: ProviderRating = match ports.tables.get(&cfg.providers_table, &key).await? {
-            Some(item) => from_item(item, &format!("{} {provider}", cfg.providers_table))?,
-            None => ProviderRating::default(),
+        let read = || async {
+            let item = ports.tables.get(&cfg.providers_table, &key).await?;
+            let stored: ProviderRating = match item {
+                Some(item) => from_item(item, &format!("{} {provider}", cfg.providers_table))?,
+                None => ProviderRating::default(),
+            };
+            Ok::<_, ReactionError>(stored)
+        };
+        let (stored, remembered) = match stored {
+            Some(Stored::Read(stored)) => (stored, false),
+            Some(Stored::Remembered(stored)) => (stored, true),
+            None => (read().await?, false),
         };
         let items = ports
             .tables
@@ -229,17 +317,30 @@ impl ProviderRatings {
         self.check_index_caught_up(provider, change, &reviews, ports)
             .await?;
         let totals = aggregate(&reviews);
-        let unchanged = stored.rating_sum == Some(totals.rating_sum)
-            && stored.review_count == Some(totals.review_count)
-            && stored.rating == Some(totals.rating);
+        let unchanged = |stored: &ProviderRating| {
+            stored.rating_sum == Some(totals.rating_sum)
+                && stored.review_count == Some(totals.review_count)
+                && stored.rating == Some(totals.rating)
+        };
         let figures = json!({
             "ratingSum": totals.rating_sum.normalize().to_string(),
             "reviewCount": totals.review_count.to_string(),
             "rating": totals.rating.normalize().to_string(),
             "notCounted": totals.not_counted,
         });
-        if unchanged {
-            return Ok(json!({ "unchanged": figures }));
+        if unchanged(&stored) {
+            if !remembered {
+                self.remember(provider, Some(stored));
+                return Ok(Recomputed::Done(json!({ "unchanged": figures })));
+            }
+            // What this process remembers agrees; the table must too. Read after the reviews,
+            // the item may show a newer write: then start over from it rather than write.
+            let current = read().await?;
+            self.remember(provider, Some(current.clone()));
+            if unchanged(&current) {
+                return Ok(Recomputed::Done(json!({ "unchanged": figures })));
+            }
+            return Ok(Recomputed::StartOver(current));
         }
         let version = stored.aggregate_version.unwrap_or_default();
         let n = |d: Decimal| AttributeValue::N(d.normalize().to_string());
@@ -261,11 +362,21 @@ impl ProviderRatings {
             Some(v) => Condition::eq("aggregateVersion", n(v)),
             None => Condition::NotExists("aggregateVersion".into()),
         };
-        ports
+        let written = ports
             .tables
             .update(&cfg.providers_table, &key, &update, Some(&as_read))
-            .await?;
-        Ok(json!({ "updated": figures }))
+            .await;
+        match written {
+            Ok(item) => {
+                let now_stored = from_item(item, &format!("{} {provider}", cfg.providers_table))?;
+                self.remember(provider, Some(now_stored));
+                Ok(Recomputed::Done(json!({ "updated": figures })))
+            }
+            Err(e) => {
+                self.remember(provider, None);
+                Err(e.into())
+            }
+        }
     }
 
     /// The index must show the triggering review as it is now. The record's own image settles
