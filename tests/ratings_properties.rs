@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use ddb_stream_worker::batch::{BatchOptions, Worker};
+use ddb_stream_worker::batch::{Adapters, BatchOptions, Worker};
 use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::decode_event;
 use handlers::marketplace::ratings::ProviderRatings;
@@ -201,22 +201,30 @@ fn expected(table: &BTreeMap<String, Value>) -> BTreeMap<String, (Decimal, Decim
         .collect()
 }
 
+/// A worker with only the ratings reaction.
+fn ratings_worker(adapters: &Adapters) -> Worker {
+    let config = Config::from_lookup(|_| None).unwrap();
+    Worker::new(
+        vec![Box::new(ProviderRatings::new(config.ratings.clone()))],
+        adapters.clone(),
+        config.idempotency,
+    )
+}
+
+/// As a replay on the embedded state: each record's own change is applied first.
+const REPLAYED: BatchOptions = BatchOptions {
+    deadline: None,
+    apply_own_change: true,
+};
+
 async fn deliver(ops: Vec<Op>, plan: Schedule) -> Result<(), TestCaseError> {
     let (table, records) = history(&ops);
     let dir = tempfile::tempdir().unwrap();
     let (_state, mut adapters) = embedded(dir.path());
     let faulty = FaultyTables::new(adapters.tables.clone());
     adapters.tables = faulty.clone();
-    let config = Config::from_lookup(|_| None).unwrap();
-    let worker = Worker::new(
-        vec![Box::new(ProviderRatings::new(config.ratings.clone()))],
-        adapters.clone(),
-        config.idempotency,
-    );
-    let options = BatchOptions {
-        deadline: None,
-        apply_own_change: true,
-    };
+    let worker = ratings_worker(&adapters);
+    let options = REPLAYED;
 
     let mut sent: Vec<Vec<Value>> = Vec::new();
     let mut rest = records.as_slice();
@@ -319,16 +327,8 @@ proptest! {
 async fn a_remembered_aggregate_does_not_hide_a_changed_table() {
     let dir = tempfile::tempdir().unwrap();
     let (_state, adapters) = embedded(dir.path());
-    let config = Config::from_lookup(|_| None).unwrap();
-    let worker = Worker::new(
-        vec![Box::new(ProviderRatings::new(config.ratings.clone()))],
-        adapters.clone(),
-        config.idempotency,
-    );
-    let options = BatchOptions {
-        deadline: None,
-        apply_own_change: true,
-    };
+    let worker = ratings_worker(&adapters);
+    let options = REPLAYED;
     let ops = [Op::Insert {
         review: 1,
         booking: 1,
