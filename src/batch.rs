@@ -110,6 +110,10 @@ pub struct BatchOptions {
     pub deadline: Option<DateTime<Utc>>,
     /// Apply each record's own change to the tables before reacting (embedded replay only).
     pub apply_own_change: bool,
+    /// No record starts at or after this time: the first one not started fails, retryable,
+    /// so Lambda delivers the rest again. Running into the invocation's timeout instead would
+    /// make Lambda deliver the whole batch again, the finished records included.
+    pub stop_before: Option<DateTime<Utc>>,
 }
 
 /// The adapters a worker runs on.
@@ -211,6 +215,18 @@ impl Worker {
 
         for (index, record) in records.iter().enumerate() {
             let mut report = new_report(index, record);
+            if options
+                .stop_before
+                .is_some_and(|stop| self.adapters.clock.now() >= stop)
+            {
+                let message = "not started: the invocation is too close to its deadline; \
+                               Lambda delivers the records from here again"
+                    .to_string();
+                report.error = Some(message.clone());
+                failure = Some(failure_of(&report, "deadline", message, true));
+                pending.push(report);
+                break;
+            }
             let result = self
                 .process_record(record, &mut report, &recorder, options, &plan, &mut buffer)
                 .await;

@@ -52,6 +52,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
+/// No record starts later than this before the invocation's deadline: one port call may take
+/// up to 10 s with its retries (`wiring::timeouts`), and a record that is not started is
+/// delivered again cheaply, while a timeout re-delivers the whole batch.
+const STOP_RESERVE_SECONDS: i64 = 11;
+
 /// One invocation: decode, process, report the first failing record.
 pub async fn handle(
     worker: &Worker,
@@ -64,6 +69,7 @@ pub async fn handle(
     let options = BatchOptions {
         deadline,
         apply_own_change: false,
+        stop_before: deadline.map(|d| d - chrono::Duration::seconds(STOP_RESERVE_SECONDS)),
     };
     let started = std::time::Instant::now();
     let mut tally = Tally::default();

@@ -92,6 +92,7 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
     let batch_options = BatchOptions {
         deadline: None,
         apply_own_change: state.is_some() && options.apply,
+        stop_before: None,
     };
     let progress = progress_bar(total);
     let stdout = io::stdout();

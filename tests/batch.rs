@@ -116,6 +116,7 @@ async fn run(
             BatchOptions {
                 deadline: None,
                 apply_own_change: true,
+                stop_before: None,
             },
             &mut |r| reports.push(r.clone()),
         )
@@ -380,5 +381,75 @@ async fn audit_writes_are_batched_and_a_failed_flush_fails_the_earliest_unstored
     assert_eq!(
         retry.requests,
         [("BatchWriteItem", 2)].into_iter().collect()
+    );
+}
+
+/// A clock the test moves: the batch reads it before each record.
+struct ManualClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl handlers::ports::Clock for ManualClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Moves the clock an hour on when it runs on `event-2`: the invocation's time runs out there.
+struct SlowOn(Arc<ManualClock>);
+
+#[async_trait]
+impl Reaction for SlowOn {
+    fn name(&self) -> &'static str {
+        "slow-on"
+    }
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::ByConstruction
+    }
+    fn applies(&self, _: &Change) -> bool {
+        true
+    }
+    async fn react(&self, change: &Change, _: Ports<'_>) -> Result<Reacted, ReactionError> {
+        if change.event_id == "event-2" {
+            *self.0 .0.lock().unwrap() += chrono::Duration::hours(1);
+        }
+        Ok(Reacted::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_are_not_started_past_the_stop_time_and_lambda_retries_from_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, mut adapters) = embedded(dir.path());
+    let start = chrono::Utc::now();
+    let clock = Arc::new(ManualClock(std::sync::Mutex::new(start)));
+    adapters.clock = clock.clone();
+    let mut reactions = wiring::reactions(&config());
+    reactions.push(Box::new(SlowOn(clock)));
+    let worker = worker(reactions, adapters);
+    let records = [
+        user_insert(1, "u1"),
+        user_insert(2, "u2"),
+        user_insert(3, "u3"),
+    ];
+    let mut reports = Vec::new();
+    let outcome = worker
+        .process_batch(
+            &decode(&records),
+            BatchOptions {
+                deadline: None,
+                apply_own_change: true,
+                stop_before: Some(start + chrono::Duration::minutes(1)),
+            },
+            &mut |r| reports.push(r.clone()),
+        )
+        .await;
+    let failure = outcome.failure.expect("the third record is not started");
+    assert_eq!(failure.sequence_number, format!("{:021}", 3));
+    assert_eq!(failure.stage, "deadline");
+    assert!(failure.retryable);
+    assert_eq!(outcome.settled, 2, "the first two are done");
+    assert_eq!(audit_items(&state).len(), 2, "and only they were audited");
+    assert_eq!(
+        serde_json::to_value(&outcome.response).unwrap(),
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": format!("{:021}", 3)}]})
     );
 }

@@ -305,6 +305,7 @@ fn options() -> BatchOptions {
     BatchOptions {
         deadline: Some(now() - chrono::Duration::seconds(1)),
         apply_own_change: true,
+        stop_before: None,
     }
 }
 

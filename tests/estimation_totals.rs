@@ -294,6 +294,7 @@ async fn run_with_conflicts(
             BatchOptions {
                 deadline: None,
                 apply_own_change: true,
+                stop_before: None,
             },
             &mut |r| {
                 outcomes.extend(

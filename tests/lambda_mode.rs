@@ -95,6 +95,16 @@ async fn lambda_mode_answers_batches_failures_and_bad_events() {
         json!({"batchItemFailures": [{"itemIdentifier": "400000000000000000700"}]})
     );
 
+    // Too little time left (5 s, under the 11 s one call may need): no record is started and
+    // the first is reported, so Lambda retries the batch from it rather than timing out.
+    let audit = event("cost-platform-audit.json");
+    api.invoke("late", &audit, Duration::from_secs(5));
+    let answer = api.answer("late", Duration::from_secs(30));
+    assert_eq!(
+        answer.body,
+        json!({"batchItemFailures": [{"itemIdentifier": audit["Records"][0]["dynamodb"]["SequenceNumber"]}]})
+    );
+
     // Not a stream event: an error report, and the function keeps serving.
     api.invoke(
         "garbage",

@@ -215,6 +215,7 @@ fn ratings_worker(adapters: &Adapters) -> Worker {
 const REPLAYED: BatchOptions = BatchOptions {
     deadline: None,
     apply_own_change: true,
+    stop_before: None,
 };
 
 async fn deliver(ops: Vec<Op>, plan: Schedule) -> Result<(), TestCaseError> {
