@@ -312,7 +312,11 @@ async fn run_until_done(worker: &Worker, records: &[Value], options: BatchOption
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    // PROPTEST_CASES overrides the default of 96 (an explicit count here would ignore it).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(96),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn ratings_are_exact_under_duplicates_and_retries(ops in proptest::collection::vec(op(), 1..30), plan in schedule()) {
