@@ -54,6 +54,13 @@ pub enum RecordDefect {
     },
     #[error("unknown eventName {0:?}: expected INSERT, MODIFY or REMOVE")]
     UnknownEventName(String),
+    #[error("{image}.{path} = {value:?} is not a DynamoDB number: {reason}")]
+    InvalidNumber {
+        image: &'static str,
+        path: String,
+        value: String,
+        reason: &'static str,
+    },
 }
 
 /// One record of a batch: always identifiable, not always usable.
@@ -347,6 +354,20 @@ fn to_change(
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_else(|| "not stated".to_string()),
         });
+    }
+    for (image, item) in [
+        ("Keys", Some(&stream.keys)),
+        ("NewImage", new.as_ref()),
+        ("OldImage", old.as_ref()),
+    ] {
+        if let Some((path, value, reason)) = item.and_then(crate::numbers::first_invalid) {
+            return Err(RecordDefect::InvalidNumber {
+                image,
+                path,
+                value,
+                reason,
+            });
+        }
     }
     let expired_by_ttl = kind == ChangeKind::Remove
         && record.user_identity.as_ref().is_some_and(|who| {

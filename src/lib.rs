@@ -17,6 +17,7 @@ pub mod fuzz_target;
 pub mod idempotency;
 pub mod lambda;
 pub mod metrics;
+pub mod numbers;
 pub mod replay;
 pub mod report;
 pub mod sam_template;

@@ -194,3 +194,34 @@ fn an_item_near_400_kb_is_kept_whole_and_audited_in_a_small_audit_item() {
         .unwrap();
     assert!(logged.chars().count() <= 300, "{}", logged.len());
 }
+
+#[test]
+fn a_number_dynamodb_could_not_hold_fails_its_record_naming_the_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sent: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(event("odd-attribute-types-and-unknown-table")).unwrap(),
+    )
+    .unwrap();
+    let record = &mut sent["Records"][0];
+    record["dynamodb"]["NewImage"]["Prefs"]["M"]["limit"] = serde_json::json!({ "N": "1e126" });
+    let file = dir.path().join("bad-number.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({ "Records": [record] }).to_string(),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let output = replay_file(&file, &state);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("900000000000000000001")
+            && stderr.contains(r#"NewImage.Prefs.limit = "1e126" is not a DynamoDB number"#)
+            && stderr.contains("not retryable"),
+        "{stderr}"
+    );
+    assert!(
+        table(&state, "aws-cost-platform-enhanced").is_empty(),
+        "nothing applied"
+    );
+}

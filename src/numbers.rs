@@ -1,0 +1,132 @@
+//! DynamoDB's rules for numbers, checked as records come in: at most 38 significant digits and
+//! a magnitude from 1E-130 to 9.9999999999999999999999999999999999999E+125 (or zero). A real
+//! stream never breaks them, so a record that does was written by hand or by a broken tool,
+//! and its values would fail later, far from the cause.
+
+use handlers::AttributeValue;
+use handlers::Item;
+
+/// Why `text` is not a DynamoDB number, if it is not.
+pub fn check(text: &str) -> Result<(), &'static str> {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let exponent: i64 = match exponent {
+        Some(text) => text.parse().map_err(|_| "not a number")?,
+        None => 0,
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits_only = int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits_only {
+        return Err("not a number");
+    }
+    let digits = [int, frac].concat();
+    let leading_zeros = digits.bytes().take_while(|b| *b == b'0').count();
+    if leading_zeros == digits.len() {
+        return Ok(()); // zero, however written
+    }
+    if digits[leading_zeros..].trim_end_matches('0').len() > 38 {
+        return Err("more than 38 significant digits");
+    }
+    // The power of ten of the first significant digit.
+    let magnitude = int.len() as i64 - leading_zeros as i64 - 1 + exponent;
+    if magnitude > 125 {
+        Err("larger than DynamoDB's largest number, 9.9999999999999999999999999999999999999E+125")
+    } else if magnitude < -130 {
+        Err("closer to zero than DynamoDB's smallest number, 1E-130")
+    } else {
+        Ok(())
+    }
+}
+
+/// The first number in `item` (nested maps, lists and number sets included) that breaks the
+/// rules: its attribute path, its text and why.
+pub fn first_invalid(item: &Item) -> Option<(String, String, &'static str)> {
+    item.iter()
+        .find_map(|(name, value)| invalid_in(value, name.clone()))
+}
+
+fn invalid_in(value: &AttributeValue, path: String) -> Option<(String, String, &'static str)> {
+    let bad = |text: &String| check(text).err().map(|why| (text.clone(), why));
+    match value {
+        AttributeValue::N(text) => bad(text).map(|(text, why)| (path, text, why)),
+        AttributeValue::Ns(set) => set
+            .iter()
+            .find_map(bad)
+            .map(|(text, why)| (path, text, why)),
+        AttributeValue::M(map) => map
+            .iter()
+            .find_map(|(name, value)| invalid_in(value, format!("{path}.{name}"))),
+        AttributeValue::L(list) => list
+            .iter()
+            .enumerate()
+            .find_map(|(i, value)| invalid_in(value, format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamodb_numbers_are_accepted() {
+        for text in [
+            "0",
+            "-0",
+            "0.000",
+            "00012",
+            "123.456",
+            "-1.5e-3",
+            ".5",
+            "7.",
+            "1E+125",
+            "9.9999999999999999999999999999999999999E+125",
+            "-9.9999999999999999999999999999999999999E+125",
+            "1E-130",
+            "0.0001e-126",
+            "99999999999999999999999999999999999999",
+            "12345678901234567890.123456789012345678",
+            "1000000000000000000000000000000000000000000",
+        ] {
+            assert_eq!(check(text), Ok(()), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_the_reason() {
+        for (text, why) in [
+            ("", "not a number"),
+            ("-", "not a number"),
+            ("not-a-number", "not a number"),
+            ("NaN", "not a number"),
+            ("Infinity", "not a number"),
+            ("1.2.3", "not a number"),
+            ("1e", "not a number"),
+            ("0x10", "not a number"),
+            ("1 000", "not a number"),
+            ("1e126", "larger than DynamoDB's largest number, 9.9999999999999999999999999999999999999E+125"),
+            ("10E+125", "larger than DynamoDB's largest number, 9.9999999999999999999999999999999999999E+125"),
+            ("1e-131", "closer to zero than DynamoDB's smallest number, 1E-130"),
+            ("0.0001e-127", "closer to zero than DynamoDB's smallest number, 1E-130"),
+            ("1234567890123456789012345678901234567891", "more than 38 significant digits"),
+        ] {
+            assert_eq!(check(text), Err(why), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_first_bad_number_is_found_with_its_path() {
+        let item: Item = serde_json::from_value(serde_json::json!({
+            "ok": {"N": "1"},
+            "nested": {"M": {"list": {"L": [{"N": "2"}, {"NS": ["3", "1e999"]}]}}},
+        }))
+        .unwrap();
+        assert_eq!(
+            first_invalid(&item),
+            Some(("nested.list[1]".into(), "1e999".into(), "larger than DynamoDB's largest number, 9.9999999999999999999999999999999999999E+125"))
+        );
+    }
+}
