@@ -54,6 +54,8 @@ pub enum RecordDefect {
     },
     #[error("unknown eventName {0:?}: expected INSERT, MODIFY or REMOVE")]
     UnknownEventName(String),
+    #[error("Keys.{name} does not match the {image}'s {name}: the record's key and image disagree (a stream never sends that; was the file edited?)")]
+    KeysMismatch { image: &'static str, name: String },
     #[error("{image}.{path} = {value:?} is not a DynamoDB number: {reason}")]
     InvalidNumber {
         image: &'static str,
@@ -354,6 +356,17 @@ fn to_change(
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_else(|| "not stated".to_string()),
         });
+    }
+    for (image, item) in [("NewImage", new.as_ref()), ("OldImage", old.as_ref())] {
+        let Some(item) = item else { continue };
+        if let Some(name) = stream
+            .keys
+            .iter()
+            .find(|(name, value)| item.get(name.as_str()) != Some(value))
+            .map(|(name, _)| name.clone())
+        {
+            return Err(RecordDefect::KeysMismatch { image, name });
+        }
     }
     for (image, item) in [
         ("Keys", Some(&stream.keys)),

@@ -225,3 +225,28 @@ fn a_number_dynamodb_could_not_hold_fails_its_record_naming_the_attribute() {
         "nothing applied"
     );
 }
+
+#[test]
+fn keys_that_disagree_with_the_image_fail_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sent: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(event("odd-attribute-types-and-unknown-table")).unwrap(),
+    )
+    .unwrap();
+    let record = &mut sent["Records"][0];
+    record["dynamodb"]["Keys"]["PK"] = serde_json::json!({ "S": "USER#someone-else" });
+    let file = dir.path().join("edited.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({ "Records": [record] }).to_string(),
+    )
+    .unwrap();
+    let output = replay_file(&file, &dir.path().join("state"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("900000000000000000001")
+            && stderr.contains("Keys.PK does not match the NewImage's PK"),
+        "{stderr}"
+    );
+}
