@@ -1,5 +1,7 @@
 //! Shared helpers for the black-box tests: stream records built like Lambda's, a worker on a
-//! temporary embedded state, and a Tables wrapper that counts requests and injects faults.
+//! temporary embedded state, port wrappers (tables, objects, mail) that inject faults where
+//! told, and a fixed clock. `services` has the DynamoDB Local / moto side, `faulty_http` the
+//! fault-injecting HTTP client for the SDK adapters.
 #![allow(dead_code)]
 
 use std::path::Path;
