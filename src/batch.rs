@@ -308,11 +308,6 @@ impl Worker {
             mailer: recorder,
             clock: self.adapters.clock.as_ref(),
         };
-        if !self.reactions.iter().any(|r| r.applies(change)) {
-            // Not a failure: a table the worker was not built for (a shared stream, a filter
-            // left wide), or an item kind no reaction needs.
-            tracing::info!(table = %change.table, event_id = %change.event_id, sequence_number = %change.sequence_number, "no reaction applies to this record; skipped");
-        }
         for (r, reaction) in self.reactions.iter().enumerate() {
             let name = reaction.name();
             if !reaction.applies(change) {
@@ -382,6 +377,15 @@ impl Worker {
                     return Err(failure_of(report, name, e.to_string(), retryable));
                 }
             }
+        }
+        if report
+            .reactions
+            .iter()
+            .all(|r| r.outcome == Outcome::NotApplicable)
+        {
+            // Not a failure: a table the worker was not built for (a shared stream, a filter
+            // left wide), or an item kind no reaction needs.
+            tracing::info!(table = %change.table, event_id = %change.event_id, sequence_number = %change.sequence_number, "no reaction applies to this record; skipped");
         }
         Ok(())
     }

@@ -3,20 +3,29 @@
 //! already-parsed Lambda event, and asking every reaction whether each change concerns it,
 //! must end in records or a clear error, never a panic.
 
+use std::sync::LazyLock;
+
+use handlers::Reaction;
+
 use crate::config::Config;
 use crate::decode::{decode_value, for_each_record, DecodeError};
 use crate::wiring;
 
+/// Built once: the fuzzer calls [`decode_and_extract`] hundreds of times a second.
+static REACTIONS: LazyLock<Result<Vec<Box<dyn Reaction>>, String>> = LazyLock::new(|| {
+    let config = Config::from_lookup(|_| None).map_err(|e| e.to_string())?;
+    Ok(wiring::reactions(&config))
+});
+
 /// Decode `data` both ways and offer every decoded change to every reaction. Returns how
 /// many records decoded to a change, or which property the outcome broke.
 pub fn decode_and_extract(data: &[u8]) -> Result<usize, String> {
-    let config = Config::from_lookup(|_| None).map_err(|e| e.to_string())?;
-    let reactions = wiring::reactions(&config);
+    let reactions = REACTIONS.as_ref().map_err(Clone::clone)?;
     let mut changes = 0;
     let mut offer = |record: crate::decode::StreamRecord| {
         if let Ok(change) = &record.change {
             changes += 1;
-            for reaction in &reactions {
+            for reaction in reactions {
                 if reaction.applies(change) {
                     let _ = reaction.coalesce_key(change);
                 }

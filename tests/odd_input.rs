@@ -4,10 +4,28 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use support::cli::{event, outcomes, replay, table, worker};
+
+/// The first record of the odd-attribute scenario, changed by `edit`, written alone to
+/// `dir/name`: how a person would hand-make a bad file.
+fn edited_record(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut sent: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(event("odd-attribute-types-and-unknown-table")).unwrap(),
+    )
+    .unwrap();
+    let record = &mut sent["Records"][0];
+    edit(record);
+    let file = dir.join(name);
+    std::fs::write(
+        &file,
+        serde_json::json!({ "Records": [record] }).to_string(),
+    )
+    .unwrap();
+    file
+}
 
 /// `replay FILE --state STATE`, human output.
 fn replay_file(file: &Path, state: &Path) -> Output {
@@ -105,21 +123,12 @@ fn an_event_name_that_does_not_exist_fails_its_record_by_sequence_number() {
 #[test]
 fn a_record_that_lost_its_image_names_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sent: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(event("odd-attribute-types-and-unknown-table")).unwrap(),
-    )
-    .unwrap();
-    let record = &mut sent["Records"][0];
-    record["dynamodb"]
-        .as_object_mut()
-        .unwrap()
-        .remove("NewImage");
-    let file = dir.path().join("no-image.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({ "Records": [record] }).to_string(),
-    )
-    .unwrap();
+    let file = edited_record(dir.path(), "no-image.json", |record| {
+        record["dynamodb"]
+            .as_object_mut()
+            .unwrap()
+            .remove("NewImage");
+    });
     let output = replay_file(&file, &dir.path().join("state"));
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -153,20 +162,11 @@ fn bytes_that_are_not_utf8_are_malformed_json_with_line_and_column() {
 #[test]
 fn an_item_near_400_kb_is_kept_whole_and_audited_in_a_small_audit_item() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sent: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(event("odd-attribute-types-and-unknown-table")).unwrap(),
-    )
-    .unwrap();
     // DynamoDB's item limit is 400 KB; this one is just under it.
     let bio = "é".repeat(199_000);
-    let record = &mut sent["Records"][0];
-    record["dynamodb"]["NewImage"]["Bio"] = serde_json::json!({ "S": bio });
-    let file = dir.path().join("big-item.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({ "Records": [record] }).to_string(),
-    )
-    .unwrap();
+    let file = edited_record(dir.path(), "big-item.json", |record| {
+        record["dynamodb"]["NewImage"]["Bio"] = serde_json::json!({ "S": bio });
+    });
     let state = dir.path().join("state");
     let output = replay_file(&file, &state);
     assert_eq!(
@@ -198,18 +198,9 @@ fn an_item_near_400_kb_is_kept_whole_and_audited_in_a_small_audit_item() {
 #[test]
 fn a_number_dynamodb_could_not_hold_fails_its_record_naming_the_attribute() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sent: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(event("odd-attribute-types-and-unknown-table")).unwrap(),
-    )
-    .unwrap();
-    let record = &mut sent["Records"][0];
-    record["dynamodb"]["NewImage"]["Prefs"]["M"]["limit"] = serde_json::json!({ "N": "1e126" });
-    let file = dir.path().join("bad-number.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({ "Records": [record] }).to_string(),
-    )
-    .unwrap();
+    let file = edited_record(dir.path(), "bad-number.json", |record| {
+        record["dynamodb"]["NewImage"]["Prefs"]["M"]["limit"] = serde_json::json!({ "N": "1e126" });
+    });
     let state = dir.path().join("state");
     let output = replay_file(&file, &state);
     assert_eq!(output.status.code(), Some(1));
@@ -229,18 +220,9 @@ fn a_number_dynamodb_could_not_hold_fails_its_record_naming_the_attribute() {
 #[test]
 fn keys_that_disagree_with_the_image_fail_the_record() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sent: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(event("odd-attribute-types-and-unknown-table")).unwrap(),
-    )
-    .unwrap();
-    let record = &mut sent["Records"][0];
-    record["dynamodb"]["Keys"]["PK"] = serde_json::json!({ "S": "USER#someone-else" });
-    let file = dir.path().join("edited.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({ "Records": [record] }).to_string(),
-    )
-    .unwrap();
+    let file = edited_record(dir.path(), "edited.json", |record| {
+        record["dynamodb"]["Keys"]["PK"] = serde_json::json!({ "S": "USER#someone-else" });
+    });
     let output = replay_file(&file, &dir.path().join("state"));
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
