@@ -17,7 +17,8 @@ use handlers::{Change, Idempotency, Item, Reaction, ReactionError};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::adapters::counting::{difference, CountingTables, RequestCounts};
+use crate::adapters::counting::{difference, CountingTables, RequestCounter, RequestCounts};
+use crate::adapters::intercept::Intercepted;
 use crate::catalog::Catalog;
 use crate::decode::StreamRecord;
 use crate::effects::{Effect, Recorder};
@@ -159,7 +160,10 @@ impl Worker {
         mut adapters: Adapters,
         idempotency: IdempotencyConfig,
     ) -> Self {
-        let counter = Arc::new(CountingTables::new(adapters.tables.clone()));
+        let counter = Arc::new(Intercepted::new(
+            adapters.tables.clone(),
+            RequestCounter::default(),
+        ));
         adapters.tables = counter.clone();
         Worker {
             reactions,
@@ -206,7 +210,7 @@ impl Worker {
             a.mailer.clone(),
             a.catalog.clone(),
         );
-        let requests_before = self.counter.snapshot();
+        let requests_before = self.counter.hook.snapshot();
         let plan = self.coalescing_plan(records);
         let mut pending: Vec<RecordReport> = Vec::new();
         let mut buffer: Vec<Deferred> = Vec::new();
@@ -269,7 +273,7 @@ impl Worker {
             settled,
             failure,
             response,
-            requests: difference(&self.counter.snapshot(), &requests_before),
+            requests: difference(&self.counter.hook.snapshot(), &requests_before),
         }
     }
 
@@ -303,7 +307,7 @@ impl Worker {
             }
         }
         let ports = Ports {
-            tables: recorder,
+            tables: &recorder.tables,
             objects: recorder,
             mailer: recorder,
             clock: self.adapters.clock.as_ref(),

@@ -6,12 +6,11 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use handlers::ports::{
-    Condition, Mail, Mailer, Object, Objects, Query, Tables, TransactItem, Update, WriteRequest,
-};
+use handlers::ports::{Mail, Mailer, Object, Objects, Tables, TransactItem, WriteRequest};
 use handlers::{Item, PortError};
 use serde::Serialize;
 
+use crate::adapters::intercept::{Intercept, Intercepted, TableCall};
 use crate::catalog::Catalog;
 
 /// One effect, serialized in `--json` output as `{"effect": "item_put", ...}`.
@@ -68,11 +67,10 @@ impl Effect {
 
 /// Wraps the real ports and remembers every successful write.
 pub struct Recorder {
-    pub tables: Arc<dyn Tables>,
+    pub tables: Intercepted<WriteLog>,
     pub objects: Arc<dyn Objects>,
     pub mailer: Arc<dyn Mailer>,
-    pub catalog: Catalog,
-    effects: Mutex<Vec<Effect>>,
+    effects: Arc<Mutex<Vec<Effect>>>,
 }
 
 impl Recorder {
@@ -82,12 +80,16 @@ impl Recorder {
         mailer: Arc<dyn Mailer>,
         catalog: Catalog,
     ) -> Self {
+        let effects = Arc::new(Mutex::new(Vec::new()));
+        let log = WriteLog {
+            catalog,
+            effects: effects.clone(),
+        };
         Recorder {
-            tables,
+            tables: Intercepted::new(tables, log),
             objects,
             mailer,
-            catalog,
-            effects: Mutex::new(Vec::new()),
+            effects,
         }
     }
 
@@ -100,104 +102,67 @@ impl Recorder {
     }
 
     fn record(&self, effect: Effect) {
-        if let Ok(mut effects) = self.effects.lock() {
-            effects.push(effect);
-        }
+        record(&self.effects, [effect]);
     }
 }
 
+fn record(log: &Mutex<Vec<Effect>>, effects: impl IntoIterator<Item = Effect>) {
+    if let Ok(mut log) = log.lock() {
+        log.extend(effects);
+    }
+}
+
+/// The table writes a call makes, recorded once the call has succeeded.
+pub struct WriteLog {
+    catalog: Catalog,
+    effects: Arc<Mutex<Vec<Effect>>>,
+}
+
 #[async_trait]
-impl Tables for Recorder {
-    async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
-        self.tables.get(table, key).await
-    }
+impl Intercept for WriteLog {
+    type Pending = Vec<Effect>;
 
-    async fn put(
+    async fn before(
         &self,
-        table: &str,
-        item: Item,
-        condition: Option<&Condition>,
-    ) -> Result<(), PortError> {
-        let effect = Effect::put(&self.catalog, table, &item);
-        self.tables.put(table, item, condition).await?;
-        self.record(effect);
-        Ok(())
-    }
-
-    async fn update(
-        &self,
-        table: &str,
-        key: &Item,
-        update: &Update,
-        condition: Option<&Condition>,
-    ) -> Result<Item, PortError> {
-        let item = self.tables.update(table, key, update, condition).await?;
-        self.record(Effect::ItemUpdated {
+        _inner: &dyn Tables,
+        call: TableCall<'_>,
+    ) -> Result<Vec<Effect>, PortError> {
+        let deleted = |table: &str, key: &Item| Effect::ItemDeleted {
             table: table.to_string(),
             keys: key.clone(),
-        });
-        Ok(item)
-    }
-
-    async fn delete(
-        &self,
-        table: &str,
-        key: &Item,
-        condition: Option<&Condition>,
-    ) -> Result<Option<Item>, PortError> {
-        let old = self.tables.delete(table, key, condition).await?;
-        self.record(Effect::ItemDeleted {
+        };
+        let updated = |table: &str, key: &Item| Effect::ItemUpdated {
             table: table.to_string(),
             keys: key.clone(),
-        });
-        Ok(old)
+        };
+        Ok(match call {
+            TableCall::Get { .. } | TableCall::Query(_) => Vec::new(),
+            TableCall::Put { table, item, .. } => vec![Effect::put(&self.catalog, table, item)],
+            TableCall::Update { table, key, .. } => vec![updated(table, key)],
+            TableCall::Delete { table, key, .. } => vec![deleted(table, key)],
+            TableCall::BatchWrite { table, writes } => writes
+                .iter()
+                .map(|write| match write {
+                    WriteRequest::Put(item) => Effect::put(&self.catalog, table, item),
+                    WriteRequest::Delete(key) => deleted(table, key),
+                })
+                .collect(),
+            TableCall::TransactWrite(items) => items
+                .iter()
+                .filter_map(|item| match item {
+                    TransactItem::Put { table, item, .. } => {
+                        Some(Effect::put(&self.catalog, table, item))
+                    }
+                    TransactItem::Update { table, key, .. } => Some(updated(table, key)),
+                    TransactItem::Delete { table, key, .. } => Some(deleted(table, key)),
+                    TransactItem::Check { .. } => None,
+                })
+                .collect(),
+        })
     }
 
-    async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
-        self.tables.query(query).await
-    }
-
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
-        let effects: Vec<Effect> = writes
-            .iter()
-            .map(|write| match write {
-                WriteRequest::Put(item) => Effect::put(&self.catalog, table, item),
-                WriteRequest::Delete(key) => Effect::ItemDeleted {
-                    table: table.to_string(),
-                    keys: key.clone(),
-                },
-            })
-            .collect();
-        self.tables.batch_write(table, writes).await?;
-        for effect in effects {
-            self.record(effect);
-        }
-        Ok(())
-    }
-
-    async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError> {
-        let effects: Vec<Effect> = items
-            .iter()
-            .filter_map(|item| match item {
-                TransactItem::Put { table, item, .. } => {
-                    Some(Effect::put(&self.catalog, table, item))
-                }
-                TransactItem::Update { table, key, .. } => Some(Effect::ItemUpdated {
-                    table: table.clone(),
-                    keys: key.clone(),
-                }),
-                TransactItem::Delete { table, key, .. } => Some(Effect::ItemDeleted {
-                    table: table.clone(),
-                    keys: key.clone(),
-                }),
-                TransactItem::Check { .. } => None,
-            })
-            .collect();
-        self.tables.transact_write(items).await?;
-        for effect in effects {
-            self.record(effect);
-        }
-        Ok(())
+    fn after(&self, effects: Vec<Effect>) {
+        record(&self.effects, effects);
     }
 }
 

@@ -356,12 +356,12 @@ async fn a_reaction_error_releases_the_lock_so_the_retry_runs() {
 async fn audit_writes_are_batched_and_a_failed_flush_fails_the_earliest_unstored_record() {
     let dir = tempfile::tempdir().unwrap();
     let (state, mut adapters) = embedded(dir.path());
-    let faulty = FaultyTables::new(adapters.tables.clone());
-    adapters.tables = faulty.clone();
+    let faults = Arc::new(Faults::default());
+    adapters.tables = faulty_tables(adapters.tables.clone(), faults.clone());
     let worker = wiring::worker(&config(), adapters);
     let records: Vec<_> = (1..=30).map(|i| user_insert(i, &format!("u{i}"))).collect();
 
-    faulty.fail_next("BatchWriteItem", 1);
+    faults.fail_next("BatchWriteItem", "", 1);
     let (outcome, reports) = run(&worker, &records).await;
     let failure = outcome.failure.expect("the flush fails");
     assert_eq!(

@@ -28,7 +28,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use serde_json::{json, Value};
 use support::{
-    config, embedded, record_in, Faults, FaultyMailer, FaultyObjects, FaultyTables, FixedClock,
+    config, embedded, faulty_tables, record_in, Faults, FaultyMailer, FaultyObjects, FixedClock,
 };
 
 const COST: &str = "aws-cost-platform-enhanced";
@@ -269,10 +269,7 @@ fn run_on_fresh_state() -> Run {
     let dir = tempfile::tempdir().unwrap();
     let (state, mut adapters) = embedded(dir.path());
     let faults = Arc::new(Faults::default());
-    adapters.tables = Arc::new(FaultyTables {
-        inner: adapters.tables.clone(),
-        faults: faults.clone(),
-    });
+    adapters.tables = faulty_tables(adapters.tables.clone(), faults.clone());
     adapters.objects = Arc::new(FaultyObjects {
         inner: adapters.objects.clone(),
         faults: faults.clone(),

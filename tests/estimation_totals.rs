@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ddb_stream_worker::adapters::intercept::{Intercept, Intercepted, TableCall};
 use ddb_stream_worker::batch::{BatchOptions, Outcome};
 use ddb_stream_worker::wiring;
 use handlers::item::string_key;
-use handlers::ports::{Condition, Query, Tables, TransactItem, Update, WriteRequest};
-use handlers::{AttributeValue, Item, PortError};
+use handlers::ports::{Query, Tables, Update};
+use handlers::{AttributeValue, PortError};
 use serde_json::Value;
 use support::{cli, *};
 
@@ -211,56 +212,24 @@ fn an_unchanged_summary_is_not_written_again() {
 /// Another writer bumps METADATA's Version just before each of the worker's first
 /// `conflicts` transactions, as a concurrent editor would.
 struct ConcurrentEditor {
-    inner: Arc<dyn Tables>,
     conflicts: AtomicUsize,
 }
 
 #[async_trait]
-impl Tables for ConcurrentEditor {
-    async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
-        self.inner.get(table, key).await
-    }
-    async fn put(
-        &self,
-        table: &str,
-        item: Item,
-        condition: Option<&Condition>,
-    ) -> Result<(), PortError> {
-        self.inner.put(table, item, condition).await
-    }
-    async fn update(
-        &self,
-        table: &str,
-        key: &Item,
-        update: &Update,
-        condition: Option<&Condition>,
-    ) -> Result<Item, PortError> {
-        self.inner.update(table, key, update, condition).await
-    }
-    async fn delete(
-        &self,
-        table: &str,
-        key: &Item,
-        condition: Option<&Condition>,
-    ) -> Result<Option<Item>, PortError> {
-        self.inner.delete(table, key, condition).await
-    }
-    async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
-        self.inner.query(query).await
-    }
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
-        self.inner.batch_write(table, writes).await
-    }
-    async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError> {
-        if self.conflicts.load(Ordering::SeqCst) > 0 {
+impl Intercept for ConcurrentEditor {
+    type Pending = ();
+
+    async fn before(&self, inner: &dyn Tables, call: TableCall<'_>) -> Result<(), PortError> {
+        let transaction = matches!(call, TableCall::TransactWrite(_));
+        if transaction && self.conflicts.load(Ordering::SeqCst) > 0 {
             self.conflicts.fetch_sub(1, Ordering::SeqCst);
             let key = string_key(&[("PK", "ESTIMATION#est456"), ("SK", "METADATA")]);
             let bump = Update::default()
                 .add("Version", AttributeValue::N("1".into()))
                 .set("ProjectName", AttributeValue::S("Edited meanwhile".into()));
-            self.inner.update(COST_TABLE, &key, &bump, None).await?;
+            inner.update(COST_TABLE, &key, &bump, None).await?;
         }
-        self.inner.transact_write(items).await
+        Ok(())
     }
 }
 
@@ -275,10 +244,12 @@ async fn run_with_conflicts(
     let dir = tempfile::tempdir().unwrap();
     let (_state, mut adapters) = embedded(dir.path());
     let raw = adapters.tables.clone();
-    adapters.tables = Arc::new(ConcurrentEditor {
-        inner: raw.clone(),
-        conflicts: AtomicUsize::new(conflicts),
-    });
+    adapters.tables = Arc::new(Intercepted::new(
+        raw.clone(),
+        ConcurrentEditor {
+            conflicts: AtomicUsize::new(conflicts),
+        },
+    ));
     let config = ddb_stream_worker::config::Config::from_lookup(|name| {
         (name == "AUDITED_TABLES").then(String::new)
     })

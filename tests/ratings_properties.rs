@@ -9,6 +9,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ddb_stream_worker::batch::{Adapters, BatchOptions, Worker};
 use ddb_stream_worker::config::Config;
@@ -17,7 +18,7 @@ use handlers::marketplace::ratings::ProviderRatings;
 use proptest::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
-use support::{embedded, FaultyTables};
+use support::{embedded, faulty_tables, Faults};
 
 const REVIEWS: &str = "marketplace-dev-reviews-table";
 const PROVIDERS: &str = "marketplace-dev-providers-table";
@@ -222,7 +223,8 @@ async fn deliver(ops: Vec<Op>, plan: Schedule) -> Result<(), TestCaseError> {
     let (table, records) = history(&ops);
     let dir = tempfile::tempdir().unwrap();
     let (_state, mut adapters) = embedded(dir.path());
-    let faulty = FaultyTables::new(adapters.tables.clone());
+    let faults = Arc::new(Faults::default());
+    let faulty = faulty_tables(adapters.tables.clone(), faults.clone());
     adapters.tables = faulty.clone();
     let worker = ratings_worker(&adapters);
     let options = REPLAYED;
@@ -245,9 +247,9 @@ async fn deliver(ops: Vec<Op>, plan: Schedule) -> Result<(), TestCaseError> {
             }
         }
         match plan.fault.get(batch_no).copied().unwrap_or(0) {
-            1 => faulty.fail_next("Query", 1),
-            2 => faulty.fail_next("GetItem", 1),
-            3 => faulty.fail_next("UpdateItem", 1),
+            1 => faults.fail_next("Query", "", 1),
+            2 => faults.fail_next("GetItem", "", 1),
+            3 => faults.fail_next("UpdateItem", "", 1),
             _ => {}
         }
         run_until_done(&worker, batch, options).await;

@@ -1,40 +1,46 @@
 //! Counts DynamoDB requests by operation: what users pay for, shown per batch.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
-use handlers::ports::{Condition, Query, Tables, TransactItem, Update, WriteRequest};
-use handlers::{Item, PortError};
+use handlers::ports::Tables;
+use handlers::PortError;
+
+use super::intercept::{Intercept, Intercepted, TableCall};
 
 /// Requests per operation name (`PutItem`, `Query`, ...).
 pub type RequestCounts = BTreeMap<&'static str, u64>;
 
-/// Wraps a Tables adapter and counts every call it passes on, successful or not. A batch
-/// write or query that the adapter splits into several requests counts as the requests it
-/// sends only where the adapter reports them; here it counts calls, which for BatchWriteItem
-/// means one per 25 items handed in (see `batch_write`).
-pub struct CountingTables {
-    inner: Arc<dyn Tables>,
+/// Counts every call it sees, successful or not. It counts calls, which for BatchWriteItem
+/// means one per 25 items handed in: the adapter sends 25 per request.
+#[derive(Default)]
+pub struct RequestCounter {
     counts: Mutex<RequestCounts>,
 }
 
-impl CountingTables {
-    pub fn new(inner: Arc<dyn Tables>) -> Self {
-        CountingTables {
-            inner,
-            counts: Mutex::new(RequestCounts::new()),
-        }
-    }
+/// A Tables adapter whose requests are counted.
+pub type CountingTables = Intercepted<RequestCounter>;
 
+impl RequestCounter {
     pub fn snapshot(&self) -> RequestCounts {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
+}
 
-    fn count(&self, operation: &'static str, requests: u64) {
+#[async_trait]
+impl Intercept for RequestCounter {
+    type Pending = ();
+
+    async fn before(&self, _inner: &dyn Tables, call: TableCall<'_>) -> Result<(), PortError> {
+        let requests = match call {
+            TableCall::BatchWrite { writes, .. } => writes.len().div_ceil(25) as u64,
+            _ => 1,
+        };
         if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry(operation).or_default() += requests;
+            *counts.entry(call.operation()).or_default() += requests;
         }
+        Ok(())
     }
 }
 
@@ -45,59 +51,4 @@ pub fn difference(later: &RequestCounts, earlier: &RequestCounts) -> RequestCoun
         .map(|(op, n)| (*op, n - earlier.get(op).copied().unwrap_or(0)))
         .filter(|(_, n)| *n > 0)
         .collect()
-}
-
-#[async_trait]
-impl Tables for CountingTables {
-    async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
-        self.count("GetItem", 1);
-        self.inner.get(table, key).await
-    }
-
-    async fn put(
-        &self,
-        table: &str,
-        item: Item,
-        condition: Option<&Condition>,
-    ) -> Result<(), PortError> {
-        self.count("PutItem", 1);
-        self.inner.put(table, item, condition).await
-    }
-
-    async fn update(
-        &self,
-        table: &str,
-        key: &Item,
-        update: &Update,
-        condition: Option<&Condition>,
-    ) -> Result<Item, PortError> {
-        self.count("UpdateItem", 1);
-        self.inner.update(table, key, update, condition).await
-    }
-
-    async fn delete(
-        &self,
-        table: &str,
-        key: &Item,
-        condition: Option<&Condition>,
-    ) -> Result<Option<Item>, PortError> {
-        self.count("DeleteItem", 1);
-        self.inner.delete(table, key, condition).await
-    }
-
-    async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
-        self.count("Query", 1);
-        self.inner.query(query).await
-    }
-
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
-        // The adapter sends 25 requests per BatchWriteItem call.
-        self.count("BatchWriteItem", writes.len().div_ceil(25) as u64);
-        self.inner.batch_write(table, writes).await
-    }
-
-    async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError> {
-        self.count("TransactWriteItems", 1);
-        self.inner.transact_write(items).await
-    }
 }

@@ -4,6 +4,7 @@
 pub mod counting;
 pub mod dynamodb;
 pub mod embedded;
+pub mod intercept;
 pub mod s3;
 mod sdk_error;
 pub mod ses;

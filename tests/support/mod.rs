@@ -9,15 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ddb_stream_worker::adapters::embedded::EmbeddedState;
+use ddb_stream_worker::adapters::intercept::{Intercept, Intercepted, TableCall};
 use ddb_stream_worker::batch::Adapters;
 use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::{decode_event, StreamRecord};
 use ddb_stream_worker::wiring;
-use handlers::ports::{
-    Condition, Mail, Mailer, Object, Objects, Query, Tables, TransactItem, Update, WriteRequest,
-};
-use handlers::{Item, PortError};
+use handlers::ports::{Mail, Mailer, Object, Objects, Tables};
+use handlers::PortError;
 use serde_json::{json, Value};
 
 pub mod cli;
@@ -152,80 +151,27 @@ impl Faults {
     }
 }
 
-/// Tables that pass every call on unless [`Faults`] say otherwise.
-pub struct FaultyTables {
-    pub inner: Arc<dyn Tables>,
-    pub faults: Arc<Faults>,
-}
+/// Tables with [`Faults`] in front of them: every call passes on unless the faults say
+/// otherwise. A put's detail is its table and item; any other call's, its table.
+pub type FaultyTables = Intercepted<SharedFaults>;
 
-impl FaultyTables {
-    pub fn new(inner: Arc<dyn Tables>) -> Arc<Self> {
-        Arc::new(FaultyTables {
-            inner,
-            faults: Arc::default(),
-        })
-    }
-
-    /// Fail the next `times` calls of `operation`, whatever they touch.
-    pub fn fail_next(&self, operation: &'static str, times: usize) {
-        self.faults.fail_next(operation, "", times);
-    }
-
-    fn enter(&self, operation: &'static str, table: &str) -> Result<(), PortError> {
-        self.faults.enter(operation, || table.to_string())
-    }
-}
+/// Faults shared by the tables, objects and mailer wrappers of one test.
+pub struct SharedFaults(pub Arc<Faults>);
 
 #[async_trait]
-impl Tables for FaultyTables {
-    async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
-        self.enter("GetItem", table)?;
-        self.inner.get(table, key).await
+impl Intercept for SharedFaults {
+    type Pending = ();
+
+    async fn before(&self, _inner: &dyn Tables, call: TableCall<'_>) -> Result<(), PortError> {
+        self.0.enter(call.operation(), || match call {
+            TableCall::Put { table, item, .. } => format!("{table} {item:?}"),
+            other => other.table().to_string(),
+        })
     }
-    async fn put(
-        &self,
-        table: &str,
-        item: Item,
-        condition: Option<&Condition>,
-    ) -> Result<(), PortError> {
-        self.faults
-            .enter("PutItem", || format!("{table} {item:?}"))?;
-        self.inner.put(table, item, condition).await
-    }
-    async fn update(
-        &self,
-        table: &str,
-        key: &Item,
-        update: &Update,
-        condition: Option<&Condition>,
-    ) -> Result<Item, PortError> {
-        self.enter("UpdateItem", table)?;
-        self.inner.update(table, key, update, condition).await
-    }
-    async fn delete(
-        &self,
-        table: &str,
-        key: &Item,
-        condition: Option<&Condition>,
-    ) -> Result<Option<Item>, PortError> {
-        self.enter("DeleteItem", table)?;
-        self.inner.delete(table, key, condition).await
-    }
-    async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
-        self.enter("Query", &query.table)?;
-        self.inner.query(query).await
-    }
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
-        self.enter("BatchWriteItem", table)?;
-        self.inner.batch_write(table, writes).await
-    }
-    async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError> {
-        self.enter(
-            "TransactWriteItems",
-            items.first().map_or("", |i| i.table()),
-        )?;
-        self.inner.transact_write(items).await
-    }
+}
+
+pub fn faulty_tables(inner: Arc<dyn Tables>, faults: Arc<Faults>) -> Arc<FaultyTables> {
+    Arc::new(Intercepted::new(inner, SharedFaults(faults)))
 }
 
 /// Objects that pass every call on unless [`Faults`] say otherwise.
