@@ -12,7 +12,7 @@ use handlers::audit::AuditLog;
 use handlers::bookings::BookingMail;
 use handlers::cost::proposal::ProposalPdf;
 use handlers::cost::sharing::ShareNotification;
-use handlers::cost::totals::EstimationTotals;
+use handlers::cost::totals::{EstimationTotals, SavingsRatesCache};
 use handlers::marketplace::ratings::ProviderRatings;
 use handlers::pilotforce::AssetCleanup;
 use handlers::ports::SystemClock;
@@ -28,10 +28,11 @@ use crate::config::Config;
 
 /// Every reaction the worker has, in the order they run on a record.
 pub fn reactions(config: &Config) -> Vec<Box<dyn Reaction>> {
+    let tips = Arc::new(SavingsRatesCache::default());
     vec![
         Box::new(AuditLog::new(config.audit.clone())),
-        Box::new(EstimationTotals::new(config.totals.clone())),
-        Box::new(ProposalPdf::new(config.proposals.clone())),
+        Box::new(EstimationTotals::new(config.totals.clone(), tips.clone())),
+        Box::new(ProposalPdf::new(config.proposals.clone(), tips)),
         Box::new(ShareNotification::new(
             config.proposals.table.clone(),
             config.proposals.mail.clone(),

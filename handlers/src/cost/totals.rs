@@ -7,7 +7,7 @@
 //! The summary update and the CALCULATION# record are one transaction, guarded by the
 //! METADATA `Version` (optimistic locking): on a conflict it re-reads and tries again.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -47,15 +47,38 @@ pub struct TotalsConfig {
 
 pub struct EstimationTotals {
     config: TotalsConfig,
-    tips: Mutex<Option<(Instant, SavingsRates)>>,
+    tips: Arc<SavingsRatesCache>,
 }
 
 impl EstimationTotals {
-    pub fn new(config: TotalsConfig) -> Self {
-        EstimationTotals {
-            config,
-            tips: Mutex::new(None),
+    /// `tips` is shared with the other reactions that price estimations (proposals), so the
+    /// table's OPTIMIZATION_TIPS are read once for all of them.
+    pub fn new(config: TotalsConfig, tips: Arc<SavingsRatesCache>) -> Self {
+        EstimationTotals { config, tips }
+    }
+}
+
+/// The savings percentages from a table's OPTIMIZATION_TIPS items: one Query, then reused for
+/// a few minutes, with the documented defaults for tips the table does not have.
+#[derive(Default)]
+pub struct SavingsRatesCache {
+    cached: Mutex<Option<(Instant, SavingsRates)>>,
+}
+
+impl SavingsRatesCache {
+    pub async fn get(&self, ports: Ports<'_>, table: &str) -> Result<SavingsRates, PortError> {
+        if let Ok(cache) = self.cached.lock() {
+            if let Some((at, rates)) = *cache {
+                if at.elapsed() < TIPS_TTL {
+                    return Ok(rates);
+                }
+            }
         }
+        let rates = read_savings_rates(ports, table).await?;
+        if let Ok(mut cache) = self.cached.lock() {
+            *cache = Some((Instant::now(), rates));
+        }
+        Ok(rates)
     }
 }
 
@@ -166,7 +189,7 @@ impl EstimationTotals {
             .business_rules
             .clone()
             .unwrap_or_else(|| self.config.default_rules.clone());
-        let rates = self.savings_rates(ports).await?;
+        let rates = self.tips.get(ports, &self.config.table).await?;
         let priced = price(&lines, &rules, &rates);
         let now = ports
             .clock
@@ -328,28 +351,10 @@ impl EstimationTotals {
             business_rules_applied: priced.applied.clone(),
         }
     }
-
-    /// The savings percentages from the OPTIMIZATION_TIPS items (one query, then reused for
-    /// a few minutes), with the documented defaults for tips the table does not have.
-    async fn savings_rates(&self, ports: Ports<'_>) -> Result<SavingsRates, ReactionError> {
-        if let Ok(cache) = self.tips.lock() {
-            if let Some((at, rates)) = *cache {
-                if at.elapsed() < TIPS_TTL {
-                    return Ok(rates);
-                }
-            }
-        }
-        let rates = read_savings_rates(ports, &self.config.table).await?;
-        if let Ok(mut cache) = self.tips.lock() {
-            *cache = Some((Instant::now(), rates));
-        }
-        Ok(rates)
-    }
 }
 
-/// The savings percentages from `table`'s OPTIMIZATION_TIPS items (one query), with the
-/// documented defaults for tips the table does not have.
-pub async fn read_savings_rates(ports: Ports<'_>, table: &str) -> Result<SavingsRates, PortError> {
+/// The savings percentages from `table`'s OPTIMIZATION_TIPS items (one query).
+async fn read_savings_rates(ports: Ports<'_>, table: &str) -> Result<SavingsRates, PortError> {
     let items = ports
         .tables
         .query(&Query {

@@ -11,6 +11,8 @@ pub mod canvas;
 pub mod filename;
 pub mod render;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{Duration, SecondsFormat};
 use serde_json::json;
@@ -20,7 +22,7 @@ use super::model::{
 };
 use super::notify;
 use super::pricing::{price, SavingsRates};
-use super::totals::read_savings_rates;
+use super::totals::SavingsRatesCache;
 use crate::change::{Change, ChangeKind};
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, string_key, AttributeValue};
@@ -48,11 +50,13 @@ pub struct ProposalConfig {
 
 pub struct ProposalPdf {
     config: ProposalConfig,
+    /// Shared with the totals reaction: the PDF is priced with the same savings rates.
+    tips: Arc<SavingsRatesCache>,
 }
 
 impl ProposalPdf {
-    pub fn new(config: ProposalConfig) -> Self {
-        ProposalPdf { config }
+    pub fn new(config: ProposalConfig, tips: Arc<SavingsRatesCache>) -> Self {
+        ProposalPdf { config, tips }
     }
 }
 
@@ -170,7 +174,9 @@ impl ProposalPdf {
         // stored summary is rewritten after the line items change (once per batch), so it can
         // lag them, and a proposal whose totals disagree with its own table is worse than one
         // more query.
-        let rates = read_savings_rates(ports, table)
+        let rates = self
+            .tips
+            .get(ports, table)
             .await
             .map_err(|e| Err(e.into()))?;
         let summary = self.summary_from(&metadata, &lines, &rates, now);
