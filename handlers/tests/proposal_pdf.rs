@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::Command;
 
-use handlers::cost::model::{BusinessRules, EstimationSummary, LineItem};
+use handlers::cost::model::{BusinessRules, LineItem};
 use handlers::cost::pricing::{price, SavingsRates};
 use handlers::cost::proposal::render::{render, Proposal};
 use handlers::templates::{branding, proposal_template};
@@ -42,16 +42,7 @@ fn proposal(lines: Vec<LineItem>, client: &str, project: &str) -> Proposal {
         date: "15 January 2024".into(),
         estimation_id: "e1".into(),
         region: "us-east-1".into(),
-        summary: EstimationSummary {
-            total_monthly_cost: priced.total_monthly,
-            total_annual_cost: priced.total_annual,
-            currency: "USD".into(),
-            last_calculated_at: "2024-01-15T10:30:00Z".into(),
-            cost_breakdown: priced.breakdown,
-            optimization_savings_potential: priced.savings,
-            business_rules_applied: Some(priced.applied),
-            line_item_count: Decimal::from(lines.len()),
-        },
+        summary: priced.summary("USD", "2024-01-15T10:30:00Z", lines.len()),
         lines,
         compliance: vec!["PCI-DSS".into(), "GDPR".into()],
         include_executive_summary: true,

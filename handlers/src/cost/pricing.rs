@@ -16,7 +16,8 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::model::{
-    BusinessRules, Category, CostBreakdown, LineItem, RulesApplied, SavingsPotential,
+    BusinessRules, Category, CostBreakdown, EstimationSummary, LineItem, RulesApplied,
+    SavingsPotential,
 };
 
 pub const ROUNDING: &str = "per category to 0.01, half up";
@@ -49,6 +50,27 @@ pub struct Priced {
     pub total_annual: Decimal,
     pub savings: SavingsPotential,
     pub applied: RulesApplied,
+}
+
+impl Priced {
+    /// The `EstimationSummary` these figures make for an estimation of `line_items` items.
+    pub fn summary(
+        &self,
+        currency: &str,
+        calculated_at: &str,
+        line_items: usize,
+    ) -> EstimationSummary {
+        EstimationSummary {
+            total_monthly_cost: self.total_monthly,
+            total_annual_cost: self.total_annual,
+            currency: currency.to_string(),
+            last_calculated_at: calculated_at.to_string(),
+            cost_breakdown: self.breakdown.clone(),
+            optimization_savings_potential: self.savings.clone(),
+            business_rules_applied: Some(self.applied.clone()),
+            line_item_count: Decimal::from(line_items),
+        }
+    }
 }
 
 /// Money to the cent, half up.

@@ -201,16 +201,7 @@ impl EstimationTotals {
             .map(|s| s.currency.clone())
             .or_else(|| metadata.currency.clone())
             .unwrap_or_else(|| self.config.default_currency.clone());
-        let summary = EstimationSummary {
-            total_monthly_cost: priced.total_monthly,
-            total_annual_cost: priced.total_annual,
-            currency: currency.clone(),
-            last_calculated_at: now.clone(),
-            cost_breakdown: priced.breakdown.clone(),
-            optimization_savings_potential: priced.savings.clone(),
-            business_rules_applied: Some(priced.applied.clone()),
-            line_item_count: Decimal::from(lines.len()),
-        };
+        let summary = priced.summary(&currency, &now, lines.len());
         let totals = json!({
             "TotalMonthlyCost": priced.total_monthly.to_string(),
             "TotalAnnualCost": priced.total_annual.to_string(),

@@ -320,20 +320,15 @@ impl ProposalPdf {
             .business_rules
             .clone()
             .unwrap_or_else(|| self.config.default_rules.clone());
-        let priced = price(lines, &rules, rates);
-        EstimationSummary {
-            total_monthly_cost: priced.total_monthly,
-            total_annual_cost: priced.total_annual,
-            currency: metadata
-                .currency
-                .clone()
-                .unwrap_or_else(|| self.config.default_currency.clone()),
-            last_calculated_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-            cost_breakdown: priced.breakdown,
-            optimization_savings_potential: priced.savings,
-            business_rules_applied: Some(priced.applied),
-            line_item_count: lines.len().into(),
-        }
+        let currency = metadata
+            .currency
+            .as_deref()
+            .unwrap_or(&self.config.default_currency);
+        price(lines, &rules, rates).summary(
+            currency,
+            &now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            lines.len(),
+        )
     }
 
     async fn mark_failed(
