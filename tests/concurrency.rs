@@ -66,29 +66,6 @@ async fn worker(tables: &Tables, http: Option<&FaultyHttp>) -> Worker {
     wiring::worker(&config, adapters)
 }
 
-/// Put an item given in DynamoDB JSON (strings and numbers only).
-async fn put(db: &aws_sdk_dynamodb::Client, table: &str, item: &Value) {
-    let item = item
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(name, value)| {
-            let value = match (value["S"].as_str(), value["N"].as_str()) {
-                (Some(text), _) => s(text),
-                (_, Some(number)) => n(number),
-                _ => panic!("{name}: only S and N here"),
-            };
-            (name.clone(), value)
-        })
-        .collect();
-    db.put_item()
-        .table_name(table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .unwrap();
-}
-
 /// The METADATA item and line item `i` of estimation `id`.
 fn estimation(id: &str) -> Value {
     json!({"PK": {"S": format!("ESTIMATION#{id}")}, "SK": {"S": "METADATA"}, "Version": {"N": "1"}})
@@ -141,7 +118,7 @@ async fn write(
         ),
         Aggregate::Estimation => (&tables.cost, line_item("e1", i), &["PK", "SK"]),
     };
-    put(db, table, &item).await;
+    services::put(db, table, item.clone()).await;
     let keys = keys
         .iter()
         .map(|k| (k.to_string(), item[k].clone()))
@@ -217,7 +194,7 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
         cost: services::fresh_table("aws-cost-platform-enhanced").await,
     };
     let db = services::dynamodb().await;
-    put(&db, &tables.cost, &estimation("e1")).await;
+    services::put(&db, &tables.cost, estimation("e1")).await;
 
     // Worker A's aggregate writes can be held at a gate; B's never are.
     let slow = FaultyHttp::new(Plan::Nothing);
@@ -310,11 +287,11 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
 
     // The estimation: its summary equals that of a copy with the same line items, written
     // first and then delivered to one worker in one batch.
-    put(&db, &tables.cost, &estimation("e2")).await;
+    services::put(&db, &tables.cost, estimation("e2")).await;
     let mut copy = Vec::new();
     for i in 0..TOTAL {
         let line = line_item("e2", i);
-        put(&db, &tables.cost, &line).await;
+        services::put(&db, &tables.cost, line.clone()).await;
         let keys = json!({"PK": line["PK"], "SK": line["SK"]});
         copy.push(record_in(
             &tables.cost,

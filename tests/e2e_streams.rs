@@ -10,6 +10,7 @@ use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::{decode_value, StreamRecord};
 use ddb_stream_worker::stream_records::lambda_event;
 use ddb_stream_worker::wiring;
+use serde_json::json;
 use support::faulty_http::{Fault, FaultyHttp, Plan};
 use support::services::{self, audit_items};
 
@@ -53,26 +54,30 @@ async fn audit_log_scenario(faults: Option<&FaultyHttp>) {
     let table = fresh_cost_table().await;
     let db = services::dynamodb().await;
     // What the cost platform does: create a user, create and update an estimation, share and unshare it.
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("USER#u1"))
-        .item("SK", s("PROFILE"))
-        .item("EntityType", s("User"))
-        .item("UserId", s("u1"))
-        .item("Email", s("u1@sagesoft.com"))
-        .send()
-        .await
-        .unwrap();
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("METADATA"))
-        .item("EntityType", s("Estimation"))
-        .item("UserId", s("u1"))
-        .item("Status", s("DRAFT"))
-        .send()
-        .await
-        .unwrap();
+    services::put(
+        &db,
+        &table,
+        json!({
+            "PK": {"S": "USER#u1"},
+            "SK": {"S": "PROFILE"},
+            "EntityType": {"S": "User"},
+            "UserId": {"S": "u1"},
+            "Email": {"S": "u1@sagesoft.com"},
+        }),
+    )
+    .await;
+    services::put(
+        &db,
+        &table,
+        json!({
+            "PK": {"S": "ESTIMATION#e1"},
+            "SK": {"S": "METADATA"},
+            "EntityType": {"S": "Estimation"},
+            "UserId": {"S": "u1"},
+            "Status": {"S": "DRAFT"},
+        }),
+    )
+    .await;
     db.update_item()
         .table_name(&table)
         .key("PK", s("ESTIMATION#e1"))
@@ -84,15 +89,17 @@ async fn audit_log_scenario(faults: Option<&FaultyHttp>) {
         .send()
         .await
         .unwrap();
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("USER#u2"))
-        .item("SK", s("SHARED#e1"))
-        .item("EntityType", s("SharedEstimation"))
-        .item("SharedByUserId", s("u1"))
-        .send()
-        .await
-        .unwrap();
+    services::put(
+        &db,
+        &table,
+        json!({
+            "PK": {"S": "USER#u2"},
+            "SK": {"S": "SHARED#e1"},
+            "EntityType": {"S": "SharedEstimation"},
+            "SharedByUserId": {"S": "u1"},
+        }),
+    )
+    .await;
     db.delete_item()
         .table_name(&table)
         .key("PK", s("USER#u2"))
@@ -177,29 +184,33 @@ async fn estimation_totals_from_real_stream_records() {
     let table = fresh_cost_table().await;
     let db = services::dynamodb().await;
     let n = |v: &str| V::N(v.into());
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("METADATA"))
-        .item("EntityType", s("Estimation"))
-        .item("Version", n("1"))
-        .send()
-        .await
-        .unwrap();
+    services::put(
+        &db,
+        &table,
+        json!({
+            "PK": {"S": "ESTIMATION#e1"},
+            "SK": {"S": "METADATA"},
+            "EntityType": {"S": "Estimation"},
+            "Version": {"N": "1"},
+        }),
+    )
+    .await;
     for (sk, cost) in [
         ("SERVER#a", "247.42"),
         ("STORAGE#b", "45.00"),
         ("DATABASE#c", "1800.00"),
         ("NETWORK_SECURITY", "800.00"),
     ] {
-        db.put_item()
-            .table_name(&table)
-            .item("PK", s("ESTIMATION#e1"))
-            .item("SK", s(sk))
-            .item("EstimatedMonthlyCost", n(cost))
-            .send()
-            .await
-            .unwrap();
+        services::put(
+            &db,
+            &table,
+            json!({
+                "PK": {"S": "ESTIMATION#e1"},
+                "SK": {"S": sk},
+                "EstimatedMonthlyCost": {"N": cost},
+            }),
+        )
+        .await;
     }
     // A rename in the same batch: no cost change, no extra work.
     db.update_item()
@@ -307,46 +318,54 @@ async fn proposal_scenario(faults: Option<&FaultyHttp>) {
     };
     profile("u1", "John", &john).send().await.unwrap();
     profile("u2", "Mary", &mary).send().await.unwrap();
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("METADATA"))
-        .item("ProjectName", s("Réseau Ünïcode"))
-        .item("Version", n("1"))
-        .send()
-        .await
-        .unwrap();
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("SERVER#a"))
-        .item("ServerName", s("Web tier"))
-        .item("EstimatedMonthlyCost", n("247.42"))
-        .send()
-        .await
-        .unwrap();
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("DOCUMENT#d1"))
-        .item("DocumentType", s("PDF_PROPOSAL"))
-        .item("Status", s("PENDING"))
-        .item("FileName", s("Proposal.pdf"))
-        .item("GeneratedBy", s("u1"))
-        .send()
-        .await
-        .unwrap();
-    db.put_item()
-        .table_name(&table)
-        .item("PK", s("USER#u2"))
-        .item("SK", s("SHARED#e1"))
-        .item("EstimationId", s("e1"))
-        .item("SharedWithUserId", s("u2"))
-        .item("SharedByUserId", s("u1"))
-        .item("NotificationSent", V::Bool(false))
-        .send()
-        .await
-        .unwrap();
+    services::put(
+        &db,
+        &table,
+        json!({
+            "PK": {"S": "ESTIMATION#e1"},
+            "SK": {"S": "METADATA"},
+            "ProjectName": {"S": "Réseau Ünïcode"},
+            "Version": {"N": "1"},
+        }),
+    )
+    .await;
+    services::put(
+        &db,
+        &table,
+        json!({
+            "PK": {"S": "ESTIMATION#e1"},
+            "SK": {"S": "SERVER#a"},
+            "ServerName": {"S": "Web tier"},
+            "EstimatedMonthlyCost": {"N": "247.42"},
+        }),
+    )
+    .await;
+    services::put(
+        &db,
+        &table,
+        json!({
+            "PK": {"S": "ESTIMATION#e1"},
+            "SK": {"S": "DOCUMENT#d1"},
+            "DocumentType": {"S": "PDF_PROPOSAL"},
+            "Status": {"S": "PENDING"},
+            "FileName": {"S": "Proposal.pdf"},
+            "GeneratedBy": {"S": "u1"},
+        }),
+    )
+    .await;
+    services::put(
+        &db,
+        &table,
+        json!({
+            "PK": {"S": "USER#u2"},
+            "SK": {"S": "SHARED#e1"},
+            "EstimationId": {"S": "e1"},
+            "SharedWithUserId": {"S": "u2"},
+            "SharedByUserId": {"S": "u1"},
+            "NotificationSent": {"BOOL": false},
+        }),
+    )
+    .await;
 
     let config = Config::from_lookup(|name| match name {
         "AUDITED_TABLES" => Some(String::new()),
@@ -469,14 +488,16 @@ async fn provider_ratings_scenario(faults: Option<&FaultyHttp>) {
             .item("rating", V::N(rating.into()))
             .item("createdAt", s(at))
     };
-    db.put_item()
-        .table_name(&providers)
-        .item("providerId", s("p1"))
-        .item("serviceType", s("Plumbing"))
-        .item("serviceArea", s("Austin"))
-        .send()
-        .await
-        .unwrap();
+    services::put(
+        &db,
+        &providers,
+        json!({
+            "providerId": {"S": "p1"},
+            "serviceType": {"S": "Plumbing"},
+            "serviceArea": {"S": "Austin"},
+        }),
+    )
+    .await;
     put("r1", "b1", "p1", "5", "2025-01-01")
         .send()
         .await
@@ -583,20 +604,24 @@ async fn bookings_assets_threads_scenario(faults: Option<&FaultyHttp>) {
     );
     let db = services::dynamodb().await;
 
-    db.put_item()
-        .table_name(&users)
-        .item("userId", s("c1"))
-        .item("email", s(&customer))
-        .send()
-        .await
-        .unwrap();
-    db.put_item()
-        .table_name(&users)
-        .item("userId", s("p1"))
-        .item("email", s(&provider))
-        .send()
-        .await
-        .unwrap();
+    services::put(
+        &db,
+        &users,
+        json!({
+            "userId": {"S": "c1"},
+            "email": {"S": customer},
+        }),
+    )
+    .await;
+    services::put(
+        &db,
+        &users,
+        json!({
+            "userId": {"S": "p1"},
+            "email": {"S": provider},
+        }),
+    )
+    .await;
     let booking = |status: &str| {
         db.put_item()
             .table_name(&bookings)
@@ -618,13 +643,15 @@ async fn bookings_assets_threads_scenario(faults: Option<&FaultyHttp>) {
         .send()
         .await
         .unwrap();
-    db.put_item()
-        .table_name(&assets)
-        .item("assetId", s("a1"))
-        .item("s3Key", s("training/a.jpg"))
-        .send()
-        .await
-        .unwrap();
+    services::put(
+        &db,
+        &assets,
+        json!({
+            "assetId": {"S": "a1"},
+            "s3Key": {"S": "training/a.jpg"},
+        }),
+    )
+    .await;
     db.delete_item()
         .table_name(&assets)
         .key("assetId", s("a1"))
@@ -635,16 +662,18 @@ async fn bookings_assets_threads_scenario(faults: Option<&FaultyHttp>) {
         ("r1", "x@buyer.example", "2025-11-17T09:00:00Z"),
         ("r2", "owner@acme.example", "2025-11-17T10:00:00Z"),
     ] {
-        db.put_item()
-            .table_name(&conversations)
-            .item("conversation_id", s("conv1"))
-            .item("response_id", s(id))
-            .item("sender_email", s(from))
-            .item("recipient_email", s("owner@acme.example"))
-            .item("timestamp", s(at))
-            .send()
-            .await
-            .unwrap();
+        services::put(
+            &db,
+            &conversations,
+            json!({
+                "conversation_id": {"S": "conv1"},
+                "response_id": {"S": id},
+                "sender_email": {"S": from},
+                "recipient_email": {"S": "owner@acme.example"},
+                "timestamp": {"S": at},
+            }),
+        )
+        .await;
     }
 
     let config = Config::from_lookup(|name| match name {

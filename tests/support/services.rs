@@ -96,6 +96,17 @@ pub async fn fresh_table(seed: &str) -> String {
     name
 }
 
+/// Put an item given in DynamoDB JSON (`{"PK": {"S": "USER#u1"}}`), as the application would.
+pub async fn put(db: &aws_sdk_dynamodb::Client, table: &str, item: serde_json::Value) {
+    let item: handlers::Item = serde_json::from_value(item).expect("an item in DynamoDB JSON");
+    db.put_item()
+        .table_name(table)
+        .set_item(Some(item.into()))
+        .send()
+        .await
+        .expect("put item");
+}
+
 /// The item at `key` (string attributes) in `table`, read consistently.
 pub async fn item(
     table: &str,
