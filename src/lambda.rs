@@ -52,10 +52,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// No record starts later than this before the invocation's deadline: one port call may take
-/// up to 10 s with its retries (`wiring::timeouts`), and a record that is not started is
+/// No record starts later than this before the invocation's deadline: one port call with its
+/// retries (`wiring::CALL_TIMEOUT`) and a second to spare. A record that is not started is
 /// delivered again cheaply, while a timeout re-delivers the whole batch.
-const STOP_RESERVE_SECONDS: i64 = 11;
+const STOP_RESERVE: std::time::Duration =
+    wiring::CALL_TIMEOUT.saturating_add(std::time::Duration::from_secs(1));
 
 /// One invocation: decode, process, report the first failing record.
 pub async fn handle(
@@ -69,7 +70,8 @@ pub async fn handle(
     let options = BatchOptions {
         deadline,
         apply_own_change: false,
-        stop_before: deadline.map(|d| d - chrono::Duration::seconds(STOP_RESERVE_SECONDS)),
+        stop_before: deadline
+            .and_then(|d| Some(d - chrono::Duration::from_std(STOP_RESERVE).ok()?)),
     };
     let started = std::time::Instant::now();
     let mut tally = Tally::default();

@@ -108,13 +108,16 @@ pub fn retry_policy() -> RetryConfig {
 /// Attempts per port call, the first included.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// One attempt may take 3 s and one call 10 s, all attempts and sleeps included: a call that
-/// hangs then fails its record well inside a Lambda timeout instead of eating it.
+/// The longest one port call may take, all attempts and sleeps included.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One attempt may take 3 s and one call [`CALL_TIMEOUT`]: a call that hangs then fails its
+/// record well inside a Lambda timeout instead of eating it.
 pub fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(3100))
         .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(10))
+        .operation_timeout(CALL_TIMEOUT)
         .build()
 }
 
