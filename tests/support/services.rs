@@ -197,7 +197,6 @@ fn http_get(endpoint: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A name no other test run uses.
 /// The audit items in `table` (a consistent scan).
 pub async fn audit_items(
     table: &str,
@@ -218,6 +217,7 @@ pub async fn audit_items(
         .collect()
 }
 
+/// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:012x}", fastrand::u64(..) >> 16)
 }
