@@ -173,22 +173,129 @@ impl Worker {
         }
     }
 
-    /// For each (reaction, coalescing key), the last record of the batch the reaction applies
-    /// to with that key (a record it does not apply to must not absorb the others' work).
-    fn coalescing_plan(&self, records: &[StreamRecord]) -> HashMap<(usize, String), usize> {
-        let mut last = HashMap::new();
+    /// What the batch knows before it starts: which reactions earlier deliveries completed,
+    /// and where each coalescing reaction runs.
+    async fn plan(&self, records: &[StreamRecord]) -> Plan {
+        let completed = self.completed_before(records).await;
+        // For each (reaction, coalescing key), the last record of the batch the reaction
+        // applies to with that key (a record it does not apply to, or is already done with,
+        // must not absorb the others' work).
+        let mut run_at = HashMap::new();
         for (index, record) in records.iter().enumerate() {
             let Ok(change) = &record.change else { continue };
             for (r, reaction) in self.reactions.iter().enumerate() {
+                let done = || completed.contains_key(&key_for(reaction.name(), &change.event_id));
                 if let Some(key) = reaction
                     .coalesce_key(change)
-                    .filter(|_| reaction.applies(change))
+                    .filter(|_| reaction.applies(change) && !done())
                 {
-                    last.insert((r, key), index);
+                    run_at.insert((r, key), index);
                 }
             }
         }
-        last
+        Plan { completed, run_at }
+    }
+
+    /// The idempotency records of this batch's records that say a reaction completed them:
+    /// one BatchGetItem for the batch instead of a lock attempt (guarded reactions) or a
+    /// recomputation (recomputing ones) per record. Only a saving: when the read fails, every
+    /// reaction runs and a guarded one still meets its lock.
+    async fn completed_before(
+        &self,
+        records: &[StreamRecord],
+    ) -> HashMap<String, serde_json::Value> {
+        if !self.idempotency.completion_markers {
+            return HashMap::new();
+        }
+        let mut keys: Vec<String> = records
+            .iter()
+            .filter_map(|record| record.change.as_ref().ok())
+            .flat_map(|change| {
+                self.reactions
+                    .iter()
+                    .filter(|r| r.idempotency() != Idempotency::ByConstruction && r.applies(change))
+                    .map(|r| key_for(r.name(), &change.event_id))
+            })
+            .collect();
+        if keys.is_empty() {
+            return HashMap::new();
+        }
+        keys.sort();
+        keys.dedup();
+        match self
+            .guard()
+            .completed(&keys, self.adapters.clock.now())
+            .await
+        {
+            Ok(completed) => completed,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the batch's idempotency records; every reaction runs");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// Notes for the settled `reports` that their recomputing reactions are done with them
+    /// (a record that failed gets none: its retry must run them).
+    fn completion_markers(
+        &self,
+        reports: &[RecordReport],
+        records: &[StreamRecord],
+    ) -> Vec<WriteRequest> {
+        if !self.idempotency.completion_markers {
+            return Vec::new();
+        }
+        let now = self.adapters.clock.now();
+        let mut markers = Vec::new();
+        for report in reports {
+            let failed = |r: &ReactionReport| matches!(r.outcome, Outcome::Failed { .. });
+            if report.error.is_some() || report.reactions.iter().any(failed) {
+                continue;
+            }
+            for (reaction, ran) in self.reactions.iter().zip(&report.reactions) {
+                let result = match &ran.outcome {
+                    Outcome::Done { result } => result.clone(),
+                    // The later record's run covers this one: it reads the state after it.
+                    Outcome::Coalesced { into_record } => serde_json::json!({
+                        "coalescedInto": records.get(*into_record).map(|r| r.event_id.as_str()),
+                    }),
+                    _ => continue,
+                };
+                if reaction.idempotency() != Idempotency::Recomputed {
+                    continue;
+                }
+                let key = key_for(reaction.name(), &report.event_id);
+                match self.guard().completion_marker(key, &result, now) {
+                    Ok(item) => markers.push(WriteRequest::Put(item)),
+                    Err(e) => tracing::warn!(error = %e, "could not build a completion note"),
+                }
+            }
+        }
+        markers
+    }
+
+    /// Store completion notes. A failure loses only the saving: the records are recomputed
+    /// if they come again.
+    async fn write_markers(&self, markers: &mut Vec<WriteRequest>) {
+        let markers = std::mem::take(markers);
+        if markers.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .adapters
+            .tables
+            .batch_write(&self.idempotency.table, markers)
+            .await
+        {
+            tracing::warn!(error = %e, "could not store completion notes; those records are recomputed if delivered again");
+        }
+    }
+
+    fn guard(&self) -> Guard<'_> {
+        Guard {
+            tables: self.adapters.tables.as_ref(),
+            config: &self.idempotency,
+        }
     }
 
     pub fn adapters(&self) -> &Adapters {
@@ -211,9 +318,10 @@ impl Worker {
             a.catalog.clone(),
         );
         let requests_before = self.counter.hook.snapshot();
-        let plan = self.coalescing_plan(records);
+        let plan = self.plan(records).await;
         let mut pending: Vec<RecordReport> = Vec::new();
         let mut buffer: Vec<Deferred> = Vec::new();
+        let mut markers: Vec<WriteRequest> = Vec::new();
         let mut failure: Option<RecordFailure> = None;
         let mut settled = 0;
 
@@ -246,7 +354,11 @@ impl Worker {
                 }
             }
             if buffer.is_empty() {
+                markers.extend(self.completion_markers(&pending, records));
                 settled += emit(&mut pending, on_settled);
+                if markers.len() >= FLUSH_AT {
+                    self.write_markers(&mut markers).await;
+                }
             }
         }
         if !buffer.is_empty() {
@@ -256,7 +368,9 @@ impl Worker {
             }
         }
         let failed = failure.as_ref().map_or(0, |_| 1);
+        markers.extend(self.completion_markers(&pending, records));
         settled += emit(&mut pending, on_settled).saturating_sub(failed);
+        self.write_markers(&mut markers).await;
 
         let mut response = DynamoDbEventResponse::default();
         if let Some(f) = &failure {
@@ -283,7 +397,7 @@ impl Worker {
         report: &mut RecordReport,
         recorder: &Recorder,
         options: BatchOptions,
-        plan: &HashMap<(usize, String), usize>,
+        plan: &Plan,
         buffer: &mut Vec<Deferred>,
     ) -> Result<(), RecordFailure> {
         let change = match &record.change {
@@ -322,8 +436,19 @@ impl Worker {
                 });
                 continue;
             }
+            if let Some(result) = plan.completed.get(&key_for(name, &change.event_id)) {
+                tracing::info!(reaction = name, event_id = %change.event_id, outcome = "duplicate_skipped");
+                report.reactions.push(ReactionReport {
+                    reaction: name,
+                    outcome: Outcome::DuplicateSkipped {
+                        result: result.clone(),
+                    },
+                    effects: Vec::new(),
+                });
+                continue;
+            }
             if let Some(key) = reaction.coalesce_key(change) {
-                let last = plan.get(&(r, key)).copied().unwrap_or(report.index);
+                let last = plan.run_at.get(&(r, key)).copied().unwrap_or(report.index);
                 if last > report.index {
                     report.reactions.push(ReactionReport {
                         reaction: name,
@@ -401,17 +526,14 @@ impl Worker {
         ports: Ports<'_>,
         options: BatchOptions,
     ) -> Result<Ran, ReactionError> {
-        if reaction.idempotency() == Idempotency::ByConstruction {
+        if reaction.idempotency() != Idempotency::Guarded {
             let reacted = reaction.react(change, ports).await?;
             return Ok(Ran::Done {
                 result: reacted.result,
                 deferred: reacted.deferred_writes,
             });
         }
-        let guard = Guard {
-            tables: self.adapters.tables.as_ref(),
-            config: &self.idempotency,
-        };
+        let guard = self.guard();
         let key = key_for(reaction.name(), &change.event_id);
         let now = self.adapters.clock.now();
         let until = options.deadline.unwrap_or_else(|| {
@@ -492,6 +614,14 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// What the batch knows before it starts.
+struct Plan {
+    /// Idempotency keys (`<reaction>#<eventID>`) an earlier delivery completed, with results.
+    completed: HashMap<String, serde_json::Value>,
+    /// Where each coalescing reaction runs: (reaction, coalescing key) -> record index.
+    run_at: HashMap<(usize, String), usize>,
 }
 
 enum Ran {

@@ -140,6 +140,7 @@ impl Config {
                 default_in_progress: Duration::from_secs(
                     number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60, 1)?.unsigned_abs(),
                 ),
+                completion_markers: true,
             },
             proposals: ProposalConfig {
                 table: cost_table.clone(),

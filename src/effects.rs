@@ -136,7 +136,7 @@ impl Intercept for WriteLog {
             keys: key.clone(),
         };
         Ok(match call {
-            TableCall::Get { .. } | TableCall::Query(_) => Vec::new(),
+            TableCall::Get { .. } | TableCall::BatchGet { .. } | TableCall::Query(_) => Vec::new(),
             TableCall::Put { table, item, .. } => vec![Effect::put(&self.catalog, table, item)],
             TableCall::Update { table, key, .. } => vec![updated(table, key)],
             TableCall::Delete { table, key, .. } => vec![deleted(table, key)],

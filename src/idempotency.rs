@@ -8,6 +8,7 @@
 //! the put fails, DynamoDB returns the existing record with it
 //! (ReturnValuesOnConditionCheckFailure=ALL_OLD), so a COMPLETED duplicate costs one request.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,11 @@ pub struct IdempotencyConfig {
     pub ttl_seconds: i64,
     /// In-progress expiry when there is no Lambda deadline (replay).
     pub default_in_progress: Duration,
+    /// Check a batch's idempotency records with one BatchGetItem before it starts, and note
+    /// each record a recomputing reaction is done with. It saves DynamoDB requests on
+    /// re-delivery; on the embedded state, where requests cost nothing and every note is one
+    /// more item to keep, a replay turns it off.
+    pub completion_markers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +67,12 @@ pub enum Acquired {
 /// `<reaction>#<eventID>`.
 pub fn key_for(reaction: &str, event_id: &str) -> String {
     format!("{reaction}#{event_id}")
+}
+
+/// A stored result as JSON (null when absent or unreadable: it is for reports only).
+fn parse_result(text: Option<String>) -> serde_json::Value {
+    text.and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 pub struct Guard<'a> {
@@ -106,10 +118,7 @@ impl Guard<'_> {
                     from_item(*existing, &format!("idempotency record {key}"))?;
                 match existing.status {
                     LockStatus::Completed => Ok(Acquired::Duplicate {
-                        result: existing
-                            .result
-                            .and_then(|text| serde_json::from_str(&text).ok())
-                            .unwrap_or(serde_json::Value::Null),
+                        result: parse_result(existing.result),
                     }),
                     LockStatus::InProgress => Err(ReactionError::InProgress {
                         expires_at_ms: existing.in_progress_expiry,
@@ -140,6 +149,49 @@ impl Guard<'_> {
             .put(&self.config.table, to_item(&record)?, None)
             .await?;
         Ok(())
+    }
+
+    /// Of `keys`, those whose reaction completed (and whose record has not expired), with the
+    /// result it stored: one BatchGetItem per 100 keys.
+    pub async fn completed(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, serde_json::Value>, ReactionError> {
+        let items = self
+            .tables
+            .batch_get(
+                &self.config.table,
+                keys.iter()
+                    .map(|key| string_key(&[("idempotencyKey", key)]))
+                    .collect(),
+            )
+            .await?;
+        let mut completed = HashMap::new();
+        for item in items {
+            let record: IdempotencyRecord = from_item(item, "idempotency record")?;
+            if record.status == LockStatus::Completed && record.ttl >= now.timestamp() {
+                completed.insert(record.key, parse_result(record.result));
+            }
+        }
+        Ok(completed)
+    }
+
+    /// The note that a recomputing reaction is done with a record (never a lock: it is
+    /// written after the fact, with nothing in progress).
+    pub fn completion_marker(
+        &self,
+        key: String,
+        result: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<handlers::Item, ReactionError> {
+        to_item(&IdempotencyRecord {
+            key,
+            status: LockStatus::Completed,
+            result: Some(result.to_string()),
+            ttl: now.timestamp() + self.config.ttl_seconds,
+            in_progress_expiry: now.timestamp_millis(),
+        })
     }
 
     /// Drop the lock after a failed run, so the retry runs the reaction again.

@@ -56,7 +56,7 @@ pub async fn run(options: ReplayOptions) -> u8 {
 }
 
 async fn replay(options: ReplayOptions) -> Result<u8, String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
     // Pass 1: every file must decode before anything runs (unusable input changes nothing).
     let mut total = 0;
     for path in &options.files {
@@ -76,6 +76,9 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
                 EmbeddedState::open(&options.state, catalog.clone(), options.fresh)
                     .map_err(|e| e.to_string())?,
             );
+            // On the embedded state requests cost nothing and every completion note is one
+            // more item to keep (a file replayed again runs its reactions again, which changes nothing).
+            config.idempotency.completion_markers = false;
             (
                 wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog)),
                 Some(state),

@@ -207,10 +207,23 @@ async fn the_first_failing_record_stops_the_batch_and_is_reported_by_sequence_nu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_completed_duplicate_is_skipped_in_one_request_with_its_stored_result() {
+    // The batch reads its records' idempotency records at once before it starts.
+    completed_duplicate_is_skipped(true, [("BatchGetItem", 1)]).await;
+    // Without that (or when the read failed), the lock's conditional put finds the record.
+    completed_duplicate_is_skipped(false, [("PutItem", 1)]).await;
+}
+
+async fn completed_duplicate_is_skipped(batch_check: bool, requests: [(&str, u64); 1]) {
     let dir = tempfile::tempdir().unwrap();
     let (_state, adapters) = embedded(dir.path());
     let counter = Counter::new(0);
-    let worker = worker(vec![Box::new(counter.clone())], adapters.clone());
+    let mut idempotency = config().idempotency;
+    idempotency.completion_markers = batch_check;
+    let worker = Worker::new(
+        vec![Box::new(counter.clone())],
+        adapters.clone(),
+        idempotency,
+    );
 
     let (first, first_reports) = run(&worker, &[user_insert(1, "u1")]).await;
     assert!(first.failure.is_none());
@@ -226,8 +239,8 @@ async fn a_completed_duplicate_is_skipped_in_one_request_with_its_stored_result(
     // The batch counts the worker's own requests (not the replay's apply step).
     assert_eq!(
         second.requests,
-        [("PutItem", 1)].into_iter().collect(),
-        "one conditional put, nothing else"
+        requests.into_iter().collect(),
+        "one request, nothing else"
     );
     assert_eq!(
         reports[0].reactions[0].outcome,
@@ -452,4 +465,120 @@ async fn records_are_not_started_past_the_stop_time_and_lambda_retries_from_the_
         serde_json::to_value(&outcome.response).unwrap(),
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": format!("{:021}", 3)}]})
     );
+}
+
+/// A recomputing reaction: coalesces per item key and counts its runs.
+#[derive(Clone, Default)]
+struct Recount(Arc<AtomicUsize>);
+
+#[async_trait]
+impl Reaction for Recount {
+    fn name(&self) -> &'static str {
+        "recount"
+    }
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Recomputed
+    }
+    fn applies(&self, _: &Change) -> bool {
+        true
+    }
+    fn coalesce_key(&self, change: &Change) -> Option<String> {
+        handlers::item::get_str(&change.keys, "PK").map(str::to_string)
+    }
+    async fn react(&self, change: &Change, _: Ports<'_>) -> Result<Reacted, ReactionError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Reacted {
+            result: serde_json::json!({ "recounted": change.event_id }),
+            deferred_writes: vec![],
+        })
+    }
+}
+
+fn outcomes(reports: &[RecordReport], reaction: usize) -> Vec<Outcome> {
+    reports
+        .iter()
+        .map(|r| r.reactions[reaction].outcome.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recomputing_reaction_is_noted_done_and_skipped_when_its_records_come_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, adapters) = embedded(dir.path());
+    let recount = Recount::default();
+    let worker = worker(vec![Box::new(recount.clone())], adapters.clone());
+    let records = [
+        user_insert(1, "a"),
+        user_insert(2, "a"),
+        user_insert(3, "b"),
+    ];
+
+    let (first, reports) = run(&worker, &records).await;
+    assert!(first.failure.is_none());
+    assert_eq!(recount.0.load(Ordering::SeqCst), 2, "once per key");
+    let done = |event: &str| Outcome::Done {
+        result: serde_json::json!({ "recounted": event }),
+    };
+    assert_eq!(
+        outcomes(&reports, 0),
+        [
+            Outcome::Coalesced { into_record: 1 },
+            done("event-2"),
+            done("event-3")
+        ]
+    );
+
+    let (again, reports) = run(&worker, &records).await;
+    assert!(again.failure.is_none());
+    assert_eq!(recount.0.load(Ordering::SeqCst), 2, "nothing recomputed");
+    assert_eq!(again.requests, [("BatchGetItem", 1)].into_iter().collect());
+    let skipped = |result| Outcome::DuplicateSkipped { result };
+    assert_eq!(
+        outcomes(&reports, 0),
+        [
+            skipped(serde_json::json!({ "coalescedInto": "event-2" })),
+            skipped(serde_json::json!({ "recounted": "event-2" })),
+            skipped(serde_json::json!({ "recounted": "event-3" })),
+        ]
+    );
+
+    // Without the batch check (the embedded replay's setting) the notes are not consulted.
+    let mut idempotency = config().idempotency;
+    idempotency.completion_markers = false;
+    let unchecked = Worker::new(vec![Box::new(recount.clone())], adapters, idempotency);
+    run(&unchecked, &records).await;
+    assert_eq!(recount.0.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_that_failed_is_not_noted_so_its_retry_recomputes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, adapters) = embedded(dir.path());
+    let recount = Recount::default();
+    let failing = worker(
+        vec![Box::new(recount.clone()), Box::new(FailOn("event-2"))],
+        adapters.clone(),
+    );
+    let records = [
+        user_insert(1, "a"),
+        user_insert(2, "b"),
+        user_insert(3, "c"),
+    ];
+    let (first, _) = run(&failing, &records).await;
+    assert_eq!(first.failure.expect("record 2 fails").index, 1);
+    assert_eq!(recount.0.load(Ordering::SeqCst), 2, "records 1 and 2");
+
+    // Lambda's retry starts at record 2; a full re-delivery would also bring record 1.
+    let healthy = worker(vec![Box::new(recount.clone())], adapters);
+    let (retry, reports) = run(&healthy, &records).await;
+    assert!(retry.failure.is_none());
+    assert!(matches!(
+        outcomes(&reports, 0)[..],
+        [
+            Outcome::DuplicateSkipped { .. },
+            Outcome::Done { .. },
+            Outcome::Done { .. }
+        ]
+    ));
+    assert_eq!(recount.0.load(Ordering::SeqCst), 4);
 }

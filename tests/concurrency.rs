@@ -27,6 +27,8 @@ struct Tables {
     conversations: String,
     threads: String,
     cost: String,
+    /// The records' eventIDs repeat from run to run: their idempotency records must not.
+    idempotency: String,
 }
 
 fn s(v: &str) -> V {
@@ -47,6 +49,7 @@ async fn worker(tables: &Tables, http: Option<&FaultyHttp>) -> Worker {
             "ACS_CONVERSATIONS_TABLE" => &tables.conversations,
             "ACS_THREADS_TABLE" => &tables.threads,
             "COST_TABLE" => &tables.cost,
+            "IDEMPOTENCY_TABLE" => &tables.idempotency,
             _ => return None,
         };
         Some(table.clone())
@@ -192,6 +195,7 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
         conversations: services::fresh_table("acsd2p-dev-Conversations").await,
         threads: services::fresh_table("acsd2p-dev-Threads").await,
         cost: services::fresh_table("aws-cost-platform-enhanced").await,
+        idempotency: services::fresh_table("marketplace-dev-idempotency-table").await,
     };
     let db = services::dynamodb().await;
     services::put(&db, &tables.cost, estimation("e1")).await;

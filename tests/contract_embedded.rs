@@ -33,6 +33,11 @@ async fn query_returns_a_partition_in_sort_key_order() {
 }
 
 #[tokio::test]
+async fn batch_get_reads_many_and_leaves_out_the_missing() {
+    contract::batch_get_reads_many_and_leaves_out_the_missing(&state().1).await;
+}
+
+#[tokio::test]
 async fn batch_write_stores_many_and_deletes() {
     contract::batch_write_stores_many_and_deletes(&state().1).await;
 }

@@ -42,6 +42,11 @@ async fn query_returns_a_partition_in_sort_key_order() {
 }
 
 #[tokio::test]
+async fn batch_get_reads_many_and_leaves_out_the_missing() {
+    contract::batch_get_reads_many_and_leaves_out_the_missing(&tables().await).await;
+}
+
+#[tokio::test]
 async fn batch_write_stores_many_and_deletes() {
     contract::batch_write_stores_many_and_deletes(&tables().await).await;
 }

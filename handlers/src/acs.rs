@@ -102,7 +102,7 @@ impl Reaction for ThreadStatistics {
     }
 
     fn idempotency(&self) -> Idempotency {
-        Idempotency::ByConstruction
+        Idempotency::Recomputed
     }
 
     fn applies(&self, change: &Change) -> bool {

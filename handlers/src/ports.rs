@@ -184,6 +184,10 @@ pub trait Tables: Send + Sync {
         key: &Item,
         condition: Option<&Condition>,
     ) -> Result<Option<Item>, PortError>;
+    /// Strongly consistent reads of many items of one table, 100 keys per request;
+    /// unprocessed keys are retried like [`Tables::batch_write`]'s items. Items not found are
+    /// left out, and the order is not that of `keys`.
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError>;
     /// Every item of one partition (all pages), in sort-key order.
     async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError>;
     /// Unconditional puts and deletes, sent 25 per request; unprocessed items are retried

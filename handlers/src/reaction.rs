@@ -9,9 +9,14 @@ use crate::ports::{Ports, WriteRequest};
 /// How a reaction stays correct when a record arrives again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idempotency {
-    /// Repeating it changes nothing (deterministic keys + conditional writes, or a
-    /// recomputation from state): the batch runs it without the idempotency table.
+    /// Repeating it changes nothing (deterministic keys, conditional writes): the batch runs
+    /// it without the idempotency table.
     ByConstruction,
+    /// Repeating it changes nothing either (it recomputes from state), but costs reads: once a
+    /// record has settled, the batch notes in the idempotency table that the reaction is done
+    /// with it, and skips it when the record comes again. The note is only a saving: without
+    /// it the reaction runs again, harmlessly.
+    Recomputed,
     /// It has effects that must happen once (an ADD, a mail): the batch takes a lock in the
     /// idempotency table before and records the result after.
     Guarded,

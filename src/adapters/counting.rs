@@ -35,6 +35,7 @@ impl Intercept for RequestCounter {
     async fn before(&self, _inner: &dyn Tables, call: TableCall<'_>) -> Result<(), PortError> {
         let requests = match call {
             TableCall::BatchWrite { writes, .. } => writes.len().div_ceil(25) as u64,
+            TableCall::BatchGet { keys, .. } => keys.len().div_ceil(100) as u64,
             _ => 1,
         };
         if let Ok(mut counts) = self.counts.lock() {

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue as SdkValue, ConditionCheck, Delete, DeleteRequest, Put, PutRequest,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update as SdkUpdate,
-    WriteRequest as SdkWrite,
+    AttributeValue as SdkValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put,
+    PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update as SdkUpdate, WriteRequest as SdkWrite,
 };
 use aws_sdk_dynamodb::Client;
 use handlers::ports::{Condition, Query, SortKey, Tables, TransactItem, Update, WriteRequest};
@@ -326,6 +326,58 @@ impl Tables for DynamoDbTables {
             });
         }
         Err(classify("TransactWriteItems", &target, error))
+    }
+
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+        let mut found = Vec::new();
+        let mut keys = keys.into_iter().map(to_sdk);
+        loop {
+            let mut unread: Vec<SdkItem> = keys.by_ref().take(100).collect();
+            if unread.is_empty() {
+                return Ok(found);
+            }
+            let mut attempt = 0;
+            while !unread.is_empty() {
+                if attempt > BATCH_RETRIES {
+                    return Err(PortError::Transient {
+                        operation: "BatchGetItem",
+                        target: table.to_string(),
+                        message: format!(
+                            "{} keys still unprocessed after {BATCH_RETRIES} retries",
+                            unread.len()
+                        ),
+                    });
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(unread))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| PortError::Permanent {
+                        operation: "BatchGetItem",
+                        target: table.to_string(),
+                        message: e.to_string(),
+                    })?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchGetItem", table, e))?;
+                if let Some(items) = output.responses.and_then(|mut r| r.remove(table)) {
+                    found.extend(items.into_iter().map(from_sdk));
+                }
+                unread = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                attempt += 1;
+            }
+        }
     }
 
     async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {

@@ -33,6 +33,10 @@ pub enum TableCall<'a> {
         condition: Option<&'a Condition>,
     },
     Query(&'a Query),
+    BatchGet {
+        table: &'a str,
+        keys: &'a [Item],
+    },
     BatchWrite {
         table: &'a str,
         writes: &'a [WriteRequest],
@@ -49,6 +53,7 @@ impl TableCall<'_> {
             TableCall::Update { .. } => "UpdateItem",
             TableCall::Delete { .. } => "DeleteItem",
             TableCall::Query(_) => "Query",
+            TableCall::BatchGet { .. } => "BatchGetItem",
             TableCall::BatchWrite { .. } => "BatchWriteItem",
             TableCall::TransactWrite(_) => "TransactWriteItems",
         }
@@ -61,6 +66,7 @@ impl TableCall<'_> {
             | TableCall::Put { table, .. }
             | TableCall::Update { table, .. }
             | TableCall::Delete { table, .. }
+            | TableCall::BatchGet { table, .. }
             | TableCall::BatchWrite { table, .. } => table,
             TableCall::Query(query) => &query.table,
             TableCall::TransactWrite(items) => items.first().map_or("", |item| item.table()),
@@ -166,6 +172,14 @@ impl<H: Intercept> Tables for Intercepted<H> {
             .before(&*self.inner, TableCall::Query(query))
             .await?;
         let items = self.inner.query(query).await?;
+        self.hook.after(pending);
+        Ok(items)
+    }
+
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+        let call = TableCall::BatchGet { table, keys: &keys };
+        let pending = self.hook.before(&*self.inner, call).await?;
+        let items = self.inner.batch_get(table, keys).await?;
         self.hook.after(pending);
         Ok(items)
     }

@@ -1,6 +1,8 @@
 //! DynamoDB requests per record against DynamoDB Local (counted by the worker's adapter, per
 //! operation), delivered in Lambda batches of 100, first and again (a full re-delivery).
-//! Needs `scripts/services start` (scripts/bench does it). Prints figures; asserts nothing.
+//! After both deliveries every provider's aggregate is checked against the sum and count of
+//! its generated reviews. Needs `scripts/services start` (scripts/bench does it). Prints
+//! figures; never fails on them.
 //! Run: `cargo bench --bench requests`.
 
 #[path = "support/mix.rs"]
@@ -16,8 +18,10 @@ use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::{table_setup, wiring};
+use handlers::marketplace::ratings::average;
 use handlers::ports::Tables;
 use mix::{Kind, Mix};
+use rust_decimal::Decimal;
 use serde_json::json;
 
 /// Deliver `records` in batches of 100. With `app`, each batch's writes are first made in
@@ -59,6 +63,42 @@ async fn deliver(
         }
     }
     total
+}
+
+/// Every provider's stored `ratingSum`, `reviewCount` and `rating` against its generated reviews
+/// (each review has its own booking, so each counts). Returns how many providers were checked.
+async fn check_ratings(app: &dyn Tables, records: &[serde_json::Value]) -> usize {
+    let mut expected: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+    for review in records.iter().map(|r| &r["dynamodb"]["NewImage"]) {
+        let (Some(provider), Some(rating)) = (
+            review["providerId"]["S"].as_str(),
+            review["rating"]["N"].as_str(),
+        ) else {
+            continue;
+        };
+        let figures = expected.entry(provider.to_string()).or_default();
+        figures.0 += rating.parse::<Decimal>().expect("a generated rating");
+        figures.1 += Decimal::ONE;
+    }
+    for (provider, (sum, count)) in &expected {
+        let key = handlers::item::string_key(&[("providerId", provider)]);
+        let stored = app
+            .get("marketplace-dev-providers-table", &key)
+            .await
+            .expect("read a provider")
+            .unwrap_or_else(|| panic!("provider {provider} has no aggregate"));
+        let number = |name: &str| match &stored[name] {
+            handlers::AttributeValue::N(n) => n.parse::<Decimal>().expect("a stored number"),
+            other => panic!("provider {provider}: {name} is {other:?}"),
+        };
+        let figures = (number("ratingSum"), number("reviewCount"), number("rating"));
+        assert_eq!(
+            figures,
+            (*sum, *count, average(*sum, *count)),
+            "provider {provider}: stored (ratingSum, reviewCount, rating)"
+        );
+    }
+    expected.len()
 }
 
 fn show(label: &str, records: usize, counts: &BTreeMap<&'static str, u64>) {
@@ -106,6 +146,11 @@ async fn main() {
             5,
         ),
         (
+            "50/50 user-profile changes (audited) and reviews, 25 providers",
+            vec![Kind::Profile, Kind::Review],
+            25,
+        ),
+        (
             "50/50 user-profile changes (audited) and reviews, 50 providers",
             vec![Kind::Profile, Kind::Review],
             50,
@@ -141,5 +186,7 @@ async fn main() {
             records.len(),
             &deliver(&worker, &records, None).await,
         );
+        let checked = check_ratings(&app, &records).await;
+        println!("  every aggregate exact: {checked} providers checked against their reviews");
     }
 }

@@ -277,6 +277,38 @@ pub async fn batch_write_stores_many_and_deletes(tables: &dyn Tables) {
     assert_eq!(items[0]["V"], n("2"));
 }
 
+pub async fn batch_get_reads_many_and_leaves_out_the_missing(tables: &dyn Tables) {
+    let pk = format!("BATCHGET#{}", run_id());
+    let writes: Vec<WriteRequest> = (0..120)
+        .map(|i| WriteRequest::Put(item(&pk, &format!("{i:03}"), &[("V", n(&i.to_string()))])))
+        .collect();
+    tables
+        .batch_write(TABLE, writes)
+        .await
+        .expect("batch write");
+    // 150 keys: more than one request's 100, 30 of them for items that are not there.
+    let keys: Vec<Item> = (0..150)
+        .map(|i| string_key(&[("PK", &pk), ("SK", &format!("{i:03}"))]))
+        .collect();
+    let mut found: Vec<(String, AttributeValue)> = tables
+        .batch_get(TABLE, keys)
+        .await
+        .expect("batch get")
+        .into_iter()
+        .map(|item| {
+            (
+                handlers::item::get_str(&item, "SK").unwrap().to_string(),
+                item["V"].clone(),
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let expected: Vec<(String, AttributeValue)> = (0..120)
+        .map(|i| (format!("{i:03}"), n(&i.to_string())))
+        .collect();
+    assert_eq!(found, expected);
+}
+
 pub async fn objects_are_stored_and_deleted(objects: &dyn Objects, bucket: &str) {
     let key = format!("contract/{}/proposal.pdf", run_id());
     objects

@@ -106,7 +106,7 @@ impl Reaction for EstimationTotals {
     }
 
     fn idempotency(&self) -> Idempotency {
-        Idempotency::ByConstruction
+        Idempotency::Recomputed
     }
 
     fn applies(&self, change: &Change) -> bool {

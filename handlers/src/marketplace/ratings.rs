@@ -213,7 +213,7 @@ impl Reaction for ProviderRatings {
     }
 
     fn idempotency(&self) -> Idempotency {
-        Idempotency::ByConstruction
+        Idempotency::Recomputed
     }
 
     fn applies(&self, change: &Change) -> bool {

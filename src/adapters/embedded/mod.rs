@@ -287,6 +287,19 @@ impl Tables for EmbeddedState {
         })
     }
 
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+        self.with_store(|s| {
+            let mut found = Vec::new();
+            for key in &keys {
+                if let Some(item) = s.get(table, key)? {
+                    found.push(item.clone());
+                }
+            }
+            Ok(found)
+        })
+        .map_err(|e| invalid("BatchGetItem", table, e))
+    }
+
     async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
         self.with_store(|s| s.query(query))
             .map_err(|e| invalid("Query", &query.table, e))

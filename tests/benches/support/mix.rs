@@ -69,6 +69,9 @@ impl Mix {
         for i in 0..count {
             let seq = offset + i;
             let kind = self.kinds[seq % self.kinds.len()];
+            // The record's place among those of its kind: estimations, providers and
+            // conversations are taken in turn by the records that touch them, so all are used.
+            let nth = seq / self.kinds.len();
             let record = match kind {
                 Kind::Profile => {
                     let user = format!("USER#{}u{}", self.tag, seq % 997);
@@ -86,7 +89,7 @@ impl Mix {
                 }
                 Kind::LineItem => {
                     let estimation =
-                        format!("ESTIMATION#{}e{}", self.tag, seq % self.estimations.max(1));
+                        format!("ESTIMATION#{}e{}", self.tag, nth % self.estimations.max(1));
                     if seq < self.estimations {
                         let keys = json!({ "PK": s(&estimation), "SK": s("METADATA") });
                         record(
@@ -108,7 +111,7 @@ impl Mix {
                 Kind::Review => {
                     let id = format!("rev-{}-{seq}", self.tag);
                     let keys = json!({ "reviewId": s(&id) });
-                    let image = json!({ "reviewId": s(&id), "bookingId": s(format!("bk-{}-{seq}", self.tag)), "providerId": s(format!("prov-{}-{}", self.tag, seq % self.providers.max(1))), "rating": n(1 + seq % 5), "createdAt": s(format!("2025-01-01T00:00:00.{seq:06}Z")) });
+                    let image = json!({ "reviewId": s(&id), "bookingId": s(format!("bk-{}-{seq}", self.tag)), "providerId": s(format!("prov-{}-{}", self.tag, nth % self.providers.max(1))), "rating": n(1 + seq % 5), "createdAt": s(format!("2025-01-01T00:00:00.{seq:06}Z")) });
                     record(
                         &self.tag,
                         "marketplace-dev-reviews-table",
@@ -121,7 +124,7 @@ impl Mix {
                 }
                 Kind::Message => {
                     let conversation =
-                        format!("conv-{}-{}", self.tag, seq % self.conversations.max(1));
+                        format!("conv-{}-{}", self.tag, nth % self.conversations.max(1));
                     let keys = json!({ "conversation_id": s(&conversation), "response_id": s(format!("r{seq}")) });
                     let image = json!({ "conversation_id": s(&conversation), "response_id": s(format!("r{seq}")), "sender_email": s(format!("s{}@example.com", seq % 7)), "recipient_email": s("owner@example.com"), "timestamp": s(format!("2025-01-01T00:{:02}:{:02}Z", (seq / 60) % 60, seq % 60)) });
                     record(
