@@ -6,6 +6,7 @@
 //! reads the table files, then replays the journal; because the journal holds after-images,
 //! replaying a line twice is harmless, and a torn last line (a crash mid-append) is dropped.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -15,32 +16,37 @@ use std::sync::Arc;
 
 use handlers::ports::Query;
 use handlers::{AttributeValue, Item};
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::expr::KeyPart;
-use super::files::{sync_dir, write_atomic};
+use super::files::{sync_dir, write_atomic, write_atomic_with};
 use crate::catalog::{Catalog, KeySchema};
 
-/// Compact once the journal grows past this, so a long replay's journal stays bounded.
+/// Compact once the journal grows past this and past the table files it would replace (so a
+/// long replay's journal stays bounded, and rewriting the tables costs at most about as much as
+/// the writes that made the journal: compacting a large state after every 64 MB of journal
+/// would make a long replay quadratic).
 const COMPACT_AT_BYTES: u64 = 64 * 1024 * 1024;
 
 type KeyTuple = (KeyPart, Option<KeyPart>);
 
 /// One journal line: the writes of one operation (several for a transaction), applied
-/// together or, if the line is torn, not at all.
+/// together or, if the line is torn, not at all. Written from borrowed items (no copy of an
+/// item just to serialize it), read back as owned ones.
 #[derive(Debug, Serialize, Deserialize)]
-struct JournalLine {
-    ops: Vec<JournalOp>,
+struct JournalLine<'a> {
+    ops: Vec<JournalOp<'a>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct JournalOp {
-    table: String,
+struct JournalOp<'a> {
+    table: Cow<'a, str>,
     hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     range: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    put: Option<Item>,
+    put: Option<Cow<'a, Item>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delete: Option<Item>,
 }
@@ -65,6 +71,8 @@ pub struct Store {
     tables: BTreeMap<String, BTreeMap<KeyTuple, Item>>,
     journal: Option<BufWriter<File>>,
     journal_bytes: u64,
+    /// Size of each table file as last read or written: what a compaction rewrites at most.
+    file_bytes: HashMap<String, u64>,
     dirty: BTreeSet<String>,
     /// Key schemas and GSI hash attributes by table, looked up once (the catalog clones).
     schemas: RefCell<HashMap<String, Arc<Known>>>,
@@ -89,6 +97,7 @@ impl Store {
             tables: BTreeMap::new(),
             journal: None,
             journal_bytes: 0,
+            file_bytes: HashMap::new(),
             dirty: BTreeSet::new(),
             schemas: RefCell::new(HashMap::new()),
             indexes: HashMap::new(),
@@ -150,6 +159,7 @@ impl Store {
             };
             let table = table.to_string();
             let text = fs::read_to_string(&path)?;
+            self.file_bytes.insert(table.clone(), text.len() as u64);
             for (number, line) in text
                 .lines()
                 .enumerate()
@@ -188,7 +198,7 @@ impl Store {
                     },
                 );
                 let result = match (op.put, op.delete) {
-                    (Some(item), _) => self.put_in_memory(&op.table, item),
+                    (Some(item), _) => self.put_in_memory(&op.table, item.into_owned()),
                     (None, Some(key)) => self.delete_in_memory(&op.table, &key).map(|_| ()),
                     (None, None) => Ok(()),
                 };
@@ -286,22 +296,24 @@ impl Store {
         for (table, write) in &writes {
             let schema = self.schema(table)?;
             let (put, delete) = match write {
-                StoreWrite::Put(item) => (Some(item.clone()), None),
+                StoreWrite::Put(item) => (Some(Cow::Borrowed(item)), None),
                 StoreWrite::Delete(key) => (None, Some(schema.key_of(key))),
             };
             // Every key is checked before anything is journaled or changed.
-            if let Some(item) = put.as_ref().or(delete.as_ref()) {
+            if let Some(item) = put.as_deref().or(delete.as_ref()) {
                 self.key_tuple(table, item)?;
             }
             ops.push(JournalOp {
-                table: table.clone(),
+                table: Cow::Borrowed(table),
                 hash: schema.hash,
                 range: schema.range,
                 put,
                 delete,
             });
         }
-        self.append(&JournalLine { ops })?;
+        let mut line = serde_json::to_vec(&JournalLine { ops }).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        self.append(&line)?;
         for (table, write) in writes {
             match write {
                 StoreWrite::Put(item) => self.put_in_memory(&table, item)?,
@@ -351,14 +363,12 @@ impl Store {
         Ok(old)
     }
 
-    fn append(&mut self, line: &JournalLine) -> Result<(), String> {
+    fn append(&mut self, line: &[u8]) -> Result<(), String> {
         let Some(journal) = self.journal.as_mut() else {
             return Err("the state was opened read-only".to_string());
         };
-        let mut line = serde_json::to_vec(line).map_err(|e| e.to_string())?;
-        line.push(b'\n');
         journal
-            .write_all(&line)
+            .write_all(line)
             .map_err(|e| format!("writing the journal: {e}"))?;
         self.journal_bytes += line.len() as u64;
         Ok(())
@@ -475,7 +485,8 @@ impl Store {
             journal.flush()?;
             journal.get_ref().sync_data()?;
         }
-        if self.journal_bytes > COMPACT_AT_BYTES {
+        let tables_bytes: u64 = self.file_bytes.values().sum();
+        if self.journal_bytes > COMPACT_AT_BYTES.max(tables_bytes) {
             self.compact()?;
         }
         Ok(())
@@ -490,13 +501,52 @@ impl Store {
         journal.get_ref().sync_data()?;
         let dir = self.root.join("tables");
         fs::create_dir_all(&dir)?;
-        for table in std::mem::take(&mut self.dirty) {
-            let mut text = Vec::new();
-            for item in self.items(&table) {
-                serde_json::to_writer(&mut text, &sorted(item))?;
-                text.push(b'\n');
+        // One thread per changed table: serializing a large state is most of a compaction,
+        // and the tables are independent files.
+        let dirty = std::mem::take(&mut self.dirty);
+        let written: Vec<(String, io::Result<u64>)> = std::thread::scope(|scope| {
+            let writers: Vec<_> = dirty
+                .into_iter()
+                .map(|table| {
+                    let items = self.tables.get(&table);
+                    let path = dir.join(format!("{table}.jsonl"));
+                    let writer = scope.spawn(move || {
+                        write_atomic_with(&path, |file| {
+                            for item in items.into_iter().flat_map(|items| items.values()) {
+                                serde_json::to_writer(&mut *file, &SortedItem(item))?;
+                                file.write_all(b"\n")?;
+                            }
+                            Ok(())
+                        })
+                    });
+                    (table, writer)
+                })
+                .collect();
+            writers
+                .into_iter()
+                .map(|(table, writer)| {
+                    let result = writer.join().unwrap_or_else(|_| {
+                        Err(io::Error::other(format!("writing table {table} panicked")))
+                    });
+                    (table, result)
+                })
+                .collect()
+        });
+        let mut failure = None;
+        for (table, length) in written {
+            match length {
+                Ok(length) => {
+                    self.file_bytes.insert(table, length);
+                }
+                // Still to write: the journal stays until it is.
+                Err(e) => {
+                    self.dirty.insert(table);
+                    failure.get_or_insert(e);
+                }
             }
-            write_atomic(&dir.join(format!("{table}.jsonl")), &text)?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         let learned: BTreeMap<String, SavedSchema> = self
             .tables
@@ -532,6 +582,58 @@ impl Store {
 }
 
 /// The item as JSON with attributes in name order (readable, and identical across runs).
+/// An item that serializes with the attribute names in order at every level, as [`sorted`]
+/// does, without building a `serde_json::Value` copy of it first (compaction writes every item
+/// of a table).
+pub struct SortedItem<'a>(pub &'a Item);
+
+struct SortedValue<'a>(&'a AttributeValue);
+
+fn sorted_map<'a, S: Serializer>(
+    entries: impl Iterator<Item = (&'a String, &'a AttributeValue)>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut entries: Vec<_> = entries.collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut map = serializer.serialize_map(Some(entries.len()))?;
+    for (name, value) in entries {
+        map.serialize_entry(name, &SortedValue(value))?;
+    }
+    map.end()
+}
+
+impl Serialize for SortedItem<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        sorted_map(self.0.iter(), serializer)
+    }
+}
+
+impl Serialize for SortedValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Members<'a>(&'a std::collections::HashMap<String, AttributeValue>);
+        impl Serialize for Members<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                sorted_map(self.0.iter(), serializer)
+            }
+        }
+        match self.0 {
+            AttributeValue::M(members) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("M", &Members(members))?;
+                map.end()
+            }
+            AttributeValue::L(list) => {
+                let list: Vec<SortedValue> = list.iter().map(SortedValue).collect();
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("L", &list)?;
+                map.end()
+            }
+            // Every other type has no names inside: its own form is already ordered.
+            other => other.serialize(serializer),
+        }
+    }
+}
+
 pub fn sorted(item: &Item) -> serde_json::Value {
     serde_json::to_value(item).unwrap_or(serde_json::Value::Null)
 }
@@ -548,4 +650,27 @@ pub fn key_names(schema: &KeySchema) -> Vec<&str> {
     std::iter::once(schema.hash.as_str())
         .chain(schema.range.as_deref())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sorted_item_is_written_as_its_sorted_json_value() {
+        let item: Item = serde_json::from_value(serde_json::json!({
+            "zeta": { "M": { "b": { "N": "2" }, "a": { "L": [ { "M": { "y": { "S": "1" }, "x": { "NULL": true } } }, { "BOOL": false } ] } } },
+            "alpha": { "SS": ["b", "a"] },
+            "mid": { "B": "AAE=" },
+            "num": { "NS": ["1", "2"] },
+        }))
+        .unwrap();
+        let written = serde_json::to_string(&SortedItem(&item)).unwrap();
+        assert_eq!(written, serde_json::to_string(&sorted(&item)).unwrap());
+        assert!(written.starts_with(r#"{"alpha":"#), "{written}");
+        assert!(
+            written.contains(r#"{"M":{"a":{"L":[{"M":{"x":"#),
+            "{written}"
+        );
+    }
 }
