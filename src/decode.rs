@@ -98,12 +98,74 @@ pub fn for_each_record<R: std::io::Read>(
     table: Option<&str>,
     each: &mut dyn FnMut(StreamRecord),
 ) -> Result<usize, DecodeError> {
+    for_each_value(reader, source_name, &mut |value, index| {
+        each(record_from_value(value, index, source_name, table)?);
+        Ok(())
+    })
+}
+
+/// What [`for_each_record`] checks, without keeping the records: whether every record decodes,
+/// and how many there are (a replay's first pass). The records are checked on a second thread
+/// while this one parses the JSON; the error reported is still the earliest in the file.
+pub fn check_records<R: std::io::Read>(
+    reader: R,
+    source_name: &str,
+    table: Option<&str>,
+) -> Result<usize, DecodeError> {
+    const CHUNK: usize = 256;
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<(usize, Value)>>(4);
+        let checker = scope.spawn(move || {
+            for (index, value) in receiver.into_iter().flatten() {
+                record_from_value(value, index, source_name, table)?;
+            }
+            Ok(())
+        });
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let hand_over = |chunk: &mut Vec<(usize, Value)>| {
+            let full = std::mem::replace(chunk, Vec::with_capacity(CHUNK));
+            // It fails only when the checker stopped at an unusable record: its error is
+            // the one to report.
+            sender.send(full).map_err(|_| stopped(source_name))
+        };
+        let mut parsed = for_each_value(reader, source_name, &mut |value, index| {
+            chunk.push((index, value));
+            if chunk.len() == CHUNK {
+                hand_over(&mut chunk)?;
+            }
+            Ok(())
+        });
+        if parsed.is_ok() && !chunk.is_empty() {
+            if let Err(e) = hand_over(&mut chunk) {
+                parsed = Err(e);
+            }
+        }
+        drop(sender); // the checker's loop ends with the last chunk
+        let checked = checker.join().unwrap_or_else(|_| Err(stopped(source_name)));
+        // A record the checker refused comes before anything the parser met after it.
+        checked.and(parsed)
+    })
+}
+
+fn stopped(source_name: &str) -> DecodeError {
+    DecodeError::Shape {
+        source_name: source_name.to_string(),
+        path: "Records".to_string(),
+        message: "checking the records stopped unexpectedly".to_string(),
+    }
+}
+
+/// Parse an event file, handing each record's JSON and index to `each`; an error from it stops
+/// the parse and is the one returned. Returns how many records there were.
+fn for_each_value<R: std::io::Read>(
+    reader: R,
+    source_name: &str,
+    each: &mut dyn FnMut(Value, usize) -> Result<(), DecodeError>,
+) -> Result<usize, DecodeError> {
     let mut failure = None;
     let mut count = 0;
     let mut deserializer = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
     let seed = EventSeed {
-        source_name,
-        table,
         each,
         failure: &mut failure,
         count: &mut count,
@@ -149,9 +211,7 @@ pub fn decode_value(
 /// The top-level object: `Records` is read element by element; other keys (GetRecords'
 /// `NextShardIterator`) are skipped.
 struct EventSeed<'a> {
-    source_name: &'a str,
-    table: Option<&'a str>,
-    each: &'a mut dyn FnMut(StreamRecord),
+    each: &'a mut dyn FnMut(Value, usize) -> Result<(), DecodeError>,
     failure: &'a mut Option<DecodeError>,
     count: &'a mut usize,
 }
@@ -176,8 +236,6 @@ impl<'de> serde::de::Visitor<'de> for EventSeed<'_> {
         while let Some(key) = map.next_key::<String>()? {
             if key == "Records" {
                 map.next_value_seed(RecordsSeed {
-                    source_name: self.source_name,
-                    table: self.table,
                     each: &mut *self.each,
                     failure: &mut *self.failure,
                     count: &mut *self.count,
@@ -196,9 +254,7 @@ impl<'de> serde::de::Visitor<'de> for EventSeed<'_> {
 }
 
 struct RecordsSeed<'a> {
-    source_name: &'a str,
-    table: Option<&'a str>,
-    each: &'a mut dyn FnMut(StreamRecord),
+    each: &'a mut dyn FnMut(Value, usize) -> Result<(), DecodeError>,
     failure: &'a mut Option<DecodeError>,
     count: &'a mut usize,
 }
@@ -220,12 +276,9 @@ impl<'de> serde::de::Visitor<'de> for RecordsSeed<'_> {
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(value) = seq.next_element::<Value>()? {
-            match record_from_value(value, *self.count, self.source_name, self.table) {
-                Ok(record) => (self.each)(record),
-                Err(e) => {
-                    *self.failure = Some(e);
-                    return Err(serde::de::Error::custom("stopped at an unusable record"));
-                }
+            if let Err(e) = (self.each)(value, *self.count) {
+                *self.failure = Some(e);
+                return Err(serde::de::Error::custom("stopped at an unusable record"));
             }
             *self.count += 1;
         }

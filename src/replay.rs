@@ -17,7 +17,7 @@ use crate::adapters::embedded::EmbeddedState;
 use crate::batch::{BatchOptions, Worker};
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::decode::{for_each_record, StreamRecord};
+use crate::decode::{check_records, for_each_record, StreamRecord};
 use crate::report::{self, Format};
 use crate::wiring;
 
@@ -61,13 +61,8 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
     let mut total = 0;
     for path in &options.files {
         let file = open(path)?;
-        total += for_each_record(
-            file,
-            &path.display().to_string(),
-            options.table.as_deref(),
-            &mut |_| {},
-        )
-        .map_err(|e| e.to_string())?;
+        total += check_records(file, &path.display().to_string(), options.table.as_deref())
+            .map_err(|e| e.to_string())?;
     }
     let catalog = Catalog::with_seed_definitions();
     let (worker, state) = match &options.aws {
@@ -146,6 +141,10 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
             );
         }
     }
+    // The process ends next (this is the CLI's replay): freeing a long replay's state item by
+    // item takes longer than the OS reclaiming it at once. Everything is on disk by now.
+    std::mem::forget(worker);
+    std::mem::forget(state);
     Ok(status)
 }
 

@@ -92,3 +92,49 @@ fn a_non_stream_event_names_the_path_that_is_wrong() {
         "{message}"
     );
 }
+
+/// `n` records of a shipped file, repeated, as one event's `Records` elements (JSON text).
+fn many_records(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(&event_files()[0]).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let records = event["Records"].as_array().unwrap();
+    (0..n)
+        .map(|i| records[i % records.len()].to_string())
+        .collect()
+}
+
+fn event_of(records: &[String]) -> String {
+    format!("{{\"Records\": [\n{}\n]}}", records.join(",\n"))
+}
+
+/// The first pass of a replay checks on a second thread while it parses; what it reports must
+/// be what decoding the file in order reports: the count, or the earliest error.
+#[test]
+fn checking_in_parallel_reports_what_decoding_in_order_reports() {
+    use ddb_stream_worker::decode::{check_records, for_each_record};
+    let in_order = |text: &str| for_each_record(text.as_bytes(), "f.json", None, &mut |_| {});
+    let checked = |text: &str| check_records(text.as_bytes(), "f.json", None);
+    let records = many_records(3000);
+
+    let whole = event_of(&records);
+    assert_eq!(checked(&whole).unwrap(), 3000);
+    assert_eq!(in_order(&whole).unwrap(), 3000);
+
+    // A wrong shape early and broken JSON late: the wrong shape is first in the file.
+    let mut early_shape = records.clone();
+    early_shape[1700] = r#"{"eventID": 5}"#.to_string();
+    let mut text = event_of(&early_shape);
+    text.truncate(text.len() - 5000);
+    let error = checked(&text).unwrap_err().to_string();
+    assert_eq!(error, in_order(&text).unwrap_err().to_string());
+    assert!(error.contains("Records[1700]"), "{error}");
+
+    // Broken JSON before any wrong shape: the JSON error, with its line.
+    let mut late_shape = records.clone();
+    late_shape[2900] = r#"{"eventID": 5}"#.to_string();
+    late_shape[2000] = "{\"eventID\": ".to_string();
+    let text = event_of(&late_shape);
+    let error = checked(&text).unwrap_err().to_string();
+    assert_eq!(error, in_order(&text).unwrap_err().to_string());
+    assert!(error.contains("malformed JSON"), "{error}");
+}
