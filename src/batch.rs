@@ -253,6 +253,9 @@ impl Worker {
                 continue;
             }
             for (reaction, ran) in self.reactions.iter().zip(&report.reactions) {
+                if reaction.idempotency() != Idempotency::Recomputed {
+                    continue;
+                }
                 let result = match &ran.outcome {
                     Outcome::Done { result } => result.clone(),
                     // The later record's run covers this one: it reads the state after it.
@@ -261,9 +264,6 @@ impl Worker {
                     }),
                     _ => continue,
                 };
-                if reaction.idempotency() != Idempotency::Recomputed {
-                    continue;
-                }
                 let key = key_for(reaction.name(), &report.event_id);
                 match self.guard().completion_marker(key, &result, now) {
                     Ok(item) => markers.push(WriteRequest::Put(item)),

@@ -7,6 +7,11 @@
 //! it) or when an INPROGRESS record outlived its expiry (a crashed attempt is taken over). When
 //! the put fails, DynamoDB returns the existing record with it
 //! (ReturnValuesOnConditionCheckFailure=ALL_OLD), so a COMPLETED duplicate costs one request.
+//!
+//! The same table holds completion notes for reactions that recompute from state (COMPLETED
+//! records written after the fact, never locks), and a batch reads all its records' entries
+//! with one BatchGetItem before it starts (`Guard::completed`), so a re-delivered batch skips
+//! what was done without a request per record.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -329,92 +329,95 @@ impl Tables for DynamoDbTables {
     }
 
     async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+        let client = &self.client;
         let mut found = Vec::new();
-        let mut keys = keys.into_iter().map(to_sdk);
-        loop {
-            let mut unread: Vec<SdkItem> = keys.by_ref().take(100).collect();
-            if unread.is_empty() {
-                return Ok(found);
-            }
-            let mut attempt = 0;
-            while !unread.is_empty() {
-                if attempt > BATCH_RETRIES {
-                    return Err(PortError::Transient {
-                        operation: "BatchGetItem",
-                        target: table.to_string(),
-                        message: format!(
-                            "{} keys still unprocessed after {BATCH_RETRIES} retries",
-                            unread.len()
-                        ),
-                    });
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(unread))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| PortError::Permanent {
-                        operation: "BatchGetItem",
-                        target: table.to_string(),
-                        message: e.to_string(),
-                    })?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(table, request)
-                    .send()
-                    .await
-                    .map_err(|e| classify("BatchGetItem", table, e))?;
-                if let Some(items) = output.responses.and_then(|mut r| r.remove(table)) {
-                    found.extend(items.into_iter().map(from_sdk));
-                }
-                unread = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                attempt += 1;
-            }
+        let keys: Vec<SdkItem> = keys.into_iter().map(to_sdk).collect();
+        for chunk in keys.chunks(100) {
+            let read =
+                until_processed("BatchGetItem", table, chunk.to_vec(), |unread| async move {
+                    let request = KeysAndAttributes::builder()
+                        .set_keys(Some(unread))
+                        .consistent_read(true)
+                        .build()
+                        .map_err(|e| PortError::Permanent {
+                            operation: "BatchGetItem",
+                            target: table.to_string(),
+                            message: e.to_string(),
+                        })?;
+                    let output = client
+                        .batch_get_item()
+                        .request_items(table, request)
+                        .send()
+                        .await
+                        .map_err(|e| classify("BatchGetItem", table, e))?;
+                    let items = output.responses.and_then(|mut r| r.remove(table));
+                    let unread = output.unprocessed_keys.and_then(|mut u| u.remove(table));
+                    Ok((
+                        unread.map(|k| k.keys).unwrap_or_default(),
+                        items.unwrap_or_default(),
+                    ))
+                })
+                .await?;
+            found.extend(read.into_iter().map(from_sdk));
         }
+        Ok(found)
     }
 
     async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+        let client = &self.client;
         for chunk in dedupe_by_key(&self.catalog, table, writes).chunks(25) {
-            let mut requests: Vec<SdkWrite> =
+            let requests: Vec<SdkWrite> =
                 chunk.iter().map(to_sdk_write).collect::<Result<_, _>>()?;
-            let mut attempt = 0;
-            while !requests.is_empty() {
-                if attempt > BATCH_RETRIES {
-                    return Err(PortError::Transient {
-                        operation: "BatchWriteItem",
-                        target: table.to_string(),
-                        message: format!(
-                            "{} items still unprocessed after {BATCH_RETRIES} retries",
-                            requests.len()
-                        ),
-                    });
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                let output = self
-                    .client
+            until_processed("BatchWriteItem", table, requests, |requests| async move {
+                let output = client
                     .batch_write_item()
                     .request_items(table, requests)
                     .send()
                     .await
                     .map_err(|e| classify("BatchWriteItem", table, e))?;
-                requests = output
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(table))
-                    .unwrap_or_default();
-                attempt += 1;
-            }
+                let unprocessed = output.unprocessed_items.and_then(|mut u| u.remove(table));
+                Ok((unprocessed.unwrap_or_default(), Vec::<()>::new()))
+            })
+            .await?;
         }
         Ok(())
     }
+}
+
+/// Send `pending` with `send` until DynamoDB has processed all of it: `send` returns what came
+/// back unprocessed (sent again after a backoff, at most [`BATCH_RETRIES`] times) and what it
+/// read, which is returned.
+async fn until_processed<T, O, Sent>(
+    operation: &'static str,
+    table: &str,
+    mut pending: Vec<T>,
+    send: impl Fn(Vec<T>) -> Sent,
+) -> Result<Vec<O>, PortError>
+where
+    Sent: std::future::Future<Output = Result<(Vec<T>, Vec<O>), PortError>>,
+{
+    let mut read = Vec::new();
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        if attempt > BATCH_RETRIES {
+            return Err(PortError::Transient {
+                operation,
+                target: table.to_string(),
+                message: format!(
+                    "{} requests still unprocessed after {BATCH_RETRIES} retries",
+                    pending.len()
+                ),
+            });
+        }
+        if attempt > 0 {
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        let (unprocessed, output) = send(pending).await?;
+        read.extend(output);
+        pending = unprocessed;
+        attempt += 1;
+    }
+    Ok(read)
 }
 
 fn build_failed(e: aws_sdk_dynamodb::error::BuildError) -> PortError {

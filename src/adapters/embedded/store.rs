@@ -581,7 +581,6 @@ impl Store {
     }
 }
 
-/// The item as JSON with attributes in name order (readable, and identical across runs).
 /// An item that serializes with the attribute names in order at every level, as [`sorted`]
 /// does, without building a `serde_json::Value` copy of it first (compaction writes every item
 /// of a table).
@@ -634,6 +633,7 @@ impl Serialize for SortedValue<'_> {
     }
 }
 
+/// The item as JSON with attributes in name order (readable, and identical across runs).
 pub fn sorted(item: &Item) -> serde_json::Value {
     serde_json::to_value(item).unwrap_or(serde_json::Value::Null)
 }
