@@ -10,6 +10,7 @@ use handlers::ports::{Mail, Mailer, Object, Objects, Tables, TransactItem, Write
 use handlers::{Item, PortError};
 use serde::Serialize;
 
+use crate::adapters::embedded::store::SortedItem;
 use crate::adapters::intercept::{Intercept, Intercepted, TableCall};
 use crate::catalog::Catalog;
 
@@ -50,9 +51,7 @@ pub enum Effect {
 
 /// Serialize an item with its attributes in name order, so output is the same on every run.
 pub fn sorted_item<S: serde::Serializer>(item: &Item, serializer: S) -> Result<S::Ok, S::Error> {
-    let sorted: std::collections::BTreeMap<&String, &handlers::AttributeValue> =
-        item.iter().collect();
-    sorted.serialize(serializer)
+    SortedItem(item).serialize(serializer)
 }
 
 impl Effect {

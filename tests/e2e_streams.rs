@@ -306,43 +306,30 @@ async fn proposal_scenario(faults: Option<&FaultyHttp>) {
 
     let db = services::dynamodb().await;
     let n = |v: &str| V::N(v.into());
-    let profile = |id: &str, first: &str, email: &str| {
-        db.put_item()
-            .table_name(&table)
-            .item("PK", s(&format!("USER#{id}")))
-            .item("SK", s("PROFILE"))
-            .item("UserId", s(id))
-            .item("FirstName", s(first))
-            .item("LastName", s("Doe"))
-            .item("Email", s(email))
-    };
-    profile("u1", "John", &john).send().await.unwrap();
-    profile("u2", "Mary", &mary).send().await.unwrap();
-    services::put(
-        &db,
-        &table,
+    for (id, first, email) in [("u1", "John", &john), ("u2", "Mary", &mary)] {
+        services::put(
+            &db,
+            &table,
+            json!({
+                "PK": {"S": format!("USER#{id}")}, "SK": {"S": "PROFILE"}, "UserId": {"S": id},
+                "FirstName": {"S": first}, "LastName": {"S": "Doe"}, "Email": {"S": email},
+            }),
+        )
+        .await;
+    }
+    for item in [
         json!({
             "PK": {"S": "ESTIMATION#e1"},
             "SK": {"S": "METADATA"},
             "ProjectName": {"S": "Réseau Ünïcode"},
             "Version": {"N": "1"},
         }),
-    )
-    .await;
-    services::put(
-        &db,
-        &table,
         json!({
             "PK": {"S": "ESTIMATION#e1"},
             "SK": {"S": "SERVER#a"},
             "ServerName": {"S": "Web tier"},
             "EstimatedMonthlyCost": {"N": "247.42"},
         }),
-    )
-    .await;
-    services::put(
-        &db,
-        &table,
         json!({
             "PK": {"S": "ESTIMATION#e1"},
             "SK": {"S": "DOCUMENT#d1"},
@@ -351,11 +338,6 @@ async fn proposal_scenario(faults: Option<&FaultyHttp>) {
             "FileName": {"S": "Proposal.pdf"},
             "GeneratedBy": {"S": "u1"},
         }),
-    )
-    .await;
-    services::put(
-        &db,
-        &table,
         json!({
             "PK": {"S": "USER#u2"},
             "SK": {"S": "SHARED#e1"},
@@ -364,8 +346,9 @@ async fn proposal_scenario(faults: Option<&FaultyHttp>) {
             "SharedByUserId": {"S": "u1"},
             "NotificationSent": {"BOOL": false},
         }),
-    )
-    .await;
+    ] {
+        services::put(&db, &table, item).await;
+    }
 
     let config = Config::from_lookup(|name| match name {
         "AUDITED_TABLES" => Some(String::new()),
@@ -480,13 +463,11 @@ async fn provider_ratings_scenario(faults: Option<&FaultyHttp>) {
     let providers = services::fresh_table("marketplace-dev-providers-table").await;
     let db = services::dynamodb().await;
     let put = |id: &str, booking: &str, provider: &str, rating: &str, at: &str| {
-        db.put_item()
-            .table_name(&reviews)
-            .item("reviewId", s(id))
-            .item("bookingId", s(booking))
-            .item("providerId", s(provider))
-            .item("rating", V::N(rating.into()))
-            .item("createdAt", s(at))
+        let review = json!({
+            "reviewId": {"S": id}, "bookingId": {"S": booking}, "providerId": {"S": provider},
+            "rating": {"N": rating}, "createdAt": {"S": at},
+        });
+        services::put(&db, &reviews, review)
     };
     services::put(
         &db,
@@ -498,26 +479,11 @@ async fn provider_ratings_scenario(faults: Option<&FaultyHttp>) {
         }),
     )
     .await;
-    put("r1", "b1", "p1", "5", "2025-01-01")
-        .send()
-        .await
-        .unwrap();
-    put("r2", "b2", "p1", "4", "2025-01-02")
-        .send()
-        .await
-        .unwrap();
-    put("r3", "b1", "p1", "1", "2025-01-03")
-        .send()
-        .await
-        .unwrap(); // a second review of b1: not counted
-    put("r4", "b4", "p2", "3", "2025-01-04")
-        .send()
-        .await
-        .unwrap();
-    put("r4", "b4", "p1", "2", "2025-01-04")
-        .send()
-        .await
-        .unwrap(); // moved to p1 and re-rated
+    put("r1", "b1", "p1", "5", "2025-01-01").await;
+    put("r2", "b2", "p1", "4", "2025-01-02").await;
+    put("r3", "b1", "p1", "1", "2025-01-03").await; // a second review of b1: not counted
+    put("r4", "b4", "p2", "3", "2025-01-04").await;
+    put("r4", "b4", "p1", "2", "2025-01-04").await; // moved to p1 and re-rated
     db.delete_item()
         .table_name(&reviews)
         .key("reviewId", s("r1"))
@@ -622,18 +588,14 @@ async fn bookings_assets_threads_scenario(faults: Option<&FaultyHttp>) {
         }),
     )
     .await;
-    let booking = |status: &str| {
-        db.put_item()
-            .table_name(&bookings)
-            .item("bookingId", s("bk1"))
-            .item("customerId", s("c1"))
-            .item("providerId", s("p1"))
-            .item("scheduledDate", s("2025-11-20T14:30:00Z"))
-            .item("status", s(status))
-            .item("createdAt", s("2025-11-17T09:00:00Z"))
-    };
-    booking("pending").send().await.unwrap();
-    booking("confirmed").send().await.unwrap();
+    for status in ["pending", "confirmed"] {
+        let booking = json!({
+            "bookingId": {"S": "bk1"}, "customerId": {"S": "c1"}, "providerId": {"S": "p1"},
+            "scheduledDate": {"S": "2025-11-20T14:30:00Z"}, "status": {"S": status},
+            "createdAt": {"S": "2025-11-17T09:00:00Z"},
+        });
+        services::put(&db, &bookings, booking).await;
+    }
     services::s3()
         .await
         .put_object()

@@ -8,8 +8,7 @@ mod support;
 use std::path::Path;
 
 use aws_sdk_dynamodb::types::AttributeValue as V;
-use ddb_stream_worker::catalog::seed_definitions;
-use ddb_stream_worker::table_setup;
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use support::services;
@@ -91,18 +90,7 @@ fn batches(output: &str) -> Vec<(String, String, usize)> {
 }
 
 async fn fresh_table() -> String {
-    let name = services::unique("stream");
-    let mut definition = seed_definitions()
-        .into_iter()
-        .find(|d| d.table_name == "aws-cost-platform-enhanced")
-        .unwrap();
-    definition.table_name = name.clone();
-    let client = services::dynamodb().await;
-    table_setup::create_one(&client, &definition).await.unwrap();
-    table_setup::create_tables(&client, &["marketplace-dev-idempotency-table".into()])
-        .await
-        .unwrap();
-    name
+    services::fresh_table("aws-cost-platform-enhanced").await
 }
 
 async fn audit_count(table: &str) -> usize {
@@ -110,39 +98,25 @@ async fn audit_count(table: &str) -> usize {
 }
 
 async fn put_user(table: &str, id: &str) {
-    services::dynamodb()
-        .await
-        .put_item()
-        .table_name(table)
-        .item("PK", s(&format!("USER#{id}")))
-        .item("SK", s("PROFILE"))
-        .item("UserId", s(id))
-        .send()
-        .await
-        .unwrap();
+    let db = services::dynamodb().await;
+    let user =
+        json!({"PK": {"S": format!("USER#{id}")}, "SK": {"S": "PROFILE"}, "UserId": {"S": id}});
+    services::put(&db, table, user).await;
 }
 
 /// An estimation and a PDF proposal for it: with DOCUMENTS_BUCKET naming a bucket that does
 /// not exist, the proposal fails on every attempt.
 async fn put_poison_proposal(table: &str) {
     let db = services::dynamodb().await;
-    db.put_item()
-        .table_name(table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("METADATA"))
-        .item("ProjectName", s("P"))
-        .send()
-        .await
-        .unwrap();
-    db.put_item()
-        .table_name(table)
-        .item("PK", s("ESTIMATION#e1"))
-        .item("SK", s("DOCUMENT#d1"))
-        .item("DocumentType", s("PDF_PROPOSAL"))
-        .item("Status", s("PENDING"))
-        .send()
-        .await
-        .unwrap();
+    for item in [
+        json!({"PK": {"S": "ESTIMATION#e1"}, "SK": {"S": "METADATA"}, "ProjectName": {"S": "P"}}),
+        json!({
+            "PK": {"S": "ESTIMATION#e1"}, "SK": {"S": "DOCUMENT#d1"},
+            "DocumentType": {"S": "PDF_PROPOSAL"}, "Status": {"S": "PENDING"},
+        }),
+    ] {
+        services::put(&db, table, item).await;
+    }
 }
 
 #[tokio::test]

@@ -18,7 +18,8 @@ use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::{table_setup, wiring};
-use handlers::marketplace::ratings::average;
+use handlers::item::from_item;
+use handlers::marketplace::ratings::{average, ProviderRating};
 use handlers::ports::Tables;
 use mix::{Kind, Mix};
 use rust_decimal::Decimal;
@@ -87,14 +88,10 @@ async fn check_ratings(app: &dyn Tables, records: &[serde_json::Value]) -> usize
             .await
             .expect("read a provider")
             .unwrap_or_else(|| panic!("provider {provider} has no aggregate"));
-        let number = |name: &str| match &stored[name] {
-            handlers::AttributeValue::N(n) => n.parse::<Decimal>().expect("a stored number"),
-            other => panic!("provider {provider}: {name} is {other:?}"),
-        };
-        let figures = (number("ratingSum"), number("reviewCount"), number("rating"));
+        let stored: ProviderRating = from_item(stored, provider).expect("a provider's aggregate");
         assert_eq!(
-            figures,
-            (*sum, *count, average(*sum, *count)),
+            (stored.rating_sum, stored.review_count, stored.rating),
+            (Some(*sum), Some(*count), Some(average(*sum, *count))),
             "provider {provider}: stored (ratingSum, reviewCount, rating)"
         );
     }
