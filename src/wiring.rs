@@ -28,7 +28,7 @@ use crate::config::Config;
 
 /// Every reaction the worker has, in the order they run on a record.
 pub fn reactions(config: &Config) -> Vec<Box<dyn Reaction>> {
-    let tips = Arc::new(SavingsRatesCache::default());
+    let tips = Arc::new(SavingsRatesCache::new(config.totals.table.clone()));
     vec![
         Box::new(AuditLog::new(config.audit.clone())),
         Box::new(EstimationTotals::new(config.totals.clone(), tips.clone())),

@@ -58,15 +58,22 @@ impl EstimationTotals {
     }
 }
 
-/// The savings percentages from a table's OPTIMIZATION_TIPS items: one Query, then reused for
-/// a few minutes, with the documented defaults for tips the table does not have.
-#[derive(Default)]
+/// The savings percentages from one table's OPTIMIZATION_TIPS items: one Query, then reused
+/// for a few minutes, with the documented defaults for tips the table does not have.
 pub struct SavingsRatesCache {
+    table: String,
     cached: Mutex<Option<(Instant, SavingsRates)>>,
 }
 
 impl SavingsRatesCache {
-    pub async fn get(&self, ports: Ports<'_>, table: &str) -> Result<SavingsRates, PortError> {
+    pub fn new(table: String) -> Self {
+        SavingsRatesCache {
+            table,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub async fn get(&self, ports: Ports<'_>) -> Result<SavingsRates, PortError> {
         if let Ok(cache) = self.cached.lock() {
             if let Some((at, rates)) = *cache {
                 if at.elapsed() < TIPS_TTL {
@@ -74,7 +81,7 @@ impl SavingsRatesCache {
                 }
             }
         }
-        let rates = read_savings_rates(ports, table).await?;
+        let rates = read_savings_rates(ports, &self.table).await?;
         if let Ok(mut cache) = self.cached.lock() {
             *cache = Some((Instant::now(), rates));
         }
@@ -189,7 +196,7 @@ impl EstimationTotals {
             .business_rules
             .clone()
             .unwrap_or_else(|| self.config.default_rules.clone());
-        let rates = self.tips.get(ports, &self.config.table).await?;
+        let rates = self.tips.get(ports).await?;
         let priced = price(&lines, &rules, &rates);
         let now = ports
             .clock

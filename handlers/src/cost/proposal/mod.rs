@@ -174,11 +174,7 @@ impl ProposalPdf {
         // stored summary is rewritten after the line items change (once per batch), so it can
         // lag them, and a proposal whose totals disagree with its own table is worse than one
         // more query.
-        let rates = self
-            .tips
-            .get(ports, table)
-            .await
-            .map_err(|e| Err(e.into()))?;
+        let rates = self.tips.get(ports).await.map_err(|e| Err(e.into()))?;
         let summary = self.summary_from(&metadata, &lines, &rates, now);
         let client = metadata.enhanced_client_info.clone().unwrap_or_default();
         let estimation_id = metadata.estimation_id().to_string();
