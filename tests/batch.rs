@@ -397,15 +397,6 @@ async fn audit_writes_are_batched_and_a_failed_flush_fails_the_earliest_unstored
     );
 }
 
-/// A clock the test moves: the batch reads it before each record.
-struct ManualClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
-
-impl handlers::ports::Clock for ManualClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
 /// Moves the clock an hour on when it runs on `event-2`: the invocation's time runs out there.
 struct SlowOn(Arc<ManualClock>);
 
@@ -433,7 +424,8 @@ async fn records_are_not_started_past_the_stop_time_and_lambda_retries_from_the_
     let dir = tempfile::tempdir().unwrap();
     let (state, mut adapters) = embedded(dir.path());
     let start = chrono::Utc::now();
-    let clock = Arc::new(ManualClock(std::sync::Mutex::new(start)));
+    // The batch reads the clock before each record.
+    let clock = Arc::new(ManualClock::at(start));
     adapters.clock = clock.clone();
     let mut reactions = wiring::reactions(&config());
     reactions.push(Box::new(SlowOn(clock)));

@@ -28,7 +28,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use serde_json::{json, Value};
 use support::{
-    config, embedded, faulty_tables, record_in, Faults, FaultyMailer, FaultyObjects, FixedClock,
+    config, embedded, faulty_tables, record_in, Faults, FaultyMailer, FaultyObjects, ManualClock,
 };
 
 const COST: &str = "aws-cost-platform-enhanced";
@@ -280,7 +280,7 @@ fn run_on_fresh_state() -> Run {
         sent: Mutex::new(Vec::new()),
     });
     adapters.mailer = mailer.clone();
-    adapters.clock = Arc::new(FixedClock(now()));
+    adapters.clock = Arc::new(ManualClock::at(now()));
     Run {
         worker: wiring::worker(&config(), adapters),
         faults,

@@ -224,11 +224,18 @@ impl Mailer for FaultyMailer {
     }
 }
 
-/// A clock that always says the same time, so two runs write the same timestamps.
-pub struct FixedClock(pub chrono::DateTime<chrono::Utc>);
+/// A clock that says the time the test set: fixed, so two runs write the same timestamps, or
+/// moved on by the test.
+pub struct ManualClock(pub Mutex<chrono::DateTime<chrono::Utc>>);
 
-impl handlers::ports::Clock for FixedClock {
+impl ManualClock {
+    pub fn at(time: chrono::DateTime<chrono::Utc>) -> Self {
+        ManualClock(Mutex::new(time))
+    }
+}
+
+impl handlers::ports::Clock for ManualClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.0
+        *self.0.lock().unwrap()
     }
 }
