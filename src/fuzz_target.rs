@@ -7,9 +7,9 @@ use std::sync::LazyLock;
 
 use handlers::Reaction;
 
-use crate::config::Config;
 use crate::decode::{decode_value, for_each_record, DecodeError};
 use crate::wiring;
+use crate::wiring::config::Config;
 
 /// Built once: the fuzzer calls [`decode_and_extract`] hundreds of times a second.
 static REACTIONS: LazyLock<Result<Vec<Box<dyn Reaction>>, String>> = LazyLock::new(|| {

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ddb_stream_worker::batch::idempotency::{IdempotencyRecord, LockStatus};
 use ddb_stream_worker::batch::{Adapters, BatchOptions, Outcome, RecordReport, Worker};
-use ddb_stream_worker::idempotency::{IdempotencyRecord, LockStatus};
 use ddb_stream_worker::wiring;
 use handlers::item::{from_item, string_key, to_item};
 use handlers::ports::{Ports, Tables, Update};

@@ -10,8 +10,8 @@ mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue as V;
 use ddb_stream_worker::batch::{BatchOptions, Worker};
-use ddb_stream_worker::config::Config;
 use ddb_stream_worker::wiring;
+use ddb_stream_worker::wiring::config::Config;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
 use support::faulty_http::{FaultyHttp, Gate, Plan};

@@ -7,7 +7,7 @@ use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
 use ddb_stream_worker::adapters::s3::S3Objects;
 use ddb_stream_worker::adapters::ses::SesMailer;
 use ddb_stream_worker::catalog::Catalog;
-use ddb_stream_worker::table_setup;
+use ddb_stream_worker::cli::tables;
 use handlers::ports::{Mail, Mailer};
 use handlers::PortError;
 use support::{contract, services};
@@ -15,7 +15,7 @@ use support::{contract, services};
 async fn tables() -> DynamoDbTables {
     services::require();
     let client = services::dynamodb().await;
-    table_setup::create_tables(&client, &[contract::TABLE.to_string()])
+    tables::create_tables(&client, &[contract::TABLE.to_string()])
         .await
         .expect("create the cost platform table");
     DynamoDbTables::new(client, Catalog::with_seed_definitions())

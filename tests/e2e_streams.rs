@@ -6,10 +6,10 @@ mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue as V;
 use ddb_stream_worker::batch::{BatchOptions, BatchOutcome, Outcome, Worker};
-use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::{decode_value, StreamRecord};
-use ddb_stream_worker::stream_records::lambda_event;
+use ddb_stream_worker::stream::get_records::lambda_event;
 use ddb_stream_worker::wiring;
+use ddb_stream_worker::wiring::config::Config;
 use serde_json::json;
 use support::faulty_http::{Fault, FaultyHttp, Plan};
 use support::services::{self, audit_items};

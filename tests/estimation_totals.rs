@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ddb_stream_worker::adapters::intercept::{Intercept, Intercepted, TableCall};
+use ddb_stream_worker::batch::intercept::{Intercept, Intercepted, TableCall};
 use ddb_stream_worker::batch::{BatchOptions, Outcome};
 use ddb_stream_worker::wiring;
 use handlers::item::string_key;
@@ -250,7 +250,7 @@ async fn run_with_conflicts(
             conflicts: AtomicUsize::new(conflicts),
         },
     ));
-    let config = ddb_stream_worker::config::Config::from_lookup(|name| {
+    let config = ddb_stream_worker::wiring::config::Config::from_lookup(|name| {
         (name == "AUDITED_TABLES").then(String::new)
     })
     .unwrap();

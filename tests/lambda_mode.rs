@@ -53,7 +53,7 @@ fn event(name: &str) -> Value {
 async fn lambda_mode_answers_batches_failures_and_bad_events() {
     services::require();
     let db = services::dynamodb().await;
-    ddb_stream_worker::table_setup::create_tables(
+    ddb_stream_worker::cli::tables::create_tables(
         &db,
         &[
             "aws-cost-platform-enhanced".into(),

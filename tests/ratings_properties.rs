@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ddb_stream_worker::batch::{Adapters, BatchOptions, Worker};
-use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::decode_event;
-use handlers::marketplace::ratings::ProviderRatings;
+use ddb_stream_worker::wiring::config::Config;
+use handlers::reactions::provider_rating::ProviderRatings;
 use proptest::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
@@ -206,7 +206,9 @@ fn expected(table: &BTreeMap<String, Value>) -> BTreeMap<String, (Decimal, Decim
 fn ratings_worker(adapters: &Adapters) -> Worker {
     let config = Config::from_lookup(|_| None).unwrap();
     Worker::new(
-        vec![Box::new(ProviderRatings::new(config.ratings.clone()))],
+        vec![Box::new(ProviderRatings::new(
+            config.reactions.ratings.clone(),
+        ))],
         adapters.clone(),
         config.idempotency,
     )

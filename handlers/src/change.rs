@@ -4,6 +4,10 @@ use chrono::{DateTime, Utc};
 
 use crate::item::{describe_keys, Item};
 
+/// The `userIdentity.principalId` of a TTL delete: DynamoDB's own service (with type
+/// `Service`). Audit items record it as the user of an expiry.
+pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
 /// What happened to the item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {

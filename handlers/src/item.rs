@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use serde::ser::{SerializeMap, Serializer};
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use serde_dynamo::{AttributeValue, Item};
@@ -183,6 +184,63 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     })
 }
 
+/// An item that serializes with the attribute names in order at every level, as [`sorted`]
+/// does, without building a `serde_json::Value` copy of it first (compaction writes every item
+/// of a table).
+pub struct SortedItem<'a>(pub &'a Item);
+
+struct SortedValue<'a>(&'a AttributeValue);
+
+fn sorted_map<'a, S: Serializer>(
+    entries: impl Iterator<Item = (&'a String, &'a AttributeValue)>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut entries: Vec<_> = entries.collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut map = serializer.serialize_map(Some(entries.len()))?;
+    for (name, value) in entries {
+        map.serialize_entry(name, &SortedValue(value))?;
+    }
+    map.end()
+}
+
+impl Serialize for SortedItem<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        sorted_map(self.0.iter(), serializer)
+    }
+}
+
+impl Serialize for SortedValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Members<'a>(&'a std::collections::HashMap<String, AttributeValue>);
+        impl Serialize for Members<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                sorted_map(self.0.iter(), serializer)
+            }
+        }
+        match self.0 {
+            AttributeValue::M(members) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("M", &Members(members))?;
+                map.end()
+            }
+            AttributeValue::L(list) => {
+                let list: Vec<SortedValue> = list.iter().map(SortedValue).collect();
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("L", &list)?;
+                map.end()
+            }
+            // Every other type has no names inside: its own form is already ordered.
+            other => other.serialize(serializer),
+        }
+    }
+}
+
+/// The item as JSON with attributes in name order (readable, and identical across runs).
+pub fn sorted(item: &Item) -> serde_json::Value {
+    serde_json::to_value(item).unwrap_or(serde_json::Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use rust_decimal::Decimal;
@@ -247,6 +305,24 @@ mod tests {
         assert!(
             err.to_string().starts_with("ESTIMATION#e1/METADATA:"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_sorted_item_is_written_as_its_sorted_json_value() {
+        let item: Item = serde_json::from_value(serde_json::json!({
+            "zeta": { "M": { "b": { "N": "2" }, "a": { "L": [ { "M": { "y": { "S": "1" }, "x": { "NULL": true } } }, { "BOOL": false } ] } } },
+            "alpha": { "SS": ["b", "a"] },
+            "mid": { "B": "AAE=" },
+            "num": { "NS": ["1", "2"] },
+        }))
+        .unwrap();
+        let written = serde_json::to_string(&SortedItem(&item)).unwrap();
+        assert_eq!(written, serde_json::to_string(&sorted(&item)).unwrap());
+        assert!(written.starts_with(r#"{"alpha":"#), "{written}");
+        assert!(
+            written.contains(r#"{"M":{"a":{"L":[{"M":{"x":"#),
+            "{written}"
         );
     }
 }

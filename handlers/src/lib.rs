@@ -4,23 +4,32 @@
 //! the boundary: a reaction sees a typed [`Change`] and touches the world only through the
 //! ports in [`ports`]. The shell crate (`ddb_stream_worker`) decodes stream events, runs the
 //! batch and provides the adapters (AWS SDK or the embedded local state).
+//!
+//! # Layout
+//!
+//! - [`change`], [`item`], [`error`]: a stream record as a typed change, items through
+//!   serde_dynamo, and the errors a reaction or a port returns.
+//! - [`ports`]: what a reaction may touch (tables, objects, mail, clock).
+//! - [`reactions`]: one module per reaction, named after it, and the registry.
+//! - [`cost`]: the cost platform's domain (items, pricing, savings rates, proposal rendering),
+//!   used by the cost reactions.
+//! - [`mail`], [`templates`], [`redact`], [`settings`]: what several reactions share.
+//!
+//! Reactions depend on the domain modules and the ports; nothing here depends on a reaction
+//! but the registry.
 
-pub mod acs;
-pub mod audit;
-pub mod bookings;
 pub mod change;
 pub mod cost;
 pub mod error;
 pub mod item;
 pub mod mail;
-pub mod marketplace;
-pub mod pilotforce;
 pub mod ports;
-pub mod reaction;
+pub mod reactions;
 pub mod redact;
+pub mod settings;
 pub mod templates;
 
 pub use change::{Change, ChangeKind};
 pub use error::{PortError, ReactionError};
 pub use item::{AttributeValue, Item};
-pub use reaction::{Idempotency, Reacted, Reaction};
+pub use reactions::{Idempotency, Reacted, Reaction};

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::error::ReactionError;
 use crate::ports::{Mail, Ports};
+use crate::settings::{ConfigError, Settings};
 use crate::templates;
 
 #[derive(Debug, Clone)]
@@ -17,6 +18,19 @@ pub struct MailConfig {
     pub sender_name: String,
     /// How long a proposal's download link works.
     pub link_expiry: Duration,
+}
+
+impl MailConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Ok(MailConfig {
+            from: s.text("MAIL_FROM", "notifications@sagesoft.com"),
+            sender_name: s.text("MAIL_SENDER_NAME", "AWS Cost Estimation Platform"),
+            link_expiry: Duration::from_secs(
+                s.count("PROPOSAL_LINK_EXPIRY_SECONDS", 604_800)?
+                    .unsigned_abs(),
+            ),
+        })
+    }
 }
 
 /// Render `template` and send it to `to`. A message the mail rules refuse (an address that is

@@ -517,10 +517,8 @@ fn dedupe_by_key(catalog: &Catalog, table: &str, writes: Vec<WriteRequest>) -> V
             let item = match &w {
                 WriteRequest::Put(item) | WriteRequest::Delete(item) => item,
             };
-            let key = serde_json::to_string(&crate::adapters::embedded::store::sorted(
-                &catalog.key_of(table, item),
-            ))
-            .unwrap_or_default();
+            let key = serde_json::to_string(&handlers::item::sorted(&catalog.key_of(table, item)))
+                .unwrap_or_default();
             (key, w)
         })
         .collect();

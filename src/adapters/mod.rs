@@ -1,10 +1,8 @@
 //! Adapters: the ports implemented on the AWS SDK (DynamoDB, S3, SES) and on the embedded
 //! local state.
 
-pub mod counting;
 pub mod dynamodb;
 pub mod embedded;
-pub mod intercept;
 pub mod s3;
 mod sdk_error;
 pub mod ses;
@@ -12,6 +10,17 @@ pub mod ses;
 pub use sdk_error::classify;
 
 use std::time::Duration;
+
+use handlers::{Change, PortError};
+
+/// Applies a stream record's own write to the local tables, once per record (the embedded
+/// state does; on AWS the write has already happened).
+#[async_trait::async_trait]
+pub trait ChangeApplier: Send + Sync {
+    /// Ok(false) when this record was applied before: a replayed file is a re-delivery of the
+    /// same records, not the same writes made again.
+    async fn apply(&self, change: &Change) -> Result<bool, PortError>;
+}
 
 /// Exponential backoff with full jitter: attempt 0 waits up to 50 ms, doubling to 2 s at most.
 pub fn backoff(attempt: u32) -> Duration {

@@ -15,12 +15,13 @@ use aws_config::{BehaviorVersion, Region};
 use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
 use ddb_stream_worker::batch::{BatchOptions, Worker};
 use ddb_stream_worker::catalog::Catalog;
-use ddb_stream_worker::config::Config;
+use ddb_stream_worker::cli::tables;
 use ddb_stream_worker::decode::decode_event;
-use ddb_stream_worker::{table_setup, wiring};
+use ddb_stream_worker::wiring;
+use ddb_stream_worker::wiring::config::Config;
 use handlers::item::from_item;
-use handlers::marketplace::ratings::{average, ProviderRating};
 use handlers::ports::Tables;
+use handlers::reactions::provider_rating::{average, ProviderRating};
 use mix::{Kind, Mix};
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -125,7 +126,7 @@ async fn main() {
         .load()
         .await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    table_setup::create_tables(&client, &[])
+    tables::create_tables(&client, &[])
         .await
         .expect("create the seed tables");
     let run = format!(

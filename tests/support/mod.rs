@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ddb_stream_worker::adapters::embedded::EmbeddedState;
-use ddb_stream_worker::adapters::intercept::{Intercept, Intercepted, TableCall};
+use ddb_stream_worker::batch::intercept::{Intercept, Intercepted, TableCall};
 use ddb_stream_worker::batch::Adapters;
 use ddb_stream_worker::catalog::Catalog;
-use ddb_stream_worker::config::Config;
 use ddb_stream_worker::decode::{decode_event, StreamRecord};
 use ddb_stream_worker::wiring;
+use ddb_stream_worker::wiring::config::Config;
 use handlers::ports::{Mail, Mailer, Object, Objects, Tables};
 use handlers::PortError;
 use serde_json::{json, Value};

@@ -10,7 +10,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use ddb_stream_worker::batch::Adapters;
 use ddb_stream_worker::catalog::{seed_definitions, Catalog};
-use ddb_stream_worker::{table_setup, wiring};
+use ddb_stream_worker::cli::tables;
+use ddb_stream_worker::wiring;
 
 pub fn dynamodb_endpoint() -> String {
     std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
@@ -87,10 +88,10 @@ pub async fn fresh_table(seed: &str) -> String {
         .expect("a seed table");
     definition.table_name = name.clone();
     let client = dynamodb().await;
-    table_setup::create_one(&client, &definition)
+    tables::create_one(&client, &definition)
         .await
         .expect("create table");
-    table_setup::create_tables(&client, &["marketplace-dev-idempotency-table".to_string()])
+    tables::create_tables(&client, &["marketplace-dev-idempotency-table".to_string()])
         .await
         .expect("idempotency table");
     name

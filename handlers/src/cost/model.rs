@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::item::number;
 
+/// The first sort key of an estimation's METADATA and line items (`DATABASE#` < `DOCUMENT#` <
+/// `METADATA` < `NETWORK_SECURITY` < `SERVER#` < `STORAGE#`; `CALCULATION#` sorts before).
+pub const ESTIMATION_ITEMS_FROM: &str = "DATABASE#";
+
 /// What a line item's sort key says it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Category {

@@ -24,7 +24,7 @@ use handlers::ports::{
 use handlers::{Item, PortError};
 use thiserror::Error;
 
-use crate::batch::ChangeApplier;
+use crate::adapters::ChangeApplier;
 use crate::catalog::{Catalog, KeySchema};
 use handlers::item::string_key;
 use handlers::{AttributeValue, Change, ChangeKind};
@@ -137,7 +137,7 @@ impl EmbeddedState {
             names
                 .into_iter()
                 .map(|t| {
-                    let items = s.items(&t).map(store::sorted).collect();
+                    let items = s.items(&t).map(handlers::item::sorted).collect();
                     (t, items)
                 })
                 .collect()
@@ -338,7 +338,7 @@ impl Tables for EmbeddedState {
                 };
                 let key_text = format!(
                     "{table}\0{}",
-                    serde_json::to_string(&store::sorted(&key)).unwrap_or_default()
+                    serde_json::to_string(&handlers::item::sorted(&key)).unwrap_or_default()
                 );
                 if !seen.insert(key_text) {
                     return Err(fail(

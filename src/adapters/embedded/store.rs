@@ -14,10 +14,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use handlers::item::SortedItem;
 use handlers::ports::Query;
 use handlers::{AttributeValue, Item};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::expr::KeyPart;
 use super::files::{sync_dir, write_atomic, write_atomic_with};
@@ -581,63 +581,6 @@ impl Store {
     }
 }
 
-/// An item that serializes with the attribute names in order at every level, as [`sorted`]
-/// does, without building a `serde_json::Value` copy of it first (compaction writes every item
-/// of a table).
-pub struct SortedItem<'a>(pub &'a Item);
-
-struct SortedValue<'a>(&'a AttributeValue);
-
-fn sorted_map<'a, S: Serializer>(
-    entries: impl Iterator<Item = (&'a String, &'a AttributeValue)>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let mut entries: Vec<_> = entries.collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut map = serializer.serialize_map(Some(entries.len()))?;
-    for (name, value) in entries {
-        map.serialize_entry(name, &SortedValue(value))?;
-    }
-    map.end()
-}
-
-impl Serialize for SortedItem<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        sorted_map(self.0.iter(), serializer)
-    }
-}
-
-impl Serialize for SortedValue<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Members<'a>(&'a std::collections::HashMap<String, AttributeValue>);
-        impl Serialize for Members<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                sorted_map(self.0.iter(), serializer)
-            }
-        }
-        match self.0 {
-            AttributeValue::M(members) => {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("M", &Members(members))?;
-                map.end()
-            }
-            AttributeValue::L(list) => {
-                let list: Vec<SortedValue> = list.iter().map(SortedValue).collect();
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("L", &list)?;
-                map.end()
-            }
-            // Every other type has no names inside: its own form is already ordered.
-            other => other.serialize(serializer),
-        }
-    }
-}
-
-/// The item as JSON with attributes in name order (readable, and identical across runs).
-pub fn sorted(item: &Item) -> serde_json::Value {
-    serde_json::to_value(item).unwrap_or(serde_json::Value::Null)
-}
-
 fn corrupt(path: &Path, line: usize, message: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -650,27 +593,4 @@ pub fn key_names(schema: &KeySchema) -> Vec<&str> {
     std::iter::once(schema.hash.as_str())
         .chain(schema.range.as_deref())
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sorted_item_is_written_as_its_sorted_json_value() {
-        let item: Item = serde_json::from_value(serde_json::json!({
-            "zeta": { "M": { "b": { "N": "2" }, "a": { "L": [ { "M": { "y": { "S": "1" }, "x": { "NULL": true } } }, { "BOOL": false } ] } } },
-            "alpha": { "SS": ["b", "a"] },
-            "mid": { "B": "AAE=" },
-            "num": { "NS": ["1", "2"] },
-        }))
-        .unwrap();
-        let written = serde_json::to_string(&SortedItem(&item)).unwrap();
-        assert_eq!(written, serde_json::to_string(&sorted(&item)).unwrap());
-        assert!(written.starts_with(r#"{"alpha":"#), "{written}");
-        assert!(
-            written.contains(r#"{"M":{"a":{"L":[{"M":{"x":"#),
-            "{written}"
-        );
-    }
 }

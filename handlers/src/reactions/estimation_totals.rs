@@ -7,33 +7,29 @@
 //! The summary update and the CALCULATION# record are one transaction, guarded by the
 //! METADATA `Version` (optimistic locking): on a conflict it re-reads and tries again.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use super::model::{
-    BusinessRules, CalculationItem, Category, CategoryCosts, CostLine, EstimationSummary, LineItem,
-    Metadata, OptimizationTip,
-};
-use super::pricing::{price, Priced, SavingsRates};
+use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
+use crate::cost::model::{
+    BusinessRules, CalculationItem, Category, CategoryCosts, CostLine, EstimationSummary, LineItem,
+    Metadata, ESTIMATION_ITEMS_FROM,
+};
+use crate::cost::pricing::{price, Priced};
+use crate::cost::savings::SavingsRatesCache;
+use crate::cost::EstimationDefaults;
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, stable_hash, string_key, to_item, AttributeValue, Item};
 use crate::ports::{Condition, Ports, Query, SortKey, TransactItem, Update};
-use crate::reaction::{Idempotency, Reacted, Reaction};
-
-/// The first sort key of an estimation's METADATA and line items (`DATABASE#` < `DOCUMENT#` <
-/// `METADATA` < `NETWORK_SECURITY` < `SERVER#` < `STORAGE#`; `CALCULATION#` sorts before).
-pub const ESTIMATION_ITEMS_FROM: &str = "DATABASE#";
+use crate::settings::{ConfigError, Settings};
 
 /// How often a version conflict is retried before the record fails (retryably).
 const MAX_ATTEMPTS: u32 = 4;
-/// How long the OPTIMIZATION_TIPS percentages are reused before they are read again.
-const TIPS_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone)]
 pub struct TotalsConfig {
@@ -43,6 +39,23 @@ pub struct TotalsConfig {
     pub default_rules: BusinessRules,
     pub default_currency: String,
     pub default_region: String,
+}
+
+impl TotalsConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let EstimationDefaults {
+            table,
+            rules,
+            currency,
+            region,
+        } = EstimationDefaults::from_settings(s)?;
+        Ok(TotalsConfig {
+            table,
+            default_rules: rules,
+            default_currency: currency,
+            default_region: region,
+        })
+    }
 }
 
 pub struct EstimationTotals {
@@ -55,37 +68,6 @@ impl EstimationTotals {
     /// table's OPTIMIZATION_TIPS are read once for all of them.
     pub fn new(config: TotalsConfig, tips: Arc<SavingsRatesCache>) -> Self {
         EstimationTotals { config, tips }
-    }
-}
-
-/// The savings percentages from one table's OPTIMIZATION_TIPS items: one Query, then reused
-/// for a few minutes, with the documented defaults for tips the table does not have.
-pub struct SavingsRatesCache {
-    table: String,
-    cached: Mutex<Option<(Instant, SavingsRates)>>,
-}
-
-impl SavingsRatesCache {
-    pub fn new(table: String) -> Self {
-        SavingsRatesCache {
-            table,
-            cached: Mutex::new(None),
-        }
-    }
-
-    pub async fn get(&self, ports: Ports<'_>) -> Result<SavingsRates, PortError> {
-        if let Ok(cache) = self.cached.lock() {
-            if let Some((at, rates)) = *cache {
-                if at.elapsed() < TIPS_TTL {
-                    return Ok(rates);
-                }
-            }
-        }
-        let rates = read_savings_rates(ports, &self.table).await?;
-        if let Ok(mut cache) = self.cached.lock() {
-            *cache = Some((Instant::now(), rates));
-        }
-        Ok(rates)
     }
 }
 
@@ -349,36 +331,6 @@ impl EstimationTotals {
             business_rules_applied: priced.applied.clone(),
         }
     }
-}
-
-/// The savings percentages from `table`'s OPTIMIZATION_TIPS items (one query).
-async fn read_savings_rates(ports: Ports<'_>, table: &str) -> Result<SavingsRates, PortError> {
-    let items = ports
-        .tables
-        .query(&Query {
-            table: table.to_string(),
-            index: None,
-            partition: ("PK".into(), AttributeValue::S("OPTIMIZATION_TIPS".into())),
-            sort_key: Some(("SK".into(), SortKey::BeginsWith("TIP#".into()))),
-            ascending: true,
-        })
-        .await?;
-    let mut rates = SavingsRates::default();
-    for item in items {
-        let Ok(tip) = from_item::<OptimizationTip>(item, "optimization tip") else {
-            continue;
-        };
-        let Some(percent) = tip.potential_savings_percent else {
-            continue;
-        };
-        match tip.tip_id.as_str() {
-            "reserved_instances" => rates.reserved_instances = percent,
-            "spot_instances" => rates.spot_instances = percent,
-            "savings_plans" => rates.savings_plans = percent,
-            _ => {}
-        }
-    }
-    Ok(rates)
 }
 
 /// Serializes just the summary, to turn it into an attribute value through serde_dynamo.

@@ -5,12 +5,15 @@ use std::io::{self, Write};
 
 use handlers::item::describe_keys;
 
+use crate::batch::effects::Effect;
 use crate::batch::{BatchOutcome, Outcome, RecordReport};
-use crate::effects::Effect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// A line per record and per reaction that applied to it.
     Human,
+    /// As [`Format::Human`], with the reactions that did not apply too (`-v`).
+    HumanVerbose,
     Json,
 }
 
@@ -21,11 +24,12 @@ pub fn record(out: &mut dyn Write, format: Format, report: &RecordReport) -> io:
             serde_json::to_writer(&mut *out, report)?;
             writeln!(out)
         }
-        Format::Human => human_record(out, report),
+        Format::Human => human_record(out, report, false),
+        Format::HumanVerbose => human_record(out, report, true),
     }
 }
 
-fn human_record(out: &mut dyn Write, r: &RecordReport) -> io::Result<()> {
+fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Result<()> {
     writeln!(
         out,
         "#{} {} {} {} (event {}, seq {})",
@@ -51,7 +55,15 @@ fn human_record(out: &mut dyn Write, r: &RecordReport) -> io::Result<()> {
     if let Some(error) = &r.error {
         writeln!(out, "    FAILED: {error}")?;
     }
-    for reaction in &r.reactions {
+    let shown = |outcome: &Outcome| verbose || !matches!(outcome, Outcome::NotApplicable);
+    if !r.reactions.iter().any(|reaction| shown(&reaction.outcome)) && r.error.is_none() {
+        writeln!(out, "    no reaction applies (-v lists them)")?;
+    }
+    for reaction in r
+        .reactions
+        .iter()
+        .filter(|reaction| shown(&reaction.outcome))
+    {
         let outcome = match &reaction.outcome {
             Outcome::Done { result } => match result {
                 serde_json::Value::Object(map) if !map.keys().all(|k| k == "PK" || k == "SK") => {
@@ -122,7 +134,7 @@ pub fn batch_end(
             });
             writeln!(out, "{summary}")?;
         }
-        Format::Human => {
+        Format::Human | Format::HumanVerbose => {
             let total: u64 = outcome.requests.values().sum();
             let each: Vec<String> = outcome
                 .requests

@@ -13,15 +13,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::change::{Change, ChangeKind};
+use super::{Idempotency, Reacted, Reaction};
+use crate::change::{Change, ChangeKind, TTL_PRINCIPAL};
 use crate::error::ReactionError;
 use crate::item::{get_str, stable_hash, to_item, AttributeValue, Item};
 use crate::ports::{Ports, WriteRequest};
-use crate::reaction::{Idempotency, Reacted, Reaction};
 use crate::redact::redact_attribute;
-
-/// The user id recorded for TTL deletes, as DynamoDB's stream names the service.
-pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+use crate::settings::{ConfigError, Settings, COST_PLATFORM_TABLE, IDEMPOTENCY_TABLE};
 
 /// Attributes only the worker itself writes on items of the audited tables (estimation
 /// summaries, share notifications). A MODIFY that changes nothing else is the worker's own
@@ -65,6 +63,29 @@ pub struct AuditConfig {
     /// Entity names for tables whose items carry no `EntityType` (`acsd2p-dev-Sessions` ->
     /// `Session`).
     pub entity_names: Vec<(String, String)>,
+}
+
+impl AuditConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let sessions_table = s.text("ACS_SESSIONS_TABLE", "acsd2p-dev-Sessions");
+        let entity_names = s
+            .list("AUDIT_ENTITY_NAMES", &format!("{sessions_table}=Session"))
+            .into_iter()
+            .filter_map(|pair| {
+                pair.split_once('=')
+                    .map(|(t, e)| (t.trim().to_string(), e.trim().to_string()))
+            })
+            .collect();
+        Ok(AuditConfig {
+            audited_tables: s.list("AUDITED_TABLES", COST_PLATFORM_TABLE),
+            audit_table: s.text("AUDIT_TABLE", COST_PLATFORM_TABLE),
+            excluded_tables: vec![s.text("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE)],
+            shards: u32::try_from(s.count("AUDIT_SHARDS", 10)?).unwrap_or(u32::MAX),
+            retention_days: s.count("AUDIT_RETENTION_DAYS", 365)?,
+            expiry_only_tables: s.list("AUDIT_EXPIRY_ONLY_TABLES", &sessions_table),
+            entity_names,
+        })
+    }
 }
 
 pub struct AuditLog {

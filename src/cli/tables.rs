@@ -12,8 +12,20 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use thiserror::Error;
 
+use super::{CliError, Exit};
 use crate::adapters::classify;
 use crate::catalog::{seed_definitions, KeyElement, TableDefinition};
+use crate::wiring;
+
+/// The command: create the tables, one line per table saying what was done.
+pub async fn run(endpoint_url: Option<&str>, names: &[String]) -> Result<Exit, CliError> {
+    let sdk = wiring::sdk_config(endpoint_url).await;
+    let client = Client::new(&sdk);
+    for line in create_tables(&client, names).await? {
+        println!("{line}");
+    }
+    Ok(Exit::Clean)
+}
 
 #[derive(Debug, Error)]
 pub enum SetupError {
@@ -83,7 +95,7 @@ pub async fn create_one(
         }
         return Err(failed(classify("CreateTable", table, e).to_string()));
     }
-    wait_until_active(client, table).await.map_err(failed)?;
+    wait_until_active(client, table).await?;
     let mut done = vec!["created".to_string()];
     if let Some(ttl) = &definition.time_to_live_specification {
         let spec = TimeToLiveSpecification::builder()
@@ -206,14 +218,18 @@ fn build_request(
     Ok(request)
 }
 
-async fn wait_until_active(client: &Client, table: &str) -> Result<(), String> {
+async fn wait_until_active(client: &Client, table: &str) -> Result<(), SetupError> {
+    let failed = |message: String| SetupError::Failed {
+        table: table.to_string(),
+        message,
+    };
     for _ in 0..120 {
         let status = client
             .describe_table()
             .table_name(table)
             .send()
             .await
-            .map_err(|e| classify("DescribeTable", table, e).to_string())?
+            .map_err(|e| failed(classify("DescribeTable", table, e).to_string()))?
             .table
             .and_then(|t| t.table_status);
         if status == Some(TableStatus::Active) {
@@ -221,5 +237,7 @@ async fn wait_until_active(client: &Client, table: &str) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err("table did not become ACTIVE within 60 s".to_string())
+    Err(failed(
+        "table did not become ACTIVE within 60 s".to_string(),
+    ))
 }

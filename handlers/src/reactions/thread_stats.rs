@@ -15,11 +15,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, number, string_key, AttributeValue};
 use crate::ports::{Condition, Ports, Query, Update};
-use crate::reaction::{Idempotency, Reacted, Reaction};
+use crate::settings::Settings;
 
 const MAX_ATTEMPTS: u32 = 4;
 
@@ -27,6 +28,15 @@ const MAX_ATTEMPTS: u32 = 4;
 pub struct ThreadsConfig {
     pub conversations_table: String,
     pub threads_table: String,
+}
+
+impl ThreadsConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        ThreadsConfig {
+            conversations_table: s.text("ACS_CONVERSATIONS_TABLE", "acsd2p-dev-Conversations"),
+            threads_table: s.text("ACS_THREADS_TABLE", "acsd2p-dev-Threads"),
+        }
+    }
 }
 
 /// One message of a conversation, the fields the statistics use.

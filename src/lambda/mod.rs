@@ -1,6 +1,8 @@
 //! Lambda mode: the same batch entry point behind lambda_runtime, with the SDK clients built
 //! once at init and JSON logs (eventID, sequence number and reaction as fields).
 
+pub mod metrics;
+
 use std::sync::Arc;
 
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -10,10 +12,10 @@ use serde_json::Value;
 
 use crate::batch::{BatchOptions, Worker};
 use crate::catalog::Catalog;
-use crate::config::Config;
 use crate::decode::{decode_value, DecodeError};
-use crate::metrics::Tally;
 use crate::wiring;
+use crate::wiring::config::Config;
+use metrics::Tally;
 
 /// An invocation Lambda must see as failed: the whole event is unusable, so it is retried
 /// (and, past the mapping's limits, sent to the on-failure destination).

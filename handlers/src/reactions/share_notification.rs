@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use chrono::SecondsFormat;
 use serde_json::json;
 
-use super::model::{Metadata, Notice, SharedEstimation};
-use super::notify;
+use super::{Idempotency, Reacted, Reaction};
 use crate::change::{Change, ChangeKind};
+use crate::cost::model::{Metadata, Notice, SharedEstimation};
+use crate::cost::notify;
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, string_key, AttributeValue};
 use crate::mail::{self, MailConfig};
 use crate::ports::{Comparison, Condition, Ports, Update};
-use crate::reaction::{Idempotency, Reacted, Reaction};
 
 pub struct ShareNotification {
     table: String,

@@ -26,11 +26,12 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, Query, Update};
-use crate::reaction::{Idempotency, Reacted, Reaction};
+use crate::settings::Settings;
 
 const MAX_ATTEMPTS: u32 = 4;
 
@@ -40,6 +41,22 @@ pub struct RatingsConfig {
     pub providers_table: String,
     /// The reviews GSI keyed by providerId.
     pub provider_index: String,
+}
+
+impl RatingsConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        RatingsConfig {
+            reviews_table: s.text("MARKETPLACE_REVIEWS_TABLE", "marketplace-dev-reviews-table"),
+            providers_table: s.text(
+                "MARKETPLACE_PROVIDERS_TABLE",
+                "marketplace-dev-providers-table",
+            ),
+            provider_index: s.text(
+                "MARKETPLACE_REVIEWS_PROVIDER_INDEX",
+                "providerReviews-index",
+            ),
+        }
+    }
 }
 
 /// A review, the fields the aggregate uses.

@@ -6,17 +6,27 @@
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::{Idempotency, Reacted, Reaction};
 use crate::change::{Change, ChangeKind};
 use crate::error::ReactionError;
 use crate::item::get_str;
 use crate::ports::Ports;
-use crate::reaction::{Idempotency, Reacted, Reaction};
+use crate::settings::Settings;
 
 #[derive(Debug, Clone)]
 pub struct AssetsConfig {
     pub assets_table: String,
     /// The bucket; when empty, it is taken from the item's `s3Url`.
     pub bucket: String,
+}
+
+impl AssetsConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        AssetsConfig {
+            assets_table: s.text("PILOTFORCE_ASSETS_TABLE", "PilotForce-Assets"),
+            bucket: s.text("PILOTFORCE_ASSETS_BUCKET", ""),
+        }
+    }
 }
 
 pub struct AssetCleanup {

@@ -1,5 +1,7 @@
-//! Building a worker: the reactions from config, and the adapters for a target (the embedded
-//! state, or AWS through the SDK with an optional endpoint).
+//! Building a worker: its configuration ([`config`]), the reactions from it, and the adapters
+//! for a target (the embedded state, or AWS through the SDK with an optional endpoint).
+
+pub mod config;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,14 +9,6 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use handlers::acs::ThreadStatistics;
-use handlers::audit::AuditLog;
-use handlers::bookings::BookingMail;
-use handlers::cost::proposal::ProposalPdf;
-use handlers::cost::sharing::ShareNotification;
-use handlers::cost::totals::{EstimationTotals, SavingsRatesCache};
-use handlers::marketplace::ratings::ProviderRatings;
-use handlers::pilotforce::AssetCleanup;
 use handlers::ports::SystemClock;
 use handlers::Reaction;
 
@@ -24,25 +18,11 @@ use crate::adapters::s3::S3Objects;
 use crate::adapters::ses::SesMailer;
 use crate::batch::{Adapters, Worker};
 use crate::catalog::Catalog;
-use crate::config::Config;
+use config::Config;
 
 /// Every reaction the worker has, in the order they run on a record.
 pub fn reactions(config: &Config) -> Vec<Box<dyn Reaction>> {
-    let tips = Arc::new(SavingsRatesCache::new(config.totals.table.clone()));
-    vec![
-        Box::new(AuditLog::new(config.audit.clone())),
-        Box::new(EstimationTotals::new(config.totals.clone(), tips.clone())),
-        Box::new(ProposalPdf::new(config.proposals.clone(), tips)),
-        Box::new(ShareNotification::new(
-            config.proposals.table.clone(),
-            config.proposals.mail.clone(),
-        )),
-        Box::new(ProviderRatings::new(config.ratings.clone())),
-        Box::new(BookingMail::new(config.marketplace_bookings.clone())),
-        Box::new(BookingMail::new(config.pilotforce_bookings.clone())),
-        Box::new(AssetCleanup::new(config.assets.clone())),
-        Box::new(ThreadStatistics::new(config.threads.clone())),
-    ]
+    handlers::reactions::registry(&config.reactions)
 }
 
 pub fn worker(config: &Config, adapters: Adapters) -> Worker {

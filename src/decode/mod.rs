@@ -7,6 +7,8 @@
 //! reacted to (a KEYS_ONLY stream, an unknown eventName) becomes a [`RecordDefect`], so the
 //! batch fails at that record and nothing before it is lost.
 
+mod numbers;
+
 use aws_lambda_events::event::dynamodb::EventRecord;
 use chrono::{DateTime, Utc};
 use handlers::{Change, ChangeKind, Item};
@@ -426,7 +428,7 @@ fn to_change(
         ("NewImage", new.as_ref()),
         ("OldImage", old.as_ref()),
     ] {
-        if let Some((path, value, reason)) = item.and_then(crate::numbers::first_invalid) {
+        if let Some((path, value, reason)) = item.and_then(numbers::first_invalid) {
             return Err(RecordDefect::InvalidNumber {
                 image,
                 path,
@@ -437,7 +439,7 @@ fn to_change(
     }
     let expired_by_ttl = kind == ChangeKind::Remove
         && record.user_identity.as_ref().is_some_and(|who| {
-            who.type_ == "Service" && who.principal_id == handlers::audit::TTL_PRINCIPAL
+            who.type_ == "Service" && who.principal_id == handlers::change::TTL_PRINCIPAL
         });
     Ok(Change {
         table: table.to_string(),

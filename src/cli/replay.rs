@@ -13,18 +13,13 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
+use super::report::{self, Format};
+use super::{CliError, Exit};
 use crate::adapters::embedded::EmbeddedState;
-use crate::batch::{BatchOptions, Worker};
+use crate::batch::{BatchOptions, RecordFailure, Worker};
 use crate::catalog::Catalog;
-use crate::config::Config;
 use crate::decode::{check_records, for_each_record, StreamRecord};
-use crate::report::{self, Format};
-use crate::wiring;
-
-/// Exit statuses of `replay`.
-pub const EXIT_CLEAN: u8 = 0;
-pub const EXIT_BATCH_FAILED: u8 = 1;
-pub const EXIT_UNUSABLE: u8 = 2;
+use crate::wiring::{self, config::Config};
 
 /// Lambda's largest batch: a longer file is replayed as consecutive batches of this size.
 pub const BATCH_LIMIT: usize = 10_000;
@@ -44,33 +39,23 @@ pub struct ReplayOptions {
     pub aws: Option<Option<String>>,
 }
 
-/// Run the replay; returns the process exit status.
-pub async fn run(options: ReplayOptions) -> u8 {
-    match replay(options).await {
-        Ok(status) => status,
-        Err(message) => {
-            eprintln!("error: {message}");
-            EXIT_UNUSABLE
-        }
-    }
-}
-
-async fn replay(options: ReplayOptions) -> Result<u8, String> {
-    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+/// Run the replay.
+pub async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
+    let mut config = Config::from_env()?;
     // Pass 1: every file must decode before anything runs (unusable input changes nothing).
     let mut total = 0;
     for path in &options.files {
         let file = open(path)?;
-        total += check_records(file, &path.display().to_string(), options.table.as_deref())
-            .map_err(|e| e.to_string())?;
+        total += check_records(file, &path.display().to_string(), options.table.as_deref())?;
     }
     let catalog = Catalog::with_seed_definitions();
     let (worker, state) = match &options.aws {
         None => {
-            let state = Arc::new(
-                EmbeddedState::open(&options.state, catalog.clone(), options.fresh)
-                    .map_err(|e| e.to_string())?,
-            );
+            let state = Arc::new(EmbeddedState::open(
+                &options.state,
+                catalog.clone(),
+                options.fresh,
+            )?);
             // On the embedded state requests cost nothing and every completion note is one
             // more item to keep (a file replayed again runs its reactions again, which changes nothing).
             config.idempotency.completion_markers = false;
@@ -95,7 +80,7 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
     let progress = progress_bar(total);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let mut status = EXIT_CLEAN;
+    let mut status = Exit::Clean;
     // Pass 2: each file is decoded on a thread of its own while the batches before run; a file
     // larger than Lambda's largest batch is replayed as consecutive batches of that size.
     'files: for (index, path) in options.files.iter().enumerate() {
@@ -110,13 +95,13 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
                 &progress,
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(CliError::Output)?;
             if let Some(state) = &state {
-                state.sync().map_err(|e| e.to_string())?;
+                state.sync()?;
             }
             if let Some(failure) = failed {
                 progress.finish_and_clear();
-                out.flush().map_err(|e| e.to_string())?;
+                out.flush().map_err(CliError::Output)?;
                 eprintln!("batch {} failed: {failure}", path.display());
                 let rest = options.files.len() - index - 1;
                 if rest > 0 {
@@ -124,16 +109,16 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
                         "{rest} later file(s) not processed: the failing record must succeed first"
                     );
                 }
-                status = EXIT_BATCH_FAILED;
+                status = Exit::BatchFailed;
                 break 'files;
             }
         }
     }
     progress.finish_and_clear();
-    out.flush().map_err(|e| e.to_string())?;
+    out.flush().map_err(CliError::Output)?;
     if let Some(state) = &state {
-        state.compact().map_err(|e| e.to_string())?;
-        if options.format == Format::Human {
+        state.compact()?;
+        if options.format != Format::Json {
             eprintln!(
                 "state: {} (inspect with `ddb-stream-worker state show --state {}`)",
                 state.root().display(),
@@ -148,8 +133,11 @@ async fn replay(options: ReplayOptions) -> Result<u8, String> {
     Ok(status)
 }
 
-fn open(path: &Path) -> Result<File, String> {
-    File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+fn open(path: &Path) -> Result<File, CliError> {
+    File::open(path).map_err(|source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The records of `path` in batches of at most [`BATCH_LIMIT`], decoded on a thread of their
@@ -157,7 +145,7 @@ fn open(path: &Path) -> Result<File, String> {
 fn decode_in_batches(
     path: PathBuf,
     table: Option<String>,
-) -> Result<mpsc::Receiver<Vec<StreamRecord>>, String> {
+) -> Result<mpsc::Receiver<Vec<StreamRecord>>, CliError> {
     let file = open(&path)?;
     let (sender, receiver) = mpsc::channel(1);
     std::thread::spawn(move || {
@@ -187,7 +175,7 @@ async fn run_batch(
     format: Format,
     out: &mut dyn Write,
     progress: &ProgressBar,
-) -> io::Result<Option<crate::batch::RecordFailure>> {
+) -> io::Result<Option<RecordFailure>> {
     let mut write_error = None;
     let outcome = worker
         .process_batch(records, options, &mut |record| {

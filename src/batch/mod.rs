@@ -7,6 +7,11 @@
 //! deferred writes are stored, so a failed flush moves the reported failure back to the
 //! earliest record whose writes were not stored.
 
+pub mod effects;
+pub mod idempotency;
+pub mod intercept;
+pub mod request_count;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -17,12 +22,13 @@ use handlers::{Change, Idempotency, Item, Reaction, ReactionError};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::adapters::counting::{difference, CountingTables, RequestCounter, RequestCounts};
-use crate::adapters::intercept::Intercepted;
+use crate::adapters::ChangeApplier;
 use crate::catalog::Catalog;
 use crate::decode::StreamRecord;
-use crate::effects::{Effect, Recorder};
-use crate::idempotency::{key_for, Acquired, Guard, IdempotencyConfig};
+use effects::{Effect, Recorder};
+use idempotency::{key_for, Acquired, Guard, IdempotencyConfig};
+use intercept::Intercepted;
+use request_count::{difference, CountingTables, RequestCounter, RequestCounts};
 
 /// BatchWriteItem takes 25 requests; flushing at that size keeps every call full.
 const FLUSH_AT: usize = 25;
@@ -66,7 +72,7 @@ pub struct RecordReport {
     #[serde(rename = "eventName")]
     pub event_name: String,
     pub table: String,
-    #[serde(serialize_with = "crate::effects::sorted_item")]
+    #[serde(serialize_with = "effects::sorted_item")]
     pub keys: Item,
     #[serde(rename = "sequenceNumber")]
     pub sequence_number: String,
@@ -128,14 +134,6 @@ pub struct Adapters {
     /// Where a replay applies each record's own write first (the embedded state); None on AWS,
     /// where the write already happened.
     pub applier: Option<Arc<dyn ChangeApplier>>,
-}
-
-/// Applies a stream record's own write to the local tables, once per record.
-#[async_trait::async_trait]
-pub trait ChangeApplier: Send + Sync {
-    /// Ok(false) when this record was applied before: a replayed file is a re-delivery of the
-    /// same records, not the same writes made again.
-    async fn apply(&self, change: &Change) -> Result<bool, handlers::PortError>;
 }
 
 pub struct Worker {

@@ -7,7 +7,7 @@
 
 use serde_yaml_ng::Value;
 
-use crate::stream_runner::MappingSettings;
+use super::MappingSettings;
 
 /// The settings of stream event `event` in the SAM template `text` (named `source` in errors).
 pub fn mapping_settings(text: &str, source: &str, event: &str) -> Result<MappingSettings, String> {
@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn the_shipped_template_gives_the_deployed_settings() {
-        let text = include_str!("../deploy/template.yaml");
+        let text = include_str!("../../deploy/template.yaml");
         let settings = mapping_settings(text, "template.yaml", "CostPlatform").unwrap();
         assert_eq!(settings.batch_size, 100);
         assert_eq!(settings.maximum_batching_window_in_seconds, 1);
@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn every_stream_event_in_the_shipped_template_is_understood() {
-        let text = include_str!("../deploy/template.yaml");
+        let text = include_str!("../../deploy/template.yaml");
         let template: Value = serde_yaml_ng::from_str(text).unwrap();
         let events = stream_events(&template);
         assert!(events.len() >= 7, "{}", events.len());
@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn an_unknown_event_lists_the_ones_there_are() {
-        let text = include_str!("../deploy/template.yaml");
+        let text = include_str!("../../deploy/template.yaml");
         let error = mapping_settings(text, "template.yaml", "Nope").unwrap_err();
         assert!(
             error.contains("CostPlatform") && error.contains("Reviews"),

@@ -10,12 +10,13 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::{Idempotency, Reacted, Reaction};
 use crate::change::{Change, ChangeKind};
 use crate::error::ReactionError;
 use crate::item::{from_item, get_str, string_key};
 use crate::mail::{self, MailConfig};
 use crate::ports::Ports;
-use crate::reaction::{Idempotency, Reacted, Reaction};
+use crate::settings::{ConfigError, Settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
@@ -29,6 +30,30 @@ pub struct BookingMailConfig {
     pub bookings_table: String,
     pub users_table: String,
     pub mail: MailConfig,
+}
+
+impl BookingMailConfig {
+    pub fn from_settings(system: System, s: &Settings) -> Result<Self, ConfigError> {
+        let (bookings_table, users_table) = match system {
+            System::Marketplace => (
+                s.text(
+                    "MARKETPLACE_BOOKINGS_TABLE",
+                    "marketplace-dev-bookings-table",
+                ),
+                s.text("MARKETPLACE_USERS_TABLE", "marketplace-dev-users-table"),
+            ),
+            System::PilotForce => (
+                s.text("PILOTFORCE_BOOKINGS_TABLE", "PilotForce-Bookings"),
+                s.text("PILOTFORCE_USERS_TABLE", "PilotForce-Users"),
+            ),
+        };
+        Ok(BookingMailConfig {
+            system,
+            bookings_table,
+            users_table,
+            mail: MailConfig::from_settings(s)?,
+        })
+    }
 }
 
 /// A booking of either system (marketplace: customerId/providerId/scheduledDate; PilotForce:

@@ -10,6 +10,10 @@
 //! record or batch is written to the on-failure file and skipped. Records older than
 //! `MaximumRecordAgeInSeconds` go there undelivered. `--once` drains what is there and exits.
 
+pub mod filter_criteria;
+pub mod get_records;
+pub mod sam_template;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,10 +23,14 @@ use aws_sdk_dynamodbstreams::types::{Shard, ShardIteratorType};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+use handlers::PortError;
+use thiserror::Error;
+
+use crate::adapters::classify;
 use crate::batch::{BatchOptions, Worker};
-use crate::decode::decode_value;
-use crate::filter::{FilterCriteria, Patterns};
-use crate::stream_records::lambda_event;
+use crate::decode::{decode_value, DecodeError, StreamRecord};
+use filter_criteria::{FilterCriteria, Patterns};
+use get_records::lambda_event;
 
 /// The event source mapping settings, with Lambda's property names and defaults.
 /// Unknown properties are rejected so a misspelling is not silently ignored; the mapping's
@@ -176,31 +184,76 @@ fn stop_on_ctrl_c() {
     });
 }
 
+/// Why following the streams stopped.
+#[derive(Debug, Error)]
+pub enum StreamError {
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a checkpoints file: {source}", path.display())]
+    Checkpoints {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Service(#[from] PortError),
+    #[error("{table} has no stream: enable NEW_AND_OLD_IMAGES on it (tables create does)")]
+    NoStream { table: String },
+    #[error("DescribeStream returned no description for {table}")]
+    NoDescription { table: String },
+    #[error(transparent)]
+    Filter(#[from] filter_criteria::FilterError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("shard {shard_id}: {source}")]
+    Shard {
+        shard_id: String,
+        source: Box<StreamError>,
+    },
+}
+
+impl StreamError {
+    fn file(path: &Path) -> impl FnOnce(std::io::Error) -> StreamError + '_ {
+        move |source| StreamError::File {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Last processed sequence number per shard.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Checkpoints(BTreeMap<String, String>);
 
 impl Checkpoints {
-    fn load(path: &Path) -> Result<Checkpoints, String> {
+    fn load(path: &Path) -> Result<Checkpoints, StreamError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+            Ok(text) => serde_json::from_str(&text).map_err(|source| StreamError::Checkpoints {
+                path: path.to_path_buf(),
+                source,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoints::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(e) => Err(StreamError::file(path)(e)),
         }
     }
 
     /// Records `sequence` as the shard's last processed record and saves the file.
-    fn advance(&mut self, shard_id: &str, sequence: &str, path: &Path) -> Result<(), String> {
+    fn advance(&mut self, shard_id: &str, sequence: &str, path: &Path) -> Result<(), StreamError> {
         self.0.insert(shard_id.to_string(), sequence.to_string());
         self.save(path)
     }
 
-    fn save(&self, path: &Path) -> Result<(), String> {
-        let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+    fn save(&self, path: &Path) -> Result<(), StreamError> {
+        let text = serde_json::to_vec_pretty(self).map_err(|source| StreamError::Checkpoints {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(StreamError::file(path))
     }
 }
 
@@ -232,7 +285,7 @@ pub async fn run(
     worker: &Worker,
     sdk: &aws_config::SdkConfig,
     options: StreamOptions,
-) -> Result<u8, String> {
+) -> Result<(), StreamError> {
     let tables = aws_sdk_dynamodb::Client::new(sdk);
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
     let mut checkpoints = Checkpoints::load(&options.checkpoints)?;
@@ -246,16 +299,11 @@ pub async fn run(
                 .table_name(table)
                 .send()
                 .await
-                .map_err(|e| {
-                    format!(
-                        "{table}: {}",
-                        crate::adapters::classify("DescribeTable", table, e)
-                    )
-                })?;
+                .map_err(|e| classify("DescribeTable", table, e))?;
             let Some(arn) = described.table.and_then(|t| t.latest_stream_arn) else {
-                return Err(format!(
-                    "{table} has no stream: enable NEW_AND_OLD_IMAGES on it (tables create does)"
-                ));
+                return Err(StreamError::NoStream {
+                    table: table.clone(),
+                });
             };
             let mut shards = Vec::new();
             let mut start: Option<String> = None;
@@ -266,15 +314,12 @@ pub async fn run(
                     .set_exclusive_start_shard_id(start.take())
                     .send()
                     .await
-                    .map_err(|e| {
-                        format!(
-                            "{table}: {}",
-                            crate::adapters::classify("DescribeStream", table, e)
-                        )
-                    })?;
-                let description = page
-                    .stream_description
-                    .ok_or("DescribeStream returned no description")?;
+                    .map_err(|e| classify("DescribeStream", table, e))?;
+                let description =
+                    page.stream_description
+                        .ok_or_else(|| StreamError::NoDescription {
+                            table: table.clone(),
+                        })?;
                 shards.extend(description.shards.unwrap_or_default());
                 match description.last_evaluated_shard_id {
                     Some(last) => start = Some(last),
@@ -299,10 +344,10 @@ pub async fn run(
         }
         if stop_requested() {
             println!("stopped; checkpoints in {}", options.checkpoints.display());
-            return Ok(0);
+            return Ok(());
         }
         if options.once {
-            return Ok(0);
+            return Ok(());
         }
         if delivered == 0 {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -319,8 +364,11 @@ async fn drain_shard(
     options: &StreamOptions,
     patterns: &Patterns,
     checkpoints: &mut Checkpoints,
-) -> Result<usize, String> {
-    let fail = |e: String| format!("shard {shard_id}: {e}");
+) -> Result<usize, StreamError> {
+    let fail = |e: StreamError| StreamError::Shard {
+        shard_id: shard_id.to_string(),
+        source: Box::new(e),
+    };
     let mut delivered = 0;
     let mut attempts = 0;
     let mut iterator = iterator_after(
@@ -354,7 +402,7 @@ async fn drain_shard(
             set_aside_stale(list, shard_id, options).map_err(fail)?;
         }
         let lag = lag_seconds(&event);
-        let batch = decode_value(event, shard_id, None).map_err(|e| fail(e.to_string()))?;
+        let batch = decode_value(event, shard_id, None).map_err(|e| fail(e.into()))?;
         if batch.is_empty() {
             let last = records
                 .last()
@@ -459,7 +507,7 @@ fn set_aside_stale(
     list: &mut Vec<serde_json::Value>,
     shard_id: &str,
     options: &StreamOptions,
-) -> Result<(), String> {
+) -> Result<(), StreamError> {
     let max_age = options.settings.maximum_record_age_in_seconds;
     if max_age < 0 {
         return Ok(());
@@ -474,8 +522,7 @@ fn set_aside_stale(
     if stale.is_empty() {
         return Ok(());
     }
-    let stale = decode_value(serde_json::json!({ "Records": stale }), shard_id, None)
-        .map_err(|e| e.to_string())?;
+    let stale = decode_value(serde_json::json!({ "Records": stale }), shard_id, None)?;
     for record in stale {
         let seq = &record.sequence_number;
         let line = failure_line(
@@ -497,7 +544,7 @@ async fn read_batch(
     first: String,
     settings: &MappingSettings,
     shard_id: &str,
-) -> Result<(Vec<aws_sdk_dynamodbstreams::types::Record>, Option<String>), String> {
+) -> Result<(Vec<aws_sdk_dynamodbstreams::types::Record>, Option<String>), StreamError> {
     let window = std::time::Duration::from_secs(settings.maximum_batching_window_in_seconds);
     let wanted = usize::try_from(settings.batch_size).unwrap_or(0).max(1);
     let mut started = None;
@@ -510,7 +557,7 @@ async fn read_batch(
             .limit(i32::try_from(wanted - records.len()).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|e| crate::adapters::classify("GetRecords", shard_id, e).to_string())?;
+            .map_err(|e| classify("GetRecords", shard_id, e))?;
         let got = page.records.unwrap_or_default();
         let empty_read = got.is_empty();
         records.extend(got);
@@ -536,12 +583,12 @@ async fn read_batch(
 /// Halves are settled left before right, so the checkpoint only moves forward.
 async fn settle_whole_batches(
     worker: &Worker,
-    batch: &[crate::decode::StreamRecord],
+    batch: &[StreamRecord],
     shard_id: &str,
     lag: Option<u64>,
     options: &StreamOptions,
     checkpoints: &mut Checkpoints,
-) -> Result<usize, String> {
+) -> Result<usize, StreamError> {
     let settings = &options.settings;
     let mut delivered = 0;
     // Ranges still to settle, the next one on top.
@@ -615,7 +662,7 @@ async fn iterator_after(
     sequence: Option<String>,
     starting_position: &str,
     at: bool,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, StreamError> {
     let request = streams
         .get_shard_iterator()
         .stream_arn(arn)
@@ -636,7 +683,7 @@ async fn iterator_after(
     let output = request
         .send()
         .await
-        .map_err(|e| crate::adapters::classify("GetShardIterator", shard_id, e).to_string())?;
+        .map_err(|e| classify("GetShardIterator", shard_id, e))?;
     Ok(output.shard_iterator)
 }
 
@@ -681,11 +728,11 @@ fn failure_line(
 }
 
 /// One JSON line in the on-failure file.
-fn append_failure(path: &Path, line: &serde_json::Value) -> Result<(), String> {
+fn append_failure(path: &Path, line: &serde_json::Value) -> Result<(), StreamError> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(file, "{line}").map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(StreamError::file(path))?;
+    writeln!(file, "{line}").map_err(StreamError::file(path))
 }

@@ -24,28 +24,41 @@ pub struct Filter {
     pub pattern: String,
 }
 
+/// A filter pattern Lambda would refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("{0} filter patterns; Lambda accepts at most {MAX_PATTERNS}")]
+    TooMany(usize),
+    #[error("filter pattern {pattern:?} is not a JSON object")]
+    NotAnObject { pattern: String },
+    #[error("filter pattern {pattern:?} is not JSON: {source}")]
+    NotJson {
+        pattern: String,
+        source: serde_json::Error,
+    },
+}
+
 /// Parsed patterns, ready to match.
 #[derive(Debug, Clone, Default)]
 pub struct Patterns(Vec<Value>);
 
 impl Patterns {
-    pub fn parse(criteria: &FilterCriteria) -> Result<Patterns, String> {
+    pub fn parse(criteria: &FilterCriteria) -> Result<Patterns, FilterError> {
         if criteria.filters.len() > MAX_PATTERNS {
-            return Err(format!(
-                "{} filter patterns; Lambda accepts at most {MAX_PATTERNS}",
-                criteria.filters.len()
-            ));
+            return Err(FilterError::TooMany(criteria.filters.len()));
         }
         criteria
             .filters
             .iter()
             .map(|f| match serde_json::from_str::<Value>(&f.pattern) {
                 Ok(pattern @ Value::Object(_)) => Ok(pattern),
-                Ok(_) => Err(format!(
-                    "filter pattern {:?} is not a JSON object",
-                    f.pattern
-                )),
-                Err(e) => Err(format!("filter pattern {:?} is not JSON: {e}", f.pattern)),
+                Ok(_) => Err(FilterError::NotAnObject {
+                    pattern: f.pattern.clone(),
+                }),
+                Err(source) => Err(FilterError::NotJson {
+                    pattern: f.pattern.clone(),
+                    source,
+                }),
             })
             .collect::<Result<_, _>>()
             .map(Patterns)
@@ -224,12 +237,18 @@ mod tests {
                 })
                 .collect(),
         };
-        assert!(Patterns::parse(&six).unwrap_err().contains("at most 5"));
+        assert!(Patterns::parse(&six)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 5"));
         let bad = FilterCriteria {
             filters: vec![Filter {
                 pattern: "{not json".into(),
             }],
         };
-        assert!(Patterns::parse(&bad).unwrap_err().contains("not JSON"));
+        assert!(Patterns::parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("not JSON"));
     }
 }

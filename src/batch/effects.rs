@@ -10,9 +10,9 @@ use handlers::ports::{Mail, Mailer, Object, Objects, Tables, TransactItem, Write
 use handlers::{Item, PortError};
 use serde::Serialize;
 
-use crate::adapters::embedded::store::SortedItem;
-use crate::adapters::intercept::{Intercept, Intercepted, TableCall};
+use super::intercept::{Intercept, Intercepted, TableCall};
 use crate::catalog::Catalog;
+use handlers::item::SortedItem;
 
 /// One effect, serialized in `--json` output as `{"effect": "item_put", ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,3 +1,0 @@
-//! The marketplace (seed: marketplace.md): provider rating aggregates and booking mail.
-
-pub mod ratings;

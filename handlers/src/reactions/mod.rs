@@ -1,0 +1,122 @@
+//! The reactions: the contract every reaction follows ([`Reaction`]), one module per reaction
+//! named after its [`Reaction::name`], and the [`registry`] that builds them all from plain
+//! configuration. `docs/adding-a-reaction.md` walks through adding one.
+
+pub mod asset_cleanup;
+pub mod audit_log;
+pub mod booking_mail;
+pub mod estimation_totals;
+pub mod proposal_pdf;
+pub mod provider_rating;
+pub mod share_notification;
+pub mod thread_stats;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::change::Change;
+use crate::cost::savings::SavingsRatesCache;
+use crate::error::ReactionError;
+use crate::ports::{Ports, WriteRequest};
+use crate::settings::{ConfigError, Settings};
+use asset_cleanup::{AssetCleanup, AssetsConfig};
+use audit_log::{AuditConfig, AuditLog};
+use booking_mail::{BookingMail, BookingMailConfig, System};
+use estimation_totals::{EstimationTotals, TotalsConfig};
+use proposal_pdf::{ProposalConfig, ProposalPdf};
+use provider_rating::{ProviderRatings, RatingsConfig};
+use share_notification::ShareNotification;
+use thread_stats::{ThreadStatistics, ThreadsConfig};
+
+/// The configuration of every reaction, one field per reaction.
+#[derive(Debug, Clone)]
+pub struct ReactionsConfig {
+    pub audit: AuditConfig,
+    pub totals: TotalsConfig,
+    pub proposals: ProposalConfig,
+    pub ratings: RatingsConfig,
+    pub marketplace_bookings: BookingMailConfig,
+    pub pilotforce_bookings: BookingMailConfig,
+    pub assets: AssetsConfig,
+    pub threads: ThreadsConfig,
+}
+
+impl ReactionsConfig {
+    /// Each reaction reads its own variables; all have defaults matching the seed systems.
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Ok(ReactionsConfig {
+            audit: AuditConfig::from_settings(s)?,
+            totals: TotalsConfig::from_settings(s)?,
+            proposals: ProposalConfig::from_settings(s)?,
+            ratings: RatingsConfig::from_settings(s),
+            marketplace_bookings: BookingMailConfig::from_settings(System::Marketplace, s)?,
+            pilotforce_bookings: BookingMailConfig::from_settings(System::PilotForce, s)?,
+            assets: AssetsConfig::from_settings(s),
+            threads: ThreadsConfig::from_settings(s),
+        })
+    }
+}
+
+/// Every reaction the worker has, in the order they run on a record.
+pub fn registry(config: &ReactionsConfig) -> Vec<Box<dyn Reaction>> {
+    // One savings-rates cache for every reaction that prices an estimation.
+    let tips = Arc::new(SavingsRatesCache::new(config.totals.table.clone()));
+    vec![
+        Box::new(AuditLog::new(config.audit.clone())),
+        Box::new(EstimationTotals::new(config.totals.clone(), tips.clone())),
+        Box::new(ProposalPdf::new(config.proposals.clone(), tips)),
+        Box::new(ShareNotification::new(
+            config.proposals.table.clone(),
+            config.proposals.mail.clone(),
+        )),
+        Box::new(ProviderRatings::new(config.ratings.clone())),
+        Box::new(BookingMail::new(config.marketplace_bookings.clone())),
+        Box::new(BookingMail::new(config.pilotforce_bookings.clone())),
+        Box::new(AssetCleanup::new(config.assets.clone())),
+        Box::new(ThreadStatistics::new(config.threads.clone())),
+    ]
+}
+
+/// How a reaction stays correct when a record arrives again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Repeating it changes nothing (deterministic keys, conditional writes): the batch runs
+    /// it without the idempotency table.
+    ByConstruction,
+    /// Repeating it changes nothing either (it recomputes from state), but costs reads: once a
+    /// record has settled, the batch notes in the idempotency table that the reaction is done
+    /// with it, and skips it when the record comes again. The note is only a saving: without
+    /// it the reaction runs again, harmlessly.
+    Recomputed,
+    /// It has effects that must happen once (an ADD, a mail): the batch takes a lock in the
+    /// idempotency table before and records the result after.
+    Guarded,
+}
+
+/// What a reaction did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reacted {
+    /// A short JSON summary, stored as the idempotency record's `result` for guarded reactions.
+    pub result: serde_json::Value,
+    /// Unconditional writes the batch may group into BatchWriteItem calls with other records'.
+    /// Only [`Idempotency::ByConstruction`] reactions should use this: the batch flushes a
+    /// guarded reaction's deferred writes before it records completion.
+    pub deferred_writes: Vec<(String, WriteRequest)>,
+}
+
+#[async_trait]
+pub trait Reaction: Send + Sync {
+    /// Stable name: part of the idempotency key and of every report line.
+    fn name(&self) -> &'static str;
+    fn idempotency(&self) -> Idempotency;
+    /// Whether this change concerns the reaction at all (cheap, no I/O).
+    fn applies(&self, change: &Change) -> bool;
+    /// For reactions that recompute from state: what the change affects (an estimation id).
+    /// Within one batch the reaction then runs once per key, at the last record with that key,
+    /// since by then the state includes every earlier change.
+    fn coalesce_key(&self, _change: &Change) -> Option<String> {
+        None
+    }
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError>;
+}

@@ -1,0 +1,139 @@
+//! Reading configuration variables: typed, with the seed systems' defaults, and with an error
+//! that names the variable and what it should hold.
+//!
+//! Each reaction's configuration reads its own variables through [`Settings`]
+//! (`XConfig::from_settings`), so adding a reaction adds its variables in its own module. The
+//! shell hands in the process environment (Lambda) or the shell's (replay); tests hand in a
+//! map. Every name read is remembered, so a test can check each one is documented.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+/// The cost estimation platform's single table (seed: cost-estimation-platform.md).
+pub const COST_PLATFORM_TABLE: &str = "aws-cost-platform-enhanced";
+/// The marketplace's idempotency table (seed: marketplace.md §2), which the worker shares.
+pub const IDEMPOTENCY_TABLE: &str = "marketplace-dev-idempotency-table";
+
+#[derive(Debug, Error)]
+#[error("environment variable {name}={value:?} is not valid: {expected}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// Variables by name, from any lookup.
+pub struct Settings<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    read: RefCell<BTreeSet<String>>,
+}
+
+impl<'a> Settings<'a> {
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Settings {
+            lookup,
+            read: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// Every variable name asked for so far (set or not).
+    pub fn names_read(&self) -> BTreeSet<String> {
+        self.read.borrow().clone()
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.read.borrow_mut().insert(name.to_string());
+        (self.lookup)(name)
+    }
+
+    pub fn text(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or_else(|| default.to_string())
+    }
+
+    /// A whole number, at least 1.
+    pub fn count(&self, name: &'static str, default: i64) -> Result<i64, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => {
+                value
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or(ConfigError {
+                        name,
+                        value,
+                        expected: "a whole number at least 1",
+                    })
+            }
+        }
+    }
+
+    pub fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => Ok(false),
+            Some(value) => Err(ConfigError {
+                name,
+                value,
+                expected: "true or false",
+            }),
+        }
+    }
+
+    /// A decimal number, 0 or more.
+    pub fn decimal(&self, name: &'static str, default: &str) -> Result<Decimal, ConfigError> {
+        let value = self.text(name, default);
+        value
+            .trim()
+            .parse::<Decimal>()
+            .ok()
+            .filter(|d| !d.is_sign_negative())
+            .ok_or(ConfigError {
+                name,
+                value,
+                expected: "a decimal number, 0 or more",
+            })
+    }
+
+    /// A comma-separated list; blanks are dropped.
+    pub fn list(&self, name: &str, default: &str) -> Vec<String> {
+        self.text(name, default)
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_number_names_the_variable() {
+        let lookup = |n: &str| (n == "AUDIT_SHARDS").then(|| "zero".to_string());
+        let settings = Settings::new(&lookup);
+        let err = settings.count("AUDIT_SHARDS", 10).unwrap_err();
+        assert!(err.to_string().contains("AUDIT_SHARDS"), "{err}");
+        assert!(settings.names_read().contains("AUDIT_SHARDS"));
+    }
+
+    #[test]
+    fn flags_take_the_usual_words_and_refuse_others() {
+        let lookup = |n: &str| match n {
+            "A" => Some("Yes".to_string()),
+            "B" => Some("off".to_string()),
+            _ => Some("maybe".to_string()),
+        };
+        let settings = Settings::new(&lookup);
+        assert!(settings.flag("A", false).unwrap());
+        assert!(!settings.flag("B", true).unwrap());
+        assert!(settings.flag("C", true).is_err());
+    }
+}

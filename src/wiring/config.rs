@@ -1,0 +1,80 @@
+//! Typed configuration, read once from the environment (Lambda) or the shell (replay).
+//!
+//! Every variable has a default that matches the seed systems, so a replay on a laptop needs
+//! none of them. Each reaction reads its own (`handlers::reactions`); the batch engine's are
+//! read here. `docs/configuration.md` lists them all, and a test holds it to what is read.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use handlers::reactions::ReactionsConfig;
+use handlers::settings::{Settings, IDEMPOTENCY_TABLE};
+
+pub use handlers::settings::ConfigError;
+
+use crate::batch::idempotency::IdempotencyConfig;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub reactions: ReactionsConfig,
+    pub idempotency: IdempotencyConfig,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Build from any lookup (tests pass a map instead of touching the process environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Self::read(&Settings::new(&lookup))
+    }
+
+    /// The names of every variable the configuration reads.
+    pub fn variable_names() -> Result<BTreeSet<String>, ConfigError> {
+        let settings = Settings::new(&|_| None);
+        Self::read(&settings)?;
+        Ok(settings.names_read())
+    }
+
+    fn read(s: &Settings) -> Result<Config, ConfigError> {
+        Ok(Config {
+            reactions: ReactionsConfig::from_settings(s)?,
+            idempotency: IdempotencyConfig {
+                table: s.text("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE),
+                ttl_seconds: s.count("IDEMPOTENCY_TTL_SECONDS", 86_400)?,
+                default_in_progress: Duration::from_secs(
+                    s.count("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60)?
+                        .unsigned_abs(),
+                ),
+                completion_markers: true,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use handlers::settings::COST_PLATFORM_TABLE;
+
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_seed_tables() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.reactions.audit.audit_table, COST_PLATFORM_TABLE);
+        assert_eq!(
+            config.reactions.audit.audited_tables,
+            vec![COST_PLATFORM_TABLE]
+        );
+        assert_eq!(config.idempotency.table, IDEMPOTENCY_TABLE);
+        assert_eq!(config.idempotency.ttl_seconds, 86_400);
+    }
+
+    #[test]
+    fn a_bad_number_names_the_variable() {
+        let err =
+            Config::from_lookup(|n| (n == "AUDIT_SHARDS").then(|| "zero".to_string())).unwrap_err();
+        assert!(err.to_string().contains("AUDIT_SHARDS"), "{err}");
+    }
+}
