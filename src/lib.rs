@@ -19,6 +19,8 @@
 //! Every role may use the `handlers` crate (reactions, ports, items), which uses none of them.
 //! [`fuzz_target`] is the body of the fuzz target and of its smoke test.
 
+#![warn(unreachable_pub)]
+
 pub mod adapters;
 pub mod batch;
 pub mod catalog;

@@ -18,6 +18,8 @@
 //! Reactions depend on the domain modules and the ports; nothing here depends on a reaction
 //! but the registry.
 
+#![warn(unreachable_pub)]
+
 pub mod change;
 pub mod cost;
 pub mod error;
@@ -25,7 +27,7 @@ pub mod item;
 pub mod mail;
 pub mod ports;
 pub mod reactions;
-pub mod redact;
+pub(crate) mod redact;
 pub mod settings;
 pub mod templates;
 

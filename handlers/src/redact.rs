@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-pub const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 
 static SENSITIVE_NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
@@ -35,7 +35,7 @@ static IP_CANDIDATE: LazyLock<Option<Regex>> = LazyLock::new(|| {
 });
 
 /// Whether an attribute with this name holds data that must not reach the audit log.
-pub fn is_sensitive_name(name: &str) -> bool {
+pub(crate) fn is_sensitive_name(name: &str) -> bool {
     match SENSITIVE_NAME.as_ref() {
         Some(re) => re.is_match(name),
         // The pattern is a constant; if it ever failed to compile, redact everything.
@@ -50,7 +50,7 @@ static PHONE_CANDIDATE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"\+?\(?\d[\d\s().\-]{6,}\d").ok());
 
 /// The value with every email address, phone number, IP address and token replaced.
-pub fn redact_text(value: &str) -> String {
+pub(crate) fn redact_text(value: &str) -> String {
     let (Some(general), Some(ip), Some(phone)) = (
         SENSITIVE_VALUE.as_ref(),
         IP_CANDIDATE.as_ref(),
@@ -80,7 +80,7 @@ pub fn redact_text(value: &str) -> String {
 }
 
 /// The text to record for attribute `name` with text `value`.
-pub fn redact_attribute(name: &str, value: &str) -> String {
+pub(crate) fn redact_attribute(name: &str, value: &str) -> String {
     if is_sensitive_name(name) {
         REDACTED.to_string()
     } else {

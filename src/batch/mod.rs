@@ -10,7 +10,7 @@
 pub mod effects;
 pub mod idempotency;
 pub mod intercept;
-pub mod request_count;
+mod request_count;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -10,20 +10,20 @@ use handlers::PortError;
 use super::intercept::{Intercept, Intercepted, TableCall};
 
 /// Requests per operation name (`PutItem`, `Query`, ...).
-pub type RequestCounts = BTreeMap<&'static str, u64>;
+pub(super) type RequestCounts = BTreeMap<&'static str, u64>;
 
 /// Counts every call it sees, successful or not. It counts calls, which for BatchWriteItem
 /// means one per 25 items handed in: the adapter sends 25 per request.
 #[derive(Default)]
-pub struct RequestCounter {
+pub(super) struct RequestCounter {
     counts: Mutex<RequestCounts>,
 }
 
 /// A Tables adapter whose requests are counted.
-pub type CountingTables = Intercepted<RequestCounter>;
+pub(super) type CountingTables = Intercepted<RequestCounter>;
 
 impl RequestCounter {
-    pub fn snapshot(&self) -> RequestCounts {
+    pub(super) fn snapshot(&self) -> RequestCounts {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
 }
@@ -46,7 +46,7 @@ impl Intercept for RequestCounter {
 }
 
 /// `later - earlier`, dropping operations that did not happen in between.
-pub fn difference(later: &RequestCounts, earlier: &RequestCounts) -> RequestCounts {
+pub(super) fn difference(later: &RequestCounts, earlier: &RequestCounts) -> RequestCounts {
     later
         .iter()
         .map(|(op, n)| (*op, n - earlier.get(op).copied().unwrap_or(0)))

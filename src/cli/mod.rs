@@ -5,10 +5,10 @@
 //! (`stream`, `tables create`); **2** unusable input, arguments, configuration or state
 //! (nothing was processed).
 
-pub mod replay;
-pub mod report;
-pub mod state;
-pub mod stream;
+mod replay;
+mod report;
+mod state;
+mod stream;
 pub mod tables;
 
 use std::path::PathBuf;

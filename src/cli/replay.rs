@@ -22,13 +22,13 @@ use crate::decode::{check_records, for_each_record, StreamRecord};
 use crate::wiring::{self, config::Config};
 
 /// Lambda's largest batch: a longer file is replayed as consecutive batches of this size.
-pub const BATCH_LIMIT: usize = 10_000;
+pub(super) const BATCH_LIMIT: usize = 10_000;
 
 /// Progress is shown for runs longer than this many records.
 const PROGRESS_FROM: usize = 1_000;
 
 #[derive(Debug, Clone)]
-pub struct ReplayOptions {
+pub(super) struct ReplayOptions {
     pub files: Vec<PathBuf>,
     pub state: PathBuf,
     pub fresh: bool,
@@ -40,7 +40,7 @@ pub struct ReplayOptions {
 }
 
 /// Run the replay.
-pub async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
+pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let mut config = Config::from_env()?;
     // Pass 1: every file must decode before anything runs (unusable input changes nothing).
     let mut total = 0;

@@ -9,7 +9,7 @@ use crate::batch::effects::Effect;
 use crate::batch::{BatchOutcome, Outcome, RecordReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(super) enum Format {
     /// A line per record and per reaction that applied to it.
     Human,
     /// As [`Format::Human`], with the reactions that did not apply too (`-v`).
@@ -18,7 +18,7 @@ pub enum Format {
 }
 
 /// Write one record's report.
-pub fn record(out: &mut dyn Write, format: Format, report: &RecordReport) -> io::Result<()> {
+pub(super) fn record(out: &mut dyn Write, format: Format, report: &RecordReport) -> io::Result<()> {
     match format {
         Format::Json => {
             serde_json::to_writer(&mut *out, report)?;
@@ -97,7 +97,7 @@ fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Res
     Ok(())
 }
 
-pub fn describe_effect(effect: &Effect) -> String {
+pub(super) fn describe_effect(effect: &Effect) -> String {
     match effect {
         Effect::ItemPut { table, keys } => format!("put {table} {}", describe_keys(keys)),
         Effect::ItemUpdated { table, keys } => format!("updated {table} {}", describe_keys(keys)),
@@ -121,7 +121,7 @@ pub fn describe_effect(effect: &Effect) -> String {
 
 /// The end of a batch: the DynamoDB requests it made, then its response exactly as the
 /// Lambda function returns it (the last line of `--json`).
-pub fn batch_end(
+pub(super) fn batch_end(
     out: &mut dyn Write,
     format: Format,
     records: usize,

@@ -6,7 +6,7 @@ use super::{CliError, Exit};
 use crate::adapters::embedded::EmbeddedState;
 use crate::catalog::Catalog;
 
-pub fn show(dir: &Path, table: Option<&str>) -> Result<Exit, CliError> {
+pub(super) fn show(dir: &Path, table: Option<&str>) -> Result<Exit, CliError> {
     if !dir.exists() {
         return Err(CliError::NoState(dir.to_path_buf()));
     }

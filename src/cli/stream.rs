@@ -9,7 +9,7 @@ use crate::stream::{self as runner, sam_template, MappingSettings, StreamOptions
 use crate::wiring::{self, config::Config};
 
 /// The command's arguments.
-pub struct StreamCommand {
+pub(super) struct StreamCommand {
     pub tables: Vec<String>,
     pub endpoint_url: Option<String>,
     /// A settings file, with the template event to take them from when it is a template.
@@ -20,7 +20,7 @@ pub struct StreamCommand {
     pub json: bool,
 }
 
-pub async fn run(command: StreamCommand) -> Result<Exit, CliError> {
+pub(super) async fn run(command: StreamCommand) -> Result<Exit, CliError> {
     let settings = match &command.config {
         None => MappingSettings::default(),
         Some((path, event)) => mapping_settings(path, event.as_deref())?,

@@ -7,7 +7,7 @@ use handlers::AttributeValue;
 use handlers::Item;
 
 /// Why `text` is not a DynamoDB number, if it is not.
-pub fn check(text: &str) -> Result<(), &'static str> {
+pub(super) fn check(text: &str) -> Result<(), &'static str> {
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
     let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
         Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
@@ -43,7 +43,7 @@ pub fn check(text: &str) -> Result<(), &'static str> {
 
 /// The first number in `item` (nested maps, lists and number sets included) that breaks the
 /// rules: its attribute path, its text and why.
-pub fn first_invalid(item: &Item) -> Option<(String, String, &'static str)> {
+pub(super) fn first_invalid(item: &Item) -> Option<(String, String, &'static str)> {
     item.iter()
         .find_map(|(name, value)| invalid_in(value, name.clone()))
 }

@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 
 use crate::batch::{BatchOutcome, Outcome, RecordReport};
 
-pub const NAMESPACE: &str = "ddb-stream-worker";
+pub(super) const NAMESPACE: &str = "ddb-stream-worker";
 
 /// Per-reaction counts over the settled records of a batch.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct ReactionCounts {
+pub(super) struct ReactionCounts {
     pub processed: u64,
     pub failed: u64,
     pub duplicates: u64,
@@ -20,12 +20,12 @@ pub struct ReactionCounts {
 
 /// Collects counts from the reports the batch hands out.
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(super) struct Tally {
     pub by_reaction: BTreeMap<&'static str, ReactionCounts>,
 }
 
 impl Tally {
-    pub fn add(&mut self, report: &RecordReport) {
+    pub(super) fn add(&mut self, report: &RecordReport) {
         for reaction in &report.reactions {
             let counts = self.by_reaction.entry(reaction.reaction).or_default();
             match reaction.outcome {
@@ -38,7 +38,7 @@ impl Tally {
     }
 
     /// The EMF documents for this batch.
-    pub fn documents(
+    pub(super) fn documents(
         &self,
         records: usize,
         outcome: &BatchOutcome,

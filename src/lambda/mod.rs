@@ -1,7 +1,7 @@
 //! Lambda mode: the same batch entry point behind lambda_runtime, with the SDK clients built
 //! once at init and JSON logs (eventID, sequence number and reaction as fields).
 
-pub mod metrics;
+mod metrics;
 
 use std::sync::Arc;
 

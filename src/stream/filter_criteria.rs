@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The most patterns Lambda accepts per mapping (without a quota increase).
-pub const MAX_PATTERNS: usize = 5;
+pub(super) const MAX_PATTERNS: usize = 5;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -40,10 +40,10 @@ pub enum FilterError {
 
 /// Parsed patterns, ready to match.
 #[derive(Debug, Clone, Default)]
-pub struct Patterns(Vec<Value>);
+pub(super) struct Patterns(Vec<Value>);
 
 impl Patterns {
-    pub fn parse(criteria: &FilterCriteria) -> Result<Patterns, FilterError> {
+    pub(super) fn parse(criteria: &FilterCriteria) -> Result<Patterns, FilterError> {
         if criteria.filters.len() > MAX_PATTERNS {
             return Err(FilterError::TooMany(criteria.filters.len()));
         }
@@ -65,7 +65,7 @@ impl Patterns {
     }
 
     /// No patterns let everything through.
-    pub fn matches(&self, record: &Value) -> bool {
+    pub(super) fn matches(&self, record: &Value) -> bool {
         self.0.is_empty()
             || self
                 .0

@@ -10,9 +10,9 @@
 //! record or batch is written to the on-failure file and skipped. Records older than
 //! `MaximumRecordAgeInSeconds` go there undelivered. `--once` drains what is there and exits.
 
-pub mod filter_criteria;
+mod filter_criteria;
 pub mod get_records;
-pub mod sam_template;
+pub(crate) mod sam_template;
 
 use std::collections::BTreeMap;
 use std::io::Write;

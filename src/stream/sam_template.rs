@@ -10,7 +10,11 @@ use serde_yaml_ng::Value;
 use super::MappingSettings;
 
 /// The settings of stream event `event` in the SAM template `text` (named `source` in errors).
-pub fn mapping_settings(text: &str, source: &str, event: &str) -> Result<MappingSettings, String> {
+pub(crate) fn mapping_settings(
+    text: &str,
+    source: &str,
+    event: &str,
+) -> Result<MappingSettings, String> {
     let template: Value =
         serde_yaml_ng::from_str(text).map_err(|e| format!("{source}: not a YAML template: {e}"))?;
     let events = stream_events(&template);

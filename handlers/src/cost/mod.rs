@@ -2,7 +2,7 @@
 //! structs, the pricing rules, and the reactions that keep an estimation's totals right.
 
 pub mod model;
-pub mod notify;
+pub(crate) mod notify;
 pub mod pricing;
 pub mod proposal;
 pub mod savings;

@@ -6,7 +6,7 @@ use crate::item::{from_item, string_key};
 use crate::ports::Ports;
 
 /// `USER#<id>` / `PROFILE`, if there is one.
-pub async fn profile(
+pub(crate) async fn profile(
     ports: Ports<'_>,
     table: &str,
     user_id: &str,

@@ -12,14 +12,14 @@ use rust_decimal::Decimal;
 /// A key attribute's value, ordered as DynamoDB orders sort keys: numbers by value, strings
 /// and binaries by bytes. (A table's key attribute has one type, so variants never mix.)
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum KeyPart {
+pub(super) enum KeyPart {
     N(Decimal),
     S(String),
     B(Vec<u8>),
 }
 
 impl KeyPart {
-    pub fn of(value: &AttributeValue) -> Option<KeyPart> {
+    pub(super) fn of(value: &AttributeValue) -> Option<KeyPart> {
         match value {
             AttributeValue::S(s) if !s.is_empty() => Some(KeyPart::S(s.clone())),
             AttributeValue::N(n) => Decimal::from_str(n).ok().map(|d| KeyPart::N(d.normalize())),
@@ -32,7 +32,7 @@ impl KeyPart {
 /// DynamoDB stores numbers without insignificant zeros: "8500.00" reads back as "8500".
 /// Done on the digits, not through `Decimal`: DynamoDB keeps 38 significant digits and
 /// `Decimal` only 28, so a round trip would round them away.
-pub fn normalize_number(text: &str) -> String {
+pub(super) fn normalize_number(text: &str) -> String {
     let text = text.trim();
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -64,7 +64,7 @@ pub fn normalize_number(text: &str) -> String {
 }
 
 /// The item with every number (and number set) normalized, as DynamoDB would store it.
-pub fn normalize_item(item: Item) -> Item {
+pub(super) fn normalize_item(item: Item) -> Item {
     let map: std::collections::HashMap<String, AttributeValue> = item
         .into_inner()
         .into_iter()
@@ -90,7 +90,7 @@ fn normalize_value(value: AttributeValue) -> AttributeValue {
 }
 
 /// Whether `condition` holds on `item` (an absent item is an empty one).
-pub fn holds(condition: &Condition, item: Option<&Item>) -> bool {
+pub(super) fn holds(condition: &Condition, item: Option<&Item>) -> bool {
     let get = |name: &str| item.and_then(|i| i.get(name));
     match condition {
         Condition::Exists(name) => get(name).is_some(),
@@ -151,10 +151,14 @@ fn number_set(values: &[String]) -> BTreeSet<String> {
 
 /// Why an update cannot be applied (DynamoDB's ValidationException).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Invalid(pub String);
+pub(super) struct Invalid(pub String);
 
 /// Apply `update` to `item` (which already holds the key), in DynamoDB's order of clauses.
-pub fn apply_update(item: &mut Item, update: &Update, key_names: &[&str]) -> Result<(), Invalid> {
+pub(super) fn apply_update(
+    item: &mut Item,
+    update: &Update,
+    key_names: &[&str],
+) -> Result<(), Invalid> {
     let mut seen = BTreeSet::new();
     let names = update
         .set

@@ -6,13 +6,13 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
 
 /// Replace `path` with `bytes` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |file| file.write_all(bytes)).map(|_| ())
 }
 
 /// Replace `path` atomically with what `write` writes (buffered, so a large file need not be
 /// held in memory first); returns its length.
-pub fn write_atomic_with(
+pub(super) fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<u64> {
@@ -33,13 +33,13 @@ pub fn write_atomic_with(
 }
 
 /// Make a rename or a new file in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// `objects/<bucket>/<key>` under `root`, refusing anything that could leave it: S3 allows
 /// keys such as `../x` or `/etc/passwd`, a file system must not follow them.
-pub fn object_path(root: &Path, bucket: &str, key: &str) -> Result<PathBuf, String> {
+pub(super) fn object_path(root: &Path, bucket: &str, key: &str) -> Result<PathBuf, String> {
     let bucket_ok = (3..=63).contains(&bucket.len())
         && bucket
             .chars()

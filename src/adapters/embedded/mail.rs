@@ -11,7 +11,7 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// The message id and the message text. `Mail::new` already refused line breaks in header
 /// fields, so the headers below cannot be injected into.
-pub fn to_eml(mail: &Mail, now: DateTime<Utc>) -> (String, String) {
+pub(super) fn to_eml(mail: &Mail, now: DateTime<Utc>) -> (String, String) {
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let seed = format!(
         "{}\0{}\0{}\0{sequence}",

@@ -11,7 +11,7 @@
 mod expr;
 mod files;
 mod mail;
-pub mod store;
+mod store;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

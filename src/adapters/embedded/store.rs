@@ -53,7 +53,7 @@ struct JournalOp<'a> {
 
 /// A write to apply: the whole item, or the key of the item to delete.
 #[derive(Debug, Clone)]
-pub enum StoreWrite {
+pub(super) enum StoreWrite {
     Put(Item),
     Delete(Item),
 }
@@ -65,7 +65,7 @@ struct SavedSchema {
     range: Option<String>,
 }
 
-pub struct Store {
+pub(super) struct Store {
     root: PathBuf,
     catalog: Catalog,
     tables: BTreeMap<String, BTreeMap<KeyTuple, Item>>,
@@ -90,7 +90,7 @@ struct Known {
 
 impl Store {
     /// Load the state under `root`; `writable` opens the journal for appending.
-    pub fn open(root: &Path, catalog: Catalog, writable: bool) -> io::Result<Store> {
+    pub(super) fn open(root: &Path, catalog: Catalog, writable: bool) -> io::Result<Store> {
         let mut store = Store {
             root: root.to_path_buf(),
             catalog,
@@ -209,7 +209,7 @@ impl Store {
         Ok(good as u64)
     }
 
-    pub fn schema(&self, table: &str) -> Result<KeySchema, String> {
+    pub(super) fn schema(&self, table: &str) -> Result<KeySchema, String> {
         self.known(table).map(|k| k.key.clone())
     }
 
@@ -260,7 +260,7 @@ impl Store {
         }
     }
 
-    pub fn key_tuple(&self, table: &str, item: &Item) -> Result<KeyTuple, String> {
+    pub(super) fn key_tuple(&self, table: &str, item: &Item) -> Result<KeyTuple, String> {
         let schema = self.schema(table)?;
         let part = |name: &str| -> Result<KeyPart, String> {
             let value = item.get(name).ok_or_else(|| {
@@ -275,23 +275,23 @@ impl Store {
         Ok((hash, range))
     }
 
-    pub fn get(&self, table: &str, key: &Item) -> Result<Option<&Item>, String> {
+    pub(super) fn get(&self, table: &str, key: &Item) -> Result<Option<&Item>, String> {
         let key = self.key_tuple(table, key)?;
         Ok(self.tables.get(table).and_then(|items| items.get(&key)))
     }
 
-    pub fn put(&mut self, table: &str, item: Item) -> Result<(), String> {
+    pub(super) fn put(&mut self, table: &str, item: Item) -> Result<(), String> {
         self.write(vec![(table.to_string(), StoreWrite::Put(item))])
     }
 
-    pub fn delete(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
+    pub(super) fn delete(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
         let old = self.get(table, key)?.cloned();
         self.write(vec![(table.to_string(), StoreWrite::Delete(key.clone()))])?;
         Ok(old)
     }
 
     /// Apply `writes` as one journal line: after a crash, all of them or none.
-    pub fn write(&mut self, writes: Vec<(String, StoreWrite)>) -> Result<(), String> {
+    pub(super) fn write(&mut self, writes: Vec<(String, StoreWrite)>) -> Result<(), String> {
         let mut ops = Vec::with_capacity(writes.len());
         for (table, write) in &writes {
             let schema = self.schema(table)?;
@@ -375,7 +375,7 @@ impl Store {
     }
 
     /// Every item of `table` in key order.
-    pub fn items(&self, table: &str) -> impl Iterator<Item = &Item> {
+    pub(super) fn items(&self, table: &str) -> impl Iterator<Item = &Item> {
         self.tables
             .get(table)
             .into_iter()
@@ -383,7 +383,7 @@ impl Store {
     }
 
     /// Tables with items, without the replay's own bookkeeping (names starting with a dot).
-    pub fn table_names(&self) -> Vec<String> {
+    pub(super) fn table_names(&self) -> Vec<String> {
         self.tables
             .iter()
             .filter(|(name, items)| !items.is_empty() && !name.starts_with('.'))
@@ -392,7 +392,7 @@ impl Store {
     }
 
     /// One partition of a table or index, in sort-key order.
-    pub fn query(&self, query: &Query) -> Result<Vec<Item>, String> {
+    pub(super) fn query(&self, query: &Query) -> Result<Vec<Item>, String> {
         let table_schema = self.catalog.schema(&query.table).ok_or_else(|| {
             format!(
                 "Requested resource not found: table {} is not defined",
@@ -480,7 +480,7 @@ impl Store {
     }
 
     /// Make every write so far durable.
-    pub fn sync(&mut self) -> io::Result<()> {
+    pub(super) fn sync(&mut self) -> io::Result<()> {
         if let Some(journal) = self.journal.as_mut() {
             journal.flush()?;
             journal.get_ref().sync_data()?;
@@ -493,7 +493,7 @@ impl Store {
     }
 
     /// Write changed tables to their files and empty the journal.
-    pub fn compact(&mut self) -> io::Result<()> {
+    pub(super) fn compact(&mut self) -> io::Result<()> {
         let Some(journal) = self.journal.as_mut() else {
             return Ok(());
         };
@@ -589,7 +589,7 @@ fn corrupt(path: &Path, line: usize, message: &str) -> io::Error {
 }
 
 /// Hash and range names of an item's key, for tables learned from stream records.
-pub fn key_names(schema: &KeySchema) -> Vec<&str> {
+pub(super) fn key_names(schema: &KeySchema) -> Vec<&str> {
     std::iter::once(schema.hash.as_str())
         .chain(schema.range.as_deref())
         .collect()

@@ -11,11 +11,11 @@ use printpdf::{
     PdfPage, PdfSaveOptions, Point, Pt, Rect, Rgb, TextItem,
 };
 
-pub const PAGE_WIDTH: f32 = 210.0;
-pub const PAGE_HEIGHT: f32 = 297.0;
+pub(super) const PAGE_WIDTH: f32 = 210.0;
+pub(super) const PAGE_HEIGHT: f32 = 297.0;
 
 /// Shown in place of a character the font has no glyph for.
-pub const MISSING_GLYPH: char = '\u{FFFD}';
+pub(super) const MISSING_GLYPH: char = '\u{FFFD}';
 
 static REGULAR_TTF: &[u8] = include_bytes!("../../../../templates/fonts/DejaVuSans.ttf");
 static BOLD_TTF: &[u8] = include_bytes!("../../../../templates/fonts/DejaVuSans-Bold.ttf");
@@ -28,11 +28,11 @@ static FONTS: LazyLock<Option<(ParsedFont, ParsedFont)>> = LazyLock::new(|| {
 });
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Colour(pub f32, pub f32, pub f32);
+pub(super) struct Colour(pub f32, pub f32, pub f32);
 
 impl Colour {
     /// `#rrggbb`; anything else is dark grey.
-    pub fn hex(text: &str) -> Colour {
+    pub(super) fn hex(text: &str) -> Colour {
         let channel = |i: usize| {
             text.get(i..i + 2)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
@@ -50,7 +50,7 @@ impl Colour {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Weight {
+pub(super) enum Weight {
     Regular,
     Bold,
 }
@@ -91,14 +91,14 @@ enum Draw {
 }
 
 /// Pages of drawing commands.
-pub struct Canvas {
+pub(super) struct Canvas {
     title: String,
     pages: Vec<Vec<Draw>>,
 }
 
 impl Canvas {
     /// None only if the embedded fonts fail to parse (a build defect, caught by tests).
-    pub fn new(title: &str) -> Option<Canvas> {
+    pub(super) fn new(title: &str) -> Option<Canvas> {
         FONTS.as_ref()?;
         Some(Canvas {
             title: title.to_string(),
@@ -106,29 +106,29 @@ impl Canvas {
         })
     }
 
-    pub fn new_page(&mut self) {
+    pub(super) fn new_page(&mut self) {
         self.pages.push(Vec::new());
     }
 
-    pub fn page_count(&self) -> usize {
+    pub(super) fn page_count(&self) -> usize {
         self.pages.len()
     }
 
     /// Draw on page `index` (0-based) instead of the current one, e.g. footers at the end.
-    pub fn on_page(&mut self, index: usize, draw: impl FnOnce(&mut PageOps<'_>)) {
+    pub(super) fn on_page(&mut self, index: usize, draw: impl FnOnce(&mut PageOps<'_>)) {
         if let Some(commands) = self.pages.get_mut(index) {
             draw(&mut PageOps { commands });
         }
     }
 
     /// Draw on the current (last) page.
-    pub fn draw(&mut self, draw: impl FnOnce(&mut PageOps<'_>)) {
+    pub(super) fn draw(&mut self, draw: impl FnOnce(&mut PageOps<'_>)) {
         let last = self.pages.len().saturating_sub(1);
         self.on_page(last, draw);
     }
 
     /// The PDF: fonts subset to the characters used, then every page's operations.
-    pub fn finish(self) -> Vec<u8> {
+    pub(super) fn finish(self) -> Vec<u8> {
         let mut doc = PdfDocument::new(&self.title);
         let mut used: [BTreeSet<char>; 2] = [BTreeSet::new(), BTreeSet::new()];
         for command in self.pages.iter().flatten() {
@@ -279,7 +279,7 @@ fn rect(x: f32, y: f32, width: f32, height: f32, mode: PaintMode) -> Rect {
 }
 
 /// Drawing commands on one page.
-pub struct PageOps<'a> {
+pub(super) struct PageOps<'a> {
     commands: &'a mut Vec<Draw>,
 }
 
@@ -292,7 +292,15 @@ fn point(x_mm: f32, y_from_top_mm: f32) -> Point {
 
 impl PageOps<'_> {
     /// Text with its baseline at `y` (mm from the top), starting at `x`.
-    pub fn text(&mut self, x: f32, y: f32, size: f32, weight: Weight, colour: Colour, text: &str) {
+    pub(super) fn text(
+        &mut self,
+        x: f32,
+        y: f32,
+        size: f32,
+        weight: Weight,
+        colour: Colour,
+        text: &str,
+    ) {
         let text = printable(text, weight);
         self.commands.push(Draw::Text {
             x,
@@ -305,7 +313,7 @@ impl PageOps<'_> {
     }
 
     /// Text ending at `right`.
-    pub fn text_right(
+    pub(super) fn text_right(
         &mut self,
         right: f32,
         y: f32,
@@ -319,7 +327,7 @@ impl PageOps<'_> {
     }
 
     /// A filled rectangle, `y` being its top edge.
-    pub fn fill(&mut self, x: f32, y: f32, width: f32, height: f32, colour: Colour) {
+    pub(super) fn fill(&mut self, x: f32, y: f32, width: f32, height: f32, colour: Colour) {
         self.commands.push(Draw::Fill {
             x,
             y,
@@ -330,7 +338,7 @@ impl PageOps<'_> {
     }
 
     /// A rectangle's outline, `y` being its top edge.
-    pub fn outline(&mut self, x: f32, y: f32, width: f32, height: f32, colour: Colour) {
+    pub(super) fn outline(&mut self, x: f32, y: f32, width: f32, height: f32, colour: Colour) {
         self.commands.push(Draw::Outline {
             x,
             y,
@@ -340,7 +348,13 @@ impl PageOps<'_> {
         });
     }
 
-    pub fn line(&mut self, from: (f32, f32), to: (f32, f32), thickness_pt: f32, colour: Colour) {
+    pub(super) fn line(
+        &mut self,
+        from: (f32, f32),
+        to: (f32, f32),
+        thickness_pt: f32,
+        colour: Colour,
+    ) {
         self.commands.push(Draw::Line {
             from,
             to,
@@ -359,7 +373,7 @@ fn font(weight: Weight) -> Option<&'static ParsedFont> {
 
 /// The text with every character the font cannot draw replaced by [`MISSING_GLYPH`], and
 /// control characters (which would corrupt the layout) by spaces.
-pub fn printable(text: &str, weight: Weight) -> String {
+pub(super) fn printable(text: &str, weight: Weight) -> String {
     let Some(font) = font(weight) else {
         return text.to_string();
     };
@@ -380,7 +394,7 @@ pub fn printable(text: &str, weight: Weight) -> String {
 }
 
 /// Width of `text` in mm at `size` points.
-pub fn text_width(text: &str, size: f32, weight: Weight) -> f32 {
+pub(super) fn text_width(text: &str, size: f32, weight: Weight) -> f32 {
     let Some(font) = font(weight) else { return 0.0 };
     let units: u32 = printable(text, weight)
         .chars()
@@ -395,7 +409,7 @@ pub fn text_width(text: &str, size: f32, weight: Weight) -> f32 {
 }
 
 /// `text` cut (with an ellipsis) to fit `width` mm.
-pub fn fit(text: &str, width: f32, size: f32, weight: Weight) -> String {
+pub(super) fn fit(text: &str, width: f32, size: f32, weight: Weight) -> String {
     if text_width(text, size, weight) <= width {
         return text.to_string();
     }
@@ -407,7 +421,7 @@ pub fn fit(text: &str, width: f32, size: f32, weight: Weight) -> String {
 }
 
 /// `text` broken into lines that fit `width` mm (at spaces; a word longer than a line is cut).
-pub fn wrap(text: &str, width: f32, size: f32, weight: Weight) -> Vec<String> {
+pub(super) fn wrap(text: &str, width: f32, size: f32, weight: Weight) -> Vec<String> {
     let mut lines = Vec::new();
     let mut current = String::new();
     for word in text.split_whitespace() {

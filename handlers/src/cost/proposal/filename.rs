@@ -7,7 +7,7 @@ const MAX_STEM: usize = 100;
 /// A file-name stem safe in an S3 key and on a file system: letters, digits, `-`, `_` and
 /// single dots in the middle; everything else becomes `_`; no `..`, `/` or `\`; bounded.
 /// An extension `.pdf` is dropped (the key adds its own); an empty result is `proposal`.
-pub fn safe_stem(file_name: &str) -> String {
+pub(crate) fn safe_stem(file_name: &str) -> String {
     let trimmed = file_name.trim();
     let without_pdf = match trimmed.len().checked_sub(4) {
         Some(cut)
@@ -42,7 +42,11 @@ pub fn safe_stem(file_name: &str) -> String {
 }
 
 /// `proposals/<estimation>/<stem>_<yyyymmdd>.pdf`.
-pub fn proposal_key(estimation_id: &str, file_name: &str, date: chrono::NaiveDate) -> String {
+pub(crate) fn proposal_key(
+    estimation_id: &str,
+    file_name: &str,
+    date: chrono::NaiveDate,
+) -> String {
     format!(
         "proposals/{}/{}_{}.pdf",
         safe_stem(estimation_id),

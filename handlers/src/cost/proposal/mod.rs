@@ -2,6 +2,6 @@
 //! embedded fonts ([`canvas`]), and where the finished PDF is stored ([`filename`]). The
 //! `proposal-pdf` reaction (`reactions::proposal_pdf`) decides when one is made.
 
-pub mod canvas;
-pub mod filename;
+mod canvas;
+pub(crate) mod filename;
 pub mod render;
