@@ -331,6 +331,53 @@ fn human_output_names_each_reaction_outcome_and_effect() {
 }
 
 #[test]
+fn human_output_shows_the_reactions_that_applied_and_verbose_shows_all() {
+    let human = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let output = worker()
+            .arg("replay")
+            .arg(event("odd-attribute-types-and-unknown-table.json"))
+            .arg("--state")
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let plain = human(&[]);
+    assert!(!plain.contains("not applicable"), "{plain}");
+    assert!(plain.contains("audit-log: done"), "{plain}");
+    // The record of a table no reaction knows says so in one line.
+    assert!(
+        plain.contains("no reaction applies (-v lists them)"),
+        "{plain}"
+    );
+    let verbose = human(&["-v"]);
+    assert!(
+        verbose.contains("thread-stats: not applicable"),
+        "{verbose}"
+    );
+    assert!(!verbose.contains("no reaction applies"), "{verbose}");
+}
+
+#[test]
+fn state_show_without_a_state_exits_2_and_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = worker()
+        .args(["state", "show", "--state"])
+        .arg(dir.path().join("never-replayed"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("run `ddb-stream-worker replay FILE` first"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn state_show_filters_by_table_and_prints_dynamodb_json() {
     let dir = tempfile::tempdir().unwrap();
     replay_json(dir.path(), &[event("cost-platform-audit.json")], &[]);

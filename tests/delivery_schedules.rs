@@ -9,7 +9,7 @@
 //! After every schedule the tables equal the plain run's (totals, ratings, thread counts,
 //! documents, audit items: no audit item twice), the same objects exist, and every mail of the
 //! plain run went out exactly once, except that each crash may add one repeat of a mail (the
-//! crash window the README documents).
+//! crash window docs/guarantees.md documents).
 //!
 //! `SCHEDULES=2000 cargo test --release --test delivery_schedules -- --nocapture` runs a longer
 //! search; the default is short.

@@ -765,7 +765,7 @@ async fn deliver(
 }
 
 /// Mail for one logical event goes once; twice only when a fault failed the write that marks
-/// a reaction completed after its mail went out (the crash window the README documents).
+/// a reaction completed after its mail went out (the crash window docs/guarantees.md documents).
 fn assert_sent_once(sent: usize, faults: Option<&FaultyHttp>, what: &str) {
     let crash_window = faults.is_some_and(|f| f.failed_call_of("PutItem", "COMPLETED"));
     if crash_window {

@@ -2,7 +2,7 @@
 //! at random (bytes flipped, inserted, deleted, spans duplicated, the file cut short, JSON
 //! values swapped for values of other types), go through the fuzz target's body
 //! (`fuzz_target::decode_and_extract`), which must answer with records or a clear error and
-//! never panic. The long run is libFuzzer's, through `cargo fuzz` (README, "Fuzzing").
+//! never panic. The long run is libFuzzer's, through `cargo fuzz` (docs/guarantees.md, "Fuzzing").
 //!
 //! `FUZZ_CASES=200000 cargo test --release --test fuzz_decode -- --nocapture` runs longer.
 

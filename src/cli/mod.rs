@@ -114,7 +114,7 @@ enum Command {
         /// Empty the state directory first.
         #[arg(long)]
         fresh: bool,
-        /// One JSON object per record, then the batch response (schema in docs/reference.md).
+        /// One JSON object per record, then the batch response (schema in docs/commands.md).
         #[arg(long)]
         json: bool,
         /// Show every reaction of every record, also those that did not apply.

@@ -1,5 +1,5 @@
 //! What a run prints: a readable line per record and reaction, or (`--json`) one JSON object
-//! per record followed by the batch response. The README documents the JSON schema.
+//! per record followed by the batch response. `docs/commands.md` documents the JSON schema.
 
 use std::io::{self, Write};
 

@@ -12,24 +12,27 @@ use model::BusinessRules;
 
 /// What the reactions that price an estimation share: the table, and the rules, currency and
 /// region for an estimation whose METADATA does not say.
+#[derive(Debug, Clone)]
 pub struct EstimationDefaults {
+    /// The cost platform table.
     pub table: String,
-    pub rules: BusinessRules,
-    pub currency: String,
-    pub region: String,
+    /// Rules for estimations whose METADATA has no `BusinessRules`.
+    pub default_rules: BusinessRules,
+    pub default_currency: String,
+    pub default_region: String,
 }
 
 impl EstimationDefaults {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         Ok(EstimationDefaults {
             table: s.text("COST_TABLE", COST_PLATFORM_TABLE),
-            rules: BusinessRules {
+            default_rules: BusinessRules {
                 buffer_percentage: s.decimal("COST_BUFFER_PERCENT", "10")?,
                 volume_discounts: s.flag("COST_VOLUME_DISCOUNTS", true)?,
                 support_plan_included: s.flag("COST_SUPPORT_PLAN", true)?,
             },
-            currency: s.text("COST_CURRENCY", "USD"),
-            region: s.text("COST_REGION", "us-east-1"),
+            default_currency: s.text("COST_CURRENCY", "USD"),
+            default_region: s.text("COST_REGION", "us-east-1"),
         })
     }
 }

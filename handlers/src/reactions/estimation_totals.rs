@@ -17,8 +17,8 @@ use serde_json::json;
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::cost::model::{
-    BusinessRules, CalculationItem, Category, CategoryCosts, CostLine, EstimationSummary, LineItem,
-    Metadata, ESTIMATION_ITEMS_FROM,
+    CalculationItem, Category, CategoryCosts, CostLine, EstimationSummary, LineItem, Metadata,
+    ESTIMATION_ITEMS_FROM,
 };
 use crate::cost::pricing::{price, Priced};
 use crate::cost::savings::SavingsRatesCache;
@@ -26,37 +26,12 @@ use crate::cost::EstimationDefaults;
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, stable_hash, string_key, to_item, AttributeValue, Item};
 use crate::ports::{Condition, Ports, Query, SortKey, TransactItem, Update};
-use crate::settings::{ConfigError, Settings};
 
 /// How often a version conflict is retried before the record fails (retryably).
 const MAX_ATTEMPTS: u32 = 4;
 
-#[derive(Debug, Clone)]
-pub struct TotalsConfig {
-    /// The cost platform table.
-    pub table: String,
-    /// Rules for estimations whose METADATA has no `BusinessRules`.
-    pub default_rules: BusinessRules,
-    pub default_currency: String,
-    pub default_region: String,
-}
-
-impl TotalsConfig {
-    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let EstimationDefaults {
-            table,
-            rules,
-            currency,
-            region,
-        } = EstimationDefaults::from_settings(s)?;
-        Ok(TotalsConfig {
-            table,
-            default_rules: rules,
-            default_currency: currency,
-            default_region: region,
-        })
-    }
-}
+/// The totals need the table and the defaults for estimations that name none.
+pub type TotalsConfig = EstimationDefaults;
 
 pub struct EstimationTotals {
     config: TotalsConfig,

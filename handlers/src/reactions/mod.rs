@@ -67,7 +67,7 @@ pub fn registry(config: &ReactionsConfig) -> Vec<Box<dyn Reaction>> {
         Box::new(EstimationTotals::new(config.totals.clone(), tips.clone())),
         Box::new(ProposalPdf::new(config.proposals.clone(), tips)),
         Box::new(ShareNotification::new(
-            config.proposals.table.clone(),
+            config.proposals.estimation.table.clone(),
             config.proposals.mail.clone(),
         )),
         Box::new(ProviderRatings::new(config.ratings.clone())),

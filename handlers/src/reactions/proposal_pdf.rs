@@ -15,8 +15,7 @@ use serde_json::json;
 
 use crate::change::{Change, ChangeKind};
 use crate::cost::model::{
-    BusinessRules, Category, Document, EstimationSummary, LineItem, Metadata, Notice,
-    ESTIMATION_ITEMS_FROM,
+    Category, Document, EstimationSummary, LineItem, Metadata, Notice, ESTIMATION_ITEMS_FROM,
 };
 use crate::cost::notify;
 use crate::cost::pricing::{price, SavingsRates};
@@ -38,32 +37,20 @@ pub const DEFAULT_BRANDING: &str = "default";
 
 #[derive(Debug, Clone)]
 pub struct ProposalConfig {
-    pub table: String,
+    /// The table, and the defaults for an estimation that has no summary yet.
+    pub estimation: EstimationDefaults,
     pub bucket: String,
     /// How long a generated document is kept (its ExpiresAt and TTL).
     pub document_lifetime: Duration,
-    /// Rules for an estimation that has no summary yet.
-    pub default_rules: BusinessRules,
-    pub default_currency: String,
-    pub default_region: String,
     pub mail: MailConfig,
 }
 
 impl ProposalConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let EstimationDefaults {
-            table,
-            rules,
-            currency,
-            region,
-        } = EstimationDefaults::from_settings(s)?;
         Ok(ProposalConfig {
-            table,
+            estimation: EstimationDefaults::from_settings(s)?,
             bucket: s.text("DOCUMENTS_BUCKET", "aws-cost-estimation-documents"),
             document_lifetime: Duration::days(s.count("DOCUMENT_LIFETIME_DAYS", 182)?),
-            default_rules: rules,
-            default_currency: currency,
-            default_region: region,
             mail: MailConfig::from_settings(s)?,
         })
     }
@@ -99,7 +86,7 @@ impl Reaction for ProposalPdf {
         let pending = |image: Option<&crate::Item>| {
             image.and_then(|i| get_str(i, "Status")) == Some("PENDING")
         };
-        change.table == self.config.table
+        change.table == self.config.estimation.table
             && get_str(new, "SK").is_some_and(|sk| sk.starts_with("DOCUMENT#"))
             && get_str(new, "DocumentType") == Some("PDF_PROPOSAL")
             && pending(Some(new))
@@ -134,7 +121,7 @@ impl ProposalPdf {
         document: &Document,
         ports: Ports<'_>,
     ) -> Result<serde_json::Value, Result<Unfixable, ReactionError>> {
-        let table = &self.config.table;
+        let table = &self.config.estimation.table;
         let unfixable = |reason: String| Err(Ok(Unfixable(reason)));
         let options = document.metadata.clone().unwrap_or_default();
         let template_name = options
@@ -217,7 +204,7 @@ impl ProposalPdf {
             region: client
                 .primary_aws_region
                 .clone()
-                .unwrap_or_else(|| self.config.default_region.clone()),
+                .unwrap_or_else(|| self.config.estimation.default_region.clone()),
             summary,
             lines,
             compliance: client.compliance_requirements.clone(),
@@ -333,11 +320,11 @@ impl ProposalPdf {
         let rules = metadata
             .business_rules
             .clone()
-            .unwrap_or_else(|| self.config.default_rules.clone());
+            .unwrap_or_else(|| self.config.estimation.default_rules.clone());
         let currency = metadata
             .currency
             .as_deref()
-            .unwrap_or(&self.config.default_currency);
+            .unwrap_or(&self.config.estimation.default_currency);
         price(lines, &rules, rates).summary(
             currency,
             &now.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -362,7 +349,12 @@ impl ProposalPdf {
         );
         match ports
             .tables
-            .update(&self.config.table, &key, &update, Some(&still_pending))
+            .update(
+                &self.config.estimation.table,
+                &key,
+                &update,
+                Some(&still_pending),
+            )
             .await
         {
             Ok(_) | Err(PortError::ConditionFailed { .. }) => Ok(json!({ "failed": reason })),
