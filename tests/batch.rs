@@ -261,7 +261,7 @@ async fn put_lock(tables: &dyn Tables, status: LockStatus, ttl: i64, in_progress
         status,
         result: Some("{}".into()),
         ttl,
-        in_progress_expiry,
+        in_progress_expiry: Some(in_progress_expiry),
     };
     tables
         .put(&config().idempotency.table, to_item(&record).unwrap(), None)
@@ -295,10 +295,13 @@ async fn a_record_in_progress_elsewhere_fails_as_retryable() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn expired_records_and_stale_locks_are_reclaimed_by_the_condition() {
-    for (status, ttl_offset, expiry_offset_ms) in [
-        (LockStatus::Completed, -10, -10_000), // TTL passed, not yet deleted by DynamoDB
-        (LockStatus::InProgress, 3600, -1_000), // a crashed attempt's lock outlived its expiry
+async fn a_stale_lock_is_taken_over_and_a_completed_record_counts_even_past_its_ttl() {
+    // (status, ttl offset s, in-progress expiry offset ms, runs expected)
+    for (status, ttl_offset, expiry_offset_ms, runs) in [
+        // TTL passed, not yet deleted by DynamoDB: still the same event, done before.
+        (LockStatus::Completed, -10, -10_000, 0),
+        // A crashed attempt's lock outlived its expiry: taken over.
+        (LockStatus::InProgress, 3600, -1_000, 1),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let (_state, adapters) = embedded(dir.path());
@@ -312,17 +315,16 @@ async fn expired_records_and_stale_locks_are_reclaimed_by_the_condition() {
         .await;
         let counter = Counter::new(0);
         let worker = worker(vec![Box::new(counter.clone())], adapters.clone());
-        let (outcome, reports) = run(&worker, &[user_insert(1, "u1")]).await;
+        let (outcome, _) = run(&worker, &[user_insert(1, "u1")]).await;
         assert!(
             outcome.failure.is_none(),
             "{status:?}: {:?}",
             outcome.failure
         );
-        assert!(matches!(
-            reports[0].reactions[0].outcome,
-            Outcome::Done { .. }
-        ));
-        assert_eq!(counter.runs.load(Ordering::SeqCst), 1);
+        assert_eq!(counter.runs.load(Ordering::SeqCst), runs, "{status:?}");
+        if runs == 0 {
+            continue;
+        }
         let key = string_key(&[("idempotencyKey", "counter#event-1")]);
         let stored = adapters
             .tables
@@ -332,7 +334,10 @@ async fn expired_records_and_stale_locks_are_reclaimed_by_the_condition() {
             .unwrap();
         let stored: IdempotencyRecord = from_item(stored, "lock").unwrap();
         assert_eq!(stored.status, LockStatus::Completed);
-        assert!(stored.ttl > now.timestamp() + 80_000, "a fresh 24 h ttl");
+        // 24 h from the record's own time (ApproximateCreationDateTime 1705312800 + 1), not
+        // from the clock; a completed record keeps no lock expiry.
+        assert_eq!(stored.ttl, 1_705_312_801 + 86_400);
+        assert_eq!(stored.in_progress_expiry, None);
     }
 }
 
@@ -573,4 +578,73 @@ async fn a_record_that_failed_is_not_noted_so_its_retry_recomputes() {
         ]
     ));
     assert_eq!(recount.0.load(Ordering::SeqCst), 4);
+}
+
+/// A guarded reaction that reads its own lock while it runs.
+struct LockWatcher(Arc<std::sync::Mutex<Option<IdempotencyRecord>>>);
+
+#[async_trait]
+impl Reaction for LockWatcher {
+    fn name(&self) -> &'static str {
+        "watcher"
+    }
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::Guarded
+    }
+    fn applies(&self, _: &Change) -> bool {
+        true
+    }
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        let key = string_key(&[("idempotencyKey", &format!("watcher#{}", change.event_id))]);
+        let lock = ports
+            .tables
+            .get(&config().idempotency.table, &key)
+            .await?
+            .map(|item| from_item(item, "lock"))
+            .transpose()?;
+        *self.0.lock().unwrap() = lock;
+        Ok(Reacted::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_expires_at_the_invocation_deadline_and_the_completed_record_keeps_no_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_state, adapters) = embedded(dir.path());
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let worker = worker(vec![Box::new(LockWatcher(seen.clone()))], adapters.clone());
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(600);
+    let outcome = worker
+        .process_batch(
+            &decode(&[user_insert(1, "u1")]),
+            BatchOptions {
+                deadline: Some(deadline),
+                apply_own_change: true,
+                stop_before: None,
+            },
+            &mut |_| {},
+        )
+        .await;
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let lock = seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the lock, read while running");
+    assert_eq!(lock.status, LockStatus::InProgress);
+    assert_eq!(lock.in_progress_expiry, Some(deadline.timestamp_millis()));
+    let key = string_key(&[("idempotencyKey", "watcher#event-1")]);
+    let done: IdempotencyRecord = from_item(
+        adapters
+            .tables
+            .get(&config().idempotency.table, &key)
+            .await
+            .unwrap()
+            .unwrap(),
+        "completed",
+    )
+    .unwrap();
+    assert_eq!(done.status, LockStatus::Completed);
+    assert_eq!(done.in_progress_expiry, None);
+    assert_eq!(done.ttl, 1_705_312_801 + 86_400, "from the record's time");
 }

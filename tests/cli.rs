@@ -96,7 +96,8 @@ fn replay_writes_one_audit_item_per_change_and_reports_each_record() {
         .find(|a| text(a, "Action") == "ESTIMATION_UPDATED")
         .unwrap();
     assert_eq!(text(update, "UserId"), "user123");
-    assert_eq!(text(update, "ResourceId"), "est456");
+    // The changed item, named fully.
+    assert_eq!(text(update, "ResourceId"), "est456/METADATA");
     assert_eq!(text(update, "ResourceType"), "Estimation");
     assert_eq!(text(update, "GSI1PK"), "USER#user123");
     assert_eq!(text(update, "Timestamp"), "2024-01-15T10:30:00.000Z");

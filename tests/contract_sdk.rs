@@ -56,7 +56,7 @@ async fn objects_are_stored_and_deleted() {
     services::require();
     services::ensure_bucket("dsw-contract-docs").await;
     contract::objects_are_stored_and_deleted(
-        &S3Objects::new(services::s3().await),
+        &S3Objects::new(services::s3().await, None),
         "dsw-contract-docs",
     )
     .await;

@@ -77,9 +77,14 @@ fn an_estimation_built_from_scratch_gets_its_summary_to_the_cent() {
     assert_eq!(n(&summary["TotalAnnualCost"]), "41997.96");
     assert_eq!(n(&summary["LineItemCount"]), "4");
     assert_eq!(
+        n(&metadata["SummaryVersion"]),
+        "1",
+        "one update, under the worker's own lock"
+    );
+    assert_eq!(
         n(&metadata["Version"]),
-        "2",
-        "one update, under optimistic locking"
+        "1",
+        "the application's lock is the application's: never written"
     );
     let calculations: Vec<&Value> = all
         .iter()
@@ -209,10 +214,12 @@ fn an_unchanged_summary_is_not_written_again() {
     assert_eq!(items(dir.path()), before);
 }
 
-/// Another writer bumps METADATA's Version just before each of the worker's first
-/// `conflicts` transactions, as a concurrent editor would.
+/// Another writer bumps METADATA's `bump` attribute (the application's `Version`, or the
+/// worker's own `SummaryVersion` as a second worker would) and edits the project name just
+/// before each of the worker's first `conflicts` transactions.
 struct ConcurrentEditor {
     conflicts: AtomicUsize,
+    bump: &'static str,
 }
 
 #[async_trait]
@@ -225,7 +232,7 @@ impl Intercept for ConcurrentEditor {
             self.conflicts.fetch_sub(1, Ordering::SeqCst);
             let key = string_key(&[("PK", "ESTIMATION#est456"), ("SK", "METADATA")]);
             let bump = Update::default()
-                .add("Version", AttributeValue::N("1".into()))
+                .add(self.bump, AttributeValue::N("1".into()))
                 .set("ProjectName", AttributeValue::S("Edited meanwhile".into()));
             inner.update(COST_TABLE, &key, &bump, None).await?;
         }
@@ -235,6 +242,7 @@ impl Intercept for ConcurrentEditor {
 
 async fn run_with_conflicts(
     conflicts: usize,
+    bump: &'static str,
 ) -> (
     ddb_stream_worker::batch::BatchOutcome,
     Vec<Outcome>,
@@ -248,6 +256,7 @@ async fn run_with_conflicts(
         raw.clone(),
         ConcurrentEditor {
             conflicts: AtomicUsize::new(conflicts),
+            bump,
         },
     ));
     let config = ddb_stream_worker::wiring::config::Config::from_lookup(|name| {
@@ -281,8 +290,36 @@ async fn run_with_conflicts(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_version_conflict_is_retried_with_a_fresh_read() {
-    let (outcome, outcomes, tables, _dir) = run_with_conflicts(1).await;
+async fn an_application_edit_meanwhile_neither_fails_nor_is_lost() {
+    // The application edits METADATA under its own lock (Version) between the worker's read
+    // and its write: the worker's write does not depend on Version, so it goes through first
+    // time, and the application's edit stays.
+    let (outcome, _, tables, _dir) = run_with_conflicts(1, "Version").await;
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    assert_eq!(outcome.requests.get("TransactWriteItems"), Some(&1));
+    let metadata = tables
+        .get(
+            COST_TABLE,
+            &string_key(&[("PK", "ESTIMATION#est456"), ("SK", "METADATA")]),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        metadata["Version"],
+        AttributeValue::N("2".into()),
+        "1, then the application's 2"
+    );
+    assert_eq!(
+        metadata["ProjectName"],
+        AttributeValue::S("Edited meanwhile".into())
+    );
+    assert_eq!(metadata["SummaryVersion"], AttributeValue::N("1".into()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_summary_conflict_is_retried_with_a_fresh_read() {
+    let (outcome, outcomes, tables, _dir) = run_with_conflicts(1, "SummaryVersion").await;
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     assert!(matches!(outcomes.last(), Some(Outcome::Done { .. })));
     // Read, conflict, read again, write: two partition queries and two transactions.
@@ -301,9 +338,9 @@ async fn a_version_conflict_is_retried_with_a_fresh_read() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        metadata["Version"],
-        AttributeValue::N("3".into()),
-        "1, the other writer's 2, then ours"
+        metadata["SummaryVersion"],
+        AttributeValue::N("2".into()),
+        "the other writer's 1, then ours"
     );
     assert_eq!(
         metadata["ProjectName"],
@@ -315,12 +352,12 @@ async fn a_version_conflict_is_retried_with_a_fresh_read() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conflicts_that_never_end_fail_the_record_for_a_retry() {
-    let (outcome, _, tables, _dir) = run_with_conflicts(100).await;
+    let (outcome, _, tables, _dir) = run_with_conflicts(100, "SummaryVersion").await;
     let failure = outcome.failure.expect("gives up after bounded retries");
     assert!(failure.retryable);
     assert_eq!(failure.stage, "estimation-totals");
     assert!(
-        failure.message.contains("Version conflicts"),
+        failure.message.contains("SummaryVersion conflicts"),
         "{}",
         failure.message
     );

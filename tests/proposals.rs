@@ -70,13 +70,19 @@ fn a_proposal_request_gives_a_pdf_a_completed_document_and_one_mail() {
     assert_eq!(outcome(&lines, "proposal-pdf")[0]["outcome"], "done");
     let (document, pdf) = completed(dir.path(), "ESTIMATION#est456", "DOCUMENT#doc123");
     let key = document["S3Key"]["S"].as_str().unwrap();
-    assert!(
-        key.starts_with("proposals/est456/ABC_Corporation_AWS_Proposal_") && key.ends_with(".pdf"),
-        "{key}"
+    // The document's own key: its estimation, its id, its file name.
+    assert_eq!(
+        key,
+        "proposals/est456/doc123/ABC_Corporation_AWS_Proposal.pdf"
     );
+    // Dated by the request (the record's ApproximateCreationDateTime), not the clock.
+    assert_eq!(document["GeneratedAt"]["S"], "2024-01-15T10:11:40Z");
     let ttl: i64 = document["TTL"]["N"].as_str().unwrap().parse().unwrap();
-    let six_months = chrono::Utc::now().timestamp() + 182 * 86400;
-    assert!((ttl - six_months).abs() < 600, "TTL six months out: {ttl}");
+    assert_eq!(
+        ttl,
+        1_705_313_500 + 182 * 86400,
+        "TTL six months after the request"
+    );
     assert!(document.get("ErrorMessage").is_none());
 
     let pages = pdf_text(&pdf);
@@ -198,7 +204,7 @@ fn a_hostile_file_name_cannot_leave_the_bucket_or_inject_headers() {
     let (document, pdf) = completed(dir.path(), "ESTIMATION#est666", "DOCUMENT#doc666");
     let key = document["S3Key"]["S"].as_str().unwrap();
     assert!(
-        key.starts_with("proposals/est666/etc_passwd_Bcc_victim_example.com_"),
+        key.starts_with("proposals/est666/doc666/etc_passwd_Bcc_victim_example.com"),
         "{key}"
     );
     assert!(

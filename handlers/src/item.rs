@@ -139,6 +139,34 @@ pub mod number {
         }
     }
 
+    /// For `Option<i64>` fields (use with `#[serde(default)]`).
+    pub mod option_int {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            value: &Option<i64>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(v) => super::int::serialize(v, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<i64>, D::Error> {
+            Option::<String>::deserialize(deserializer)?
+                .map(|text| {
+                    let digits = text.strip_prefix(MARK).unwrap_or(&text);
+                    digits
+                        .parse()
+                        .map_err(|_| D::Error::custom(format!("{digits:?} is not a whole number")))
+                })
+                .transpose()
+        }
+    }
+
     /// Numbers (at any depth) as marked text, for deserializing.
     pub(super) fn mark(value: AttributeValue) -> AttributeValue {
         match value {

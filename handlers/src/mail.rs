@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::ReactionError;
@@ -33,30 +34,48 @@ impl MailConfig {
     }
 }
 
-/// Render `template` and send it to `to`. A message the mail rules refuse (an address that is
-/// not one plain address, a line break in the subject) is not sent and says why, without
-/// failing the record: no retry could change it. Transport errors fail the record.
+/// Render `template` and send it to `to`, dated `at` (the record's time). A message the mail
+/// rules refuse (an address that is not one plain address, a line break in the subject) is
+/// not sent and says why, without failing the record: no retry could change it. Transport
+/// errors fail the record.
 pub async fn send<C: Serialize>(
     ports: Ports<'_>,
     config: &MailConfig,
     to: &str,
     template: &str,
     context: &C,
+    at: DateTime<Utc>,
 ) -> Result<serde_json::Value, ReactionError> {
+    match compose(config, to, template, context, at)? {
+        Ok(mail) => deliver(ports, &mail).await,
+        Err(refused) => Ok(refused),
+    }
+}
+
+/// The message, dated `at`, or (Err) why the mail rules refuse it, as a result to report.
+pub fn compose<C: Serialize>(
+    config: &MailConfig,
+    to: &str,
+    template: &str,
+    context: &C,
+    at: DateTime<Utc>,
+) -> Result<Result<Mail, serde_json::Value>, ReactionError> {
     let rendered = templates::mail(template, context)?;
-    let mail = match Mail::new(
+    match Mail::new(
         &config.from,
         vec![to.to_string()],
         &rendered.subject,
         rendered.text,
         Some(rendered.html),
     ) {
-        Ok(mail) => mail,
-        Err(ReactionError::Rejected(reason)) => {
-            return Ok(serde_json::json!({ "not_sent": reason }))
-        }
-        Err(other) => return Err(other),
-    };
-    let id = ports.mailer.send(&mail).await?;
-    Ok(serde_json::json!({ "sent_to": to, "message_id": id }))
+        Ok(mail) => Ok(Ok(mail.dated(at))),
+        Err(ReactionError::Rejected(reason)) => Ok(Err(serde_json::json!({ "not_sent": reason }))),
+        Err(other) => Err(other),
+    }
+}
+
+/// Send a composed message; the result names where it went and the service's message id.
+pub async fn deliver(ports: Ports<'_>, mail: &Mail) -> Result<serde_json::Value, ReactionError> {
+    let id = ports.mailer.send(mail).await?;
+    Ok(serde_json::json!({ "sent_to": mail.to.join(", "), "message_id": id }))
 }

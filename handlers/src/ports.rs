@@ -1,4 +1,4 @@
-//! What a reaction may touch: tables, objects, mail and the clock.
+//! What a reaction may touch (tables, objects, mail), and the clock the batch keeps.
 //!
 //! The traits are small on purpose; each has an AWS SDK adapter and an embedded one in the
 //! shell crate, and one contract test suite holds both to DynamoDB's semantics.
@@ -212,13 +212,21 @@ pub trait Objects: Send + Sync {
     async fn put(&self, object: Object) -> Result<(), PortError>;
     /// Deleting an object that is already gone succeeds, as in S3.
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), PortError>;
-    /// A URL that lets anyone holding it GET the object until `expires_in` has passed.
+    /// A URL that lets anyone holding it GET the object for at most `lifetime`, and when it
+    /// really stops working: a presigned URL dies with the credentials that signed it.
     async fn presign_get(
         &self,
         bucket: &str,
         key: &str,
-        expires_in: std::time::Duration,
-    ) -> Result<String, PortError>;
+        lifetime: std::time::Duration,
+    ) -> Result<Link, PortError>;
+}
+
+/// A download link, and until when it works (None: it does not expire).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub url: String,
+    pub expires: Option<DateTime<Utc>>,
 }
 
 /// A plain-text (and optionally HTML) message. Build it with [`Mail::new`], which refuses
@@ -230,9 +238,20 @@ pub struct Mail {
     pub subject: String,
     pub text: String,
     pub html: Option<String>,
+    /// When the change it tells of happened (the record's time), for a `Date` where the
+    /// transport does not stamp one (SES does; the embedded outbox uses this).
+    pub date: Option<DateTime<Utc>>,
 }
 
 impl Mail {
+    /// The same message, dated `at`.
+    pub fn dated(self, at: DateTime<Utc>) -> Mail {
+        Mail {
+            date: Some(at),
+            ..self
+        }
+    }
+
     /// Checks every header field: addresses must look like `local@domain` and no field may
     /// hold a line break (that is how headers get injected).
     pub fn new(
@@ -262,6 +281,7 @@ impl Mail {
             subject: subject.to_string(),
             text,
             html,
+            date: None,
         })
     }
 }
@@ -300,10 +320,13 @@ impl Clock for SystemClock {
 }
 
 /// Everything a reaction may touch, borrowed for one call.
+///
+/// No clock: whatever a reaction writes (keys, timestamps, objects, mail) comes from the
+/// record (`Change::approximate_creation`) or the items, so a replay writes the same bytes.
+/// The clock is the batch's, for the Lambda deadline and lock expiry.
 #[derive(Clone, Copy)]
 pub struct Ports<'a> {
     pub tables: &'a dyn Tables,
     pub objects: &'a dyn Objects,
     pub mailer: &'a dyn Mailer,
-    pub clock: &'a dyn Clock,
 }

@@ -100,6 +100,26 @@ impl<'a> Settings<'a> {
             })
     }
 
+    /// An optional `https://` (or `http://`) URL, e.g. a link template; anything else is refused
+    /// rather than mailed to people.
+    pub fn url_template(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.get(name).map(|v| v.trim().to_string()) {
+            None => Ok(None),
+            Some(v) if v.is_empty() => Ok(None),
+            Some(v)
+                if (v.starts_with("https://") || v.starts_with("http://"))
+                    && !v.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                Ok(Some(v))
+            }
+            Some(value) => Err(ConfigError {
+                name,
+                value,
+                expected: "an https:// URL without spaces",
+            }),
+        }
+    }
+
     /// A comma-separated list; blanks are dropped.
     pub fn list(&self, name: &str, default: &str) -> Vec<String> {
         self.text(name, default)

@@ -183,7 +183,7 @@ impl Objects for Recorder {
         bucket: &str,
         key: &str,
         expires_in: std::time::Duration,
-    ) -> Result<String, PortError> {
+    ) -> Result<handlers::ports::Link, PortError> {
         self.objects.presign_get(bucket, key, expires_in).await
     }
 

@@ -1,12 +1,18 @@
 //! The idempotency guard: at most one completed run of a guarded reaction per stream record.
 //!
 //! Records live in the marketplace seed's idempotency table (`idempotencyKey`, `result`, `ttl`)
-//! with two more attributes: `status` (INPROGRESS / COMPLETED) and `inProgressExpiry` (epoch
-//! ms). The lock is one conditional put that succeeds when there is no record, when the record
-//! has expired (its `ttl` passed: TTL deletion can lag up to 48 h, so the condition reclaims
-//! it) or when an INPROGRESS record outlived its expiry (a crashed attempt is taken over). When
-//! the put fails, DynamoDB returns the existing record with it
+//! with two more attributes: `status` (INPROGRESS / COMPLETED) and, on a lock,
+//! `inProgressExpiry` (epoch ms). The lock is one conditional put that succeeds when there is
+//! no record or when an INPROGRESS record outlived its expiry (a crashed attempt is taken
+//! over). When the put fails, DynamoDB returns the existing record with it
 //! (ReturnValuesOnConditionCheckFailure=ALL_OLD), so a COMPLETED duplicate costs one request.
+//!
+//! A record's `ttl` counts from the stream record's own time (ApproximateCreationDateTime), not
+//! from the clock: a record can be delivered again only while it is in the stream (24 hours
+//! from that time), which the default lifetime covers, and a replay writes the same items.
+//! A COMPLETED record is a duplicate for as long as it is there, even past its `ttl` (TTL
+//! deletion lags): it is the same event. Only the in-progress expiry, a lock's, reads the
+//! clock.
 //!
 //! The same table holds completion notes for reactions that recompute from state (COMPLETED
 //! records written after the fact, never locks), and a batch reads all its records' entries
@@ -25,7 +31,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone)]
 pub struct IdempotencyConfig {
     pub table: String,
-    /// Lifetime of a record (`ttl`), from the moment it is written.
+    /// Lifetime of a record (`ttl`), from the stream record's time.
     pub ttl_seconds: i64,
     /// In-progress expiry when there is no Lambda deadline (replay).
     pub default_in_progress: Duration,
@@ -53,11 +59,19 @@ pub struct IdempotencyRecord {
     /// The reaction's result as JSON text (COMPLETED only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
-    /// Epoch seconds after which the record no longer counts (and TTL deletes it).
+    /// Epoch seconds after which TTL deletes the record: the stream record's time plus the
+    /// configured lifetime.
     #[serde(with = "handlers::item::number::int")]
     pub ttl: i64,
-    #[serde(rename = "inProgressExpiry", with = "handlers::item::number::int")]
-    pub in_progress_expiry: i64,
+    /// A lock's expiry (epoch ms): past it, another delivery takes the lock over. Only on
+    /// INPROGRESS records; a COMPLETED one has no use for it.
+    #[serde(
+        rename = "inProgressExpiry",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "handlers::item::number::option_int"
+    )]
+    pub in_progress_expiry: Option<i64>,
 }
 
 /// The outcome of taking the lock.
@@ -86,10 +100,12 @@ pub struct Guard<'a> {
 }
 
 impl Guard<'_> {
-    /// Take the lock for `key` until `in_progress_until`.
+    /// Take the lock for `key` (a record of `record_time`) until `in_progress_until`; `now` is
+    /// the clock, for taking over a lock whose expiry has passed.
     pub async fn acquire(
         &self,
         key: &str,
+        record_time: DateTime<Utc>,
         now: DateTime<Utc>,
         in_progress_until: DateTime<Utc>,
     ) -> Result<Acquired, ReactionError> {
@@ -97,13 +113,12 @@ impl Guard<'_> {
             key: key.to_string(),
             status: LockStatus::InProgress,
             result: None,
-            ttl: now.timestamp() + self.config.ttl_seconds,
-            in_progress_expiry: in_progress_until.timestamp_millis(),
+            ttl: self.ttl(record_time),
+            in_progress_expiry: Some(in_progress_until.timestamp_millis()),
         };
         let number = |n: i64| AttributeValue::N(n.to_string());
         let takeable = Condition::Or(vec![
             Condition::NotExists("idempotencyKey".into()),
-            Condition::lt("ttl", number(now.timestamp())),
             Condition::And(vec![
                 Condition::eq("status", AttributeValue::S("INPROGRESS".into())),
                 Condition::lt("inProgressExpiry", number(now.timestamp_millis())),
@@ -126,7 +141,7 @@ impl Guard<'_> {
                         result: parse_result(existing.result),
                     }),
                     LockStatus::InProgress => Err(ReactionError::InProgress {
-                        expires_at_ms: existing.in_progress_expiry,
+                        expires_at_ms: existing.in_progress_expiry.unwrap_or_default(),
                     }),
                 }
             }
@@ -134,34 +149,29 @@ impl Guard<'_> {
         }
     }
 
-    /// Mark `key` completed with the reaction's result. The lock's in-progress expiry is kept
-    /// as it was taken (it shows which invocation deadline the run had).
+    /// Mark `key` (a record of `record_time`) completed with the reaction's result: the whole
+    /// item is written from the record, so it is the same on every delivery and replay.
     pub async fn complete(
         &self,
         key: &str,
         result: &serde_json::Value,
-        now: DateTime<Utc>,
-        in_progress_until: DateTime<Utc>,
+        record_time: DateTime<Utc>,
     ) -> Result<(), ReactionError> {
-        let record = IdempotencyRecord {
-            key: key.to_string(),
-            status: LockStatus::Completed,
-            result: Some(result.to_string()),
-            ttl: now.timestamp() + self.config.ttl_seconds,
-            in_progress_expiry: in_progress_until.timestamp_millis(),
-        };
         self.tables
-            .put(&self.config.table, to_item(&record)?, None)
+            .put(
+                &self.config.table,
+                self.completion_marker(key.to_string(), result, record_time)?,
+                None,
+            )
             .await?;
         Ok(())
     }
 
-    /// Of `keys`, those whose reaction completed (and whose record has not expired), with the
-    /// result it stored: one BatchGetItem per 100 keys.
+    /// Of `keys`, those whose reaction completed, with the result it stored: one BatchGetItem
+    /// per 100 keys.
     pub async fn completed(
         &self,
         keys: &[String],
-        now: DateTime<Utc>,
     ) -> Result<HashMap<String, serde_json::Value>, ReactionError> {
         let items = self
             .tables
@@ -175,28 +185,32 @@ impl Guard<'_> {
         let mut completed = HashMap::new();
         for item in items {
             let record: IdempotencyRecord = from_item(item, "idempotency record")?;
-            if record.status == LockStatus::Completed && record.ttl >= now.timestamp() {
+            if record.status == LockStatus::Completed {
                 completed.insert(record.key, parse_result(record.result));
             }
         }
         Ok(completed)
     }
 
-    /// The note that a recomputing reaction is done with a record (never a lock: it is
-    /// written after the fact, with nothing in progress).
+    /// The COMPLETED record of `key`: a guarded reaction's completion, or the note that a
+    /// recomputing reaction is done with a record (written after the fact, never a lock).
     pub fn completion_marker(
         &self,
         key: String,
         result: &serde_json::Value,
-        now: DateTime<Utc>,
+        record_time: DateTime<Utc>,
     ) -> Result<handlers::Item, ReactionError> {
         to_item(&IdempotencyRecord {
             key,
             status: LockStatus::Completed,
             result: Some(result.to_string()),
-            ttl: now.timestamp() + self.config.ttl_seconds,
-            in_progress_expiry: now.timestamp_millis(),
+            ttl: self.ttl(record_time),
+            in_progress_expiry: None,
         })
+    }
+
+    fn ttl(&self, record_time: DateTime<Utc>) -> i64 {
+        record_time.timestamp() + self.config.ttl_seconds
     }
 
     /// Drop the lock after a failed run, so the retry runs the reaction again.

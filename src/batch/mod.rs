@@ -220,11 +220,7 @@ impl Worker {
         }
         keys.sort();
         keys.dedup();
-        match self
-            .guard()
-            .completed(&keys, self.adapters.clock.now())
-            .await
-        {
+        match self.guard().completed(&keys).await {
             Ok(completed) => completed,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the batch's idempotency records; every reaction runs");
@@ -243,7 +239,6 @@ impl Worker {
         if !self.idempotency.completion_markers {
             return Vec::new();
         }
-        let now = self.adapters.clock.now();
         let mut markers = Vec::new();
         for report in reports {
             let failed = |r: &ReactionReport| matches!(r.outcome, Outcome::Failed { .. });
@@ -262,8 +257,14 @@ impl Worker {
                     }),
                     _ => continue,
                 };
+                let Some(Ok(change)) = records.get(report.index).map(|r| &r.change) else {
+                    continue;
+                };
                 let key = key_for(reaction.name(), &report.event_id);
-                match self.guard().completion_marker(key, &result, now) {
+                match self
+                    .guard()
+                    .completion_marker(key, &result, change.approximate_creation)
+                {
                     Ok(item) => markers.push(WriteRequest::Put(item)),
                     Err(e) => tracing::warn!(error = %e, "could not build a completion note"),
                 }
@@ -422,7 +423,6 @@ impl Worker {
             tables: &recorder.tables,
             objects: recorder,
             mailer: recorder,
-            clock: self.adapters.clock.as_ref(),
         };
         for (r, reaction) in self.reactions.iter().enumerate() {
             let name = reaction.name();
@@ -538,7 +538,10 @@ impl Worker {
             now + chrono::Duration::from_std(self.idempotency.default_in_progress)
                 .unwrap_or(chrono::Duration::seconds(60))
         });
-        if let Acquired::Duplicate { result } = guard.acquire(&key, now, until).await? {
+        let acquired = guard
+            .acquire(&key, change.approximate_creation, now, until)
+            .await?;
+        if let Acquired::Duplicate { result } = acquired {
             return Ok(Ran::Duplicate { result });
         }
         let outcome = async {
@@ -553,7 +556,7 @@ impl Worker {
         match outcome {
             Ok(result) => {
                 guard
-                    .complete(&key, &result, self.adapters.clock.now(), until)
+                    .complete(&key, &result, change.approximate_creation)
                     .await?;
                 Ok(Ran::Done {
                     result,

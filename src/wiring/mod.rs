@@ -135,7 +135,10 @@ pub fn sdk_adapters_per_service(
             aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
             catalog.clone(),
         )),
-        objects: Arc::new(S3Objects::new(aws_sdk_s3::Client::from_conf(s3_config))),
+        objects: Arc::new(S3Objects::new(
+            aws_sdk_s3::Client::from_conf(s3_config),
+            s3.credentials_provider(),
+        )),
         mailer: Arc::new(SesMailer::new(aws_sdk_ses::Client::from_conf(ses_config))),
         clock: Arc::new(SystemClock),
         catalog,

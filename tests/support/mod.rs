@@ -197,7 +197,7 @@ impl Objects for FaultyObjects {
         bucket: &str,
         key: &str,
         expires_in: std::time::Duration,
-    ) -> Result<String, PortError> {
+    ) -> Result<handlers::ports::Link, PortError> {
         self.inner.presign_get(bucket, key, expires_in).await
     }
 }

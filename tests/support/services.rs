@@ -177,8 +177,21 @@ pub async fn verify_sender(sender: &str) {
 
 /// Every message moto's SES has accepted: (source, destinations, subject, body).
 pub fn sent_mail() -> Vec<serde_json::Value> {
-    let data = http_get(&moto_endpoint(), "/moto-api/data.json");
-    let json: serde_json::Value = serde_json::from_str(&data).expect("moto data.json");
+    // moto serializes its whole state for this endpoint; while other tests write to it, it
+    // can answer with an error page instead. A few tries, then the error.
+    let mut attempts = 0;
+    let json: serde_json::Value = loop {
+        let data = http_get(&moto_endpoint(), "/moto-api/data.json");
+        match serde_json::from_str(&data) {
+            Ok(json) => break json,
+            Err(e) if attempts < 5 => {
+                attempts += 1;
+                eprintln!("moto data.json unreadable ({e}); trying again");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => panic!("moto data.json: {e}: {}", &data[..data.len().min(500)]),
+        }
+    };
     json["ses"]["Message"]
         .as_array()
         .cloned()

@@ -239,8 +239,10 @@ pub struct Metadata {
     pub project_name: Option<String>,
     #[serde(default)]
     pub user_id: Option<String>,
+    /// The worker's own lock on `EstimationSummary` (the application's `Version` is never
+    /// read or written by the worker).
     #[serde(default, with = "number::option")]
-    pub version: Option<Decimal>,
+    pub summary_version: Option<Decimal>,
     #[serde(default)]
     pub estimation_summary: Option<EstimationSummary>,
     /// Per-estimation rules; the configured defaults otherwise.

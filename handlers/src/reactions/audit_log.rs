@@ -13,23 +13,24 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 
+use super::estimation_totals::SUMMARY_VERSION;
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::{Change, ChangeKind, TTL_PRINCIPAL};
 use crate::error::ReactionError;
 use crate::item::{get_str, stable_hash, to_item, AttributeValue, Item};
 use crate::ports::{Ports, WriteRequest};
-use crate::redact::redact_attribute;
+use crate::redact::{is_sensitive_name, redact_attribute, REDACTED};
 use crate::settings::{ConfigError, Settings, COST_PLATFORM_TABLE, IDEMPOTENCY_TABLE};
 
 /// Attributes only the worker itself writes on items of the audited tables (estimation
-/// summaries, share notifications). A MODIFY that changes nothing else is the worker's own
-/// write, not a user's, and is not audited.
+/// summaries, share notifications; `deploy/data-model.md` lists them). A MODIFY that changes
+/// nothing else is the worker's own write, not a user's, and is not audited.
 const WORKER_ATTRIBUTES: [&str; 5] = [
     "EstimationSummary",
-    "UpdatedAt",
-    "Version",
+    SUMMARY_VERSION,
     "NotificationSent",
     "NotificationSentAt",
+    "NotificationEventId",
 ];
 
 /// Longest value text kept in Details; longer values are cut (an item is at most 400 KB).
@@ -106,10 +107,12 @@ pub struct AuditItem {
     pub pk: String,
     #[serde(rename = "SK")]
     pub sk: String,
-    #[serde(rename = "GSI1PK")]
-    pub gsi1pk: String,
-    #[serde(rename = "GSI1SK")]
-    pub gsi1sk: String,
+    /// `USER#<user>`, for a user's history; absent when no actor is known, so that such
+    /// changes do not all land on one `USER#unknown` index partition.
+    #[serde(rename = "GSI1PK", skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(rename = "GSI1SK", skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
     pub entity_type: &'static str,
     pub log_id: String,
     pub user_id: String,
@@ -203,11 +206,13 @@ impl AuditLog {
             format!("AUDIT#{day}#{}", hash % shards)
         };
         let (changed_attributes, changes) = diff(change.old.as_ref(), change.new.as_ref());
+        let known_user = (user != UNKNOWN_USER).then(|| user.clone());
         AuditItem {
             pk,
             sk: format!("LOG#{user}#{}#{}", at.format("%H:%M:%S%.3fZ"), &log_id[..8]),
-            gsi1pk: format!("USER#{user}"),
-            gsi1sk: format!("AUDIT#{}", at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            gsi1pk: known_user.as_ref().map(|user| format!("USER#{user}")),
+            gsi1sk: known_user
+                .map(|_| format!("AUDIT#{}", at.to_rfc3339_opts(SecondsFormat::Secs, true))),
             entity_type: "AuditLog",
             log_id,
             action: format!("{}_{verb}", screaming_snake(&entity)),
@@ -254,9 +259,12 @@ fn user_of(change: &Change) -> String {
     USER_ATTRIBUTES
         .iter()
         .find_map(|name| get_str(image, name))
-        .unwrap_or("unknown")
+        .unwrap_or(UNKNOWN_USER)
         .to_string()
 }
+
+/// The user of a change whose item names none.
+const UNKNOWN_USER: &str = "unknown";
 
 /// The entity name: EntityType, else the PK's prefix (`ESTIMATION#…` -> `Estimation`),
 /// else `Item`.
@@ -277,11 +285,16 @@ fn entity_of(change: &Change) -> String {
     "Item".to_string()
 }
 
-/// The id part of the PK (`ESTIMATION#est456` -> `est456`), else the item's key values
-/// (`session-uuid`; `conv-1/resp-2` for a composite key).
+/// The changed item, named fully: the id part of the PK and the SK
+/// (`ESTIMATION#est456` / `SERVER#srv001` -> `est456/SERVER#srv001`), else the item's key
+/// values (`session-uuid`; `conv-1/resp-2` for a composite key).
 fn resource_id_of(image: &Item, keys: &Item) -> String {
     if let Some(pk) = get_str(image, "PK") {
-        return pk.split_once('#').map_or(pk, |(_, id)| id).to_string();
+        let id = pk.split_once('#').map_or(pk, |(_, id)| id);
+        return match get_str(image, "SK") {
+            Some(sk) => format!("{id}/{sk}"),
+            None => id.to_string(),
+        };
     }
     let mut names: Vec<&String> = keys.keys().collect();
     names.sort();
@@ -338,8 +351,12 @@ fn diff(old: Option<&Item>, new: Option<&Item>) -> (Vec<String>, BTreeMap<String
             changes.insert(
                 name.clone(),
                 ValueChange {
-                    old: before_text.flatten().map(|t| shown(name, &t)),
-                    new: after_text.flatten().map(|t| shown(name, &t)),
+                    old: before
+                        .zip(before_text.flatten())
+                        .map(|(v, t)| shown(name, v, &t)),
+                    new: after
+                        .zip(after_text.flatten())
+                        .map(|(v, t)| shown(name, v, &t)),
                 },
             );
         }
@@ -356,8 +373,15 @@ fn scalar_text(value: &AttributeValue) -> Option<String> {
     }
 }
 
-fn shown(name: &str, text: &str) -> String {
-    let redacted = redact_attribute(name, text);
+/// The text recorded for attribute `name`. A number is a fact (a cost, an epoch TTL, a count),
+/// never personal data by its digits: it is redacted only when its name says it is sensitive
+/// (a `phone` kept as a number); text is also searched for personal data.
+fn shown(name: &str, value: &AttributeValue, text: &str) -> String {
+    let redacted = match value {
+        AttributeValue::N(_) if !is_sensitive_name(name) => text.to_string(),
+        AttributeValue::N(_) => REDACTED.to_string(),
+        _ => redact_attribute(name, text),
+    };
     match redacted.char_indices().nth(MAX_VALUE_CHARS) {
         Some((cut, _)) => format!("{}…", &redacted[..cut]),
         None => redacted,

@@ -222,8 +222,14 @@ impl Reaction for BookingMail {
         } else {
             "booking_status"
         };
-        done(
-            json!({ "mail": mail::send(ports, &self.config.mail, &email, template, &context).await? }),
-        )
+        done(json!({ "mail": mail::send(
+                ports,
+                &self.config.mail,
+                &email,
+                template,
+                &context,
+                change.approximate_creation,
+            )
+            .await? }))
     }
 }

@@ -55,6 +55,28 @@ fn costs_of(image: Option<&Item>) -> Option<ItemCosts> {
     Some((item.estimated_monthly_cost, item.network_security_parts()))
 }
 
+/// The worker's lock attribute on METADATA, beside `EstimationSummary`.
+pub const SUMMARY_VERSION: &str = "SummaryVersion";
+
+fn is_metadata(change: &Change) -> bool {
+    let image = change.latest_image();
+    get_str(image, "PK").is_some_and(|pk| pk.starts_with("ESTIMATION#"))
+        && get_str(image, "SK") == Some("METADATA")
+}
+
+/// A METADATA change moves the totals only when it changes what they are computed with: the
+/// business rules or the currency. The worker's own summary write changes neither, so it
+/// never triggers a recomputation.
+fn pricing_inputs_changed(change: &Change) -> bool {
+    if change.kind != crate::ChangeKind::Modify {
+        return false;
+    }
+    let input = |image: Option<&Item>, name: &str| image.and_then(|i| i.get(name)).cloned();
+    ["BusinessRules", "Currency"]
+        .iter()
+        .any(|name| input(change.old.as_ref(), name) != input(change.new.as_ref(), name))
+}
+
 fn is_line_item(change: &Change) -> bool {
     let image = change.latest_image();
     get_str(image, "PK").is_some_and(|pk| pk.starts_with("ESTIMATION#"))
@@ -74,7 +96,13 @@ impl Reaction for EstimationTotals {
     }
 
     fn applies(&self, change: &Change) -> bool {
-        if change.table != self.config.table || !is_line_item(change) {
+        if change.table != self.config.table {
+            return false;
+        }
+        if is_metadata(change) {
+            return pricing_inputs_changed(change);
+        }
+        if !is_line_item(change) {
             return false;
         }
         match change.kind {
@@ -96,15 +124,20 @@ impl Reaction for EstimationTotals {
         let pk = get_str(change.latest_image(), "PK")
             .unwrap_or_default()
             .to_string();
+        // Every timestamp written comes from the record (the last of the estimation's in the
+        // batch, when coalesced): a replay writes the same items.
+        let at = change
+            .approximate_creation
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut attempt = 1;
         loop {
-            match self.recompute(&pk, ports).await {
+            match self.recompute(&pk, &at, ports).await {
                 Err(ReactionError::Port(PortError::ConditionFailed { .. })) if attempt < MAX_ATTEMPTS => attempt += 1,
                 Err(ReactionError::Port(PortError::ConditionFailed { .. })) => {
                     return Err(ReactionError::Port(PortError::Transient {
                         operation: "TransactWriteItems",
                         target: format!("{pk} METADATA"),
-                        message: format!("the estimation changed under {MAX_ATTEMPTS} recomputations in a row (Version conflicts)"),
+                        message: format!("the summary changed under {MAX_ATTEMPTS} recomputations in a row (SummaryVersion conflicts)"),
                     }))
                 }
                 other => return other.map(|result| Reacted { result, deferred_writes: Vec::new() }),
@@ -114,10 +147,12 @@ impl Reaction for EstimationTotals {
 }
 
 impl EstimationTotals {
-    /// One read-compute-write round. A version conflict comes back as ConditionFailed.
+    /// One read-compute-write round, dated `now` (the record's time). A conflict on the
+    /// worker's own `SummaryVersion` comes back as ConditionFailed.
     async fn recompute(
         &self,
         pk: &str,
+        now: &str,
         ports: Ports<'_>,
     ) -> Result<serde_json::Value, ReactionError> {
         let table = &self.config.table;
@@ -155,17 +190,19 @@ impl EstimationTotals {
             .unwrap_or_else(|| self.config.default_rules.clone());
         let rates = self.tips.get(ports).await?;
         let priced = price(&lines, &rules, &rates);
-        let now = ports
-            .clock
-            .now()
-            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        // The estimation's own currency first, so a change of it is followed; then the one the
+        // summary was computed in (the application may have set it), then the default.
         let currency = metadata
-            .estimation_summary
-            .as_ref()
-            .map(|s| s.currency.clone())
-            .or_else(|| metadata.currency.clone())
+            .currency
+            .clone()
+            .or_else(|| {
+                metadata
+                    .estimation_summary
+                    .as_ref()
+                    .map(|s| s.currency.clone())
+            })
             .unwrap_or_else(|| self.config.default_currency.clone());
-        let summary = priced.summary(&currency, &now, lines.len());
+        let summary = priced.summary(&currency, now, lines.len());
         let totals = json!({
             "TotalMonthlyCost": priced.total_monthly.to_string(),
             "TotalAnnualCost": priced.total_annual.to_string(),
@@ -178,10 +215,18 @@ impl EstimationTotals {
         {
             return Ok(json!({ "unchanged": totals }));
         }
-        let calculation = self.calculation_item(&metadata, &lines, &priced, &currency, &now);
-        let version_condition = match metadata.version {
-            Some(v) => Condition::eq("Version", AttributeValue::N(v.normalize().to_string())),
-            None => Condition::NotExists("Version".into()),
+        let next_version =
+            (metadata.summary_version.unwrap_or_default() + Decimal::ONE).normalize();
+        let calculation =
+            self.calculation_item(&metadata, &lines, &priced, &currency, now, next_version);
+        // The worker's own lock: the application's `Version` and `UpdatedAt` are never touched,
+        // so none of its conditional edits can fail because of this write.
+        let version_condition = match metadata.summary_version {
+            Some(v) => Condition::eq(
+                SUMMARY_VERSION,
+                AttributeValue::N(v.normalize().to_string()),
+            ),
+            None => Condition::NotExists(SUMMARY_VERSION.into()),
         };
         let summary_item = to_item(&SummaryOnly {
             estimation_summary: summary,
@@ -194,15 +239,7 @@ impl EstimationTotals {
                     .cloned()
                     .unwrap_or(AttributeValue::Null(true)),
             )
-            .set("UpdatedAt", AttributeValue::S(now.clone()))
-            .set(
-                "Version",
-                AttributeValue::N(
-                    (metadata.version.unwrap_or_default() + Decimal::ONE)
-                        .normalize()
-                        .to_string(),
-                ),
-            );
+            .set(SUMMARY_VERSION, AttributeValue::N(next_version.to_string()));
         ports
             .tables
             .transact_write(vec![
@@ -232,6 +269,7 @@ impl EstimationTotals {
         priced: &Priced,
         currency: &str,
         now: &str,
+        version: Decimal,
     ) -> CalculationItem {
         let id = metadata.estimation_id().to_string();
         let mut detailed = std::collections::BTreeMap::new();
@@ -281,10 +319,10 @@ impl EstimationTotals {
             .as_ref()
             .and_then(|c| c.primary_aws_region.clone())
             .unwrap_or_else(|| self.config.default_region.clone());
-        // The version this write creates makes the key unique: two recomputations in the same
-        // millisecond (a fast worker, or two) would otherwise collide, and the loser's
-        // transaction would fail as if the estimation had changed under it.
-        let version = (metadata.version.unwrap_or_default() + Decimal::ONE).normalize();
+        // The summary version this write creates makes the key unique: two recomputations
+        // dated the same millisecond (two records of one instant, or two workers) would
+        // otherwise collide, and the loser's transaction would fail as if the summary had
+        // changed under it.
         CalculationItem {
             pk: metadata.pk.clone(),
             sk: format!("CALCULATION#{now}#v{version}"),

@@ -6,6 +6,7 @@ pub mod asset_cleanup;
 pub mod audit_log;
 pub mod booking_mail;
 pub mod estimation_totals;
+pub mod proposal_cleanup;
 pub mod proposal_pdf;
 pub mod provider_rating;
 pub mod share_notification;
@@ -24,6 +25,7 @@ use asset_cleanup::{AssetCleanup, AssetsConfig};
 use audit_log::{AuditConfig, AuditLog};
 use booking_mail::{BookingMail, BookingMailConfig, System};
 use estimation_totals::{EstimationTotals, TotalsConfig};
+use proposal_cleanup::ProposalCleanup;
 use proposal_pdf::{ProposalConfig, ProposalPdf};
 use provider_rating::{ProviderRatings, RatingsConfig};
 use share_notification::ShareNotification;
@@ -66,6 +68,7 @@ pub fn registry(config: &ReactionsConfig) -> Vec<Box<dyn Reaction>> {
         Box::new(AuditLog::new(config.audit.clone())),
         Box::new(EstimationTotals::new(config.totals.clone(), tips.clone())),
         Box::new(ProposalPdf::new(config.proposals.clone(), tips)),
+        Box::new(ProposalCleanup::new(&config.proposals)),
         Box::new(ShareNotification::new(
             config.proposals.estimation.table.clone(),
             config.proposals.mail.clone(),

@@ -26,7 +26,7 @@ use crate::cost::EstimationDefaults;
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, string_key, AttributeValue};
 use crate::mail::{self, MailConfig};
-use crate::ports::{Comparison, Condition, Object, Ports, Query, SortKey, Update};
+use crate::ports::{Comparison, Condition, Link, Object, Ports, Query, SortKey, Update};
 use crate::settings::{ConfigError, Settings};
 use crate::templates;
 
@@ -42,6 +42,9 @@ pub struct ProposalConfig {
     pub bucket: String,
     /// How long a generated document is kept (its ExpiresAt and TTL).
     pub document_lifetime: Duration,
+    /// The application's download page for a document, `{EstimationId}` and `{DocumentId}`
+    /// filled in (`PROPOSAL_LINK_URL`); without it, the mail carries a presigned S3 link.
+    pub link_url: Option<String>,
     pub mail: MailConfig,
 }
 
@@ -51,6 +54,7 @@ impl ProposalConfig {
             estimation: EstimationDefaults::from_settings(s)?,
             bucket: s.text("DOCUMENTS_BUCKET", "aws-cost-estimation-documents"),
             document_lifetime: Duration::days(s.count("DOCUMENT_LIFETIME_DAYS", 182)?),
+            link_url: s.url_template("PROPOSAL_LINK_URL")?,
             mail: MailConfig::from_settings(s)?,
         })
     }
@@ -102,7 +106,7 @@ impl Reaction for ProposalPdf {
             crate::item::describe_keys(&change.keys)
         );
         let document: Document = from_item(new, &what)?;
-        let result = match self.generate(&document, ports).await {
+        let result = match self.generate(&document, change, ports).await {
             Ok(result) => result,
             Err(Err(e)) => return Err(e),
             Err(Ok(Unfixable(reason))) => self.mark_failed(&document, &reason, ports).await?,
@@ -119,6 +123,7 @@ impl ProposalPdf {
     async fn generate(
         &self,
         document: &Document,
+        change: &Change,
         ports: Ports<'_>,
     ) -> Result<serde_json::Value, Result<Unfixable, ReactionError>> {
         let table = &self.config.estimation.table;
@@ -174,7 +179,9 @@ impl ProposalPdf {
             Some(id) => notify::profile(ports, table, id).await.map_err(Err)?,
             None => None,
         };
-        let now = ports.clock.now();
+        // The request's time dates the proposal, its completion and its expiry: every retry
+        // and every replay of the record writes the same PDF and the same item.
+        let now = change.approximate_creation;
         // Priced here from the very line items the PDF lists, never taken from METADATA: the
         // stored summary is rewritten after the line items change (once per batch), so it can
         // lag them, and a proposal whose totals disagree with its own table is worse than one
@@ -221,7 +228,12 @@ impl ProposalPdf {
             .file_name
             .clone()
             .unwrap_or_else(|| "proposal.pdf".to_string());
-        let key = filename::proposal_key(&estimation_id, &file_name, now.date_naive());
+        let document_id = document
+            .document_id
+            .clone()
+            .or_else(|| document.sk.strip_prefix("DOCUMENT#").map(str::to_string))
+            .unwrap_or_else(|| document.sk.clone());
+        let key = filename::proposal_key(&estimation_id, &document_id, &file_name);
         let size = pdf.len();
         ports
             .objects
@@ -277,14 +289,18 @@ impl ProposalPdf {
             Some(profile) => match profile.email.clone() {
                 None => json!({ "not_sent": "the requester's profile has no Email" }),
                 Some(email) => {
-                    let url = ports
-                        .objects
-                        .presign_get(&self.config.bucket, &key, self.config.mail.link_expiry)
-                        .await
-                        .map_err(|e| Err(e.into()))?;
-                    let link_expires = now
-                        + Duration::from_std(self.config.mail.link_expiry)
-                            .unwrap_or(Duration::days(7));
+                    let link = match &self.config.link_url {
+                        // The application's own download page (which counts DownloadCount).
+                        Some(template) => Link {
+                            url: link_url(template, &estimation_id, &document_id),
+                            expires: None,
+                        },
+                        None => ports
+                            .objects
+                            .presign_get(&self.config.bucket, &key, self.config.mail.link_expiry)
+                            .await
+                            .map_err(|e| Err(e.into()))?,
+                    };
                     let currency = &proposal.summary.currency;
                     let context = json!({
                         "first_name": profile.first_name.clone().unwrap_or_else(|| "there".into()),
@@ -293,14 +309,21 @@ impl ProposalPdf {
                         "client_company": proposal.client_company,
                         "monthly": money(proposal.summary.total_monthly_cost, currency),
                         "annual": money(proposal.summary.total_annual_cost, currency),
-                        "url": url,
-                        "link_expires": link_expires.format("%-d %B %Y, %H:%M UTC").to_string(),
+                        "url": link.url,
+                        "link_expires": link.expires.map(|at| at.format("%-d %B %Y, %H:%M UTC").to_string()),
                         "expires_at": expires.format("%-d %B %Y").to_string(),
                         "sender_name": self.config.mail.sender_name,
                     });
-                    mail::send(ports, &self.config.mail, &email, "proposal_ready", &context)
-                        .await
-                        .map_err(Err)?
+                    mail::send(
+                        ports,
+                        &self.config.mail,
+                        &email,
+                        "proposal_ready",
+                        &context,
+                        now,
+                    )
+                    .await
+                    .map_err(Err)?
                 }
             },
         };
@@ -361,4 +384,12 @@ impl ProposalPdf {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The application's link for a document: the template with `{EstimationId}` and
+/// `{DocumentId}` replaced by the ids, percent-encoded so an id cannot change the URL's shape.
+fn link_url(template: &str, estimation_id: &str, document_id: &str) -> String {
+    template
+        .replace("{EstimationId}", &filename::id_segment(estimation_id))
+        .replace("{DocumentId}", &filename::id_segment(document_id))
 }

@@ -366,12 +366,12 @@ impl ProviderRatings {
             .set("reviewCount", n(totals.review_count))
             .set("rating", n(totals.rating))
             .set("aggregateVersion", n(version + Decimal::ONE))
+            // The time of the review change, not of the worker's run: a replay writes the same.
             .set(
                 "ratingUpdatedAt",
                 AttributeValue::S(
-                    ports
-                        .clock
-                        .now()
+                    change
+                        .approximate_creation
                         .to_rfc3339_opts(SecondsFormat::Millis, true),
                 ),
             );

@@ -1,7 +1,12 @@
 //! `share-notification`: when an estimation is shared (a `SHARED#<estimationId>` item is
 //! inserted under `USER#<id>` with NotificationSent false or absent), mail the person it was
-//! shared with, then set NotificationSent. Guarded by the idempotency table (one mail per
-//! share); the NotificationSent update is a MODIFY, which never triggers it again.
+//! shared with. Guarded by the idempotency table (one mail per share).
+//!
+//! The share is claimed before the mail goes out: `NotificationSent` true with this record's
+//! eventID (`NotificationEventId`), on condition that it was not sent or was claimed by this
+//! same record. So a failure after SES accepted the message retries only what is left (the
+//! completion), and the retry of a failed send passes its own claim and sends. The claim is a
+//! MODIFY, which never triggers the reaction again.
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
@@ -112,33 +117,58 @@ impl Reaction for ShareNotification {
             "estimation_id": estimation_id,
             "sender_name": self.mail.sender_name,
         });
-        let mail = mail::send(ports, &self.mail, &email, "estimation_shared", &context).await?;
-        if mail.get("sent_to").is_some() {
-            let sent = Update::default()
-                .set("NotificationSent", AttributeValue::Bool(true))
-                .set(
-                    "NotificationSentAt",
-                    AttributeValue::S(ports.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)),
-                );
-            let not_yet = Condition::And(vec![
-                Condition::Exists("PK".into()),
+        let message = match mail::compose(
+            &self.mail,
+            &email,
+            "estimation_shared",
+            &context,
+            change.approximate_creation,
+        )? {
+            Ok(message) => message,
+            Err(refused) => return result(json!({ "mail": refused })),
+        };
+        let claim = Update::default()
+            .set("NotificationSent", AttributeValue::Bool(true))
+            .set(
+                "NotificationSentAt",
+                AttributeValue::S(
+                    change
+                        .approximate_creation
+                        .to_rfc3339_opts(SecondsFormat::Secs, true),
+                ),
+            )
+            .set(
+                "NotificationEventId",
+                AttributeValue::S(change.event_id.clone()),
+            );
+        let unclaimed_or_ours = Condition::And(vec![
+            Condition::Exists("PK".into()),
+            Condition::Or(vec![
                 Condition::Compare(
                     "NotificationSent".into(),
                     Comparison::Ne,
                     AttributeValue::Bool(true),
                 ),
-            ]);
-            let key = string_key(&[("PK", &share.pk), ("SK", &share.sk)]);
-            match ports
-                .tables
-                .update(&self.table, &key, &sent, Some(&not_yet))
-                .await
-            {
-                // Unshared in the meantime, or already marked: nothing to record.
-                Ok(_) | Err(PortError::ConditionFailed { .. }) => {}
-                Err(e) => return Err(e.into()),
+                Condition::eq(
+                    "NotificationEventId",
+                    AttributeValue::S(change.event_id.clone()),
+                ),
+            ]),
+        ]);
+        let key = string_key(&[("PK", &share.pk), ("SK", &share.sk)]);
+        match ports
+            .tables
+            .update(&self.table, &key, &claim, Some(&unclaimed_or_ours))
+            .await
+        {
+            Ok(_) => {}
+            Err(PortError::ConditionFailed { .. }) => {
+                return result(json!({
+                    "not_sent": "the share is gone or was notified by another delivery"
+                }))
             }
+            Err(e) => return Err(e.into()),
         }
-        result(json!({ "mail": mail }))
+        result(json!({ "mail": mail::deliver(ports, &message).await? }))
     }
 }

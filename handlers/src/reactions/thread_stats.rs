@@ -130,7 +130,7 @@ impl Reaction for ThreadStatistics {
             .to_string();
         let mut attempt = 1;
         loop {
-            match self.recompute(&conversation, ports).await {
+            match self.recompute(&conversation, change, ports).await {
                 Err(ReactionError::Port(PortError::ConditionFailed { .. }))
                     if attempt < MAX_ATTEMPTS =>
                 {
@@ -160,6 +160,7 @@ impl ThreadStatistics {
     async fn recompute(
         &self,
         conversation: &str,
+        change: &Change,
         ports: Ports<'_>,
     ) -> Result<serde_json::Value, ReactionError> {
         let cfg = &self.config;
@@ -214,9 +215,15 @@ impl ThreadStatistics {
                 "message_participants",
                 AttributeValue::L(from_messages.into_iter().map(AttributeValue::S).collect()),
             )
+            // `updated_at` is the application's (the seed's thread metadata); the worker dates
+            // its own figures, from the change's time.
             .set(
-                "updated_at",
-                AttributeValue::S(ports.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)),
+                "stats_updated_at",
+                AttributeValue::S(
+                    change
+                        .approximate_creation
+                        .to_rfc3339_opts(SecondsFormat::Secs, true),
+                ),
             )
             .set("stats_version", n(version + Decimal::ONE));
         update = match &last {

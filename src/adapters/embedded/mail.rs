@@ -11,13 +11,14 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// The message id and the message text. `Mail::new` already refused line breaks in header
 /// fields, so the headers below cannot be injected into.
-pub(super) fn to_eml(mail: &Mail, now: DateTime<Utc>) -> (String, String) {
+pub(super) fn to_eml(mail: &Mail, date: DateTime<Utc>) -> (String, String) {
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let seed = format!(
-        "{}\0{}\0{}\0{sequence}",
-        now.timestamp_nanos_opt().unwrap_or_default(),
+        "{}\0{}\0{}\0{}\0{sequence}",
+        date.timestamp_nanos_opt().unwrap_or_default(),
         mail.to.join(","),
-        mail.subject
+        mail.subject,
+        mail.text
     );
     // The sequence first, so that files sort in the order the mail was sent.
     let message_id = format!("{sequence:08x}{:016x}", stable_hash(seed.as_bytes()));
@@ -32,7 +33,7 @@ pub(super) fn to_eml(mail: &Mail, now: DateTime<Utc>) -> (String, String) {
         "Message-ID",
         &format!("<{message_id}@ddb-stream-worker.local>"),
     );
-    header("Date", &now.to_rfc2822());
+    header("Date", &date.to_rfc2822());
     header("From", &mail.from);
     header("To", &mail.to.join(", "));
     header("Subject", &encode_header(&mail.subject));

@@ -19,7 +19,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use handlers::ports::{
-    Condition, Mail, Mailer, Object, Objects, Query, Tables, TransactItem, Update, WriteRequest,
+    Condition, Link, Mail, Mailer, Object, Objects, Query, Tables, TransactItem, Update,
+    WriteRequest,
 };
 use handlers::{Item, PortError};
 use thiserror::Error;
@@ -402,12 +403,13 @@ impl Objects for EmbeddedState {
     }
 
     /// A `file://` URL of the object's file: what a person opens on the machine that replayed.
+    /// It does not expire.
     async fn presign_get(
         &self,
         bucket: &str,
         key: &str,
-        _expires_in: std::time::Duration,
-    ) -> Result<String, PortError> {
+        _lifetime: std::time::Duration,
+    ) -> Result<Link, PortError> {
         let path = files::object_path(&self.root, bucket, key).map_err(|message| {
             PortError::Permanent {
                 operation: "PresignGetObject",
@@ -416,7 +418,10 @@ impl Objects for EmbeddedState {
             }
         })?;
         let absolute = std::path::absolute(&path).unwrap_or(path);
-        Ok(format!("file://{}", absolute.display()))
+        Ok(Link {
+            url: format!("file://{}", absolute.display()),
+            expires: None,
+        })
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), PortError> {
@@ -443,10 +448,12 @@ impl Objects for EmbeddedState {
 #[async_trait]
 impl Mailer for EmbeddedState {
     async fn send(&self, message: &Mail) -> Result<String, PortError> {
-        let now = chrono::Utc::now();
-        let (message_id, eml) = mail::to_eml(message, now);
-        // Time, then the message id (which starts with a sequence): files sort as sent.
-        let name = format!("{}-{message_id}.eml", now.format("%Y%m%dT%H%M%S%.3fZ"));
+        // Dated by the change it tells of, so a replay writes the same message; a message
+        // without a date (built by hand) gets the clock's.
+        let date = message.date.unwrap_or_else(chrono::Utc::now);
+        let (message_id, eml) = mail::to_eml(message, date);
+        // Date, then the message id (which starts with a sequence): files sort as sent.
+        let name = format!("{}-{message_id}.eml", date.format("%Y%m%dT%H%M%S%.3fZ"));
         let path = self.root.join("outbox").join(name);
         files::write_atomic(&path, eml.as_bytes()).map_err(|e| PortError::Transient {
             operation: "SendEmail",

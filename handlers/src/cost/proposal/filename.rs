@@ -1,5 +1,10 @@
-//! Object keys from user-supplied names: `proposals/<EstimationId>/<stem>_<yyyymmdd>.pdf`,
+//! Object keys from user-supplied names: `proposals/<EstimationId>/<DocumentId>/<stem>.pdf`,
 //! where nothing a user typed can add a path segment, a control character or unbounded length.
+//!
+//! The document's id makes the key its own: two documents never share an object, whatever
+//! their file names, and every retry or re-request of one document writes the same key. The
+//! ids are kept distinct (letters and digits of any script stay, anything else is
+//! percent-encoded), so `estéñ` and `est` never share a folder.
 
 /// Longest stem kept, in characters.
 const MAX_STEM: usize = 100;
@@ -41,17 +46,34 @@ pub(crate) fn safe_stem(file_name: &str) -> String {
     }
 }
 
-/// `proposals/<estimation>/<stem>_<yyyymmdd>.pdf`.
-pub(crate) fn proposal_key(
-    estimation_id: &str,
-    file_name: &str,
-    date: chrono::NaiveDate,
-) -> String {
+/// One key segment from an id, injectively: letters and digits (of any script), `-` and `_`
+/// stay; every other character is percent-encoded byte by byte (so `/`, `.` and `%` cannot
+/// make a path or collide with an encoding).
+pub(crate) fn id_segment(id: &str) -> String {
+    if id.is_empty() {
+        return "%00".to_string(); // not a byte any other id encodes to
+    }
+    let mut segment = String::with_capacity(id.len());
+    for c in id.chars() {
+        if c.is_alphanumeric() || c == '-' || c == '_' {
+            segment.push(c);
+        } else {
+            let mut bytes = [0; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                segment.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    segment
+}
+
+/// `proposals/<estimation>/<document>/<stem>.pdf`.
+pub(crate) fn proposal_key(estimation_id: &str, document_id: &str, file_name: &str) -> String {
     format!(
-        "proposals/{}/{}_{}.pdf",
-        safe_stem(estimation_id),
+        "proposals/{}/{}/{}.pdf",
+        id_segment(estimation_id),
+        id_segment(document_id),
         safe_stem(file_name),
-        date.format("%Y%m%d")
     )
 }
 
@@ -60,12 +82,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seed_file_name_keeps_its_shape() {
-        let date = chrono::NaiveDate::from_ymd_opt(2024, 1, 15).unwrap();
+    fn the_seed_file_name_keeps_its_shape_under_its_document() {
         assert_eq!(
-            proposal_key("est456", "ABC_Corporation_AWS_Proposal.pdf", date),
-            "proposals/est456/ABC_Corporation_AWS_Proposal_20240115.pdf"
+            proposal_key("est456", "doc123", "ABC_Corporation_AWS_Proposal.pdf"),
+            "proposals/est456/doc123/ABC_Corporation_AWS_Proposal.pdf"
         );
+    }
+
+    #[test]
+    fn ids_beyond_ascii_stay_distinct() {
+        let ids = [
+            "estéñ", "est", "est_", "est-", "est%C3", "est/x", "est.x", "est x", "",
+        ];
+        let segments: std::collections::BTreeSet<String> =
+            ids.iter().map(|id| id_segment(id)).collect();
+        assert_eq!(segments.len(), ids.len(), "{segments:?}");
+        assert_eq!(id_segment("estéñ"), "estéñ");
+        assert_eq!(id_segment("est/x"), "est%2Fx");
+        assert_eq!(id_segment("../x"), "%2E%2E%2Fx");
     }
 
     #[test]
@@ -87,12 +121,8 @@ mod tests {
         }
         let long = "x".repeat(500);
         assert_eq!(safe_stem(&long).len(), MAX_STEM);
-        let key = proposal_key(
-            "../other",
-            "../../x",
-            chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
-        );
-        assert_eq!(key, "proposals/other/x_20240101.pdf");
+        let key = proposal_key("../other", "doc/../1", "../../x");
+        assert_eq!(key, "proposals/%2E%2E%2Fother/doc%2F%2E%2E%2F1/x.pdf");
         assert!(!key.contains(".."));
     }
 }
