@@ -432,13 +432,39 @@ async fn proposal_scenario(faults: Option<&FaultyHttp>) {
         "Your proposal for Réseau Ünïcode is ready"
     );
     assert_eq!(to_john[0]["source"], sender);
+    let body = to_john[0]["body"].as_str().unwrap_or_default();
+    assert!(body.contains(&bucket), "a presigned link to the object");
+    // The credentials that signed the link expire in an hour: the mail promises no more (the
+    // configured lifetime is seven days), and the link itself says so too.
+    let promised = body
+        .split("the link works until ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the mail says until when the link works");
+    let promised = chrono::NaiveDateTime::parse_from_str(promised, "%-d %B %Y, %H:%M UTC")
+        .unwrap()
+        .and_utc();
+    let limit =
+        chrono::Utc::now() + chrono::Duration::from_std(services::CREDENTIALS_LIFETIME).unwrap();
     assert!(
-        to_john[0]["body"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(&bucket),
-        "a presigned link to the object"
+        promised <= limit,
+        "promised {promised}, credentials end by {limit}"
     );
+    assert!(
+        promised > limit - chrono::Duration::minutes(10),
+        "{promised}"
+    );
+    let expires_in: u64 = body
+        .split("X-Amz-Expires=")
+        .nth(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|digits| digits.parse().ok())
+        .expect("a presigned URL");
+    assert!(expires_in <= 3600, "X-Amz-Expires={expires_in}");
     assert_sent_once(mail_to(&mary).len(), faults, "share");
 
     // Re-delivery of the whole batch: no second mail to either.

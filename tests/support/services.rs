@@ -45,12 +45,21 @@ pub fn require() {
 }
 
 /// SDK configuration for a local endpoint, with local credentials and region.
+/// How long the tests' credentials last.
+pub const CREDENTIALS_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub async fn sdk(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
+        // Credentials that expire in an hour, as a role session's do: a presigned link must
+        // not promise to outlive them.
         .credentials_provider(aws_credential_types::Credentials::new(
-            "test", "test", None, None, "tests",
+            "test",
+            "test",
+            None,
+            Some(std::time::SystemTime::now() + CREDENTIALS_LIFETIME),
+            "tests",
         ))
         .load()
         .await

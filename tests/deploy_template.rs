@@ -1,0 +1,208 @@
+//! The deploy template deploys beside the seed: with its default parameters it creates no
+//! resource under a name the seed's tables or buckets have, nor under a fixed name a second
+//! stack in the same account would collide with; the seed's idempotency table and documents
+//! bucket can be named as existing instead, and then the stack does not create them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ddb_stream_worker::catalog::DEFINITIONS;
+use serde_yaml_ng::Value;
+
+/// Properties that name a resource's physical name.
+const NAME_PROPERTIES: &[&str] = &[
+    "TableName",
+    "BucketName",
+    "QueueName",
+    "FunctionName",
+    "LogGroupName",
+    "RoleName",
+    "TopicName",
+];
+
+/// The seed's buckets (cost-estimation-platform.md, pilotforce.md).
+const SEED_BUCKETS: &[&str] = &["aws-cost-estimation-documents", "pilotforce-user-assets"];
+
+fn template() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/template.yaml");
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A value with `!Ref Parameter` and `${Parameter}` in `!Sub` replaced by the parameters'
+/// values; pseudo parameters (`${AWS::StackName}`) stay as they are.
+fn render(value: &Value, parameters: &BTreeMap<String, String>) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Tagged(tagged) if tagged.tag == "Ref" => {
+            let name = tagged.value.as_str()?;
+            Some(
+                parameters
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| format!("${{{name}}}")),
+            )
+        }
+        Value::Tagged(tagged) if tagged.tag == "Sub" => {
+            let mut text = tagged.value.as_str()?.to_string();
+            for (name, value) in parameters {
+                text = text.replace(&format!("${{{name}}}"), value);
+            }
+            Some(text)
+        }
+        _ => None,
+    }
+}
+
+/// Parameter values: the defaults, with `overrides`.
+fn parameters(template: &Value, overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut values: BTreeMap<String, String> = template["Parameters"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, p)| {
+            Some((
+                name.as_str()?.to_string(),
+                p["Default"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    for (name, value) in overrides {
+        values.insert(name.to_string(), value.to_string());
+    }
+    values
+}
+
+/// Whether a condition holds: the template's conditions are `!Equals [!Ref P, "value"]`.
+fn holds(template: &Value, condition: &str, parameters: &BTreeMap<String, String>) -> bool {
+    let Value::Tagged(equals) = &template["Conditions"][condition] else {
+        panic!("condition {condition} is not an !Equals");
+    };
+    assert_eq!(equals.tag, "Equals", "condition {condition}");
+    let sides: Vec<String> = equals
+        .value
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|side| render(side, parameters).unwrap())
+        .collect();
+    sides[0] == sides[1]
+}
+
+/// `(resource, property, physical name)` of every resource the stack creates that is named.
+fn named_resources(overrides: &[(&str, &str)]) -> (Vec<String>, Vec<(String, String, String)>) {
+    let template = template();
+    let parameters = parameters(&template, overrides);
+    let mut created = Vec::new();
+    let mut named = Vec::new();
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap().to_string();
+        if let Some(condition) = resource["Condition"].as_str() {
+            if !holds(&template, condition, &parameters) {
+                continue;
+            }
+        }
+        created.push(name.clone());
+        for property in NAME_PROPERTIES {
+            let value = &resource["Properties"][*property];
+            if value.is_null() {
+                continue;
+            }
+            let rendered = render(value, &parameters)
+                .unwrap_or_else(|| panic!("{name}.{property}: a name this test cannot read"));
+            named.push((name.clone(), property.to_string(), rendered));
+        }
+    }
+    (created, named)
+}
+
+#[test]
+fn with_default_parameters_no_resource_takes_a_seed_name_or_a_fixed_one() {
+    let (created, named) = named_resources(&[]);
+    let seed_names: Vec<&str> = DEFINITIONS
+        .iter()
+        .map(|(table, _)| *table)
+        .chain(SEED_BUCKETS.iter().copied())
+        .collect();
+    for (resource, property, name) in &named {
+        assert!(
+            !seed_names.iter().any(|seed| name.contains(seed)),
+            "{resource}.{property} = {name}: a name the seed already uses"
+        );
+        assert!(
+            name.contains("${AWS::StackName}"),
+            "{resource}.{property} = {name}: fixed, so a second stack in the account collides"
+        );
+        assert_ne!(
+            property, "FunctionName",
+            "{resource}: a fixed function name"
+        );
+    }
+    // By default the stack brings its own idempotency table and documents bucket.
+    assert!(
+        created.contains(&"IdempotencyTable".to_string()),
+        "{created:?}"
+    );
+    assert!(
+        created.contains(&"DocumentsBucket".to_string()),
+        "{created:?}"
+    );
+    println!("created: {created:?}\nnamed: {named:?}");
+}
+
+#[test]
+fn the_seeds_own_table_and_bucket_can_be_used_instead_of_created() {
+    let (created, named) = named_resources(&[
+        (
+            "ExistingIdempotencyTableName",
+            "marketplace-dev-idempotency-table",
+        ),
+        (
+            "ExistingDocumentsBucketName",
+            "aws-cost-estimation-documents",
+        ),
+    ]);
+    for absent in [
+        "IdempotencyTable",
+        "DocumentsBucket",
+        "DocumentsBucketPolicy",
+    ] {
+        assert!(
+            !created.contains(&absent.to_string()),
+            "{absent} is created though it exists: {created:?}"
+        );
+    }
+    assert!(named
+        .iter()
+        .all(|(_, _, name)| name.contains("${AWS::StackName}")));
+}
+
+#[test]
+fn the_function_is_configured_with_what_the_stack_uses() {
+    // IDEMPOTENCY_TABLE and DOCUMENTS_BUCKET follow the choice between existing and created.
+    let template = template();
+    let variables =
+        &template["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"];
+    for (variable, condition, existing) in [
+        (
+            "IDEMPOTENCY_TABLE",
+            "CreateIdempotencyTable",
+            "ExistingIdempotencyTableName",
+        ),
+        (
+            "DOCUMENTS_BUCKET",
+            "CreateDocumentsBucket",
+            "ExistingDocumentsBucketName",
+        ),
+    ] {
+        let Value::Tagged(choice) = &variables[variable] else {
+            panic!("{variable} is not chosen with !If");
+        };
+        assert_eq!(choice.tag, "If");
+        let arms = choice.value.as_sequence().unwrap();
+        assert_eq!(arms[0].as_str(), Some(condition), "{variable}");
+        let Value::Tagged(otherwise) = &arms[2] else {
+            panic!("{variable}: the existing arm is not a !Ref");
+        };
+        assert_eq!(otherwise.value.as_str(), Some(existing), "{variable}");
+    }
+}
