@@ -82,17 +82,30 @@ struct Tables {
     threads: String,
 }
 
-fn is_condition_failure_update(e: &aws_sdk_dynamodb::operation::update_item::UpdateItemError) -> bool {
+fn is_condition_failure_update(
+    e: &aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+) -> bool {
     e.is_conditional_check_failed_exception()
 }
 
 /// §4.2: read METADATA's Version, then write on condition that it is unchanged.
-async fn versioned_edit(db: &Client, tables: &Tables, tally: &Tally, e: usize, round: usize) -> bool {
+async fn versioned_edit(
+    db: &Client,
+    tables: &Tables,
+    tally: &Tally,
+    e: usize,
+    round: usize,
+) -> bool {
     let key = [("PK", s(format!("ESTIMATION#n{e}"))), ("SK", s("METADATA"))];
     let read = db
         .get_item()
         .table_name(&tables.cost)
-        .set_key(Some(key.iter().cloned().map(|(k, v)| (k.to_string(), v)).collect()))
+        .set_key(Some(
+            key.iter()
+                .cloned()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        ))
         .consistent_read(true)
         .send()
         .await
@@ -103,7 +116,12 @@ async fn versioned_edit(db: &Client, tables: &Tables, tally: &Tally, e: usize, r
     let mut update = db
         .update_item()
         .table_name(&tables.cost)
-        .set_key(Some(key.iter().cloned().map(|(k, v)| (k.to_string(), v)).collect()))
+        .set_key(Some(
+            key.iter()
+                .cloned()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        ))
         .update_expression("SET #data = :data, #version = :new, #updated = :at")
         .condition_expression("#version = :current")
         .expression_attribute_names("#data", "Description")
@@ -245,7 +263,10 @@ async fn acs_writer(db: Client, tables: Arc<Tables>, tally: Arc<Tally>, t: usize
             .table_name(&tables.conversations)
             .item("conversation_id", s(&conversation))
             .item("response_id", s(format!("msg{round:02}")))
-            .item("sender_email", s(format!("sender{}@example.com", round % 3)))
+            .item(
+                "sender_email",
+                s(format!("sender{}@example.com", round % 3)),
+            )
             .item("timestamp", s(format!("2026-01-01T01:{round:02}:00Z")))
             .send()
             .await
@@ -352,7 +373,10 @@ async fn discrepancies(
     let mut wrong = Vec::new();
     for (e, version) in versions.iter().enumerate() {
         let all = items(db, &tables.cost, ("PK", &format!("ESTIMATION#n{e}"))).await;
-        let metadata = all.iter().find(|i| text(i, "SK") == Some("METADATA")).unwrap();
+        let metadata = all
+            .iter()
+            .find(|i| text(i, "SK") == Some("METADATA"))
+            .unwrap();
         let lines: Vec<LineItem> = all
             .iter()
             .filter(|i| text(i, "SK").is_some_and(|sk| sk.starts_with("SERVER#")))
@@ -380,7 +404,9 @@ async fn discrepancies(
         };
         let expected = (!lines.is_empty() || summary.is_some()).then_some(expected);
         if summary != expected {
-            wrong.push(format!("estimation n{e}: summary {summary:?}, lines say {expected:?}"));
+            wrong.push(format!(
+                "estimation n{e}: summary {summary:?}, lines say {expected:?}"
+            ));
         }
         if number(metadata, "Version") != Some(Decimal::from(*version)) {
             wrong.push(format!(
@@ -419,12 +445,20 @@ async fn discrepancies(
             number(&stored, "rating").unwrap_or_default(),
         );
         if seen != (sum, count, rating) {
-            wrong.push(format!("{provider}: {seen:?}, reviews say {:?}", (sum, count, rating)));
+            wrong.push(format!(
+                "{provider}: {seen:?}, reviews say {:?}",
+                (sum, count, rating)
+            ));
         }
     }
     for (t, updated_at) in thread_updates.iter().enumerate() {
         let conversation = format!("conv{t}");
-        let messages = items(db, &tables.conversations, ("conversation_id", &conversation)).await;
+        let messages = items(
+            db,
+            &tables.conversations,
+            ("conversation_id", &conversation),
+        )
+        .await;
         let thread = get(db, &tables.threads, ("conversation_id", &conversation)).await;
         if number(&thread, "message_count") != Some(Decimal::from(messages.len())) {
             wrong.push(format!(
@@ -434,7 +468,9 @@ async fn discrepancies(
             ));
         }
         if text(&thread, "updated_at") != Some(updated_at.as_str()) {
-            wrong.push(format!("{conversation}: updated_at is not the application's"));
+            wrong.push(format!(
+                "{conversation}: updated_at is not the application's"
+            ));
         }
     }
     wrong
@@ -457,10 +493,24 @@ async fn the_application_never_fails_because_of_the_worker_and_every_aggregate_e
     let started = Instant::now();
 
     let estimations: Vec<_> = (0..ESTIMATIONS)
-        .map(|e| tokio::spawn(estimation_writer(db.clone(), tables.clone(), tally.clone(), e)))
+        .map(|e| {
+            tokio::spawn(estimation_writer(
+                db.clone(),
+                tables.clone(),
+                tally.clone(),
+                e,
+            ))
+        })
         .collect();
     let marketplace: Vec<_> = (0..PROVIDERS)
-        .map(|p| tokio::spawn(marketplace_writer(db.clone(), tables.clone(), tally.clone(), p)))
+        .map(|p| {
+            tokio::spawn(marketplace_writer(
+                db.clone(),
+                tables.clone(),
+                tally.clone(),
+                p,
+            ))
+        })
         .collect();
     let acs: Vec<_> = (0..THREADS)
         .map(|t| tokio::spawn(acs_writer(db.clone(), tables.clone(), tally.clone(), t)))
@@ -500,7 +550,13 @@ async fn the_application_never_fails_because_of_the_worker_and_every_aggregate_e
         caught_up.as_secs_f64()
     );
     let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap_or_default();
-    assert!(failures.is_empty(), "the worker gave up on records: {failures}");
-    assert_eq!(conflicts, 0, "application writes failed because of the worker");
+    assert!(
+        failures.is_empty(),
+        "the worker gave up on records: {failures}"
+    );
+    assert_eq!(
+        conflicts, 0,
+        "application writes failed because of the worker"
+    );
     assert!(wrong.is_empty(), "after 90 s: {wrong:#?}");
 }
