@@ -240,6 +240,18 @@ impl Intercept for ConcurrentEditor {
     }
 }
 
+/// The estimation's METADATA item as stored.
+async fn metadata_of(tables: &dyn Tables) -> handlers::Item {
+    tables
+        .get(
+            COST_TABLE,
+            &string_key(&[("PK", "ESTIMATION#est456"), ("SK", "METADATA")]),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn run_with_conflicts(
     conflicts: usize,
     bump: &'static str,
@@ -297,14 +309,7 @@ async fn an_application_edit_meanwhile_neither_fails_nor_is_lost() {
     let (outcome, _, tables, _dir) = run_with_conflicts(1, "Version").await;
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     assert_eq!(outcome.requests.get("TransactWriteItems"), Some(&1));
-    let metadata = tables
-        .get(
-            COST_TABLE,
-            &string_key(&[("PK", "ESTIMATION#est456"), ("SK", "METADATA")]),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let metadata = metadata_of(tables.as_ref()).await;
     assert_eq!(
         metadata["Version"],
         AttributeValue::N("2".into()),
@@ -329,14 +334,7 @@ async fn a_summary_conflict_is_retried_with_a_fresh_read() {
         Some(&3),
         "two partition reads and one tips read"
     );
-    let metadata = tables
-        .get(
-            COST_TABLE,
-            &string_key(&[("PK", "ESTIMATION#est456"), ("SK", "METADATA")]),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let metadata = metadata_of(tables.as_ref()).await;
     assert_eq!(
         metadata["SummaryVersion"],
         AttributeValue::N("2".into()),
@@ -362,14 +360,7 @@ async fn conflicts_that_never_end_fail_the_record_for_a_retry() {
         failure.message
     );
     assert_eq!(outcome.requests.get("TransactWriteItems"), Some(&4));
-    let metadata = tables
-        .get(
-            COST_TABLE,
-            &string_key(&[("PK", "ESTIMATION#est456"), ("SK", "METADATA")]),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let metadata = metadata_of(tables.as_ref()).await;
     assert!(
         !metadata.contains_key("EstimationSummary"),
         "nothing half-written"

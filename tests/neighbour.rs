@@ -96,32 +96,16 @@ async fn versioned_edit(
     e: usize,
     round: usize,
 ) -> bool {
-    let key = [("PK", s(format!("ESTIMATION#n{e}"))), ("SK", s("METADATA"))];
-    let read = db
-        .get_item()
-        .table_name(&tables.cost)
-        .set_key(Some(
-            key.iter()
-                .cloned()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        ))
-        .consistent_read(true)
-        .send()
+    let pk = format!("ESTIMATION#n{e}");
+    let read = services::item(&tables.cost, &[("PK", &pk), ("SK", "METADATA")])
         .await
-        .unwrap()
-        .item
         .unwrap();
     let version: i64 = read["Version"].as_n().unwrap().parse().unwrap();
     let mut update = db
         .update_item()
         .table_name(&tables.cost)
-        .set_key(Some(
-            key.iter()
-                .cloned()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        ))
+        .key("PK", s(&pk))
+        .key("SK", s("METADATA"))
         .update_expression("SET #data = :data, #version = :new, #updated = :at")
         .condition_expression("#version = :current")
         .expression_attribute_names("#data", "Description")
@@ -339,15 +323,9 @@ async fn items(db: &Client, table: &str, pk: (&str, &str)) -> Vec<handlers::Item
         .collect()
 }
 
-async fn get(db: &Client, table: &str, key: (&str, &str)) -> handlers::Item {
-    db.get_item()
-        .table_name(table)
-        .key(key.0, s(key.1))
-        .consistent_read(true)
-        .send()
+async fn get(table: &str, key: (&str, &str)) -> handlers::Item {
+    services::item(table, &[key])
         .await
-        .unwrap()
-        .item
         .map(handlers::Item::from)
         .unwrap_or_default()
 }
@@ -431,7 +409,7 @@ async fn discrepancies(
             .filter(|r| r["providerId"].as_s().is_ok_and(|id| *id == provider))
             .map(|r| r["rating"].as_n().unwrap().parse().unwrap())
             .collect();
-        let stored = get(db, &tables.providers, ("providerId", &provider)).await;
+        let stored = get(&tables.providers, ("providerId", &provider)).await;
         let sum: Decimal = ratings.iter().sum();
         let count = Decimal::from(ratings.len());
         let rating = if ratings.is_empty() {
@@ -459,7 +437,7 @@ async fn discrepancies(
             ("conversation_id", &conversation),
         )
         .await;
-        let thread = get(db, &tables.threads, ("conversation_id", &conversation)).await;
+        let thread = get(&tables.threads, ("conversation_id", &conversation)).await;
         if number(&thread, "message_count") != Some(Decimal::from(messages.len())) {
             wrong.push(format!(
                 "{conversation}: message_count {:?}, {} messages",
