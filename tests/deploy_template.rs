@@ -206,3 +206,19 @@ fn the_function_is_configured_with_what_the_stack_uses() {
         assert_eq!(otherwise.value.as_str(), Some(existing), "{variable}");
     }
 }
+
+#[test]
+fn logs_are_json_with_a_level_that_changes_without_new_code() {
+    let template = template();
+    let logging = &template["Resources"]["WorkerFunction"]["Properties"]["LoggingConfig"];
+    assert_eq!(logging["LogFormat"].as_str(), Some("JSON"));
+    let Value::Tagged(level) = &logging["ApplicationLogLevel"] else {
+        panic!("ApplicationLogLevel is not a parameter");
+    };
+    assert_eq!(level.value.as_str(), Some("LogLevel"));
+    assert_eq!(template["Parameters"]["LogLevel"]["Default"].as_str(), Some("INFO"));
+    // RUST_LOG would override Lambda's level: the deployed function does not set it.
+    let variables = &template["Resources"]["WorkerFunction"]["Properties"]["Environment"]
+        ["Variables"];
+    assert!(variables["RUST_LOG"].is_null());
+}

@@ -95,15 +95,30 @@ async fn lambda_mode_answers_batches_failures_and_bad_events() {
         json!({"batchItemFailures": [{"itemIdentifier": "400000000000000000700"}]})
     );
 
-    // Too little time left (5 s, under the 11 s one call may need): no record is started and
-    // the first is reported, so Lambda retries the batch from it rather than timing out.
+    // Every timeout makes progress: Lambda's default 3 s, 10 s and a minute each process the
+    // whole batch (the reserve before the deadline is a fifth of the time, at most 11 s).
     let audit = event("cost-platform-audit.json");
-    api.invoke("late", &audit, Duration::from_secs(5));
-    let answer = api.answer("late", Duration::from_secs(30));
-    assert_eq!(
-        answer.body,
-        json!({"batchItemFailures": [{"itemIdentifier": audit["Records"][0]["dynamodb"]["SequenceNumber"]}]})
-    );
+    for seconds in [3, 10, 60] {
+        let id = format!("timeout-{seconds}s");
+        api.invoke(&id, &audit, Duration::from_secs(seconds));
+        let answer = api.answer(&id, Duration::from_secs(seconds + 30));
+        assert_eq!(
+            answer.body,
+            json!({"batchItemFailures": []}),
+            "a {seconds} s timeout"
+        );
+    }
+    // A deadline already passed on arrival (clock skew, an emulator) is unknown, not zero.
+    for id in ["passed", "passed-again"] {
+        let passed = chrono::Utc::now().timestamp_millis() - 60_000;
+        api.invoke_until(id, &audit, passed);
+        let answer = api.answer(id, Duration::from_secs(30));
+        assert_eq!(
+            answer.body,
+            json!({"batchItemFailures": []}),
+            "a deadline in the past"
+        );
+    }
 
     // Not a stream event: an error report, and the function keeps serving.
     api.invoke(
@@ -190,6 +205,16 @@ async fn lambda_mode_answers_batches_failures_and_bad_events() {
         .iter()
         .any(|m| m["BatchRecords"] == 4 && m["DynamoDBRequests"].as_u64().is_some_and(|n| n >= 1)));
     assert!(emf.iter().any(|m| m["BatchFailures"] == 1));
+    let warnings = lines
+        .iter()
+        .filter(|l| {
+            l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("deadline had passed"))
+        })
+        .count();
+    assert_eq!(warnings, 1, "a passed deadline is logged once, at WARN");
 }
 
 trait OutputLossy {

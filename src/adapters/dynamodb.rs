@@ -12,7 +12,9 @@ use aws_sdk_dynamodb::Client;
 use handlers::ports::{Condition, Query, SortKey, Tables, TransactItem, Update, WriteRequest};
 use handlers::{AttributeValue, Item, PortError};
 
-use super::{backoff, classify};
+use std::sync::Arc;
+
+use super::{backoff, classify, CallBudget};
 use crate::catalog::Catalog;
 
 /// How many times unprocessed batch items are sent again before the call fails.
@@ -21,11 +23,33 @@ const BATCH_RETRIES: u32 = 8;
 pub struct DynamoDbTables {
     client: Client,
     catalog: Catalog,
+    budget: Option<Arc<CallBudget>>,
 }
 
 impl DynamoDbTables {
     pub fn new(client: Client, catalog: Catalog) -> Self {
-        DynamoDbTables { client, catalog }
+        DynamoDbTables {
+            client,
+            catalog,
+            budget: None,
+        }
+    }
+
+    /// Calls cut their timeouts to what `budget` says is left.
+    pub fn with_budget(self, budget: Arc<CallBudget>) -> Self {
+        DynamoDbTables {
+            budget: Some(budget),
+            ..self
+        }
+    }
+
+    /// The configuration a call runs with: the client's, its timeouts cut to the budget.
+    fn cut(&self) -> aws_sdk_dynamodb::config::Builder {
+        let builder = aws_sdk_dynamodb::config::Builder::default();
+        match self.budget.as_ref().and_then(|b| b.timeouts()) {
+            Some(timeouts) => builder.timeout_config(timeouts),
+            None => builder,
+        }
     }
 }
 
@@ -132,6 +156,8 @@ impl Tables for DynamoDbTables {
             .table_name(table)
             .set_key(Some(to_sdk(key.clone())))
             .consistent_read(true)
+            .customize()
+            .config_override(self.cut())
             .send()
             .await
             .map_err(|e| classify("GetItem", table, e))?;
@@ -155,6 +181,8 @@ impl Tables for DynamoDbTables {
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .customize()
+            .config_override(self.cut())
             .send()
             .await;
         match result {
@@ -189,6 +217,8 @@ impl Tables for DynamoDbTables {
             .set_expression_attribute_values(expr.values())
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .customize()
+            .config_override(self.cut())
             .send()
             .await;
         match result {
@@ -220,6 +250,8 @@ impl Tables for DynamoDbTables {
             .set_expression_attribute_values(expr.values())
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .customize()
+            .config_override(self.cut())
             .send()
             .await;
         match result {
@@ -271,6 +303,8 @@ impl Tables for DynamoDbTables {
                 // GSIs only offer eventually consistent reads.
                 .consistent_read(query.index.is_none())
                 .set_exclusive_start_key(start.take())
+                .customize()
+                .config_override(self.cut())
                 .send()
                 .await
                 .map_err(|e| classify("Query", &query.table, e))?;
@@ -293,6 +327,8 @@ impl Tables for DynamoDbTables {
             .client
             .transact_write_items()
             .set_transact_items(Some(requests))
+            .customize()
+            .config_override(self.cut())
             .send()
             .await;
         let Err(error) = result else {
@@ -347,6 +383,8 @@ impl Tables for DynamoDbTables {
                     let output = client
                         .batch_get_item()
                         .request_items(table, request)
+                        .customize()
+                        .config_override(self.cut())
                         .send()
                         .await
                         .map_err(|e| classify("BatchGetItem", table, e))?;
@@ -372,6 +410,8 @@ impl Tables for DynamoDbTables {
                 let output = client
                     .batch_write_item()
                     .request_items(table, requests)
+                    .customize()
+                    .config_override(self.cut())
                     .send()
                     .await
                     .map_err(|e| classify("BatchWriteItem", table, e))?;

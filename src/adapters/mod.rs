@@ -1,12 +1,14 @@
 //! Adapters: the ports implemented on the AWS SDK (DynamoDB, S3, SES) and on the embedded
 //! local state.
 
+mod call_budget;
 pub mod dynamodb;
 pub mod embedded;
 pub mod s3;
 mod sdk_error;
 pub mod ses;
 
+pub use call_budget::CallBudget;
 pub use sdk_error::classify;
 
 use std::time::Duration;

@@ -11,12 +11,15 @@ use chrono::{DateTime, Utc};
 use handlers::ports::{Link, Object, Objects};
 use handlers::PortError;
 
-use super::classify;
+use std::sync::Arc;
+
+use super::{classify, CallBudget};
 
 pub struct S3Objects {
     client: Client,
     /// What signs the client's requests, asked for its expiry when a link is presigned.
     credentials: Option<SharedCredentialsProvider>,
+    budget: Option<Arc<CallBudget>>,
 }
 
 impl S3Objects {
@@ -24,6 +27,24 @@ impl S3Objects {
         S3Objects {
             client,
             credentials,
+            budget: None,
+        }
+    }
+
+    /// Calls cut their timeouts to what `budget` says is left.
+    pub fn with_budget(self, budget: Arc<CallBudget>) -> Self {
+        S3Objects {
+            budget: Some(budget),
+            ..self
+        }
+    }
+
+    /// The configuration a call runs with: the client's, its timeouts cut to the budget.
+    fn cut(&self) -> aws_sdk_s3::config::Builder {
+        let builder = aws_sdk_s3::config::Builder::default();
+        match self.budget.as_ref().and_then(|b| b.timeouts()) {
+            Some(timeouts) => builder.timeout_config(timeouts),
+            None => builder,
         }
     }
 }
@@ -38,6 +59,8 @@ impl Objects for S3Objects {
             .key(&object.key)
             .content_type(&object.content_type)
             .body(ByteStream::from(object.body))
+            .customize()
+            .config_override(self.cut())
             .send()
             .await
             .map_err(|e| classify("PutObject", &target, e))?;
@@ -97,6 +120,8 @@ impl Objects for S3Objects {
             .delete_object()
             .bucket(bucket)
             .key(key)
+            .customize()
+            .config_override(self.cut())
             .send()
             .await
             .map_err(|e| classify("DeleteObject", &format!("s3://{bucket}/{key}"), e))?;

@@ -6,15 +6,38 @@ use aws_sdk_ses::Client;
 use handlers::ports::{Mail, Mailer};
 use handlers::PortError;
 
-use super::classify;
+use std::sync::Arc;
+
+use super::{classify, CallBudget};
 
 pub struct SesMailer {
     client: Client,
+    budget: Option<Arc<CallBudget>>,
 }
 
 impl SesMailer {
     pub fn new(client: Client) -> Self {
-        SesMailer { client }
+        SesMailer {
+            client,
+            budget: None,
+        }
+    }
+
+    /// Calls cut their timeouts to what `budget` says is left.
+    pub fn with_budget(self, budget: Arc<CallBudget>) -> Self {
+        SesMailer {
+            budget: Some(budget),
+            ..self
+        }
+    }
+
+    /// The configuration a call runs with: the client's, its timeouts cut to the budget.
+    fn cut(&self) -> aws_sdk_ses::config::Builder {
+        let builder = aws_sdk_ses::config::Builder::default();
+        match self.budget.as_ref().and_then(|b| b.timeouts()) {
+            Some(timeouts) => builder.timeout_config(timeouts),
+            None => builder,
+        }
     }
 }
 
@@ -51,6 +74,8 @@ impl Mailer for SesMailer {
                     .build(),
             )
             .message(message)
+            .customize()
+            .config_override(self.cut())
             .send()
             .await
             .map_err(|e| classify("SendEmail", &mail.to.join(", "), e))?;

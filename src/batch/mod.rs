@@ -22,7 +22,7 @@ use handlers::{Change, Idempotency, Item, Reaction, ReactionError};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::adapters::ChangeApplier;
+use crate::adapters::{CallBudget, ChangeApplier};
 use crate::catalog::Catalog;
 use crate::decode::StreamRecord;
 use effects::{Effect, Recorder};
@@ -134,6 +134,8 @@ pub struct Adapters {
     /// Where a replay applies each record's own write first (the embedded state); None on AWS,
     /// where the write already happened.
     pub applier: Option<Arc<dyn ChangeApplier>>,
+    /// What the SDK adapters cut their timeouts to; the batch sets the invocation's deadline.
+    pub call_budget: Option<Arc<CallBudget>>,
 }
 
 pub struct Worker {
@@ -316,6 +318,9 @@ impl Worker {
             a.mailer.clone(),
             a.catalog.clone(),
         );
+        if let Some(budget) = &a.call_budget {
+            budget.until(options.deadline);
+        }
         let requests_before = self.counter.hook.snapshot();
         let plan = self.plan(records).await;
         let mut pending: Vec<RecordReport> = Vec::new();
@@ -326,9 +331,12 @@ impl Worker {
 
         for (index, record) in records.iter().enumerate() {
             let mut report = new_report(index, record);
-            if options
-                .stop_before
-                .is_some_and(|stop| self.adapters.clock.now() >= stop)
+            // The first record always starts: an invocation that starts none makes no progress,
+            // and Lambda would deliver the same batch again, and again.
+            if index > 0
+                && options
+                    .stop_before
+                    .is_some_and(|stop| self.adapters.clock.now() >= stop)
             {
                 let message = "not started: the invocation is too close to its deadline; \
                                Lambda delivers the records from here again"

@@ -16,6 +16,7 @@ use crate::adapters::dynamodb::DynamoDbTables;
 use crate::adapters::embedded::EmbeddedState;
 use crate::adapters::s3::S3Objects;
 use crate::adapters::ses::SesMailer;
+use crate::adapters::CallBudget;
 use crate::batch::{Adapters, Worker};
 use crate::catalog::Catalog;
 use config::Config;
@@ -38,6 +39,7 @@ pub fn embedded_adapters(state: Arc<EmbeddedState>, catalog: Catalog) -> Adapter
         clock: Arc::new(SystemClock),
         catalog,
         applier: Some(state),
+        call_budget: None,
     }
 }
 
@@ -91,12 +93,15 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// The longest one port call may take, all attempts and sleeps included.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest one attempt of a call may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// One attempt may take 3 s and one call [`CALL_TIMEOUT`]: a call that hangs then fails its
 /// record well inside a Lambda timeout instead of eating it.
 pub fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(3100))
-        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(CALL_TIMEOUT)
         .build()
 }
@@ -130,18 +135,28 @@ pub fn sdk_adapters_per_service(
         .retry_config(retry_policy())
         .timeout_config(timeouts())
         .build();
+    let budget = Arc::new(CallBudget::new(ATTEMPT_TIMEOUT, CALL_TIMEOUT));
     Adapters {
-        tables: Arc::new(DynamoDbTables::new(
-            aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
-            catalog.clone(),
-        )),
-        objects: Arc::new(S3Objects::new(
-            aws_sdk_s3::Client::from_conf(s3_config),
-            s3.credentials_provider(),
-        )),
-        mailer: Arc::new(SesMailer::new(aws_sdk_ses::Client::from_conf(ses_config))),
+        tables: Arc::new(
+            DynamoDbTables::new(
+                aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
+                catalog.clone(),
+            )
+            .with_budget(budget.clone()),
+        ),
+        objects: Arc::new(
+            S3Objects::new(
+                aws_sdk_s3::Client::from_conf(s3_config),
+                s3.credentials_provider(),
+            )
+            .with_budget(budget.clone()),
+        ),
+        mailer: Arc::new(
+            SesMailer::new(aws_sdk_ses::Client::from_conf(ses_config)).with_budget(budget.clone()),
+        ),
         clock: Arc::new(SystemClock),
         catalog,
         applier: None,
+        call_budget: Some(budget),
     }
 }

@@ -48,6 +48,11 @@ impl RuntimeApi {
     /// Queue an event; returns the deadline it is given (epoch ms).
     pub fn invoke(&self, request_id: &str, event: &serde_json::Value, timeout: Duration) -> i64 {
         let deadline = chrono::Utc::now().timestamp_millis() + timeout.as_millis() as i64;
+        self.invoke_until(request_id, event, deadline)
+    }
+
+    /// Queue an event with this deadline (epoch ms), which may have passed already.
+    pub fn invoke_until(&self, request_id: &str, event: &serde_json::Value, deadline: i64) -> i64 {
         let (lock, ready) = &*self.state;
         lock.lock()
             .unwrap()
