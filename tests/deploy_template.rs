@@ -216,9 +216,12 @@ fn logs_are_json_with_a_level_that_changes_without_new_code() {
         panic!("ApplicationLogLevel is not a parameter");
     };
     assert_eq!(level.value.as_str(), Some("LogLevel"));
-    assert_eq!(template["Parameters"]["LogLevel"]["Default"].as_str(), Some("INFO"));
+    assert_eq!(
+        template["Parameters"]["LogLevel"]["Default"].as_str(),
+        Some("INFO")
+    );
     // RUST_LOG would override Lambda's level: the deployed function does not set it.
-    let variables = &template["Resources"]["WorkerFunction"]["Properties"]["Environment"]
-        ["Variables"];
+    let variables =
+        &template["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"];
     assert!(variables["RUST_LOG"].is_null());
 }
