@@ -252,10 +252,14 @@ impl EstimationTotals {
                         version_condition,
                     ])),
                 },
+                // Unconditional: its key (the record's time and the new summary version) is
+                // this recomputation's own, and the summary's condition already makes it the
+                // only one. An item there with that key is this same calculation, written
+                // again (a replay after the application re-created METADATA).
                 TransactItem::Put {
                     table: table.clone(),
                     item: to_item(&calculation)?,
-                    condition: Some(Condition::NotExists("PK".into())),
+                    condition: None,
                 },
             ])
             .await?;
