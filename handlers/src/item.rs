@@ -99,6 +99,13 @@ pub mod number {
             .map_err(|e| format!("{digits:?} is not a number this worker can hold exactly: {e}"))
     }
 
+    /// The number in marked text (how [`from_item`](super::from_item) hands numbers to serde):
+    /// None when `text` is not a number at all, Err(digits) when it is one no `Decimal` holds.
+    pub fn marked(text: &str) -> Option<Result<Decimal, &str>> {
+        let digits = text.strip_prefix(MARK)?;
+        Some(parse(digits).map_err(|_| digits))
+    }
+
     /// For `Option<Decimal>` fields (use with `#[serde(default)]`).
     pub mod option {
         use super::*;

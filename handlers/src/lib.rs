@@ -29,6 +29,7 @@ pub mod ports;
 pub mod reactions;
 pub(crate) mod redact;
 pub mod settings;
+pub mod skipped;
 pub mod templates;
 
 pub use change::{Change, ChangeKind};

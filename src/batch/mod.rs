@@ -30,6 +30,32 @@ use idempotency::{key_for, Acquired, Guard, IdempotencyConfig};
 use intercept::Intercepted;
 use request_count::{difference, CountingTables, RequestCounter, RequestCounts};
 
+/// A WARN line for every item a reaction left out because the application wrote something it
+/// cannot use (`"skipped"` anywhere in its result: a reaction of several aggregates reports
+/// per aggregate), within the reaction's span, so the line names the record and reaction too.
+fn warn_of_skipped(result: &serde_json::Value) {
+    match result {
+        serde_json::Value::Object(fields) => {
+            for (name, value) in fields {
+                if name == "skipped" {
+                    for entry in value.as_array().into_iter().flatten() {
+                        tracing::warn!(
+                            item = %entry["item"].as_str().unwrap_or_default(),
+                            attribute = %entry["attribute"].as_str().unwrap_or_default(),
+                            value = %entry["value"].as_str().unwrap_or_default(),
+                            "left out of the computation: the application wrote a value the worker cannot use"
+                        );
+                    }
+                } else {
+                    warn_of_skipped(value);
+                }
+            }
+        }
+        serde_json::Value::Array(values) => values.iter().for_each(warn_of_skipped),
+        _ => {}
+    }
+}
+
 /// BatchWriteItem takes 25 requests; flushing at that size keeps every call full.
 const FLUSH_AT: usize = 25;
 
@@ -484,6 +510,7 @@ impl Worker {
                         });
                     }
                     tracing::info!(outcome = "done");
+                    warn_of_skipped(&result);
                     report.reactions.push(ReactionReport {
                         reaction: name,
                         outcome: Outcome::Done { result },

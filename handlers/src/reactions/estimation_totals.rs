@@ -26,6 +26,7 @@ use crate::cost::EstimationDefaults;
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, stable_hash, string_key, to_item, AttributeValue, Item};
 use crate::ports::{Condition, Ports, Query, SortKey, TransactItem, Update};
+use crate::skipped::{with_skipped, Skipped};
 
 /// How often a version conflict is retried before the record fails (retryably).
 const MAX_ATTEMPTS: u32 = 4;
@@ -53,6 +54,39 @@ type ItemCosts = (Option<Decimal>, Option<(Decimal, Decimal)>);
 fn costs_of(image: Option<&Item>) -> Option<ItemCosts> {
     let item: LineItem = from_item(image?.clone(), "line item").ok()?;
     Some((item.estimated_monthly_cost, item.network_security_parts()))
+}
+
+/// The first cost attribute of `item` that holds something other than a number, and what.
+fn unusable_cost(item: &Item) -> Option<(&'static str, String)> {
+    let not_a_number = |value: &AttributeValue| match value {
+        AttributeValue::N(_) => None,
+        other => Some(
+            crate::item::scalar_text(other)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{other:?}")),
+        ),
+    };
+    if let Some(value) = item.get("EstimatedMonthlyCost").and_then(not_a_number) {
+        return Some(("EstimatedMonthlyCost", value));
+    }
+    [
+        (
+            "NetworkRequirements",
+            "NetworkRequirements.EstimatedMonthlyCost",
+        ),
+        (
+            "SecurityRequirements",
+            "SecurityRequirements.EstimatedMonthlyCost",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(part, path)| match item.get(part) {
+        Some(AttributeValue::M(inner)) => inner
+            .get("EstimatedMonthlyCost")
+            .and_then(not_a_number)
+            .map(|value| (path, value)),
+        _ => None,
+    })
 }
 
 /// The worker's lock attribute on METADATA, beside `EstimationSummary`.
@@ -170,12 +204,23 @@ impl EstimationTotals {
             .await?;
         let mut metadata_item = None;
         let mut lines = Vec::new();
+        // Line items the application wrote so that they cannot be priced (a cost that is not a
+        // number): left out of the totals and named, never a reason to stop the stream.
+        let mut skipped = Vec::new();
         for item in items {
             match get_str(&item, "SK") {
                 Some("METADATA") => metadata_item = Some(item),
                 Some(sk) if Category::of_sort_key(sk).is_some() => {
                     let what = format!("{table} {pk} {sk}");
-                    lines.push(from_item::<LineItem>(item, &what)?);
+                    match unusable_cost(&item) {
+                        Some((attribute, value)) => {
+                            skipped.push(Skipped::new(what, attribute, &value))
+                        }
+                        None => match from_item::<LineItem>(item, &what) {
+                            Ok(line) => lines.push(line),
+                            Err(e) => skipped.push(Skipped::new(what, "", &e.to_string())),
+                        },
+                    }
                 }
                 _ => {}
             }
@@ -213,7 +258,7 @@ impl EstimationTotals {
             .as_ref()
             .is_some_and(|old| summary.same_figures(old))
         {
-            return Ok(json!({ "unchanged": totals }));
+            return Ok(with_skipped(json!({ "unchanged": totals }), skipped));
         }
         let next_version =
             (metadata.summary_version.unwrap_or_default() + Decimal::ONE).normalize();
@@ -263,7 +308,10 @@ impl EstimationTotals {
                 },
             ])
             .await?;
-        Ok(json!({ "updated": totals, "calculation": calculation.sk }))
+        Ok(with_skipped(
+            json!({ "updated": totals, "calculation": calculation.sk }),
+            skipped,
+        ))
     }
 
     fn calculation_item(

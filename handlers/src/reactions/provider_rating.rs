@@ -32,6 +32,7 @@ use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, Query, Update};
 use crate::settings::Settings;
+use crate::skipped::{with_skipped, Skipped};
 
 const MAX_ATTEMPTS: u32 = 4;
 
@@ -70,8 +71,45 @@ pub struct Review {
     pub provider_id: Option<String>,
     #[serde(default)]
     pub created_at: Option<String>,
-    #[serde(default, with = "number::option")]
-    pub rating: Option<Decimal>,
+    #[serde(default)]
+    pub rating: Rating,
+}
+
+/// A review's `rating` as the item has it. Only a number from 1 to 5 counts; anything else
+/// the application wrote is not a failure of the worker: the review is left out and named.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Rating {
+    #[default]
+    Missing,
+    Usable(Decimal),
+    /// What the item holds instead, as text (`"five"`, `7`, `true`).
+    Unusable(String),
+}
+
+impl Rating {
+    pub fn usable(&self) -> Option<Decimal> {
+        match self {
+            Rating::Usable(rating) => Some(*rating),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Rating {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Rating, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let range = Decimal::ONE..=Decimal::from(5);
+        Ok(match &value {
+            serde_json::Value::Null => Rating::Missing,
+            serde_json::Value::String(text) => match number::marked(text) {
+                Some(Ok(rating)) if range.contains(&rating) => Rating::Usable(rating),
+                Some(Ok(rating)) => Rating::Unusable(format!("{rating} (not 1 to 5)")),
+                Some(Err(digits)) => Rating::Unusable(digits.to_string()),
+                None => Rating::Unusable(format!("{text:?} (text, not a number)")),
+            },
+            other => Rating::Unusable(other.to_string()),
+        })
+    }
 }
 
 /// A provider's aggregate, as stored.
@@ -97,6 +135,8 @@ pub struct Aggregate {
     pub rating: Decimal,
     /// Reviews left out: a second review of the same booking, or no usable rating.
     pub not_counted: Vec<String>,
+    /// Reviews whose `rating` the application wrote as something else: (reviewId, value).
+    pub unusable: Vec<(String, String)>,
 }
 
 /// The average as stored: two decimals, half up (4.125 -> 4.13).
@@ -118,8 +158,12 @@ pub fn aggregate(reviews: &[Review]) -> Aggregate {
             r.review_id.clone(),
         )
     };
+    let mut unusable = Vec::new();
     for review in reviews {
-        if review.rating.is_none() {
+        if review.rating.usable().is_none() {
+            if let Rating::Unusable(value) = &review.rating {
+                unusable.push((review.review_id.clone(), value.clone()));
+            }
             not_counted.push(review.review_id.clone());
             continue;
         }
@@ -141,7 +185,7 @@ pub fn aggregate(reviews: &[Review]) -> Aggregate {
             }
         }
     }
-    let rating_sum: Decimal = counted.values().filter_map(|r| r.rating).sum();
+    let rating_sum: Decimal = counted.values().filter_map(|r| r.rating.usable()).sum();
     let review_count = Decimal::from(counted.len());
     not_counted.sort();
     Aggregate {
@@ -149,6 +193,7 @@ pub fn aggregate(reviews: &[Review]) -> Aggregate {
         review_count,
         rating: average(rating_sum, review_count),
         not_counted,
+        unusable,
     }
 }
 
@@ -345,6 +390,16 @@ impl ProviderRatings {
             "rating": totals.rating.normalize().to_string(),
             "notCounted": totals.not_counted,
         });
+        let figures = with_skipped(
+            figures,
+            totals.unusable.iter().map(|(review, value)| {
+                Skipped::new(
+                    format!("{} reviewId={review}", cfg.reviews_table),
+                    "rating",
+                    value,
+                )
+            }),
+        );
         if unchanged(&stored) {
             if !remembered {
                 self.remember(provider, Some(stored));
@@ -410,7 +465,7 @@ impl ProviderRatings {
             return Ok(());
         };
         // Only a review with the index's keys (providerId and createdAt) is in the index.
-        let as_indexed = |item: Item| -> Result<Option<Option<Decimal>>, ReactionError> {
+        let as_indexed = |item: Item| -> Result<Option<Rating>, ReactionError> {
             let indexed = get_str(&item, "providerId") == Some(provider)
                 && get_str(&item, "createdAt").is_some();
             if indexed {
@@ -422,7 +477,7 @@ impl ProviderRatings {
         let index_rating = reviews
             .iter()
             .find(|r| r.review_id == review_id)
-            .map(|r| r.rating);
+            .map(|r| r.rating.clone());
         let streamed = change.new.clone().map(as_indexed).transpose()?.flatten();
         if streamed == index_rating {
             return Ok(());
@@ -452,7 +507,9 @@ mod tests {
             booking_id: booking.map(str::to_string),
             provider_id: Some("p".into()),
             created_at: Some(at.into()),
-            rating: rating.parse().ok(),
+            rating: rating
+                .parse()
+                .map_or(Rating::Unusable(rating.into()), Rating::Usable),
         }
     }
 

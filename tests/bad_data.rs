@@ -1,0 +1,164 @@
+//! Data the application got wrong is not a failure of the worker: a review whose rating is not
+//! a number from 1 to 5, a line item whose cost is not a number. The reaction leaves the item
+//! out of its computation, names it in its result (item, attribute, value) and in a WARN log
+//! line, and the batch goes on: nothing blocks the provider's or the estimation's later changes.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use support::cli::{self, table};
+use support::{record, record_in};
+
+const REVIEWS: &str = "marketplace-dev-reviews-table";
+const PROVIDERS: &str = "marketplace-dev-providers-table";
+
+fn s(v: &str) -> Value {
+    json!({ "S": v })
+}
+
+fn review(seq: u64, id: &str, provider: &str, rating: Value) -> Value {
+    let keys = json!({"reviewId": s(id)});
+    let mut new = keys.clone();
+    new["providerId"] = s(provider);
+    new["bookingId"] = s(&format!("booking-{id}"));
+    new["createdAt"] = s(&format!("2026-01-01T00:00:{seq:02}Z"));
+    new["rating"] = rating;
+    record_in(REVIEWS, seq, "INSERT", keys, Some(new), None)
+}
+
+/// Replay `records` as one file; the JSON lines and what the worker logged.
+fn replay(state: &Path, name: &str, records: &[Value]) -> (Vec<Value>, String) {
+    let file = state.parent().unwrap().join(name);
+    std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
+    let output = cli::worker()
+        .env("RUST_LOG", "warn")
+        .arg("replay")
+        .arg(&file)
+        .arg("--state")
+        .arg(state)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let lines = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, stderr)
+}
+
+fn provider(state: &Path, id: &str) -> Value {
+    table(state, PROVIDERS)
+        .into_iter()
+        .find(|p| p["providerId"]["S"] == id)
+        .unwrap_or_else(|| panic!("no aggregate for {id}"))
+}
+
+#[test]
+fn a_review_with_a_rating_that_is_not_a_number_is_left_out_and_blocks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (lines, log) = replay(
+        &state,
+        "reviews.json",
+        &[
+            review(1, "r1", "pa", json!({"N": "4"})),
+            review(2, "bad", "pa", s("five")),
+            review(3, "r3", "pb", json!({"N": "2"})),
+            review(4, "r4", "pc", json!({"N": "7"})),
+            review(5, "r5", "pc", json!({"N": "5"})),
+        ],
+    );
+    let response = lines.last().unwrap();
+    assert_eq!(response, &json!({"batchItemFailures": []}));
+    for (id, sum, count) in [("pa", "4", "1"), ("pb", "2", "1"), ("pc", "5", "1")] {
+        let aggregate = provider(&state, id);
+        assert_eq!(aggregate["ratingSum"]["N"], sum, "{id}");
+        assert_eq!(aggregate["reviewCount"]["N"], count, "{id}");
+    }
+    // The result names what was left out: which review, which attribute, what it held.
+    let results: Vec<&Value> = lines
+        .iter()
+        .filter_map(|l| l["reactions"].as_array())
+        .flatten()
+        .filter(|r| r["reaction"] == "provider-rating" && r["outcome"] == "done")
+        .map(|r| &r["result"])
+        .collect();
+    let skipped = |review: &str| {
+        results.iter().any(|r| {
+            r.to_string().contains(&format!("reviewId={review}"))
+                && r.to_string().contains("\"attribute\":\"rating\"")
+        })
+    };
+    assert!(skipped("bad"), "{results:?}");
+    assert!(skipped("r4"), "7 is not a rating from 1 to 5: {results:?}");
+    assert!(
+        log.contains("left out of the computation") && log.contains("reviewId=bad"),
+        "a WARN line names it: {log}"
+    );
+
+    // A later good review of the same provider is counted as usual.
+    let (lines, _) = replay(
+        &state,
+        "later.json",
+        &[review(6, "r6", "pa", json!({"N": "2"}))],
+    );
+    assert_eq!(lines.last().unwrap(), &json!({"batchItemFailures": []}));
+    let aggregate = provider(&state, "pa");
+    assert_eq!(aggregate["ratingSum"]["N"], "6");
+    assert_eq!(aggregate["reviewCount"]["N"], "2");
+    assert_eq!(aggregate["rating"]["N"], "3");
+}
+
+#[test]
+fn a_line_item_whose_cost_is_not_a_number_is_left_out_of_the_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let line = |seq: u64, sk: &str, cost: Value| {
+        let keys = json!({"PK": s("ESTIMATION#bad1"), "SK": s(sk)});
+        let mut new = keys.clone();
+        new["EstimatedMonthlyCost"] = cost;
+        record(seq, "INSERT", keys, Some(new), None)
+    };
+    let meta_keys = json!({"PK": s("ESTIMATION#bad1"), "SK": s("METADATA")});
+    let mut metadata = meta_keys.clone();
+    metadata["EntityType"] = s("Estimation");
+    let (lines, log) = replay(
+        &state,
+        "lines.json",
+        &[
+            record(1, "INSERT", meta_keys, Some(metadata), None),
+            line(2, "SERVER#good", json!({"N": "100"})),
+            line(3, "SERVER#bad", s("a lot")),
+            line(4, "STORAGE#good", json!({"N": "10"})),
+        ],
+    );
+    assert_eq!(lines.last().unwrap(), &json!({"batchItemFailures": []}));
+    let items = table(&state, "aws-cost-platform-enhanced");
+    let metadata = items
+        .iter()
+        .find(|i| i["PK"]["S"] == "ESTIMATION#bad1" && i["SK"]["S"] == "METADATA")
+        .unwrap();
+    let summary = &metadata["EstimationSummary"]["M"];
+    assert_eq!(summary["LineItemCount"]["N"], "2", "the usable line items");
+    assert_eq!(
+        summary["CostBreakdown"]["M"]["Compute"]["N"], "110",
+        "100 with the 10 % buffer"
+    );
+    let totals = lines
+        .iter()
+        .filter_map(|l| l["reactions"].as_array())
+        .flatten()
+        .find(|r| r["reaction"] == "estimation-totals" && r["outcome"] == "done")
+        .unwrap();
+    assert_eq!(
+        totals["result"]["skipped"],
+        json!([{"item": "aws-cost-platform-enhanced ESTIMATION#bad1 SERVER#bad",
+                "attribute": "EstimatedMonthlyCost", "value": "a lot"}])
+    );
+    assert!(log.contains("SERVER#bad"), "{log}");
+}
