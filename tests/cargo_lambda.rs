@@ -170,22 +170,9 @@ async fn cargo_lambdas_emulator_runs_the_shipped_events_with_real_effects() {
     );
     wait_for(port, "cargo lambda watch");
     // The variables the emulator says its function needs, and the services' endpoints.
+    // The variables the emulator says its function needs ("_" is its default function).
     let _function = Running(
-        Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"))
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt"),
-            )
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_ENDPOINT_URL", services::dynamodb_endpoint())
-            .env("AWS_ENDPOINT_URL_S3", services::moto_endpoint())
-            .env("AWS_ENDPOINT_URL_SES", services::moto_endpoint())
-            .env_remove("AUDITED_TABLES")
+        services::lambda_function(&format!("http://127.0.0.1:{port}/.rt"), "_")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -214,16 +201,7 @@ async fn cargo_lambdas_emulator_runs_the_shipped_events_with_real_effects() {
     }
 
     // Audit items, one per change of the audit scenario.
-    let audit_items = db
-        .scan()
-        .table_name("aws-cost-platform-enhanced")
-        .filter_expression("EntityType = :audit")
-        .expression_attribute_values(":audit", V::S("AuditLog".into()))
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
+    let audit_items = services::audit_items("aws-cost-platform-enhanced").await;
     let ours = audit_items
         .iter()
         .filter(|item| {

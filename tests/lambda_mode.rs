@@ -4,7 +4,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue as V;
@@ -23,18 +23,7 @@ impl Drop for Function {
 
 fn start(api: &RuntimeApi) -> (Function, Instant) {
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"))
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "ddb-stream-worker")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_ENDPOINT_URL", services::dynamodb_endpoint())
-        .env("AWS_ENDPOINT_URL_S3", services::moto_endpoint())
-        .env("AWS_ENDPOINT_URL_SES", services::moto_endpoint())
-        .env_remove("AUDITED_TABLES")
+    let child = services::lambda_function(&api.address, "ddb-stream-worker")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

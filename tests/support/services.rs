@@ -240,6 +240,25 @@ pub async fn audit_items(
         .collect()
 }
 
+/// The binary in Lambda mode against the Runtime API at `runtime_api`, as function `name`, its
+/// SDK clients on DynamoDB Local and moto; the caller sets its output and spawns it.
+pub fn lambda_function(runtime_api: &str, name: &str) -> std::process::Command {
+    let mut function = std::process::Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"));
+    function
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_ENDPOINT_URL", dynamodb_endpoint())
+        .env("AWS_ENDPOINT_URL_S3", moto_endpoint())
+        .env("AWS_ENDPOINT_URL_SES", moto_endpoint())
+        .env_remove("AUDITED_TABLES");
+    function
+}
+
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:012x}", fastrand::u64(..) >> 16)
