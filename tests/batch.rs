@@ -82,7 +82,12 @@ impl Reaction for Counter {
         self.runs.fetch_add(1, Ordering::SeqCst);
         if self.fail_first.load(Ordering::SeqCst) > 0 {
             self.fail_first.fetch_sub(1, Ordering::SeqCst);
-            return Err(ReactionError::Rejected("first attempt fails".into()));
+            // A failure a retry can fix (one no retry can fix is parked: tests/parking.rs).
+            return Err(ReactionError::Port(handlers::PortError::Transient {
+                operation: "PutItem",
+                target: "counter".into(),
+                message: "first attempt fails".into(),
+            }));
         }
         let key = string_key(&[("PK", "COUNTER#test"), ("SK", "TOTAL")]);
         let after = ports
@@ -349,7 +354,7 @@ async fn a_reaction_error_releases_the_lock_so_the_retry_runs() {
     let worker = worker(vec![Box::new(counter.clone())], adapters.clone());
     let (first, _) = run(&worker, &[user_insert(1, "u1")]).await;
     let failure = first.failure.expect("first attempt fails");
-    assert!(!failure.retryable, "a rejected input is not retryable");
+    assert!(failure.retryable);
     let key = string_key(&[("idempotencyKey", "counter#event-1")]);
     assert!(
         adapters

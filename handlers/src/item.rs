@@ -60,9 +60,14 @@ pub fn from_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, React
         .into_iter()
         .map(|(k, v)| (k, number::mark(v)))
         .collect();
-    serde_dynamo::from_item(Item::from(map)).map_err(|e| ReactionError::BadItem {
+    // The path to the attribute that did not fit, so an error names it (`timestamp: …`).
+    let deserializer = serde_dynamo::Deserializer::from_attribute_value(AttributeValue::M(map));
+    serde_path_to_error::deserialize(deserializer).map_err(|e| ReactionError::BadItem {
         what: what.to_string(),
-        message: e.to_string(),
+        message: match e.path().to_string().as_str() {
+            "." | "" => e.inner().to_string(),
+            path => format!("{path}: {}", e.inner()),
+        },
     })
 }
 

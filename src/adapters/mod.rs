@@ -4,11 +4,13 @@
 mod call_budget;
 pub mod dynamodb;
 pub mod embedded;
+pub mod parking;
 pub mod s3;
 mod sdk_error;
 pub mod ses;
 
 pub use call_budget::CallBudget;
+pub use parking::{ParkedRecord, Parking};
 pub use sdk_error::classify;
 
 use std::time::Duration;

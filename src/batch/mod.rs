@@ -22,7 +22,7 @@ use handlers::{Change, Idempotency, Item, Reaction, ReactionError};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::adapters::{CallBudget, ChangeApplier};
+use crate::adapters::{CallBudget, ChangeApplier, ParkedRecord, Parking};
 use crate::catalog::Catalog;
 use crate::decode::StreamRecord;
 use effects::{Effect, Recorder};
@@ -77,6 +77,11 @@ pub enum Outcome {
     Failed {
         reason: String,
         retryable: bool,
+    },
+    /// Not retryable: the record was kept whole at `location`, and the batch went on.
+    Parked {
+        reason: String,
+        location: String,
     },
 }
 
@@ -162,6 +167,9 @@ pub struct Adapters {
     pub applier: Option<Arc<dyn ChangeApplier>>,
     /// What the SDK adapters cut their timeouts to; the batch sets the invocation's deadline.
     pub call_budget: Option<Arc<CallBudget>>,
+    /// Where a record goes that a reaction can never succeed with (not retryable), so the
+    /// batch goes on; None: such a record stops the batch, as a retryable one does.
+    pub parking: Option<Arc<dyn Parking>>,
 }
 
 pub struct Worker {
@@ -527,16 +535,49 @@ impl Worker {
                 }
                 Err(e) => {
                     let retryable = e.is_retryable();
-                    tracing::warn!(outcome = "failed", retryable, error = %e);
+                    // What no retry can fix is parked, so that it costs only itself.
+                    let parked = match retryable {
+                        true => None,
+                        false => self.park(change, name, &e.to_string()).await,
+                    };
+                    let (outcome, failed) = match parked {
+                        Some(Ok(location)) => {
+                            tracing::warn!(outcome = "parked", %location, error = %e);
+                            let reason = e.to_string();
+                            (Outcome::Parked { reason, location }, None)
+                        }
+                        // Nothing is dropped silently: unparked, the record fails for a retry.
+                        Some(Err(park)) => {
+                            let reason = format!("{e}; and it could not be parked: {park}");
+                            tracing::warn!(outcome = "failed", retryable = true, error = %reason);
+                            (
+                                Outcome::Failed {
+                                    reason: reason.clone(),
+                                    retryable: true,
+                                },
+                                Some((reason, true)),
+                            )
+                        }
+                        None => {
+                            tracing::warn!(outcome = "failed", retryable, error = %e);
+                            let reason = e.to_string();
+                            (
+                                Outcome::Failed {
+                                    reason: reason.clone(),
+                                    retryable,
+                                },
+                                Some((reason, retryable)),
+                            )
+                        }
+                    };
                     report.reactions.push(ReactionReport {
                         reaction: name,
-                        outcome: Outcome::Failed {
-                            reason: e.to_string(),
-                            retryable,
-                        },
+                        outcome,
                         effects,
                     });
-                    return Err(failure_of(report, name, e.to_string(), retryable));
+                    if let Some((reason, retryable)) = failed {
+                        return Err(failure_of(report, name, reason, retryable));
+                    }
                 }
             }
         }
@@ -550,6 +591,23 @@ impl Worker {
             tracing::info!(table = %change.table, event_id = %change.event_id, sequence_number = %change.sequence_number, "no reaction applies to this record; skipped");
         }
         Ok(())
+    }
+
+    /// Park `change` for `reaction`; None when this worker has nowhere to park.
+    async fn park(
+        &self,
+        change: &Change,
+        reaction: &'static str,
+        reason: &str,
+    ) -> Option<Result<String, handlers::PortError>> {
+        let parking = self.adapters.parking.as_ref()?;
+        let record = ParkedRecord {
+            change,
+            reaction,
+            reason: reason.to_string(),
+            parked_at: self.adapters.clock.now(),
+        };
+        Some(parking.park(&record).await)
     }
 
     async fn run_reaction(

@@ -3,7 +3,7 @@
 //!
 //! Exit statuses: **0** clean; **1** a batch has a failed record, or a service failed the run
 //! (`stream`, `tables create`); **2** unusable input, arguments, configuration or state
-//! (nothing was processed).
+//! (nothing was processed); **3** the run completed but parked records (`replay`).
 
 mod replay;
 mod report;
@@ -27,6 +27,8 @@ pub enum Exit {
     Clean,
     /// A batch stopped at a failed record (reported; later files were not processed).
     BatchFailed,
+    /// Every batch went through, but records a reaction could never succeed with were parked.
+    Parked,
 }
 
 impl Exit {
@@ -34,6 +36,7 @@ impl Exit {
         match self {
             Exit::Clean => 0,
             Exit::BatchFailed => 1,
+            Exit::Parked => 3,
         }
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::report::{self, Format};
 use super::{CliError, Exit};
 use crate::adapters::embedded::EmbeddedState;
-use crate::batch::{BatchOptions, RecordFailure, Worker};
+use crate::batch::{BatchOptions, Outcome, RecordFailure, Worker};
 use crate::catalog::Catalog;
 use crate::decode::{check_records, for_each_record, StreamRecord};
 use crate::wiring::{self, config::Config};
@@ -81,6 +81,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut status = Exit::Clean;
+    let mut parked = 0;
     // Pass 2: each file is decoded on a thread of its own while the batches before run; a file
     // larger than Lambda's largest batch is replayed as consecutive batches of that size.
     'files: for (index, path) in options.files.iter().enumerate() {
@@ -93,6 +94,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
                 options.format,
                 &mut out,
                 &progress,
+                &mut parked,
             )
             .await
             .map_err(CliError::Output)?;
@@ -116,6 +118,16 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     }
     progress.finish_and_clear();
     out.flush().map_err(CliError::Output)?;
+    if parked > 0 {
+        eprintln!(
+            "{parked} record(s) parked: a reaction can never succeed with them as they are; \
+             each is kept whole as an event file (see the PARKED lines), to replay once the \
+             data or the code is fixed"
+        );
+        if status == Exit::Clean {
+            status = Exit::Parked;
+        }
+    }
     if let Some(state) = &state {
         state.compact()?;
         if options.format != Format::Json {
@@ -175,11 +187,17 @@ async fn run_batch(
     format: Format,
     out: &mut dyn Write,
     progress: &ProgressBar,
+    parked: &mut usize,
 ) -> io::Result<Option<RecordFailure>> {
     let mut write_error = None;
     let outcome = worker
         .process_batch(records, options, &mut |record| {
             progress.inc(1);
+            *parked += record
+                .reactions
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Parked { .. }))
+                .count();
             if let Err(e) = progress.suspend(|| report::record(out, format, record)) {
                 write_error.get_or_insert(e);
             }

@@ -78,6 +78,9 @@ fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Res
             Outcome::Coalesced { into_record } => {
                 format!("coalesced into record #{into_record} (a later record of this batch changes the same thing)")
             }
+            Outcome::Parked { reason, location } => {
+                format!("PARKED (no retry can fix it; kept at {location}): {reason}")
+            }
             Outcome::Failed { reason, retryable } => {
                 format!(
                     "FAILED ({}): {reason}",

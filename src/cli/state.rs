@@ -22,5 +22,12 @@ pub(super) fn show(dir: &Path, table: Option<&str>) -> Result<Exit, CliError> {
         }
     }
     print!("{lines}");
+    let parked = state.parked();
+    if !parked.is_empty() {
+        eprintln!("# parked: {} record(s)", parked.len());
+        for file in parked {
+            eprintln!("#   {}", file.display());
+        }
+    }
     Ok(Exit::Clean)
 }

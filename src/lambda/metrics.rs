@@ -16,6 +16,7 @@ pub(super) struct ReactionCounts {
     pub processed: u64,
     pub failed: u64,
     pub duplicates: u64,
+    pub parked: u64,
 }
 
 /// Collects counts from the reports the batch hands out.
@@ -32,6 +33,7 @@ impl Tally {
                 Outcome::Done { .. } | Outcome::Coalesced { .. } => counts.processed += 1,
                 Outcome::DuplicateSkipped { .. } => counts.duplicates += 1,
                 Outcome::Failed { .. } => counts.failed += 1,
+                Outcome::Parked { .. } => counts.parked += 1,
                 Outcome::NotApplicable => {}
             }
         }
@@ -60,11 +62,12 @@ impl Tally {
             .iter()
             .map(|(reaction, counts)| {
                 json!({
-                    "_aws": header(json!([["Reaction"]]), &[("RecordsProcessed", "Count"), ("RecordsFailed", "Count"), ("DuplicatesSkipped", "Count")]),
+                    "_aws": header(json!([["Reaction"]]), &[("RecordsProcessed", "Count"), ("RecordsFailed", "Count"), ("DuplicatesSkipped", "Count"), ("RecordsParked", "Count")]),
                     "Reaction": reaction,
                     "RecordsProcessed": counts.processed,
                     "RecordsFailed": counts.failed,
                     "DuplicatesSkipped": counts.duplicates,
+                    "RecordsParked": counts.parked,
                 })
             })
             .collect();

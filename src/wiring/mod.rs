@@ -38,8 +38,9 @@ pub fn embedded_adapters(state: Arc<EmbeddedState>, catalog: Catalog) -> Adapter
         mailer: state.clone(),
         clock: Arc::new(SystemClock),
         catalog,
-        applier: Some(state),
+        applier: Some(state.clone()),
         call_budget: None,
+        parking: Some(state),
     }
 }
 
@@ -158,5 +159,6 @@ pub fn sdk_adapters_per_service(
         catalog,
         applier: None,
         call_budget: Some(budget),
+        parking: None,
     }
 }

@@ -6,6 +6,8 @@
 //! - `journal.jsonl`: writes since the table files were last written (see [`store`])
 //! - `objects/<bucket>/<key>`: S3 objects as plain files
 //! - `outbox/*.eml`: every mail sent, as a message a mail client opens
+//! - `parked/*.json`: records a reaction could never succeed with, each an event file `replay`
+//!   takes once the data or the code is fixed
 //! - `.lock`: held while a process uses the directory
 
 mod expr;
@@ -25,7 +27,7 @@ use handlers::ports::{
 use handlers::{Item, PortError};
 use thiserror::Error;
 
-use crate::adapters::ChangeApplier;
+use crate::adapters::{ChangeApplier, ParkedRecord, Parking};
 use crate::catalog::{Catalog, KeySchema};
 use handlers::item::string_key;
 use handlers::{AttributeValue, Change, ChangeKind};
@@ -166,6 +168,7 @@ fn empty_state_dir(root: &Path) -> Result<(), StateError> {
         "tables",
         "objects",
         "outbox",
+        "parked",
         "journal.jsonl",
         "schemas.json",
         ".lock",
@@ -442,6 +445,36 @@ impl Objects for EmbeddedState {
                 message: e.to_string(),
             }),
         }
+    }
+}
+
+#[async_trait]
+impl Parking for EmbeddedState {
+    /// `parked/<sequence number>-<reaction>.json`, written whole or not at all.
+    async fn park(&self, record: &ParkedRecord<'_>) -> Result<String, PortError> {
+        let name = format!("{}-{}.json", record.change.sequence_number, record.reaction);
+        let path = self.root.join("parked").join(&name);
+        let text = serde_json::to_vec_pretty(&record.to_event()).unwrap_or_default();
+        files::write_atomic(&path, &text).map_err(|e| PortError::Transient {
+            operation: "Park",
+            target: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(path.display().to_string())
+    }
+}
+
+impl EmbeddedState {
+    /// The parked records' files, in name order.
+    pub fn parked(&self) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = fs::read_dir(self.root.join("parked"))
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
     }
 }
 
