@@ -8,6 +8,7 @@ pub mod parking;
 pub mod s3;
 mod sdk_error;
 pub mod ses;
+pub mod sqs;
 
 pub use call_budget::CallBudget;
 pub use parking::{ParkedRecord, Parking};

@@ -67,7 +67,10 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
         Some(endpoint) => {
             let sdk = wiring::sdk_config(endpoint.as_deref()).await;
             (
-                wiring::worker(&config, wiring::sdk_adapters(&sdk, catalog)),
+                wiring::worker(
+                    &config,
+                    wiring::with_queue_parking(wiring::sdk_adapters(&sdk, catalog), &sdk, &config),
+                ),
                 None,
             )
         }

@@ -42,7 +42,11 @@ pub(super) async fn run(command: StreamCommand) -> Result<Exit, CliError> {
     let sdk = wiring::sdk_config(command.endpoint_url.as_deref()).await;
     let worker = wiring::worker(
         &config,
-        wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
+        wiring::with_queue_parking(
+            wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
+            &sdk,
+            &config,
+        ),
     );
     let options = StreamOptions {
         tables,

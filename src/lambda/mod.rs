@@ -87,7 +87,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let sdk = wiring::sdk_config(None).await;
     let worker = Arc::new(wiring::worker(
         &config,
-        wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
+        wiring::with_queue_parking(
+            wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
+            &sdk,
+            &config,
+        ),
     ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let worker = worker.clone();

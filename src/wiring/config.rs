@@ -18,6 +18,17 @@ use crate::batch::idempotency::IdempotencyConfig;
 pub struct Config {
     pub reactions: ReactionsConfig,
     pub idempotency: IdempotencyConfig,
+    pub parking: ParkingConfig,
+}
+
+/// Where the SDK adapters park a record no retry can fix.
+#[derive(Debug, Clone)]
+pub struct ParkingConfig {
+    /// The failed-records queue (`PARKING_QUEUE_URL`); None: no parking, such a record stops
+    /// its batch.
+    pub queue_url: Option<String>,
+    /// Where a record too large for a queue message goes, under `parked/`.
+    pub bucket: String,
 }
 
 impl Config {
@@ -48,6 +59,14 @@ impl Config {
                         .unsigned_abs(),
                 ),
                 completion_markers: true,
+            },
+            parking: ParkingConfig {
+                queue_url: Some(s.text("PARKING_QUEUE_URL", ""))
+                    .filter(|url| !url.trim().is_empty()),
+                bucket: s.text(
+                    "PARKING_BUCKET",
+                    &s.text("DOCUMENTS_BUCKET", "aws-cost-estimation-documents"),
+                ),
             },
         })
     }

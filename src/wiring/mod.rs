@@ -16,6 +16,7 @@ use crate::adapters::dynamodb::DynamoDbTables;
 use crate::adapters::embedded::EmbeddedState;
 use crate::adapters::s3::S3Objects;
 use crate::adapters::ses::SesMailer;
+use crate::adapters::sqs::SqsParking;
 use crate::adapters::CallBudget;
 use crate::batch::{Adapters, Worker};
 use crate::catalog::Catalog;
@@ -24,6 +25,24 @@ use config::Config;
 /// Every reaction the worker has, in the order they run on a record.
 pub fn reactions(config: &Config) -> Vec<Box<dyn Reaction>> {
     handlers::reactions::registry(&config.reactions)
+}
+
+/// `adapters` parking records no retry can fix in the failed-records queue, when the
+/// configuration names one (`PARKING_QUEUE_URL`).
+pub fn with_queue_parking(mut adapters: Adapters, sdk: &SdkConfig, config: &Config) -> Adapters {
+    if let Some(queue_url) = &config.parking.queue_url {
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .retry_config(retry_policy())
+            .timeout_config(timeouts())
+            .build();
+        adapters.parking = Some(Arc::new(SqsParking::new(
+            aws_sdk_sqs::Client::from_conf(sqs),
+            queue_url.clone(),
+            adapters.objects.clone(),
+            config.parking.bucket.clone(),
+        )));
+    }
+    adapters
 }
 
 pub fn worker(config: &Config, adapters: Adapters) -> Worker {
