@@ -130,13 +130,32 @@ fn a_record_no_retry_can_fix_is_parked_whole_and_the_batch_goes_on() {
     std::fs::write(&fix, json!({ "Records": [fixed] }).to_string()).unwrap();
     let (code, _, stderr) = replay(&state, &fix);
     assert_eq!(code, 0, "{stderr}");
-    let (code, lines, stderr) = replay(&state, Path::new(location));
+    let redrive = || {
+        cli::worker()
+            .args(["redrive", "--state"])
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let output = redrive();
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
-        code, 0,
-        "the parked record, replayed after the fix: {stderr}"
+        output.status.code(),
+        Some(0),
+        "redriven after the fix: {stderr}"
     );
-    assert_eq!(lines.last().unwrap(), &json!({"batchItemFailures": []}));
+    assert!(stderr.contains("1 record(s) went through"), "{stderr}");
+    assert!(
+        !Path::new(location).exists(),
+        "done with, so no longer parked"
+    );
     assert_eq!(message_count(&state, "conv-b").as_deref(), Some("1"));
+    // Redriving again has nothing left to do, and changes nothing.
+    let before = table(&state, THREADS);
+    let output = redrive();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("0 record(s) went through"));
+    assert_eq!(table(&state, THREADS), before);
 }
 
 #[test]

@@ -71,6 +71,14 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
             300 * 1024,
         ),
     ];
+    // EventIDs of this run: the idempotency table outlives a run, and a record it has seen
+    // completed would be skipped.
+    let run = services::unique("run");
+    let mut records = records;
+    for record in records.iter_mut() {
+        let id = format!("{run}-{}", record["eventID"].as_str().unwrap());
+        record["eventID"] = json!(id);
+    }
     let db = services::dynamodb().await;
     for record in &records {
         services::put(&db, &conversations, record["dynamodb"]["NewImage"].clone()).await;
@@ -98,6 +106,8 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
             .receive_message()
             .queue_url(&queue_url)
             .max_number_of_messages(10)
+            // Seen, not taken: the messages stay visible for the redrive below.
+            .visibility_timeout(0)
             .send()
             .await
             .unwrap();
@@ -113,7 +123,7 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
         .iter()
         .find(|b| b["Records"].is_array())
         .expect("the small record in the message itself");
-    assert_eq!(whole["Records"][0]["eventID"], "event-2");
+    assert_eq!(whole["Records"][0]["eventID"], format!("{run}-event-2"));
     assert_eq!(whole["parked"]["reaction"], "thread-stats");
     assert!(whole["parked"]["reason"]
         .as_str()
@@ -139,7 +149,7 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
         .unwrap();
     let stored: Value =
         serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
-    assert_eq!(stored["Records"][0]["eventID"], "event-4");
+    assert_eq!(stored["Records"][0]["eventID"], format!("{run}-event-4"));
     assert_eq!(
         stored["Records"][0]["dynamodb"]["NewImage"]["body"]["S"]
             .as_str()
@@ -148,4 +158,50 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
         300 * 1024,
         "kept whole"
     );
+
+    // The application fixes conv-b's message; `redrive` runs the queue's records again: conv-b
+    // goes through and its message is deleted, conv-d (still bad) is parked again.
+    let mut fixed = records[1]["dynamodb"]["NewImage"].clone();
+    fixed["timestamp"] = s("2026-01-01T00:00:02Z");
+    services::put(&db, &conversations, fixed).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_S3", services::moto_endpoint())
+        .env("AWS_ENDPOINT_URL_SQS", services::moto_endpoint())
+        .env("ACS_CONVERSATIONS_TABLE", &conversations)
+        .env("ACS_THREADS_TABLE", &threads)
+        .env("PARKING_QUEUE_URL", &queue_url)
+        .env("PARKING_BUCKET", &bucket)
+        .env("AUDITED_TABLES", "")
+        .env("AWS_ENDPOINT_URL", services::dynamodb_endpoint())
+        .args(["redrive", "--queue-url", &queue_url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "one parked again: {stderr}");
+    assert!(
+        stderr.contains("1 record(s) went through, 1 parked again"),
+        "{stderr}"
+    );
+    let thread = services::item(&threads, &[("conversation_id", "conv-b")])
+        .await
+        .expect("conv-b counted after the redrive");
+    assert_eq!(
+        thread["message_count"],
+        aws_sdk_dynamodb::types::AttributeValue::N("1".into())
+    );
+    let left = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(left.len(), 1, "conv-d's new message only: {left:?}");
+    assert!(left[0].body().unwrap().contains("parkedObject"));
 }

@@ -5,6 +5,7 @@
 //! (`stream`, `tables create`); **2** unusable input, arguments, configuration or state
 //! (nothing was processed); **3** the run completed but parked records (`replay`).
 
+mod redrive;
 mod replay;
 mod report;
 mod state;
@@ -174,6 +175,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run parked records again, once the data or the code is fixed: those of the embedded
+    /// state (`parked/`), or those in the failed-records queue with --queue-url.
+    Redrive {
+        /// Embedded state directory whose parked records to run again.
+        #[arg(long, default_value = ".replay", value_name = "DIR")]
+        state: PathBuf,
+        /// The queue records were parked in (PARKING_QUEUE_URL); runs them through the SDK
+        /// adapters, deleting each message once its record went through.
+        #[arg(long, value_name = "URL", conflicts_with = "state")]
+        queue_url: Option<String>,
+        /// Endpoint for the SDK adapters with --queue-url (DynamoDB Local, ...).
+        #[arg(long, value_name = "URL", requires = "queue_url")]
+        endpoint_url: Option<String>,
+    },
     /// The seed systems' tables (deploy/tables/*.json) on DynamoDB or DynamoDB Local.
     Tables {
         #[command(subcommand)]
@@ -266,6 +281,18 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 on_failure,
                 once,
                 json,
+            })
+            .await
+        }
+        Command::Redrive {
+            state,
+            queue_url,
+            endpoint_url,
+        } => {
+            redrive::run(redrive::RedriveCommand {
+                state,
+                queue_url,
+                endpoint_url,
             })
             .await
         }
