@@ -176,8 +176,9 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
         .env("PARKING_QUEUE_URL", &queue_url)
         .env("PARKING_BUCKET", &bucket)
         .env("AUDITED_TABLES", "")
-        .env("AWS_ENDPOINT_URL", services::dynamodb_endpoint())
-        .args(["redrive", "--queue-url", &queue_url])
+        // --endpoint-url for DynamoDB; the per-service variables send S3 and SQS to moto.
+        .args(["redrive", "--queue-url", &queue_url, "--endpoint-url"])
+        .arg(services::dynamodb_endpoint())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -31,7 +31,11 @@ pub fn reactions(config: &Config) -> Vec<Box<dyn Reaction>> {
 /// configuration names one (`PARKING_QUEUE_URL`).
 pub fn with_queue_parking(mut adapters: Adapters, sdk: &SdkConfig, config: &Config) -> Adapters {
     if let Some(queue_url) = &config.parking.queue_url {
-        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+        let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
+        if let Some(url) = service_endpoint("SQS") {
+            sqs = sqs.endpoint_url(url);
+        }
+        let sqs = sqs
             .retry_config(retry_policy())
             .timeout_config(timeouts())
             .build();
@@ -94,6 +98,15 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
+/// `AWS_ENDPOINT_URL_<SERVICE>`, when set. An endpoint given in code (`--endpoint-url`) would
+/// otherwise win over these variables for every service; with this, a service the variable
+/// names goes where it says (S3 and SES to moto while DynamoDB goes to DynamoDB Local).
+pub fn service_endpoint(service: &str) -> Option<String> {
+    std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
 /// How often and how long one port call may try: throttling, 5xx, timeouts and dropped
 /// connections are retried inside the call, up to [`MAX_ATTEMPTS`] attempts, sleeping a random
 /// time (full jitter) below 50 ms, 100 ms, 200 ms, 400 ms between them. Past that the call fails
@@ -139,19 +152,31 @@ pub fn sdk_adapters_per_service(
     ses: &SdkConfig,
     catalog: Catalog,
 ) -> Adapters {
-    let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(dynamodb)
+    let mut dynamodb_config = aws_sdk_dynamodb::config::Builder::from(dynamodb);
+    if let Some(url) = service_endpoint("DYNAMODB") {
+        dynamodb_config = dynamodb_config.endpoint_url(url);
+    }
+    let dynamodb_config = dynamodb_config
         .retry_config(retry_policy())
         .timeout_config(timeouts())
         .build();
     // Local S3 servers (moto) serve buckets by path, not by host name.
     let path_style =
         s3.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-    let s3_config = aws_sdk_s3::config::Builder::from(s3)
+    let mut s3_config = aws_sdk_s3::config::Builder::from(s3);
+    if let Some(url) = service_endpoint("S3") {
+        s3_config = s3_config.endpoint_url(url);
+    }
+    let s3_config = s3_config
         .force_path_style(path_style)
         .retry_config(retry_policy())
         .timeout_config(timeouts())
         .build();
-    let ses_config = aws_sdk_ses::config::Builder::from(ses)
+    let mut ses_config = aws_sdk_ses::config::Builder::from(ses);
+    if let Some(url) = service_endpoint("SES") {
+        ses_config = ses_config.endpoint_url(url);
+    }
+    let ses_config = ses_config
         .retry_config(retry_policy())
         .timeout_config(timeouts())
         .build();
