@@ -127,8 +127,10 @@ async fn from_state(command: &RedriveCommand, config: &Config) -> Result<Tally, 
             path: file.clone(),
             source,
         })?;
-        let event: Value = serde_json::from_str(&text)
-            .map_err(|e| CliError::Settings(format!("{}: {e}", file.display())))?;
+        let event: Value = serde_json::from_str(&text).map_err(|e| CliError::Read {
+            path: file.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?;
         // Taken out first: parked again, the record is written back under the same name.
         std::fs::remove_file(&file).map_err(|source| CliError::Read {
             path: file.clone(),
