@@ -161,18 +161,8 @@ async fn from_queue(
             config,
         ),
     );
-    let mut sqs = aws_sdk_sqs::config::Builder::from(&sdk);
-    if let Some(url) = wiring::service_endpoint("SQS") {
-        sqs = sqs.endpoint_url(url);
-    }
-    let sqs = aws_sdk_sqs::Client::from_conf(sqs.build());
-    let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
-    if let Some(url) = wiring::service_endpoint("S3") {
-        s3 = s3.endpoint_url(url);
-    }
-    // Local S3 servers (moto) serve buckets by path, not by host name.
-    let local = sdk.endpoint_url().is_some() || wiring::service_endpoint("S3").is_some();
-    let s3 = aws_sdk_s3::Client::from_conf(s3.force_path_style(local).build());
+    let sqs = wiring::sqs_client(&sdk);
+    let s3 = wiring::s3_client(&sdk);
     let service = |e: &dyn std::fmt::Display| CliError::Service(format!("{queue_url}: {e}"));
     let mut tally = Tally::default();
     let mut seen = std::collections::HashSet::new();

@@ -31,16 +31,8 @@ pub fn reactions(config: &Config) -> Vec<Box<dyn Reaction>> {
 /// configuration names one (`PARKING_QUEUE_URL`).
 pub fn with_queue_parking(mut adapters: Adapters, sdk: &SdkConfig, config: &Config) -> Adapters {
     if let Some(queue_url) = &config.parking.queue_url {
-        let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
-        if let Some(url) = service_endpoint("SQS") {
-            sqs = sqs.endpoint_url(url);
-        }
-        let sqs = sqs
-            .retry_config(retry_policy())
-            .timeout_config(timeouts())
-            .build();
         adapters.parking = Some(Arc::new(SqsParking::new(
-            aws_sdk_sqs::Client::from_conf(sqs),
+            sqs_client(sdk),
             queue_url.clone(),
             adapters.objects.clone(),
             config.parking.bucket.clone(),
@@ -98,10 +90,39 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
+/// A service's configuration from `$sdk`: the worker's retry policy and timeouts, and the
+/// service's own endpoint variable ([`service_endpoint`]) over an endpoint given in code.
+macro_rules! service_config {
+    ($service:ident, $sdk:expr, $variable:literal) => {{
+        let mut builder = $service::config::Builder::from($sdk);
+        if let Some(url) = service_endpoint($variable) {
+            builder = builder.endpoint_url(url);
+        }
+        builder
+            .retry_config(retry_policy())
+            .timeout_config(timeouts())
+    }};
+}
+
+/// An S3 client for `sdk`; local servers (moto) serve buckets by path, not by host name.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let local = sdk.endpoint_url().is_some() || service_endpoint("S3").is_some();
+    aws_sdk_s3::Client::from_conf(
+        service_config!(aws_sdk_s3, sdk, "S3")
+            .force_path_style(local)
+            .build(),
+    )
+}
+
+/// An SQS client for `sdk` (the failed-records queue).
+pub fn sqs_client(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(service_config!(aws_sdk_sqs, sdk, "SQS").build())
+}
+
 /// `AWS_ENDPOINT_URL_<SERVICE>`, when set. An endpoint given in code (`--endpoint-url`) would
 /// otherwise win over these variables for every service; with this, a service the variable
 /// names goes where it says (S3 and SES to moto while DynamoDB goes to DynamoDB Local).
-pub fn service_endpoint(service: &str) -> Option<String> {
+fn service_endpoint(service: &str) -> Option<String> {
     std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
         .ok()
         .filter(|url| !url.trim().is_empty())
@@ -152,34 +173,8 @@ pub fn sdk_adapters_per_service(
     ses: &SdkConfig,
     catalog: Catalog,
 ) -> Adapters {
-    let mut dynamodb_config = aws_sdk_dynamodb::config::Builder::from(dynamodb);
-    if let Some(url) = service_endpoint("DYNAMODB") {
-        dynamodb_config = dynamodb_config.endpoint_url(url);
-    }
-    let dynamodb_config = dynamodb_config
-        .retry_config(retry_policy())
-        .timeout_config(timeouts())
-        .build();
-    // Local S3 servers (moto) serve buckets by path, not by host name.
-    let path_style =
-        s3.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-    let mut s3_config = aws_sdk_s3::config::Builder::from(s3);
-    if let Some(url) = service_endpoint("S3") {
-        s3_config = s3_config.endpoint_url(url);
-    }
-    let s3_config = s3_config
-        .force_path_style(path_style)
-        .retry_config(retry_policy())
-        .timeout_config(timeouts())
-        .build();
-    let mut ses_config = aws_sdk_ses::config::Builder::from(ses);
-    if let Some(url) = service_endpoint("SES") {
-        ses_config = ses_config.endpoint_url(url);
-    }
-    let ses_config = ses_config
-        .retry_config(retry_policy())
-        .timeout_config(timeouts())
-        .build();
+    let dynamodb_config = service_config!(aws_sdk_dynamodb, dynamodb, "DYNAMODB").build();
+    let ses_config = service_config!(aws_sdk_ses, ses, "SES").build();
     let budget = Arc::new(CallBudget::new(ATTEMPT_TIMEOUT, CALL_TIMEOUT));
     Adapters {
         tables: Arc::new(
@@ -190,11 +185,7 @@ pub fn sdk_adapters_per_service(
             .with_budget(budget.clone()),
         ),
         objects: Arc::new(
-            S3Objects::new(
-                aws_sdk_s3::Client::from_conf(s3_config),
-                s3.credentials_provider(),
-            )
-            .with_budget(budget.clone()),
+            S3Objects::new(s3_client(s3), s3.credentials_provider()).with_budget(budget.clone()),
         ),
         mailer: Arc::new(
             SesMailer::new(aws_sdk_ses::Client::from_conf(ses_config)).with_budget(budget.clone()),
