@@ -41,11 +41,9 @@ impl S3Objects {
 
     /// The configuration a call runs with: the client's, its timeouts cut to the budget.
     fn cut(&self) -> aws_sdk_s3::config::Builder {
-        let builder = aws_sdk_s3::config::Builder::default();
-        match self.budget.as_ref().and_then(|b| b.timeouts()) {
-            Some(timeouts) => builder.timeout_config(timeouts),
-            None => builder,
-        }
+        let mut builder = aws_sdk_s3::config::Builder::default();
+        builder.set_timeout_config(self.budget.as_ref().and_then(|b| b.timeouts()));
+        builder
     }
 }
 

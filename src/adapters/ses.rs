@@ -33,11 +33,9 @@ impl SesMailer {
 
     /// The configuration a call runs with: the client's, its timeouts cut to the budget.
     fn cut(&self) -> aws_sdk_ses::config::Builder {
-        let builder = aws_sdk_ses::config::Builder::default();
-        match self.budget.as_ref().and_then(|b| b.timeouts()) {
-            Some(timeouts) => builder.timeout_config(timeouts),
-            None => builder,
-        }
+        let mut builder = aws_sdk_ses::config::Builder::default();
+        builder.set_timeout_config(self.budget.as_ref().and_then(|b| b.timeouts()));
+        builder
     }
 }
 
