@@ -206,3 +206,117 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
     assert_eq!(left.len(), 1, "conv-d's new message only: {left:?}");
     assert!(left[0].body().unwrap().contains("parkedObject"));
 }
+
+/// A permanent AWS error: the audit item of a message whose attribute names are long is over
+/// DynamoDB's 400 KB item limit, so BatchWriteItem refuses the whole request. Only that record's
+/// audit entry is parked; the audit entries of the records around it are stored, and the
+/// record's other reaction (thread statistics) still ran.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_the_service_refuses_parks_only_its_record() {
+    services::require();
+    let conversations = services::fresh_table("acsd2p-dev-Conversations").await;
+    let threads = services::fresh_table("acsd2p-dev-Threads").await;
+    let audit = services::fresh_table("aws-cost-platform-enhanced").await;
+    let bucket = services::unique("parked");
+    services::ensure_bucket(&bucket).await;
+    let moto = services::sdk(&services::moto_endpoint()).await;
+    let sqs = aws_sdk_sqs::Client::new(&moto);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(services::unique("failed-records"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let config = Config::from_lookup(|name| match name {
+        "ACS_CONVERSATIONS_TABLE" => Some(conversations.clone()),
+        "ACS_THREADS_TABLE" => Some(threads.clone()),
+        "PARKING_QUEUE_URL" => Some(queue_url.clone()),
+        "PARKING_BUCKET" => Some(bucket.clone()),
+        "AUDITED_TABLES" => Some(conversations.clone()),
+        "AUDIT_TABLE" => Some(audit.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let worker = wiring::worker(
+        &config,
+        wiring::with_queue_parking(services::local_adapters(&[], None).await, &moto, &config),
+    );
+    let run = services::unique("run");
+    let mut records: Vec<Value> = ["conv-a", "conv-b", "conv-c"]
+        .iter()
+        .enumerate()
+        .map(|(i, conversation)| {
+            let mut record = message(
+                &conversations,
+                i as u64 + 1,
+                conversation,
+                s("2026-01-01T00:00:01Z"),
+                0,
+            );
+            record["eventID"] = json!(format!("{run}-{i}"));
+            record
+        })
+        .collect();
+    // Six attributes named with 60,000 characters each: a 360 KB item the application may
+    // write, whose audit entry names every changed attribute twice (over 700 KB).
+    for n in 0..6 {
+        let name = format!("{n}{}", "n".repeat(60_000));
+        records[1]["dynamodb"]["NewImage"][name] = s("v");
+    }
+    let text = json!({ "Records": records }).to_string();
+    let batch = decode_event(&text, "messages", None).unwrap();
+    let mut reports = Vec::new();
+    let outcome = worker
+        .process_batch(&batch, BatchOptions::default(), &mut |r| {
+            reports.push(serde_json::to_value(r).unwrap())
+        })
+        .await;
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    assert!(outcome.response.batch_item_failures.is_empty());
+    let audit_of = |report: &Value| {
+        report["reactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reaction"] == "audit-log")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(audit_of(&reports[1])["outcome"], "parked", "{}", reports[1]);
+    assert!(
+        audit_of(&reports[1])["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ValidationException"),
+        "{}",
+        reports[1]
+    );
+    for report in [&reports[0], &reports[2]] {
+        assert_eq!(audit_of(report)["outcome"], "done", "{report}");
+    }
+    let audited: Vec<String> = services::audit_items(&audit)
+        .await
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect();
+    assert_eq!(audited.len(), 2, "the records around it: {audited:?}");
+    assert!(audited.iter().any(|a| a.contains("conv-a")));
+    assert!(audited.iter().any(|a| a.contains("conv-c")));
+    let stats = services::item(&threads, &[("conversation_id", "conv-b")]).await;
+    assert!(stats.is_some(), "its other reaction still ran");
+
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let body: Value = serde_json::from_str(received[0].body().unwrap()).unwrap();
+    assert_eq!(body["parked"]["reaction"], "audit-log", "{body}");
+}

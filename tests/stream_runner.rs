@@ -168,11 +168,29 @@ async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
         3,
         "the first attempt and two retries: {output}"
     );
-    let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
+    // Described as Lambda describes it to an on-failure destination: a range of the stream.
+    let failures_file = dir.path().join("failures.jsonl");
+    let failures = std::fs::read_to_string(&failures_file).unwrap();
     let failure: serde_json::Value =
         serde_json::from_str(failures.lines().next().unwrap()).unwrap();
+    let info = &failure["DDBStreamBatchInfo"];
+    assert_eq!(info["batchSize"], 1, "{failure}");
+    assert_eq!(info["startSequenceNumber"], info["endSequenceNumber"]);
     assert!(
-        failure["keys"][0].as_str().unwrap().contains("DOCUMENT#d1"),
+        info["streamArn"].as_str().unwrap().contains(&table),
+        "{failure}"
+    );
+    assert!(info["shardId"].as_str().unwrap().starts_with("shardId-"));
+    assert_eq!(
+        failure["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(failure["requestContext"]["approximateInvokeCount"], 3);
+    assert!(
+        failure["records"][0]["keys"]
+            .as_str()
+            .unwrap()
+            .contains("DOCUMENT#d1"),
         "{failure}"
     );
     assert!(
@@ -195,6 +213,102 @@ async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
         audits >= 7,
         "the METADATA and u6 (after the set-aside record) were audited: {audits}"
     );
+
+    // `redrive` takes the on-failure file and reads the record back from the stream: with the
+    // bucket still missing it fails again (retryable), and the file is left for later.
+    let redrive = |source: &[&str], bucket: &str| {
+        let output = Command::new(assert_cmd::cargo::cargo_bin("ddb-stream-worker"))
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL_S3", services::moto_endpoint())
+            .env("AWS_ENDPOINT_URL_SQS", services::moto_endpoint())
+            .env("AUDITED_TABLES", &table)
+            .env("AUDIT_TABLE", &table)
+            .env("COST_TABLE", &table)
+            .env("DOCUMENTS_BUCKET", bucket)
+            .arg("redrive")
+            .args(source)
+            .args(["--endpoint-url", &services::dynamodb_endpoint()])
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).to_string()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let file = failures_file.to_str().unwrap();
+    let (code, output) = redrive(&["--file", file], &missing_bucket);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("1 failed (retryable: run again)"),
+        "{output}"
+    );
+
+    // Fixed (the bucket exists now), Lambda's own message in the failed-records queue is
+    // redriven: the record is read back from the stream, the proposal rendered, the message
+    // deleted.
+    let bucket = services::unique("documents");
+    services::ensure_bucket(&bucket).await;
+    let sqs = aws_sdk_sqs::Client::new(&services::sdk(&services::moto_endpoint()).await);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(services::unique("on-failure"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let mut lambdas_own = failure.clone();
+    for added in ["reason", "records"] {
+        lambdas_own.as_object_mut().unwrap().remove(added);
+    }
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body(lambdas_own.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (code, output) = redrive(&["--queue-url", &queue_url], &bucket);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("1 record(s) went through"), "{output}");
+    let pdfs = services::s3()
+        .await
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap()
+        .key_count()
+        .unwrap_or(0);
+    assert_eq!(pdfs, 1, "the proposal was rendered: {output}");
+    let left = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the message was deleted: {left:?}");
+
+    // Redriving the file again changes nothing more.
+    let (code, output) = redrive(&["--file", file], &bucket);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("1 record(s) went through"), "{output}");
+
+    // A range the stream no longer holds is said to be gone, not retried.
+    let mut trimmed = lambdas_own.clone();
+    for end in ["startSequenceNumber", "endSequenceNumber"] {
+        trimmed["DDBStreamBatchInfo"][end] = json!("000000000000000000001");
+    }
+    let gone = dir.path().join("gone.json");
+    std::fs::write(&gone, trimmed.to_string()).unwrap();
+    let (code, output) = redrive(&["--file", gone.to_str().unwrap()], &bucket);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("no longer in"), "{output}");
 
     // And nothing is delivered twice after that.
     let (code, output) = stream(
@@ -262,6 +376,10 @@ async fn records_older_than_the_maximum_age_are_set_aside_not_delivered() {
     let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
     assert!(failures.contains("USER#old-1"), "{failures}");
     assert!(failures.contains("MaximumRecordAgeInSeconds"), "{failures}");
+    assert!(
+        failures.contains(r#""condition":"RecordAgeExceeded""#),
+        "{failures}"
+    );
 
     // The checkpoint moved past it: under a generous limit only the new user is audited, and
     // the old one is neither delivered now nor set aside twice.
@@ -312,10 +430,11 @@ async fn bisect_splits_a_failing_batch_until_only_the_poison_record_is_set_aside
     let failures = std::fs::read_to_string(dir.path().join("failures.jsonl")).unwrap();
     assert_eq!(failures.lines().count(), 1, "{failures}");
     let failure: serde_json::Value = serde_json::from_str(failures.trim()).unwrap();
-    let keys = failure["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1, "only the poison record: {failure}");
+    let records = failure["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "only the poison record: {failure}");
+    assert_eq!(failure["DDBStreamBatchInfo"]["batchSize"], 1, "{failure}");
     assert!(
-        keys[0].as_str().unwrap().contains("DOCUMENT#d1"),
+        records[0]["keys"].as_str().unwrap().contains("DOCUMENT#d1"),
         "{failure}"
     );
     // b1, the METADATA and b2 (after the poison record) were all processed.

@@ -389,7 +389,7 @@ impl Worker {
                 break;
             }
             if buffer.len() >= FLUSH_AT {
-                if let Err(f) = self.flush(&mut buffer, &mut pending).await {
+                if let Err(f) = self.flush(records, &mut buffer, &mut pending).await {
                     failure = Some(f);
                     break;
                 }
@@ -404,7 +404,7 @@ impl Worker {
         }
         if !buffer.is_empty() {
             // An earlier record whose writes fail to store takes the failure's place.
-            if let Err(f) = self.flush(&mut buffer, &mut pending).await {
+            if let Err(f) = self.flush(records, &mut buffer, &mut pending).await {
                 failure = Some(f);
             }
         }
@@ -666,10 +666,15 @@ impl Worker {
         }
     }
 
-    /// Store every buffered write. On failure, the earliest record with unstored writes fails
-    /// and the reports after it are dropped: Lambda delivers those records again.
+    /// Store every buffered write. On a retryable failure, the earliest record with unstored
+    /// writes fails and the reports after it are dropped: Lambda delivers those records again.
+    /// A write the service will never accept (an item over 400 KB) fails its whole request
+    /// without saying which it is, so then they are stored one at a time and only the records
+    /// whose writes are refused are parked (stored writes are puts and deletes of whole items:
+    /// storing one twice changes nothing).
     async fn flush(
         &self,
+        records: &[StreamRecord],
         buffer: &mut Vec<Deferred>,
         pending: &mut Vec<RecordReport>,
     ) -> Result<(), RecordFailure> {
@@ -677,37 +682,98 @@ impl Worker {
         let Some(first) = deferred.first().map(|d| (d.record, d.reaction)) else {
             return Ok(());
         };
-        let writes = deferred.into_iter().map(|d| (d.table, d.write)).collect();
+        let writes = deferred
+            .iter()
+            .map(|d| (d.table.clone(), d.write.clone()))
+            .collect();
+        let mut refused = None;
         for (table, writes) in group_by_table(writes) {
             if let Err(e) = self.adapters.tables.batch_write(&table, writes).await {
-                let (record, reaction) = first;
-                // Reports still pending start at the first unsettled record of the batch.
-                let position = record - pending.first().map_or(record, |p| p.index);
-                pending.truncate(position + 1);
-                let reason = format!("storing its writes failed: {e}");
-                let retryable = e.is_retryable();
-                let Some(report) = pending.get_mut(position) else {
-                    return Err(RecordFailure {
-                        index: record,
-                        stage: "flush".to_string(),
-                        message: reason,
-                        retryable,
-                        ..RecordFailure::default()
-                    });
-                };
-                let mut stage = "flush";
-                if let Some(reaction_report) = report.reactions.get_mut(reaction) {
-                    reaction_report.outcome = Outcome::Failed {
-                        reason: reason.clone(),
-                        retryable,
-                    };
-                    stage = reaction_report.reaction;
+                refused = Some(e);
+                break;
+            }
+        }
+        match refused {
+            None => return Ok(()),
+            Some(e) if e.is_retryable() => return Err(fail_flush(first, &e, true, pending)),
+            Some(_) => {}
+        }
+        for d in deferred {
+            let Err(e) = self
+                .adapters
+                .tables
+                .batch_write(&d.table, vec![d.write])
+                .await
+            else {
+                continue;
+            };
+            let change = records.get(d.record).and_then(|r| r.change.as_ref().ok());
+            let name = self.reactions.get(d.reaction).map(|r| r.name());
+            let parked = match (e.is_retryable(), change, name) {
+                (false, Some(change), Some(name)) => {
+                    let reason = format!("storing its writes failed: {e}");
+                    self.park(change, name, &reason)
+                        .await
+                        .map(|parked| parked.map(|location| (reason, location)))
                 }
-                return Err(failure_of(report, stage, reason, retryable));
+                _ => None,
+            };
+            match parked {
+                Some(Ok((reason, location))) => {
+                    tracing::warn!(outcome = "parked", %location, error = %reason);
+                    let position = d.record - pending.first().map_or(d.record, |p| p.index);
+                    if let Some(report) = pending
+                        .get_mut(position)
+                        .and_then(|p| p.reactions.get_mut(d.reaction))
+                    {
+                        report.outcome = Outcome::Parked { reason, location };
+                    }
+                }
+                // Nothing is dropped silently: unparked, the record fails for a retry.
+                Some(Err(park)) => {
+                    let e = format!("{e}; and it could not be parked: {park}");
+                    return Err(fail_flush((d.record, d.reaction), &e, true, pending));
+                }
+                None => {
+                    let retryable = e.is_retryable();
+                    return Err(fail_flush((d.record, d.reaction), &e, retryable, pending));
+                }
             }
         }
         Ok(())
     }
+}
+
+/// The failure of `record`, whose `reaction`'s writes could not be stored; the reports after
+/// it are dropped (Lambda delivers those records again).
+fn fail_flush(
+    (record, reaction): (usize, usize),
+    error: &dyn std::fmt::Display,
+    retryable: bool,
+    pending: &mut Vec<RecordReport>,
+) -> RecordFailure {
+    // Reports still pending start at the first unsettled record of the batch.
+    let position = record - pending.first().map_or(record, |p| p.index);
+    pending.truncate(position + 1);
+    let reason = format!("storing its writes failed: {error}");
+    let Some(report) = pending.get_mut(position) else {
+        return RecordFailure {
+            index: record,
+            stage: "flush".to_string(),
+            message: reason,
+            retryable,
+            ..RecordFailure::default()
+        };
+    };
+    let mut stage = "flush";
+    if let Some(reaction_report) = report.reactions.get_mut(reaction) {
+        reaction_report.outcome = Outcome::Failed {
+            reason: reason.clone(),
+            retryable,
+        };
+        stage = reaction_report.reaction;
+    }
+    failure_of(report, stage, reason, retryable)
 }
 
 /// What the batch knows before it starts.

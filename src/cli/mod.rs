@@ -175,19 +175,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run parked records again, once the data or the code is fixed: those of the embedded
-    /// state (`parked/`), or those in the failed-records queue with --queue-url.
+    /// Run parked or given-up records again, once the data or the code is fixed: those of the
+    /// embedded state (`parked/`), of a file (--file), or of the failed-records queue
+    /// (--queue-url). Lambda's on-failure messages are read back from the stream they name.
     Redrive {
-        /// Embedded state directory whose parked records to run again.
+        /// Embedded state directory: whose parked records to run again, or (with --file) the
+        /// state to run them against.
         #[arg(long, default_value = ".replay", value_name = "DIR")]
         state: PathBuf,
-        /// The queue records were parked in (PARKING_QUEUE_URL); runs them through the SDK
-        /// adapters, deleting each message once its record went through.
-        #[arg(long, value_name = "URL", conflicts_with = "state")]
+        /// A parked record, a Lambda on-failure message, or JSON lines of either (the `stream`
+        /// runner's on-failure file). The file is left as it is.
+        #[arg(long, value_name = "FILE", conflicts_with = "queue_url")]
+        file: Option<PathBuf>,
+        /// The failed-records queue (PARKING_QUEUE_URL, and Lambda's on-failure destination):
+        /// runs its messages through the SDK adapters, deleting each once its records went
+        /// through.
+        #[arg(long, value_name = "URL")]
         queue_url: Option<String>,
-        /// Endpoint for the SDK adapters with --queue-url (DynamoDB Local, ...).
-        #[arg(long, value_name = "URL", requires = "queue_url")]
+        /// Run against this endpoint (DynamoDB Local, ...) through the SDK adapters.
+        #[arg(long, value_name = "URL")]
         endpoint_url: Option<String>,
+        /// Run against AWS through the SDK adapters, with the standard environment and profile.
+        #[arg(long, conflicts_with = "endpoint_url")]
+        aws: bool,
     },
     /// The seed systems' tables (deploy/tables/*.json) on DynamoDB or DynamoDB Local.
     Tables {
@@ -286,13 +296,17 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         }
         Command::Redrive {
             state,
+            file,
             queue_url,
             endpoint_url,
+            aws,
         } => {
             redrive::run(redrive::RedriveCommand {
                 state,
+                file,
                 queue_url,
                 endpoint_url,
+                aws,
             })
             .await
         }

@@ -1,10 +1,13 @@
-//! `redrive`: run parked records again, once the data or the code is fixed, through the same
-//! batch entry point and adapters. From the embedded state (`parked/`; a file is removed once its
-//! record went through), or from the failed-records queue (`--queue-url`; a message is deleted
-//! only after its record went through). Idempotency holds: redriving twice changes nothing more.
+//! `redrive`: run parked or given-up records again, once the data or the code is fixed, through
+//! the same batch entry point and adapters. Three sources: the embedded state's `parked/` (a
+//! file is removed once its record went through), a file (`--file`: parked records, Lambda's
+//! on-failure messages, the `stream` runner's on-failure lines), or the failed-records queue
+//! (`--queue-url`; a message is deleted only after its records went through). Lambda's
+//! on-failure messages name a stream range, not records: those are read back from the stream.
+//! Idempotency holds: redriving twice changes nothing more.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -15,26 +18,38 @@ use crate::adapters::embedded::EmbeddedState;
 use crate::batch::{BatchOptions, Outcome, Worker};
 use crate::catalog::Catalog;
 use crate::decode::decode_value;
+use crate::stream::on_failure;
 use crate::wiring::{self, config::Config};
 
 pub(super) struct RedriveCommand {
     pub state: PathBuf,
+    pub file: Option<PathBuf>,
     pub queue_url: Option<String>,
     pub endpoint_url: Option<String>,
+    pub aws: bool,
 }
 
-/// What one redriven record came to.
+impl RedriveCommand {
+    /// Through the SDK adapters (an endpoint, AWS, or the deployed queue), or the embedded state.
+    fn on_sdk(&self) -> bool {
+        self.queue_url.is_some() || self.endpoint_url.is_some() || self.aws
+    }
+}
+
+/// What the redriven entries came to.
 #[derive(Default)]
 struct Tally {
     through: usize,
     parked_again: usize,
     failed: usize,
-    left: usize,
+    /// Entries (not records) whose records could not be had: no longer in the stream, or not
+    /// understood.
+    unavailable: usize,
 }
 
 impl Tally {
     fn exit(&self) -> Exit {
-        if self.failed > 0 {
+        if self.failed > 0 || self.unavailable > 0 {
             Exit::BatchFailed
         } else if self.parked_again > 0 {
             Exit::Parked
@@ -46,18 +61,197 @@ impl Tally {
 
 pub(super) async fn run(command: RedriveCommand) -> Result<Exit, CliError> {
     let config = Config::from_env()?;
-    let tally = match &command.queue_url {
-        None => from_state(&command, &config).await?,
-        Some(queue_url) => from_queue(&command, &config, queue_url).await?,
+    let target = Target::build(&command, &config).await?;
+    let tally = match (&command.file, &command.queue_url) {
+        (Some(file), _) => from_file(&target, file).await?,
+        (None, Some(queue_url)) => from_queue(&target, queue_url).await?,
+        (None, None) => from_state(&target, &command.state).await?,
     };
-    eprintln!(
-        "redrive: {} record(s) went through, {} parked again, {} failed (retryable: run again), {} left as they were",
-        tally.through, tally.parked_again, tally.failed, tally.left
+    let mut summary = format!(
+        "redrive: {} record(s) went through, {} parked again, {} failed (retryable: run again)",
+        tally.through, tally.parked_again, tally.failed
     );
+    if tally.unavailable > 0 {
+        summary += &format!(
+            "; the records of {} entr(ies) could not be had (see above)",
+            tally.unavailable
+        );
+    }
+    eprintln!("{summary}");
     Ok(tally.exit())
 }
 
-/// What became of one redriven record.
+/// The worker the records run through, and the clients that fetch records named elsewhere.
+struct Target {
+    worker: Worker,
+    /// Set on the embedded state, whose parked files and journal the run keeps.
+    state: Option<Arc<EmbeddedState>>,
+    sdk: Option<aws_config::SdkConfig>,
+}
+
+impl Target {
+    async fn build(command: &RedriveCommand, config: &Config) -> Result<Target, CliError> {
+        let catalog = Catalog::with_seed_definitions();
+        if command.on_sdk() {
+            let sdk = wiring::sdk_config(command.endpoint_url.as_deref()).await;
+            let adapters = wiring::sdk_adapters(&sdk, catalog);
+            let worker = wiring::worker(config, wiring::with_queue_parking(adapters, &sdk, config));
+            return Ok(Target {
+                worker,
+                state: None,
+                sdk: Some(sdk),
+            });
+        }
+        if command.file.is_none() && !command.state.exists() {
+            return Err(CliError::NoState(command.state.clone()));
+        }
+        let state = Arc::new(EmbeddedState::open(&command.state, catalog.clone(), false)?);
+        let mut config = config.clone();
+        config.idempotency.completion_markers = false;
+        let worker = wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog));
+        Ok(Target {
+            worker,
+            state: Some(state),
+            sdk: None,
+        })
+    }
+
+    /// The records an entry stands for, as a Lambda event: a parked record or any event as it
+    /// is, a pointer to a parked object in S3, or an on-failure message's range of a stream
+    /// (`payload` when Lambda's S3 destination included the records).
+    async fn records_of(&self, entry: Value, source: &str) -> Result<Value, Unavailable> {
+        if entry["Records"].is_array() {
+            return Ok(entry);
+        }
+        if let Some(payload) = entry.get("payload") {
+            let payload = match payload.as_str() {
+                Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                None => payload.clone(),
+            };
+            if payload["Records"].is_array() {
+                return Ok(payload);
+            }
+        }
+        let sdk = self.sdk.as_ref();
+        if let Some(location) = entry["parkedObject"].as_str() {
+            let sdk = sdk.ok_or_else(|| Unavailable::needs_sdk(source, location))?;
+            return parked_object(&wiring::s3_client(sdk), location)
+                .await
+                .map_err(|e| Unavailable::Retryable(format!("{source}: {location}: {e}")));
+        }
+        match on_failure::batch_info(&entry) {
+            Some(Ok(info)) => {
+                let sdk = sdk.ok_or_else(|| Unavailable::needs_sdk(source, &info.stream_arn))?;
+                let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+                on_failure::fetch(&streams, &info).await.map_err(|e| {
+                    let message = format!("{source}: {e}");
+                    if e.retryable() {
+                        Unavailable::Retryable(message)
+                    } else {
+                        Unavailable::Never(message)
+                    }
+                })
+            }
+            Some(Err(e)) => Err(Unavailable::Never(format!(
+                "{source}: DDBStreamBatchInfo is not Lambda's on-failure shape: {e}"
+            ))),
+            None => Err(Unavailable::Never(format!(
+                "{source}: not a parked record, an event with Records, or an on-failure message \
+                 with DDBStreamBatchInfo"
+            ))),
+        }
+    }
+
+    /// Run one event through the worker and count what it came to.
+    async fn redrive(
+        &self,
+        event: Value,
+        source: &str,
+        tally: &mut Tally,
+    ) -> Result<Redriven, CliError> {
+        let records = decode_value(event, source, None)?;
+        let mut out = io::stdout().lock();
+        let mut parked = false;
+        let mut failed = false;
+        let outcome = self
+            .worker
+            .process_batch(
+                &records,
+                BatchOptions {
+                    deadline: None,
+                    apply_own_change: self.state.is_some(),
+                    stop_before: None,
+                },
+                &mut |record| {
+                    let outcome_is = |wanted: fn(&Outcome) -> bool| {
+                        record.reactions.iter().any(|r| wanted(&r.outcome))
+                    };
+                    if outcome_is(|o| matches!(o, Outcome::Failed { .. })) {
+                        failed = true;
+                        tally.failed += 1;
+                    } else if outcome_is(|o| matches!(o, Outcome::Parked { .. })) {
+                        parked = true;
+                        tally.parked_again += 1;
+                    } else {
+                        tally.through += 1;
+                    }
+                    let _ = report::record(&mut out, Format::Human, record);
+                },
+            )
+            .await;
+        out.flush().map_err(CliError::Output)?;
+        if let Some(state) = &self.state {
+            state.sync()?;
+        }
+        Ok(if failed || outcome.failure.is_some() {
+            Redriven::Failed
+        } else if parked {
+            Redriven::ParkedAgain
+        } else {
+            Redriven::Through
+        })
+    }
+
+    /// Records of `entry`, run; an entry whose records cannot be had is said and counted.
+    async fn redrive_entry(
+        &self,
+        entry: Value,
+        source: &str,
+        tally: &mut Tally,
+    ) -> Result<Redriven, CliError> {
+        match self.records_of(entry, source).await {
+            Ok(event) => self.redrive(event, source, tally).await,
+            Err(Unavailable::Retryable(message)) => {
+                eprintln!("{message} (retryable: run again)");
+                tally.failed += 1;
+                Ok(Redriven::Failed)
+            }
+            Err(Unavailable::Never(message)) => {
+                eprintln!("{message}");
+                tally.unavailable += 1;
+                Ok(Redriven::Unavailable)
+            }
+        }
+    }
+}
+
+/// Why an entry's records could not be had.
+enum Unavailable {
+    /// A service failed: a later run may get them.
+    Retryable(String),
+    /// They are gone, or the entry is not understood: no run will get them.
+    Never(String),
+}
+
+impl Unavailable {
+    fn needs_sdk(source: &str, location: &str) -> Unavailable {
+        Unavailable::Never(format!(
+            "{source}: its records are in {location}: redrive it with --endpoint-url URL or --aws"
+        ))
+    }
+}
+
+/// What became of one redriven entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Redriven {
     Through,
@@ -65,104 +259,73 @@ enum Redriven {
     ParkedAgain,
     /// Failed, retryable: keep the old one for the next redrive.
     Failed,
+    /// Its records could not be had and never will: kept, for a person to look at.
+    Unavailable,
 }
 
-/// Run one event (a parked record, as an event file) through `worker`.
-async fn redrive(
-    worker: &Worker,
-    event: Value,
-    source: &str,
-    apply: bool,
-    tally: &mut Tally,
-) -> Result<Redriven, CliError> {
-    let records = decode_value(event, source, None)?;
-    let mut out = io::stdout().lock();
-    let mut parked = false;
-    let outcome = worker
-        .process_batch(
-            &records,
-            BatchOptions {
-                deadline: None,
-                apply_own_change: apply,
-                stop_before: None,
-            },
-            &mut |record| {
-                parked |= record
-                    .reactions
-                    .iter()
-                    .any(|r| matches!(r.outcome, Outcome::Parked { .. }));
-                let _ = report::record(&mut out, Format::Human, record);
-            },
-        )
-        .await;
-    out.flush().map_err(CliError::Output)?;
-    Ok(match (outcome.failure.is_some(), parked) {
-        (true, _) => {
-            tally.failed += 1;
-            Redriven::Failed
-        }
-        (false, true) => {
-            tally.parked_again += 1;
-            Redriven::ParkedAgain
-        }
-        (false, false) => {
-            tally.through += 1;
-            Redriven::Through
-        }
-    })
-}
-
-async fn from_state(command: &RedriveCommand, config: &Config) -> Result<Tally, CliError> {
-    if !command.state.exists() {
-        return Err(CliError::NoState(command.state.clone()));
-    }
-    let catalog = Catalog::with_seed_definitions();
-    let state = Arc::new(EmbeddedState::open(&command.state, catalog.clone(), false)?);
-    let mut config = config.clone();
-    config.idempotency.completion_markers = false;
-    let worker = wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog));
+async fn from_state(target: &Target, dir: &Path) -> Result<Tally, CliError> {
+    let Some(state) = &target.state else {
+        return Err(CliError::NoState(dir.to_path_buf()));
+    };
     let mut tally = Tally::default();
     for file in state.parked() {
-        let text = std::fs::read_to_string(&file).map_err(|source| CliError::Read {
-            path: file.clone(),
-            source,
-        })?;
-        let event: Value = serde_json::from_str(&text).map_err(|e| CliError::Read {
-            path: file.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, e),
-        })?;
+        let text = read(&file)?;
+        let event = parse(&text, &file)?;
         // Taken out first: parked again, the record is written back under the same name.
         std::fs::remove_file(&file).map_err(|source| CliError::Read {
             path: file.clone(),
             source,
         })?;
         let source = file.display().to_string();
-        if redrive(&worker, event, &source, true, &mut tally).await? == Redriven::Failed {
+        let redriven = target.redrive_entry(event, &source, &mut tally).await?;
+        if matches!(redriven, Redriven::Failed | Redriven::Unavailable) {
             // Not parked again, so not written back: put it back for the next redrive.
-            std::fs::write(&file, text).map_err(CliError::Output)?;
+            std::fs::write(&file, &text).map_err(CliError::Output)?;
         }
-        state.sync()?;
     }
     state.compact()?;
     Ok(tally)
 }
 
-async fn from_queue(
-    command: &RedriveCommand,
-    config: &Config,
-    queue_url: &str,
-) -> Result<Tally, CliError> {
-    let sdk = wiring::sdk_config(command.endpoint_url.as_deref()).await;
-    let worker = wiring::worker(
-        config,
-        wiring::with_queue_parking(
-            wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
-            &sdk,
-            config,
-        ),
-    );
-    let sqs = wiring::sqs_client(&sdk);
-    let s3 = wiring::s3_client(&sdk);
+/// Each entry of `file`: one JSON document, or JSON lines (an on-failure file). The file is
+/// left as it is: redriving it again changes nothing more.
+async fn from_file(target: &Target, file: &Path) -> Result<Tally, CliError> {
+    let text = read(file)?;
+    let entries: Vec<(String, Value)> = match serde_json::from_str::<Value>(&text) {
+        Ok(entry) => vec![(file.display().to_string(), entry)],
+        Err(_) => {
+            let mut entries = Vec::new();
+            for (index, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let source = format!("{}:{}", file.display(), index + 1);
+                let entry = serde_json::from_str(line).map_err(|e| CliError::Read {
+                    path: PathBuf::from(&source),
+                    source: io::Error::new(io::ErrorKind::InvalidData, e),
+                })?;
+                entries.push((source, entry));
+            }
+            entries
+        }
+    };
+    let mut tally = Tally::default();
+    for (source, entry) in entries {
+        target.redrive_entry(entry, &source, &mut tally).await?;
+    }
+    if let Some(state) = &target.state {
+        state.compact()?;
+    }
+    Ok(tally)
+}
+
+async fn from_queue(target: &Target, queue_url: &str) -> Result<Tally, CliError> {
+    let Some(sdk) = &target.sdk else {
+        return Err(CliError::Settings(
+            "--queue-url runs through the SDK adapters".into(),
+        ));
+    };
+    let sqs = wiring::sqs_client(sdk);
     let service = |e: &dyn std::fmt::Display| CliError::Service(format!("{queue_url}: {e}"));
     let mut tally = Tally::default();
     let mut seen = std::collections::HashSet::new();
@@ -189,62 +352,43 @@ async fn from_queue(
             return Ok(tally);
         }
         for message in messages {
-            let id = message.message_id.clone().unwrap_or_default();
+            let source = format!("message {}", message.message_id().unwrap_or_default());
             let body: Value =
                 serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
-            let event = if body["Records"].is_array() {
-                body
-            } else if let Some(location) = body["parkedObject"].as_str() {
-                let (bucket, key) = location
-                    .strip_prefix("s3://")
-                    .and_then(|rest| rest.split_once('/'))
-                    .ok_or_else(|| {
-                        service(&format!(
-                            "message {id}: {location} is not an s3:// location"
-                        ))
-                    })?;
-                let object = s3
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| service(&aws_sdk_s3::error::DisplayErrorContext(e)))?;
-                let bytes = object
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| service(&e))?
-                    .into_bytes();
-                serde_json::from_slice(&bytes).map_err(|e| service(&format!("{location}: {e}")))?
-            } else {
-                // Lambda's own on-failure message names a shard and a sequence range, not the
-                // records: fetching them from the stream is not built yet.
-                eprintln!("message {id}: not a parked record (Lambda's on-failure message?); left in the queue");
-                tally.left += 1;
-                continue;
-            };
-            let record = event["Records"][0]["eventID"].to_string()
-                + &event["parked"]["reaction"].to_string();
-            if !redriven.insert(record) {
+            let record = body["Records"][0]["eventID"].to_string()
+                + &body["parked"]["reaction"].to_string()
+                + &body["parkedObject"].to_string();
+            if body["parked"].is_object() && !redriven.insert(record) {
                 // Parked again in this run: left in the queue.
                 release(&sqs, queue_url, &message).await?;
                 continue;
             }
-            let redriven =
-                redrive(&worker, event, &format!("message {id}"), false, &mut tally).await?;
-            if redriven != Redriven::Failed {
-                if let Some(receipt) = message.receipt_handle() {
-                    sqs.delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(receipt)
-                        .send()
-                        .await
-                        .map_err(|e| service(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-                }
+            let outcome = target.redrive_entry(body, &source, &mut tally).await?;
+            let done = matches!(outcome, Redriven::Through | Redriven::ParkedAgain);
+            if let (true, Some(receipt)) = (done, message.receipt_handle()) {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .map_err(|e| service(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
             }
         }
     }
+}
+
+fn read(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn parse(text: &str, path: &Path) -> Result<Value, CliError> {
+    serde_json::from_str(text).map_err(|e| CliError::Read {
+        path: path.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidData, e),
+    })
 }
 
 /// Leave `message` in the queue, visible again at once (for the next redrive, not this one).
@@ -268,4 +412,26 @@ async fn release(
             })?;
     }
     Ok(())
+}
+
+/// The parked record an `s3://bucket/key` pointer names.
+async fn parked_object(s3: &aws_sdk_s3::Client, location: &str) -> Result<Value, String> {
+    let (bucket, key) = location
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(|| "not an s3:// location".to_string())?;
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }

@@ -7,11 +7,13 @@
 //! file so a restart resumes where it stopped, and retries a batch from the record the worker
 //! reported as failed (`ReportBatchItemFailures`; otherwise the whole batch, bisected when
 //! `BisectBatchOnFunctionError` is set) up to `MaximumRetryAttempts` times, after which the
-//! record or batch is written to the on-failure file and skipped. Records older than
+//! record or batch is written to the on-failure file (in Lambda's on-failure message shape,
+//! which `redrive` takes) and skipped. Records older than
 //! `MaximumRecordAgeInSeconds` go there undelivered. `--once` drains what is there and exits.
 
 mod filter_criteria;
 pub mod get_records;
+pub mod on_failure;
 pub(crate) mod sam_template;
 
 use std::collections::BTreeMap;
@@ -31,6 +33,7 @@ use crate::batch::{BatchOptions, Worker};
 use crate::decode::{decode_value, DecodeError, StreamRecord};
 use filter_criteria::{FilterCriteria, Patterns};
 use get_records::lambda_event;
+use on_failure::{invocation_record, Condition};
 
 /// The event source mapping settings, with Lambda's property names and defaults.
 /// Unknown properties are rejected so a misspelling is not silently ignored; the mapping's
@@ -399,7 +402,7 @@ async fn drain_shard(
             .and_then(serde_json::Value::as_array_mut)
         {
             list.retain(|record| patterns.matches(record));
-            set_aside_stale(list, shard_id, options).map_err(fail)?;
+            set_aside_stale(list, arn, shard_id, options).map_err(fail)?;
         }
         let lag = lag_seconds(&event);
         let batch = decode_value(event, shard_id, None).map_err(|e| fail(e.into()))?;
@@ -428,7 +431,8 @@ async fn drain_shard(
             continue;
         }
         if !options.settings.reports_item_failures() {
-            delivered += settle_whole_batches(worker, &batch, shard_id, lag, options, checkpoints)
+            let source = (arn, shard_id);
+            delivered += settle_whole_batches(worker, &batch, source, lag, options, checkpoints)
                 .await
                 .map_err(fail)?;
             iterator = next;
@@ -478,12 +482,17 @@ async fn drain_shard(
                 let give_up = limit >= 0 && attempts > limit;
                 if give_up {
                     // Described in the on-failure file, then skipped.
-                    let line = failure_line(
+                    let failed = batch
+                        .iter()
+                        .position(|r| &r.sequence_number == seq)
+                        .map_or(&batch[..0], |at| &batch[at..=at]);
+                    let line = invocation_record(
+                        failed,
+                        arn,
                         shard_id,
-                        (seq, seq),
+                        Condition::RetryAttemptsExhausted,
+                        attempts,
                         &failure.to_string(),
-                        std::slice::from_ref(&failure.keys),
-                        Some(&failure.event_id),
                     );
                     append_failure(&options.on_failure, &line).map_err(fail)?;
                     checkpoints.advance(shard_id, seq, &options.checkpoints)?;
@@ -505,6 +514,7 @@ async fn drain_shard(
 /// JSON) and describes each in the on-failure file.
 fn set_aside_stale(
     list: &mut Vec<serde_json::Value>,
+    arn: &str,
     shard_id: &str,
     options: &StreamOptions,
 ) -> Result<(), StreamError> {
@@ -523,14 +533,14 @@ fn set_aside_stale(
         return Ok(());
     }
     let stale = decode_value(serde_json::json!({ "Records": stale }), shard_id, None)?;
-    for record in stale {
-        let seq = &record.sequence_number;
-        let line = failure_line(
+    for record in stale.chunks(1) {
+        let line = invocation_record(
+            record,
+            arn,
             shard_id,
-            (seq, seq),
+            Condition::RecordAgeExceeded,
+            0,
             &format!("older than MaximumRecordAgeInSeconds ({max_age} s)"),
-            &[handlers::item::describe_keys(&record.keys)],
-            Some(&record.event_id),
         );
         append_failure(&options.on_failure, &line)?;
     }
@@ -584,7 +594,7 @@ async fn read_batch(
 async fn settle_whole_batches(
     worker: &Worker,
     batch: &[StreamRecord],
-    shard_id: &str,
+    (arn, shard_id): (&str, &str),
     lag: Option<u64>,
     options: &StreamOptions,
     checkpoints: &mut Checkpoints,
@@ -637,11 +647,14 @@ async fn settle_whole_batches(
             .print(options.json);
             let limit = settings.maximum_retry_attempts;
             if limit >= 0 && attempts > limit {
-                let keys: Vec<_> = part
-                    .iter()
-                    .map(|r| handlers::item::describe_keys(&r.keys))
-                    .collect();
-                let line = failure_line(shard_id, (first, last), &failure.to_string(), &keys, None);
+                let line = invocation_record(
+                    part,
+                    arn,
+                    shard_id,
+                    Condition::RetryAttemptsExhausted,
+                    attempts,
+                    &failure.to_string(),
+                );
                 append_failure(&options.on_failure, &line)?;
                 break;
             }
@@ -707,24 +720,6 @@ fn lag_seconds(event: &serde_json::Value) -> Option<u64> {
 async fn pause_before_retry(attempts: i32) {
     let doublings = attempts.clamp(0, 6) as u32;
     tokio::time::sleep(std::time::Duration::from_millis(100 << doublings)).await;
-}
-
-/// An on-failure line: the shard, the sequence range, why, each record's keys and, for a
-/// single record, its eventID.
-fn failure_line(
-    shard_id: &str,
-    (first, last): (&str, &str),
-    reason: &str,
-    keys: &[String],
-    event_id: Option<&str>,
-) -> serde_json::Value {
-    let mut line = serde_json::json!({
-        "shard": shard_id, "sequenceNumbers": [first, last], "reason": reason, "keys": keys,
-    });
-    if let Some(event_id) = event_id {
-        line["eventID"] = event_id.into();
-    }
-    line
 }
 
 /// One JSON line in the on-failure file.

@@ -1,0 +1,285 @@
+//! Lambda's on-failure invocation record for stream sources: a shard and a sequence range
+//! (`DDBStreamBatchInfo`), not the records. The local runner writes records it gives up on in
+//! this shape, and `redrive` takes it from either: it reads the range back from the stream
+//! (`AT_SEQUENCE_NUMBER`) while the stream still retains it (24 hours), and says so when not.
+
+use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use chrono::{SecondsFormat, Utc};
+use handlers::PortError;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use super::get_records::lambda_event;
+use crate::adapters::classify;
+use crate::decode::StreamRecord;
+
+/// Why Lambda gave up on a batch (`requestContext.condition`).
+#[derive(Debug, Clone, Copy)]
+pub enum Condition {
+    RetryAttemptsExhausted,
+    RecordAgeExceeded,
+}
+
+/// `DDBStreamBatchInfo`: which records, as a range of one shard of one stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchInfo {
+    pub shard_id: String,
+    pub start_sequence_number: String,
+    pub end_sequence_number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approximate_arrival_of_first_record: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approximate_arrival_of_last_record: Option<String>,
+    #[serde(default)]
+    pub batch_size: usize,
+    pub stream_arn: String,
+}
+
+/// An invocation record as Lambda sends it to an on-failure destination, for `records` (one
+/// shard, in order) given up on after `attempts` invocations. Two fields Lambda does not send
+/// are added for people reading the file: `reason` and each record's `eventID` and `keys`.
+pub fn invocation_record(
+    records: &[StreamRecord],
+    stream_arn: &str,
+    shard_id: &str,
+    condition: Condition,
+    attempts: i32,
+    reason: &str,
+) -> Value {
+    let arrival = |record: Option<&StreamRecord>| {
+        record.and_then(|r| r.change.as_ref().ok()).map(|c| {
+            c.approximate_creation
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        })
+    };
+    let info = BatchInfo {
+        shard_id: shard_id.to_string(),
+        start_sequence_number: records
+            .first()
+            .map(|r| r.sequence_number.clone())
+            .unwrap_or_default(),
+        end_sequence_number: records
+            .last()
+            .map(|r| r.sequence_number.clone())
+            .unwrap_or_default(),
+        approximate_arrival_of_first_record: arrival(records.first()),
+        approximate_arrival_of_last_record: arrival(records.last()),
+        batch_size: records.len(),
+        stream_arn: stream_arn.to_string(),
+    };
+    // Lambda's requestId is its invocation's; the runner has none, so the range names it.
+    let request_id = format!("{shard_id}/{}", info.start_sequence_number);
+    json!({
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": "ddb-stream-worker stream",
+            "condition": format!("{condition:?}"),
+            "approximateInvokeCount": attempts,
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "version": "1.0",
+        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        "DDBStreamBatchInfo": info,
+        "reason": reason,
+        "records": records.iter().map(|r| json!({
+            "eventID": r.event_id,
+            "keys": handlers::item::describe_keys(&r.keys),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The range an invocation record names, if `message` is one.
+pub fn batch_info(message: &Value) -> Option<Result<BatchInfo, serde_json::Error>> {
+    let info = message.get("DDBStreamBatchInfo")?;
+    Some(serde_json::from_value(info.clone()))
+}
+
+/// Why the records of an invocation record could not be read back.
+#[derive(Debug, Error)]
+pub enum FetchError {
+    #[error(
+        "records {start}..{end} of shard {shard} are no longer in {stream} (DynamoDB Streams \
+         keeps records 24 hours): they cannot be redriven; the table holds their items' current \
+         state{detail}"
+    )]
+    Trimmed {
+        stream: String,
+        shard: String,
+        start: String,
+        end: String,
+        detail: String,
+    },
+    #[error(
+        "{stream} or its shard {shard} does not exist (the table was deleted, or its stream \
+         turned off and on): records {start}..{end} cannot be redriven"
+    )]
+    Gone {
+        stream: String,
+        shard: String,
+        start: String,
+        end: String,
+    },
+    #[error(transparent)]
+    Service(#[from] PortError),
+}
+
+impl FetchError {
+    /// Whether running again later can help (a service failure), or never (the records are gone).
+    pub fn retryable(&self) -> bool {
+        matches!(self, FetchError::Service(error) if error.is_retryable())
+    }
+}
+
+/// Empty GetRecords pages in a row after which an open shard is taken to hold no more of the
+/// range (a page may be empty while later records exist, so one is not enough).
+const EMPTY_READS: usize = 5;
+
+/// The records `info` names, read from the stream, as a Lambda event (`{"Records": [...]}`).
+pub async fn fetch(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    info: &BatchInfo,
+) -> Result<Value, FetchError> {
+    let trimmed = |detail: String| FetchError::Trimmed {
+        stream: info.stream_arn.clone(),
+        shard: info.shard_id.clone(),
+        start: info.start_sequence_number.clone(),
+        end: info.end_sequence_number.clone(),
+        detail,
+    };
+    let gone = || FetchError::Gone {
+        stream: info.stream_arn.clone(),
+        shard: info.shard_id.clone(),
+        start: info.start_sequence_number.clone(),
+        end: info.end_sequence_number.clone(),
+    };
+    let started = streams
+        .get_shard_iterator()
+        .stream_arn(&info.stream_arn)
+        .shard_id(&info.shard_id)
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .sequence_number(&info.start_sequence_number)
+        .send()
+        .await;
+    let mut iterator = match started {
+        Ok(output) => output.shard_iterator,
+        Err(error) => {
+            let service = error.as_service_error();
+            if service.is_some_and(|e| e.is_trimmed_data_access_exception()) {
+                return Err(trimmed(String::new()));
+            }
+            // A sequence number the shard does not hold (DynamoDB Local says so for one trimmed
+            // or never written).
+            if let Some(e) = service.filter(|e| e.code() == Some("ValidationException")) {
+                return Err(trimmed(format!(": {}", e.message().unwrap_or("invalid"))));
+            }
+            if service.is_some_and(|e| e.is_resource_not_found_exception()) {
+                return Err(gone());
+            }
+            return Err(classify("GetShardIterator", &info.shard_id, error).into());
+        }
+    };
+    let mut records = Vec::new();
+    let mut empty_reads = 0;
+    while let Some(current) = iterator.take() {
+        let page = streams
+            .get_records()
+            .shard_iterator(current)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_trimmed_data_access_exception())
+                {
+                    trimmed(String::new())
+                } else {
+                    classify("GetRecords", &info.shard_id, e).into()
+                }
+            })?;
+        let got = page.records.unwrap_or_default();
+        empty_reads = if got.is_empty() { empty_reads + 1 } else { 0 };
+        let mut past_end = false;
+        for record in got {
+            let seq = record
+                .dynamodb
+                .as_ref()
+                .and_then(|d| d.sequence_number.clone())
+                .unwrap_or_default();
+            if sequence_order(&seq, &info.end_sequence_number).is_gt() {
+                past_end = true;
+                break;
+            }
+            records.push(record);
+        }
+        if past_end || empty_reads >= EMPTY_READS {
+            break;
+        }
+        iterator = page.next_shard_iterator;
+    }
+    let first = records
+        .first()
+        .and_then(|r| r.dynamodb.as_ref())
+        .and_then(|d| d.sequence_number.as_deref());
+    let last = records
+        .last()
+        .and_then(|r| r.dynamodb.as_ref())
+        .and_then(|d| d.sequence_number.as_deref());
+    if first != Some(info.start_sequence_number.as_str())
+        || last != Some(info.end_sequence_number.as_str())
+    {
+        return Err(trimmed(format!(
+            " (read {} record(s), {}..{})",
+            records.len(),
+            first.unwrap_or("-"),
+            last.unwrap_or("-")
+        )));
+    }
+    Ok(lambda_event(&records, &info.stream_arn))
+}
+
+/// Sequence numbers are decimal strings of any length: a longer one is larger.
+fn sequence_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert!(sequence_order("900", "1000").is_lt());
+        assert!(sequence_order("000123", "124").is_lt());
+        assert!(sequence_order("500", "500").is_eq());
+    }
+
+    #[test]
+    fn lambdas_own_message_is_read() {
+        let message: Value = serde_json::from_str(
+            r#"{"requestContext": {"condition": "RetryAttemptsExhausted"}, "version": "1.0",
+                "DDBStreamBatchInfo": {"shardId": "shardId-1", "startSequenceNumber": "800",
+                "endSequenceNumber": "900", "batchSize": 2,
+                "approximateArrivalOfFirstRecord": "2019-11-14T00:13:19Z",
+                "streamArn": "arn:aws:dynamodb:us-east-2:123456789012:table/t/stream/x"}}"#,
+        )
+        .unwrap();
+        let info = batch_info(&message).unwrap().unwrap();
+        assert_eq!(info.shard_id, "shardId-1");
+        assert_eq!(
+            (
+                info.start_sequence_number.as_str(),
+                info.end_sequence_number.as_str()
+            ),
+            ("800", "900")
+        );
+        assert_eq!(info.batch_size, 2);
+        assert!(batch_info(&json!({"Records": []})).is_none());
+    }
+}
