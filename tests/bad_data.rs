@@ -28,8 +28,8 @@ fn review(seq: u64, id: &str, provider: &str, rating: Value) -> Value {
     record_in(REVIEWS, seq, "INSERT", keys, Some(new), None)
 }
 
-/// Replay `records` as one file; the JSON lines and what the worker logged.
-fn replay(state: &Path, name: &str, records: &[Value]) -> (Vec<Value>, String) {
+/// Replay `records` as one file; the exit code, the JSON lines and what the worker logged.
+fn replay(state: &Path, name: &str, records: &[Value]) -> (i32, Vec<Value>, String) {
     let file = state.parent().unwrap().join(name);
     std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
     let output = cli::worker()
@@ -42,13 +42,29 @@ fn replay(state: &Path, name: &str, records: &[Value]) -> (Vec<Value>, String) {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
     let lines = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (lines, stderr)
+    (output.status.code().unwrap_or(-1), lines, stderr)
+}
+
+/// The parked records under the state's `parked/`, as (file name, content).
+fn parked(state: &Path) -> Vec<(String, Value)> {
+    let Ok(files) = std::fs::read_dir(state.join("parked")) else {
+        return Vec::new();
+    };
+    let mut parked: Vec<(String, Value)> = files
+        .map(|f| f.unwrap().path())
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            (name, serde_json::from_str(&text).unwrap())
+        })
+        .collect();
+    parked.sort_by(|a, b| a.0.cmp(&b.0));
+    parked
 }
 
 fn provider(state: &Path, id: &str) -> Value {
@@ -62,7 +78,7 @@ fn provider(state: &Path, id: &str) -> Value {
 fn a_review_with_a_rating_that_is_not_a_number_is_left_out_and_blocks_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let (lines, log) = replay(
+    let (code, lines, log) = replay(
         &state,
         "reviews.json",
         &[
@@ -73,6 +89,7 @@ fn a_review_with_a_rating_that_is_not_a_number_is_left_out_and_blocks_nothing() 
             review(5, "r5", "pc", json!({"N": "5"})),
         ],
     );
+    assert_eq!(code, 3, "completed, with records parked: {log}");
     let response = lines.last().unwrap();
     assert_eq!(response, &json!({"batchItemFailures": []}));
     for (id, sum, count) in [("pa", "4", "1"), ("pb", "2", "1"), ("pc", "5", "1")] {
@@ -88,13 +105,58 @@ fn a_review_with_a_rating_that_is_not_a_number_is_left_out_and_blocks_nothing() 
         .filter(|r| r["reaction"] == "provider-rating" && r["outcome"] == "done")
         .map(|r| &r["result"])
         .collect();
+    // The records that carried them are parked whole, each with its reason, for a person to
+    // see and to redrive once the application fixed the review.
+    let parked = parked(&state);
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    for ((_, content), (id, value)) in parked
+        .iter()
+        .zip([("bad", s("five")), ("r4", json!({"N": "7"}))])
+    {
+        let record = &content["Records"][0];
+        assert_eq!(record["dynamodb"]["Keys"]["reviewId"]["S"], id, "{content}");
+        assert_eq!(
+            record["dynamodb"]["NewImage"]["rating"], value,
+            "kept whole"
+        );
+        assert_eq!(
+            record["dynamodb"]["NewImage"]["providerId"]["S"]
+                .as_str()
+                .is_some(),
+            true
+        );
+        assert_eq!(content["parked"]["reaction"], "provider-rating");
+        assert!(
+            content["parked"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("rating"),
+            "{content}"
+        );
+    }
+    let outcome_of = |index: usize| {
+        lines[index]["reactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reaction"] == "provider-rating")
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome_of(1), "parked");
+    assert_eq!(outcome_of(3), "parked");
     let skipped = |review: &str| {
         results.iter().any(|r| {
             r.to_string().contains(&format!("reviewId={review}"))
                 && r.to_string().contains("\"attribute\":\"rating\"")
         })
     };
-    assert!(skipped("bad"), "{results:?}");
+    let reason_of_bad = lines[1].to_string();
+    assert!(
+        reason_of_bad.contains("reviewId=bad")
+            && reason_of_bad.contains("rating = \\\"five\\\" (text"),
+        "the parked outcome names the item, the attribute and the value: {reason_of_bad}"
+    );
     assert!(skipped("r4"), "7 is not a rating from 1 to 5: {results:?}");
     assert!(
         log.contains("left out of the computation") && log.contains("reviewId=bad"),
@@ -102,11 +164,12 @@ fn a_review_with_a_rating_that_is_not_a_number_is_left_out_and_blocks_nothing() 
     );
 
     // A later good review of the same provider is counted as usual.
-    let (lines, _) = replay(
+    let (code, lines, _) = replay(
         &state,
         "later.json",
         &[review(6, "r6", "pa", json!({"N": "2"}))],
     );
+    assert_eq!(code, 0);
     assert_eq!(lines.last().unwrap(), &json!({"batchItemFailures": []}));
     let aggregate = provider(&state, "pa");
     assert_eq!(aggregate["ratingSum"]["N"], "6");
@@ -127,7 +190,7 @@ fn a_line_item_whose_cost_is_not_a_number_is_left_out_of_the_totals() {
     let meta_keys = json!({"PK": s("ESTIMATION#bad1"), "SK": s("METADATA")});
     let mut metadata = meta_keys.clone();
     metadata["EntityType"] = s("Estimation");
-    let (lines, log) = replay(
+    let (code, lines, log) = replay(
         &state,
         "lines.json",
         &[
@@ -137,7 +200,18 @@ fn a_line_item_whose_cost_is_not_a_number_is_left_out_of_the_totals() {
             line(4, "STORAGE#good", json!({"N": "10"})),
         ],
     );
+    assert_eq!(
+        code, 3,
+        "completed, with the bad line item's record parked: {log}"
+    );
     assert_eq!(lines.last().unwrap(), &json!({"batchItemFailures": []}));
+    let parked = parked(&state);
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(
+        parked[0].1["Records"][0]["dynamodb"]["NewImage"]["EstimatedMonthlyCost"],
+        s("a lot")
+    );
+    assert_eq!(parked[0].1["parked"]["reaction"], "estimation-totals");
     let items = table(&state, "aws-cost-platform-enhanced");
     let metadata = items
         .iter()

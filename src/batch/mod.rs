@@ -487,7 +487,11 @@ impl Worker {
                 });
                 continue;
             }
-            if let Some(key) = reaction.coalesce_key(change) {
+            // A record whose own item is unusable runs itself, so that it can be parked.
+            let coalesce_key = reaction
+                .coalesce_key(change)
+                .filter(|_| reaction.unusable_data(change).is_none());
+            if let Some(key) = coalesce_key {
                 let last = plan.run_at.get(&(r, key)).copied().unwrap_or(report.index);
                 if last > report.index {
                     report.reactions.push(ReactionReport {
@@ -517,11 +521,33 @@ impl Worker {
                             write,
                         });
                     }
-                    tracing::info!(outcome = "done");
                     warn_of_skipped(&result);
+                    let outcome = match self.park_bad_data(reaction.as_ref(), change).await {
+                        None => {
+                            tracing::info!(outcome = "done");
+                            Outcome::Done { result }
+                        }
+                        Some(Ok((reason, location))) => {
+                            tracing::warn!(outcome = "parked", %location, error = %reason);
+                            Outcome::Parked { reason, location }
+                        }
+                        // Nothing is dropped silently: unparked, the record fails for a retry.
+                        Some(Err(reason)) => {
+                            tracing::warn!(outcome = "failed", retryable = true, error = %reason);
+                            report.reactions.push(ReactionReport {
+                                reaction: name,
+                                outcome: Outcome::Failed {
+                                    reason: reason.clone(),
+                                    retryable: true,
+                                },
+                                effects,
+                            });
+                            return Err(failure_of(report, name, reason, true));
+                        }
+                    };
                     report.reactions.push(ReactionReport {
                         reaction: name,
-                        outcome: Outcome::Done { result },
+                        outcome,
                         effects,
                     });
                 }
@@ -591,6 +617,29 @@ impl Worker {
             tracing::info!(table = %change.table, event_id = %change.event_id, sequence_number = %change.sequence_number, "no reaction applies to this record; skipped");
         }
         Ok(())
+    }
+
+    /// Park a record whose own item holds data the application got wrong, once `reaction` ran
+    /// without it: (reason, location), or why it could not be parked. None when the item is
+    /// fine or this worker has nowhere to park (the skipped item is in the result either way).
+    async fn park_bad_data(
+        &self,
+        reaction: &dyn Reaction,
+        change: &Change,
+    ) -> Option<Result<(String, String), String>> {
+        let skipped = reaction.unusable_data(change)?;
+        let reason = format!(
+            "the application wrote {} = {} in {}, which {} cannot use: left out of its \
+             computation, which went on",
+            skipped.attribute,
+            skipped.value,
+            skipped.item,
+            reaction.name()
+        );
+        Some(match self.park(change, reaction.name(), &reason).await? {
+            Ok(location) => Ok((reason, location)),
+            Err(e) => Err(format!("{reason}; and it could not be parked: {e}")),
+        })
     }
 
     /// Park `change` for `reaction`; None when this worker has nowhere to park.

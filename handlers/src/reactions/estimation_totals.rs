@@ -154,6 +154,18 @@ impl Reaction for EstimationTotals {
         get_str(change.latest_image(), "PK").map(str::to_string)
     }
 
+    fn unusable_data(&self, change: &Change) -> Option<Skipped> {
+        let new = change.new.as_ref().filter(|_| is_line_item(change))?;
+        let (attribute, value) = unusable_cost(new)?;
+        let what = format!(
+            "{} {} {}",
+            change.table,
+            get_str(new, "PK").unwrap_or_default(),
+            get_str(new, "SK").unwrap_or_default()
+        );
+        Some(Skipped::new(what, attribute, &value))
+    }
+
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
         let pk = get_str(change.latest_image(), "PK")
             .unwrap_or_default()

@@ -21,6 +21,7 @@ use crate::cost::savings::SavingsRatesCache;
 use crate::error::ReactionError;
 use crate::ports::{Ports, WriteRequest};
 use crate::settings::{ConfigError, Settings};
+use crate::skipped::Skipped;
 use asset_cleanup::{AssetCleanup, AssetsConfig};
 use audit_log::{AuditConfig, AuditLog};
 use booking_mail::{BookingMail, BookingMailConfig, System};
@@ -119,6 +120,13 @@ pub trait Reaction: Send + Sync {
     /// Within one batch the reaction then runs once per key, at the last record with that key,
     /// since by then the state includes every earlier change.
     fn coalesce_key(&self, _change: &Change) -> Option<String> {
+        None
+    }
+    /// Data the application got wrong in this record's own item (its new image), which the
+    /// reaction leaves out of its computation. The batch runs the reaction all the same (never
+    /// coalesced away), then parks the record: kept whole and counted, for a person to see and
+    /// to redrive once the application fixed the item. Nothing fails because of it.
+    fn unusable_data(&self, _change: &Change) -> Option<Skipped> {
         None
     }
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError>;

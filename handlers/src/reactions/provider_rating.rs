@@ -286,6 +286,21 @@ impl Reaction for ProviderRatings {
         Some(providers_of(change).join("|"))
     }
 
+    fn unusable_data(&self, change: &Change) -> Option<Skipped> {
+        let review: Review = from_item(change.new.clone()?, "review").ok()?;
+        match review.rating {
+            Rating::Unusable(value) => Some(Skipped::new(
+                format!(
+                    "{} reviewId={}",
+                    self.config.reviews_table, review.review_id
+                ),
+                "rating",
+                &value,
+            )),
+            _ => None,
+        }
+    }
+
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
         let mut results = serde_json::Map::new();
         for provider in providers_of(change) {
