@@ -119,12 +119,7 @@ fn a_review_with_a_rating_that_is_not_a_number_is_left_out_and_blocks_nothing() 
             record["dynamodb"]["NewImage"]["rating"], value,
             "kept whole"
         );
-        assert_eq!(
-            record["dynamodb"]["NewImage"]["providerId"]["S"]
-                .as_str()
-                .is_some(),
-            true
-        );
+        assert!(record["dynamodb"]["NewImage"]["providerId"]["S"].is_string());
         assert_eq!(content["parked"]["reaction"], "provider-rating");
         assert!(
             content["parked"]["reason"]
