@@ -1,15 +1,20 @@
 //! Every system's reactions under the delivery schedules streams produce. A generated change
 //! history (cost platform users, line items and proposal documents; marketplace reviews and
-//! bookings; ACS conversation messages) is delivered twice on fresh embedded states: once
-//! plainly, in order, and once under a generated schedule of random batch sizes, earlier
-//! batches delivered again (duplicates), a transient failure of a random port call followed by
-//! Lambda's retry from the reported sequence number, and crashes between a reaction's effects
-//! and the write that marks it completed.
+//! bookings; ACS conversation messages; removes, some of them by TTL; several changes of one
+//! item within a batch) is delivered twice on fresh embedded states: once plainly, in order,
+//! and once under a generated schedule of random batch sizes, earlier batches delivered again
+//! (duplicates), a fault drawn for every batch (a transient failure of a port call, followed by
+//! Lambda's retry from the reported sequence number, or a crash between a reaction's effects
+//! and the write that marks it completed, after which the worker and all it holds in memory
+//! are dropped and a fresh one carries on, on the same tables).
 //!
-//! After every schedule the tables equal the plain run's (totals, ratings, thread counts,
-//! documents, audit items: no audit item twice), the same objects exist, and every mail of the
+//! After every schedule the aggregates equal a model computed from the history alone (provider
+//! ratings from the final reviews, estimation totals from the final line items by the seed's
+//! rules, thread statistics from the final messages), the tables equal the plain run's
+//! (documents, audit items: no audit item twice), the same objects exist, and every mail of the
 //! plain run went out exactly once, except that each crash may add one repeat of a mail (the
-//! crash window docs/guarantees.md documents).
+//! crash window docs/guarantees.md documents). A failing case is saved in
+//! `tests/delivery_schedules.proptest-regressions` and runs first from then on.
 //!
 //! `SCHEDULES=2000 cargo test --release --test delivery_schedules -- --nocapture` runs a longer
 //! search; the default is short.
@@ -22,10 +27,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::TimeZone;
 use ddb_stream_worker::batch::{BatchOptions, Worker};
+use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::wiring;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+use proptest::test_runner::{Config as RunnerConfig, FileFailurePersistence, TestRunner};
 use serde_json::{json, Value};
 use support::{
     config, embedded, faulty_tables, record_in, Faults, FaultyMailer, FaultyObjects, ManualClock,
@@ -55,6 +61,8 @@ struct Op {
     key: u8,
     variant: u8,
     remove: bool,
+    /// A remove made by DynamoDB's TTL process (the record names the service).
+    by_ttl: bool,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -66,14 +74,20 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Kind::Booking),
         3 => Just(Kind::Message),
     ];
-    (kind, 0u8..4, 0u8..12, proptest::bool::weighted(0.2)).prop_map(
-        |(kind, key, variant, remove)| Op {
+    (
+        kind,
+        0u8..4,
+        0u8..12,
+        proptest::bool::weighted(0.2),
+        proptest::bool::ANY,
+    )
+        .prop_map(|(kind, key, variant, remove, by_ttl)| Op {
             kind,
             key,
             variant,
             remove,
-        },
-    )
+            by_ttl,
+        })
 }
 
 /// The item `op` writes: its table, key attribute names and image.
@@ -157,6 +171,7 @@ fn setup() -> Vec<(&'static str, &'static [&'static str], Value)> {
         key: 0,
         variant: 0,
         remove: false,
+        by_ttl: false,
     }));
     for (id, email) in [
         ("c1", "customer@example.com"),
@@ -171,17 +186,24 @@ fn setup() -> Vec<(&'static str, &'static [&'static str], Value)> {
     items
 }
 
-/// The stream records of the setup and the history, as one shard would carry them.
-fn records(ops: &[Op]) -> Vec<Value> {
-    let mut table: BTreeMap<String, Value> = BTreeMap::new();
+/// The application's items once the history is over: (table, item).
+type FinalItems = Vec<(&'static str, Value)>;
+
+/// The stream records of the setup and the history, as one shard would carry them, and the
+/// items the history leaves.
+fn records(ops: &[Op]) -> (Vec<Value>, FinalItems) {
+    let mut table: BTreeMap<String, (&'static str, Value)> = BTreeMap::new();
     let mut records = Vec::new();
-    // (item, remove, written once): a proposal is requested once; its document is then the
-    // worker's to update.
-    let writes = setup().into_iter().map(|w| (w, false, false)).chain(
-        ops.iter()
-            .map(|op| (item(op), op.remove, matches!(op.kind, Kind::Document))),
-    );
-    for ((name, key_names, image), remove, once) in writes {
+    // (item, remove, by TTL, written once): a proposal is requested once; its document is then
+    // the worker's to update.
+    let writes = setup()
+        .into_iter()
+        .map(|w| (w, false, false, false))
+        .chain(ops.iter().map(|op| {
+            let once = matches!(op.kind, Kind::Document);
+            (item(op), op.remove, op.by_ttl, once)
+        }));
+    for ((name, key_names, image), remove, by_ttl, once) in writes {
         let keys = Value::Object(
             key_names
                 .iter()
@@ -192,7 +214,7 @@ fn records(ops: &[Op]) -> Vec<Value> {
         if once && (remove || table.contains_key(&slot)) {
             continue;
         }
-        let old = table.get(&slot).cloned();
+        let old = table.get(&slot).map(|(_, item)| item.clone());
         let (event, new) = match (remove, &old) {
             (true, None) => continue,
             (true, Some(_)) => ("REMOVE", None),
@@ -200,13 +222,18 @@ fn records(ops: &[Op]) -> Vec<Value> {
             (false, Some(_)) => ("MODIFY", Some(image)),
         };
         match &new {
-            Some(new) => table.insert(slot, new.clone()),
+            Some(new) => table.insert(slot, (name, new.clone())),
             None => table.remove(&slot),
         };
         let seq = records.len() as u64 + 1;
-        records.push(record_in(name, seq, event, keys, new, old));
+        let mut record = record_in(name, seq, event, keys, new, old);
+        if remove && by_ttl {
+            record["userIdentity"] =
+                json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+        }
+        records.push(record);
     }
-    records
+    (records, table.into_values().collect())
 }
 
 /// A fault for one batch: the operation and what its detail must contain.
@@ -225,20 +252,26 @@ const FAULTS: &[(&str, &str)] = &[
 ];
 const CRASH: &str = "COMPLETED";
 
+/// Batches a schedule plans for: more than a history's records, so every batch has a plan.
+const MAX_BATCHES: usize = 64;
+
 #[derive(Debug, Clone)]
 struct Schedule {
     sizes: Vec<usize>,
     /// Per batch: deliver an earlier batch again first.
     redeliver: Vec<Option<usize>>,
-    /// Per batch: a fault from [`FAULTS`] (out of range: none).
+    /// Per batch: a fault from [`FAULTS`].
     fault: Vec<usize>,
 }
 
 fn schedule() -> impl Strategy<Value = Schedule> {
     (
         proptest::collection::vec(1usize..8, 1..30),
-        proptest::collection::vec(proptest::option::weighted(0.3, 0usize..30), 30),
-        proptest::collection::vec(0usize..FAULTS.len() * 2, 30),
+        proptest::collection::vec(
+            proptest::option::weighted(0.3, 0usize..MAX_BATCHES),
+            MAX_BATCHES,
+        ),
+        proptest::collection::vec(0usize..FAULTS.len(), MAX_BATCHES),
     )
         .prop_map(|(sizes, redeliver, fault)| Schedule {
             sizes,
@@ -265,28 +298,41 @@ struct Run {
     _dir: tempfile::TempDir,
 }
 
-fn run_on_fresh_state() -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let (state, mut adapters) = embedded(dir.path());
-    let faults = Arc::new(Faults::default());
-    adapters.tables = faulty_tables(adapters.tables.clone(), faults.clone());
-    adapters.objects = Arc::new(FaultyObjects {
-        inner: adapters.objects.clone(),
-        faults: faults.clone(),
-    });
-    let mailer = Arc::new(FaultyMailer {
-        inner: adapters.mailer.clone(),
-        faults: faults.clone(),
-        sent: Mutex::new(Vec::new()),
-    });
-    adapters.mailer = mailer.clone();
-    adapters.clock = Arc::new(ManualClock::at(now()));
-    Run {
-        worker: wiring::worker(&config(), adapters),
-        faults,
-        mailer,
-        state,
-        _dir: dir,
+impl Run {
+    fn on_fresh_state() -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, adapters) = embedded(dir.path());
+        let faults = Arc::new(Faults::default());
+        let mailer = Arc::new(FaultyMailer {
+            inner: adapters.mailer.clone(),
+            faults: faults.clone(),
+            sent: Mutex::new(Vec::new()),
+        });
+        let mut run = Run {
+            worker: wiring::worker(&config(), adapters),
+            faults,
+            mailer,
+            state,
+            _dir: dir,
+        };
+        run.restart();
+        run
+    }
+
+    /// A fresh worker on the same tables, objects and mail outbox, as after a crash: nothing
+    /// the previous one held in memory (the providers' aggregates it remembered, its savings
+    /// rates) survives.
+    fn restart(&mut self) {
+        let mut adapters =
+            wiring::embedded_adapters(self.state.clone(), Catalog::with_seed_definitions());
+        adapters.tables = faulty_tables(adapters.tables.clone(), self.faults.clone());
+        adapters.objects = Arc::new(FaultyObjects {
+            inner: adapters.objects.clone(),
+            faults: self.faults.clone(),
+        });
+        adapters.mailer = self.mailer.clone();
+        adapters.clock = Arc::new(ManualClock::at(now()));
+        self.worker = wiring::worker(&config(), adapters);
     }
 }
 
@@ -306,14 +352,19 @@ fn options() -> BatchOptions {
     }
 }
 
-/// Deliver `records` as Lambda does: on a failure, again from the reported sequence number.
-async fn until_done(worker: &Worker, records: &[Value]) -> Result<usize, TestCaseError> {
+/// Deliver `records` as Lambda does: on a failure, again from the reported sequence number,
+/// by a fresh worker when the failure was a crash.
+async fn until_done(run: &mut Run, records: &[Value]) -> Result<usize, TestCaseError> {
     let mut from = 0;
     let mut last = None;
     for delivery in 1..=10 {
         let text = json!({ "Records": &records[from..] }).to_string();
         let decoded = decode_event(&text, "schedule", None).unwrap();
-        let outcome = worker.process_batch(&decoded, options(), &mut |_| {}).await;
+        let crashes = run.faults.fired(CRASH);
+        let outcome = run
+            .worker
+            .process_batch(&decoded, options(), &mut |_| {})
+            .await;
         let Some(failure) = outcome.failure else {
             return Ok(delivery);
         };
@@ -324,6 +375,9 @@ async fn until_done(worker: &Worker, records: &[Value]) -> Result<usize, TestCas
                 .as_deref(),
             Some(failure.sequence_number.as_str())
         );
+        if run.faults.fired(CRASH) > crashes {
+            run.restart();
+        }
         from += failure.index;
         last = Some(failure);
     }
@@ -431,16 +485,17 @@ struct Figures {
 }
 
 async fn check(ops: Vec<Op>, plan: Schedule, figures: &Figures) -> Result<(), TestCaseError> {
-    let records = records(&ops);
+    let (records, final_items) = records(&ops);
 
-    let plain = run_on_fresh_state();
+    let mut plain = Run::on_fresh_state();
     for batch in records.chunks(10) {
-        until_done(&plain.worker, batch).await?;
+        until_done(&mut plain, batch).await?;
     }
     let want = outcome(&plain);
 
-    let run = run_on_fresh_state();
+    let mut run = Run::on_fresh_state();
     let mut sent: Vec<&[Value]> = Vec::new();
+    prop_assert!(records.len() <= MAX_BATCHES, "a batch without a plan");
     let mut rest = records.as_slice();
     let mut deliveries = 0;
     for batch_no in 0.. {
@@ -456,17 +511,21 @@ async fn check(ops: Vec<Op>, plan: Schedule, figures: &Figures) -> Result<(), Te
         let (batch, tail) = rest.split_at(size);
         rest = tail;
         if let (Some(Some(earlier)), false) = (plan.redeliver.get(batch_no), sent.is_empty()) {
-            deliveries += until_done(&run.worker, sent[earlier % sent.len()]).await?;
+            deliveries += until_done(&mut run, sent[earlier % sent.len()]).await?;
         }
         if let Some((operation, needle)) = plan.fault.get(batch_no).and_then(|f| FAULTS.get(*f)) {
             run.faults.fail_next(operation, needle, 1);
         }
-        deliveries += until_done(&run.worker, batch).await?;
+        deliveries += until_done(&mut run, batch).await?;
         run.faults.disarm();
         sent.push(batch);
     }
     let got = outcome(&run);
     let crashes = run.faults.fired(CRASH);
+    // The model first: the plain run is the same code, so a bug that does not depend on the
+    // schedule would pass the comparison with it.
+    model::check(&final_items, &run.state.dump(None))?;
+    model::check(&final_items, &plain.state.dump(None))?;
 
     if got.tables != want.tables {
         return Err(TestCaseError::fail(table_difference(
@@ -521,7 +580,9 @@ fn every_system_ends_exact_under_random_delivery_schedules() {
     let figures = Figures::default();
     let mut runner = TestRunner::new(RunnerConfig {
         cases,
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/delivery_schedules.proptest-regressions",
+        ))),
         ..RunnerConfig::default()
     });
     let result = runner.run(
@@ -540,5 +601,243 @@ fn every_system_ends_exact_under_random_delivery_schedules() {
     );
     if let Err(failure) = result {
         panic!("{failure}");
+    }
+}
+
+/// The aggregates the history alone implies, computed here from the application's final items
+/// by the rules the seeds and docs/reactions.md state, with none of the worker's code.
+mod model {
+    use std::collections::BTreeMap;
+    use std::str::FromStr;
+
+    use proptest::prelude::*;
+    use rust_decimal::{Decimal, RoundingStrategy};
+    use serde_json::Value;
+
+    use super::{FinalItems, CONVERSATIONS, COST, REVIEWS};
+
+    const PROVIDERS: &str = "marketplace-dev-providers-table";
+    const THREADS: &str = "acsd2p-dev-Threads";
+
+    fn number(value: &Value) -> Option<Decimal> {
+        Decimal::from_str(value["N"].as_str()?).ok()
+    }
+
+    fn text(value: &Value) -> &str {
+        value["S"].as_str().unwrap_or_default()
+    }
+
+    fn cents(value: Decimal) -> Decimal {
+        value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    }
+
+    /// The final items of `table`.
+    fn items<'a>(
+        final_items: &'a FinalItems,
+        table: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        final_items
+            .iter()
+            .filter(move |(name, _)| *name == table)
+            .map(|(_, item)| item)
+    }
+
+    pub fn check(
+        final_items: &FinalItems,
+        dump: &[(String, Vec<Value>)],
+    ) -> Result<(), TestCaseError> {
+        let stored = |name: &str| -> &[Value] {
+            dump.iter()
+                .find(|(table, _)| table == name)
+                .map_or(&[], |(_, items)| items.as_slice())
+        };
+        ratings(final_items, stored(PROVIDERS))?;
+        threads(final_items, stored(THREADS))?;
+        totals(final_items, stored(COST))
+    }
+
+    /// Per provider: one review per booking counts, the earliest by (createdAt, reviewId);
+    /// `ratingSum` and `reviewCount` exact, `rating` their average to two decimals, half up.
+    fn ratings(final_items: &FinalItems, providers: &[Value]) -> Result<(), TestCaseError> {
+        let mut counted: BTreeMap<String, BTreeMap<String, (String, String, Decimal)>> =
+            BTreeMap::new();
+        for review in items(final_items, REVIEWS) {
+            let candidate = (
+                text(&review["createdAt"]).to_string(),
+                text(&review["reviewId"]).to_string(),
+                number(&review["rating"]).expect("the history writes numeric ratings"),
+            );
+            let bookings = counted
+                .entry(text(&review["providerId"]).to_string())
+                .or_default();
+            let booking = text(&review["bookingId"]).to_string();
+            match bookings.get(&booking) {
+                Some(current) if (&current.0, &current.1) <= (&candidate.0, &candidate.1) => {}
+                _ => {
+                    bookings.insert(booking, candidate);
+                }
+            }
+        }
+        let mut names: Vec<String> = counted.keys().cloned().collect();
+        names.extend(providers.iter().map(|p| text(&p["providerId"]).to_string()));
+        names.sort();
+        names.dedup();
+        for provider in names {
+            let reviews = counted.get(&provider);
+            let sum: Decimal = reviews.into_iter().flatten().map(|(_, r)| r.2).sum();
+            let count = Decimal::from(reviews.map_or(0, BTreeMap::len));
+            let item = providers
+                .iter()
+                .find(|p| text(&p["providerId"]) == provider);
+            let Some(item) = item else {
+                prop_assert!(
+                    count.is_zero(),
+                    "provider {} has no aggregate; model: {} reviews summing to {}",
+                    provider,
+                    count,
+                    sum
+                );
+                continue;
+            };
+            let got = (
+                number(&item["ratingSum"]),
+                number(&item["reviewCount"]),
+                number(&item["rating"]),
+            );
+            let average = if count.is_zero() {
+                Decimal::ZERO
+            } else {
+                cents(sum / count)
+            };
+            prop_assert_eq!(
+                got,
+                (Some(sum), Some(count), Some(average)),
+                "provider {}: (ratingSum, reviewCount, rating) against the model",
+                provider
+            );
+        }
+        Ok(())
+    }
+
+    /// Per conversation: how many messages, the latest timestamp, and every sender and
+    /// recipient once, oldest message (timestamp, then response_id) first.
+    fn threads(final_items: &FinalItems, threads: &[Value]) -> Result<(), TestCaseError> {
+        let mut conversations: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+        for message in items(final_items, CONVERSATIONS) {
+            conversations
+                .entry(text(&message["conversation_id"]).to_string())
+                .or_default()
+                .push(message);
+        }
+        let mut names: Vec<String> = conversations.keys().cloned().collect();
+        names.extend(
+            threads
+                .iter()
+                .map(|t| text(&t["conversation_id"]).to_string()),
+        );
+        names.sort();
+        names.dedup();
+        for conversation in names {
+            let mut messages = conversations
+                .get(&conversation)
+                .cloned()
+                .unwrap_or_default();
+            messages.sort_by_key(|m| (text(&m["timestamp"]), text(&m["response_id"])));
+            let mut participants: Vec<&str> = Vec::new();
+            for message in &messages {
+                for address in [
+                    text(&message["sender_email"]),
+                    text(&message["recipient_email"]),
+                ] {
+                    if !address.is_empty() && !participants.contains(&address) {
+                        participants.push(address);
+                    }
+                }
+            }
+            let last = messages.last().map(|m| text(&m["timestamp"]));
+            let thread = threads
+                .iter()
+                .find(|t| text(&t["conversation_id"]) == conversation);
+            let Some(thread) = thread else {
+                prop_assert!(
+                    messages.is_empty(),
+                    "conversation {} has no statistics; model: {} messages",
+                    conversation,
+                    messages.len()
+                );
+                continue;
+            };
+            let stored_participants: Vec<&str> = thread["participants"]["L"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
+            prop_assert_eq!(
+                (
+                    number(&thread["message_count"]),
+                    thread["last_message_at"]["S"].as_str(),
+                    stored_participants
+                ),
+                (Some(Decimal::from(messages.len())), last, participants),
+                "conversation {}: (message_count, last_message_at, participants) against the model",
+                conversation
+            );
+        }
+        Ok(())
+    }
+
+    /// Per estimation, from its SERVER# line items, by the default rules (10 % buffer, volume
+    /// discount from 10,000, Business Support at 10 % of the first 10,000, at least 100): the
+    /// line-item count, Compute, Support and the totals.
+    fn totals(final_items: &FinalItems, cost: &[Value]) -> Result<(), TestCaseError> {
+        for metadata in cost.iter().filter(|i| text(&i["SK"]) == "METADATA") {
+            let pk = text(&metadata["PK"]);
+            let costs: Vec<Decimal> = items(final_items, COST)
+                .filter(|i| text(&i["PK"]) == pk && text(&i["SK"]).starts_with("SERVER#"))
+                .map(|i| number(&i["EstimatedMonthlyCost"]).expect("numeric cost"))
+                .collect();
+            let summary = &metadata["EstimationSummary"]["M"];
+            if summary.is_null() {
+                prop_assert!(
+                    costs.is_empty(),
+                    "{} has no summary; model: {} line items",
+                    pk,
+                    costs.len()
+                );
+                continue;
+            }
+            let compute = cents(costs.iter().sum::<Decimal>() * Decimal::new(11, 1));
+            prop_assume!(
+                compute < Decimal::from(10_000),
+                "the model covers no discount"
+            );
+            let support = if compute.is_zero() {
+                Decimal::ZERO
+            } else {
+                cents(compute / Decimal::TEN).max(Decimal::ONE_HUNDRED)
+            };
+            let monthly = compute + support;
+            let breakdown = &summary["CostBreakdown"]["M"];
+            prop_assert_eq!(
+                (
+                    number(&summary["LineItemCount"]),
+                    number(&breakdown["Compute"]),
+                    number(&breakdown["Support"]),
+                    number(&summary["TotalMonthlyCost"]),
+                    number(&summary["TotalAnnualCost"]),
+                ),
+                (
+                    Some(Decimal::from(costs.len())),
+                    Some(compute),
+                    Some(support),
+                    Some(monthly),
+                    Some(monthly * Decimal::from(12)),
+                ),
+                "{}: (LineItemCount, Compute, Support, TotalMonthlyCost, TotalAnnualCost) against the model",
+                pk
+            );
+        }
+        Ok(())
     }
 }
