@@ -121,15 +121,20 @@ fn item(op: &Op) -> (&'static str, &'static [&'static str], Value) {
                 "FileName": {"S": format!("Proposal {k}.pdf")}, "GeneratedBy": {"S": "u0"},
             }),
         ),
-        Kind::Review => (
-            REVIEWS,
-            &["reviewId"],
-            json!({
-                "reviewId": {"S": format!("r{k}")}, "bookingId": {"S": format!("b{}", v % 5)},
-                "providerId": {"S": format!("p{}", v % 3)}, "rating": {"N": (1 + v % 5).to_string()},
-                "createdAt": {"S": format!("2025-01-01T00:00:0{k}Z")},
-            }),
-        ),
+        Kind::Review => {
+            // Eight reviews; those of one booking differ in rating, so which one counts shows,
+            // and a provider's averages need rounding.
+            let id = k + 4 * (v % 2);
+            (
+                REVIEWS,
+                &["reviewId"],
+                json!({
+                    "reviewId": {"S": format!("r{id}")}, "bookingId": {"S": format!("b{}", v % 5)},
+                    "providerId": {"S": format!("p{}", v % 3)}, "rating": {"N": (1 + (v + id) % 5).to_string()},
+                    "createdAt": {"S": format!("2025-01-01T00:00:0{id}Z")},
+                }),
+            )
+        }
         Kind::Booking => (
             BOOKINGS,
             &["bookingId"],
