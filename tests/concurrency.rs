@@ -3,15 +3,24 @@
 //! are split between them, and they process while the tables are still being written; then,
 //! for each aggregate, the race that loses an update is forced (one worker's write held until
 //! the other has read, written and finished). Every aggregate is recomputed and written under a
-//! condition on the version read, so the late writer must re-read; no update may be lost.
+//! condition on the version read, so the late writer must re-read; no update may be lost, and
+//! each forced race is checked to have happened (the late write met a newer version). With the
+//! version conditions taken off (a test-only wrapper around the tables port), the same forced
+//! races must end wrong: that is what the conditions are for.
 //! Needs `scripts/services start`.
 
 mod support;
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue as V;
 use ddb_stream_worker::batch::{BatchOptions, Worker};
 use ddb_stream_worker::wiring;
 use ddb_stream_worker::wiring::config::Config;
+use handlers::ports::Tables as TablesPort;
+use handlers::ports::{Condition, Query, TransactItem, Update, WriteRequest};
+use handlers::{Item, PortError};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
 use support::faulty_http::{FaultyHttp, Gate, Plan};
@@ -39,8 +48,9 @@ fn n(v: &str) -> V {
     V::N(v.into())
 }
 
-/// A worker on its own clients, as another Lambda instance would have; `http` may slow it.
-async fn worker(tables: &Tables, http: Option<&FaultyHttp>) -> Worker {
+/// A worker on its own clients, as another Lambda instance would have; `http` may slow it;
+/// `unconditional` takes the version conditions off its aggregate writes.
+async fn worker(tables: &Tables, http: Option<&FaultyHttp>, unconditional: bool) -> Worker {
     let config = Config::from_lookup(|name| {
         let table = match name {
             "AUDITED_TABLES" => return Some(String::new()),
@@ -55,7 +65,7 @@ async fn worker(tables: &Tables, http: Option<&FaultyHttp>) -> Worker {
         Some(table.clone())
     })
     .unwrap();
-    let adapters = services::local_adapters(
+    let mut adapters = services::local_adapters(
         &[
             (&tables.reviews, "marketplace-dev-reviews-table"),
             (&tables.providers, "marketplace-dev-providers-table"),
@@ -66,7 +76,92 @@ async fn worker(tables: &Tables, http: Option<&FaultyHttp>) -> Worker {
         http.map(FaultyHttp::client),
     )
     .await;
+    if unconditional {
+        adapters.tables = Arc::new(WithoutConditions {
+            inner: adapters.tables.clone(),
+            tables: vec![
+                tables.providers.clone(),
+                tables.threads.clone(),
+                tables.cost.clone(),
+            ],
+        });
+    }
     wiring::worker(&config, adapters)
+}
+
+/// The tables port with the conditions taken off updates and transactions on `tables` (the
+/// aggregates'): what the worker would be without its version checks. Test-only.
+struct WithoutConditions {
+    inner: Arc<dyn TablesPort>,
+    tables: Vec<String>,
+}
+
+impl WithoutConditions {
+    fn strip<'a>(&self, table: &str, condition: Option<&'a Condition>) -> Option<&'a Condition> {
+        condition.filter(|_| !self.tables.iter().any(|t| t == table))
+    }
+}
+
+#[async_trait]
+impl TablesPort for WithoutConditions {
+    async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
+        self.inner.get(table, key).await
+    }
+    async fn put(
+        &self,
+        table: &str,
+        item: Item,
+        condition: Option<&Condition>,
+    ) -> Result<(), PortError> {
+        self.inner.put(table, item, condition).await
+    }
+    async fn update(
+        &self,
+        table: &str,
+        key: &Item,
+        update: &Update,
+        condition: Option<&Condition>,
+    ) -> Result<Item, PortError> {
+        let condition = self.strip(table, condition);
+        self.inner.update(table, key, update, condition).await
+    }
+    async fn delete(
+        &self,
+        table: &str,
+        key: &Item,
+        condition: Option<&Condition>,
+    ) -> Result<Option<Item>, PortError> {
+        self.inner.delete(table, key, condition).await
+    }
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+        self.inner.batch_get(table, keys).await
+    }
+    async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
+        self.inner.query(query).await
+    }
+    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+        self.inner.batch_write(table, writes).await
+    }
+    async fn transact_write(&self, mut items: Vec<TransactItem>) -> Result<(), PortError> {
+        for item in &mut items {
+            let (TransactItem::Put {
+                table, condition, ..
+            }
+            | TransactItem::Update {
+                table, condition, ..
+            }
+            | TransactItem::Delete {
+                table, condition, ..
+            }) = item
+            else {
+                continue;
+            };
+            if self.tables.contains(table) {
+                *condition = None;
+            }
+        }
+        self.inner.transact_write(items).await
+    }
 }
 
 /// The METADATA item and line item `i` of estimation `id`.
@@ -167,7 +262,8 @@ async fn run(worker: &Worker, mut batches: mpsc::Receiver<Vec<Value>>) -> Ran {
     let mut ran = Ran::default();
     while let Some(batch) = batches.recv().await {
         let mut records = decode(&batch);
-        for _ in 0..20 {
+        let mut deliveries = 0;
+        loop {
             let outcome = worker
                 .process_batch(&records, BatchOptions::default(), &mut |_| {})
                 .await;
@@ -179,6 +275,11 @@ async fn run(worker: &Worker, mut batches: mpsc::Receiver<Vec<Value>>) -> Ran {
                 break;
             };
             assert!(failure.retryable, "{failure:?}");
+            deliveries += 1;
+            assert!(
+                deliveries < 20,
+                "a record was given up after 20 deliveries: {failure:?}"
+            );
             ran.failed_deliveries += 1;
             records.drain(..failure.index);
         }
@@ -186,25 +287,77 @@ async fn run(worker: &Worker, mut batches: mpsc::Receiver<Vec<Value>>) -> Ran {
     ran
 }
 
-#[tokio::test]
-async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update() {
-    services::require();
-    let tables = Tables {
+/// The race that loses updates without conditional writes, forced for each aggregate: A reads
+/// change `first`, B writes and processes change `first` + 1 while A's write waits, then A's
+/// write (of a state without B's change) arrives. Returns what each race's A and B did, and
+/// the HTTP status A's held write got (400: its condition failed).
+async fn force_races(
+    db: &aws_sdk_dynamodb::Client,
+    tables: &Tables,
+    (a, b): (&Worker, &Worker),
+    slow: &FaultyHttp,
+    first: u64,
+) -> Vec<(Aggregate, Ran, Ran, Vec<u16>)> {
+    let mut races = Vec::new();
+    for aggregate in ALL {
+        let gate = Gate::new();
+        let operation: &'static [&'static str] = match aggregate {
+            Aggregate::Estimation => &["TransactWriteItems"],
+            _ => &["UpdateItem"],
+        };
+        slow.set_plan(Plan::Hold {
+            operations: operation,
+            gate: gate.clone(),
+        });
+        let record = write(db, tables, aggregate, first).await;
+        let (to_a, from_a) = mpsc::channel(1);
+        let (to_b, from_b) = mpsc::channel(1);
+        to_a.send(vec![record]).await.unwrap();
+        drop(to_a);
+        let meanwhile = async {
+            tokio::time::timeout(std::time::Duration::from_secs(30), gate.arrived())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{aggregate:?}: worker A's {operation:?} never reached the gate")
+                });
+            to_b.send(vec![write(db, tables, aggregate, first + 1).await])
+                .await
+                .unwrap();
+            drop(to_b);
+            let ran = run(b, from_b).await;
+            gate.open();
+            ran
+        };
+        let (ran_a, ran_b) = tokio::join!(run(a, from_a), meanwhile);
+        races.push((aggregate, ran_a, ran_b, gate.answers()));
+    }
+    slow.set_plan(Plan::Nothing);
+    races
+}
+
+async fn fresh_tables() -> Tables {
+    Tables {
         reviews: services::fresh_table("marketplace-dev-reviews-table").await,
         providers: services::fresh_table("marketplace-dev-providers-table").await,
         conversations: services::fresh_table("acsd2p-dev-Conversations").await,
         threads: services::fresh_table("acsd2p-dev-Threads").await,
         cost: services::fresh_table("aws-cost-platform-enhanced").await,
         idempotency: services::fresh_table("marketplace-dev-idempotency-table").await,
-    };
+    }
+}
+
+#[tokio::test]
+async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update() {
+    services::require();
+    let tables = fresh_tables().await;
     let db = services::dynamodb().await;
     services::put(&db, &tables.cost, estimation("e1")).await;
 
     // Worker A's aggregate writes can be held at a gate; B's never are.
     let slow = FaultyHttp::new(Plan::Nothing);
     let (a, b) = (
-        worker(&tables, Some(&slow)).await,
-        worker(&tables, None).await,
+        worker(&tables, Some(&slow), false).await,
+        worker(&tables, None, false).await,
     );
 
     // Free-running: the writer runs ahead of the workers, change i goes to worker i % 2 once
@@ -225,38 +378,17 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
     let ((), ran_a, ran_b) = tokio::join!(writer, run(&a, from_a), run(&b, from_b));
     let mut ran = ran_a + ran_b;
 
-    // The race that loses updates without conditional writes, forced for each aggregate: A
-    // reads change CHANGES, B writes and processes change CHANGES + 1 while A's write waits,
-    // then A's write (of a state without B's change) arrives.
-    for aggregate in ALL {
-        let gate = Gate::new();
-        let operation: &'static [&'static str] = match aggregate {
-            Aggregate::Estimation => &["TransactWriteItems"],
-            _ => &["UpdateItem"],
-        };
-        slow.set_plan(Plan::Hold {
-            operations: operation,
-            gate: gate.clone(),
-        });
-        let first = write(&db, &tables, aggregate, CHANGES).await;
-        let (to_a, from_a) = mpsc::channel(1);
-        let (to_b, from_b) = mpsc::channel(1);
-        to_a.send(vec![first]).await.unwrap();
-        drop(to_a);
-        let meanwhile = async {
-            gate.arrived().await;
-            to_b.send(vec![write(&db, &tables, aggregate, CHANGES + 1).await])
-                .await
-                .unwrap();
-            drop(to_b);
-            let ran = run(&b, from_b).await;
-            gate.open();
-            ran
-        };
-        let (ran_a, ran_b) = tokio::join!(run(&a, from_a), meanwhile);
+    for (aggregate, ran_a, ran_b, answers) in
+        force_races(&db, &tables, (&a, &b), &slow, CHANGES).await
+    {
+        // A's held write met the version B had moved on: the race happened, and was caught.
+        assert_eq!(
+            answers.first(),
+            Some(&400),
+            "{aggregate:?}: A's held write did not fail its condition: {answers:?}"
+        );
         ran = ran + ran_a + ran_b;
     }
-    slow.set_plan(Plan::Nothing);
     const TOTAL: u64 = CHANGES + 2;
 
     // The provider: every review counted once.
@@ -306,7 +438,7 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
             None,
         ));
     }
-    let outcome = worker(&tables, None)
+    let outcome = worker(&tables, None, false)
         .await
         .process_batch(&decode(&copy), BatchOptions::default(), &mut |_| {})
         .await;
@@ -333,14 +465,74 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
     };
     let written = version(&provider, "aggregateVersion")
         + version(&thread, "stats_version")
-        + version(&metadata_e1, "Version")
-        - 1;
+        + version(&metadata_e1, "SummaryVersion");
+    let conflicts = ran.writes_tried - written;
+    assert!(
+        conflicts >= 3,
+        "one conflict per forced race at least: {conflicts}"
+    );
 
     println!(
         "two workers, {TOTAL} changes each to one provider, thread and estimation (3 forced \
          races): exact; {written} aggregate writes, {} conditional conflicts retried, {} \
          deliveries failed and were delivered again",
-        ran.writes_tried - written,
-        ran.failed_deliveries
+        conflicts, ran.failed_deliveries
     );
+}
+
+#[tokio::test]
+async fn without_the_version_conditions_the_forced_races_lose_updates() {
+    services::require();
+    let tables = fresh_tables().await;
+    let db = services::dynamodb().await;
+    services::put(&db, &tables.cost, estimation("e1")).await;
+    let slow = FaultyHttp::new(Plan::Nothing);
+    let (a, b) = (
+        worker(&tables, Some(&slow), true).await,
+        worker(&tables, None, true).await,
+    );
+    // Change 0 first, then the races on changes 1 and 2: three changes per aggregate.
+    let (to_b, from_b) = mpsc::channel(1);
+    let records = first_changes(&db, &tables).await;
+    to_b.send(records).await.unwrap();
+    drop(to_b);
+    run(&b, from_b).await;
+    for (aggregate, _, _, answers) in force_races(&db, &tables, (&a, &b), &slow, 1).await {
+        assert_eq!(answers, [200], "{aggregate:?}: A's late write went through");
+    }
+
+    // Each aggregate counts two of its three changes: A's late write put back a state without
+    // B's change.
+    let provider = services::item(&tables.providers, &[("providerId", "p1")])
+        .await
+        .unwrap();
+    assert_eq!(
+        provider["reviewCount"],
+        n("2"),
+        "the provider lost an update"
+    );
+    let thread = services::item(&tables.threads, &[("conversation_id", "conv1")])
+        .await
+        .unwrap();
+    assert_eq!(thread["message_count"], n("2"), "the thread lost an update");
+    let metadata = services::item(&tables.cost, &[("PK", "ESTIMATION#e1"), ("SK", "METADATA")])
+        .await
+        .unwrap();
+    let V::M(summary) = &metadata["EstimationSummary"] else {
+        panic!("no summary: {metadata:?}");
+    };
+    assert_eq!(
+        summary["LineItemCount"],
+        n("2"),
+        "the estimation lost an update"
+    );
+}
+
+/// Change 0 of every aggregate, written; their records.
+async fn first_changes(db: &aws_sdk_dynamodb::Client, tables: &Tables) -> Vec<Value> {
+    let mut records = Vec::new();
+    for aggregate in ALL {
+        records.push(write(db, tables, aggregate, 0).await);
+    }
+    records
 }

@@ -60,6 +60,8 @@ pub enum Plan {
 pub struct Gate {
     arrived: tokio::sync::Notify,
     open: tokio::sync::watch::Sender<bool>,
+    /// The HTTP status each held request got once through: 400 for a failed condition.
+    answers: Mutex<Vec<u16>>,
 }
 
 impl Gate {
@@ -67,7 +69,13 @@ impl Gate {
         Arc::new(Gate {
             arrived: tokio::sync::Notify::new(),
             open: tokio::sync::watch::Sender::new(false),
+            answers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The statuses of the requests that were held here, in the order they were answered.
+    pub fn answers(&self) -> Vec<u16> {
+        self.answers.lock().unwrap().clone()
     }
 
     /// Returns once a request waits at the gate.
@@ -271,7 +279,14 @@ impl HttpConnector for FaultyConnector {
                     let inner = self.inner.clone();
                     HttpConnectorFuture::new(async move {
                         gate.pass().await;
-                        inner.call(request).await
+                        let answer = inner.call(request).await;
+                        if let Ok(response) = &answer {
+                            gate.answers
+                                .lock()
+                                .unwrap()
+                                .push(response.status().as_u16());
+                        }
+                        answer
                     })
                 }
                 None => self.inner.call(request),
