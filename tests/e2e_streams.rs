@@ -833,7 +833,11 @@ async fn faults_within_the_retry_bound_are_absorbed_inside_the_call() {
         let seen = stats
             .get(operation)
             .unwrap_or_else(|| panic!("{operation} was never called"));
-        assert_eq!(seen.attempts, 3 * seen.calls, "{operation}: {seen:?}");
+        // Two failed attempts injected into every call, each absorbed by a third; a real
+        // attempt past the SDK's 3 s timeout on a loaded machine may add one, never remove one.
+        let injected: usize = seen.injected.values().sum();
+        assert_eq!(injected, 2 * seen.calls, "{operation}: {seen:?}");
+        assert!(seen.attempts >= 3 * seen.calls, "{operation}: {seen:?}");
         for fault in [Fault::Throttle, Fault::ServerError, Fault::Timeout] {
             assert!(
                 seen.injected.contains_key(&fault) || seen.calls < 2,

@@ -457,17 +457,29 @@ async fn ctrl_c_stops_after_the_current_batch_with_the_checkpoint_saved() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Following (no --once): wait for the first delivered batch, then Ctrl-C.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Following (no --once): wait for the first delivered batch, then Ctrl-C. Lines are read
+    // on a thread, so a runner that never delivers fails the test instead of hanging it.
+    let (lines, from_runner) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next_line = |seen: &str| match from_runner.recv_timeout(std::time::Duration::from_secs(120))
+    {
+        Ok(line) => Some(line + "\n"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the runner printed nothing for 120 s: {seen}")
+        }
+    };
     let mut seen = String::new();
     while !seen.contains(") done") {
-        let mut line = String::new();
-        assert_ne!(
-            stdout.read_line(&mut line).unwrap(),
-            0,
-            "exited early: {seen}"
-        );
-        seen += &line;
+        let line = next_line(&seen);
+        seen += &line.unwrap_or_else(|| panic!("exited early: {seen}"));
     }
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -475,7 +487,9 @@ async fn ctrl_c_stops_after_the_current_batch_with_the_checkpoint_saved() {
         .unwrap();
     assert!(interrupted.success());
     let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    while let Some(line) = next_line(&format!("{seen}{rest}")) {
+        rest += &line;
+    }
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}: {seen}{rest}");
     assert!(rest.contains("stopped; checkpoints in"), "{seen}{rest}");
@@ -504,12 +518,14 @@ async fn the_batching_window_gathers_records_that_arrive_while_it_is_open() {
     let table = fresh_table().await;
     let dir = tempfile::tempdir().unwrap();
     put_user(&table, "w1").await;
-    // A 6 s window from the first record; w2 and w3 arrive about 1 s in.
+    // A window of 120 s closes when the batch is full (3): w2 and w3, written about a second
+    // after the runner starts, fill it however slow the machine is (the runner stops at the
+    // window's end at the latest).
     let child = stream_command(
         &table,
         dir.path(),
         &[],
-        Some(r#"{"MaximumBatchingWindowInSeconds": 6}"#),
+        Some(r#"{"MaximumBatchingWindowInSeconds": 120, "BatchSize": 3}"#),
     )
     .arg("--once")
     .stdout(Stdio::piped())
