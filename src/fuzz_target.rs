@@ -33,26 +33,68 @@ pub fn decode_and_extract(data: &[u8]) -> Result<usize, String> {
         }
     };
     if let Err(error) = for_each_record(data, "fuzz", None, &mut offer) {
-        check_error(&error, data)?;
+        check_error(&error, data).map_err(|broken| format!("reading the bytes: {broken}"))?;
     }
     if let Ok(value) = serde_json::from_slice(data) {
-        if let Ok(records) = decode_value(value, "fuzz", None) {
-            records.into_iter().for_each(&mut offer);
+        match decode_value(value, "fuzz", None) {
+            Ok(records) => records.into_iter().for_each(&mut offer),
+            Err(error) => check_error(&error, data)
+                .map_err(|broken| format!("decoding the parsed event: {broken}"))?,
         }
     }
     Ok(changes)
 }
 
-/// An error must say something, and a JSON error must point inside the input.
+/// An error must say something, and a JSON error must point inside the input: a line it has,
+/// and a column of that line (one past its end for an input cut short).
 fn check_error(error: &DecodeError, data: &[u8]) -> Result<(), String> {
     if error.to_string().is_empty() {
         return Err("an empty error message".into());
     }
-    if let DecodeError::Json { line, .. } = error {
-        let lines = data.iter().filter(|b| **b == b'\n').count() + 1;
-        if *line > lines {
-            return Err(format!("error at line {line} of a {lines}-line input"));
+    if let DecodeError::Json { line, column, .. } = error {
+        let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
+        let Some(text) = line.checked_sub(1).and_then(|i| lines.get(i)) else {
+            return Err(format!(
+                "{error}: line {line} of a {}-line input",
+                lines.len()
+            ));
+        };
+        if *column > text.len() + 1 {
+            return Err(format!(
+                "{error}: column {column} of a line of {} bytes",
+                text.len()
+            ));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_error(line: usize, column: usize) -> DecodeError {
+        DecodeError::Json {
+            source_name: "fuzz".into(),
+            line,
+            column,
+            message: "expected value".into(),
+        }
+    }
+
+    #[test]
+    fn a_position_outside_the_input_is_caught() {
+        let data = b"{\n  \"Records\": [x]\n}";
+        assert!(check_error(&json_error(2, 16), data).is_ok());
+        assert!(check_error(&json_error(3, 2), data).is_ok());
+        assert!(check_error(&json_error(4, 1), data).is_err(), "no line 4");
+        assert!(
+            check_error(&json_error(0, 1), data).is_err(),
+            "lines count from 1"
+        );
+        assert!(
+            check_error(&json_error(3, 9), data).is_err(),
+            "line 3 has 1 byte"
+        );
+    }
 }

@@ -111,14 +111,22 @@ fn show(label: &str, records: usize, counts: &BTreeMap<&'static str, u64>) {
 
 #[tokio::main]
 async fn main() {
-    if TcpStream::connect("127.0.0.1:8000").is_err() {
-        println!(
-            "requests per record: skipped, DynamoDB Local is not running (scripts/services start)"
+    // The endpoint `scripts/services env` exports, as the tests take it.
+    let endpoint =
+        std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+    let address = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    if TcpStream::connect(&address).is_err() {
+        eprintln!(
+            "requests per record: cannot run: nothing answers at {endpoint} (DSW_DYNAMODB_ENDPOINT). \
+             Start DynamoDB Local with `scripts/services start` and `eval \"$(scripts/services env)\"`."
         );
-        return;
+        std::process::exit(2);
     }
     let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:8000")
+        .endpoint_url(&endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_credential_types::Credentials::new(
             "bench", "bench", None, None, "bench",
