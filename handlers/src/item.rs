@@ -20,6 +20,12 @@ pub fn get_str<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     }
 }
 
+/// A partition of a table (its partition key's value), as `Reaction::partitions` names it and
+/// the batch orders records by.
+pub fn partition(table: &str, partition_key: &str) -> String {
+    format!("{table}\u{0}{partition_key}")
+}
+
 /// `{PK=USER#1, SK=PROFILE}`: key attributes sorted by name, scalars shown plainly.
 pub fn describe_keys(keys: &Item) -> String {
     let mut names: Vec<&String> = keys.keys().collect();

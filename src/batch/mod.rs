@@ -1,19 +1,29 @@
-//! One batch of stream records: in order, every applicable reaction per record, idempotency
-//! for guarded reactions, and Lambda's partial batch failure response.
+//! One batch of stream records: every applicable reaction per record, idempotency for guarded
+//! reactions, and Lambda's partial batch failure response.
 //!
-//! The first record that fails stops the batch; its SequenceNumber is the one reported in
-//! `batchItemFailures` and Lambda retries from it. Deferred writes (the audit items) are
-//! grouped into BatchWriteItem calls across records; a record counts as settled only once its
-//! deferred writes are stored, so a failed flush moves the reported failure back to the
-//! earliest record whose writes were not stored.
+//! Records run in windows of [`WINDOW`]. Within a window, records that share a partition (their
+//! own item's, or one a reaction names: [`lanes`]) run in stream order, one lane each, and up
+//! to `max_concurrency` lanes run at once, so a batch does not wait for one round trip after
+//! another when its records concern different items. The lowest failing (or, near the
+//! deadline, not started) record is the one reported in `batchItemFailures`, and Lambda
+//! retries from it; no record after it starts once it failed, and those already running are
+//! safe to run again (idempotent or guarded). Deferred writes (the audit items) are grouped
+//! into BatchWriteItem calls per window; a record counts as settled only once its deferred
+//! writes are stored, so a failed flush moves the reported failure back to the earliest record
+//! whose writes were not stored.
 
 pub mod effects;
 pub mod idempotency;
 pub mod intercept;
+mod lanes;
 mod request_count;
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
@@ -56,8 +66,16 @@ fn warn_of_skipped(result: &serde_json::Value) {
     }
 }
 
-/// BatchWriteItem takes 25 requests; flushing at that size keeps every call full.
+/// BatchWriteItem takes 25 requests; completion notes are written at that size.
 const FLUSH_AT: usize = 25;
+
+/// Records per window: a Lambda batch of the default size is one window; a long replay file
+/// is reported, flushed and noted window by window.
+pub const WINDOW: usize = 100;
+
+/// Lanes that run at once by default (`MAX_CONCURRENCY`): measured at 5 ms per request in
+/// BENCHMARKS.md ("Throughput at production latency").
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 
 /// What one reaction did with one record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -178,6 +196,15 @@ pub struct Worker {
     adapters: Adapters,
     counter: Arc<CountingTables>,
     idempotency: IdempotencyConfig,
+    /// Lanes of a window that run at once; 1 runs every record in stream order.
+    max_concurrency: usize,
+}
+
+/// What one record came to in its lane.
+struct LaneRecord {
+    report: RecordReport,
+    deferred: Vec<Deferred>,
+    failure: Option<RecordFailure>,
 }
 
 /// A write waiting for the next BatchWriteItem, and whose it is.
@@ -204,7 +231,14 @@ impl Worker {
             adapters,
             counter,
             idempotency,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
         }
+    }
+
+    /// At most `lanes` lanes of a window at once (at least 1: every record in stream order).
+    pub fn with_max_concurrency(mut self, lanes: usize) -> Self {
+        self.max_concurrency = lanes.max(1);
+        self
     }
 
     /// What the batch knows before it starts: which reactions earlier deliveries completed,
@@ -337,80 +371,44 @@ impl Worker {
         &self.adapters
     }
 
-    /// Process `records` in order. `on_settled` sees each record's report once the record is
-    /// complete (its deferred writes stored), in order.
+    /// Process `records`, each partition's in stream order. `on_settled` sees each record's
+    /// report once the record is complete (its deferred writes stored), in stream order.
     pub async fn process_batch(
         &self,
         records: &[StreamRecord],
         options: BatchOptions,
         on_settled: &mut dyn FnMut(&RecordReport),
     ) -> BatchOutcome {
-        let a = &self.adapters;
-        let recorder = Recorder::new(
-            a.tables.clone(),
-            a.objects.clone(),
-            a.mailer.clone(),
-            a.catalog.clone(),
-        );
-        if let Some(budget) = &a.call_budget {
+        if let Some(budget) = &self.adapters.call_budget {
             budget.until(options.deadline);
         }
         let requests_before = self.counter.hook.snapshot();
         let plan = self.plan(records).await;
-        let mut pending: Vec<RecordReport> = Vec::new();
-        let mut buffer: Vec<Deferred> = Vec::new();
         let mut markers: Vec<WriteRequest> = Vec::new();
         let mut failure: Option<RecordFailure> = None;
         let mut settled = 0;
 
-        for (index, record) in records.iter().enumerate() {
-            let mut report = new_report(index, record);
-            // The first record always starts: an invocation that starts none makes no progress,
-            // and Lambda would deliver the same batch again, and again.
-            if index > 0
-                && options
-                    .stop_before
-                    .is_some_and(|stop| self.adapters.clock.now() >= stop)
-            {
-                let message = "not started: the invocation is too close to its deadline; \
-                               Lambda delivers the records from here again"
-                    .to_string();
-                report.error = Some(message.clone());
-                failure = Some(failure_of(&report, "deadline", message, true));
-                pending.push(report);
-                break;
-            }
-            let result = self
-                .process_record(record, &mut report, &recorder, options, &plan, &mut buffer)
-                .await;
-            pending.push(report);
-            if let Err(f) = result {
-                failure = Some(f);
-                break;
-            }
-            if buffer.len() >= FLUSH_AT {
+        for start in (0..records.len()).step_by(WINDOW) {
+            let window = start..(start + WINDOW).min(records.len());
+            let (mut pending, mut buffer, mut failed) =
+                self.run_window(records, window, options, &plan).await;
+            if !buffer.is_empty() {
+                // An earlier record whose writes fail to store takes the failure's place.
                 if let Err(f) = self.flush(records, &mut buffer, &mut pending).await {
-                    failure = Some(f);
-                    break;
+                    failed = Some(f);
                 }
             }
-            if buffer.is_empty() {
-                markers.extend(self.completion_markers(&pending, records));
-                settled += emit(&mut pending, on_settled);
-                if markers.len() >= FLUSH_AT {
-                    self.write_markers(&mut markers).await;
-                }
+            markers.extend(self.completion_markers(&pending, records));
+            let reported = usize::from(failed.is_some());
+            settled += emit(&mut pending, on_settled).saturating_sub(reported);
+            if failed.is_some() {
+                failure = failed;
+                break;
+            }
+            if markers.len() >= FLUSH_AT {
+                self.write_markers(&mut markers).await;
             }
         }
-        if !buffer.is_empty() {
-            // An earlier record whose writes fail to store takes the failure's place.
-            if let Err(f) = self.flush(records, &mut buffer, &mut pending).await {
-                failure = Some(f);
-            }
-        }
-        let failed = failure.as_ref().map_or(0, |_| 1);
-        markers.extend(self.completion_markers(&pending, records));
-        settled += emit(&mut pending, on_settled).saturating_sub(failed);
         self.write_markers(&mut markers).await;
 
         let mut response = DynamoDbEventResponse::default();
@@ -430,6 +428,128 @@ impl Worker {
             response,
             requests: difference(&self.counter.hook.snapshot(), &requests_before),
         }
+    }
+
+    /// Run the records of `window`, lane by lane, up to `max_concurrency` lanes at once. Returns
+    /// the reports up to and including the lowest failing (or not started) record, in stream
+    /// order, their deferred writes, and that failure.
+    async fn run_window(
+        &self,
+        records: &[StreamRecord],
+        window: Range<usize>,
+        options: BatchOptions,
+        plan: &Plan,
+    ) -> (Vec<RecordReport>, Vec<Deferred>, Option<RecordFailure>) {
+        // A record that cannot be decoded fails as soon as it starts: nothing after it starts,
+        // as without lanes (a replay stops there, its later changes not applied).
+        let window = match records[window.clone()]
+            .iter()
+            .position(|r| r.change.is_err())
+        {
+            Some(at) => window.start..window.start + at + 1,
+            None => window,
+        };
+        let lanes: Vec<Vec<usize>> = if self.max_concurrency == 1 {
+            vec![window.clone().collect()]
+        } else {
+            lanes::lanes(
+                &records[window.clone()],
+                &self.reactions,
+                &self.adapters.catalog,
+            )
+            .into_iter()
+            .map(|lane| lane.into_iter().map(|i| i + window.start).collect())
+            .collect()
+        };
+        // The lowest index that failed or was not started: no record after it starts.
+        let stop_after = AtomicUsize::new(usize::MAX);
+        let mut ran: Vec<LaneRecord> = stream::iter(lanes)
+            .map(|lane| self.run_lane(records, lane, options, plan, &stop_after))
+            .buffer_unordered(self.max_concurrency)
+            .collect::<Vec<Vec<LaneRecord>>>()
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        ran.sort_by_key(|r| r.report.index);
+        let failure = ran
+            .iter()
+            .filter_map(|r| r.failure.clone())
+            .min_by_key(|f| f.index);
+        // Records after the failure are delivered again: their reports and writes are dropped.
+        let cut = failure.as_ref().map_or(usize::MAX, |f| f.index);
+        let mut reports = Vec::new();
+        let mut deferred = Vec::new();
+        for r in ran.into_iter().filter(|r| r.report.index <= cut) {
+            reports.push(r.report);
+            deferred.extend(r.deferred);
+        }
+        (reports, deferred, failure)
+    }
+
+    /// The records of one lane, in stream order, until one fails, the deadline's reserve is
+    /// reached, or another lane failed at an earlier record.
+    async fn run_lane(
+        &self,
+        records: &[StreamRecord],
+        lane: Vec<usize>,
+        options: BatchOptions,
+        plan: &Plan,
+        stop_after: &AtomicUsize,
+    ) -> Vec<LaneRecord> {
+        let a = &self.adapters;
+        let recorder = Recorder::new(
+            a.tables.clone(),
+            a.objects.clone(),
+            a.mailer.clone(),
+            a.catalog.clone(),
+        );
+        let mut ran = Vec::new();
+        for index in lane {
+            if index > stop_after.load(Ordering::SeqCst) {
+                break;
+            }
+            let record = &records[index];
+            let mut report = new_report(index, record);
+            // The first record always starts: an invocation that starts none makes no progress,
+            // and Lambda would deliver the same batch again, and again.
+            if index > 0
+                && options
+                    .stop_before
+                    .is_some_and(|stop| a.clock.now() >= stop)
+            {
+                let message = "not started: the invocation is too close to its deadline; \
+                               Lambda delivers the records from here again"
+                    .to_string();
+                report.error = Some(message.clone());
+                let failure = failure_of(&report, "deadline", message, true);
+                stop_after.fetch_min(index, Ordering::SeqCst);
+                ran.push(LaneRecord {
+                    report,
+                    deferred: Vec::new(),
+                    failure: Some(failure),
+                });
+                break;
+            }
+            let mut deferred = Vec::new();
+            let failure = self
+                .process_record(record, &mut report, &recorder, options, plan, &mut deferred)
+                .await
+                .err();
+            if failure.is_some() {
+                stop_after.fetch_min(index, Ordering::SeqCst);
+            }
+            let stop = failure.is_some();
+            ran.push(LaneRecord {
+                report,
+                deferred,
+                failure,
+            });
+            if stop {
+                break;
+            }
+        }
+        ran
     }
 
     async fn process_record(

@@ -13,12 +13,16 @@ use handlers::settings::{Settings, IDEMPOTENCY_TABLE};
 pub use handlers::settings::ConfigError;
 
 use crate::batch::idempotency::IdempotencyConfig;
+use crate::batch::DEFAULT_MAX_CONCURRENCY;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub reactions: ReactionsConfig,
     pub idempotency: IdempotencyConfig,
     pub parking: ParkingConfig,
+    /// Lanes of a batch window that run at once (`MAX_CONCURRENCY`; 1: every record in
+    /// stream order).
+    pub max_concurrency: usize,
 }
 
 /// Where the SDK adapters park a record no retry can fix.
@@ -60,6 +64,11 @@ impl Config {
                 ),
                 completion_markers: true,
             },
+            max_concurrency: usize::try_from(s.count(
+                "MAX_CONCURRENCY",
+                i64::try_from(DEFAULT_MAX_CONCURRENCY).unwrap_or(16),
+            )?)
+            .unwrap_or(1),
             parking: ParkingConfig {
                 queue_url: Some(s.text("PARKING_QUEUE_URL", ""))
                     .filter(|url| !url.trim().is_empty()),

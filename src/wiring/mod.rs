@@ -43,6 +43,7 @@ pub fn with_queue_parking(mut adapters: Adapters, sdk: &SdkConfig, config: &Conf
 
 pub fn worker(config: &Config, adapters: Adapters) -> Worker {
     Worker::new(reactions(config), adapters, config.idempotency.clone())
+        .with_max_concurrency(config.max_concurrency)
 }
 
 /// Adapters over the embedded state.

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::{Change, ChangeKind};
 use crate::error::ReactionError;
-use crate::item::{from_item, get_str, string_key};
+use crate::item::{from_item, get_str, partition, string_key};
 use crate::mail::{self, MailConfig};
 use crate::ports::Ports;
 use crate::settings::{ConfigError, Settings};
@@ -145,6 +145,18 @@ impl Reaction for BookingMail {
 
     fn idempotency(&self) -> Idempotency {
         Idempotency::Guarded
+    }
+
+    fn partitions(&self, change: &Change) -> Vec<String> {
+        // The users whose profiles the mail is addressed from.
+        let Some(new) = &change.new else {
+            return Vec::new();
+        };
+        ["customerId", "providerId", "userId"]
+            .iter()
+            .filter_map(|name| get_str(new, name))
+            .map(|user| partition(&self.config.users_table, user))
+            .collect()
     }
 
     fn applies(&self, change: &Change) -> bool {

@@ -122,6 +122,14 @@ pub trait Reaction: Send + Sync {
     fn coalesce_key(&self, _change: &Change) -> Option<String> {
         None
     }
+    /// Partitions other than the record's own ([`crate::item::partition`]: table and partition key) that
+    /// the reaction reads or writes for `change`: the provider a review counts toward, the
+    /// profile a mail goes to. Within a batch, records that share a partition keep stream
+    /// order; the others run at once. A partition left out here could be read before an
+    /// earlier record of the batch changed it.
+    fn partitions(&self, _change: &Change) -> Vec<String> {
+        Vec::new()
+    }
     /// Data the application got wrong in this record's own item (its new image), which the
     /// reaction leaves out of its computation. The batch runs the reaction all the same (never
     /// coalesced away), then parks the record: kept whole and counted, for a person to see and

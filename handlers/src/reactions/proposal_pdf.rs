@@ -24,7 +24,7 @@ use crate::cost::proposal::render::{money, render, Proposal};
 use crate::cost::savings::SavingsRatesCache;
 use crate::cost::EstimationDefaults;
 use crate::error::{PortError, ReactionError};
-use crate::item::{from_item, get_str, string_key, AttributeValue};
+use crate::item::{from_item, get_str, partition, string_key, AttributeValue};
 use crate::mail::{self, MailConfig};
 use crate::ports::{Comparison, Condition, Link, Object, Ports, Query, SortKey, Update};
 use crate::settings::{ConfigError, Settings};
@@ -83,6 +83,17 @@ impl Reaction for ProposalPdf {
 
     fn idempotency(&self) -> Idempotency {
         Idempotency::Guarded
+    }
+
+    fn partitions(&self, change: &Change) -> Vec<String> {
+        // The requester's profile, which the mail goes to.
+        let table = &self.config.estimation.table;
+        change
+            .new
+            .as_ref()
+            .and_then(|new| get_str(new, "GeneratedBy"))
+            .map(|user| vec![partition(table, &format!("USER#{user}"))])
+            .unwrap_or_default()
     }
 
     fn applies(&self, change: &Change) -> bool {

@@ -29,7 +29,7 @@ use serde_json::json;
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::{PortError, ReactionError};
-use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
+use crate::item::{from_item, get_str, number, partition, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, Query, Update};
 use crate::settings::Settings;
 use crate::skipped::{with_skipped, Skipped};
@@ -284,6 +284,13 @@ impl Reaction for ProviderRatings {
 
     fn coalesce_key(&self, change: &Change) -> Option<String> {
         Some(providers_of(change).join("|"))
+    }
+
+    fn partitions(&self, change: &Change) -> Vec<String> {
+        providers_of(change)
+            .iter()
+            .map(|provider| partition(&self.config.providers_table, provider))
+            .collect()
     }
 
     fn unusable_data(&self, change: &Change) -> Option<Skipped> {

@@ -17,7 +17,7 @@ use crate::change::{Change, ChangeKind};
 use crate::cost::model::{Metadata, Notice, SharedEstimation};
 use crate::cost::notify;
 use crate::error::{PortError, ReactionError};
-use crate::item::{from_item, get_str, string_key, AttributeValue};
+use crate::item::{from_item, get_str, partition, string_key, AttributeValue};
 use crate::mail::{self, MailConfig};
 use crate::ports::{Comparison, Condition, Ports, Update};
 
@@ -40,6 +40,30 @@ impl Reaction for ShareNotification {
 
     fn idempotency(&self) -> Idempotency {
         Idempotency::Guarded
+    }
+
+    fn partitions(&self, change: &Change) -> Vec<String> {
+        // The estimation it names and the profile of who shared it (the recipient's profile
+        // is the record's own partition, or named too).
+        let Some(new) = &change.new else {
+            return Vec::new();
+        };
+        let estimation = get_str(new, "EstimationId")
+            .map(str::to_string)
+            .or_else(|| {
+                get_str(new, "SK")?
+                    .strip_prefix("SHARED#")
+                    .map(str::to_string)
+            });
+        [
+            estimation.map(|id| format!("ESTIMATION#{id}")),
+            get_str(new, "SharedByUserId").map(|id| format!("USER#{id}")),
+            get_str(new, "SharedWithUserId").map(|id| format!("USER#{id}")),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|pk| partition(&self.table, &pk))
+        .collect()
     }
 
     fn applies(&self, change: &Change) -> bool {

@@ -1,0 +1,280 @@
+//! Throughput at production latency: DynamoDB Local behind a proxy that adds a delay to every
+//! request (`LATENCY_MS`, default 5: with DynamoDB Local's own ~2 ms, about what a Lambda
+//! function sees from DynamoDB in its region). 2,000 records, half cost-platform profile
+//! changes (audited), half marketplace reviews over 5, 25 and 50 providers, delivered in Lambda
+//! batches of 100 by the worker at concurrency 1 (every record in stream order, one round trip
+//! after another) and at the default. Prints records/s, requests per record, and the bound the
+//! dependent round trips of a batch allow; checks every provider's aggregate afterwards.
+//! Needs `scripts/services start` (scripts/bench does it). Never fails on figures.
+//! Run: `cargo bench --bench latency`.
+
+// Two of the mix's kinds are used here.
+#[allow(dead_code)]
+#[path = "support/mix.rs"]
+mod mix;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
+use ddb_stream_worker::batch::{BatchOptions, DEFAULT_MAX_CONCURRENCY};
+use ddb_stream_worker::catalog::Catalog;
+use ddb_stream_worker::cli::tables;
+use ddb_stream_worker::decode::{decode_event, StreamRecord};
+use ddb_stream_worker::wiring;
+use ddb_stream_worker::wiring::config::Config;
+use handlers::ports::Tables;
+use mix::{Kind, Mix};
+use rust_decimal::Decimal;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const RECORDS: usize = 2_000;
+const BATCH: usize = 100;
+
+/// A TCP proxy to `upstream` on a port of its own that holds every chunk the client sends for
+/// `delay` before passing it on: each request arrives `delay` later, as over a longer network.
+async fn delaying_proxy(upstream: String, delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let address = listener.local_addr().expect("the proxy's address");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let requests = async {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = client_read.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                        if server_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_write.shutdown().await;
+                };
+                let responses = async {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                };
+                tokio::join!(requests, responses);
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+async fn sdk(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "bench", "bench", None, None, "bench",
+        ))
+        .load()
+        .await
+}
+
+/// What one run measured.
+struct Run {
+    seconds: f64,
+    requests: BTreeMap<&'static str, u64>,
+    /// Requests per batch the batch must wait for one after another, whatever the concurrency:
+    /// its one BatchGetItem, a provider's Query and UpdateItem, its BatchWriteItems.
+    dependent_per_batch: f64,
+}
+
+/// The application's writes of `batch` (direct, not delayed, not counted), as they precede
+/// the stream.
+async fn write_as_the_application(app: &dyn Tables, batch: &[StreamRecord]) {
+    for record in batch {
+        let change = record
+            .change
+            .as_ref()
+            .expect("generated records are complete");
+        match &change.new {
+            Some(new) => app
+                .put(&change.table, new.clone(), None)
+                .await
+                .expect("app write"),
+            None => drop(
+                app.delete(&change.table, &change.keys, None)
+                    .await
+                    .expect("app delete"),
+            ),
+        }
+    }
+}
+
+async fn run(
+    slow: &SdkConfig,
+    app: &dyn Tables,
+    records: &[serde_json::Value],
+    concurrency: usize,
+) -> Run {
+    let config = Config::from_lookup(|_| None).expect("default config");
+    let worker = wiring::worker(
+        &config,
+        wiring::sdk_adapters(slow, Catalog::with_seed_definitions()),
+    )
+    .with_max_concurrency(concurrency);
+    let mut requests = BTreeMap::new();
+    let mut seconds = 0.0;
+    let mut dependent = 0.0;
+    let mut batches = 0.0;
+    for chunk in records.chunks(BATCH) {
+        let text = json!({ "Records": chunk }).to_string();
+        let batch = decode_event(&text, "bench", None).expect("generated records decode");
+        write_as_the_application(app, &batch).await;
+        let started = Instant::now();
+        let outcome = worker
+            .process_batch(&batch, BatchOptions::default(), &mut |_| {})
+            .await;
+        seconds += started.elapsed().as_secs_f64();
+        assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+        let count = |op: &str| outcome.requests.get(op).copied().unwrap_or(0) as f64;
+        dependent += count("BatchGetItem") + count("BatchWriteItem") + 2.0;
+        batches += 1.0;
+        for (op, n) in outcome.requests {
+            *requests.entry(op).or_default() += n;
+        }
+    }
+    Run {
+        seconds,
+        requests,
+        dependent_per_batch: dependent / batches,
+    }
+}
+
+/// The median time of one GetItem through the proxy: one dependent round trip.
+async fn round_trip(slow: &SdkConfig) -> Duration {
+    let client = aws_sdk_dynamodb::Client::new(slow);
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let started = Instant::now();
+        client
+            .get_item()
+            .table_name("marketplace-dev-providers-table")
+            .key(
+                "providerId",
+                aws_sdk_dynamodb::types::AttributeValue::S("none".into()),
+            )
+            .send()
+            .await
+            .expect("a GetItem through the proxy");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Every provider of `records` has the sum and count of its reviews (each review has a booking
+/// of its own, so each counts). Returns how many were checked.
+async fn check_ratings(app: &dyn Tables, records: &[serde_json::Value]) -> usize {
+    let mut expected: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+    for review in records.iter().map(|r| &r["dynamodb"]["NewImage"]) {
+        let (Some(provider), Some(rating)) = (
+            review["providerId"]["S"].as_str(),
+            review["rating"]["N"].as_str(),
+        ) else {
+            continue;
+        };
+        let figures = expected.entry(provider.to_string()).or_default();
+        figures.0 += rating.parse::<Decimal>().expect("a generated rating");
+        figures.1 += Decimal::ONE;
+    }
+    for (provider, (sum, count)) in &expected {
+        let key = handlers::item::string_key(&[("providerId", provider)]);
+        let stored = app
+            .get("marketplace-dev-providers-table", &key)
+            .await
+            .expect("read a provider")
+            .unwrap_or_else(|| panic!("provider {provider} has no aggregate"));
+        let number = |name: &str| match stored.get(name) {
+            Some(handlers::AttributeValue::N(n)) => n.parse::<Decimal>().ok(),
+            _ => None,
+        };
+        assert_eq!(
+            (number("ratingSum"), number("reviewCount")),
+            (Some(*sum), Some(*count)),
+            "provider {provider}: stored (ratingSum, reviewCount)"
+        );
+    }
+    expected.len()
+}
+
+#[tokio::main]
+async fn main() {
+    let endpoint =
+        std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+    let upstream = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    if std::net::TcpStream::connect(&upstream).is_err() {
+        eprintln!(
+            "latency: cannot run: nothing answers at {endpoint} (DSW_DYNAMODB_ENDPOINT). Start \
+             DynamoDB Local with `scripts/services start` and `eval \"$(scripts/services env)\"`."
+        );
+        std::process::exit(2);
+    }
+    let delay_ms: u64 = std::env::var("LATENCY_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(5);
+    let direct = sdk(&endpoint).await;
+    let client = aws_sdk_dynamodb::Client::new(&direct);
+    tables::create_tables(&client, &[])
+        .await
+        .expect("create the seed tables");
+    let app = DynamoDbTables::new(client, Catalog::with_seed_definitions());
+    let proxy = delaying_proxy(upstream, Duration::from_millis(delay_ms)).await;
+    let slow = sdk(&proxy).await;
+    let rtt = round_trip(&slow).await;
+    println!(
+        "DynamoDB Local + {delay_ms} ms per request (one GetItem: {:.1} ms median); {RECORDS} \
+         records, 50/50 profile changes (audited) and reviews, batches of {BATCH}:",
+        rtt.as_secs_f64() * 1000.0
+    );
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() % 0xffffff)
+        .unwrap_or(0);
+    for providers in [5, 25, 50] {
+        for concurrency in [1, DEFAULT_MAX_CONCURRENCY] {
+            // Records of their own for every run: the idempotency table outlives a run.
+            let mix = Mix {
+                tag: format!("lat{run_id:x}p{providers}c{concurrency}"),
+                kinds: vec![Kind::Profile, Kind::Review],
+                providers,
+                estimations: 20,
+                conversations: 30,
+            };
+            let records = mix.records(RECORDS, 0);
+            let measured = run(&slow, &app, &records, concurrency).await;
+            let total: u64 = measured.requests.values().sum();
+            let batches = RECORDS.div_ceil(BATCH) as f64;
+            let bound =
+                RECORDS as f64 / (batches * measured.dependent_per_batch * rtt.as_secs_f64());
+            let checked = check_ratings(&app, &records).await;
+            println!(
+                "  {providers:>2} providers, concurrency {concurrency:>2}: {:>6.0} records/s, \
+                 {:.3} requests per record; bound from {:.1} dependent round trips per batch: \
+                 {:.0} records/s; {checked} providers exact",
+                RECORDS as f64 / measured.seconds,
+                total as f64 / RECORDS as f64,
+                measured.dependent_per_batch,
+                bound,
+            );
+        }
+    }
+}
