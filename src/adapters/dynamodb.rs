@@ -364,44 +364,46 @@ impl Tables for DynamoDbTables {
 
     async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
         let client = &self.client;
-        let mut found = Vec::new();
         let keys: Vec<SdkItem> = keys.into_iter().map(to_sdk).collect();
-        for chunk in keys.chunks(100) {
-            let read =
-                until_processed("BatchGetItem", table, chunk.to_vec(), |unread| async move {
-                    let request = KeysAndAttributes::builder()
-                        .set_keys(Some(unread))
-                        .consistent_read(true)
-                        .build()
-                        .map_err(|e| PortError::Permanent {
-                            operation: "BatchGetItem",
-                            target: table.to_string(),
-                            message: e.to_string(),
-                        })?;
-                    let output = client
-                        .batch_get_item()
-                        .request_items(table, request)
-                        .customize()
-                        .config_override(self.cut())
-                        .send()
-                        .await
-                        .map_err(|e| classify("BatchGetItem", table, e))?;
-                    let items = output.responses.and_then(|mut r| r.remove(table));
-                    let unread = output.unprocessed_keys.and_then(|mut u| u.remove(table));
-                    Ok((
-                        unread.map(|k| k.keys).unwrap_or_default(),
-                        items.unwrap_or_default(),
-                    ))
-                })
-                .await?;
-            found.extend(read.into_iter().map(from_sdk));
-        }
-        Ok(found)
+        // The requests go out at once: a batch waits for one round trip, not one per 100 keys.
+        let reads = keys.chunks(100).map(|chunk| async move {
+            until_processed("BatchGetItem", table, chunk.to_vec(), |unread| async move {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(unread))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| PortError::Permanent {
+                        operation: "BatchGetItem",
+                        target: table.to_string(),
+                        message: e.to_string(),
+                    })?;
+                let output = client
+                    .batch_get_item()
+                    .request_items(table, request)
+                    .customize()
+                    .config_override(self.cut())
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchGetItem", table, e))?;
+                let items = output.responses.and_then(|mut r| r.remove(table));
+                let unread = output.unprocessed_keys.and_then(|mut u| u.remove(table));
+                Ok((
+                    unread.map(|k| k.keys).unwrap_or_default(),
+                    items.unwrap_or_default(),
+                ))
+            })
+            .await
+        });
+        let read = futures::future::try_join_all(reads).await?;
+        Ok(read.into_iter().flatten().map(from_sdk).collect())
     }
 
     async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
         let client = &self.client;
-        for chunk in dedupe_by_key(&self.catalog, table, writes).chunks(25) {
+        let writes = dedupe_by_key(&self.catalog, table, writes);
+        // The requests go out at once: a flush waits for one round trip, not one per 25 items.
+        // Each item appears once (deduplicated), so their order does not matter.
+        let requests = writes.chunks(25).map(|chunk| async move {
             let requests: Vec<SdkWrite> =
                 chunk.iter().map(to_sdk_write).collect::<Result<_, _>>()?;
             until_processed("BatchWriteItem", table, requests, |requests| async move {
@@ -416,8 +418,9 @@ impl Tables for DynamoDbTables {
                 let unprocessed = output.unprocessed_items.and_then(|mut u| u.remove(table));
                 Ok((unprocessed.unwrap_or_default(), Vec::<()>::new()))
             })
-            .await?;
-        }
+            .await
+        });
+        futures::future::try_join_all(requests).await?;
         Ok(())
     }
 }

@@ -5,8 +5,12 @@
 //! batches of 100 by the worker at concurrency 1 (every record in stream order, one round trip
 //! after another) and at the default. Prints records/s, requests per record, and the bound the
 //! dependent round trips of a batch allow; checks every provider's aggregate afterwards.
+//! Then the same on the embedded tables with the delay's round trip held on every call, which
+//! shows the batch's own design without DynamoDB Local's throughput (its one store serializes
+//! requests: on a 2-core machine it answers about 550 a second, however many arrive at once).
 //! Needs `scripts/services start` (scripts/bench does it). Never fails on figures.
-//! Run: `cargo bench --bench latency`.
+//! Run: `cargo bench --bench latency` (`LATENCY_MS`, `LATENCY_PROVIDERS=5,50` and
+//! `LATENCY_CONCURRENCY=1,16,64` change the delay, the provider counts and the settings).
 
 // Two of the mix's kinds are used here.
 #[allow(dead_code)]
@@ -14,10 +18,13 @@
 mod mix;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
+use ddb_stream_worker::adapters::embedded::EmbeddedState;
+use ddb_stream_worker::batch::intercept::{Intercept, Intercepted, TableCall};
 use ddb_stream_worker::batch::{BatchOptions, DEFAULT_MAX_CONCURRENCY};
 use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::cli::tables;
@@ -155,6 +162,64 @@ async fn run(
     }
 }
 
+/// Holds every table call for its duration: a round trip to a store that answers at once.
+struct RoundTrip(Duration);
+
+#[async_trait::async_trait]
+impl Intercept for RoundTrip {
+    type Pending = ();
+
+    async fn before(
+        &self,
+        _inner: &dyn Tables,
+        _call: TableCall<'_>,
+    ) -> Result<(), handlers::PortError> {
+        tokio::time::sleep(self.0).await;
+        Ok(())
+    }
+}
+
+/// Records/s of `records` on fresh embedded tables whose every call takes `rtt`, and the
+/// requests per record.
+async fn embedded_run(
+    records: &[serde_json::Value],
+    rtt: Duration,
+    concurrency: usize,
+) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("a state directory");
+    let catalog = Catalog::with_seed_definitions();
+    let state = Arc::new(
+        EmbeddedState::open(dir.path(), catalog.clone(), false).expect("the embedded state"),
+    );
+    let mut adapters = wiring::embedded_adapters(state, catalog);
+    adapters.tables = Arc::new(Intercepted::new(adapters.tables.clone(), RoundTrip(rtt)));
+    let config = Config::from_lookup(|_| None).expect("default config");
+    let worker = wiring::worker(&config, adapters).with_max_concurrency(concurrency);
+    let (mut seconds, mut requests) = (0.0, 0);
+    for chunk in records.chunks(BATCH) {
+        let text = json!({ "Records": chunk }).to_string();
+        let batch = decode_event(&text, "bench", None).expect("generated records decode");
+        let started = Instant::now();
+        let outcome = worker
+            .process_batch(
+                &batch,
+                BatchOptions {
+                    apply_own_change: true,
+                    ..BatchOptions::default()
+                },
+                &mut |_| {},
+            )
+            .await;
+        seconds += started.elapsed().as_secs_f64();
+        assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+        requests += outcome.requests.values().sum::<u64>();
+    }
+    (
+        records.len() as f64 / seconds,
+        requests as f64 / records.len() as f64,
+    )
+}
+
 /// The median time of one GetItem through the proxy: one dependent round trip.
 async fn round_trip(slow: &SdkConfig) -> Duration {
     let client = aws_sdk_dynamodb::Client::new(slow);
@@ -249,8 +314,25 @@ async fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() % 0xffffff)
         .unwrap_or(0);
-    for providers in [5, 25, 50] {
-        for concurrency in [1, DEFAULT_MAX_CONCURRENCY] {
+    // `LATENCY_CONCURRENCY=1,8,32` compares other settings (how the default was chosen).
+    let settings: Vec<usize> = std::env::var("LATENCY_CONCURRENCY")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1, DEFAULT_MAX_CONCURRENCY]);
+    let providers_list: Vec<usize> = std::env::var("LATENCY_PROVIDERS")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![5, 25, 50]);
+    for &providers in &providers_list {
+        for &concurrency in &settings {
             // Records of their own for every run: the idempotency table outlives a run.
             let mix = Mix {
                 tag: format!("lat{run_id:x}p{providers}c{concurrency}"),
@@ -274,6 +356,28 @@ async fn main() {
                 total as f64 / RECORDS as f64,
                 measured.dependent_per_batch,
                 bound,
+            );
+        }
+    }
+    println!(
+        "embedded tables, every call held {:.1} ms (the round trip above, without DynamoDB \
+         Local's throughput limit):",
+        rtt.as_secs_f64() * 1000.0
+    );
+    for &providers in &providers_list {
+        for &concurrency in &settings {
+            let mix = Mix {
+                tag: format!("emb{run_id:x}p{providers}c{concurrency}"),
+                kinds: vec![Kind::Profile, Kind::Review],
+                providers,
+                estimations: 20,
+                conversations: 30,
+            };
+            let (per_second, per_record) =
+                embedded_run(&mix.records(RECORDS, 0), rtt, concurrency).await;
+            println!(
+                "  {providers:>2} providers, concurrency {concurrency:>2}: {per_second:>6.0} \
+                 records/s, {per_record:.3} requests per record"
             );
         }
     }
