@@ -225,16 +225,18 @@ pub async fn audit_items(
     table: &str,
 ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
     let audit_log = aws_sdk_dynamodb::types::AttributeValue::S("AuditLog".into());
+    // Every page: a table the benches and earlier runs filled is more than one Scan's 1 MB.
     dynamodb()
         .await
         .scan()
         .table_name(table)
         .consistent_read(true)
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<Vec<_>, _>>()
         .await
         .unwrap()
-        .items
-        .unwrap_or_default()
         .into_iter()
         .filter(|i| i.get("EntityType") == Some(&audit_log))
         .collect()
