@@ -236,16 +236,7 @@ async fn cargo_lambdas_emulator_runs_the_shipped_events_with_real_effects() {
     providers.sort();
     providers.dedup();
     assert!(!providers.is_empty());
-    let reviews: Vec<_> = db
-        .scan()
-        .table_name("marketplace-dev-reviews-table")
-        .consistent_read(true)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .unwrap();
+    let reviews = services::scan_all("marketplace-dev-reviews-table").await;
     for provider in providers {
         let count = reviews
             .iter()

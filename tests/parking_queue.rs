@@ -25,37 +25,69 @@ fn message(table: &str, seq: u64, conversation: &str, timestamp: Value, padding:
     record_in(table, seq, "INSERT", keys, Some(new), None)
 }
 
+/// Fresh tables, a bucket and a queue to park in, and a worker on DynamoDB Local and moto.
+struct Parking {
+    conversations: String,
+    threads: String,
+    /// Where audit items go, when the conversations are audited.
+    audit: String,
+    bucket: String,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    worker: ddb_stream_worker::batch::Worker,
+}
+
+impl Parking {
+    async fn set_up(audited: bool) -> Parking {
+        services::require();
+        let conversations = services::fresh_table("acsd2p-dev-Conversations").await;
+        let threads = services::fresh_table("acsd2p-dev-Threads").await;
+        let audit = services::fresh_table("aws-cost-platform-enhanced").await;
+        let bucket = services::unique("parked");
+        services::ensure_bucket(&bucket).await;
+        let (sqs, queue_url) = services::fresh_queue("failed-records").await;
+        let config = Config::from_lookup(|name| match name {
+            "ACS_CONVERSATIONS_TABLE" => Some(conversations.clone()),
+            "ACS_THREADS_TABLE" => Some(threads.clone()),
+            "PARKING_QUEUE_URL" => Some(queue_url.clone()),
+            "PARKING_BUCKET" => Some(bucket.clone()),
+            "AUDITED_TABLES" => Some(if audited {
+                conversations.clone()
+            } else {
+                String::new()
+            }),
+            "AUDIT_TABLE" => Some(audit.clone()),
+            _ => None,
+        })
+        .unwrap();
+        let moto = services::sdk(&services::moto_endpoint()).await;
+        let worker = wiring::worker(
+            &config,
+            wiring::with_queue_parking(services::local_adapters(&[], None).await, &moto, &config),
+        );
+        Parking {
+            conversations,
+            threads,
+            audit,
+            bucket,
+            sqs,
+            queue_url,
+            worker,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
-    services::require();
-    let conversations = services::fresh_table("acsd2p-dev-Conversations").await;
-    let threads = services::fresh_table("acsd2p-dev-Threads").await;
-    let bucket = services::unique("parked");
-    services::ensure_bucket(&bucket).await;
-    let moto = services::sdk(&services::moto_endpoint()).await;
-    let sqs = aws_sdk_sqs::Client::new(&moto);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(services::unique("failed-records"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let config = Config::from_lookup(|name| match name {
-        "ACS_CONVERSATIONS_TABLE" => Some(conversations.clone()),
-        "ACS_THREADS_TABLE" => Some(threads.clone()),
-        "PARKING_QUEUE_URL" => Some(queue_url.clone()),
-        "PARKING_BUCKET" => Some(bucket.clone()),
-        "AUDITED_TABLES" => Some(String::new()),
-        _ => None,
-    })
-    .unwrap();
-    let adapters = services::local_adapters(&[], None).await;
-    let worker = wiring::worker(
-        &config,
-        wiring::with_queue_parking(adapters, &moto, &config),
-    );
+    let Parking {
+        conversations,
+        threads,
+        bucket,
+        sqs,
+        queue_url,
+        worker,
+        ..
+    } = Parking::set_up(false).await;
 
     // Three conversations; the second's message has a timestamp the statistics cannot read,
     // the fourth's too, and it is larger than a queue message may be.
@@ -213,36 +245,15 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
 /// record's other reaction (thread statistics) still ran.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_the_service_refuses_parks_only_its_record() {
-    services::require();
-    let conversations = services::fresh_table("acsd2p-dev-Conversations").await;
-    let threads = services::fresh_table("acsd2p-dev-Threads").await;
-    let audit = services::fresh_table("aws-cost-platform-enhanced").await;
-    let bucket = services::unique("parked");
-    services::ensure_bucket(&bucket).await;
-    let moto = services::sdk(&services::moto_endpoint()).await;
-    let sqs = aws_sdk_sqs::Client::new(&moto);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(services::unique("failed-records"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let config = Config::from_lookup(|name| match name {
-        "ACS_CONVERSATIONS_TABLE" => Some(conversations.clone()),
-        "ACS_THREADS_TABLE" => Some(threads.clone()),
-        "PARKING_QUEUE_URL" => Some(queue_url.clone()),
-        "PARKING_BUCKET" => Some(bucket.clone()),
-        "AUDITED_TABLES" => Some(conversations.clone()),
-        "AUDIT_TABLE" => Some(audit.clone()),
-        _ => None,
-    })
-    .unwrap();
-    let worker = wiring::worker(
-        &config,
-        wiring::with_queue_parking(services::local_adapters(&[], None).await, &moto, &config),
-    );
+    let Parking {
+        conversations,
+        threads,
+        audit,
+        sqs,
+        queue_url,
+        worker,
+        ..
+    } = Parking::set_up(true).await;
     let run = services::unique("run");
     let mut records: Vec<Value> = ["conv-a", "conv-b", "conv-c"]
         .iter()

@@ -252,15 +252,7 @@ async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
     // deleted.
     let bucket = services::unique("documents");
     services::ensure_bucket(&bucket).await;
-    let sqs = aws_sdk_sqs::Client::new(&services::sdk(&services::moto_endpoint()).await);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(services::unique("on-failure"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (sqs, queue_url) = services::fresh_queue("on-failure").await;
     let mut lambdas_own = failure.clone();
     for added in ["reason", "records"] {
         lambdas_own.as_object_mut().unwrap().remove(added);

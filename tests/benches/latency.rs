@@ -13,6 +13,8 @@
 //! `LATENCY_CONCURRENCY=1,16,64` change the delay, the provider counts and the settings).
 
 // Two of the mix's kinds are used here.
+#[path = "support/local.rs"]
+mod local;
 #[allow(dead_code)]
 #[path = "support/mix.rs"]
 mod mix;
@@ -28,12 +30,11 @@ use ddb_stream_worker::batch::intercept::{Intercept, Intercepted, TableCall};
 use ddb_stream_worker::batch::{BatchOptions, DEFAULT_MAX_CONCURRENCY};
 use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::cli::tables;
-use ddb_stream_worker::decode::{decode_event, StreamRecord};
+use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::wiring;
 use ddb_stream_worker::wiring::config::Config;
 use handlers::ports::Tables;
 use mix::{Kind, Mix};
-use rust_decimal::Decimal;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -100,28 +101,6 @@ struct Run {
     dependent_per_batch: f64,
 }
 
-/// The application's writes of `batch` (direct, not delayed, not counted), as they precede
-/// the stream.
-async fn write_as_the_application(app: &dyn Tables, batch: &[StreamRecord]) {
-    for record in batch {
-        let change = record
-            .change
-            .as_ref()
-            .expect("generated records are complete");
-        match &change.new {
-            Some(new) => app
-                .put(&change.table, new.clone(), None)
-                .await
-                .expect("app write"),
-            None => drop(
-                app.delete(&change.table, &change.keys, None)
-                    .await
-                    .expect("app delete"),
-            ),
-        }
-    }
-}
-
 async fn run(
     slow: &SdkConfig,
     app: &dyn Tables,
@@ -141,7 +120,7 @@ async fn run(
     for chunk in records.chunks(BATCH) {
         let text = json!({ "Records": chunk }).to_string();
         let batch = decode_event(&text, "bench", None).expect("generated records decode");
-        write_as_the_application(app, &batch).await;
+        local::write_as_the_application(app, &batch).await;
         let started = Instant::now();
         let outcome = worker
             .process_batch(&batch, BatchOptions::default(), &mut |_| {})
@@ -242,41 +221,6 @@ async fn round_trip(slow: &SdkConfig) -> Duration {
     times[times.len() / 2]
 }
 
-/// Every provider of `records` has the sum and count of its reviews (each review has a booking
-/// of its own, so each counts). Returns how many were checked.
-async fn check_ratings(app: &dyn Tables, records: &[serde_json::Value]) -> usize {
-    let mut expected: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
-    for review in records.iter().map(|r| &r["dynamodb"]["NewImage"]) {
-        let (Some(provider), Some(rating)) = (
-            review["providerId"]["S"].as_str(),
-            review["rating"]["N"].as_str(),
-        ) else {
-            continue;
-        };
-        let figures = expected.entry(provider.to_string()).or_default();
-        figures.0 += rating.parse::<Decimal>().expect("a generated rating");
-        figures.1 += Decimal::ONE;
-    }
-    for (provider, (sum, count)) in &expected {
-        let key = handlers::item::string_key(&[("providerId", provider)]);
-        let stored = app
-            .get("marketplace-dev-providers-table", &key)
-            .await
-            .expect("read a provider")
-            .unwrap_or_else(|| panic!("provider {provider} has no aggregate"));
-        let number = |name: &str| match stored.get(name) {
-            Some(handlers::AttributeValue::N(n)) => n.parse::<Decimal>().ok(),
-            _ => None,
-        };
-        assert_eq!(
-            (number("ratingSum"), number("reviewCount")),
-            (Some(*sum), Some(*count)),
-            "provider {provider}: stored (ratingSum, reviewCount)"
-        );
-    }
-    expected.len()
-}
-
 #[tokio::main]
 async fn main() {
     let endpoint =
@@ -347,7 +291,7 @@ async fn main() {
             let batches = RECORDS.div_ceil(BATCH) as f64;
             let bound =
                 RECORDS as f64 / (batches * measured.dependent_per_batch * rtt.as_secs_f64());
-            let checked = check_ratings(&app, &records).await;
+            let checked = local::check_ratings(&app, &records).await;
             println!(
                 "  {providers:>2} providers, concurrency {concurrency:>2}: {:>6.0} records/s, \
                  {:.3} requests per record; bound from {:.1} dependent round trips per batch: \

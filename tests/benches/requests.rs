@@ -5,6 +5,8 @@
 //! figures; never fails on them.
 //! Run: `cargo bench --bench requests`.
 
+#[path = "support/local.rs"]
+mod local;
 #[path = "support/mix.rs"]
 mod mix;
 
@@ -19,11 +21,8 @@ use ddb_stream_worker::cli::tables;
 use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::wiring;
 use ddb_stream_worker::wiring::config::Config;
-use handlers::item::from_item;
 use handlers::ports::Tables;
-use handlers::reactions::provider_rating::{average, ProviderRating};
 use mix::{Kind, Mix};
-use rust_decimal::Decimal;
 use serde_json::json;
 
 /// Deliver `records` in batches of 100. With `app`, each batch's writes are first made in
@@ -38,23 +37,7 @@ async fn deliver(
         let text = json!({ "Records": chunk }).to_string();
         let batch = decode_event(&text, "bench", None).expect("generated records decode");
         if let Some(app) = app {
-            for record in &batch {
-                let change = record
-                    .change
-                    .as_ref()
-                    .expect("generated records are complete");
-                match &change.new {
-                    Some(new) => app
-                        .put(&change.table, new.clone(), None)
-                        .await
-                        .expect("app write"),
-                    None => drop(
-                        app.delete(&change.table, &change.keys, None)
-                            .await
-                            .expect("app delete"),
-                    ),
-                }
-            }
+            local::write_as_the_application(app, &batch).await;
         }
         let outcome = worker
             .process_batch(&batch, BatchOptions::default(), &mut |_| {})
@@ -65,38 +48,6 @@ async fn deliver(
         }
     }
     total
-}
-
-/// Every provider's stored `ratingSum`, `reviewCount` and `rating` against its generated reviews
-/// (each review has its own booking, so each counts). Returns how many providers were checked.
-async fn check_ratings(app: &dyn Tables, records: &[serde_json::Value]) -> usize {
-    let mut expected: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
-    for review in records.iter().map(|r| &r["dynamodb"]["NewImage"]) {
-        let (Some(provider), Some(rating)) = (
-            review["providerId"]["S"].as_str(),
-            review["rating"]["N"].as_str(),
-        ) else {
-            continue;
-        };
-        let figures = expected.entry(provider.to_string()).or_default();
-        figures.0 += rating.parse::<Decimal>().expect("a generated rating");
-        figures.1 += Decimal::ONE;
-    }
-    for (provider, (sum, count)) in &expected {
-        let key = handlers::item::string_key(&[("providerId", provider)]);
-        let stored = app
-            .get("marketplace-dev-providers-table", &key)
-            .await
-            .expect("read a provider")
-            .unwrap_or_else(|| panic!("provider {provider} has no aggregate"));
-        let stored: ProviderRating = from_item(stored, provider).expect("a provider's aggregate");
-        assert_eq!(
-            (stored.rating_sum, stored.review_count, stored.rating),
-            (Some(*sum), Some(*count), Some(average(*sum, *count))),
-            "provider {provider}: stored (ratingSum, reviewCount, rating)"
-        );
-    }
-    expected.len()
 }
 
 fn show(label: &str, records: usize, counts: &BTreeMap<&'static str, u64>) {
@@ -192,7 +143,7 @@ async fn main() {
             records.len(),
             &deliver(&worker, &records, None).await,
         );
-        let checked = check_ratings(&app, &records).await;
+        let checked = local::check_ratings(&app, &records).await;
         println!("  every aggregate exact: {checked} providers checked against their reviews");
     }
 }

@@ -221,11 +221,11 @@ fn http_get(endpoint: &str, path: &str) -> String {
 }
 
 /// The audit items in `table` (a consistent scan).
-pub async fn audit_items(
+/// Every item of `table`, all pages: a table the benches and earlier runs filled is more than
+/// one Scan's 1 MB.
+pub async fn scan_all(
     table: &str,
 ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    let audit_log = aws_sdk_dynamodb::types::AttributeValue::S("AuditLog".into());
-    // Every page: a table the benches and earlier runs filled is more than one Scan's 1 MB.
     dynamodb()
         .await
         .scan()
@@ -237,9 +237,31 @@ pub async fn audit_items(
         .collect::<Result<Vec<_>, _>>()
         .await
         .unwrap()
+}
+
+pub async fn audit_items(
+    table: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let audit_log = aws_sdk_dynamodb::types::AttributeValue::S("AuditLog".into());
+    scan_all(table)
+        .await
         .into_iter()
         .filter(|i| i.get("EntityType") == Some(&audit_log))
         .collect()
+}
+
+/// A new SQS queue on moto (named for this run) and a client for it.
+pub async fn fresh_queue(prefix: &str) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&moto_endpoint()).await);
+    let url = sqs
+        .create_queue()
+        .queue_name(unique(prefix))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (sqs, url)
 }
 
 /// The binary in Lambda mode against the Runtime API at `runtime_api`, as function `name`, its
