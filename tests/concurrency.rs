@@ -346,19 +346,44 @@ async fn fresh_tables() -> Tables {
     }
 }
 
+/// Fresh tables with estimation e1, and two workers: A's aggregate writes can be held at a
+/// gate, B's never are; `unconditional` takes the version conditions off both.
+struct Race {
+    tables: Tables,
+    db: aws_sdk_dynamodb::Client,
+    slow: FaultyHttp,
+    a: Worker,
+    b: Worker,
+}
+
+impl Race {
+    async fn set_up(unconditional: bool) -> Race {
+        services::require();
+        let tables = fresh_tables().await;
+        let db = services::dynamodb().await;
+        services::put(&db, &tables.cost, estimation("e1")).await;
+        let slow = FaultyHttp::new(Plan::Nothing);
+        let a = worker(&tables, Some(&slow), unconditional).await;
+        let b = worker(&tables, None, unconditional).await;
+        Race {
+            tables,
+            db,
+            slow,
+            a,
+            b,
+        }
+    }
+}
+
 #[tokio::test]
 async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update() {
-    services::require();
-    let tables = fresh_tables().await;
-    let db = services::dynamodb().await;
-    services::put(&db, &tables.cost, estimation("e1")).await;
-
-    // Worker A's aggregate writes can be held at a gate; B's never are.
-    let slow = FaultyHttp::new(Plan::Nothing);
-    let (a, b) = (
-        worker(&tables, Some(&slow), false).await,
-        worker(&tables, None, false).await,
-    );
+    let Race {
+        tables,
+        db,
+        slow,
+        a,
+        b,
+    } = Race::set_up(false).await;
 
     // Free-running: the writer runs ahead of the workers, change i goes to worker i % 2 once
     // written, and the three run interleaved on this task.
@@ -482,15 +507,13 @@ async fn two_workers_on_the_same_provider_thread_and_estimation_lose_no_update()
 
 #[tokio::test]
 async fn without_the_version_conditions_the_forced_races_lose_updates() {
-    services::require();
-    let tables = fresh_tables().await;
-    let db = services::dynamodb().await;
-    services::put(&db, &tables.cost, estimation("e1")).await;
-    let slow = FaultyHttp::new(Plan::Nothing);
-    let (a, b) = (
-        worker(&tables, Some(&slow), true).await,
-        worker(&tables, None, true).await,
-    );
+    let Race {
+        tables,
+        db,
+        slow,
+        a,
+        b,
+    } = Race::set_up(true).await;
     // Change 0 first, then the races on changes 1 and 2: three changes per aggregate.
     let (to_b, from_b) = mpsc::channel(1);
     let records = first_changes(&db, &tables).await;

@@ -196,13 +196,7 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
     let mut fixed = records[1]["dynamodb"]["NewImage"].clone();
     fixed["timestamp"] = s("2026-01-01T00:00:02Z");
     services::put(&db, &conversations, fixed).await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"))
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL_S3", services::moto_endpoint())
-        .env("AWS_ENDPOINT_URL_SQS", services::moto_endpoint())
+    let output = services::binary()
         .env("ACS_CONVERSATIONS_TABLE", &conversations)
         .env("ACS_THREADS_TABLE", &threads)
         .env("PARKING_QUEUE_URL", &queue_url)
@@ -226,15 +220,7 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
         thread["message_count"],
         aws_sdk_dynamodb::types::AttributeValue::N("1".into())
     );
-    let left = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let left = services::receive(&sqs, &queue_url).await;
     assert_eq!(left.len(), 1, "conv-d's new message only: {left:?}");
     assert!(left[0].body().unwrap().contains("parkedObject"));
 }
@@ -318,15 +304,7 @@ async fn a_write_the_service_refuses_parks_only_its_record() {
     let stats = services::item(&threads, &[("conversation_id", "conv-b")]).await;
     assert!(stats.is_some(), "its other reaction still ran");
 
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let received = services::receive(&sqs, &queue_url).await;
     assert_eq!(received.len(), 1, "{received:?}");
     let body: Value = serde_json::from_str(received[0].body().unwrap()).unwrap();
     assert_eq!(body["parked"]["reaction"], "audit-log", "{body}");

@@ -217,13 +217,7 @@ async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
     // `redrive` takes the on-failure file and reads the record back from the stream: with the
     // bucket still missing it fails again (retryable), and the file is left for later.
     let redrive = |source: &[&str], bucket: &str| {
-        let output = Command::new(assert_cmd::cargo::cargo_bin("ddb-stream-worker"))
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL_S3", services::moto_endpoint())
-            .env("AWS_ENDPOINT_URL_SQS", services::moto_endpoint())
+        let output = services::binary()
             .env("AUDITED_TABLES", &table)
             .env("AUDIT_TABLE", &table)
             .env("COST_TABLE", &table)
@@ -276,14 +270,7 @@ async fn stream_delivers_resumes_and_sets_aside_a_record_that_keeps_failing() {
         .key_count()
         .unwrap_or(0);
     assert_eq!(pdfs, 1, "the proposal was rendered: {output}");
-    let left = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let left = services::receive(&sqs, &queue_url).await;
     assert!(left.is_empty(), "the message was deleted: {left:?}");
 
     // Redriving the file again changes nothing more.

@@ -250,6 +250,35 @@ pub async fn audit_items(
         .collect()
 }
 
+/// The binary as a user runs it beside the local services: test credentials and region, S3,
+/// SES and SQS on moto (DynamoDB wherever its `--endpoint-url` says).
+pub fn binary() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"));
+    cmd.env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1");
+    for service in ["S3", "SES", "SQS"] {
+        cmd.env(format!("AWS_ENDPOINT_URL_{service}"), moto_endpoint());
+    }
+    cmd
+}
+
+/// Up to ten messages of `queue_url`, received (and so hidden for its visibility timeout).
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    sqs.receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+}
+
 /// A new SQS queue on moto (named for this run) and a client for it.
 pub async fn fresh_queue(prefix: &str) -> (aws_sdk_sqs::Client, String) {
     let sqs = aws_sdk_sqs::Client::new(&sdk(&moto_endpoint()).await);
