@@ -129,15 +129,8 @@ fn a_review_with_a_rating_that_is_not_a_number_is_left_out_and_blocks_nothing() 
             "{content}"
         );
     }
-    let outcome_of = |index: usize| {
-        lines[index]["reactions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["reaction"] == "provider-rating")
-            .unwrap()["outcome"]
-            .clone()
-    };
+    let outcome_of =
+        |index: usize| support::reaction(&lines[index], "provider-rating")["outcome"].clone();
     assert_eq!(outcome_of(1), "parked");
     assert_eq!(outcome_of(3), "parked");
     let skipped = |review: &str| {

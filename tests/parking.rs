@@ -84,12 +84,7 @@ fn a_record_no_retry_can_fix_is_parked_whole_and_the_batch_goes_on() {
     );
     assert_eq!(message_count(&state, "conv-b"), None);
 
-    let stats = lines[1]["reactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["reaction"] == "thread-stats")
-        .unwrap();
+    let stats = support::reaction(&lines[1], "thread-stats");
     assert_eq!(stats["outcome"], "parked", "{stats}");
     let location = stats["location"].as_str().unwrap();
     assert!(
@@ -171,12 +166,7 @@ fn when_parking_fails_the_record_fails_for_a_retry() {
         lines.last().unwrap(),
         &json!({"batchItemFailures": [{"itemIdentifier": format!("{:021}", 2)}]})
     );
-    let stats = lines[1]["reactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["reaction"] == "thread-stats")
-        .unwrap();
+    let stats = support::reaction(&lines[1], "thread-stats");
     assert_eq!(stats["outcome"], "failed");
     assert_eq!(stats["retryable"], true, "{stats}");
     assert!(stats["reason"]

@@ -272,15 +272,7 @@ async fn a_write_the_service_refuses_parks_only_its_record() {
         .await;
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     assert!(outcome.response.batch_item_failures.is_empty());
-    let audit_of = |report: &Value| {
-        report["reactions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["reaction"] == "audit-log")
-            .cloned()
-            .unwrap()
-    };
+    let audit_of = |report: &Value| support::reaction(report, "audit-log").clone();
     assert_eq!(audit_of(&reports[1])["outcome"], "parked", "{}", reports[1]);
     assert!(
         audit_of(&reports[1])["reason"]

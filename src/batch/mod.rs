@@ -28,6 +28,7 @@ use futures::stream::{self, StreamExt};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 use handlers::ports::{Clock, Mailer, Objects, Ports, Tables, WriteRequest};
+use handlers::skipped::Skipped;
 use handlers::{Change, Idempotency, Item, Reaction, ReactionError};
 use serde::Serialize;
 use thiserror::Error;
@@ -608,9 +609,8 @@ impl Worker {
                 continue;
             }
             // A record whose own item is unusable runs itself, so that it can be parked.
-            let coalesce_key = reaction
-                .coalesce_key(change)
-                .filter(|_| reaction.unusable_data(change).is_none());
+            let unusable = reaction.unusable_data(change);
+            let coalesce_key = reaction.coalesce_key(change).filter(|_| unusable.is_none());
             if let Some(key) = coalesce_key {
                 let last = plan.run_at.get(&(r, key)).copied().unwrap_or(report.index);
                 if last > report.index {
@@ -642,7 +642,7 @@ impl Worker {
                         });
                     }
                     warn_of_skipped(&result);
-                    let outcome = match self.park_bad_data(reaction.as_ref(), change).await {
+                    let outcome = match self.park_bad_data(name, change, unusable).await {
                         None => {
                             tracing::info!(outcome = "done");
                             Outcome::Done { result }
@@ -744,19 +744,17 @@ impl Worker {
     /// fine or this worker has nowhere to park (the skipped item is in the result either way).
     async fn park_bad_data(
         &self,
-        reaction: &dyn Reaction,
+        reaction: &'static str,
         change: &Change,
+        unusable: Option<Skipped>,
     ) -> Option<Result<(String, String), String>> {
-        let skipped = reaction.unusable_data(change)?;
+        let skipped = unusable?;
         let reason = format!(
             "the application wrote {} = {} in {}, which {} cannot use: left out of its \
              computation, which went on",
-            skipped.attribute,
-            skipped.value,
-            skipped.item,
-            reaction.name()
+            skipped.attribute, skipped.value, skipped.item, reaction
         );
-        Some(match self.park(change, reaction.name(), &reason).await? {
+        Some(match self.park(change, reaction, &reason).await? {
             Ok(location) => Ok((reason, location)),
             Err(e) => Err(format!("{reason}; and it could not be parked: {e}")),
         })

@@ -80,6 +80,15 @@ pub fn user_insert(seq: u64, id: &str) -> Value {
     record(seq, "INSERT", keys, Some(new), None)
 }
 
+/// What reaction `name` did with a record, from the record's report as JSON (`replay --json`
+/// or a serialized `RecordReport`).
+pub fn reaction<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["reactions"]
+        .as_array()
+        .and_then(|reactions| reactions.iter().find(|r| r["reaction"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
 pub fn decode(records: &[Value]) -> Vec<StreamRecord> {
     let text = json!({ "Records": records }).to_string();
     decode_event(&text, "test", None).expect("test records decode")
