@@ -1,4 +1,5 @@
-//! Key schemas of the tables the worker knows: the seed tables' definitions compiled in from
+//! Key schemas of the tables the worker knows: the seed tables' definitions (and the worker's own
+//! aggregate-state table) compiled in from
 //! `deploy/tables/`, plus what the stream itself shows for any other table.
 
 use std::collections::HashMap;
@@ -7,8 +8,13 @@ use std::sync::{Arc, RwLock};
 use handlers::Item;
 use serde::Deserialize;
 
-/// The CreateTable JSON of every seed table, embedded at build time.
+/// The CreateTable JSON of every seed table and of the worker's aggregate-state table, embedded
+/// at build time.
 pub const DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "ddb-stream-worker-aggregate-state",
+        include_str!("../deploy/tables/ddb-stream-worker-aggregate-state.json"),
+    ),
     (
         "aws-cost-platform-enhanced",
         include_str!("../deploy/tables/aws-cost-platform-enhanced.json"),

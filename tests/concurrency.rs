@@ -38,6 +38,8 @@ struct Tables {
     cost: String,
     /// The records' eventIDs repeat from run to run: their idempotency records must not.
     idempotency: String,
+    /// Nor the reviews' booking slots.
+    aggregate_state: String,
 }
 
 fn s(v: &str) -> V {
@@ -60,6 +62,7 @@ async fn worker(tables: &Tables, http: Option<&FaultyHttp>, unconditional: bool)
             "ACS_THREADS_TABLE" => &tables.threads,
             "COST_TABLE" => &tables.cost,
             "IDEMPOTENCY_TABLE" => &tables.idempotency,
+            "AGGREGATE_STATE_TABLE" => &tables.aggregate_state,
             _ => return None,
         };
         Some(table.clone())
@@ -72,6 +75,7 @@ async fn worker(tables: &Tables, http: Option<&FaultyHttp>, unconditional: bool)
             (&tables.conversations, "acsd2p-dev-Conversations"),
             (&tables.threads, "acsd2p-dev-Threads"),
             (&tables.cost, "aws-cost-platform-enhanced"),
+            (&tables.aggregate_state, "ddb-stream-worker-aggregate-state"),
         ],
         http.map(FaultyHttp::client),
     )
@@ -81,6 +85,7 @@ async fn worker(tables: &Tables, http: Option<&FaultyHttp>, unconditional: bool)
             inner: adapters.tables.clone(),
             tables: vec![
                 tables.providers.clone(),
+                tables.aggregate_state.clone(),
                 tables.threads.clone(),
                 tables.cost.clone(),
             ],
@@ -302,8 +307,8 @@ async fn force_races(
     for aggregate in ALL {
         let gate = Gate::new();
         let operation: &'static [&'static str] = match aggregate {
-            Aggregate::Estimation => &["TransactWriteItems"],
-            _ => &["UpdateItem"],
+            Aggregate::Estimation | Aggregate::Provider => &["TransactWriteItems"],
+            Aggregate::Thread => &["UpdateItem"],
         };
         slow.set_plan(Plan::Hold {
             operations: operation,
@@ -343,6 +348,7 @@ async fn fresh_tables() -> Tables {
         threads: services::fresh_table("acsd2p-dev-Threads").await,
         cost: services::fresh_table("aws-cost-platform-enhanced").await,
         idempotency: services::fresh_table("marketplace-dev-idempotency-table").await,
+        aggregate_state: services::fresh_table("ddb-stream-worker-aggregate-state").await,
     }
 }
 

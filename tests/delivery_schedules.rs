@@ -399,6 +399,8 @@ fn outcome(run: &Run) -> Outcome {
         "SummaryVersion",
         "aggregateVersion",
         "stats_version",
+        // A booking slot's: the slots of a window are written once per window.
+        "version",
         "ratingUpdatedAt",
         "stats_updated_at",
         "FileSize",

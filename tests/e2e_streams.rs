@@ -493,6 +493,7 @@ async fn provider_ratings_scenario(faults: Option<&FaultyHttp>) {
     services::require();
     let reviews = services::fresh_table("marketplace-dev-reviews-table").await;
     let providers = services::fresh_table("marketplace-dev-providers-table").await;
+    let state = services::fresh_table("ddb-stream-worker-aggregate-state").await;
     let db = services::dynamodb().await;
     let put = |id: &str, booking: &str, provider: &str, rating: &str, at: &str| {
         let review = json!({
@@ -527,6 +528,7 @@ async fn provider_ratings_scenario(faults: Option<&FaultyHttp>) {
         "AUDITED_TABLES" => Some(String::new()),
         "MARKETPLACE_REVIEWS_TABLE" => Some(reviews.clone()),
         "MARKETPLACE_PROVIDERS_TABLE" => Some(providers.clone()),
+        "AGGREGATE_STATE_TABLE" => Some(state.clone()),
         _ => short_locks(name),
     })
     .unwrap();
@@ -534,6 +536,7 @@ async fn provider_ratings_scenario(faults: Option<&FaultyHttp>) {
         &[
             (&reviews, "marketplace-dev-reviews-table"),
             (&providers, "marketplace-dev-providers-table"),
+            (&state, "ddb-stream-worker-aggregate-state"),
         ],
         faults.map(FaultyHttp::client),
     )
@@ -864,10 +867,10 @@ async fn past_the_retry_bound_the_record_fails_and_a_retry_finishes() {
         ("proposal", "TransactWriteItems", 0, Fault::Throttle),
         ("proposal", "PutObject", 0, Fault::Timeout),
         ("proposal", "PutObject", 0, Fault::Permanent),
-        ("ratings", "Query", 1, Fault::Throttle),
-        ("ratings", "UpdateItem", 0, Fault::ServerError),
-        // A conflict is the reaction's to handle: it re-reads, recomputes and writes again.
-        ("ratings", "UpdateItem", 0, Fault::Conflict),
+        ("ratings", "BatchGetItem", 0, Fault::Throttle),
+        ("ratings", "TransactWriteItems", 0, Fault::ServerError),
+        // A conflict is the reaction's to handle: it re-reads, folds and writes again.
+        ("ratings", "TransactWriteItems", 0, Fault::Conflict),
         ("bookings", "UpdateItem", 0, Fault::Conflict),
         ("audit", "BatchWriteItem", 0, Fault::ServerError),
     ];

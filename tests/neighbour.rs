@@ -80,6 +80,7 @@ struct Tables {
     providers: String,
     conversations: String,
     threads: String,
+    aggregate_state: String,
 }
 
 fn is_condition_failure_update(
@@ -290,6 +291,7 @@ fn worker(tables: &Tables, dir: &std::path::Path) -> Child {
         .env("AUDIT_TABLE", &tables.cost)
         .env("MARKETPLACE_REVIEWS_TABLE", &tables.reviews)
         .env("MARKETPLACE_PROVIDERS_TABLE", &tables.providers)
+        .env("AGGREGATE_STATE_TABLE", &tables.aggregate_state)
         .env("ACS_CONVERSATIONS_TABLE", &tables.conversations)
         .env("ACS_THREADS_TABLE", &tables.threads)
         .args(["stream", "--endpoint-url", &services::dynamodb_endpoint()])
@@ -461,6 +463,7 @@ async fn the_application_never_fails_because_of_the_worker_and_every_aggregate_e
         cost: services::fresh_table("aws-cost-platform-enhanced").await,
         reviews: services::fresh_table("marketplace-dev-reviews-table").await,
         providers: services::fresh_table("marketplace-dev-providers-table").await,
+        aggregate_state: services::fresh_table("ddb-stream-worker-aggregate-state").await,
         conversations: services::fresh_table("acsd2p-dev-Conversations").await,
         threads: services::fresh_table("acsd2p-dev-Threads").await,
     });

@@ -58,13 +58,17 @@ pub enum ReactionError {
     /// Another invocation holds this record's idempotency lock and has not expired yet.
     #[error("already in progress in another invocation (lock expires at {expires_at_ms} ms)")]
     InProgress { expires_at_ms: i64 },
+    /// A reaction that folds a window stopped at an earlier record of it; this one runs when
+    /// the batch is delivered again from there.
+    #[error("{0}")]
+    NotAttempted(String),
 }
 
 impl ReactionError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ReactionError::Port(e) => e.is_retryable(),
-            ReactionError::InProgress { .. } => true,
+            ReactionError::InProgress { .. } | ReactionError::NotAttempted(_) => true,
             ReactionError::BadItem { .. }
             | ReactionError::Encode(_)
             | ReactionError::Rejected(_) => false,

@@ -16,6 +16,8 @@ use thiserror::Error;
 pub const COST_PLATFORM_TABLE: &str = "aws-cost-platform-enhanced";
 /// The marketplace's idempotency table (seed: marketplace.md §2), which the worker shares.
 pub const IDEMPOTENCY_TABLE: &str = "marketplace-dev-idempotency-table";
+/// The worker's own table of what its incremental aggregates need (deploy/data-model.md).
+pub const AGGREGATE_STATE_TABLE: &str = "ddb-stream-worker-aggregate-state";
 
 #[derive(Debug, Error)]
 #[error("environment variable {name}={value:?} is not valid: {expected}")]

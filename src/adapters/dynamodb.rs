@@ -599,3 +599,29 @@ fn to_sdk_write(write: &WriteRequest) -> Result<SdkWrite, PortError> {
             .build(),
     })
 }
+
+/// The distinct string values of `attribute` over a whole table (every page of a Scan that
+/// reads only that attribute): what `reconcile --all` takes its providers from.
+pub async fn distinct_values(
+    client: &Client,
+    table: &str,
+    attribute: &str,
+) -> Result<std::collections::BTreeSet<String>, PortError> {
+    let mut values = std::collections::BTreeSet::new();
+    let mut pages = client
+        .scan()
+        .table_name(table)
+        .projection_expression("#a")
+        .expression_attribute_names("#a", attribute)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("Scan", table, e))?;
+        for item in page.items() {
+            if let Some(Ok(value)) = item.get(attribute).map(|v| v.as_s()) {
+                values.insert(value.clone());
+            }
+        }
+    }
+    Ok(values)
+}

@@ -21,7 +21,7 @@ mod request_count;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, StreamExt};
 
@@ -29,9 +29,10 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use chrono::{DateTime, Utc};
 use handlers::ports::{Clock, Mailer, Objects, Ports, Tables, WriteRequest};
 use handlers::skipped::Skipped;
-use handlers::{Change, Idempotency, Item, Reaction, ReactionError};
+use handlers::{Change, Idempotency, Item, Reacted, Reaction, ReactionError};
 use serde::Serialize;
 use thiserror::Error;
+use tracing::Instrument;
 
 use crate::adapters::{CallBudget, ChangeApplier, ParkedRecord, Parking};
 use crate::catalog::Catalog;
@@ -463,9 +464,13 @@ impl Worker {
             .collect()
         };
         // The lowest index that failed or was not started: no record after it starts.
+        let window = Window {
+            plan,
+            folded: self.fold_window(records, window, options, plan).await,
+        };
         let stop_after = AtomicUsize::new(usize::MAX);
         let mut ran: Vec<LaneRecord> = stream::iter(lanes)
-            .map(|lane| self.run_lane(records, lane, options, plan, &stop_after))
+            .map(|lane| self.run_lane(records, lane, options, &window, &stop_after))
             .buffer_unordered(self.max_concurrency)
             .collect::<Vec<Vec<LaneRecord>>>()
             .await
@@ -490,12 +495,83 @@ impl Worker {
 
     /// The records of one lane, in stream order, until one fails, the deadline's reserve is
     /// reached, or another lane failed at an earlier record.
+    /// Runs the reactions that fold a window ([`Reaction::folds_windows`]) on the window's
+    /// changes they apply to, before its lanes start; the lanes then report their results per
+    /// record. They read only state of their own, not the records' items, so it does not
+    /// matter that a replay applies each record's own change later, in its lane.
+    async fn fold_window(
+        &self,
+        records: &[StreamRecord],
+        window: Range<usize>,
+        options: BatchOptions,
+        plan: &Plan,
+    ) -> Folded {
+        let mut folded = HashMap::new();
+        // Past the deadline the lanes start none of the window's records (but its first).
+        let too_late = |start: usize| {
+            start > 0
+                && options
+                    .stop_before
+                    .is_some_and(|stop| self.adapters.clock.now() >= stop)
+        };
+        for (r, reaction) in self.reactions.iter().enumerate() {
+            if !reaction.folds_windows() || too_late(window.start) {
+                continue;
+            }
+            let (indexes, changes): (Vec<usize>, Vec<&Change>) = window
+                .clone()
+                .filter_map(|index| Some((index, records[index].change.as_ref().ok()?)))
+                .filter(|(_, change)| {
+                    reaction.applies(change)
+                        && !plan
+                            .completed
+                            .contains_key(&key_for(reaction.name(), &change.event_id))
+                })
+                .unzip();
+            if changes.is_empty() {
+                continue;
+            }
+            let a = &self.adapters;
+            let recorder = Recorder::new(
+                a.tables.clone(),
+                a.objects.clone(),
+                a.mailer.clone(),
+                a.catalog.clone(),
+            );
+            let ports = Ports {
+                tables: &recorder.tables,
+                objects: &recorder,
+                mailer: &recorder,
+            };
+            let span = tracing::info_span!(
+                "reaction",
+                reaction = reaction.name(),
+                records = changes.len()
+            );
+            let results = reaction
+                .react_window(&changes, ports)
+                .instrument(span)
+                .await;
+            // The window's writes are shared by its records: reported at the last one run.
+            let mut effects = recorder.take();
+            let last = results.len();
+            for (n, (index, result)) in indexes.into_iter().zip(results).enumerate() {
+                let effects = match n + 1 == last {
+                    true => std::mem::take(&mut effects),
+                    false => Vec::new(),
+                };
+                folded.insert((r, index), (result, effects));
+            }
+        }
+        Folded(Mutex::new(folded))
+    }
+
     async fn run_lane(
         &self,
         records: &[StreamRecord],
         lane: Vec<usize>,
         options: BatchOptions,
-        plan: &Plan,
+        window: &Window<'_>,
         stop_after: &AtomicUsize,
     ) -> Vec<LaneRecord> {
         let a = &self.adapters;
@@ -534,7 +610,14 @@ impl Worker {
             }
             let mut deferred = Vec::new();
             let failure = self
-                .process_record(record, &mut report, &recorder, options, plan, &mut deferred)
+                .process_record(
+                    record,
+                    &mut report,
+                    &recorder,
+                    options,
+                    window,
+                    &mut deferred,
+                )
                 .await
                 .err();
             if failure.is_some() {
@@ -559,7 +642,7 @@ impl Worker {
         report: &mut RecordReport,
         recorder: &Recorder,
         options: BatchOptions,
-        plan: &Plan,
+        window: &Window<'_>,
         buffer: &mut Vec<Deferred>,
     ) -> Result<(), RecordFailure> {
         let change = match &record.change {
@@ -597,7 +680,7 @@ impl Worker {
                 });
                 continue;
             }
-            if let Some(result) = plan.completed.get(&key_for(name, &change.event_id)) {
+            if let Some(result) = window.plan.completed.get(&key_for(name, &change.event_id)) {
                 tracing::info!(reaction = name, event_id = %change.event_id, outcome = "duplicate_skipped");
                 report.reactions.push(ReactionReport {
                     reaction: name,
@@ -612,7 +695,12 @@ impl Worker {
             let unusable = reaction.unusable_data(change);
             let coalesce_key = reaction.coalesce_key(change).filter(|_| unusable.is_none());
             if let Some(key) = coalesce_key {
-                let last = plan.run_at.get(&(r, key)).copied().unwrap_or(report.index);
+                let last = window
+                    .plan
+                    .run_at
+                    .get(&(r, key))
+                    .copied()
+                    .unwrap_or(report.index);
                 if last > report.index {
                     report.reactions.push(ReactionReport {
                         reaction: name,
@@ -624,10 +712,14 @@ impl Worker {
             }
             let span = tracing::info_span!("reaction", event_id = %change.event_id, sequence_number = %change.sequence_number, reaction = name);
             let _enter = span.enter();
-            let run = self
-                .run_reaction(reaction.as_ref(), change, ports, options)
-                .await;
-            let mut effects = recorder.take();
+            let (run, mut effects) = if reaction.folds_windows() {
+                window.folded.take(r, report.index, name)
+            } else {
+                let run = self
+                    .run_reaction(reaction.as_ref(), change, ports, options)
+                    .await;
+                (run, recorder.take())
+            };
             match run {
                 Ok(Ran::Done { result, deferred }) => {
                     for (table, write) in deferred {
@@ -949,6 +1041,49 @@ struct Plan {
     completed: HashMap<String, serde_json::Value>,
     /// Where each coalescing reaction runs: (reaction, coalescing key) -> record index.
     run_at: HashMap<(usize, String), usize>,
+}
+
+/// What the reactions that fold windows did, by (reaction, record): taken by the record's lane.
+struct Folded(Mutex<HashMap<(usize, usize), FoldedRun>>);
+
+/// A folded reaction's result for one record, and the writes reported with it.
+type FoldedRun = (Result<Reacted, ReactionError>, Vec<Effect>);
+
+/// What the records of a window run with: the batch's plan, and the folded reactions' results.
+struct Window<'a> {
+    plan: &'a Plan,
+    folded: Folded,
+}
+
+impl Folded {
+    fn take(
+        &self,
+        reaction: usize,
+        record: usize,
+        name: &str,
+    ) -> (Result<Ran, ReactionError>, Vec<Effect>) {
+        let taken = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut folded| folded.remove(&(reaction, record)));
+        match taken {
+            Some((result, effects)) => {
+                let ran = result.map(|reacted| Ran::Done {
+                    result: reacted.result,
+                    deferred: reacted.deferred_writes,
+                });
+                (ran, effects)
+            }
+            // An earlier record of the window failed in this reaction, which then stopped.
+            None => (
+                Err(ReactionError::NotAttempted(format!(
+                    "not attempted: an earlier record of this batch failed in {name}; it runs when the batch is delivered again"
+                ))),
+                Vec::new(),
+            ),
+        }
+    }
 }
 
 enum Ran {

@@ -5,6 +5,7 @@
 //! (`stream`, `tables create`); **2** unusable input, arguments, configuration or state
 //! (nothing was processed); **3** the run completed but parked records (`replay`).
 
+mod reconcile;
 mod redrive;
 mod replay;
 mod report;
@@ -199,10 +200,42 @@ enum Command {
         #[arg(long, conflicts_with = "endpoint_url")]
         aws: bool,
     },
+    /// Recompute provider ratings from their reviews and repair what differs (after a bulk
+    /// import, a restore, or writes that bypassed the stream): the embedded state's, or with
+    /// --endpoint-url / --aws a DynamoDB's.
+    Reconcile {
+        #[command(subcommand)]
+        command: ReconcileTarget,
+    },
     /// The seed systems' tables (deploy/tables/*.json) on DynamoDB or DynamoDB Local.
     Tables {
         #[command(subcommand)]
         command: TablesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReconcileTarget {
+    /// Providers' `ratingSum`, `reviewCount`, `rating` and booking slots, from their reviews.
+    Ratings {
+        /// A provider to reconcile (repeatable).
+        #[arg(long = "provider", value_name = "ID", required_unless_present = "all")]
+        providers: Vec<String>,
+        /// Every provider with reviews or an aggregate (scans the reviews and providers tables).
+        #[arg(long)]
+        all: bool,
+        /// Embedded state directory.
+        #[arg(long, default_value = ".replay", value_name = "DIR")]
+        state: PathBuf,
+        /// Run against this endpoint (DynamoDB Local, ...) through the SDK adapters.
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
+        /// Run against AWS through the SDK adapters, with the standard environment and profile.
+        #[arg(long, conflicts_with = "endpoint_url")]
+        aws: bool,
+        /// One JSON object per provider.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -307,6 +340,27 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 queue_url,
                 endpoint_url,
                 aws,
+            })
+            .await
+        }
+        Command::Reconcile {
+            command:
+                ReconcileTarget::Ratings {
+                    providers,
+                    all,
+                    state,
+                    endpoint_url,
+                    aws,
+                    json,
+                },
+        } => {
+            reconcile::run(reconcile::ReconcileCommand {
+                providers,
+                all,
+                state,
+                endpoint_url,
+                aws,
+                json,
             })
             .await
         }

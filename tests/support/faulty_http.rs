@@ -340,7 +340,16 @@ fn error_response(operation: &str, fault: Fault) -> HttpResponse {
         (_, _, true) => (400, "MessageRejected"),
         (_, _, _) => (403, "AccessDenied"),
     };
-    let (content_type, body) = if dynamodb {
+    let (content_type, body) = if dynamodb
+        && code == "ConditionalCheckFailedException"
+        && operation == "TransactWriteItems"
+    {
+        // A transaction's failed condition: cancelled, with the reason per action.
+        (
+            "application/x-amz-json-1.0",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"injected","CancellationReasons":[{"Code":"ConditionalCheckFailed","Message":"injected"}]}"#.to_string(),
+        )
+    } else if dynamodb {
         (
             "application/x-amz-json-1.0",
             format!(

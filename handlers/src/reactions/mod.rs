@@ -138,4 +138,30 @@ pub trait Reaction: Send + Sync {
         None
     }
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError>;
+    /// Whether the batch hands this reaction a window's changes at once
+    /// ([`Reaction::react_window`]) instead of one record at a time: for a reaction that folds
+    /// changes into aggregates and writes a window's worth in a few requests. Such a reaction
+    /// keeps stream order itself, so it names no [`Reaction::partitions`].
+    fn folds_windows(&self) -> bool {
+        false
+    }
+    /// The changes of one window this reaction applies to, in stream order. One result per
+    /// change, in the same order, ending after the first error: the changes after it were not
+    /// attempted. The default runs [`Reaction::react`] on each in turn.
+    async fn react_window(
+        &self,
+        changes: &[&Change],
+        ports: Ports<'_>,
+    ) -> Vec<Result<Reacted, ReactionError>> {
+        let mut results = Vec::new();
+        for change in changes {
+            let result = self.react(change, ports).await;
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                break;
+            }
+        }
+        results
+    }
 }

@@ -1,0 +1,211 @@
+//! The worker's own record of a provider's reviews, one item per booking: what lets a review
+//! change its provider's aggregate from the change alone, without reading the provider's other
+//! reviews.
+//!
+//! Only the earliest review of a booking counts (by `createdAt`, then `reviewId`), and the
+//! next one counts when it is removed, so a booking's reviews are kept together: the slot
+//! knows which of them counts before and after a change, and the difference is what the change
+//! does to the provider's sum and count. A review without a booking has a slot of its own.
+//!
+//! Each review in a slot carries the stream sequence number of the change its state comes
+//! from, and removed reviews stay as such, so a change delivered again, late or redriven
+//! changes nothing once a later change of the same review is in: the slot, not an idempotency
+//! record, makes the reaction safe to repeat.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::item::number;
+
+/// Seconds a slot with no review left is kept: as a guard against the removed reviews' older
+/// changes, past the longest a parked record waits for a redrive (14 days in SQS).
+pub const EMPTY_SLOT_KEPT_SECONDS: i64 = 15 * 86_400;
+
+/// Where a review counts: its provider and booking.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SlotKey {
+    pub provider: String,
+    /// `BOOKING#<bookingId>`, or `REVIEW#<reviewId>` for a review without a booking.
+    pub slot: String,
+}
+
+impl SlotKey {
+    pub fn new(provider: &str, booking: Option<&str>, review_id: &str) -> SlotKey {
+        let slot = match booking.filter(|b| !b.is_empty()) {
+            Some(booking) => format!("BOOKING#{booking}"),
+            None => format!("REVIEW#{review_id}"),
+        };
+        SlotKey {
+            provider: provider.to_string(),
+            slot,
+        }
+    }
+
+    /// The state item's partition key: all of one provider's slots are one partition, which
+    /// `reconcile` queries.
+    pub fn partition(provider: &str) -> String {
+        format!("PROVIDER#{provider}")
+    }
+}
+
+/// One slot as stored in the aggregate-state table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BookingSlot {
+    pub pk: String,
+    pub sk: String,
+    /// Every review the slot has seen, by reviewId.
+    #[serde(default)]
+    pub reviews: BTreeMap<String, SlotReview>,
+    /// Raised by every write; a write is conditional on the version read (0: not stored yet).
+    #[serde(default, with = "number::int")]
+    pub version: i64,
+    /// Set while no review is present (TTL, epoch seconds): the slot is then only a guard
+    /// against its removed reviews' older changes.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "number::option_int"
+    )]
+    pub ttl: Option<i64>,
+}
+
+/// A review as the slot last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotReview {
+    /// The stream sequence number of the change this state comes from.
+    pub sequence_number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// The rating when the review is present, counts toward the provider and is usable;
+    /// absent when it was removed, moved away, or holds no usable rating.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "number::option"
+    )]
+    pub rating: Option<Decimal>,
+}
+
+/// What a change did to a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    /// The slot already holds this or a later change of the review.
+    Stale,
+}
+
+impl BookingSlot {
+    pub fn empty(key: &SlotKey) -> BookingSlot {
+        BookingSlot {
+            pk: SlotKey::partition(&key.provider),
+            sk: key.slot.clone(),
+            ..BookingSlot::default()
+        }
+    }
+
+    /// The review that counts, and its rating.
+    pub fn counted(&self) -> Option<(&str, Decimal)> {
+        self.reviews
+            .iter()
+            .filter_map(|(id, review)| Some((id, review.rating?, review)))
+            .min_by(|(a_id, _, a), (b_id, _, b)| {
+                (a.created_at.as_deref().unwrap_or_default(), a_id)
+                    .cmp(&(b.created_at.as_deref().unwrap_or_default(), b_id))
+            })
+            .map(|(id, rating, _)| (id.as_str(), rating))
+    }
+
+    /// Whether the slot knows the review at all (present or removed).
+    pub fn knows(&self, review_id: &str) -> bool {
+        self.reviews.contains_key(review_id)
+    }
+
+    /// The review's state after the change with `sequence_number`, unless the slot holds a
+    /// later one. `rating` None: removed, moved away, or not usable.
+    pub fn apply(
+        &mut self,
+        review_id: &str,
+        state: SlotReview,
+        record_time_seconds: i64,
+    ) -> Applied {
+        if let Some(known) = self.reviews.get(review_id) {
+            if later_or_same(&known.sequence_number, &state.sequence_number) {
+                return Applied::Stale;
+            }
+        }
+        self.reviews.insert(review_id.to_string(), state);
+        let anything_present = self.reviews.values().any(|r| r.rating.is_some());
+        self.ttl = match anything_present {
+            true => None,
+            false => Some(record_time_seconds + EMPTY_SLOT_KEPT_SECONDS),
+        };
+        Applied::Changed
+    }
+}
+
+/// Whether stream sequence number `known` is the same as or later than `incoming`. They are
+/// decimal digits of any length (DynamoDB's are up to 40, some sources pad with zeros), so they
+/// compare as numbers: by length without leading zeros, then digit by digit.
+pub fn later_or_same(known: &str, incoming: &str) -> bool {
+    let digits = |s: &str| s.trim_start_matches('0').to_string();
+    let (known, incoming) = (digits(known), digits(incoming));
+    match known.len().cmp(&incoming.len()) {
+        Ordering::Equal => known >= incoming,
+        longer => longer == Ordering::Greater,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(seq: &str, at: &str, rating: Option<i64>) -> SlotReview {
+        SlotReview {
+            sequence_number: seq.into(),
+            created_at: Some(at.into()),
+            rating: rating.map(Decimal::from),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert!(later_or_same("10", "9"));
+        assert!(later_or_same("0010", "10"));
+        assert!(!later_or_same("9", "10"));
+        assert!(!later_or_same("000000000000000000099", "100"));
+    }
+
+    #[test]
+    fn the_earliest_review_counts_and_an_older_change_changes_nothing() {
+        let mut slot = BookingSlot::empty(&SlotKey::new("p", Some("b1"), "r1"));
+        assert_eq!(
+            slot.apply("r2", state("2", "2025-01-02", Some(1)), 0),
+            Applied::Changed
+        );
+        assert_eq!(
+            slot.apply("r1", state("3", "2025-01-01", Some(5)), 0),
+            Applied::Changed
+        );
+        assert_eq!(slot.counted(), Some(("r1", Decimal::from(5))));
+        // r1 removed: r2 counts.
+        assert_eq!(
+            slot.apply("r1", state("4", "2025-01-01", None), 0),
+            Applied::Changed
+        );
+        assert_eq!(slot.counted(), Some(("r2", Decimal::ONE)));
+        // r1's insert delivered again: the removal is later.
+        assert_eq!(
+            slot.apply("r1", state("3", "2025-01-01", Some(5)), 0),
+            Applied::Stale
+        );
+        assert_eq!(slot.counted(), Some(("r2", Decimal::ONE)));
+        assert_eq!(slot.ttl, None);
+        slot.apply("r2", state("5", "2025-01-02", None), 100);
+        assert_eq!(slot.counted(), None);
+        assert_eq!(slot.ttl, Some(100 + EMPTY_SLOT_KEPT_SECONDS));
+    }
+}

@@ -1,0 +1,798 @@
+//! `provider-rating`: keeps each provider's `ratingSum`, `reviewCount` and `rating` exact as
+//! reviews come, change and go, at a cost that follows the change, not the provider's history.
+//!
+//! The rules: only the earliest review of a booking counts (by `createdAt`, then `reviewId`);
+//! when it is removed, the next one counts; a review moves between providers with its
+//! `providerId`; a review without a usable rating (1 to 5) or without `createdAt` does not
+//! count; `rating` is the average to two decimals, half up. [`aggregate`] states them over a
+//! set of reviews, and `reconcile` recomputes a provider by them from its reviews.
+//!
+//! The reaction itself does not read the provider's reviews. It keeps, per provider and
+//! booking, which reviews the booking has ([`booking_slots`], in the worker's own
+//! aggregate-state table), so a change moves the provider's sum and count by the difference
+//! it makes to its booking's counted review. A window of changes (a Lambda batch) is folded at
+//! once: one BatchGetItem for its slots (and the providers this process does not remember),
+//! then one TransactWriteItems holding every changed slot and provider, each conditional on
+//! the version read, so a concurrent worker's write makes the whole transaction fail and be
+//! redone from a fresh read rather than lose an update. A change delivered again finds its
+//! review's slot already at that change (sequence numbers) and changes nothing.
+//!
+//! Cost per review is constant; what it gives up is repair by recomputation: an aggregate
+//! changed behind the worker's back, or reviews written without a stream record (a bulk
+//! import, a restore), stay off until `reconcile` recomputes them.
+
+pub mod booking_slots;
+mod reconcile;
+
+pub use reconcile::Reconciled;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Idempotency, Reacted, Reaction};
+use crate::change::Change;
+use crate::error::{PortError, ReactionError};
+use crate::item::{from_item, get_str, number, string_key, to_item, AttributeValue, Item};
+use crate::ports::{Condition, Ports, TransactItem, Update};
+use crate::settings::{Settings, AGGREGATE_STATE_TABLE};
+use crate::skipped::{with_skipped, Skipped};
+use booking_slots::{Applied, BookingSlot, SlotKey, SlotReview};
+
+#[derive(Debug, Clone)]
+pub struct RatingsConfig {
+    pub reviews_table: String,
+    pub providers_table: String,
+    /// The reviews GSI keyed by providerId (read by `reconcile` only).
+    pub provider_index: String,
+    /// The worker's own table of booking slots ([`booking_slots`]).
+    pub state_table: String,
+}
+
+impl RatingsConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        RatingsConfig {
+            reviews_table: s.text("MARKETPLACE_REVIEWS_TABLE", "marketplace-dev-reviews-table"),
+            providers_table: s.text(
+                "MARKETPLACE_PROVIDERS_TABLE",
+                "marketplace-dev-providers-table",
+            ),
+            provider_index: s.text(
+                "MARKETPLACE_REVIEWS_PROVIDER_INDEX",
+                "providerReviews-index",
+            ),
+            state_table: s.text("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
+        }
+    }
+}
+
+/// A review, the fields the aggregate uses.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub review_id: String,
+    #[serde(default)]
+    pub booking_id: Option<String>,
+    #[serde(default)]
+    pub provider_id: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub rating: Rating,
+}
+
+/// A review's `rating` as the item has it. Only a number from 1 to 5 counts; anything else
+/// the application wrote is not a failure of the worker: the review is left out and named.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Rating {
+    #[default]
+    Missing,
+    Usable(Decimal),
+    /// What the item holds instead, as text (`"five"`, `7`, `true`).
+    Unusable(String),
+}
+
+impl Rating {
+    pub fn usable(&self) -> Option<Decimal> {
+        match self {
+            Rating::Usable(rating) => Some(*rating),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Rating {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Rating, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let range = Decimal::ONE..=Decimal::from(5);
+        Ok(match &value {
+            serde_json::Value::Null => Rating::Missing,
+            serde_json::Value::String(text) => match number::marked(text) {
+                Some(Ok(rating)) if range.contains(&rating) => Rating::Usable(rating),
+                Some(Ok(rating)) => Rating::Unusable(format!("{rating} (not 1 to 5)")),
+                Some(Err(digits)) => Rating::Unusable(digits.to_string()),
+                None => Rating::Unusable(format!("{text:?} (text, not a number)")),
+            },
+            other => Rating::Unusable(other.to_string()),
+        })
+    }
+}
+
+/// A provider's aggregate, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderRating {
+    #[serde(default, with = "number::option")]
+    pub rating_sum: Option<Decimal>,
+    #[serde(default, with = "number::option")]
+    pub review_count: Option<Decimal>,
+    #[serde(default, with = "number::option")]
+    pub rating: Option<Decimal>,
+    #[serde(default, with = "number::option")]
+    pub aggregate_version: Option<Decimal>,
+}
+
+/// The aggregate of a set of reviews.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub rating_sum: Decimal,
+    pub review_count: Decimal,
+    /// The average, to two decimals, half up; 0 with no reviews.
+    pub rating: Decimal,
+    /// Reviews left out: a second review of the same booking, or no usable rating.
+    pub not_counted: Vec<String>,
+    /// Reviews whose `rating` the application wrote as something else: (reviewId, value).
+    pub unusable: Vec<(String, String)>,
+}
+
+/// The average as stored: two decimals, half up (4.125 -> 4.13).
+pub fn average(sum: Decimal, count: Decimal) -> Decimal {
+    if count.is_zero() {
+        Decimal::ZERO
+    } else {
+        (sum / count).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    }
+}
+
+/// Which reviews count, and their aggregate. Pure, so tests recompute it from any review set.
+pub fn aggregate(reviews: &[Review]) -> Aggregate {
+    let mut counted: BTreeMap<String, &Review> = BTreeMap::new();
+    let mut not_counted = Vec::new();
+    let order = |r: &Review| {
+        (
+            r.created_at.clone().unwrap_or_default(),
+            r.review_id.clone(),
+        )
+    };
+    let mut unusable = Vec::new();
+    for review in reviews {
+        if review.rating.usable().is_none() {
+            if let Rating::Unusable(value) = &review.rating {
+                unusable.push((review.review_id.clone(), value.clone()));
+            }
+            not_counted.push(review.review_id.clone());
+            continue;
+        }
+        // A review without a booking stands alone.
+        let slot = review
+            .booking_id
+            .clone()
+            .filter(|booking| !booking.is_empty())
+            .unwrap_or_else(|| format!("\0{}", review.review_id));
+        match counted.get(&slot) {
+            Some(current) if order(current) <= order(review) => {
+                not_counted.push(review.review_id.clone())
+            }
+            Some(current) => {
+                not_counted.push(current.review_id.clone());
+                counted.insert(slot, review);
+            }
+            None => {
+                counted.insert(slot, review);
+            }
+        }
+    }
+    let rating_sum: Decimal = counted.values().filter_map(|r| r.rating.usable()).sum();
+    let review_count = Decimal::from(counted.len());
+    not_counted.sort();
+    Aggregate {
+        rating_sum,
+        review_count,
+        rating: average(rating_sum, review_count),
+        not_counted,
+        unusable,
+    }
+}
+
+pub struct ProviderRatings {
+    config: RatingsConfig,
+    /// The aggregate as this process last read or wrote it, per provider: the version a
+    /// conditional write can assume without reading the provider first. A stale entry costs
+    /// nothing but a failed condition, after which the window is read again.
+    known: Mutex<HashMap<String, ProviderRating>>,
+}
+
+/// Providers remembered before the memory is cleared (a bound, not a cache policy).
+const KNOWN_PROVIDERS: usize = 10_000;
+
+/// Times a window is read and folded again after another worker changed one of its slots or
+/// providers first.
+const MAX_ATTEMPTS: u32 = 4;
+
+/// TransactWriteItems holds at most 100 actions: a window is written in segments of changes
+/// whose slots and providers fit.
+const MAX_ACTIONS: usize = 100;
+
+/// The providers a change touches: before and after (two when a review moves).
+fn providers_of(change: &Change) -> Vec<String> {
+    let mut ids: Vec<String> = [change.old.as_ref(), change.new.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|image| get_str(image, "providerId"))
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// A change as the slots see it: the slot its review leaves and the one it is in afterwards.
+struct SlotChange<'a> {
+    change: &'a Change,
+    review_id: String,
+    /// The review's state in the slot it leaves (removed there), when it moves or goes.
+    leaves: Option<(SlotKey, SlotReview)>,
+    /// The review's state in its slot afterwards.
+    enters: Option<(SlotKey, SlotReview)>,
+    /// The slot its old image places it in: that slot must know the review, or its old state
+    /// cannot be taken out.
+    was_in: Option<SlotKey>,
+}
+
+impl SlotChange<'_> {
+    fn slots(&self) -> impl Iterator<Item = &(SlotKey, SlotReview)> {
+        self.leaves.iter().chain(self.enters.iter())
+    }
+}
+
+/// The window's state as read, then as folded: slots and providers, with what changed.
+#[derive(Default, Clone)]
+struct Folding {
+    slots: HashMap<SlotKey, BookingSlot>,
+    providers: HashMap<String, ProviderRating>,
+    changed_slots: BTreeSet<SlotKey>,
+    /// Changed providers, with the time of the last change that moved them.
+    changed_providers: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
+}
+
+impl ProviderRatings {
+    pub fn new(config: RatingsConfig) -> Self {
+        ProviderRatings {
+            config,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &RatingsConfig {
+        &self.config
+    }
+
+    fn known(&self, provider: &str) -> Option<ProviderRating> {
+        self.known.lock().ok()?.get(provider).cloned()
+    }
+
+    fn remember(&self, provider: &str, stored: Option<ProviderRating>) {
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        match stored {
+            Some(stored) => {
+                if known.len() >= KNOWN_PROVIDERS {
+                    known.clear();
+                }
+                known.insert(provider.to_string(), stored);
+            }
+            None => {
+                known.remove(provider);
+            }
+        }
+    }
+
+    fn provider_key(provider: &str) -> Item {
+        string_key(&[("providerId", provider)])
+    }
+
+    fn slot_key(key: &SlotKey) -> Item {
+        string_key(&[
+            ("pk", &SlotKey::partition(&key.provider)),
+            ("sk", &key.slot),
+        ])
+    }
+
+    /// The review's slots before and after `change`, from its images.
+    fn slot_change<'a>(&self, change: &'a Change) -> Result<SlotChange<'a>, ReactionError> {
+        let what = format!("{} review {}", self.config.reviews_table, change.describe());
+        let review = |image: &Option<Item>| {
+            image
+                .clone()
+                .map(|item| from_item::<Review>(item, &what))
+                .transpose()
+        };
+        let (old, new) = (review(&change.old)?, review(&change.new)?);
+        let review_id = match (&new, &old) {
+            (Some(r), _) | (None, Some(r)) => r.review_id.clone(),
+            (None, None) => {
+                return Err(ReactionError::BadItem {
+                    what,
+                    message: "no image".into(),
+                })
+            }
+        };
+        let sequence_number = change.sequence_number.clone();
+        let place = |r: &Review| {
+            let provider = r.provider_id.as_deref().filter(|p| !p.is_empty())?;
+            Some(SlotKey::new(
+                provider,
+                r.booking_id.as_deref(),
+                &r.review_id,
+            ))
+        };
+        // Only a review with `createdAt` is in the provider index, so only such a one counts.
+        let enters = new.as_ref().and_then(|r| {
+            let state = SlotReview {
+                sequence_number: sequence_number.clone(),
+                created_at: r.created_at.clone(),
+                rating: r.created_at.as_ref().and(r.rating.usable()),
+            };
+            Some((place(r)?, state))
+        });
+        let was_in = old.as_ref().and_then(place);
+        let leaves = old
+            .as_ref()
+            .and_then(|r| place(r).map(|key| (key, r)))
+            .filter(|(key, _)| enters.as_ref().is_none_or(|(to, _)| to != key))
+            .map(|(key, r)| {
+                let removed = SlotReview {
+                    sequence_number,
+                    created_at: r.created_at.clone(),
+                    rating: None,
+                };
+                (key, removed)
+            });
+        Ok(SlotChange {
+            change,
+            review_id,
+            leaves,
+            enters,
+            was_in,
+        })
+    }
+
+    /// Reads the slots of `changes` and the providers this process does not remember (all of
+    /// them when `fresh`), at once.
+    async fn read(
+        &self,
+        changes: &[SlotChange<'_>],
+        fresh: bool,
+        ports: Ports<'_>,
+    ) -> Result<Folding, ReactionError> {
+        let cfg = &self.config;
+        let slot_keys: BTreeSet<&SlotKey> = changes
+            .iter()
+            .flat_map(|c| c.slots().map(|(key, _)| key).chain(c.was_in.iter()))
+            .collect();
+        let mut folding = Folding::default();
+        let mut unknown = Vec::new();
+        for provider in slot_keys
+            .iter()
+            .map(|key| &key.provider)
+            .collect::<BTreeSet<_>>()
+        {
+            match self.known(provider).filter(|_| !fresh) {
+                Some(known) => {
+                    folding.providers.insert(provider.clone(), known);
+                }
+                None => unknown.push(Self::provider_key(provider)),
+            }
+        }
+        let slots = ports.tables.batch_get(
+            &cfg.state_table,
+            slot_keys.iter().map(|key| Self::slot_key(key)).collect(),
+        );
+        let providers = async {
+            match unknown.is_empty() {
+                true => Ok(Vec::new()),
+                false => ports.tables.batch_get(&cfg.providers_table, unknown).await,
+            }
+        };
+        let (slots, providers) = futures::future::try_join(slots, providers).await?;
+        for item in slots {
+            let slot: BookingSlot = from_item(item, &format!("{} booking slot", cfg.state_table))?;
+            let provider = slot
+                .pk
+                .strip_prefix("PROVIDER#")
+                .unwrap_or_default()
+                .to_string();
+            folding.slots.insert(
+                SlotKey {
+                    provider,
+                    slot: slot.sk.clone(),
+                },
+                slot,
+            );
+        }
+        for item in providers {
+            let id = get_str(&item, "providerId").unwrap_or_default().to_string();
+            let stored: ProviderRating = from_item(item, &format!("{} {id}", cfg.providers_table))?;
+            folding.providers.insert(id, stored);
+        }
+        for key in slot_keys {
+            folding
+                .slots
+                .entry(key.clone())
+                .or_insert_with(|| BookingSlot::empty(key));
+            folding.providers.entry(key.provider.clone()).or_default();
+        }
+        Ok(folding)
+    }
+
+    /// Folds one change into `folding`; returns its result.
+    fn fold(&self, folding: &mut Folding, change: &SlotChange<'_>) -> serde_json::Value {
+        let cfg = &self.config;
+        let at = change.change.approximate_creation;
+        let mut stale = true;
+        let unknown_to_state = change
+            .was_in
+            .as_ref()
+            .filter(|key| {
+                folding
+                    .slots
+                    .get(key)
+                    .is_some_and(|s| !s.knows(&change.review_id))
+            })
+            .map(|key| key.provider.clone());
+        for (key, state) in change.slots() {
+            let Some(slot) = folding.slots.get_mut(key) else {
+                continue;
+            };
+            let before = slot.counted().map(|(_, rating)| rating);
+            if slot.apply(&change.review_id, state.clone(), at.timestamp()) == Applied::Stale {
+                continue;
+            }
+            stale = false;
+            folding.changed_slots.insert(key.clone());
+            let after = slot.counted().map(|(_, rating)| rating);
+            if before == after {
+                continue;
+            }
+            let figures = folding.providers.entry(key.provider.clone()).or_default();
+            let count = |r: Option<Decimal>| Decimal::from(u8::from(r.is_some()));
+            let sum = figures.rating_sum.unwrap_or_default() - before.unwrap_or_default()
+                + after.unwrap_or_default();
+            let reviews = figures.review_count.unwrap_or_default() - count(before) + count(after);
+            figures.rating_sum = Some(sum);
+            figures.review_count = Some(reviews);
+            figures.rating = Some(average(sum, reviews));
+            folding.changed_providers.insert(key.provider.clone(), at);
+        }
+        let mut result = serde_json::Map::new();
+        for provider in providers_of(change.change) {
+            let figures = folding
+                .providers
+                .get(&provider)
+                .cloned()
+                .unwrap_or_default();
+            let text = |d: Option<Decimal>| d.unwrap_or_default().normalize().to_string();
+            result.insert(
+                provider,
+                json!({
+                    "ratingSum": text(figures.rating_sum),
+                    "reviewCount": text(figures.review_count),
+                    "rating": text(figures.rating),
+                }),
+            );
+        }
+        if stale {
+            result.insert("alreadyApplied".into(), json!(true));
+        }
+        if let Some(provider) = unknown_to_state {
+            tracing::warn!(review = %change.review_id, %provider, "the review changed was not known to the worker's state (written before the worker kept it, or without a stream record): its old state is not taken out; run `reconcile ratings --provider {provider}`");
+            result.insert(
+                "notInState".into(),
+                json!(format!(
+                    "review {} was not known to {}: run `reconcile ratings --provider {provider}`",
+                    change.review_id, cfg.state_table
+                )),
+            );
+        }
+        let review = change
+            .change
+            .new
+            .clone()
+            .and_then(|item| from_item::<Review>(item, "review").ok());
+        with_skipped(
+            serde_json::Value::Object(result),
+            review.and_then(|r| match r.rating {
+                Rating::Unusable(value) => Some(Skipped::new(
+                    format!("{} reviewId={}", cfg.reviews_table, r.review_id),
+                    "rating",
+                    &value,
+                )),
+                _ => None,
+            }),
+        )
+    }
+
+    /// The writes of a folded segment: each changed slot and provider, on condition of the
+    /// version read.
+    fn writes(&self, read: &Folding, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
+        let cfg = &self.config;
+        let n = |d: Decimal| AttributeValue::N(d.normalize().to_string());
+        let mut writes = Vec::new();
+        for key in &folded.changed_slots {
+            let Some(slot) = folded.slots.get(key) else {
+                continue;
+            };
+            let was = read.slots.get(key).map_or(0, |s| s.version);
+            let mut slot = slot.clone();
+            slot.version = was + 1;
+            writes.push(TransactItem::Put {
+                table: cfg.state_table.clone(),
+                item: to_item(&slot)?,
+                condition: Some(match was {
+                    0 => Condition::NotExists("pk".into()),
+                    v => Condition::eq("version", n(Decimal::from(v))),
+                }),
+            });
+        }
+        for (provider, at) in &folded.changed_providers {
+            let figures = folded.providers.get(provider).cloned().unwrap_or_default();
+            let version = read
+                .providers
+                .get(provider)
+                .and_then(|p| p.aggregate_version);
+            let update = Update::default()
+                .set("ratingSum", n(figures.rating_sum.unwrap_or_default()))
+                .set("reviewCount", n(figures.review_count.unwrap_or_default()))
+                .set("rating", n(figures.rating.unwrap_or_default()))
+                .set(
+                    "aggregateVersion",
+                    n(version.unwrap_or_default() + Decimal::ONE),
+                )
+                // The time of the review change, not of the worker's run: a replay writes the same.
+                .set(
+                    "ratingUpdatedAt",
+                    AttributeValue::S(at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                );
+            writes.push(TransactItem::Update {
+                table: cfg.providers_table.clone(),
+                key: Self::provider_key(provider),
+                update,
+                condition: Some(match version {
+                    Some(v) => Condition::eq("aggregateVersion", n(v)),
+                    None => Condition::NotExists("aggregateVersion".into()),
+                }),
+            });
+        }
+        Ok(writes)
+    }
+
+    /// Folds a segment (changes whose slots and providers fit one transaction) and writes it;
+    /// read again and redone when another worker wrote one of its items first.
+    async fn fold_segment(
+        &self,
+        changes: &[SlotChange<'_>],
+        ports: Ports<'_>,
+    ) -> Result<Vec<serde_json::Value>, ReactionError> {
+        let mut attempt = 1;
+        loop {
+            let read = self.read(changes, attempt > 1, ports).await?;
+            let mut folded = read.clone();
+            let results: Vec<_> = changes.iter().map(|c| self.fold(&mut folded, c)).collect();
+            let writes = self.writes(&read, &folded)?;
+            if writes.is_empty() {
+                return Ok(results);
+            }
+            match ports.tables.transact_write(writes).await {
+                Ok(()) => {
+                    for provider in folded.changed_providers.keys() {
+                        let mut now = folded.providers.get(provider).cloned().unwrap_or_default();
+                        let was = read
+                            .providers
+                            .get(provider)
+                            .and_then(|p| p.aggregate_version);
+                        now.aggregate_version = Some(was.unwrap_or_default() + Decimal::ONE);
+                        self.remember(provider, Some(now));
+                    }
+                    return Ok(results);
+                }
+                Err(PortError::ConditionFailed { target, .. }) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(%target, attempt, "another worker changed a slot or provider of this window first; reading it again");
+                    for provider in folded.providers.keys() {
+                        self.remember(provider, None);
+                    }
+                    attempt += 1;
+                }
+                Err(e) => {
+                    for provider in folded.providers.keys() {
+                        self.remember(provider, None);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+}
+
+/// Cuts `changes` into runs whose distinct slots and providers fit one transaction.
+fn segments(changes: &[SlotChange<'_>]) -> Vec<std::ops::Range<usize>> {
+    let mut segments = Vec::new();
+    let (mut start, mut slots, mut providers) = (0, BTreeSet::new(), BTreeSet::new());
+    for (i, change) in changes.iter().enumerate() {
+        let (mut with_slots, mut with_providers) = (slots.clone(), providers.clone());
+        for (key, _) in change.slots() {
+            with_slots.insert(key.clone());
+            with_providers.insert(key.provider.clone());
+        }
+        if with_slots.len() + with_providers.len() > MAX_ACTIONS && i > start {
+            segments.push(start..i);
+            start = i;
+            (slots, providers) = (BTreeSet::new(), BTreeSet::new());
+            for (key, _) in change.slots() {
+                slots.insert(key.clone());
+                providers.insert(key.provider.clone());
+            }
+        } else {
+            (slots, providers) = (with_slots, with_providers);
+        }
+    }
+    if start < changes.len() {
+        segments.push(start..changes.len());
+    }
+    segments
+}
+
+#[async_trait]
+impl Reaction for ProviderRatings {
+    fn name(&self) -> &'static str {
+        "provider-rating"
+    }
+
+    /// A change delivered again finds its review's slot already at it.
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::ByConstruction
+    }
+
+    fn applies(&self, change: &Change) -> bool {
+        change.table == self.config.reviews_table && !providers_of(change).is_empty()
+    }
+
+    fn folds_windows(&self) -> bool {
+        true
+    }
+
+    fn unusable_data(&self, change: &Change) -> Option<Skipped> {
+        let review: Review = from_item(change.new.clone()?, "review").ok()?;
+        match review.rating {
+            Rating::Unusable(value) => Some(Skipped::new(
+                format!(
+                    "{} reviewId={}",
+                    self.config.reviews_table, review.review_id
+                ),
+                "rating",
+                &value,
+            )),
+            _ => None,
+        }
+    }
+
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        let results = self.react_window(&[change], ports).await;
+        results.into_iter().next().unwrap_or_else(|| {
+            Err(ReactionError::NotAttempted(format!(
+                "{} was not folded",
+                change.describe()
+            )))
+        })
+    }
+
+    async fn react_window(
+        &self,
+        changes: &[&Change],
+        ports: Ports<'_>,
+    ) -> Vec<Result<Reacted, ReactionError>> {
+        // A change whose images are not reviews fails alone; the others are folded.
+        let mut results: Vec<Option<Result<Reacted, ReactionError>>> = Vec::new();
+        let mut folding = Vec::new();
+        for change in changes {
+            match self.slot_change(change) {
+                Ok(slot_change) => {
+                    results.push(None);
+                    folding.push((results.len() - 1, slot_change));
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let (at, slot_changes): (Vec<usize>, Vec<SlotChange>) = folding.into_iter().unzip();
+        for segment in segments(&slot_changes) {
+            match self
+                .fold_segment(&slot_changes[segment.clone()], ports)
+                .await
+            {
+                Ok(folded) => {
+                    for (i, result) in segment.zip(folded) {
+                        results[at[i]] = Some(Ok(Reacted {
+                            result,
+                            deferred_writes: Vec::new(),
+                        }));
+                    }
+                }
+                Err(e) => {
+                    results[at[segment.start]] = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        // Up to the first change not attempted.
+        results.into_iter().map_while(|r| r).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(id: &str, booking: Option<&str>, at: &str, rating: &str) -> Review {
+        Review {
+            review_id: id.into(),
+            booking_id: booking.map(str::to_string),
+            provider_id: Some("p".into()),
+            created_at: Some(at.into()),
+            rating: rating
+                .parse()
+                .map_or(Rating::Unusable(rating.into()), Rating::Usable),
+        }
+    }
+
+    #[test]
+    fn one_review_per_booking_counts_the_earliest() {
+        let reviews = [
+            review("r2", Some("b1"), "2025-01-02", "1"),
+            review("r1", Some("b1"), "2025-01-01", "5"),
+            review("r3", Some("b2"), "2025-01-03", "4"),
+            review("r4", None, "2025-01-04", "3"),
+            review("r5", None, "2025-01-05", "x"),
+        ];
+        let totals = aggregate(&reviews);
+        assert_eq!(totals.rating_sum, Decimal::from(12));
+        assert_eq!(totals.review_count, Decimal::from(3));
+        assert_eq!(totals.rating, "4".parse::<Decimal>().unwrap());
+        assert_eq!(totals.not_counted, ["r2", "r5"]);
+        // The counted one removed: the other review of b1 takes its place.
+        let without_r1: Vec<Review> = reviews
+            .iter()
+            .filter(|r| r.review_id != "r1")
+            .cloned()
+            .collect();
+        assert_eq!(aggregate(&without_r1).rating_sum, Decimal::from(8));
+    }
+
+    #[test]
+    fn averages_round_half_up_to_two_decimals() {
+        assert_eq!(
+            average(Decimal::from(14), Decimal::from(3)),
+            "4.67".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(
+            average("8.25".parse().unwrap(), Decimal::from(2)),
+            "4.13".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(average(Decimal::ZERO, Decimal::ZERO), Decimal::ZERO);
+    }
+}

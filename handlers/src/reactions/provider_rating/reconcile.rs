@@ -1,0 +1,206 @@
+//! `reconcile`: a provider's aggregate and booking slots recomputed from its reviews, the
+//! repair for what the incremental path cannot see: an aggregate changed behind the worker's
+//! back, reviews written without a stream record (a bulk import, a restore), or the reviews
+//! there were before the worker kept its slots.
+//!
+//! Reads the provider's reviews through `providerReviews-index` (a cost that grows with the
+//! provider's history, paid only here) and its slots, says what differed, and writes what did
+//! under the same version conditions as the reaction, so a change the reaction folds meanwhile
+//! makes it start over rather than be overwritten.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::booking_slots::{BookingSlot, SlotKey, SlotReview};
+use super::{aggregate, ProviderRating, ProviderRatings, Review, MAX_ATTEMPTS};
+use crate::error::{PortError, ReactionError};
+use crate::item::{from_item, to_item, AttributeValue};
+use crate::ports::{Condition, Ports, Query, Update};
+
+/// What `reconcile` found and did for one provider.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reconciled {
+    pub provider: String,
+    /// `ratingSum`, `reviewCount`, `rating` as stored before (None: no aggregate).
+    pub stored: Option<[String; 3]>,
+    /// The same, recomputed from the reviews.
+    pub computed: [String; 3],
+    /// Whether the stored aggregate differed and was written.
+    pub fixed_aggregate: bool,
+    /// Booking slots that differed from the reviews and were written.
+    pub fixed_slots: usize,
+}
+
+fn figures(sum: Decimal, count: Decimal, rating: Decimal) -> [String; 3] {
+    [sum, count, rating].map(|d| d.normalize().to_string())
+}
+
+impl ProviderRatings {
+    /// Recomputes `provider` from its reviews and repairs its aggregate and slots.
+    pub async fn reconcile(
+        &self,
+        provider: &str,
+        ports: Ports<'_>,
+    ) -> Result<Reconciled, ReactionError> {
+        let mut attempt = 1;
+        loop {
+            match self.reconcile_once(provider, ports).await {
+                Err(ReactionError::Port(PortError::ConditionFailed { .. }))
+                    if attempt < MAX_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                done => {
+                    self.remember(provider, None);
+                    return done;
+                }
+            }
+        }
+    }
+
+    async fn reconcile_once(
+        &self,
+        provider: &str,
+        ports: Ports<'_>,
+    ) -> Result<Reconciled, ReactionError> {
+        let cfg = &self.config;
+        let what = |thing: &str| format!("{thing} of provider {provider}");
+        let stored: Option<ProviderRating> = ports
+            .tables
+            .get(&cfg.providers_table, &Self::provider_key(provider))
+            .await?
+            .map(|item| from_item(item, &what(&cfg.providers_table)))
+            .transpose()?;
+        let query = |table: &str, index: Option<&str>, name: &str, value: String| Query {
+            table: table.to_string(),
+            index: index.map(str::to_string),
+            partition: (name.to_string(), AttributeValue::S(value)),
+            sort_key: None,
+            ascending: true,
+        };
+        let reviews: Vec<Review> = ports
+            .tables
+            .query(&query(
+                &cfg.reviews_table,
+                Some(&cfg.provider_index),
+                "providerId",
+                provider.to_string(),
+            ))
+            .await?
+            .into_iter()
+            .map(|item| from_item(item, &what("a review")))
+            .collect::<Result<_, _>>()?;
+        let slots: BTreeMap<String, BookingSlot> = ports
+            .tables
+            .query(&query(
+                &cfg.state_table,
+                None,
+                "pk",
+                SlotKey::partition(provider),
+            ))
+            .await?
+            .into_iter()
+            .map(|item| {
+                let slot: BookingSlot = from_item(item, &what("a booking slot"))?;
+                Ok((slot.sk.clone(), slot))
+            })
+            .collect::<Result<_, ReactionError>>()?;
+
+        // The slots as the reviews say: every review the slots know and the index no longer
+        // shows is absent (its sequence number kept, as a guard); every review the index
+        // shows is as it is now, from sequence number 0 when the slots did not know it.
+        let mut expected = slots.clone();
+        for slot in expected.values_mut() {
+            for review in slot.reviews.values_mut() {
+                review.rating = None;
+            }
+        }
+        for review in &reviews {
+            let key = SlotKey::new(provider, review.booking_id.as_deref(), &review.review_id);
+            let slot = expected
+                .entry(key.slot.clone())
+                .or_insert_with(|| BookingSlot::empty(&key));
+            let sequence_number = slots
+                .values()
+                .find_map(|s| s.reviews.get(&review.review_id))
+                .map_or_else(|| "0".to_string(), |r| r.sequence_number.clone());
+            slot.reviews.insert(
+                review.review_id.clone(),
+                SlotReview {
+                    sequence_number,
+                    created_at: review.created_at.clone(),
+                    rating: review.created_at.as_ref().and(review.rating.usable()),
+                },
+            );
+        }
+        let mut fixed_slots = 0;
+        for (sk, mut slot) in expected {
+            let was = slots.get(&sk);
+            let present = slot.reviews.values().any(|r| r.rating.is_some());
+            slot.ttl = match present {
+                true => None,
+                false => was.and_then(|s| s.ttl),
+            };
+            if was.is_some_and(|was| was.reviews == slot.reviews && was.ttl == slot.ttl) {
+                continue;
+            }
+            let version = was.map_or(0, |s| s.version);
+            slot.version = version + 1;
+            let condition = match version {
+                0 => Condition::NotExists("pk".into()),
+                v => Condition::eq("version", AttributeValue::N(v.to_string())),
+            };
+            ports
+                .tables
+                .put(&cfg.state_table, to_item(&slot)?, Some(&condition))
+                .await?;
+            fixed_slots += 1;
+        }
+
+        let totals = aggregate(&reviews);
+        let computed = figures(totals.rating_sum, totals.review_count, totals.rating);
+        let stored_figures = stored.as_ref().and_then(|s| {
+            Some(figures(
+                s.rating_sum?,
+                s.review_count?,
+                s.rating.unwrap_or_default(),
+            ))
+        });
+        let fixed_aggregate = stored_figures.as_ref() != Some(&computed);
+        if fixed_aggregate {
+            let n = |d: Decimal| AttributeValue::N(d.normalize().to_string());
+            let version = stored.as_ref().and_then(|s| s.aggregate_version);
+            let update = Update::default()
+                .set("ratingSum", n(totals.rating_sum))
+                .set("reviewCount", n(totals.review_count))
+                .set("rating", n(totals.rating))
+                .set(
+                    "aggregateVersion",
+                    n(version.unwrap_or_default() + Decimal::ONE),
+                );
+            let condition = match version {
+                Some(v) => Condition::eq("aggregateVersion", n(v)),
+                None => Condition::NotExists("aggregateVersion".into()),
+            };
+            ports
+                .tables
+                .update(
+                    &cfg.providers_table,
+                    &Self::provider_key(provider),
+                    &update,
+                    Some(&condition),
+                )
+                .await?;
+        }
+        Ok(Reconciled {
+            provider: provider.to_string(),
+            stored: stored_figures,
+            computed,
+            fixed_aggregate,
+            fixed_slots,
+        })
+    }
+}

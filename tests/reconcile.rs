@@ -1,0 +1,181 @@
+//! `reconcile ratings`: what the incremental ratings cannot see from the stream (an aggregate
+//! changed behind the worker's back, a review written without a stream record) is recomputed
+//! from the reviews and repaired, under the same version conditions.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use handlers::{AttributeValue, Item};
+use serde_json::{json, Value};
+use support::cli::{self, table};
+
+const PROVIDERS: &str = "marketplace-dev-providers-table";
+
+fn provider(state: &Path, id: &str) -> Value {
+    table(state, PROVIDERS)
+        .into_iter()
+        .find(|p| p["providerId"]["S"] == id)
+        .unwrap_or_else(|| panic!("no provider {id}"))
+}
+
+fn figures(state: &Path, id: &str) -> [String; 3] {
+    let p = provider(state, id);
+    ["ratingSum", "reviewCount", "rating"].map(|name| p[name]["N"].as_str().unwrap().to_string())
+}
+
+fn reconcile(state: &Path, args: &[&str]) -> Output {
+    cli::worker()
+        .args(["reconcile", "ratings", "--state"])
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Writes to the embedded tables directly, as an application (or a bulk import) would, with
+/// no stream record for the worker.
+fn write_behind_the_worker(state: &Path, table: &str, item: Item) {
+    let (embedded, adapters) = support::embedded(state);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(adapters.tables.put(table, item, None))
+        .unwrap();
+    embedded.sync().unwrap();
+}
+
+fn item(value: Value) -> Item {
+    serde_json::from_value(value).unwrap()
+}
+
+#[test]
+fn an_aggregate_changed_behind_the_workers_back_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    cli::replay(
+        state,
+        &["marketplace-reviews", "marketplace-review-moved"],
+        &[],
+    );
+    let exact = figures(state, "prov-plumb");
+    assert_eq!(exact, ["10.5", "3", "3.5"]);
+
+    // Someone writes a wrong aggregate, with a newer version.
+    let mut tampered = item(provider(state, "prov-plumb"));
+    let n = |v: &str| AttributeValue::N(v.into());
+    tampered.insert("ratingSum".into(), n("1"));
+    tampered.insert("rating".into(), n("1"));
+    tampered.insert("aggregateVersion".into(), n("9"));
+    write_behind_the_worker(state, PROVIDERS, tampered);
+
+    let output = reconcile(state, &["--all"]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains(
+            "prov-plumb: ratingSum 1 reviewCount 3 rating 1; its reviews say ratingSum 10.5 reviewCount 3 rating 3.5: fixed"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("prov-elec: as its reviews say"), "{stdout}");
+    assert!(text(&output.stderr).contains("2 provider(s): 1 fixed, 0 failed"));
+    assert_eq!(figures(state, "prov-plumb"), exact);
+    // Written on condition of the version it read: one more than the tampered one.
+    assert_eq!(
+        provider(state, "prov-plumb")["aggregateVersion"],
+        json!({"N": "10"})
+    );
+
+    // Nothing left to repair; and the reviews that follow count from the repaired figures.
+    let again = reconcile(state, &["--provider", "prov-plumb", "--json"]);
+    let line: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(line["fixedAggregate"], false, "{line}");
+    assert_eq!(line["fixedSlots"], 0, "{line}");
+    cli::replay(state, &["marketplace-duplicate-review"], &[]);
+    assert_eq!(figures(state, "prov-plumb"), ["6.5", "3", "2.17"]);
+}
+
+#[test]
+fn a_review_written_without_a_stream_record_is_counted_and_can_then_be_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    cli::replay(state, &["marketplace-reviews"], &[]);
+    let review = json!({
+        "reviewId": {"S": "imported-1"}, "bookingId": {"S": "bk-import"},
+        "providerId": {"S": "prov-elec"}, "rating": {"N": "4.5"},
+        "createdAt": {"S": "2025-10-01T00:00:00Z"},
+    });
+    write_behind_the_worker(state, "marketplace-dev-reviews-table", item(review.clone()));
+    assert_eq!(figures(state, "prov-elec"), ["3.5", "1", "3.5"]);
+
+    let output = reconcile(state, &["--provider", "prov-elec"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains(
+            "its reviews say ratingSum 8 reviewCount 2 rating 4: fixed, and 1 booking slot(s)"
+        ),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_eq!(figures(state, "prov-elec"), ["8", "2", "4"]);
+
+    // Its removal now comes through the stream: the rebuilt slot knows what to take out.
+    let remove = json!({"Records": [{
+        "eventID": "remove-imported-1", "eventName": "REMOVE", "eventSource": "aws:dynamodb",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/marketplace-dev-reviews-table/stream/2025-01-01T00:00:00.000",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1764000000,
+            "Keys": {"reviewId": {"S": "imported-1"}},
+            "OldImage": review,
+            "SequenceNumber": "900000000000000000001",
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }]});
+    let file = dir.path().join("remove.json");
+    std::fs::write(&file, remove.to_string()).unwrap();
+    let replayed = cli::worker()
+        .arg("replay")
+        .arg(&file)
+        .arg("--state")
+        .arg(state)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{}",
+        text(&replayed.stderr)
+    );
+    assert!(
+        !text(&replayed.stdout).contains("notInState"),
+        "{}",
+        text(&replayed.stdout)
+    );
+    assert_eq!(figures(state, "prov-elec"), ["3.5", "1", "3.5"]);
+}
+
+#[test]
+fn without_providers_or_state_it_says_what_to_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = reconcile(&dir.path().join("none"), &["--all"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("no state at"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = reconcile(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("--provider"),
+        "{}",
+        text(&output.stderr)
+    );
+}
