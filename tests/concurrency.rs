@@ -307,8 +307,9 @@ async fn force_races(
     for aggregate in ALL {
         let gate = Gate::new();
         let operation: &'static [&'static str] = match aggregate {
-            Aggregate::Estimation | Aggregate::Provider => &["TransactWriteItems"],
-            Aggregate::Thread => &["UpdateItem"],
+            Aggregate::Estimation | Aggregate::Provider | Aggregate::Thread => {
+                &["TransactWriteItems"]
+            }
         };
         slow.set_plan(Plan::Hold {
             operations: operation,

@@ -572,8 +572,11 @@ async fn provider_ratings_scenario(faults: Option<&FaultyHttp>) {
     // Delivered again, as after a Lambda retry: the same figures, no write.
     let again = deliver(&worker, &batch, faults).await;
     assert_eq!(
-        again.requests.get("UpdateItem"),
-        None,
+        (
+            again.requests.get("UpdateItem"),
+            again.requests.get("TransactWriteItems")
+        ),
+        (None, None),
         "{:?}",
         again.requests
     );
@@ -595,6 +598,7 @@ async fn bookings_assets_threads_scenario(faults: Option<&FaultyHttp>) {
     let assets = services::fresh_table("PilotForce-Assets").await;
     let conversations = services::fresh_table("acsd2p-dev-Conversations").await;
     let threads = services::fresh_table("acsd2p-dev-Threads").await;
+    let thread_state = services::fresh_table("ddb-stream-worker-aggregate-state").await;
     let bucket = services::unique("dsw-assets");
     services::ensure_bucket(&bucket).await;
     let sender = format!("{}@example.com", services::unique("bookings"));
@@ -682,6 +686,7 @@ async fn bookings_assets_threads_scenario(faults: Option<&FaultyHttp>) {
         "PILOTFORCE_ASSETS_BUCKET" => Some(bucket.clone()),
         "ACS_CONVERSATIONS_TABLE" => Some(conversations.clone()),
         "ACS_THREADS_TABLE" => Some(threads.clone()),
+        "AGGREGATE_STATE_TABLE" => Some(thread_state.clone()),
         _ => short_locks(name),
     })
     .unwrap();
@@ -692,6 +697,7 @@ async fn bookings_assets_threads_scenario(faults: Option<&FaultyHttp>) {
             (&assets, "PilotForce-Assets"),
             (&conversations, "acsd2p-dev-Conversations"),
             (&threads, "acsd2p-dev-Threads"),
+            (&thread_state, "ddb-stream-worker-aggregate-state"),
         ],
         faults.map(FaultyHttp::client),
     )
@@ -861,7 +867,7 @@ async fn past_the_retry_bound_the_record_fails_and_a_retry_finishes() {
         ("bookings", "SendEmail", 0, Fault::ServerError),
         ("bookings", "SendEmail", 1, Fault::Permanent),
         ("bookings", "DeleteObject", 0, Fault::Timeout),
-        ("bookings", "UpdateItem", 0, Fault::Throttle),
+        ("bookings", "TransactWriteItems", 0, Fault::Throttle),
         ("bookings", "PutItem", 1, Fault::ServerError),
         ("proposal", "Query", 0, Fault::ServerError),
         ("proposal", "TransactWriteItems", 0, Fault::Throttle),
@@ -871,7 +877,7 @@ async fn past_the_retry_bound_the_record_fails_and_a_retry_finishes() {
         ("ratings", "TransactWriteItems", 0, Fault::ServerError),
         // A conflict is the reaction's to handle: it re-reads, folds and writes again.
         ("ratings", "TransactWriteItems", 0, Fault::Conflict),
-        ("bookings", "UpdateItem", 0, Fault::Conflict),
+        ("bookings", "TransactWriteItems", 0, Fault::Conflict),
         ("audit", "BatchWriteItem", 0, Fault::ServerError),
     ];
     for (scenario, operation, call, fault) in cases {

@@ -35,6 +35,8 @@ struct Parking {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     worker: ddb_stream_worker::batch::Worker,
+    /// The worker's aggregate-state table (fresh: message ids repeat from run to run).
+    state: String,
 }
 
 impl Parking {
@@ -43,6 +45,7 @@ impl Parking {
         let conversations = services::fresh_table("acsd2p-dev-Conversations").await;
         let threads = services::fresh_table("acsd2p-dev-Threads").await;
         let audit = services::fresh_table("aws-cost-platform-enhanced").await;
+        let state = services::fresh_table("ddb-stream-worker-aggregate-state").await;
         let bucket = services::unique("parked");
         services::ensure_bucket(&bucket).await;
         let (sqs, queue_url) = services::fresh_queue("failed-records").await;
@@ -57,6 +60,7 @@ impl Parking {
                 String::new()
             }),
             "AUDIT_TABLE" => Some(audit.clone()),
+            "AGGREGATE_STATE_TABLE" => Some(state.clone()),
             _ => None,
         })
         .unwrap();
@@ -73,6 +77,7 @@ impl Parking {
             sqs,
             queue_url,
             worker,
+            state,
         }
     }
 }
@@ -86,6 +91,7 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
         sqs,
         queue_url,
         worker,
+        state,
         ..
     } = Parking::set_up(false).await;
 
@@ -191,14 +197,28 @@ async fn records_no_retry_can_fix_go_to_the_queue_and_the_batch_goes_on() {
         "kept whole"
     );
 
-    // The application fixes conv-b's message; `redrive` runs the queue's records again: conv-b
-    // goes through and its message is deleted, conv-d (still bad) is parked again.
+    // The application fixes conv-b's message, and its change comes through the stream (the
+    // statistics count it); `redrive` runs the queue's records again: conv-b's, already
+    // superseded by the fix, goes through and its message is deleted; conv-d (still bad) is
+    // parked again.
     let mut fixed = records[1]["dynamodb"]["NewImage"].clone();
     fixed["timestamp"] = s("2026-01-01T00:00:02Z");
     services::put(&db, &conversations, fixed).await;
+    let mut fix = message(&conversations, 5, "conv-b", s("2026-01-01T00:00:02Z"), 0);
+    fix["eventID"] = json!(format!("{run}-fix"));
+    fix["eventName"] = json!("MODIFY");
+    fix["dynamodb"]["Keys"]["response_id"] = s("m2");
+    fix["dynamodb"]["NewImage"]["response_id"] = s("m2");
+    fix["dynamodb"]["OldImage"] = records[1]["dynamodb"]["NewImage"].clone();
+    let fix = decode_event(&json!({ "Records": [fix] }).to_string(), "fix", None).unwrap();
+    let outcome = worker
+        .process_batch(&fix, BatchOptions::default(), &mut |_| {})
+        .await;
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     let output = services::binary()
         .env("ACS_CONVERSATIONS_TABLE", &conversations)
         .env("ACS_THREADS_TABLE", &threads)
+        .env("AGGREGATE_STATE_TABLE", &state)
         .env("PARKING_QUEUE_URL", &queue_url)
         .env("PARKING_BUCKET", &bucket)
         .env("AUDITED_TABLES", "")

@@ -1,6 +1,6 @@
-//! `reconcile ratings`: what the incremental ratings cannot see from the stream (an aggregate
-//! changed behind the worker's back, a review written without a stream record) is recomputed
-//! from the reviews and repaired, under the same version conditions.
+//! `reconcile ratings` and `reconcile threads`: what the incremental aggregates cannot see from
+//! the stream (figures changed behind the worker's back, items written without a stream
+//! record) is recomputed from the source items and repaired, under the same version conditions.
 
 mod support;
 
@@ -78,12 +78,12 @@ fn an_aggregate_changed_behind_the_workers_back_is_repaired() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(
         stdout.contains(
-            "prov-plumb: ratingSum 1 reviewCount 3 rating 1; its reviews say ratingSum 10.5 reviewCount 3 rating 3.5: fixed"
+            "prov-plumb: rating 1 ratingSum 1 reviewCount 3; its reviews say rating 3.5 ratingSum 10.5 reviewCount 3: fixed\n"
         ),
         "{stdout}"
     );
     assert!(stdout.contains("prov-elec: as its reviews say"), "{stdout}");
-    assert!(text(&output.stderr).contains("2 provider(s): 1 fixed, 0 failed"));
+    assert!(text(&output.stderr).contains("2 reconciled: 1 fixed, 0 failed, 1 already right"));
     assert_eq!(figures(state, "prov-plumb"), exact);
     // Written on condition of the version it read: one more than the tampered one.
     assert_eq!(
@@ -95,7 +95,7 @@ fn an_aggregate_changed_behind_the_workers_back_is_repaired() {
     let again = reconcile(state, &["--provider", "prov-plumb", "--json"]);
     let line: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(line["fixedAggregate"], false, "{line}");
-    assert_eq!(line["fixedSlots"], 0, "{line}");
+    assert_eq!(line["fixedState"], 0, "{line}");
     cli::replay(state, &["marketplace-duplicate-review"], &[]);
     assert_eq!(figures(state, "prov-plumb"), ["6.5", "3", "2.17"]);
 }
@@ -117,7 +117,7 @@ fn a_review_written_without_a_stream_record_is_counted_and_can_then_be_removed()
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(
         text(&output.stdout).contains(
-            "its reviews say ratingSum 8 reviewCount 2 rating 4: fixed, and 1 booking slot(s)"
+            "its reviews say rating 4 ratingSum 8 reviewCount 2: fixed, and 1 state item(s)"
         ),
         "{}",
         text(&output.stdout)
@@ -159,6 +159,72 @@ fn a_review_written_without_a_stream_record_is_counted_and_can_then_be_removed()
         text(&replayed.stdout)
     );
     assert_eq!(figures(state, "prov-elec"), ["3.5", "1", "3.5"]);
+}
+
+#[test]
+fn a_thread_changed_behind_the_workers_back_and_an_imported_message_are_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    cli::replay(state, &["acs-conversation-messages"], &[]);
+    let thread = || {
+        table(state, "acsd2p-dev-Threads")
+            .into_iter()
+            .next()
+            .expect("the thread")
+    };
+    let before = thread();
+    assert_eq!(before["message_count"]["N"], "2");
+    let conversation = before["conversation_id"]["S"].as_str().unwrap().to_string();
+
+    // A message imported without a stream record, from a new address, the latest; and the
+    // count changed by hand.
+    let message = json!({
+        "conversation_id": {"S": conversation}, "response_id": {"S": "imported-1"},
+        "sender_email": {"S": "late@example.com"}, "recipient_email": {"S": "support@example.com"},
+        "timestamp": {"S": "2025-11-18T08:00:00Z"},
+    });
+    write_behind_the_worker(state, "acsd2p-dev-Conversations", item(message));
+    let mut tampered = item(before.clone());
+    tampered.insert("message_count".into(), AttributeValue::N("7".into()));
+    write_behind_the_worker(state, "acsd2p-dev-Threads", tampered);
+
+    let output = reconcile_threads(state, &["--all", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["fixedAggregate"], true, "{line}");
+    assert_eq!(line["stored"]["message_count"], "7", "{line}");
+    assert_eq!(line["computed"]["message_count"], "3", "{line}");
+    let after = thread();
+    assert_eq!(after["message_count"]["N"], "3");
+    assert_eq!(after["last_message_at"]["S"], "2025-11-18T08:00:00Z");
+    let participants: Vec<&str> = after["participants"]["L"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["S"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        participants[participants.len() - 2..],
+        ["late@example.com", "support@example.com"],
+        "the imported message's sender and recipient, last: {participants:?}"
+    );
+
+    // Again: nothing to fix.
+    let again = reconcile_threads(state, &["--conversation", &conversation]);
+    assert!(
+        text(&again.stdout).contains("as its messages say"),
+        "{}",
+        text(&again.stdout)
+    );
+}
+
+fn reconcile_threads(state: &Path, args: &[&str]) -> Output {
+    cli::worker()
+        .args(["reconcile", "threads", "--state"])
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]

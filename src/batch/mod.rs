@@ -21,7 +21,7 @@ mod request_count;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
@@ -29,7 +29,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use chrono::{DateTime, Utc};
 use handlers::ports::{Clock, Mailer, Objects, Ports, Tables, WriteRequest};
 use handlers::skipped::Skipped;
-use handlers::{Change, Idempotency, Item, Reacted, Reaction, ReactionError};
+use handlers::{Change, Idempotency, Item, Reaction, ReactionError};
 use serde::Serialize;
 use thiserror::Error;
 use tracing::Instrument;
@@ -135,6 +135,9 @@ pub struct RecordReport {
     pub reactions: Vec<ReactionReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Reactions that fold windows whose places in `reactions` await the window's fold.
+    #[serde(skip)]
+    pending_folds: Vec<usize>,
 }
 
 /// The record the batch stopped at, and why.
@@ -464,13 +467,9 @@ impl Worker {
             .collect()
         };
         // The lowest index that failed or was not started: no record after it starts.
-        let window = Window {
-            plan,
-            folded: self.fold_window(records, window, options, plan).await,
-        };
         let stop_after = AtomicUsize::new(usize::MAX);
         let mut ran: Vec<LaneRecord> = stream::iter(lanes)
-            .map(|lane| self.run_lane(records, lane, options, &window, &stop_after))
+            .map(|lane| self.run_lane(records, lane, options, plan, &stop_after))
             .buffer_unordered(self.max_concurrency)
             .collect::<Vec<Vec<LaneRecord>>>()
             .await
@@ -478,6 +477,7 @@ impl Worker {
             .flatten()
             .collect();
         ran.sort_by_key(|r| r.report.index);
+        self.fold_window(records, &mut ran).await;
         let failure = ran
             .iter()
             .filter_map(|r| r.failure.clone())
@@ -493,41 +493,40 @@ impl Worker {
         (reports, deferred, failure)
     }
 
-    /// The records of one lane, in stream order, until one fails, the deadline's reserve is
-    /// reached, or another lane failed at an earlier record.
-    /// Runs the reactions that fold a window ([`Reaction::folds_windows`]) on the window's
-    /// changes they apply to, before its lanes start; the lanes then report their results per
-    /// record. They read only state of their own, not the records' items, so it does not
-    /// matter that a replay applies each record's own change later, in its lane.
-    async fn fold_window(
-        &self,
-        records: &[StreamRecord],
-        window: Range<usize>,
-        options: BatchOptions,
-        plan: &Plan,
-    ) -> Folded {
-        let mut folded = HashMap::new();
-        // Past the deadline the lanes start none of the window's records (but its first).
-        let too_late = |start: usize| {
-            start > 0
-                && options
-                    .stop_before
-                    .is_some_and(|stop| self.adapters.clock.now() >= stop)
-        };
+    /// Runs the reactions that fold a window ([`Reaction::folds_windows`]) once its lanes ran,
+    /// on the records before the first that failed (those after it are delivered again): as in
+    /// Lambda, where the application's writes precede the stream, a replay has then applied
+    /// each record's own change. Their results take the places the lanes kept for them, and a
+    /// fold that fails a record makes it the window's failure.
+    async fn fold_window(&self, records: &[StreamRecord], ran: &mut [LaneRecord]) {
+        let failed_at = ran
+            .iter()
+            .filter_map(|r| r.failure.as_ref().map(|f| f.index))
+            .min()
+            .unwrap_or(usize::MAX);
         for (r, reaction) in self.reactions.iter().enumerate() {
-            if !reaction.folds_windows() || too_late(window.start) {
+            if !reaction.folds_windows() {
                 continue;
             }
-            let (indexes, changes): (Vec<usize>, Vec<&Change>) = window
-                .clone()
-                .filter_map(|index| Some((index, records[index].change.as_ref().ok()?)))
-                .filter(|(_, change)| {
-                    reaction.applies(change)
-                        && !plan
-                            .completed
-                            .contains_key(&key_for(reaction.name(), &change.event_id))
+            for lane_record in ran.iter_mut().filter(|l| l.report.index >= failed_at) {
+                if lane_record.report.pending_folds.contains(&r) {
+                    if let Some(place) = lane_record.report.reactions.get_mut(r) {
+                        place.outcome = Outcome::Failed {
+                            reason: "not run: this or an earlier record of the batch failed; it runs when the batch is delivered again".into(),
+                            retryable: true,
+                        };
+                    }
+                }
+            }
+            let waiting: Vec<usize> = (0..ran.len())
+                .filter(|&i| {
+                    ran[i].report.index < failed_at && ran[i].report.pending_folds.contains(&r)
                 })
-                .unzip();
+                .collect();
+            let changes: Vec<&Change> = waiting
+                .iter()
+                .filter_map(|&i| records[ran[i].report.index].change.as_ref().ok())
+                .collect();
             if changes.is_empty() {
                 continue;
             }
@@ -548,30 +547,69 @@ impl Worker {
                 reaction = reaction.name(),
                 records = changes.len()
             );
-            let results = reaction
+            let mut results = reaction
                 .react_window(&changes, ports)
                 .instrument(span)
-                .await;
+                .await
+                .into_iter();
             // The window's writes are shared by its records: reported at the last one run.
             let mut effects = recorder.take();
             let last = results.len();
-            for (n, (index, result)) in indexes.into_iter().zip(results).enumerate() {
+            for (n, (&i, change)) in waiting.iter().zip(&changes).enumerate() {
+                let run = match results.next() {
+                    Some(result) => result.map(|reacted| Ran::Done {
+                        result: reacted.result,
+                        deferred: reacted.deferred_writes,
+                    }),
+                    // An earlier record of the window failed in this reaction, which then stopped.
+                    None => Err(ReactionError::NotAttempted(format!(
+                        "not attempted: an earlier record of this batch failed in {}; it runs when the batch is delivered again",
+                        reaction.name()
+                    ))),
+                };
                 let effects = match n + 1 == last {
                     true => std::mem::take(&mut effects),
                     false => Vec::new(),
                 };
-                folded.insert((r, index), (result, effects));
+                let lane_record = &mut ran[i];
+                let span = tracing::info_span!("reaction", event_id = %change.event_id, sequence_number = %change.sequence_number, reaction = reaction.name());
+                let settled = self
+                    .settle(
+                        r,
+                        change,
+                        lane_record.report.index,
+                        run,
+                        effects,
+                        reaction.unusable_data(change),
+                    )
+                    .instrument(span)
+                    .await;
+                lane_record.report.pending_folds.retain(|&p| p != r);
+                lane_record.deferred.extend(settled.deferred);
+                if let Some(place) = lane_record.report.reactions.get_mut(r) {
+                    *place = settled.report;
+                }
+                if let Some((reason, retryable)) = settled.failed {
+                    let failure =
+                        failure_of(&lane_record.report, reaction.name(), reason, retryable);
+                    lane_record
+                        .report
+                        .error
+                        .get_or_insert_with(|| failure.message.clone());
+                    lane_record.failure.get_or_insert(failure);
+                }
             }
         }
-        Folded(Mutex::new(folded))
     }
 
+    /// The records of one lane, in stream order, until one fails, the deadline's reserve is
+    /// reached, or another lane failed at an earlier record.
     async fn run_lane(
         &self,
         records: &[StreamRecord],
         lane: Vec<usize>,
         options: BatchOptions,
-        window: &Window<'_>,
+        plan: &Plan,
         stop_after: &AtomicUsize,
     ) -> Vec<LaneRecord> {
         let a = &self.adapters;
@@ -610,14 +648,7 @@ impl Worker {
             }
             let mut deferred = Vec::new();
             let failure = self
-                .process_record(
-                    record,
-                    &mut report,
-                    &recorder,
-                    options,
-                    window,
-                    &mut deferred,
-                )
+                .process_record(record, &mut report, &recorder, options, plan, &mut deferred)
                 .await
                 .err();
             if failure.is_some() {
@@ -642,7 +673,7 @@ impl Worker {
         report: &mut RecordReport,
         recorder: &Recorder,
         options: BatchOptions,
-        window: &Window<'_>,
+        plan: &Plan,
         buffer: &mut Vec<Deferred>,
     ) -> Result<(), RecordFailure> {
         let change = match &record.change {
@@ -680,7 +711,7 @@ impl Worker {
                 });
                 continue;
             }
-            if let Some(result) = window.plan.completed.get(&key_for(name, &change.event_id)) {
+            if let Some(result) = plan.completed.get(&key_for(name, &change.event_id)) {
                 tracing::info!(reaction = name, event_id = %change.event_id, outcome = "duplicate_skipped");
                 report.reactions.push(ReactionReport {
                     reaction: name,
@@ -695,12 +726,7 @@ impl Worker {
             let unusable = reaction.unusable_data(change);
             let coalesce_key = reaction.coalesce_key(change).filter(|_| unusable.is_none());
             if let Some(key) = coalesce_key {
-                let last = window
-                    .plan
-                    .run_at
-                    .get(&(r, key))
-                    .copied()
-                    .unwrap_or(report.index);
+                let last = plan.run_at.get(&(r, key)).copied().unwrap_or(report.index);
                 if last > report.index {
                     report.reactions.push(ReactionReport {
                         reaction: name,
@@ -712,117 +738,33 @@ impl Worker {
             }
             let span = tracing::info_span!("reaction", event_id = %change.event_id, sequence_number = %change.sequence_number, reaction = name);
             let _enter = span.enter();
-            let (run, mut effects) = if reaction.folds_windows() {
-                window.folded.take(r, report.index, name)
-            } else {
-                let run = self
-                    .run_reaction(reaction.as_ref(), change, ports, options)
-                    .await;
-                (run, recorder.take())
-            };
-            match run {
-                Ok(Ran::Done { result, deferred }) => {
-                    for (table, write) in deferred {
-                        if let WriteRequest::Put(item) = &write {
-                            effects.push(Effect::put(&self.adapters.catalog, &table, item));
-                        }
-                        buffer.push(Deferred {
-                            record: report.index,
-                            reaction: r,
-                            table,
-                            write,
-                        });
-                    }
-                    warn_of_skipped(&result);
-                    let outcome = match self.park_bad_data(name, change, unusable).await {
-                        None => {
-                            tracing::info!(outcome = "done");
-                            Outcome::Done { result }
-                        }
-                        Some(Ok((reason, location))) => {
-                            tracing::warn!(outcome = "parked", %location, error = %reason);
-                            Outcome::Parked { reason, location }
-                        }
-                        // Nothing is dropped silently: unparked, the record fails for a retry.
-                        Some(Err(reason)) => {
-                            tracing::warn!(outcome = "failed", retryable = true, error = %reason);
-                            report.reactions.push(ReactionReport {
-                                reaction: name,
-                                outcome: Outcome::Failed {
-                                    reason: reason.clone(),
-                                    retryable: true,
-                                },
-                                effects,
-                            });
-                            return Err(failure_of(report, name, reason, true));
-                        }
-                    };
-                    report.reactions.push(ReactionReport {
-                        reaction: name,
-                        outcome,
-                        effects,
-                    });
-                }
-                Ok(Ran::Duplicate { result }) => {
-                    tracing::info!(outcome = "duplicate_skipped");
-                    report.reactions.push(ReactionReport {
-                        reaction: name,
-                        outcome: Outcome::DuplicateSkipped { result },
-                        effects,
-                    });
-                }
-                Err(e) => {
-                    let retryable = e.is_retryable();
-                    // What no retry can fix is parked, so that it costs only itself.
-                    let parked = match retryable {
-                        true => None,
-                        false => self.park(change, name, &e.to_string()).await,
-                    };
-                    let (outcome, failed) = match parked {
-                        Some(Ok(location)) => {
-                            tracing::warn!(outcome = "parked", %location, error = %e);
-                            let reason = e.to_string();
-                            (Outcome::Parked { reason, location }, None)
-                        }
-                        // Nothing is dropped silently: unparked, the record fails for a retry.
-                        Some(Err(park)) => {
-                            let reason = format!("{e}; and it could not be parked: {park}");
-                            tracing::warn!(outcome = "failed", retryable = true, error = %reason);
-                            (
-                                Outcome::Failed {
-                                    reason: reason.clone(),
-                                    retryable: true,
-                                },
-                                Some((reason, true)),
-                            )
-                        }
-                        None => {
-                            tracing::warn!(outcome = "failed", retryable, error = %e);
-                            let reason = e.to_string();
-                            (
-                                Outcome::Failed {
-                                    reason: reason.clone(),
-                                    retryable,
-                                },
-                                Some((reason, retryable)),
-                            )
-                        }
-                    };
-                    report.reactions.push(ReactionReport {
-                        reaction: name,
-                        outcome,
-                        effects,
-                    });
-                    if let Some((reason, retryable)) = failed {
-                        return Err(failure_of(report, name, reason, retryable));
-                    }
-                }
+            if reaction.folds_windows() {
+                // Its place, filled once the window's records ran (`fold_window`).
+                report.reactions.push(ReactionReport {
+                    reaction: name,
+                    outcome: Outcome::NotApplicable,
+                    effects: Vec::new(),
+                });
+                report.pending_folds.push(r);
+                continue;
+            }
+            let run = self
+                .run_reaction(reaction.as_ref(), change, ports, options)
+                .await;
+            let settled = self
+                .settle(r, change, report.index, run, recorder.take(), unusable)
+                .await;
+            buffer.extend(settled.deferred);
+            report.reactions.push(settled.report);
+            if let Some((reason, retryable)) = settled.failed {
+                return Err(failure_of(report, name, reason, retryable));
             }
         }
-        if report
-            .reactions
-            .iter()
-            .all(|r| r.outcome == Outcome::NotApplicable)
+        if report.pending_folds.is_empty()
+            && report
+                .reactions
+                .iter()
+                .all(|r| r.outcome == Outcome::NotApplicable)
         {
             // Not a failure: a table the worker was not built for (a shared stream, a filter
             // left wide), or an item kind no reaction needs.
@@ -834,6 +776,132 @@ impl Worker {
     /// Park a record whose own item holds data the application got wrong, once `reaction` ran
     /// without it: (reason, location), or why it could not be parked. None when the item is
     /// fine or this worker has nowhere to park (the skipped item is in the result either way).
+    /// What a reaction's run on record `record` comes to: its report (parked where no retry can
+    /// fix it, or where the record wrote data the reaction cannot use), the writes it deferred,
+    /// and the record's failure if any (reason, retryable).
+    async fn settle(
+        &self,
+        r: usize,
+        change: &Change,
+        record: usize,
+        run: Result<Ran, ReactionError>,
+        mut effects: Vec<Effect>,
+        unusable: Option<Skipped>,
+    ) -> Settled {
+        let name = self.reactions[r].name();
+        let mut deferred_writes = Vec::new();
+        match run {
+            Ok(Ran::Done { result, deferred }) => {
+                for (table, write) in deferred {
+                    if let WriteRequest::Put(item) = &write {
+                        effects.push(Effect::put(&self.adapters.catalog, &table, item));
+                    }
+                    deferred_writes.push(Deferred {
+                        record,
+                        reaction: r,
+                        table,
+                        write,
+                    });
+                }
+                warn_of_skipped(&result);
+                let outcome = match self.park_bad_data(name, change, unusable).await {
+                    None => {
+                        tracing::info!(outcome = "done");
+                        Outcome::Done { result }
+                    }
+                    Some(Ok((reason, location))) => {
+                        tracing::warn!(outcome = "parked", %location, error = %reason);
+                        Outcome::Parked { reason, location }
+                    }
+                    // Nothing is dropped silently: unparked, the record fails for a retry.
+                    Some(Err(reason)) => {
+                        tracing::warn!(outcome = "failed", retryable = true, error = %reason);
+                        return Settled {
+                            report: ReactionReport {
+                                reaction: name,
+                                outcome: Outcome::Failed {
+                                    reason: reason.clone(),
+                                    retryable: true,
+                                },
+                                effects,
+                            },
+                            deferred: deferred_writes,
+                            failed: Some((reason, true)),
+                        };
+                    }
+                };
+                Settled {
+                    report: ReactionReport {
+                        reaction: name,
+                        outcome,
+                        effects,
+                    },
+                    deferred: deferred_writes,
+                    failed: None,
+                }
+            }
+            Ok(Ran::Duplicate { result }) => {
+                tracing::info!(outcome = "duplicate_skipped");
+                Settled {
+                    report: ReactionReport {
+                        reaction: name,
+                        outcome: Outcome::DuplicateSkipped { result },
+                        effects,
+                    },
+                    deferred: deferred_writes,
+                    failed: None,
+                }
+            }
+            Err(e) => {
+                let retryable = e.is_retryable();
+                // What no retry can fix is parked, so that it costs only itself.
+                let parked = match retryable {
+                    true => None,
+                    false => self.park(change, name, &e.to_string()).await,
+                };
+                let (outcome, failed) = match parked {
+                    Some(Ok(location)) => {
+                        tracing::warn!(outcome = "parked", %location, error = %e);
+                        let reason = e.to_string();
+                        (Outcome::Parked { reason, location }, None)
+                    }
+                    // Nothing is dropped silently: unparked, the record fails for a retry.
+                    Some(Err(park)) => {
+                        let reason = format!("{e}; and it could not be parked: {park}");
+                        tracing::warn!(outcome = "failed", retryable = true, error = %reason);
+                        (
+                            Outcome::Failed {
+                                reason: reason.clone(),
+                                retryable: true,
+                            },
+                            Some((reason, true)),
+                        )
+                    }
+                    None => {
+                        tracing::warn!(outcome = "failed", retryable, error = %e);
+                        let reason = e.to_string();
+                        (
+                            Outcome::Failed {
+                                reason: reason.clone(),
+                                retryable,
+                            },
+                            Some((reason, retryable)),
+                        )
+                    }
+                };
+                Settled {
+                    report: ReactionReport {
+                        reaction: name,
+                        outcome,
+                        effects,
+                    },
+                    deferred: deferred_writes,
+                    failed,
+                }
+            }
+        }
+    }
+
     async fn park_bad_data(
         &self,
         reaction: &'static str,
@@ -1043,47 +1111,12 @@ struct Plan {
     run_at: HashMap<(usize, String), usize>,
 }
 
-/// What the reactions that fold windows did, by (reaction, record): taken by the record's lane.
-struct Folded(Mutex<HashMap<(usize, usize), FoldedRun>>);
-
-/// A folded reaction's result for one record, and the writes reported with it.
-type FoldedRun = (Result<Reacted, ReactionError>, Vec<Effect>);
-
-/// What the records of a window run with: the batch's plan, and the folded reactions' results.
-struct Window<'a> {
-    plan: &'a Plan,
-    folded: Folded,
-}
-
-impl Folded {
-    fn take(
-        &self,
-        reaction: usize,
-        record: usize,
-        name: &str,
-    ) -> (Result<Ran, ReactionError>, Vec<Effect>) {
-        let taken = self
-            .0
-            .lock()
-            .ok()
-            .and_then(|mut folded| folded.remove(&(reaction, record)));
-        match taken {
-            Some((result, effects)) => {
-                let ran = result.map(|reacted| Ran::Done {
-                    result: reacted.result,
-                    deferred: reacted.deferred_writes,
-                });
-                (ran, effects)
-            }
-            // An earlier record of the window failed in this reaction, which then stopped.
-            None => (
-                Err(ReactionError::NotAttempted(format!(
-                    "not attempted: an earlier record of this batch failed in {name}; it runs when the batch is delivered again"
-                ))),
-                Vec::new(),
-            ),
-        }
-    }
+/// What a reaction's run came to for its record.
+struct Settled {
+    report: ReactionReport,
+    deferred: Vec<Deferred>,
+    /// The record fails: why, and whether a retry can help.
+    failed: Option<(String, bool)>,
 }
 
 enum Ran {
@@ -1120,6 +1153,7 @@ fn new_report(index: usize, record: &StreamRecord) -> RecordReport {
         already_applied: false,
         reactions: Vec::new(),
         error: None,
+        pending_folds: Vec::new(),
     }
 }
 

@@ -200,9 +200,9 @@ enum Command {
         #[arg(long, conflicts_with = "endpoint_url")]
         aws: bool,
     },
-    /// Recompute provider ratings from their reviews and repair what differs (after a bulk
-    /// import, a restore, or writes that bypassed the stream): the embedded state's, or with
-    /// --endpoint-url / --aws a DynamoDB's.
+    /// Recompute incremental aggregates from their source items and repair what differs (after
+    /// a bulk import, a restore, or writes that bypassed the stream): the embedded state's, or
+    /// with --endpoint-url / --aws a DynamoDB's.
     Reconcile {
         #[command(subcommand)]
         command: ReconcileTarget,
@@ -220,23 +220,42 @@ enum ReconcileTarget {
     Ratings {
         /// A provider to reconcile (repeatable).
         #[arg(long = "provider", value_name = "ID", required_unless_present = "all")]
-        providers: Vec<String>,
-        /// Every provider with reviews or an aggregate (scans the reviews and providers tables).
-        #[arg(long)]
-        all: bool,
-        /// Embedded state directory.
-        #[arg(long, default_value = ".replay", value_name = "DIR")]
-        state: PathBuf,
-        /// Run against this endpoint (DynamoDB Local, ...) through the SDK adapters.
-        #[arg(long, value_name = "URL")]
-        endpoint_url: Option<String>,
-        /// Run against AWS through the SDK adapters, with the standard environment and profile.
-        #[arg(long, conflicts_with = "endpoint_url")]
-        aws: bool,
-        /// One JSON object per provider.
-        #[arg(long)]
-        json: bool,
+        ids: Vec<String>,
+        #[command(flatten)]
+        options: ReconcileOptions,
     },
+    /// Threads' `message_count`, `last_message_at`, `participants` and message state, from
+    /// their conversations.
+    Threads {
+        /// A conversation to reconcile (repeatable).
+        #[arg(
+            long = "conversation",
+            value_name = "ID",
+            required_unless_present = "all"
+        )]
+        ids: Vec<String>,
+        #[command(flatten)]
+        options: ReconcileOptions,
+    },
+}
+
+#[derive(clap::Args)]
+struct ReconcileOptions {
+    /// Every one there is (scans the source table and the aggregates' table).
+    #[arg(long)]
+    all: bool,
+    /// Embedded state directory.
+    #[arg(long, default_value = ".replay", value_name = "DIR")]
+    state: PathBuf,
+    /// Run against this endpoint (DynamoDB Local, ...) through the SDK adapters.
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// Run against AWS through the SDK adapters, with the standard environment and profile.
+    #[arg(long, conflicts_with = "endpoint_url")]
+    aws: bool,
+    /// One JSON object per aggregate.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -343,24 +362,23 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             })
             .await
         }
-        Command::Reconcile {
-            command:
-                ReconcileTarget::Ratings {
-                    providers,
-                    all,
-                    state,
-                    endpoint_url,
-                    aws,
-                    json,
-                },
-        } => {
+        Command::Reconcile { command } => {
+            let (aggregates, ids, options) = match command {
+                ReconcileTarget::Ratings { ids, options } => {
+                    (reconcile::Aggregates::Ratings, ids, options)
+                }
+                ReconcileTarget::Threads { ids, options } => {
+                    (reconcile::Aggregates::Threads, ids, options)
+                }
+            };
             reconcile::run(reconcile::ReconcileCommand {
-                providers,
-                all,
-                state,
-                endpoint_url,
-                aws,
-                json,
+                aggregates,
+                ids,
+                all: options.all,
+                state: options.state,
+                endpoint_url: options.endpoint_url,
+                aws: options.aws,
+                json: options.json,
             })
             .await
         }

@@ -1,14 +1,19 @@
-//! `reconcile`: recomputes provider ratings from their reviews and repairs what differs, the
-//! way the reactions computed them before they became incremental. For what the stream cannot
-//! show the worker: a bulk import, a restore, writes that bypassed the stream, an aggregate
-//! changed by hand, and the reviews there were before the worker kept its booking slots.
+//! `reconcile`: recomputes incremental aggregates from their source items and repairs what
+//! differs, the way the reactions computed them before they became incremental: provider
+//! ratings from the reviews, thread statistics from the conversations. For what the stream
+//! cannot show the worker: a bulk import, a restore, writes that bypassed the stream, figures
+//! changed by hand, and the items there were before the worker kept its state.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use handlers::ports::Ports;
+use handlers::reactions::folding::Reconciled;
 use handlers::reactions::provider_rating::ProviderRatings;
+use handlers::reactions::thread_stats::ThreadStatistics;
+use handlers::ReactionError;
+use serde_json::Value;
 
 use super::{CliError, Exit};
 use crate::adapters::dynamodb::distinct_values;
@@ -17,9 +22,19 @@ use crate::batch::Adapters;
 use crate::catalog::Catalog;
 use crate::wiring::{self, config::Config};
 
+/// Which aggregates.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Aggregates {
+    /// Provider ratings, from the reviews.
+    Ratings,
+    /// Thread statistics, from the conversations.
+    Threads,
+}
+
 pub(super) struct ReconcileCommand {
-    /// Providers to reconcile; empty with `all`: every provider there is.
-    pub providers: Vec<String>,
+    pub aggregates: Aggregates,
+    /// Providers or conversations to reconcile; with `all`, every one there is besides.
+    pub ids: Vec<String>,
     pub all: bool,
     pub state: PathBuf,
     pub endpoint_url: Option<String>,
@@ -27,62 +42,119 @@ pub(super) struct ReconcileCommand {
     pub json: bool,
 }
 
-pub(super) async fn run(command: ReconcileCommand) -> Result<Exit, CliError> {
-    let config = Config::from_env()?;
-    let ratings = ProviderRatings::new(config.reactions.ratings.clone());
-    let cfg = ratings.config().clone();
-    let catalog = Catalog::with_seed_definitions();
-    let (adapters, state, providers) = if command.aws || command.endpoint_url.is_some() {
-        let sdk = wiring::sdk_config(command.endpoint_url.as_deref()).await;
-        let mut providers: BTreeSet<String> = command.providers.iter().cloned().collect();
-        if command.all {
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
-            for table in [&cfg.reviews_table, &cfg.providers_table] {
-                let ids = distinct_values(&client, table, "providerId")
-                    .await
-                    .map_err(|e| CliError::Service(e.to_string()))?;
-                providers.extend(ids);
+/// The reactions whose aggregates are reconciled, and where their ids are found.
+struct Reconciler {
+    aggregates: Aggregates,
+    ratings: ProviderRatings,
+    threads: ThreadStatistics,
+}
+
+impl Reconciler {
+    /// The tables whose items name the aggregates (the source and the aggregate's own), and
+    /// the attribute that names them.
+    fn id_sources(&self) -> ([String; 2], &'static str) {
+        match self.aggregates {
+            Aggregates::Ratings => {
+                let c = self.ratings.config();
+                (
+                    [c.reviews_table.clone(), c.providers_table.clone()],
+                    "providerId",
+                )
+            }
+            Aggregates::Threads => {
+                let c = self.threads.config();
+                (
+                    [c.conversations_table.clone(), c.threads_table.clone()],
+                    "conversation_id",
+                )
             }
         }
-        (wiring::sdk_adapters(&sdk, catalog), None, providers)
+    }
+
+    async fn reconcile(&self, id: &str, ports: Ports<'_>) -> Result<Reconciled, ReactionError> {
+        match self.aggregates {
+            Aggregates::Ratings => self.ratings.reconcile(id, ports).await,
+            Aggregates::Threads => self.threads.reconcile(id, ports).await,
+        }
+    }
+}
+
+pub(super) async fn run(command: ReconcileCommand) -> Result<Exit, CliError> {
+    let config = Config::from_env()?;
+    let reconciler = Reconciler {
+        aggregates: command.aggregates,
+        ratings: ProviderRatings::new(config.reactions.ratings.clone()),
+        threads: ThreadStatistics::new(config.reactions.threads.clone()),
+    };
+    let (tables, attribute) = reconciler.id_sources();
+    let mut ids: BTreeSet<String> = command.ids.iter().cloned().collect();
+    let catalog = Catalog::with_seed_definitions();
+    let (adapters, state) = if command.aws || command.endpoint_url.is_some() {
+        let sdk = wiring::sdk_config(command.endpoint_url.as_deref()).await;
+        if command.all {
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            for table in &tables {
+                let found = distinct_values(&client, table, attribute)
+                    .await
+                    .map_err(|e| CliError::Service(e.to_string()))?;
+                ids.extend(found);
+            }
+        }
+        (wiring::sdk_adapters(&sdk, catalog), None)
     } else {
         if !command.state.exists() {
             return Err(CliError::NoState(command.state.clone()));
         }
         let state = Arc::new(EmbeddedState::open(&command.state, catalog.clone(), false)?);
-        let mut providers: BTreeSet<String> = command.providers.iter().cloned().collect();
         if command.all {
-            for table in [&cfg.reviews_table, &cfg.providers_table] {
+            for table in &tables {
                 for (_, items) in state.dump(Some(table)) {
-                    providers.extend(
+                    ids.extend(
                         items
                             .iter()
-                            .filter_map(|item| item["providerId"]["S"].as_str())
+                            .filter_map(|item| item[attribute]["S"].as_str())
                             .map(str::to_string),
                     );
                 }
             }
         }
         let adapters = wiring::embedded_adapters(state.clone(), catalog);
-        (adapters, Some(state), providers)
+        (adapters, Some(state))
     };
-    if providers.is_empty() {
-        return Err(CliError::Settings(
-            "name the providers to reconcile (--provider ID, repeatable) or --all".into(),
-        ));
-    }
-    let exit = reconcile_all(&ratings, &adapters, &providers, command.json).await;
+    let exit = reconcile_all(&reconciler, &adapters, &ids, command.json).await;
     if let Some(state) = state {
         state.sync()?;
     }
     exit
 }
 
-/// Each provider in turn, a line each; a failure is reported and the others still run.
+/// `name value` pairs of a figures object (lists comma-separated, none for null).
+fn show(figures: &Value) -> String {
+    let value = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "none".to_string(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    match figures {
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(name, v)| format!("{name} {}", value(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => value(other),
+    }
+}
+
+/// Each aggregate in turn, a line each; a failure is reported and the others still run.
 async fn reconcile_all(
-    ratings: &ProviderRatings,
+    reconciler: &Reconciler,
     adapters: &Adapters,
-    providers: &BTreeSet<String>,
+    ids: &BTreeSet<String>,
     json: bool,
 ) -> Result<Exit, CliError> {
     let ports = Ports {
@@ -91,32 +163,32 @@ async fn reconcile_all(
         mailer: adapters.mailer.as_ref(),
     };
     let (mut fixed, mut failed) = (0, 0);
-    for provider in providers {
-        match ratings.reconcile(provider, ports).await {
+    let source = match reconciler.aggregates {
+        Aggregates::Ratings => "its reviews say",
+        Aggregates::Threads => "its messages say",
+    };
+    for id in ids {
+        match reconciler.reconcile(id, ports).await {
             Ok(done) => {
-                let changed = done.fixed_aggregate || done.fixed_slots > 0;
+                let changed = done.fixed_aggregate || done.fixed_state > 0;
                 fixed += usize::from(changed);
                 if json {
                     println!("{}", serde_json::to_string(&done).unwrap_or_default());
                     continue;
                 }
-                let show = |f: &[String; 3]| {
-                    format!("ratingSum {} reviewCount {} rating {}", f[0], f[1], f[2])
-                };
                 let stored = done
                     .stored
                     .as_ref()
-                    .map_or("no aggregate".to_string(), show);
-                match (done.fixed_aggregate, done.fixed_slots) {
-                    (false, 0) => println!("{provider}: as its reviews say ({stored})"),
-                    (aggregate, slots) => println!(
-                        "{provider}: {}; its reviews say {}{}",
-                        stored,
+                    .map_or("nothing stored".to_string(), show);
+                match (done.fixed_aggregate, done.fixed_state) {
+                    (false, 0) => println!("{id}: as {source} ({stored})"),
+                    (aggregate, items) => println!(
+                        "{id}: {stored}; {source} {}{}",
                         show(&done.computed),
-                        match (aggregate, slots) {
+                        match (aggregate, items) {
                             (true, 0) => ": fixed".to_string(),
-                            (true, n) => format!(": fixed, and {n} booking slot(s)"),
-                            (false, n) => format!(": {n} booking slot(s) fixed"),
+                            (true, n) => format!(": fixed, and {n} state item(s)"),
+                            (false, n) => format!(": {n} state item(s) fixed"),
                         }
                     ),
                 }
@@ -127,14 +199,14 @@ async fn reconcile_all(
                     true => "retryable: run reconcile again",
                     false => "not retryable",
                 };
-                eprintln!("{provider}: could not be reconciled ({retry}): {e}");
+                eprintln!("{id}: could not be reconciled ({retry}): {e}");
             }
         }
     }
     eprintln!(
-        "{} provider(s): {fixed} fixed, {failed} failed, {} as their reviews say",
-        providers.len(),
-        providers.len() - fixed - failed
+        "{} reconciled: {fixed} fixed, {failed} failed, {} already right",
+        ids.len(),
+        ids.len() - fixed - failed
     );
     Ok(match failed {
         0 => Exit::Clean,

@@ -1,10 +1,14 @@
 //! DynamoDB requests per record against DynamoDB Local (counted by the worker's adapter, per
-//! operation), delivered in Lambda batches of 100, first and again (a full re-delivery).
-//! After both deliveries every provider's aggregate is checked against the sum and count of
-//! its generated reviews. Needs `scripts/services start` (scripts/bench does it). Prints
-//! figures; never fails on them.
+//! operation) and the capacity units DynamoDB Local reports for them, delivered in Lambda
+//! batches of 100, first and again (a full re-delivery). After both deliveries every
+//! provider's aggregate is checked against the sum and count of its generated reviews. Then
+//! the cost of a batch of 10 new reviews for a provider with 10 and with 10,000 earlier ones,
+//! beside what reading its reviews (the recomputing version's way) costs. Needs
+//! `scripts/services start` (scripts/bench does it). Prints figures; never fails on them.
 //! Run: `cargo bench --bench requests`.
 
+#[path = "support/capacity.rs"]
+mod capacity;
 #[path = "support/local.rs"]
 mod local;
 #[path = "support/mix.rs"]
@@ -14,6 +18,7 @@ use std::collections::BTreeMap;
 use std::net::TcpStream;
 
 use aws_config::{BehaviorVersion, Region};
+use capacity::Capacity;
 use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
 use ddb_stream_worker::batch::{BatchOptions, Worker};
 use ddb_stream_worker::catalog::Catalog;
@@ -21,8 +26,11 @@ use ddb_stream_worker::cli::tables;
 use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::wiring;
 use ddb_stream_worker::wiring::config::Config;
+use handlers::item::AttributeValue;
+use handlers::ports::Query;
 use handlers::ports::Tables;
 use mix::{Kind, Mix};
+use rust_decimal::Decimal;
 use serde_json::json;
 
 /// Deliver `records` in batches of 100. With `app`, each batch's writes are first made in
@@ -50,13 +58,91 @@ async fn deliver(
     total
 }
 
-fn show(label: &str, records: usize, counts: &BTreeMap<&'static str, u64>) {
+/// Requests and capacity units per record, and the requests by operation.
+fn show(
+    label: &str,
+    records: usize,
+    counts: &BTreeMap<&'static str, u64>,
+    (read, write): (Decimal, Decimal),
+) {
     let total: u64 = counts.values().sum();
     let each: Vec<String> = counts.iter().map(|(op, n)| format!("{op} {n}")).collect();
+    let per = |units: Decimal| (units / Decimal::from(records)).round_dp(3);
     println!(
-        "  {label}: {total} requests for {records} records = {:.3} per record ({})",
-        total as f64 / records as f64,
-        each.join(", ")
+        "  {label}: {total} requests for {records} records = {} per record ({}); {} read and {} write capacity units per record",
+        per(Decimal::from(total)),
+        each.join(", "),
+        per(read),
+        per(write),
+    );
+}
+
+/// A worker whose DynamoDB answers report their capacity units into `capacity`.
+fn worker_counting(sdk: &aws_config::SdkConfig, capacity: &Capacity) -> Worker {
+    let counted = sdk.to_builder().http_client(capacity.clone()).build();
+    wiring::worker(
+        &Config::from_lookup(|_| None).unwrap(),
+        wiring::sdk_adapters(&counted, Catalog::with_seed_definitions()),
+    )
+}
+
+/// A batch of 10 new reviews for one provider that has `earlier` reviews already (delivered
+/// through the worker before, in batches of 100): the worker's requests and capacity units per
+/// review, and what one read of the provider's reviews through the index costs (what the
+/// recomputing version did on every batch).
+async fn with_history(
+    sdk: &aws_config::SdkConfig,
+    app: &DynamoDbTables,
+    tag: String,
+    earlier: usize,
+) {
+    let mix = Mix {
+        tag,
+        kinds: vec![Kind::Review],
+        providers: 1,
+        estimations: 1,
+        conversations: 1,
+    };
+    let capacity = Capacity::new();
+    let worker = worker_counting(sdk, &capacity);
+    let history = mix.records(earlier, 0);
+    deliver(&worker, &history, Some(app)).await;
+    let new = mix.records(10, earlier);
+    let before = capacity.snapshot();
+    let counts = deliver(&worker, &new, Some(app)).await;
+    show(
+        &format!("10 new reviews, {earlier} earlier"),
+        new.len(),
+        &counts,
+        capacity.since(&before),
+    );
+    let all: Vec<_> = history.into_iter().chain(new).collect();
+    local::check_ratings(app, &all).await;
+
+    let reader = DynamoDbTables::new(
+        aws_sdk_dynamodb::Client::new(&sdk.to_builder().http_client(capacity.clone()).build()),
+        Catalog::with_seed_definitions(),
+    );
+    let before = capacity.snapshot();
+    let provider = all[0]["dynamodb"]["NewImage"]["providerId"]["S"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reviews = reader
+        .query(&Query {
+            table: "marketplace-dev-reviews-table".into(),
+            index: Some("providerReviews-index".into()),
+            partition: ("providerId".into(), AttributeValue::S(provider)),
+            sort_key: None,
+            ascending: true,
+        })
+        .await
+        .expect("query the provider's reviews");
+    let (read, _) = capacity.since(&before);
+    println!(
+        "    reading the provider's {} reviews through providerReviews-index (the recomputing version, every batch): {} read capacity units",
+        reviews.len(),
+        read.round_dp(1)
     );
 }
 
@@ -127,23 +213,32 @@ async fn main() {
             conversations: 30,
         };
         let records = mix.records(2_000, 0);
-        let worker = wiring::worker(
-            &Config::from_lookup(|_| None).unwrap(),
-            wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
-        );
+        let capacity = Capacity::new();
+        let worker = worker_counting(&sdk, &capacity);
         let app = DynamoDbTables::new(client.clone(), Catalog::with_seed_definitions());
         println!("{label} (2,000 records, batches of 100):");
+        let before = capacity.snapshot();
+        let first = deliver(&worker, &records, Some(&app)).await;
         show(
             "first delivery",
             records.len(),
-            &deliver(&worker, &records, Some(&app)).await,
+            &first,
+            capacity.since(&before),
         );
+        let before = capacity.snapshot();
+        let again = deliver(&worker, &records, None).await;
         show(
             "re-delivery",
             records.len(),
-            &deliver(&worker, &records, None).await,
+            &again,
+            capacity.since(&before),
         );
         let checked = local::check_ratings(&app, &records).await;
         println!("  every aggregate exact: {checked} providers checked against their reviews");
+    }
+    let app = DynamoDbTables::new(client.clone(), Catalog::with_seed_definitions());
+    println!("a provider's history (reviews, each of its own booking):");
+    for (i, earlier) in [10, 10_000].into_iter().enumerate() {
+        with_history(&sdk, &app, format!("{run}h{i}"), earlier).await;
     }
 }

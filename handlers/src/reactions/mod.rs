@@ -6,6 +6,7 @@ pub mod asset_cleanup;
 pub mod audit_log;
 pub mod booking_mail;
 pub mod estimation_totals;
+pub mod folding;
 pub mod proposal_cleanup;
 pub mod proposal_pdf;
 pub mod provider_rating;

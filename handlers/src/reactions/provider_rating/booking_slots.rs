@@ -12,17 +12,13 @@
 //! changes nothing once a later change of the same review is in: the slot, not an idempotency
 //! record, makes the reaction safe to repeat.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::item::number;
-
-/// Seconds a slot with no review left is kept: as a guard against the removed reviews' older
-/// changes, past the longest a parked record waits for a redrive (14 days in SQS).
-pub const EMPTY_SLOT_KEPT_SECONDS: i64 = 15 * 86_400;
+use crate::reactions::folding::{later_or_same, REMOVED_KEPT_SECONDS};
 
 /// Where a review counts: its provider and booking.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,21 +137,9 @@ impl BookingSlot {
         let anything_present = self.reviews.values().any(|r| r.rating.is_some());
         self.ttl = match anything_present {
             true => None,
-            false => Some(record_time_seconds + EMPTY_SLOT_KEPT_SECONDS),
+            false => Some(record_time_seconds + REMOVED_KEPT_SECONDS),
         };
         Applied::Changed
-    }
-}
-
-/// Whether stream sequence number `known` is the same as or later than `incoming`. They are
-/// decimal digits of any length (DynamoDB's are up to 40, some sources pad with zeros), so they
-/// compare as numbers: by length without leading zeros, then digit by digit.
-pub fn later_or_same(known: &str, incoming: &str) -> bool {
-    let digits = |s: &str| s.trim_start_matches('0').to_string();
-    let (known, incoming) = (digits(known), digits(incoming));
-    match known.len().cmp(&incoming.len()) {
-        Ordering::Equal => known >= incoming,
-        longer => longer == Ordering::Greater,
     }
 }
 
@@ -169,14 +153,6 @@ mod tests {
             created_at: Some(at.into()),
             rating: rating.map(Decimal::from),
         }
-    }
-
-    #[test]
-    fn sequence_numbers_compare_as_numbers() {
-        assert!(later_or_same("10", "9"));
-        assert!(later_or_same("0010", "10"));
-        assert!(!later_or_same("9", "10"));
-        assert!(!later_or_same("000000000000000000099", "100"));
     }
 
     #[test]
@@ -206,6 +182,6 @@ mod tests {
         assert_eq!(slot.ttl, None);
         slot.apply("r2", state("5", "2025-01-02", None), 100);
         assert_eq!(slot.counted(), None);
-        assert_eq!(slot.ttl, Some(100 + EMPTY_SLOT_KEPT_SECONDS));
+        assert_eq!(slot.ttl, Some(100 + REMOVED_KEPT_SECONDS));
     }
 }

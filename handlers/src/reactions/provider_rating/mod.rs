@@ -24,8 +24,6 @@
 pub mod booking_slots;
 mod reconcile;
 
-pub use reconcile::Reconciled;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
@@ -35,6 +33,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::folding::{fold_in_segments, later_or_same, only, SegmentResults, MAX_ATTEMPTS};
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::{PortError, ReactionError};
@@ -220,14 +219,6 @@ pub struct ProviderRatings {
 /// Providers remembered before the memory is cleared (a bound, not a cache policy).
 const KNOWN_PROVIDERS: usize = 10_000;
 
-/// Times a window is read and folded again after another worker changed one of its slots or
-/// providers first.
-const MAX_ATTEMPTS: u32 = 4;
-
-/// TransactWriteItems holds at most 100 actions: a window is written in segments of changes
-/// whose slots and providers fit.
-const MAX_ACTIONS: usize = 100;
-
 /// The providers a change touches: before and after (two when a review moves).
 fn providers_of(change: &Change) -> Vec<String> {
     let mut ids: Vec<String> = [change.old.as_ref(), change.new.as_ref()]
@@ -253,6 +244,10 @@ struct SlotChange<'a> {
     /// The slot its old image places it in: that slot must know the review, or its old state
     /// cannot be taken out.
     was_in: Option<SlotKey>,
+    /// Why the new image is not a review the worker can read, and the slot its keys name. Such
+    /// a change fails (and is parked) unless that slot already holds a later change of the
+    /// review: then the application has fixed it since, and it is done.
+    unreadable: Option<(String, Option<SlotKey>)>,
 }
 
 impl SlotChange<'_> {
@@ -324,7 +319,26 @@ impl ProviderRatings {
                 .map(|item| from_item::<Review>(item, &what))
                 .transpose()
         };
-        let (old, new) = (review(&change.old)?, review(&change.new)?);
+        let new = match review(&change.new) {
+            Ok(new) => new,
+            Err(e) => {
+                let image = change.latest_image();
+                let probe = get_str(image, "providerId")
+                    .zip(get_str(image, "reviewId"))
+                    .map(|(provider, review_id)| {
+                        SlotKey::new(provider, get_str(image, "bookingId"), review_id)
+                    });
+                return Ok(SlotChange {
+                    change,
+                    review_id: get_str(image, "reviewId").unwrap_or_default().to_string(),
+                    leaves: None,
+                    enters: None,
+                    was_in: None,
+                    unreadable: Some((e.to_string(), probe)),
+                });
+            }
+        };
+        let old = review(&change.old)?;
         let review_id = match (&new, &old) {
             (Some(r), _) | (None, Some(r)) => r.review_id.clone(),
             (None, None) => {
@@ -371,6 +385,7 @@ impl ProviderRatings {
             leaves,
             enters,
             was_in,
+            unreadable: None,
         })
     }
 
@@ -385,7 +400,13 @@ impl ProviderRatings {
         let cfg = &self.config;
         let slot_keys: BTreeSet<&SlotKey> = changes
             .iter()
-            .flat_map(|c| c.slots().map(|(key, _)| key).chain(c.was_in.iter()))
+            .flat_map(|c| {
+                let probe = c.unreadable.as_ref().and_then(|(_, probe)| probe.as_ref());
+                c.slots()
+                    .map(|(key, _)| key)
+                    .chain(c.was_in.iter())
+                    .chain(probe)
+            })
             .collect();
         let mut folding = Folding::default();
         let mut unknown = Vec::new();
@@ -443,8 +464,28 @@ impl ProviderRatings {
     }
 
     /// Folds one change into `folding`; returns its result.
-    fn fold(&self, folding: &mut Folding, change: &SlotChange<'_>) -> serde_json::Value {
+    fn fold(
+        &self,
+        folding: &mut Folding,
+        change: &SlotChange<'_>,
+    ) -> Result<serde_json::Value, ReactionError> {
         let cfg = &self.config;
+        if let Some((why, probe)) = &change.unreadable {
+            let fixed_since = probe
+                .as_ref()
+                .and_then(|key| folding.slots.get(key))
+                .and_then(|slot| slot.reviews.get(&change.review_id))
+                .is_some_and(|known| {
+                    later_or_same(&known.sequence_number, &change.change.sequence_number)
+                });
+            return match fixed_since {
+                true => Ok(json!({ "alreadyApplied": true })),
+                false => Err(ReactionError::BadItem {
+                    what: format!("{} review {}", cfg.reviews_table, change.change.describe()),
+                    message: why.clone(),
+                }),
+            };
+        }
         let at = change.change.approximate_creation;
         let mut stale = true;
         let unknown_to_state = change
@@ -516,7 +557,7 @@ impl ProviderRatings {
             .new
             .clone()
             .and_then(|item| from_item::<Review>(item, "review").ok());
-        with_skipped(
+        Ok(with_skipped(
             serde_json::Value::Object(result),
             review.and_then(|r| match r.rating {
                 Rating::Unusable(value) => Some(Skipped::new(
@@ -526,7 +567,7 @@ impl ProviderRatings {
                 )),
                 _ => None,
             }),
-        )
+        ))
     }
 
     /// The writes of a folded segment: each changed slot and provider, on condition of the
@@ -585,11 +626,7 @@ impl ProviderRatings {
 
     /// Folds a segment (changes whose slots and providers fit one transaction) and writes it;
     /// read again and redone when another worker wrote one of its items first.
-    async fn fold_segment(
-        &self,
-        changes: &[SlotChange<'_>],
-        ports: Ports<'_>,
-    ) -> Result<Vec<serde_json::Value>, ReactionError> {
+    async fn fold_segment(&self, changes: &[SlotChange<'_>], ports: Ports<'_>) -> SegmentResults {
         let mut attempt = 1;
         loop {
             let read = self.read(changes, attempt > 1, ports).await?;
@@ -630,34 +667,6 @@ impl ProviderRatings {
     }
 }
 
-/// Cuts `changes` into runs whose distinct slots and providers fit one transaction.
-fn segments(changes: &[SlotChange<'_>]) -> Vec<std::ops::Range<usize>> {
-    let mut segments = Vec::new();
-    let (mut start, mut slots, mut providers) = (0, BTreeSet::new(), BTreeSet::new());
-    for (i, change) in changes.iter().enumerate() {
-        let (mut with_slots, mut with_providers) = (slots.clone(), providers.clone());
-        for (key, _) in change.slots() {
-            with_slots.insert(key.clone());
-            with_providers.insert(key.provider.clone());
-        }
-        if with_slots.len() + with_providers.len() > MAX_ACTIONS && i > start {
-            segments.push(start..i);
-            start = i;
-            (slots, providers) = (BTreeSet::new(), BTreeSet::new());
-            for (key, _) in change.slots() {
-                slots.insert(key.clone());
-                providers.insert(key.provider.clone());
-            }
-        } else {
-            (slots, providers) = (with_slots, with_providers);
-        }
-    }
-    if start < changes.len() {
-        segments.push(start..changes.len());
-    }
-    segments
-}
-
 #[async_trait]
 impl Reaction for ProviderRatings {
     fn name(&self) -> &'static str {
@@ -693,13 +702,7 @@ impl Reaction for ProviderRatings {
     }
 
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
-        let results = self.react_window(&[change], ports).await;
-        results.into_iter().next().unwrap_or_else(|| {
-            Err(ReactionError::NotAttempted(format!(
-                "{} was not folded",
-                change.describe()
-            )))
-        })
+        only(self.react_window(&[change], ports).await, change)
     }
 
     async fn react_window(
@@ -707,40 +710,22 @@ impl Reaction for ProviderRatings {
         changes: &[&Change],
         ports: Ports<'_>,
     ) -> Vec<Result<Reacted, ReactionError>> {
-        // A change whose images are not reviews fails alone; the others are folded.
-        let mut results: Vec<Option<Result<Reacted, ReactionError>>> = Vec::new();
-        let mut folding = Vec::new();
-        for change in changes {
-            match self.slot_change(change) {
-                Ok(slot_change) => {
-                    results.push(None);
-                    folding.push((results.len() - 1, slot_change));
-                }
-                Err(e) => results.push(Some(Err(e))),
-            }
-        }
-        let (at, slot_changes): (Vec<usize>, Vec<SlotChange>) = folding.into_iter().unzip();
-        for segment in segments(&slot_changes) {
-            match self
-                .fold_segment(&slot_changes[segment.clone()], ports)
-                .await
-            {
-                Ok(folded) => {
-                    for (i, result) in segment.zip(folded) {
-                        results[at[i]] = Some(Ok(Reacted {
-                            result,
-                            deferred_writes: Vec::new(),
-                        }));
-                    }
-                }
-                Err(e) => {
-                    results[at[segment.start]] = Some(Err(e));
-                    break;
-                }
-            }
-        }
-        // Up to the first change not attempted.
-        results.into_iter().map_while(|r| r).collect()
+        fold_in_segments(
+            changes,
+            |change| self.slot_change(change),
+            |c: &SlotChange| {
+                c.slots()
+                    .flat_map(|(key, _)| {
+                        [
+                            format!("{}\0{}", key.provider, key.slot),
+                            key.provider.clone(),
+                        ]
+                    })
+                    .collect()
+            },
+            |segment| Box::pin(self.fold_segment(segment, ports)),
+        )
+        .await
     }
 }
 

@@ -11,31 +11,17 @@
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use serde::Serialize;
 
 use super::booking_slots::{BookingSlot, SlotKey, SlotReview};
-use super::{aggregate, ProviderRating, ProviderRatings, Review, MAX_ATTEMPTS};
+use super::{aggregate, ProviderRating, ProviderRatings, Review};
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, to_item, AttributeValue};
 use crate::ports::{Condition, Ports, Query, Update};
+use crate::reactions::folding::{Reconciled, MAX_ATTEMPTS};
 
-/// What `reconcile` found and did for one provider.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Reconciled {
-    pub provider: String,
-    /// `ratingSum`, `reviewCount`, `rating` as stored before (None: no aggregate).
-    pub stored: Option<[String; 3]>,
-    /// The same, recomputed from the reviews.
-    pub computed: [String; 3],
-    /// Whether the stored aggregate differed and was written.
-    pub fixed_aggregate: bool,
-    /// Booking slots that differed from the reviews and were written.
-    pub fixed_slots: usize,
-}
-
-fn figures(sum: Decimal, count: Decimal, rating: Decimal) -> [String; 3] {
-    [sum, count, rating].map(|d| d.normalize().to_string())
+fn figures(sum: Decimal, count: Decimal, rating: Decimal) -> serde_json::Value {
+    let text = |d: Decimal| d.normalize().to_string();
+    serde_json::json!({ "ratingSum": text(sum), "reviewCount": text(count), "rating": text(rating) })
 }
 
 impl ProviderRatings {
@@ -196,11 +182,11 @@ impl ProviderRatings {
                 .await?;
         }
         Ok(Reconciled {
-            provider: provider.to_string(),
+            aggregate: provider.to_string(),
             stored: stored_figures,
             computed,
             fixed_aggregate,
-            fixed_slots,
+            fixed_state: fixed_slots,
         })
     }
 }

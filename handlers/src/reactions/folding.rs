@@ -1,0 +1,160 @@
+//! What the reactions that fold a window's changes into aggregates share (`provider-rating`,
+//! `thread-stats`): the rule that makes a repeat harmless (stream sequence numbers), cutting a
+//! window into transactions, and how long state with nothing left in it is kept.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use super::Reacted;
+use crate::change::Change;
+use crate::error::ReactionError;
+
+/// TransactWriteItems holds at most 100 actions.
+pub const MAX_ACTIONS: usize = 100;
+
+/// Times a window is read and folded again after another worker wrote one of its items first.
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Seconds state that only remembers removed items is kept: a guard against their older
+/// changes, past the longest a parked record waits for a redrive (14 days in SQS).
+pub const REMOVED_KEPT_SECONDS: i64 = 15 * 86_400;
+
+/// Whether stream sequence number `known` is the same as or later than `incoming`. They are
+/// decimal digits of any length (DynamoDB's are up to 40, some sources pad with zeros), so they
+/// compare as numbers: by length without leading zeros, then digit by digit.
+pub fn later_or_same(known: &str, incoming: &str) -> bool {
+    let digits = |s: &str| s.trim_start_matches('0').to_string();
+    let (known, incoming) = (digits(known), digits(incoming));
+    match known.len().cmp(&incoming.len()) {
+        Ordering::Equal => known >= incoming,
+        longer => longer == Ordering::Greater,
+    }
+}
+
+/// Cuts `changes` into runs, in order, whose distinct items (`items_of` names those a change
+/// writes) fit one transaction. A change alone over the limit is a run of its own.
+pub fn segments<C, K: Ord + Clone>(
+    changes: &[C],
+    items_of: impl Fn(&C) -> Vec<K>,
+) -> Vec<Range<usize>> {
+    let mut segments = Vec::new();
+    let (mut start, mut items) = (0, BTreeSet::new());
+    for (i, change) in changes.iter().enumerate() {
+        let mut with = items.clone();
+        with.extend(items_of(change));
+        if with.len() > MAX_ACTIONS && i > start {
+            segments.push(start..i);
+            start = i;
+            items = items_of(change).into_iter().collect();
+        } else {
+            items = with;
+        }
+    }
+    if start < changes.len() {
+        segments.push(start..changes.len());
+    }
+    segments
+}
+
+/// What folding a segment gives: per change, its result or why it failed alone; or the
+/// failure of the whole segment.
+pub type SegmentResults = Result<Vec<Result<serde_json::Value, ReactionError>>, ReactionError>;
+
+/// A window folded the way the folding reactions do it: each change read (`read`: one that
+/// cannot be read fails alone), the others cut into segments whose items (`items_of`) fit one
+/// transaction, and each segment folded and written (`fold_segment`), in order, up to the first
+/// segment that fails: its first change fails, the changes after it are not attempted (left
+/// out of the results).
+pub async fn fold_in_segments<'c, C>(
+    changes: &[&'c Change],
+    read: impl Fn(&'c Change) -> Result<C, ReactionError>,
+    items_of: impl Fn(&C) -> Vec<String>,
+    fold_segment: impl for<'s> Fn(&'s [C]) -> BoxFuture<'s, SegmentResults>,
+) -> Vec<Result<Reacted, ReactionError>> {
+    let mut results: Vec<Option<Result<Reacted, ReactionError>>> = Vec::new();
+    let mut at = Vec::new();
+    let mut readable = Vec::new();
+    for change in changes {
+        match read(change) {
+            Ok(c) => {
+                at.push(results.len());
+                readable.push(c);
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    for segment in segments(&readable, &items_of) {
+        match fold_segment(&readable[segment.clone()]).await {
+            Ok(folded) => {
+                for (i, result) in segment.zip(folded) {
+                    results[at[i]] = Some(result.map(|result| Reacted {
+                        result,
+                        deferred_writes: Vec::new(),
+                    }));
+                }
+            }
+            Err(e) => {
+                results[at[segment.start]] = Some(Err(e));
+                break;
+            }
+        }
+    }
+    results.into_iter().map_while(|r| r).collect()
+}
+
+/// `react` of a folding reaction: its window of one change.
+pub fn only(
+    mut results: Vec<Result<Reacted, ReactionError>>,
+    change: &Change,
+) -> Result<Reacted, ReactionError> {
+    match results.is_empty() {
+        true => Err(ReactionError::NotAttempted(format!(
+            "{} was not folded",
+            change.describe()
+        ))),
+        false => results.swap_remove(0),
+    }
+}
+
+/// What `reconcile` found and did for one aggregate (a provider, a thread).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reconciled {
+    /// The provider's or conversation's id.
+    pub aggregate: String,
+    /// The figures as stored before (None: none stored).
+    pub stored: Option<serde_json::Value>,
+    /// The figures recomputed from the source items.
+    pub computed: serde_json::Value,
+    /// Whether the stored figures differed and were written.
+    pub fixed_aggregate: bool,
+    /// State items (booking slots, message states) that differed and were written.
+    pub fixed_state: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert!(later_or_same("10", "9"));
+        assert!(later_or_same("0010", "10"));
+        assert!(!later_or_same("9", "10"));
+        assert!(!later_or_same("000000000000000000099", "100"));
+    }
+
+    #[test]
+    fn a_window_is_cut_where_its_items_pass_a_transaction() {
+        // 60 changes of 2 items each, 1 shared by all: 61 items up to change 59, then more.
+        let changes: Vec<u32> = (0..120).collect();
+        let cut = segments(&changes, |c| vec![0, c + 1]);
+        assert_eq!(cut, [0..99, 99..120]);
+        assert_eq!(segments(&changes[..3], |c| vec![*c]).len(), 1);
+    }
+}

@@ -1,0 +1,568 @@
+//! The ACS email platform (seed: acs-email-platform.md): thread statistics kept in step with
+//! the conversations. (Session expiry is audited by the audit reaction's configuration.)
+//!
+//! `thread-stats` keeps a thread's `message_count`, `last_message_at` and `participants` (the
+//! addresses the application listed, then every sender and recipient of the messages in order
+//! of first appearance, each once; an address leaves with its last message) at a cost that
+//! follows the change, not the conversation's length. It does not read the conversation: the
+//! worker keeps an item per message and one per thread in its own aggregate-state table
+//! ([`message_states`]), and a change moves the thread's figures by what it takes out and puts
+//! in. A window's messages are folded at once: one BatchGetItem for their state (with the
+//! threads' items, whose application-listed participants it keeps first), then one
+//! TransactWriteItems with every changed state item and thread, each conditional on the version
+//! read, so a concurrent worker's write makes it read and fold again rather than lose an update.
+//! Each message's state carries the stream sequence number of its change, so a change delivered
+//! again changes nothing. `reconcile threads` rebuilds both from the Conversations table.
+
+pub mod message_states;
+mod reconcile;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::folding::{fold_in_segments, later_or_same, only, SegmentResults, MAX_ATTEMPTS};
+use super::{Idempotency, Reacted, Reaction};
+use crate::change::Change;
+use crate::error::{PortError, ReactionError};
+use crate::item::{from_item, get_str, number, string_key, to_item, AttributeValue, Item};
+use crate::ports::{Condition, Ports, TransactItem, Update};
+use crate::settings::{Settings, AGGREGATE_STATE_TABLE};
+use message_states::{Folded, MessageState, ThreadState, THREAD_SORT_KEY};
+
+#[derive(Debug, Clone)]
+pub struct ThreadsConfig {
+    pub conversations_table: String,
+    pub threads_table: String,
+    /// The worker's own table of message and thread state ([`message_states`]).
+    pub state_table: String,
+}
+
+impl ThreadsConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        ThreadsConfig {
+            conversations_table: s.text("ACS_CONVERSATIONS_TABLE", "acsd2p-dev-Conversations"),
+            threads_table: s.text("ACS_THREADS_TABLE", "acsd2p-dev-Threads"),
+            state_table: s.text("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
+        }
+    }
+}
+
+/// One message of a conversation, the fields the statistics use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    #[serde(default)]
+    pub sender_email: Option<String>,
+    #[serde(default)]
+    pub recipient_email: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    #[serde(default)]
+    pub response_id: Option<String>,
+}
+
+/// A thread's statistics, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ThreadStats {
+    #[serde(default, with = "number::option")]
+    pub message_count: Option<Decimal>,
+    #[serde(default)]
+    pub last_message_at: Option<String>,
+    #[serde(default)]
+    pub participants: Vec<String>,
+    /// Which of `participants` the worker added from messages (the rest the application
+    /// listed), so an address leaves again when its messages do.
+    #[serde(default)]
+    pub message_participants: Vec<String>,
+    #[serde(default, with = "number::option")]
+    pub stats_version: Option<Decimal>,
+}
+
+impl ThreadStats {
+    /// The figures `thread` gives, with the participants the application listed kept first.
+    fn following(&self, thread: &ThreadState) -> ThreadStats {
+        let listed: Vec<String> = self
+            .participants
+            .iter()
+            .filter(|p| !self.message_participants.contains(p))
+            .cloned()
+            .collect();
+        let from_messages: Vec<String> = thread
+            .participants_in_order()
+            .into_iter()
+            .filter(|p| !listed.contains(p))
+            .collect();
+        ThreadStats {
+            message_count: Some(Decimal::from(thread.message_count)),
+            last_message_at: thread.last_message_at.clone(),
+            participants: listed.into_iter().chain(from_messages.clone()).collect(),
+            message_participants: from_messages,
+            stats_version: self.stats_version,
+        }
+    }
+
+    fn figures(&self) -> serde_json::Value {
+        json!({
+            "message_count": self.message_count.unwrap_or_default().to_string(),
+            "last_message_at": self.last_message_at,
+            "participants": self.participants,
+        })
+    }
+}
+
+pub struct ThreadStatistics {
+    config: ThreadsConfig,
+}
+
+/// A message change, as the thread state sees it.
+struct MessageChange<'a> {
+    change: &'a Change,
+    conversation: String,
+    response_id: String,
+    /// The message after the change; None when removed.
+    now: Option<Message>,
+    /// Why the new image is not a message the worker can read. Such a change fails (and is
+    /// parked), unless the message's state is already at a later change: then it is one the
+    /// application has fixed since, and is done.
+    unreadable: Option<String>,
+}
+
+/// What folding one change did.
+enum FoldedChange {
+    Changed {
+        /// The state did not know the message the change takes out.
+        unknown: bool,
+    },
+    /// The message's state is already at this change or a later one.
+    Stale,
+    /// Not a message the worker can read (and not stale): why.
+    Unreadable(String),
+}
+
+/// A window's threads as read, then as folded.
+#[derive(Clone, Default)]
+struct Folding {
+    threads: BTreeMap<String, ThreadState>,
+    messages: HashMap<(String, String), MessageState>,
+    stored: BTreeMap<String, ThreadStats>,
+    changed_messages: BTreeSet<(String, String)>,
+    /// Changed threads, with the time of the last change that moved them.
+    changed_threads: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
+    rebuild: BTreeSet<String>,
+}
+
+impl ThreadStatistics {
+    pub fn new(config: ThreadsConfig) -> Self {
+        ThreadStatistics { config }
+    }
+
+    pub fn config(&self) -> &ThreadsConfig {
+        &self.config
+    }
+
+    fn thread_key(conversation: &str) -> Item {
+        string_key(&[("conversation_id", conversation)])
+    }
+
+    fn state_key(pk: &str, sk: &str) -> Item {
+        string_key(&[("pk", pk), ("sk", sk)])
+    }
+
+    fn message_change<'a>(&self, change: &'a Change) -> Result<MessageChange<'a>, ReactionError> {
+        let what = format!(
+            "{} message {}",
+            self.config.conversations_table,
+            change.describe()
+        );
+        let image = change.latest_image();
+        let conversation = get_str(image, "conversation_id")
+            .unwrap_or_default()
+            .to_string();
+        let response_id = get_str(image, "response_id")
+            .or_else(|| get_str(&change.keys, "response_id"))
+            .ok_or_else(|| ReactionError::BadItem {
+                what: what.clone(),
+                message: "no response_id".into(),
+            })?
+            .to_string();
+        let (now, unreadable) = match change
+            .new
+            .clone()
+            .map(|item| from_item::<Message>(item, &what))
+        {
+            Some(Err(e)) => (None, Some(e.to_string())),
+            read => (read.and_then(Result::ok), None),
+        };
+        Ok(MessageChange {
+            change,
+            conversation,
+            response_id,
+            now,
+            unreadable,
+        })
+    }
+
+    /// Reads the state of `changes`' messages and threads, and the threads' items, at once.
+    async fn read(
+        &self,
+        changes: &[MessageChange<'_>],
+        ports: Ports<'_>,
+    ) -> Result<Folding, ReactionError> {
+        let cfg = &self.config;
+        let conversations: BTreeSet<&String> = changes.iter().map(|c| &c.conversation).collect();
+        let mut state_keys: Vec<Item> = conversations
+            .iter()
+            .map(|c| Self::state_key(&message_states::partition(c), THREAD_SORT_KEY))
+            .collect();
+        let message_keys: BTreeSet<(&String, &String)> = changes
+            .iter()
+            .map(|c| (&c.conversation, &c.response_id))
+            .collect();
+        state_keys.extend(message_keys.iter().map(|(c, r)| {
+            Self::state_key(
+                &message_states::partition(c),
+                &message_states::message_sort_key(r),
+            )
+        }));
+        let thread_keys = conversations.iter().map(|c| Self::thread_key(c)).collect();
+        let (state, threads) = futures::future::try_join(
+            ports.tables.batch_get(&cfg.state_table, state_keys),
+            ports.tables.batch_get(&cfg.threads_table, thread_keys),
+        )
+        .await?;
+        let mut folding = Folding::default();
+        for item in state {
+            let what = format!("{} thread state", cfg.state_table);
+            let conversation = get_str(&item, "pk")
+                .and_then(|pk| pk.strip_prefix("THREAD#"))
+                .unwrap_or_default()
+                .to_string();
+            if get_str(&item, "sk") == Some(THREAD_SORT_KEY) {
+                folding
+                    .threads
+                    .insert(conversation, from_item(item, &what)?);
+            } else {
+                let message: MessageState = from_item(item, &what)?;
+                let response_id = message.response_id().to_string();
+                folding
+                    .messages
+                    .insert((conversation, response_id), message);
+            }
+        }
+        for item in threads {
+            let conversation = get_str(&item, "conversation_id")
+                .unwrap_or_default()
+                .to_string();
+            let what = format!("{} {conversation}", cfg.threads_table);
+            folding.stored.insert(conversation, from_item(item, &what)?);
+        }
+        for conversation in conversations {
+            folding
+                .threads
+                .entry(conversation.clone())
+                .or_insert_with(|| ThreadState::empty(conversation));
+        }
+        for (conversation, response_id) in message_keys {
+            folding
+                .messages
+                .entry((conversation.clone(), response_id.clone()))
+                .or_insert_with(|| MessageState::unseen(conversation, response_id));
+        }
+        Ok(folding)
+    }
+
+    /// Folds one change; returns whether it was stale and whether the state did not know the
+    /// message it changes.
+    fn fold(&self, folding: &mut Folding, change: &MessageChange<'_>) -> FoldedChange {
+        let key = (change.conversation.clone(), change.response_id.clone());
+        let (Some(thread), Some(message)) = (
+            folding.threads.get_mut(&change.conversation),
+            folding.messages.get_mut(&key),
+        ) else {
+            return FoldedChange::Stale;
+        };
+        let stale = !message.sequence_number.is_empty()
+            && later_or_same(&message.sequence_number, &change.change.sequence_number);
+        if stale {
+            return FoldedChange::Stale;
+        }
+        if let Some(why) = &change.unreadable {
+            return FoldedChange::Unreadable(why.clone());
+        }
+        let unknown = message.sequence_number.is_empty() && change.change.old.is_some();
+        let at = change.change.approximate_creation;
+        let (folded, rebuild) = thread.fold(
+            message,
+            &change.change.sequence_number,
+            change.now.as_ref(),
+            at.timestamp(),
+        );
+        if folded == Folded::Stale {
+            return FoldedChange::Stale;
+        }
+        if rebuild {
+            folding.rebuild.insert(change.conversation.clone());
+        }
+        folding.changed_messages.insert(key);
+        folding
+            .changed_threads
+            .insert(change.conversation.clone(), at);
+        FoldedChange::Changed { unknown }
+    }
+
+    /// Rebuilds the threads whose latest message or a participant's first was taken out, from
+    /// their message items (those of this window as folded).
+    async fn rebuild(&self, folding: &mut Folding, ports: Ports<'_>) -> Result<(), ReactionError> {
+        for conversation in std::mem::take(&mut folding.rebuild) {
+            let mut messages = self.stored_messages(&conversation, ports).await?;
+            for ((c, response_id), message) in &folding.messages {
+                if *c == conversation {
+                    messages.insert(response_id.clone(), message.clone());
+                }
+            }
+            if let Some(thread) = folding.threads.get_mut(&conversation) {
+                thread.rebuild(messages.values());
+            }
+        }
+        Ok(())
+    }
+
+    /// A thread's message items, by response id.
+    async fn stored_messages(
+        &self,
+        conversation: &str,
+        ports: Ports<'_>,
+    ) -> Result<BTreeMap<String, MessageState>, ReactionError> {
+        let items = ports
+            .tables
+            .query(&crate::ports::Query {
+                table: self.config.state_table.clone(),
+                index: None,
+                partition: (
+                    "pk".into(),
+                    AttributeValue::S(message_states::partition(conversation)),
+                ),
+                sort_key: Some((
+                    "sk".into(),
+                    crate::ports::SortKey::BeginsWith("MESSAGE#".into()),
+                )),
+                ascending: true,
+            })
+            .await?;
+        items
+            .into_iter()
+            .map(|item| {
+                let message: MessageState =
+                    from_item(item, &format!("{} message state", self.config.state_table))?;
+                Ok((message.response_id().to_string(), message))
+            })
+            .collect()
+    }
+
+    /// The writes of a folded segment, on condition of the versions read.
+    fn writes(&self, read: &Folding, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
+        let cfg = &self.config;
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let version_of = |was: i64| match was {
+            0 => Condition::NotExists("pk".into()),
+            v => Condition::eq("version", n(v)),
+        };
+        let mut writes = Vec::new();
+        for key in &folded.changed_messages {
+            let Some(message) = folded.messages.get(key) else {
+                continue;
+            };
+            let was = read.messages.get(key).map_or(0, |m| m.version);
+            let mut message = message.clone();
+            message.version = was + 1;
+            writes.push(TransactItem::Put {
+                table: cfg.state_table.clone(),
+                item: to_item(&message)?,
+                condition: Some(version_of(was)),
+            });
+        }
+        for (conversation, at) in &folded.changed_threads {
+            let Some(thread) = folded.threads.get(conversation) else {
+                continue;
+            };
+            let was = read.threads.get(conversation).map_or(0, |t| t.version);
+            if thread.is_empty() && was > 0 {
+                // No message left: no thread state either (its messages' items guard them).
+                writes.push(TransactItem::Delete {
+                    table: cfg.state_table.clone(),
+                    key: Self::state_key(&thread.pk, &thread.sk),
+                    condition: Some(version_of(was)),
+                });
+            } else if !thread.is_empty() && read.threads.get(conversation) != Some(thread) {
+                let mut thread = thread.clone();
+                thread.version = was + 1;
+                writes.push(TransactItem::Put {
+                    table: cfg.state_table.clone(),
+                    item: to_item(&thread)?,
+                    condition: Some(version_of(was)),
+                });
+            }
+            let stored = folded.stored.get(conversation).cloned().unwrap_or_default();
+            let now = stored.following(thread);
+            if now == stored {
+                continue;
+            }
+            let version = stored.stats_version;
+            let d = |d: Decimal| AttributeValue::N(d.normalize().to_string());
+            let list = |l: &[String]| {
+                AttributeValue::L(l.iter().cloned().map(AttributeValue::S).collect())
+            };
+            let mut update = Update::default()
+                .set("message_count", d(now.message_count.unwrap_or_default()))
+                .set("participants", list(&now.participants))
+                .set("message_participants", list(&now.message_participants))
+                // `updated_at` is the application's (the seed's thread metadata); the worker
+                // dates its own figures, from the change's time.
+                .set(
+                    "stats_updated_at",
+                    AttributeValue::S(at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                )
+                .set(
+                    "stats_version",
+                    d(version.unwrap_or_default() + Decimal::ONE),
+                );
+            update = match &now.last_message_at {
+                Some(last) => update.set("last_message_at", AttributeValue::S(last.clone())),
+                None => update.remove("last_message_at"),
+            };
+            writes.push(TransactItem::Update {
+                table: cfg.threads_table.clone(),
+                key: Self::thread_key(conversation),
+                update,
+                condition: Some(match version {
+                    Some(v) => Condition::eq("stats_version", d(v)),
+                    None => Condition::NotExists("stats_version".into()),
+                }),
+            });
+        }
+        Ok(writes)
+    }
+
+    /// Folds a segment and writes it; read again and redone when another worker wrote one of
+    /// its items first.
+    async fn fold_segment(
+        &self,
+        changes: &[MessageChange<'_>],
+        ports: Ports<'_>,
+    ) -> SegmentResults {
+        let mut attempt = 1;
+        loop {
+            let read = self.read(changes, ports).await?;
+            let mut folded = read.clone();
+            let seen: Vec<FoldedChange> =
+                changes.iter().map(|c| self.fold(&mut folded, c)).collect();
+            self.rebuild(&mut folded, ports).await?;
+            let writes = self.writes(&read, &folded)?;
+            let written = match writes.is_empty() {
+                true => Ok(()),
+                false => ports.tables.transact_write(writes).await,
+            };
+            match written {
+                Ok(()) => return Ok(self.results(&folded, changes, &seen)),
+                Err(PortError::ConditionFailed { target, .. }) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(%target, attempt, "another worker changed a thread of this window first; reading it again");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn results(
+        &self,
+        folded: &Folding,
+        changes: &[MessageChange<'_>],
+        seen: &[FoldedChange],
+    ) -> Vec<Result<serde_json::Value, ReactionError>> {
+        changes
+            .iter()
+            .zip(seen)
+            .map(|(change, seen)| {
+                let (stale, unknown) = match seen {
+                    FoldedChange::Stale => (true, false),
+                    FoldedChange::Changed { unknown } => (false, *unknown),
+                    FoldedChange::Unreadable(why) => {
+                        return Err(ReactionError::BadItem {
+                            what: format!("{} message {}", self.config.conversations_table, change.change.describe()),
+                            message: why.clone(),
+                        })
+                    }
+                };
+                let conversation = &change.conversation;
+                let stored = folded.stored.get(conversation).cloned().unwrap_or_default();
+                let figures = folded
+                    .threads
+                    .get(conversation)
+                    .map(|thread| stored.following(thread).figures())
+                    .unwrap_or_default();
+                let mut result = json!({ conversation.as_str(): figures });
+                if stale {
+                    result["alreadyApplied"] = json!(true);
+                }
+                if unknown {
+                    tracing::warn!(%conversation, response_id = %change.response_id, "the message changed was not known to the worker's state (written before the worker kept it, or without a stream record): run `reconcile threads --conversation {conversation}`");
+                    result["notInState"] = json!(format!(
+                        "message {} was not known to {}: run `reconcile threads --conversation {conversation}`",
+                        change.response_id, self.config.state_table
+                    ));
+                }
+                Ok(result)
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Reaction for ThreadStatistics {
+    fn name(&self) -> &'static str {
+        "thread-stats"
+    }
+
+    /// A change delivered again finds its message's state already at it.
+    fn idempotency(&self) -> Idempotency {
+        Idempotency::ByConstruction
+    }
+
+    fn applies(&self, change: &Change) -> bool {
+        change.table == self.config.conversations_table
+            && get_str(change.latest_image(), "conversation_id").is_some()
+    }
+
+    fn folds_windows(&self) -> bool {
+        true
+    }
+
+    async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        only(self.react_window(&[change], ports).await, change)
+    }
+
+    async fn react_window(
+        &self,
+        changes: &[&Change],
+        ports: Ports<'_>,
+    ) -> Vec<Result<Reacted, ReactionError>> {
+        fold_in_segments(
+            changes,
+            |change| self.message_change(change),
+            |c: &MessageChange| {
+                // The message's state, the thread's state and the thread's item.
+                vec![
+                    format!("{}\0{}", c.conversation, c.response_id),
+                    format!("{}\0", c.conversation),
+                    c.conversation.clone(),
+                ]
+            },
+            |segment| Box::pin(self.fold_segment(segment, ports)),
+        )
+        .await
+    }
+}

@@ -1,0 +1,217 @@
+//! `reconcile threads`: a thread's statistics and message state rebuilt from the Conversations
+//! table, for what the stream did not show the worker (a bulk import, a restore, figures changed
+//! by hand, the messages from before the worker kept state). Reads the whole conversation (a
+//! cost paid only here) and writes what differed under the same version conditions as the
+//! reaction, so a change folded meanwhile makes it start over.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use super::message_states::{partition, MessageState, ThreadState, THREAD_SORT_KEY};
+use super::{Message, ThreadStatistics, ThreadStats};
+use crate::error::{PortError, ReactionError};
+use crate::item::{from_item, get_str, to_item, AttributeValue};
+use crate::ports::{Condition, Ports, Query, Update};
+use crate::reactions::folding::{Reconciled, MAX_ATTEMPTS};
+
+impl ThreadStatistics {
+    /// Rebuilds `conversation`'s statistics and message state from its messages.
+    pub async fn reconcile(
+        &self,
+        conversation: &str,
+        ports: Ports<'_>,
+    ) -> Result<Reconciled, ReactionError> {
+        let mut attempt = 1;
+        loop {
+            match self.reconcile_once(conversation, ports).await {
+                Err(ReactionError::Port(PortError::ConditionFailed { .. }))
+                    if attempt < MAX_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn reconcile_once(
+        &self,
+        conversation: &str,
+        ports: Ports<'_>,
+    ) -> Result<Reconciled, ReactionError> {
+        let cfg = &self.config;
+        let what = |thing: &str| format!("{thing} of conversation {conversation}");
+        let stored: Option<ThreadStats> = ports
+            .tables
+            .get(&cfg.threads_table, &Self::thread_key(conversation))
+            .await?
+            .map(|item| from_item(item, &what(&cfg.threads_table)))
+            .transpose()?;
+        let in_table = ports
+            .tables
+            .query(&Query {
+                table: cfg.conversations_table.clone(),
+                index: None,
+                partition: (
+                    "conversation_id".into(),
+                    AttributeValue::S(conversation.to_string()),
+                ),
+                sort_key: None,
+                ascending: true,
+            })
+            .await?;
+        let known = self.stored_messages(conversation, ports).await?;
+        let thread_was: Option<ThreadState> = ports
+            .tables
+            .get(
+                &cfg.state_table,
+                &Self::state_key(&partition(conversation), THREAD_SORT_KEY),
+            )
+            .await?
+            .map(|item| from_item(item, &what("the thread state")))
+            .transpose()?;
+
+        // Every message the state knows is absent unless the table has it; every message the
+        // table has is as it is now, from sequence number 0 when the state did not know it.
+        let mut expected: BTreeMap<String, MessageState> = known.clone();
+        for message in expected.values_mut() {
+            message.present = false;
+        }
+        for item in in_table {
+            let Some(response_id) = get_str(&item, "response_id").map(str::to_string) else {
+                continue;
+            };
+            // A message the worker cannot read counts, as in the reaction, without its fields.
+            let message: Option<Message> = from_item(item, &what("a message")).ok();
+            let state = expected
+                .entry(response_id.clone())
+                .or_insert_with(|| MessageState::unseen(conversation, &response_id));
+            if state.sequence_number.is_empty() {
+                state.sequence_number = "0".into();
+            }
+            state.present = true;
+            state.ttl = None;
+            state.timestamp = message.as_ref().and_then(|m| m.timestamp.clone());
+            state.sender_email = message.as_ref().and_then(|m| m.sender_email.clone());
+            state.recipient_email = message.and_then(|m| m.recipient_email);
+        }
+        let mut thread = thread_was
+            .clone()
+            .unwrap_or_else(|| ThreadState::empty(conversation));
+        thread.rebuild(expected.values());
+
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let version_of = |was: i64| match was {
+            0 => Condition::NotExists("pk".into()),
+            v => Condition::eq("version", n(v)),
+        };
+        let mut fixed_state = 0;
+        for (response_id, mut message) in expected {
+            let was = known.get(&response_id);
+            let same = was.is_some_and(|w| {
+                (w.present, &w.timestamp, &w.sender_email, &w.recipient_email)
+                    == (
+                        message.present,
+                        &message.timestamp,
+                        &message.sender_email,
+                        &message.recipient_email,
+                    )
+            });
+            if same {
+                continue;
+            }
+            let version = was.map_or(0, |w| w.version);
+            message.version = version + 1;
+            ports
+                .tables
+                .put(
+                    &cfg.state_table,
+                    to_item(&message)?,
+                    Some(&version_of(version)),
+                )
+                .await?;
+            fixed_state += 1;
+        }
+        let thread_version = thread_was.as_ref().map_or(0, |t| t.version);
+        let unchanged = thread_was.as_ref().is_some_and(|was| {
+            (was.message_count, &was.last_message_at, &was.participants)
+                == (
+                    thread.message_count,
+                    &thread.last_message_at,
+                    &thread.participants,
+                )
+        });
+        if !unchanged && thread.is_empty() {
+            // No message left: no thread state either, as the reaction keeps it.
+            if let Some(was) = &thread_was {
+                ports
+                    .tables
+                    .delete(
+                        &cfg.state_table,
+                        &Self::state_key(&was.pk, &was.sk),
+                        Some(&version_of(thread_version)),
+                    )
+                    .await?;
+                fixed_state += 1;
+            }
+        } else if !unchanged {
+            thread.version = thread_version + 1;
+            ports
+                .tables
+                .put(
+                    &cfg.state_table,
+                    to_item(&thread)?,
+                    Some(&version_of(thread_version)),
+                )
+                .await?;
+            fixed_state += 1;
+        }
+
+        let stored_stats = stored.clone().unwrap_or_default();
+        let computed = stored_stats.following(&thread);
+        let fixed_aggregate = stored.as_ref() != Some(&computed);
+        if fixed_aggregate {
+            let d = |d: Decimal| AttributeValue::N(d.normalize().to_string());
+            let list = |l: &[String]| {
+                AttributeValue::L(l.iter().cloned().map(AttributeValue::S).collect())
+            };
+            let version = stored_stats.stats_version;
+            let mut update = Update::default()
+                .set(
+                    "message_count",
+                    d(computed.message_count.unwrap_or_default()),
+                )
+                .set("participants", list(&computed.participants))
+                .set("message_participants", list(&computed.message_participants))
+                .set(
+                    "stats_version",
+                    d(version.unwrap_or_default() + Decimal::ONE),
+                );
+            update = match &computed.last_message_at {
+                Some(last) => update.set("last_message_at", AttributeValue::S(last.clone())),
+                None => update.remove("last_message_at"),
+            };
+            let condition = match version {
+                Some(v) => Condition::eq("stats_version", d(v)),
+                None => Condition::NotExists("stats_version".into()),
+            };
+            ports
+                .tables
+                .update(
+                    &cfg.threads_table,
+                    &Self::thread_key(conversation),
+                    &update,
+                    Some(&condition),
+                )
+                .await?;
+        }
+        Ok(Reconciled {
+            aggregate: conversation.to_string(),
+            stored: stored.map(|s| s.figures()),
+            computed: computed.figures(),
+            fixed_aggregate,
+            fixed_state,
+        })
+    }
+}
