@@ -2,8 +2,8 @@
 //!
 //! A record touches its own item's partition (table and partition key: an estimation's
 //! METADATA, line items and documents are one partition, a conversation's messages another)
-//! and whatever partitions its reactions name besides (`Reaction::partitions`: the provider a
-//! review counts toward, the user profile a proposal mails). Records that share a partition,
+//! and whatever partitions its reactions name besides (`Reaction::partitions`: the user profile
+//! a proposal mails). Records that share a partition,
 //! directly or through a chain of others, form one lane and run in stream order; different
 //! lanes run at once. Coalescing stays within a lane: records with the same coalescing key
 //! share that key's partition.

@@ -6,8 +6,10 @@
 //! after another) and at the default. Prints records/s, requests per record, and the bound the
 //! dependent round trips of a batch allow; checks every provider's aggregate afterwards.
 //! Then the same on the embedded tables with the delay's round trip held on every call, which
-//! shows the batch's own design without DynamoDB Local's throughput (its one store serializes
-//! requests: on a 2-core machine it answers about 550 a second, however many arrive at once).
+//! shows the batch's own design without DynamoDB Local's throughput (its store does the work of
+//! every item itself, and runs transactions one at a time).
+//! Last, what DynamoDB Local itself spends on a write in a transaction and in a batch (no
+//! proxy), which is what bounds the first part.
 //! Needs `scripts/services start` (scripts/bench does it). Never fails on figures.
 //! Run: `cargo bench --bench latency` (`LATENCY_MS`, `LATENCY_PROVIDERS=5,50` and
 //! `LATENCY_CONCURRENCY=1,16,64` change the delay, the provider counts and the settings).
@@ -33,7 +35,7 @@ use ddb_stream_worker::cli::tables;
 use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::wiring;
 use ddb_stream_worker::wiring::config::Config;
-use handlers::ports::Tables;
+use handlers::ports::{Tables, TransactItem, WriteRequest};
 use mix::{Kind, Mix};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -221,6 +223,59 @@ async fn round_trip(slow: &SdkConfig) -> Duration {
     times[times.len() / 2]
 }
 
+/// Times DynamoDB Local's own work for 100 puts: in one TransactWriteItems, in four of 25 at
+/// once, and in BatchWriteItem (25 a request, sent at once), each the median of 5 rounds.
+async fn local_write_cost(app: &DynamoDbTables, run: u128) {
+    const STATE: &str = "ddb-stream-worker-aggregate-state";
+    let item = |round: usize, way: usize, i: usize| {
+        handlers::item::string_key(&[
+            ("pk", &format!("COST#{run}#{round}#{way}#{i}")),
+            ("sk", "PROBE"),
+        ])
+    };
+    let put = |round, way, i| TransactItem::Put {
+        table: STATE.into(),
+        item: item(round, way, i),
+        condition: None,
+    };
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for round in 0..5 {
+        let started = Instant::now();
+        app.transact_write((0..100).map(|i| put(round, 0, i)).collect())
+            .await
+            .expect("a transaction of 100");
+        times[0].push(started.elapsed());
+        let started = Instant::now();
+        let quarters = (0..4)
+            .map(|q| app.transact_write((0..25).map(|i| put(round, 1, q * 25 + i)).collect()));
+        for done in futures::future::join_all(quarters).await {
+            done.expect("a transaction of 25");
+        }
+        times[1].push(started.elapsed());
+        let started = Instant::now();
+        app.batch_write(
+            STATE,
+            (0..100)
+                .map(|i| WriteRequest::Put(item(round, 2, i)))
+                .collect(),
+        )
+        .await
+        .expect("a batch write of 100");
+        times[2].push(started.elapsed());
+    }
+    let median = |t: &mut Vec<Duration>| {
+        t.sort();
+        t[t.len() / 2].as_secs_f64() * 1000.0
+    };
+    println!(
+        "DynamoDB Local's own work for 100 puts (no proxy, median of 5): one TransactWriteItems \
+         {:.0} ms; four of 25 at once {:.0} ms; BatchWriteItem, 4 requests at once {:.0} ms",
+        median(&mut times[0]),
+        median(&mut times[1]),
+        median(&mut times[2]),
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let endpoint =
@@ -325,4 +380,5 @@ async fn main() {
             );
         }
     }
+    local_write_cost(&app, run_id).await;
 }

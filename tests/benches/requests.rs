@@ -86,19 +86,20 @@ fn worker_counting(sdk: &aws_config::SdkConfig, capacity: &Capacity) -> Worker {
     )
 }
 
-/// A batch of 10 new reviews for one provider that has `earlier` reviews already (delivered
-/// through the worker before, in batches of 100): the worker's requests and capacity units per
-/// review, and what one read of the provider's reviews through the index costs (what the
-/// recomputing version did on every batch).
+/// A batch of 10 new reviews (or messages) for one provider (or conversation) that has
+/// `earlier` ones already (delivered through the worker before, in batches of 100): the
+/// worker's requests and capacity units per change, and what one read of all of them costs
+/// (what the recomputing version did on every batch).
 async fn with_history(
     sdk: &aws_config::SdkConfig,
     app: &DynamoDbTables,
     tag: String,
+    kind: Kind,
     earlier: usize,
 ) {
     let mix = Mix {
         tag,
-        kinds: vec![Kind::Review],
+        kinds: vec![kind],
         providers: 1,
         estimations: 1,
         conversations: 1,
@@ -110,8 +111,12 @@ async fn with_history(
     let new = mix.records(10, earlier);
     let before = capacity.snapshot();
     let counts = deliver(&worker, &new, Some(app)).await;
+    let what = match kind {
+        Kind::Review => "reviews",
+        _ => "messages",
+    };
     show(
-        &format!("10 new reviews, {earlier} earlier"),
+        &format!("10 new {what}, {earlier} earlier"),
         new.len(),
         &counts,
         capacity.since(&before),
@@ -124,24 +129,38 @@ async fn with_history(
         Catalog::with_seed_definitions(),
     );
     let before = capacity.snapshot();
-    let provider = all[0]["dynamodb"]["NewImage"]["providerId"]["S"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let reviews = reader
+    let image = &all[0]["dynamodb"]["NewImage"];
+    let (table, index, key, how) = match kind {
+        Kind::Review => (
+            "marketplace-dev-reviews-table",
+            Some("providerReviews-index".to_string()),
+            "providerId",
+            "the provider's reviews through providerReviews-index",
+        ),
+        _ => (
+            "acsd2p-dev-Conversations",
+            None,
+            "conversation_id",
+            "the conversation's messages (consistent)",
+        ),
+    };
+    let items = reader
         .query(&Query {
-            table: "marketplace-dev-reviews-table".into(),
-            index: Some("providerReviews-index".into()),
-            partition: ("providerId".into(), AttributeValue::S(provider)),
+            table: table.into(),
+            index,
+            partition: (
+                key.into(),
+                AttributeValue::S(image[key]["S"].as_str().unwrap().to_string()),
+            ),
             sort_key: None,
             ascending: true,
         })
         .await
-        .expect("query the provider's reviews");
+        .expect("query the history");
     let (read, _) = capacity.since(&before);
     println!(
-        "    reading the provider's {} reviews through providerReviews-index (the recomputing version, every batch): {} read capacity units",
-        reviews.len(),
+        "    reading {how}, {} of them (the recomputing version, every batch): {} read capacity units",
+        items.len(),
         read.round_dp(1)
     );
 }
@@ -237,8 +256,16 @@ async fn main() {
         println!("  every aggregate exact: {checked} providers checked against their reviews");
     }
     let app = DynamoDbTables::new(client.clone(), Catalog::with_seed_definitions());
-    println!("a provider's history (reviews, each of its own booking):");
-    for (i, earlier) in [10, 10_000].into_iter().enumerate() {
-        with_history(&sdk, &app, format!("{run}h{i}"), earlier).await;
+    println!("a provider's history (reviews, each of its own booking) and a conversation's:");
+    for (i, (kind, earlier)) in [
+        (Kind::Review, 10),
+        (Kind::Review, 10_000),
+        (Kind::Message, 10),
+        (Kind::Message, 10_000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        with_history(&sdk, &app, format!("{run}h{i}"), kind, earlier).await;
     }
 }

@@ -124,8 +124,7 @@ pub trait Reaction: Send + Sync {
         None
     }
     /// Partitions other than the record's own ([`crate::item::partition`]: table and partition key) that
-    /// the reaction reads or writes for `change`: the provider a review counts toward, the
-    /// profile a mail goes to. Within a batch, records that share a partition keep stream
+    /// the reaction reads or writes for `change`: the profile a mail goes to. Within a batch, records that share a partition keep stream
     /// order; the others run at once. A partition left out here could be read before an
     /// earlier record of the batch changed it.
     fn partitions(&self, _change: &Change) -> Vec<String> {
