@@ -143,6 +143,7 @@ async fn cargo_lambdas_emulator_runs_the_shipped_events_with_real_effects() {
             "marketplace-dev-idempotency-table".into(),
             "marketplace-dev-reviews-table".into(),
             "marketplace-dev-providers-table".into(),
+            "ddb-stream-worker-aggregate-state".into(),
         ],
     )
     .await

@@ -365,6 +365,17 @@ impl Worker {
         }
     }
 
+    /// Ports on the adapters that record what the reactions write, for their reports.
+    fn recorder(&self) -> Recorder {
+        let a = &self.adapters;
+        Recorder::new(
+            a.tables.clone(),
+            a.objects.clone(),
+            a.mailer.clone(),
+            a.catalog.clone(),
+        )
+    }
+
     fn guard(&self) -> Guard<'_> {
         Guard {
             tables: self.adapters.tables.as_ref(),
@@ -530,13 +541,7 @@ impl Worker {
             if changes.is_empty() {
                 continue;
             }
-            let a = &self.adapters;
-            let recorder = Recorder::new(
-                a.tables.clone(),
-                a.objects.clone(),
-                a.mailer.clone(),
-                a.catalog.clone(),
-            );
+            let recorder = self.recorder();
             let ports = Ports {
                 tables: &recorder.tables,
                 objects: &recorder,
@@ -613,12 +618,7 @@ impl Worker {
         stop_after: &AtomicUsize,
     ) -> Vec<LaneRecord> {
         let a = &self.adapters;
-        let recorder = Recorder::new(
-            a.tables.clone(),
-            a.objects.clone(),
-            a.mailer.clone(),
-            a.catalog.clone(),
-        );
+        let recorder = self.recorder();
         let mut ran = Vec::new();
         for index in lane {
             if index > stop_after.load(Ordering::SeqCst) {
