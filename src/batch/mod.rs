@@ -10,7 +10,9 @@
 //! safe to run again (idempotent or guarded). Deferred writes (the audit items) are grouped
 //! into BatchWriteItem calls per window; a record counts as settled only once its deferred
 //! writes are stored, so a failed flush moves the reported failure back to the earliest record
-//! whose writes were not stored.
+//! whose writes were not stored. Reactions that fold a window (`Reaction::folds_windows`: the
+//! incremental ratings and thread statistics) get the window's changes at once, in stream
+//! order, once its lanes ran, and write them in a few requests.
 
 pub mod effects;
 pub mod idempotency;

@@ -146,8 +146,9 @@ pub trait Reaction: Send + Sync {
         false
     }
     /// The changes of one window this reaction applies to, in stream order. One result per
-    /// change, in the same order, ending after the first error: the changes after it were not
-    /// attempted. The default runs [`Reaction::react`] on each in turn.
+    /// change, in the same order; a change may fail alone. The results end early when the
+    /// reaction stopped at a failure: the changes after it were not attempted. The default
+    /// runs [`Reaction::react`] on each in turn and stops at the first error.
     async fn react_window(
         &self,
         changes: &[&Change],
