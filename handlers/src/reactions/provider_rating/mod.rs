@@ -633,18 +633,23 @@ impl ProviderRatings {
             let mut folded = read.clone();
             let results: Vec<_> = changes.iter().map(|c| self.fold(&mut folded, c)).collect();
             let writes = self.writes(&read, &folded)?;
-            if writes.is_empty() {
-                return Ok(results);
-            }
-            match ports.tables.transact_write(writes).await {
+            let written = match writes.is_empty() {
+                true => Ok(()),
+                false => ports.tables.transact_write(writes).await,
+            };
+            match written {
                 Ok(()) => {
-                    for provider in folded.changed_providers.keys() {
-                        let mut now = folded.providers.get(provider).cloned().unwrap_or_default();
-                        let was = read
-                            .providers
-                            .get(provider)
-                            .and_then(|p| p.aggregate_version);
-                        now.aggregate_version = Some(was.unwrap_or_default() + Decimal::ONE);
+                    // Every provider of the segment as it now stands, so the next window need
+                    // not read it: the changed ones one version on.
+                    for (provider, figures) in &folded.providers {
+                        let mut now = figures.clone();
+                        if folded.changed_providers.contains_key(provider) {
+                            let was = read
+                                .providers
+                                .get(provider)
+                                .and_then(|p| p.aggregate_version);
+                            now.aggregate_version = Some(was.unwrap_or_default() + Decimal::ONE);
+                        }
                         self.remember(provider, Some(now));
                     }
                     return Ok(results);
