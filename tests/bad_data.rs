@@ -28,26 +28,9 @@ fn review(seq: u64, id: &str, provider: &str, rating: Value) -> Value {
     record_in(REVIEWS, seq, "INSERT", keys, Some(new), None)
 }
 
-/// Replay `records` as one file; the exit code, the JSON lines and what the worker logged.
+/// Replay `records` as one file beside the state; the exit code, the JSON lines and the log.
 fn replay(state: &Path, name: &str, records: &[Value]) -> (i32, Vec<Value>, String) {
-    let file = state.parent().unwrap().join(name);
-    std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
-    let output = cli::worker()
-        .env("RUST_LOG", "warn")
-        .arg("replay")
-        .arg(&file)
-        .arg("--state")
-        .arg(state)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    let lines = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (output.status.code().unwrap_or(-1), lines, stderr)
+    cli::replay_records(&state.parent().unwrap().join(name), state, records)
 }
 
 /// The parked records under the state's `parked/`, as (file name, content).

@@ -125,39 +125,18 @@ fn a_review_written_without_a_stream_record_is_counted_and_can_then_be_removed()
     assert_eq!(figures(state, "prov-elec"), ["8", "2", "4"]);
 
     // Its removal now comes through the stream: the rebuilt slot knows what to take out.
-    let remove = json!({"Records": [{
-        "eventID": "remove-imported-1", "eventName": "REMOVE", "eventSource": "aws:dynamodb",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/marketplace-dev-reviews-table/stream/2025-01-01T00:00:00.000",
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1764000000,
-            "Keys": {"reviewId": {"S": "imported-1"}},
-            "OldImage": review,
-            "SequenceNumber": "900000000000000000001",
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-    }]});
-    let file = dir.path().join("remove.json");
-    std::fs::write(&file, remove.to_string()).unwrap();
-    let replayed = cli::worker()
-        .arg("replay")
-        .arg(&file)
-        .arg("--state")
-        .arg(state)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(
-        replayed.status.code(),
-        Some(0),
-        "{}",
-        text(&replayed.stderr)
+    let remove = support::record_in(
+        "marketplace-dev-reviews-table",
+        9_000,
+        "REMOVE",
+        json!({"reviewId": {"S": "imported-1"}}),
+        None,
+        Some(review),
     );
-    assert!(
-        !text(&replayed.stdout).contains("notInState"),
-        "{}",
-        text(&replayed.stdout)
-    );
+    let (code, lines, log) = cli::replay_records(&dir.path().join("remove.json"), state, &[remove]);
+    assert_eq!(code, 0, "{log}");
+    let replayed = serde_json::to_string(&lines).unwrap();
+    assert!(!replayed.contains("notInState"), "{replayed}");
     assert_eq!(figures(state, "prov-elec"), ["3.5", "1", "3.5"]);
 }
 

@@ -59,6 +59,28 @@ pub fn replay(state: &Path, files: &[&str], env: &[(&str, &str)]) -> Vec<Value> 
         .collect()
 }
 
+/// `records` written as one event file at `file`, then `replay <file> --state <state> --json`:
+/// the exit code, the JSON lines and what the worker logged (at WARN).
+pub fn replay_records(file: &Path, state: &Path, records: &[Value]) -> (i32, Vec<Value>, String) {
+    std::fs::write(file, serde_json::json!({ "Records": records }).to_string()).unwrap();
+    let output = worker()
+        .env("RUST_LOG", "warn")
+        .arg("replay")
+        .arg(file)
+        .arg("--state")
+        .arg(state)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let lines = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (output.status.code().unwrap_or(-1), lines, stderr)
+}
+
 /// `state show --table <table>`: the table's items.
 pub fn table(state: &Path, name: &str) -> Vec<Value> {
     let output = worker()

@@ -7,11 +7,14 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 
 use futures::future::BoxFuture;
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::Reacted;
 use crate::change::Change;
 use crate::error::ReactionError;
+use crate::item::AttributeValue;
+use crate::ports::Condition;
 
 /// TransactWriteItems holds at most 100 actions.
 pub const MAX_ACTIONS: usize = 100;
@@ -33,6 +36,26 @@ pub fn later_or_same(known: &str, incoming: &str) -> bool {
         Ordering::Equal => known >= incoming,
         longer => longer == Ordering::Greater,
     }
+}
+
+/// The condition on writing one of the worker's state items (keys `pk`, `sk`, a `version`
+/// raised by every write) that was read at version `was` (0: it did not exist).
+pub fn state_version(was: i64) -> Condition {
+    match was {
+        0 => Condition::NotExists("pk".into()),
+        v => Condition::eq("version", AttributeValue::N(v.to_string())),
+    }
+}
+
+/// The condition on writing an aggregate whose version attribute `name` was read as `version`
+/// (None: the attribute was absent), and the version to write with it.
+pub fn aggregate_version(name: &str, version: Option<Decimal>) -> (Condition, AttributeValue) {
+    let n = |d: Decimal| AttributeValue::N(d.normalize().to_string());
+    let condition = match version {
+        Some(v) => Condition::eq(name, n(v)),
+        None => Condition::NotExists(name.into()),
+    };
+    (condition, n(version.unwrap_or_default() + Decimal::ONE))
 }
 
 /// Cuts `changes` into runs, in order, whose distinct items (`items_of` names those a change

@@ -33,7 +33,10 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::folding::{fold_in_segments, later_or_same, only, SegmentResults, MAX_ATTEMPTS};
+use super::folding::{
+    aggregate_version, fold_in_segments, later_or_same, only, state_version, SegmentResults,
+    MAX_ATTEMPTS,
+};
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::{PortError, ReactionError};
@@ -219,6 +222,18 @@ pub struct ProviderRatings {
 /// Providers remembered before the memory is cleared (a bound, not a cache policy).
 const KNOWN_PROVIDERS: usize = 10_000;
 
+/// A provider's three figures as an update, on condition of the aggregate version read.
+fn figures_update(figures: &ProviderRating, version: Option<Decimal>) -> (Update, Condition) {
+    let n = |d: Option<Decimal>| AttributeValue::N(d.unwrap_or_default().normalize().to_string());
+    let (condition, next) = aggregate_version("aggregateVersion", version);
+    let update = Update::default()
+        .set("ratingSum", n(figures.rating_sum))
+        .set("reviewCount", n(figures.review_count))
+        .set("rating", n(figures.rating))
+        .set("aggregateVersion", next);
+    (update, condition)
+}
+
 /// The providers a change touches: before and after (two when a review moves).
 fn providers_of(change: &Change) -> Vec<String> {
     let mut ids: Vec<String> = [change.old.as_ref(), change.new.as_ref()]
@@ -248,6 +263,8 @@ struct SlotChange<'a> {
     /// a change fails (and is parked) unless that slot already holds a later change of the
     /// review: then the application has fixed it since, and it is done.
     unreadable: Option<(String, Option<SlotKey>)>,
+    /// The rating the new image holds that the worker cannot use, named for the result.
+    skipped: Option<Skipped>,
 }
 
 impl SlotChange<'_> {
@@ -299,6 +316,21 @@ impl ProviderRatings {
         }
     }
 
+    /// The review's rating, when the application wrote one the worker cannot use.
+    fn unusable_rating(&self, review: &Review) -> Option<Skipped> {
+        match &review.rating {
+            Rating::Unusable(value) => Some(Skipped::new(
+                format!(
+                    "{} reviewId={}",
+                    self.config.reviews_table, review.review_id
+                ),
+                "rating",
+                value,
+            )),
+            _ => None,
+        }
+    }
+
     fn provider_key(provider: &str) -> Item {
         string_key(&[("providerId", provider)])
     }
@@ -335,6 +367,7 @@ impl ProviderRatings {
                     enters: None,
                     was_in: None,
                     unreadable: Some((e.to_string(), probe)),
+                    skipped: None,
                 });
             }
         };
@@ -386,6 +419,7 @@ impl ProviderRatings {
             enters,
             was_in,
             unreadable: None,
+            skipped: new.as_ref().and_then(|r| self.unusable_rating(r)),
         })
     }
 
@@ -552,21 +586,9 @@ impl ProviderRatings {
                 )),
             );
         }
-        let review = change
-            .change
-            .new
-            .clone()
-            .and_then(|item| from_item::<Review>(item, "review").ok());
         Ok(with_skipped(
             serde_json::Value::Object(result),
-            review.and_then(|r| match r.rating {
-                Rating::Unusable(value) => Some(Skipped::new(
-                    format!("{} reviewId={}", cfg.reviews_table, r.review_id),
-                    "rating",
-                    &value,
-                )),
-                _ => None,
-            }),
+            change.skipped.clone(),
         ))
     }
 
@@ -574,7 +596,6 @@ impl ProviderRatings {
     /// version read.
     fn writes(&self, read: &Folding, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
         let cfg = &self.config;
-        let n = |d: Decimal| AttributeValue::N(d.normalize().to_string());
         let mut writes = Vec::new();
         for key in &folded.changed_slots {
             let Some(slot) = folded.slots.get(key) else {
@@ -586,10 +607,7 @@ impl ProviderRatings {
             writes.push(TransactItem::Put {
                 table: cfg.state_table.clone(),
                 item: to_item(&slot)?,
-                condition: Some(match was {
-                    0 => Condition::NotExists("pk".into()),
-                    v => Condition::eq("version", n(Decimal::from(v))),
-                }),
+                condition: Some(state_version(was)),
             });
         }
         for (provider, at) in &folded.changed_providers {
@@ -598,27 +616,17 @@ impl ProviderRatings {
                 .providers
                 .get(provider)
                 .and_then(|p| p.aggregate_version);
-            let update = Update::default()
-                .set("ratingSum", n(figures.rating_sum.unwrap_or_default()))
-                .set("reviewCount", n(figures.review_count.unwrap_or_default()))
-                .set("rating", n(figures.rating.unwrap_or_default()))
-                .set(
-                    "aggregateVersion",
-                    n(version.unwrap_or_default() + Decimal::ONE),
-                )
-                // The time of the review change, not of the worker's run: a replay writes the same.
-                .set(
-                    "ratingUpdatedAt",
-                    AttributeValue::S(at.to_rfc3339_opts(SecondsFormat::Millis, true)),
-                );
+            let (update, condition) = figures_update(&figures, version);
+            // The time of the review change, not of the worker's run: a replay writes the same.
+            let update = update.set(
+                "ratingUpdatedAt",
+                AttributeValue::S(at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            );
             writes.push(TransactItem::Update {
                 table: cfg.providers_table.clone(),
                 key: Self::provider_key(provider),
                 update,
-                condition: Some(match version {
-                    Some(v) => Condition::eq("aggregateVersion", n(v)),
-                    None => Condition::NotExists("aggregateVersion".into()),
-                }),
+                condition: Some(condition),
             });
         }
         Ok(writes)
@@ -692,18 +700,7 @@ impl Reaction for ProviderRatings {
     }
 
     fn unusable_data(&self, change: &Change) -> Option<Skipped> {
-        let review: Review = from_item(change.new.clone()?, "review").ok()?;
-        match review.rating {
-            Rating::Unusable(value) => Some(Skipped::new(
-                format!(
-                    "{} reviewId={}",
-                    self.config.reviews_table, review.review_id
-                ),
-                "rating",
-                &value,
-            )),
-            _ => None,
-        }
+        self.unusable_rating(&from_item(change.new.clone()?, "review").ok()?)
     }
 
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {

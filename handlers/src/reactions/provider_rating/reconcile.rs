@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use super::booking_slots::{BookingSlot, SlotKey, SlotReview};
-use super::{aggregate, ProviderRating, ProviderRatings, Review};
+use super::{aggregate, figures_update, ProviderRating, ProviderRatings, Review};
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, to_item, AttributeValue};
-use crate::ports::{Condition, Ports, Query, Update};
-use crate::reactions::folding::{Reconciled, MAX_ATTEMPTS};
+use crate::ports::{Ports, Query};
+use crate::reactions::folding::{state_version, Reconciled, MAX_ATTEMPTS};
 
 fn figures(sum: Decimal, count: Decimal, rating: Decimal) -> serde_json::Value {
     let text = |d: Decimal| d.normalize().to_string();
@@ -135,10 +135,7 @@ impl ProviderRatings {
             }
             let version = was.map_or(0, |s| s.version);
             slot.version = version + 1;
-            let condition = match version {
-                0 => Condition::NotExists("pk".into()),
-                v => Condition::eq("version", AttributeValue::N(v.to_string())),
-            };
+            let condition = state_version(version);
             ports
                 .tables
                 .put(&cfg.state_table, to_item(&slot)?, Some(&condition))
@@ -157,20 +154,14 @@ impl ProviderRatings {
         });
         let fixed_aggregate = stored_figures.as_ref() != Some(&computed);
         if fixed_aggregate {
-            let n = |d: Decimal| AttributeValue::N(d.normalize().to_string());
-            let version = stored.as_ref().and_then(|s| s.aggregate_version);
-            let update = Update::default()
-                .set("ratingSum", n(totals.rating_sum))
-                .set("reviewCount", n(totals.review_count))
-                .set("rating", n(totals.rating))
-                .set(
-                    "aggregateVersion",
-                    n(version.unwrap_or_default() + Decimal::ONE),
-                );
-            let condition = match version {
-                Some(v) => Condition::eq("aggregateVersion", n(v)),
-                None => Condition::NotExists("aggregateVersion".into()),
+            let recomputed = ProviderRating {
+                rating_sum: Some(totals.rating_sum),
+                review_count: Some(totals.review_count),
+                rating: Some(totals.rating),
+                aggregate_version: None,
             };
+            let version = stored.as_ref().and_then(|s| s.aggregate_version);
+            let (update, condition) = figures_update(&recomputed, version);
             ports
                 .tables
                 .update(

@@ -25,7 +25,10 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::folding::{fold_in_segments, later_or_same, only, SegmentResults, MAX_ATTEMPTS};
+use super::folding::{
+    aggregate_version, fold_in_segments, later_or_same, only, state_version, SegmentResults,
+    MAX_ATTEMPTS,
+};
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::{PortError, ReactionError};
@@ -103,6 +106,28 @@ impl ThreadStats {
             message_participants: from_messages,
             stats_version: self.stats_version,
         }
+    }
+
+    /// These figures as an update of the thread, on condition of the `stats_version` read.
+    fn update(&self, version: Option<Decimal>) -> (Update, Condition) {
+        let list =
+            |l: &[String]| AttributeValue::L(l.iter().cloned().map(AttributeValue::S).collect());
+        let count = self
+            .message_count
+            .unwrap_or_default()
+            .normalize()
+            .to_string();
+        let (condition, next) = aggregate_version("stats_version", version);
+        let update = Update::default()
+            .set("message_count", AttributeValue::N(count))
+            .set("participants", list(&self.participants))
+            .set("message_participants", list(&self.message_participants))
+            .set("stats_version", next);
+        let update = match &self.last_message_at {
+            Some(last) => update.set("last_message_at", AttributeValue::S(last.clone())),
+            None => update.remove("last_message_at"),
+        };
+        (update, condition)
     }
 
     fn figures(&self) -> serde_json::Value {
@@ -366,11 +391,6 @@ impl ThreadStatistics {
     /// The writes of a folded segment, on condition of the versions read.
     fn writes(&self, read: &Folding, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
         let cfg = &self.config;
-        let n = |v: i64| AttributeValue::N(v.to_string());
-        let version_of = |was: i64| match was {
-            0 => Condition::NotExists("pk".into()),
-            v => Condition::eq("version", n(v)),
-        };
         let mut writes = Vec::new();
         for key in &folded.changed_messages {
             let Some(message) = folded.messages.get(key) else {
@@ -382,7 +402,7 @@ impl ThreadStatistics {
             writes.push(TransactItem::Put {
                 table: cfg.state_table.clone(),
                 item: to_item(&message)?,
-                condition: Some(version_of(was)),
+                condition: Some(state_version(was)),
             });
         }
         for (conversation, at) in &folded.changed_threads {
@@ -395,7 +415,7 @@ impl ThreadStatistics {
                 writes.push(TransactItem::Delete {
                     table: cfg.state_table.clone(),
                     key: Self::state_key(&thread.pk, &thread.sk),
-                    condition: Some(version_of(was)),
+                    condition: Some(state_version(was)),
                 });
             } else if !thread.is_empty() && read.threads.get(conversation) != Some(thread) {
                 let mut thread = thread.clone();
@@ -403,7 +423,7 @@ impl ThreadStatistics {
                 writes.push(TransactItem::Put {
                     table: cfg.state_table.clone(),
                     item: to_item(&thread)?,
-                    condition: Some(version_of(was)),
+                    condition: Some(state_version(was)),
                 });
             }
             let stored = folded.stored.get(conversation).cloned().unwrap_or_default();
@@ -411,37 +431,18 @@ impl ThreadStatistics {
             if now == stored {
                 continue;
             }
-            let version = stored.stats_version;
-            let d = |d: Decimal| AttributeValue::N(d.normalize().to_string());
-            let list = |l: &[String]| {
-                AttributeValue::L(l.iter().cloned().map(AttributeValue::S).collect())
-            };
-            let mut update = Update::default()
-                .set("message_count", d(now.message_count.unwrap_or_default()))
-                .set("participants", list(&now.participants))
-                .set("message_participants", list(&now.message_participants))
-                // `updated_at` is the application's (the seed's thread metadata); the worker
-                // dates its own figures, from the change's time.
-                .set(
-                    "stats_updated_at",
-                    AttributeValue::S(at.to_rfc3339_opts(SecondsFormat::Secs, true)),
-                )
-                .set(
-                    "stats_version",
-                    d(version.unwrap_or_default() + Decimal::ONE),
-                );
-            update = match &now.last_message_at {
-                Some(last) => update.set("last_message_at", AttributeValue::S(last.clone())),
-                None => update.remove("last_message_at"),
-            };
+            let (update, condition) = now.update(stored.stats_version);
+            // `updated_at` is the application's (the seed's thread metadata); the worker dates
+            // its own figures, from the change's time.
+            let update = update.set(
+                "stats_updated_at",
+                AttributeValue::S(at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            );
             writes.push(TransactItem::Update {
                 table: cfg.threads_table.clone(),
                 key: Self::thread_key(conversation),
                 update,
-                condition: Some(match version {
-                    Some(v) => Condition::eq("stats_version", d(v)),
-                    None => Condition::NotExists("stats_version".into()),
-                }),
+                condition: Some(condition),
             });
         }
         Ok(writes)

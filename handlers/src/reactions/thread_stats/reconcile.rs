@@ -6,14 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use rust_decimal::Decimal;
-
 use super::message_states::{partition, MessageState, ThreadState, THREAD_SORT_KEY};
 use super::{Message, ThreadStatistics, ThreadStats};
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, to_item, AttributeValue};
-use crate::ports::{Condition, Ports, Query, Update};
-use crate::reactions::folding::{Reconciled, MAX_ATTEMPTS};
+use crate::ports::{Ports, Query};
+use crate::reactions::folding::{state_version, Reconciled, MAX_ATTEMPTS};
 
 impl ThreadStatistics {
     /// Rebuilds `conversation`'s statistics and message state from its messages.
@@ -101,11 +99,6 @@ impl ThreadStatistics {
             .unwrap_or_else(|| ThreadState::empty(conversation));
         thread.rebuild(expected.values());
 
-        let n = |v: i64| AttributeValue::N(v.to_string());
-        let version_of = |was: i64| match was {
-            0 => Condition::NotExists("pk".into()),
-            v => Condition::eq("version", n(v)),
-        };
         let mut fixed_state = 0;
         for (response_id, mut message) in expected {
             let was = known.get(&response_id);
@@ -128,7 +121,7 @@ impl ThreadStatistics {
                 .put(
                     &cfg.state_table,
                     to_item(&message)?,
-                    Some(&version_of(version)),
+                    Some(&state_version(version)),
                 )
                 .await?;
             fixed_state += 1;
@@ -150,7 +143,7 @@ impl ThreadStatistics {
                     .delete(
                         &cfg.state_table,
                         &Self::state_key(&was.pk, &was.sk),
-                        Some(&version_of(thread_version)),
+                        Some(&state_version(thread_version)),
                     )
                     .await?;
                 fixed_state += 1;
@@ -162,7 +155,7 @@ impl ThreadStatistics {
                 .put(
                     &cfg.state_table,
                     to_item(&thread)?,
-                    Some(&version_of(thread_version)),
+                    Some(&state_version(thread_version)),
                 )
                 .await?;
             fixed_state += 1;
@@ -172,30 +165,7 @@ impl ThreadStatistics {
         let computed = stored_stats.following(&thread);
         let fixed_aggregate = stored.as_ref() != Some(&computed);
         if fixed_aggregate {
-            let d = |d: Decimal| AttributeValue::N(d.normalize().to_string());
-            let list = |l: &[String]| {
-                AttributeValue::L(l.iter().cloned().map(AttributeValue::S).collect())
-            };
-            let version = stored_stats.stats_version;
-            let mut update = Update::default()
-                .set(
-                    "message_count",
-                    d(computed.message_count.unwrap_or_default()),
-                )
-                .set("participants", list(&computed.participants))
-                .set("message_participants", list(&computed.message_participants))
-                .set(
-                    "stats_version",
-                    d(version.unwrap_or_default() + Decimal::ONE),
-                );
-            update = match &computed.last_message_at {
-                Some(last) => update.set("last_message_at", AttributeValue::S(last.clone())),
-                None => update.remove("last_message_at"),
-            };
-            let condition = match version {
-                Some(v) => Condition::eq("stats_version", d(v)),
-                None => Condition::NotExists("stats_version".into()),
-            };
+            let (update, condition) = computed.update(stored_stats.stats_version);
             ports
                 .tables
                 .update(
