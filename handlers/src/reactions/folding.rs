@@ -13,8 +13,8 @@ use serde::Serialize;
 use super::Reacted;
 use crate::change::Change;
 use crate::error::ReactionError;
-use crate::item::AttributeValue;
-use crate::ports::Condition;
+use crate::item::{to_item, AttributeValue};
+use crate::ports::{Condition, TransactItem};
 
 /// TransactWriteItems holds at most 100 actions.
 pub const MAX_ACTIONS: usize = 100;
@@ -45,6 +45,21 @@ pub fn state_version(was: i64) -> Condition {
         0 => Condition::NotExists("pk".into()),
         v => Condition::eq("version", AttributeValue::N(v.to_string())),
     }
+}
+
+/// The Put of a state item that was read at version `was`: one version on, on that condition.
+pub fn put_state<T: Serialize>(
+    table: &str,
+    state: &T,
+    was: i64,
+) -> Result<TransactItem, ReactionError> {
+    let mut item = to_item(state)?;
+    item.insert("version".into(), AttributeValue::N((was + 1).to_string()));
+    Ok(TransactItem::Put {
+        table: table.to_string(),
+        item,
+        condition: Some(state_version(was)),
+    })
 }
 
 /// The condition on writing an aggregate whose version attribute `name` was read as `version`

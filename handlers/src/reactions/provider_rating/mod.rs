@@ -34,13 +34,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::folding::{
-    aggregate_version, fold_in_segments, later_or_same, only, state_version, SegmentResults,
+    aggregate_version, fold_in_segments, later_or_same, only, put_state, SegmentResults,
     MAX_ATTEMPTS,
 };
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::{PortError, ReactionError};
-use crate::item::{from_item, get_str, number, string_key, to_item, AttributeValue, Item};
+use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
 use crate::settings::{Settings, AGGREGATE_STATE_TABLE};
 use crate::skipped::{with_skipped, Skipped};
@@ -602,13 +602,7 @@ impl ProviderRatings {
                 continue;
             };
             let was = read.slots.get(key).map_or(0, |s| s.version);
-            let mut slot = slot.clone();
-            slot.version = was + 1;
-            writes.push(TransactItem::Put {
-                table: cfg.state_table.clone(),
-                item: to_item(&slot)?,
-                condition: Some(state_version(was)),
-            });
+            writes.push(put_state(&cfg.state_table, slot, was)?);
         }
         for (provider, at) in &folded.changed_providers {
             let figures = folded.providers.get(provider).cloned().unwrap_or_default();

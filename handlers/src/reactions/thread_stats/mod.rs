@@ -26,13 +26,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::folding::{
-    aggregate_version, fold_in_segments, later_or_same, only, state_version, SegmentResults,
-    MAX_ATTEMPTS,
+    aggregate_version, fold_in_segments, later_or_same, only, put_state, state_version,
+    SegmentResults, MAX_ATTEMPTS,
 };
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::{PortError, ReactionError};
-use crate::item::{from_item, get_str, number, string_key, to_item, AttributeValue, Item};
+use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
 use crate::settings::{Settings, AGGREGATE_STATE_TABLE};
 use message_states::{Folded, MessageState, ThreadState, THREAD_SORT_KEY};
@@ -397,13 +397,7 @@ impl ThreadStatistics {
                 continue;
             };
             let was = read.messages.get(key).map_or(0, |m| m.version);
-            let mut message = message.clone();
-            message.version = was + 1;
-            writes.push(TransactItem::Put {
-                table: cfg.state_table.clone(),
-                item: to_item(&message)?,
-                condition: Some(state_version(was)),
-            });
+            writes.push(put_state(&cfg.state_table, message, was)?);
         }
         for (conversation, at) in &folded.changed_threads {
             let Some(thread) = folded.threads.get(conversation) else {
@@ -418,13 +412,7 @@ impl ThreadStatistics {
                     condition: Some(state_version(was)),
                 });
             } else if !thread.is_empty() && read.threads.get(conversation) != Some(thread) {
-                let mut thread = thread.clone();
-                thread.version = was + 1;
-                writes.push(TransactItem::Put {
-                    table: cfg.state_table.clone(),
-                    item: to_item(&thread)?,
-                    condition: Some(state_version(was)),
-                });
+                writes.push(put_state(&cfg.state_table, thread, was)?);
             }
             let stored = folded.stored.get(conversation).cloned().unwrap_or_default();
             let now = stored.following(thread);
