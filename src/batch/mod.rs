@@ -8,9 +8,9 @@
 //! deadline, not started) record is the one reported in `batchItemFailures`, and Lambda
 //! retries from it; no record after it starts once it failed, and those already running are
 //! safe to run again (idempotent or guarded). Deferred writes (the audit items) are grouped
-//! into BatchWriteItem calls per window; a record counts as settled only once its deferred
-//! writes are stored, so a failed flush moves the reported failure back to the earliest record
-//! whose writes were not stored. Reactions that fold a window (`Reaction::folds_windows`: the
+//! into BatchWriteItem calls per window, stored while the window folds; a record counts as
+//! settled only once its deferred writes are stored, so a failed flush moves the reported
+//! failure back to the earliest record whose writes were not stored. Reactions that fold a window (`Reaction::folds_windows`: the
 //! incremental ratings and thread statistics) get the window's changes at once, in stream
 //! order, once its lanes ran, and write them in a few requests.
 
@@ -408,10 +408,14 @@ impl Worker {
 
         for start in (0..records.len()).step_by(WINDOW) {
             let window = start..(start + WINDOW).min(records.len());
-            let (mut pending, mut buffer, mut failed) =
+            let (mut pending, mut buffer, mut failed, stored) =
                 self.run_window(records, window, options, &plan).await;
+            // An earlier record whose writes fail to store takes the failure's place.
+            if let Some(f) = stored.settle(&mut pending) {
+                buffer.retain(|d| d.record <= f.index);
+                failed = Some(f);
+            }
             if !buffer.is_empty() {
-                // An earlier record whose writes fail to store takes the failure's place.
                 if let Err(f) = self.flush(records, &mut buffer, &mut pending).await {
                     failed = Some(f);
                 }
@@ -448,16 +452,22 @@ impl Worker {
         }
     }
 
-    /// Run the records of `window`, lane by lane, up to `max_concurrency` lanes at once. Returns
-    /// the reports up to and including the lowest failing (or not started) record, in stream
-    /// order, their deferred writes, and that failure.
+    /// Run the records of `window`, lane by lane, up to `max_concurrency` lanes at once, then
+    /// fold it while the lanes' deferred writes are stored. Returns the reports up to and
+    /// including the lowest failing (or not started) record, in stream order, the folds'
+    /// deferred writes, that failure, and what storing the lanes' writes came to.
     async fn run_window(
         &self,
         records: &[StreamRecord],
         window: Range<usize>,
         options: BatchOptions,
         plan: &Plan,
-    ) -> (Vec<RecordReport>, Vec<Deferred>, Option<RecordFailure>) {
+    ) -> (
+        Vec<RecordReport>,
+        Vec<Deferred>,
+        Option<RecordFailure>,
+        Stored,
+    ) {
         // A record that cannot be decoded fails as soon as it starts: nothing after it starts,
         // as without lanes (a replay stops there, its later changes not applied).
         let window = match records[window.clone()]
@@ -490,7 +500,23 @@ impl Worker {
             .flatten()
             .collect();
         ran.sort_by_key(|r| r.report.index);
-        self.fold_window(records, &mut ran).await;
+        // The lanes' writes (audit items) are stored while the window folds: no folding
+        // reaction reads them, and the writes of records after a failure the fold meets are
+        // stored again when Lambda delivers those records again (whole-item puts and deletes).
+        let lanes_failed_at = ran
+            .iter()
+            .filter_map(|r| r.failure.as_ref().map(|f| f.index))
+            .min()
+            .unwrap_or(usize::MAX);
+        let lane_writes: Vec<Deferred> = ran
+            .iter_mut()
+            .filter(|r| r.report.index <= lanes_failed_at)
+            .flat_map(|r| std::mem::take(&mut r.deferred))
+            .collect();
+        let ((), stored) = futures::join!(
+            self.fold_window(records, &mut ran),
+            self.store(records, lane_writes)
+        );
         let failure = ran
             .iter()
             .filter_map(|r| r.failure.clone())
@@ -503,7 +529,7 @@ impl Worker {
             reports.push(r.report);
             deferred.extend(r.deferred);
         }
-        (reports, deferred, failure)
+        (reports, deferred, failure, stored)
     }
 
     /// Runs the reactions that fold a window ([`Reaction::folds_windows`]) once its lanes ran,
@@ -995,21 +1021,33 @@ impl Worker {
         }
     }
 
-    /// Store every buffered write. On a retryable failure, the earliest record with unstored
-    /// writes fails and the reports after it are dropped: Lambda delivers those records again.
-    /// A write the service will never accept (an item over 400 KB) fails its whole request
-    /// without saying which it is, so then they are stored one at a time and only the records
-    /// whose writes are refused are parked (stored writes are puts and deletes of whole items:
-    /// storing one twice changes nothing).
+    /// Store every buffered write and settle the reports for it ([`Worker::store`],
+    /// [`Stored::settle`]).
     async fn flush(
         &self,
         records: &[StreamRecord],
         buffer: &mut Vec<Deferred>,
         pending: &mut Vec<RecordReport>,
     ) -> Result<(), RecordFailure> {
-        let deferred = std::mem::take(buffer);
+        match self
+            .store(records, std::mem::take(buffer))
+            .await
+            .settle(pending)
+        {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+
+    /// Store `deferred` writes, stopping at the first that fails for a retry.
+    /// A write the service will never accept (an item over 400 KB) fails its whole request
+    /// without saying which it is, so then they are stored one at a time and only the records
+    /// whose writes are refused are parked (stored writes are puts and deletes of whole items:
+    /// storing one twice changes nothing).
+    async fn store(&self, records: &[StreamRecord], deferred: Vec<Deferred>) -> Stored {
+        let mut stored = Stored::default();
         let Some(first) = deferred.first().map(|d| (d.record, d.reaction)) else {
-            return Ok(());
+            return stored;
         };
         let writes = deferred
             .iter()
@@ -1023,8 +1061,11 @@ impl Worker {
             }
         }
         match refused {
-            None => return Ok(()),
-            Some(e) if e.is_retryable() => return Err(fail_flush(first, &e, true, pending)),
+            None => return stored,
+            Some(e) if e.is_retryable() => {
+                stored.failed = Some((first, e.to_string(), true));
+                return stored;
+            }
             Some(_) => {}
         }
         for d in deferred {
@@ -1047,29 +1088,58 @@ impl Worker {
                 }
                 _ => None,
             };
+            let whose = (d.record, d.reaction);
             match parked {
                 Some(Ok((reason, location))) => {
                     tracing::warn!(outcome = "parked", %location, error = %reason);
-                    let position = d.record - pending.first().map_or(d.record, |p| p.index);
-                    if let Some(report) = pending
-                        .get_mut(position)
-                        .and_then(|p| p.reactions.get_mut(d.reaction))
-                    {
-                        report.outcome = Outcome::Parked { reason, location };
-                    }
+                    stored.parked.push((whose, reason, location));
                 }
                 // Nothing is dropped silently: unparked, the record fails for a retry.
                 Some(Err(park)) => {
-                    let e = format!("{e}; and it could not be parked: {park}");
-                    return Err(fail_flush((d.record, d.reaction), &e, true, pending));
+                    let error = format!("{e}; and it could not be parked: {park}");
+                    stored.failed = Some((whose, error, true));
+                    return stored;
                 }
                 None => {
-                    let retryable = e.is_retryable();
-                    return Err(fail_flush((d.record, d.reaction), &e, retryable, pending));
+                    stored.failed = Some((whose, e.to_string(), e.is_retryable()));
+                    return stored;
                 }
             }
         }
-        Ok(())
+        stored
+    }
+}
+
+/// What storing deferred writes came to, by (record, reaction).
+#[derive(Default)]
+struct Stored {
+    /// Records parked because the service refuses their write for good: reason, location.
+    parked: Vec<((usize, usize), String, String)>,
+    /// The first write not stored: whose, why, and whether a retry can help.
+    failed: Option<((usize, usize), String, bool)>,
+}
+
+impl Stored {
+    /// Marks the parked records in `pending`, and fails the first record whose writes were not
+    /// stored (returned), dropping the reports after it (Lambda delivers those records again). Records no
+    /// longer pending (after the window's failure: delivered again) are left as they are.
+    fn settle(self, pending: &mut Vec<RecordReport>) -> Option<RecordFailure> {
+        for ((record, reaction), reason, location) in self.parked {
+            if let Some(report) = pending
+                .iter_mut()
+                .find(|p| p.index == record)
+                .and_then(|p| p.reactions.get_mut(reaction))
+            {
+                report.outcome = Outcome::Parked { reason, location };
+            }
+        }
+        let last = pending.last().map_or(0, |p| p.index);
+        match self.failed {
+            Some((whose, error, retryable)) if !pending.is_empty() && whose.0 <= last => {
+                Some(fail_flush(whose, &error, retryable, pending))
+            }
+            _ => None,
+        }
     }
 }
 
