@@ -217,7 +217,14 @@ pub struct ProviderRatings {
     /// conditional write can assume without reading the provider first. A stale entry costs
     /// nothing but a failed condition, after which the window is read again.
     known: Mutex<HashMap<String, ProviderRating>>,
+    /// The booking slots this process last read or wrote, the same way: a slot only ever
+    /// learns later changes, so a change the remembered slot already holds is done, and a
+    /// write on a remembered version that is no longer stored fails and is read again.
+    known_slots: Mutex<HashMap<SlotKey, BookingSlot>>,
 }
+
+/// Slots remembered before that memory is cleared (a bound, not a cache policy).
+const KNOWN_SLOTS: usize = 20_000;
 
 /// Providers remembered before the memory is cleared (a bound, not a cache policy).
 const KNOWN_PROVIDERS: usize = 10_000;
@@ -288,6 +295,7 @@ impl ProviderRatings {
         ProviderRatings {
             config,
             known: Mutex::new(HashMap::new()),
+            known_slots: Mutex::new(HashMap::new()),
         }
     }
 
@@ -297,6 +305,30 @@ impl ProviderRatings {
 
     fn known(&self, provider: &str) -> Option<ProviderRating> {
         self.known.lock().ok()?.get(provider).cloned()
+    }
+
+    fn known_slot(&self, key: &SlotKey) -> Option<BookingSlot> {
+        self.known_slots.lock().ok()?.get(key).cloned()
+    }
+
+    /// Remembers `slots` as stored (or, with None, forgets them).
+    fn remember_slots<'a>(&self, slots: impl Iterator<Item = (&'a SlotKey, Option<BookingSlot>)>) {
+        let Ok(mut known) = self.known_slots.lock() else {
+            return;
+        };
+        for (key, stored) in slots {
+            match stored {
+                Some(slot) => {
+                    if known.len() >= KNOWN_SLOTS {
+                        known.clear();
+                    }
+                    known.insert(key.clone(), slot);
+                }
+                None => {
+                    known.remove(key);
+                }
+            }
+        }
     }
 
     fn remember(&self, provider: &str, stored: Option<ProviderRating>) {
@@ -456,10 +488,39 @@ impl ProviderRatings {
                 None => unknown.push(Self::provider_key(provider)),
             }
         }
-        let slots = ports.tables.batch_get(
-            &cfg.state_table,
-            slot_keys.iter().map(|key| Self::slot_key(key)).collect(),
-        );
+        // Not read: slots this process remembers, and, on the first attempt, a slot that the
+        // window's changes only enter (a booking's new review), taken as new. Either is written
+        // on the condition of the version assumed (for a new slot: that it does not exist), so
+        // if it is stale the transaction fails whole and the window is read again. A window of
+        // new reviews then costs no read (one round trip less); one delivered again to another
+        // process costs a cancelled transaction before the read.
+        let read_otherwise: BTreeSet<&SlotKey> = changes
+            .iter()
+            .flat_map(|c| {
+                let probe = c.unreadable.as_ref().and_then(|(_, probe)| probe.as_ref());
+                c.leaves
+                    .iter()
+                    .map(|(key, _)| key)
+                    .chain(c.was_in.iter())
+                    .chain(probe)
+            })
+            .collect();
+        let mut to_read = Vec::new();
+        for &key in &slot_keys {
+            match self.known_slot(key).filter(|_| !fresh) {
+                Some(slot) => {
+                    folding.slots.insert(key.clone(), slot);
+                }
+                None if fresh || read_otherwise.contains(key) => to_read.push(Self::slot_key(key)),
+                None => {}
+            }
+        }
+        let slots = async {
+            match to_read.is_empty() {
+                true => Ok(Vec::new()),
+                false => ports.tables.batch_get(&cfg.state_table, to_read).await,
+            }
+        };
         let providers = async {
             match unknown.is_empty() {
                 true => Ok(Vec::new()),
@@ -654,6 +715,14 @@ impl ProviderRatings {
                         }
                         self.remember(provider, Some(now));
                     }
+                    // Every slot as it now stands too, the written ones one version on.
+                    self.remember_slots(folded.slots.iter().map(|(key, slot)| {
+                        let mut now = slot.clone();
+                        if folded.changed_slots.contains(key) {
+                            now.version = read.slots.get(key).map_or(0, |s| s.version) + 1;
+                        }
+                        (key, Some(now))
+                    }));
                     return Ok(results);
                 }
                 Err(PortError::ConditionFailed { target, .. }) if attempt < MAX_ATTEMPTS => {
@@ -661,12 +730,14 @@ impl ProviderRatings {
                     for provider in folded.providers.keys() {
                         self.remember(provider, None);
                     }
+                    self.remember_slots(folded.slots.keys().map(|key| (key, None)));
                     attempt += 1;
                 }
                 Err(e) => {
                     for provider in folded.providers.keys() {
                         self.remember(provider, None);
                     }
+                    self.remember_slots(folded.slots.keys().map(|key| (key, None)));
                     return Err(e.into());
                 }
             }
