@@ -11,8 +11,9 @@
 //! booking, which reviews the booking has ([`booking_slots`], in the worker's own
 //! aggregate-state table), so a change moves the provider's sum and count by the difference
 //! it makes to its booking's counted review. A window of changes (a Lambda batch) is folded at
-//! once: one BatchGetItem for its slots (and the providers this process does not remember),
-//! then one TransactWriteItems holding every changed slot and provider, each conditional on
+//! once: one BatchGetItem for its slots (but those this process remembers, and new reviews'
+//! slots, taken as new) and the providers this process does not remember, then one
+//! TransactWriteItems holding every changed slot and provider, each conditional on
 //! the version read, so a concurrent worker's write makes the whole transaction fail and be
 //! redone from a fresh read rather than lose an update. A change delivered again finds its
 //! review's slot already at that change (sequence numbers) and changes nothing.
