@@ -224,6 +224,30 @@ pub struct ProviderRatings {
     known_slots: Mutex<HashMap<SlotKey, BookingSlot>>,
 }
 
+/// Puts each entry in `memory` (None: takes it out), clearing the memory when it holds `bound`.
+fn remember_in<K: std::hash::Hash + Eq, V>(
+    memory: &Mutex<HashMap<K, V>>,
+    bound: usize,
+    entries: impl Iterator<Item = (K, Option<V>)>,
+) {
+    let Ok(mut known) = memory.lock() else {
+        return;
+    };
+    for (key, stored) in entries {
+        match stored {
+            Some(value) => {
+                if known.len() >= bound {
+                    known.clear();
+                }
+                known.insert(key, value);
+            }
+            None => {
+                known.remove(&key);
+            }
+        }
+    }
+}
+
 /// Slots remembered before that memory is cleared (a bound, not a cache policy).
 const KNOWN_SLOTS: usize = 20_000;
 
@@ -314,39 +338,19 @@ impl ProviderRatings {
 
     /// Remembers `slots` as stored (or, with None, forgets them).
     fn remember_slots<'a>(&self, slots: impl Iterator<Item = (&'a SlotKey, Option<BookingSlot>)>) {
-        let Ok(mut known) = self.known_slots.lock() else {
-            return;
-        };
-        for (key, stored) in slots {
-            match stored {
-                Some(slot) => {
-                    if known.len() >= KNOWN_SLOTS {
-                        known.clear();
-                    }
-                    known.insert(key.clone(), slot);
-                }
-                None => {
-                    known.remove(key);
-                }
-            }
-        }
+        remember_in(
+            &self.known_slots,
+            KNOWN_SLOTS,
+            slots.map(|(k, s)| (k.clone(), s)),
+        );
     }
 
     fn remember(&self, provider: &str, stored: Option<ProviderRating>) {
-        let Ok(mut known) = self.known.lock() else {
-            return;
-        };
-        match stored {
-            Some(stored) => {
-                if known.len() >= KNOWN_PROVIDERS {
-                    known.clear();
-                }
-                known.insert(provider.to_string(), stored);
-            }
-            None => {
-                known.remove(provider);
-            }
-        }
+        remember_in(
+            &self.known,
+            KNOWN_PROVIDERS,
+            std::iter::once((provider.to_string(), stored)),
+        );
     }
 
     /// The review's rating, when the application wrote one the worker cannot use.
