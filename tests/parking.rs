@@ -41,27 +41,6 @@ fn batch(dir: &Path) -> std::path::PathBuf {
     file
 }
 
-fn replay(state: &Path, file: &Path) -> (i32, Vec<Value>, String) {
-    let output = cli::worker()
-        .arg("replay")
-        .arg(file)
-        .arg("--state")
-        .arg(state)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let lines = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (
-        output.status.code().unwrap_or(-1),
-        lines,
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
-}
-
 fn message_count(state: &Path, conversation: &str) -> Option<String> {
     table(state, THREADS)
         .into_iter()
@@ -73,7 +52,7 @@ fn message_count(state: &Path, conversation: &str) -> Option<String> {
 fn a_record_no_retry_can_fix_is_parked_whole_and_the_batch_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let (code, lines, stderr) = replay(&state, &batch(dir.path()));
+    let (code, lines, stderr) = cli::replay_file(&batch(dir.path()), &state);
     assert_eq!(code, 3, "completed, with parked records: {stderr}");
     assert_eq!(lines.last().unwrap(), &json!({"batchItemFailures": []}));
     assert_eq!(message_count(&state, "conv-a").as_deref(), Some("1"));
@@ -123,7 +102,7 @@ fn a_record_no_retry_can_fix_is_parked_whole_and_the_batch_goes_on() {
     fixed["dynamodb"]["OldImage"] = fixed["dynamodb"]["NewImage"].clone();
     fixed["dynamodb"]["OldImage"]["timestamp"] = json!({"BOOL": true});
     std::fs::write(&fix, json!({ "Records": [fixed] }).to_string()).unwrap();
-    let (code, _, stderr) = replay(&state, &fix);
+    let (code, _, stderr) = cli::replay_file(&fix, &state);
     assert_eq!(code, 0, "{stderr}");
     let redrive = || {
         cli::worker()
@@ -160,7 +139,7 @@ fn when_parking_fails_the_record_fails_for_a_retry() {
     std::fs::create_dir_all(&state).unwrap();
     // `parked` is a file, so nothing can be parked under it.
     std::fs::write(state.join("parked"), "not a folder").unwrap();
-    let (code, lines, stderr) = replay(&state, &batch(dir.path()));
+    let (code, lines, stderr) = cli::replay_file(&batch(dir.path()), &state);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(
         lines.last().unwrap(),

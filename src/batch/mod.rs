@@ -9,10 +9,11 @@
 //! retries from it; no record after it starts once it failed, and those already running are
 //! safe to run again (idempotent or guarded). Deferred writes (the audit items) are grouped
 //! into BatchWriteItem calls per window, stored while the window folds; a record counts as
-//! settled only once its deferred writes are stored, so a failed flush moves the reported
-//! failure back to the earliest record whose writes were not stored. Reactions that fold a window (`Reaction::folds_windows`: the
-//! incremental ratings and thread statistics) get the window's changes at once, in stream
-//! order, once its lanes ran, and write them in a few requests.
+//! settled only once its deferred writes are stored, so a failed write moves the reported
+//! failure back to the earliest record whose writes were not stored. Reactions that fold a
+//! window (`Reaction::folds_windows`: the incremental ratings and thread statistics) get the
+//! window's changes at once, in stream order, once its lanes ran, and write them in a few
+//! requests.
 
 pub mod effects;
 pub mod idempotency;
@@ -408,17 +409,11 @@ impl Worker {
 
         for start in (0..records.len()).step_by(WINDOW) {
             let window = start..(start + WINDOW).min(records.len());
-            let (mut pending, mut buffer, mut failed, stored) =
+            let (mut pending, mut failed, stored) =
                 self.run_window(records, window, options, &plan).await;
             // An earlier record whose writes fail to store takes the failure's place.
             if let Some(f) = stored.settle(&mut pending) {
-                buffer.retain(|d| d.record <= f.index);
                 failed = Some(f);
-            }
-            if !buffer.is_empty() {
-                if let Err(f) = self.flush(records, &mut buffer, &mut pending).await {
-                    failed = Some(f);
-                }
             }
             markers.extend(self.completion_markers(&pending, records));
             let reported = usize::from(failed.is_some());
@@ -454,20 +449,15 @@ impl Worker {
 
     /// Run the records of `window`, lane by lane, up to `max_concurrency` lanes at once, then
     /// fold it while the lanes' deferred writes are stored. Returns the reports up to and
-    /// including the lowest failing (or not started) record, in stream order, the folds'
-    /// deferred writes, that failure, and what storing the lanes' writes came to.
+    /// including the lowest failing (or not started) record, in stream order, that failure,
+    /// and what storing the window's deferred writes came to.
     async fn run_window(
         &self,
         records: &[StreamRecord],
         window: Range<usize>,
         options: BatchOptions,
         plan: &Plan,
-    ) -> (
-        Vec<RecordReport>,
-        Vec<Deferred>,
-        Option<RecordFailure>,
-        Stored,
-    ) {
+    ) -> (Vec<RecordReport>, Option<RecordFailure>, Stored) {
         // A record that cannot be decoded fails as soon as it starts: nothing after it starts,
         // as without lanes (a replay stops there, its later changes not applied).
         let window = match records[window.clone()]
@@ -513,7 +503,7 @@ impl Worker {
             .filter(|r| r.report.index <= lanes_failed_at)
             .flat_map(|r| std::mem::take(&mut r.deferred))
             .collect();
-        let ((), stored) = futures::join!(
+        let ((), mut stored) = futures::join!(
             self.fold_window(records, &mut ran),
             self.store(records, lane_writes)
         );
@@ -524,12 +514,14 @@ impl Worker {
         // Records after the failure are delivered again: their reports and writes are dropped.
         let cut = failure.as_ref().map_or(usize::MAX, |f| f.index);
         let mut reports = Vec::new();
-        let mut deferred = Vec::new();
+        let mut fold_writes = Vec::new();
         for r in ran.into_iter().filter(|r| r.report.index <= cut) {
             reports.push(r.report);
-            deferred.extend(r.deferred);
+            fold_writes.extend(r.deferred);
         }
-        (reports, deferred, failure, stored)
+        // The folds' own deferred writes, once they ran (today's folds defer none).
+        stored.add(self.store(records, fold_writes).await);
+        (reports, failure, stored)
     }
 
     /// Runs the reactions that fold a window ([`Reaction::folds_windows`]) once its lanes ran,
@@ -1021,24 +1013,6 @@ impl Worker {
         }
     }
 
-    /// Store every buffered write and settle the reports for it ([`Worker::store`],
-    /// [`Stored::settle`]).
-    async fn flush(
-        &self,
-        records: &[StreamRecord],
-        buffer: &mut Vec<Deferred>,
-        pending: &mut Vec<RecordReport>,
-    ) -> Result<(), RecordFailure> {
-        match self
-            .store(records, std::mem::take(buffer))
-            .await
-            .settle(pending)
-        {
-            Some(failure) => Err(failure),
-            None => Ok(()),
-        }
-    }
-
     /// Store `deferred` writes, stopping at the first that fails for a retry.
     /// A write the service will never accept (an item over 400 KB) fails its whole request
     /// without saying which it is, so then they are stored one at a time and only the records
@@ -1120,9 +1094,17 @@ struct Stored {
 }
 
 impl Stored {
+    /// Adds what storing more writes came to; the failure kept is the earliest record's.
+    fn add(&mut self, more: Stored) {
+        self.parked.extend(more.parked);
+        self.failed = (self.failed.take().into_iter())
+            .chain(more.failed)
+            .min_by_key(|((record, _), ..)| *record);
+    }
+
     /// Marks the parked records in `pending`, and fails the first record whose writes were not
-    /// stored (returned), dropping the reports after it (Lambda delivers those records again). Records no
-    /// longer pending (after the window's failure: delivered again) are left as they are.
+    /// stored (returned), dropping the reports after it (Lambda delivers those records again).
+    /// Records no longer pending (after the window's failure: delivered again) are left alone.
     fn settle(self, pending: &mut Vec<RecordReport>) -> Option<RecordFailure> {
         for ((record, reaction), reason, location) in self.parked {
             if let Some(report) = pending
@@ -1133,13 +1115,11 @@ impl Stored {
                 report.outcome = Outcome::Parked { reason, location };
             }
         }
-        let last = pending.last().map_or(0, |p| p.index);
-        match self.failed {
-            Some((whose, error, retryable)) if !pending.is_empty() && whose.0 <= last => {
-                Some(fail_flush(whose, &error, retryable, pending))
-            }
-            _ => None,
-        }
+        let (whose, error, retryable) = self.failed?;
+        pending
+            .last()
+            .is_some_and(|last| whose.0 <= last.index)
+            .then(|| fail_flush(whose, &error, retryable, pending))
     }
 }
 

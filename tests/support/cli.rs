@@ -59,10 +59,15 @@ pub fn replay(state: &Path, files: &[&str], env: &[(&str, &str)]) -> Vec<Value> 
         .collect()
 }
 
-/// `records` written as one event file at `file`, then `replay <file> --state <state> --json`:
-/// the exit code, the JSON lines and what the worker logged (at WARN).
+/// `records` written as one event file at `file`, then replayed ([`replay_file`]).
 pub fn replay_records(file: &Path, state: &Path, records: &[Value]) -> (i32, Vec<Value>, String) {
     std::fs::write(file, serde_json::json!({ "Records": records }).to_string()).unwrap();
+    replay_file(file, state)
+}
+
+/// `replay <file> --state <state> --json`: the exit code, the JSON lines and what the worker
+/// logged (at WARN).
+pub fn replay_file(file: &Path, state: &Path) -> (i32, Vec<Value>, String) {
     let output = worker()
         .env("RUST_LOG", "warn")
         .arg("replay")

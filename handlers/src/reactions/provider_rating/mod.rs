@@ -248,6 +248,14 @@ fn remember_in<K: std::hash::Hash + Eq, V>(
     }
 }
 
+/// `keys` of `table` read at once; no keys, no request.
+async fn read_all(ports: Ports<'_>, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+    match keys.is_empty() {
+        true => Ok(Vec::new()),
+        false => ports.tables.batch_get(table, keys).await,
+    }
+}
+
 /// Slots remembered before that memory is cleared (a bound, not a cache policy).
 const KNOWN_SLOTS: usize = 20_000;
 
@@ -343,6 +351,14 @@ impl ProviderRatings {
             KNOWN_SLOTS,
             slots.map(|(k, s)| (k.clone(), s)),
         );
+    }
+
+    /// Forgets the slots and providers of a window whose write failed: not known as stored.
+    fn forget(&self, folded: &Folding) {
+        for provider in folded.providers.keys() {
+            self.remember(provider, None);
+        }
+        self.remember_slots(folded.slots.keys().map(|key| (key, None)));
     }
 
     fn remember(&self, provider: &str, stored: Option<ProviderRating>) {
@@ -469,15 +485,26 @@ impl ProviderRatings {
         ports: Ports<'_>,
     ) -> Result<Folding, ReactionError> {
         let cfg = &self.config;
-        let slot_keys: BTreeSet<&SlotKey> = changes
+        // Not read: slots this process remembers, and, on the first attempt, a slot that the
+        // window's changes only enter (a booking's new review), taken as new. Either is written
+        // on the condition of the version assumed (for a new slot: that it does not exist), so
+        // if it is stale the transaction fails whole and the window is read again. A window of
+        // new reviews then costs no read (one round trip less); one delivered again to another
+        // process costs a cancelled transaction before the read.
+        let read_unless_known: BTreeSet<&SlotKey> = changes
             .iter()
             .flat_map(|c| {
                 let probe = c.unreadable.as_ref().and_then(|(_, probe)| probe.as_ref());
-                c.slots()
+                c.leaves
+                    .iter()
                     .map(|(key, _)| key)
                     .chain(c.was_in.iter())
                     .chain(probe)
             })
+            .collect();
+        let entered = changes.iter().filter_map(|c| c.enters.as_ref());
+        let slot_keys: BTreeSet<&SlotKey> = (read_unless_known.iter().copied())
+            .chain(entered.map(|(key, _)| key))
             .collect();
         let mut folding = Folding::default();
         let mut unknown = Vec::new();
@@ -493,46 +520,23 @@ impl ProviderRatings {
                 None => unknown.push(Self::provider_key(provider)),
             }
         }
-        // Not read: slots this process remembers, and, on the first attempt, a slot that the
-        // window's changes only enter (a booking's new review), taken as new. Either is written
-        // on the condition of the version assumed (for a new slot: that it does not exist), so
-        // if it is stale the transaction fails whole and the window is read again. A window of
-        // new reviews then costs no read (one round trip less); one delivered again to another
-        // process costs a cancelled transaction before the read.
-        let read_otherwise: BTreeSet<&SlotKey> = changes
-            .iter()
-            .flat_map(|c| {
-                let probe = c.unreadable.as_ref().and_then(|(_, probe)| probe.as_ref());
-                c.leaves
-                    .iter()
-                    .map(|(key, _)| key)
-                    .chain(c.was_in.iter())
-                    .chain(probe)
-            })
-            .collect();
         let mut to_read = Vec::new();
         for &key in &slot_keys {
             match self.known_slot(key).filter(|_| !fresh) {
                 Some(slot) => {
                     folding.slots.insert(key.clone(), slot);
                 }
-                None if fresh || read_otherwise.contains(key) => to_read.push(Self::slot_key(key)),
+                None if fresh || read_unless_known.contains(key) => {
+                    to_read.push(Self::slot_key(key))
+                }
                 None => {}
             }
         }
-        let slots = async {
-            match to_read.is_empty() {
-                true => Ok(Vec::new()),
-                false => ports.tables.batch_get(&cfg.state_table, to_read).await,
-            }
-        };
-        let providers = async {
-            match unknown.is_empty() {
-                true => Ok(Vec::new()),
-                false => ports.tables.batch_get(&cfg.providers_table, unknown).await,
-            }
-        };
-        let (slots, providers) = futures::future::try_join(slots, providers).await?;
+        let (slots, providers) = futures::future::try_join(
+            read_all(ports, &cfg.state_table, to_read),
+            read_all(ports, &cfg.providers_table, unknown),
+        )
+        .await?;
         for item in slots {
             let slot: BookingSlot = from_item(item, &format!("{} booking slot", cfg.state_table))?;
             let provider = slot
@@ -732,17 +736,11 @@ impl ProviderRatings {
                 }
                 Err(PortError::ConditionFailed { target, .. }) if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(%target, attempt, "another worker changed a slot or provider of this window first; reading it again");
-                    for provider in folded.providers.keys() {
-                        self.remember(provider, None);
-                    }
-                    self.remember_slots(folded.slots.keys().map(|key| (key, None)));
+                    self.forget(&folded);
                     attempt += 1;
                 }
                 Err(e) => {
-                    for provider in folded.providers.keys() {
-                        self.remember(provider, None);
-                    }
-                    self.remember_slots(folded.slots.keys().map(|key| (key, None)));
+                    self.forget(&folded);
                     return Err(e.into());
                 }
             }
