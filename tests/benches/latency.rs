@@ -8,8 +8,9 @@
 //! Then the same on the embedded tables with the delay's round trip held on every call, which
 //! shows the batch's own design without DynamoDB Local's throughput (its store does the work of
 //! every item itself, and runs transactions one at a time).
-//! Last, what DynamoDB Local itself spends on a write in a transaction and in a batch (no
-//! proxy), which is what bounds the first part.
+//! Last, what DynamoDB Local itself spends on a write in a transaction and in a batch, and on
+//! the writes a per-record implementation makes for a batch at 50 providers (no proxy), which
+//! is what bounds the first part.
 //! Needs `scripts/services start` (scripts/bench does it). Never fails on figures.
 //! Run: `cargo bench --bench latency` (`LATENCY_MS`, `LATENCY_PROVIDERS=5,50` and
 //! `LATENCY_CONCURRENCY=1,16,64` change the delay, the provider counts and the settings).
@@ -96,14 +97,32 @@ async fn sdk(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// Time spent waiting for each operation, summed over its calls (calls that overlap add up).
-#[derive(Default)]
-struct Timed(std::sync::Mutex<BTreeMap<&'static str, (u64, u64, Duration)>>);
+/// Per operation: calls, items they carried, and the time spent waiting for them, summed over
+/// the calls (calls at once add up).
+#[derive(Clone, Default)]
+struct Timed(Arc<std::sync::Mutex<BTreeMap<&'static str, Waited>>>);
 
-struct TimedHook(Arc<Timed>);
+/// Calls, items, time.
+type Waited = (u64, u64, Duration);
+
+impl Timed {
+    fn summary(&self) -> String {
+        let Ok(times) = self.0.lock() else {
+            return String::new();
+        };
+        let parts: Vec<String> = times
+            .iter()
+            .map(|(op, (calls, items, spent))| {
+                let ms = spent.as_secs_f64() * 1000.0;
+                format!("{op} {calls}× {items} items {ms:.0} ms")
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
 
 #[async_trait::async_trait]
-impl Intercept for TimedHook {
+impl Intercept for Timed {
     type Pending = (&'static str, u64, Instant);
 
     async fn before(
@@ -121,7 +140,7 @@ impl Intercept for TimedHook {
     }
 
     fn after(&self, (operation, items, started): Self::Pending) {
-        if let Ok(mut times) = self.0 .0.lock() {
+        if let Ok(mut times) = self.0.lock() {
             let entry = times.entry(operation).or_default();
             entry.0 += 1;
             entry.1 += items;
@@ -132,11 +151,11 @@ impl Intercept for TimedHook {
 
 /// What one run measured.
 struct Run {
-    timed: Arc<Timed>,
+    timed: Timed,
     seconds: f64,
     requests: BTreeMap<&'static str, u64>,
     /// Requests per batch the batch must wait for one after another, whatever the concurrency:
-    /// its one BatchGetItem, a provider's Query and UpdateItem, its BatchWriteItems.
+    /// its BatchGetItems, then its transactions, with which its audit writes go at once.
     dependent_per_batch: f64,
 }
 
@@ -148,11 +167,8 @@ async fn run(
 ) -> Run {
     let config = Config::from_lookup(|_| None).expect("default config");
     let mut adapters = wiring::sdk_adapters(slow, Catalog::with_seed_definitions());
-    let timed = Arc::new(Timed::default());
-    adapters.tables = Arc::new(Intercepted::new(
-        adapters.tables.clone(),
-        TimedHook(timed.clone()),
-    ));
+    let timed = Timed::default();
+    adapters.tables = Arc::new(Intercepted::new(adapters.tables.clone(), timed.clone()));
     let worker = wiring::worker(&config, adapters).with_max_concurrency(concurrency);
     let mut requests = BTreeMap::new();
     let mut seconds = 0.0;
@@ -169,7 +185,8 @@ async fn run(
         seconds += started.elapsed().as_secs_f64();
         assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
         let count = |op: &str| outcome.requests.get(op).copied().unwrap_or(0) as f64;
-        dependent += count("BatchGetItem") + count("BatchWriteItem") + 2.0;
+        dependent += count("BatchGetItem")
+            + count("TransactWriteItems").max(count("BatchWriteItem").min(1.0));
         batches += 1.0;
         for (op, n) in outcome.requests {
             *requests.entry(op).or_default() += n;
@@ -280,7 +297,7 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
         item: item(round, way, i),
         condition: None,
     };
-    // What any implementation of the two reactions must write for a batch at 50 providers:
+    // What a per-record implementation of the two reactions writes for a batch at 50 providers:
     // each provider's figures (the seed's providers table, three indexes) and 50 audit items.
     let provider =
         |i: usize| handlers::item::string_key(&[("providerId", &format!("COST#{run}#{i}"))]);
@@ -367,7 +384,7 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
     );
     let floor = median(&mut times[3]);
     println!(
-        "the writes any implementation makes for a batch at 50 providers (50 providers' figures, \
+        "the writes a per-record implementation makes for a batch at 50 providers (50 providers' figures, \
          {DEFAULT_MAX_CONCURRENCY} at once, and 50 audit items, no proxy, median of 5): {floor:.0} \
          ms, at most {:.0} records/s before any read, state or round trip",
         BATCH as f64 * 1000.0 / floor
@@ -454,19 +471,10 @@ async fn main() {
                 measured.dependent_per_batch,
                 bound,
             );
-            let timed = measured.timed.clone();
-            if let Ok(times) = timed.0.lock() {
-                let parts: Vec<String> = times
-                    .iter()
-                    .map(|(op, (calls, items, spent))| {
-                        format!(
-                            "{op} {calls}× {items} items {:.0} ms",
-                            spent.as_secs_f64() * 1000.0
-                        )
-                    })
-                    .collect();
-                println!("      waiting (summed over calls): {}", parts.join(", "));
-            };
+            println!(
+                "      waiting (summed over calls): {}",
+                measured.timed.summary()
+            );
         }
     }
     println!(
