@@ -61,16 +61,34 @@ async fn delaying_proxy(upstream: String, delay: Duration) -> String {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     return;
                 };
+                // Without it, Nagle's algorithm holds a small write until the one before is
+                // acknowledged, which delayed acknowledgement can make ~40 ms: a delay of the
+                // proxy's own, not of the network it stands for.
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
                 let (mut client_read, mut client_write) = client.into_split();
                 let (mut server_read, mut server_write) = server.into_split();
-                let requests = async {
+                // Each chunk goes on `delay` after it arrived, whatever came before it: the
+                // constant one-way delay of a longer network, not a delay per chunk in turn
+                // (which would charge a large request once per chunk the client wrote).
+                let (chunks, mut due_chunks) =
+                    tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+                let read = async move {
                     let mut buffer = vec![0u8; 64 * 1024];
                     while let Ok(n) = client_read.read(&mut buffer).await {
-                        if n == 0 {
+                        if n == 0
+                            || chunks
+                                .send((tokio::time::Instant::now() + delay, buffer[..n].to_vec()))
+                                .is_err()
+                        {
                             break;
                         }
-                        tokio::time::sleep(delay).await;
-                        if server_write.write_all(&buffer[..n]).await.is_err() {
+                    }
+                };
+                let requests = async {
+                    while let Some((due, chunk)) = due_chunks.recv().await {
+                        tokio::time::sleep_until(due).await;
+                        if server_write.write_all(&chunk).await.is_err() {
                             break;
                         }
                     }
@@ -79,7 +97,7 @@ async fn delaying_proxy(upstream: String, delay: Duration) -> String {
                 let responses = async {
                     let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
                 };
-                tokio::join!(requests, responses);
+                tokio::join!(read, requests, responses);
             });
         }
     });

@@ -2,7 +2,25 @@
 //! profiles (audited), estimation line items (totals), marketplace reviews (ratings) and ACS
 //! messages (thread statistics).
 
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde_json::{json, Value};
+
+/// The generated records' stream time: when the process started, to the minute. What the worker
+/// writes with a time to live counts from it (completion notes 24 hours, audit items a year), so
+/// it outlives the run as it does in production, where Lambda delivers a record again within
+/// the stream's 24 hours. Dated in the past, DynamoDB Local's TTL job would delete those items
+/// during the run: background work in the figures, and a re-delivery that finds no notes.
+fn stream_time() -> u64 {
+    static START: OnceLock<u64> = OnceLock::new();
+    *START.get_or_init(|| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1_735_689_600, |d| d.as_secs());
+        now - now % 60
+    })
+}
 
 /// What a generated record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +50,7 @@ fn record(
     old: Option<Value>,
 ) -> Value {
     let mut dynamodb = json!({
-        "ApproximateCreationDateTime": 1_735_689_600 + seq / 10,
+        "ApproximateCreationDateTime": stream_time() + seq as u64 / 10,
         "Keys": keys,
         "NewImage": new,
         "SequenceNumber": format!("{:021}", seq + 1),
@@ -90,7 +108,9 @@ impl Mix {
                 Kind::LineItem => {
                     let estimation =
                         format!("ESTIMATION#{}e{}", self.tag, nth % self.estimations.max(1));
-                    if seq < self.estimations {
+                    // The first record of each estimation is its METADATA (counted among the
+                    // line items, not among all records, which would give most none).
+                    if nth < self.estimations {
                         let keys = json!({ "PK": s(&estimation), "SK": s("METADATA") });
                         record(
                             &self.tag,
