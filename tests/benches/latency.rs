@@ -11,6 +11,7 @@
 //! Last, what DynamoDB Local itself spends on a write in a transaction and in a batch, and on
 //! the writes a per-record implementation makes for a batch at 50 providers (no proxy), which
 //! is what bounds the first part.
+//! One unmeasured run first warms DynamoDB Local up (its JIT).
 //! Needs `scripts/services start` (scripts/bench does it). Never fails on figures.
 //! Run: `cargo bench --bench latency` (`LATENCY_MS`, `LATENCY_PROVIDERS=5,50` and
 //! `LATENCY_CONCURRENCY=1,16,64` change the delay, the provider counts and the settings).
@@ -436,16 +437,33 @@ async fn main() {
     let app = DynamoDbTables::new(client, Catalog::with_seed_definitions());
     let proxy = delaying_proxy(upstream, Duration::from_millis(delay_ms)).await;
     let slow = sdk(&proxy).await;
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() % 0xffffff)
+        .unwrap_or(0);
+    // DynamoDB Local compiles its hot paths during its first minute of work (its JIT took
+    // about 11 s of CPU in a fresh one's first run, on a 2-core machine): a run before the
+    // measured ones, so that the first setting is not measured against a cold server.
+    let warm_up = Mix {
+        tag: format!("warm{run_id:x}"),
+        kinds: vec![Kind::Profile, Kind::Review],
+        providers: 50,
+        estimations: 20,
+        conversations: 30,
+    };
+    run(
+        &slow,
+        &app,
+        &warm_up.records(RECORDS, 0),
+        DEFAULT_MAX_CONCURRENCY,
+    )
+    .await;
     let rtt = round_trip(&slow).await;
     println!(
         "DynamoDB Local + {delay_ms} ms per request (one GetItem: {:.1} ms median); {RECORDS} \
          records, 50/50 profile changes (audited) and reviews, batches of {BATCH}:",
         rtt.as_secs_f64() * 1000.0
     );
-    let run_id = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() % 0xffffff)
-        .unwrap_or(0);
     // `LATENCY_CONCURRENCY=1,8,32` compares other settings (how the default was chosen).
     let settings: Vec<usize> = std::env::var("LATENCY_CONCURRENCY")
         .ok()
