@@ -410,6 +410,19 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
     );
 }
 
+/// The issue's workload: `RECORDS` records, half audited profile changes, half reviews over
+/// `providers`, with ids of their own (`tag`) so that runs on one DynamoDB Local do not mix.
+fn profiles_and_reviews(tag: String, providers: usize) -> Vec<serde_json::Value> {
+    Mix {
+        tag,
+        kinds: vec![Kind::Profile, Kind::Review],
+        providers,
+        estimations: 20,
+        conversations: 30,
+    }
+    .records(RECORDS, 0)
+}
+
 #[tokio::main]
 async fn main() {
     let endpoint =
@@ -444,20 +457,8 @@ async fn main() {
     // DynamoDB Local compiles its hot paths during its first minute of work (its JIT took
     // about 11 s of CPU in a fresh one's first run, on a 2-core machine): a run before the
     // measured ones, so that the first setting is not measured against a cold server.
-    let warm_up = Mix {
-        tag: format!("warm{run_id:x}"),
-        kinds: vec![Kind::Profile, Kind::Review],
-        providers: 50,
-        estimations: 20,
-        conversations: 30,
-    };
-    run(
-        &slow,
-        &app,
-        &warm_up.records(RECORDS, 0),
-        DEFAULT_MAX_CONCURRENCY,
-    )
-    .await;
+    let warm_up = profiles_and_reviews(format!("warm{run_id:x}"), 50);
+    run(&slow, &app, &warm_up, DEFAULT_MAX_CONCURRENCY).await;
     let rtt = round_trip(&slow).await;
     println!(
         "DynamoDB Local + {delay_ms} ms per request (one GetItem: {:.1} ms median); {RECORDS} \
@@ -484,14 +485,10 @@ async fn main() {
     for &providers in &providers_list {
         for &concurrency in &settings {
             // Records of their own for every run: the idempotency table outlives a run.
-            let mix = Mix {
-                tag: format!("lat{run_id:x}p{providers}c{concurrency}"),
-                kinds: vec![Kind::Profile, Kind::Review],
+            let records = profiles_and_reviews(
+                format!("lat{run_id:x}p{providers}c{concurrency}"),
                 providers,
-                estimations: 20,
-                conversations: 30,
-            };
-            let records = mix.records(RECORDS, 0);
+            );
             let measured = run(&slow, &app, &records, concurrency).await;
             let total: u64 = measured.requests.values().sum();
             let batches = RECORDS.div_ceil(BATCH) as f64;
@@ -520,15 +517,11 @@ async fn main() {
     );
     for &providers in &providers_list {
         for &concurrency in &settings {
-            let mix = Mix {
-                tag: format!("emb{run_id:x}p{providers}c{concurrency}"),
-                kinds: vec![Kind::Profile, Kind::Review],
+            let records = profiles_and_reviews(
+                format!("emb{run_id:x}p{providers}c{concurrency}"),
                 providers,
-                estimations: 20,
-                conversations: 30,
-            };
-            let (per_second, per_record) =
-                embedded_run(&mix.records(RECORDS, 0), rtt, concurrency).await;
+            );
+            let (per_second, per_record) = embedded_run(&records, rtt, concurrency).await;
             println!(
                 "  {providers:>2} providers, concurrency {concurrency:>2}: {per_second:>6.0} \
                  records/s, {per_record:.3} requests per record"
