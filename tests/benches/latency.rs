@@ -9,8 +9,9 @@
 //! shows the batch's own design without DynamoDB Local's throughput (its store does the work of
 //! every item itself, and runs transactions one at a time).
 //! Last, what DynamoDB Local itself spends on a write in a transaction and in a batch, and on
-//! the writes a per-record implementation makes for a batch at 50 providers (no proxy), which
-//! is what bounds the first part.
+//! the writes a per-record implementation makes for a batch at 50 providers (no proxy), with
+//! and without the one idempotency record per review that counting each review once takes:
+//! what bounds the first part on DynamoDB Local.
 //! One unmeasured run first warms DynamoDB Local up (its JIT).
 //! Needs `scripts/services start` (scripts/bench does it). Never fails on figures.
 //! Run: `cargo bench --bench latency` (`LATENCY_MS`, `LATENCY_PROVIDERS=5,50` and
@@ -38,7 +39,7 @@ use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::wiring;
 use ddb_stream_worker::wiring::config::Config;
 use futures::StreamExt;
-use handlers::ports::{Tables, TransactItem, WriteRequest};
+use handlers::ports::{Condition, Tables, TransactItem, WriteRequest};
 use handlers::AttributeValue;
 use mix::{Kind, Mix};
 use serde_json::json;
@@ -305,6 +306,7 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
     const STATE: &str = "ddb-stream-worker-aggregate-state";
     const PROVIDERS: &str = "marketplace-dev-providers-table";
     const AUDIT: &str = "aws-cost-platform-enhanced";
+    const IDEMPOTENCY: &str = "marketplace-dev-idempotency-table";
     let item = |round: usize, way: usize, i: usize| {
         handlers::item::string_key(&[
             ("pk", &format!("COST#{run}#{round}#{way}#{i}")),
@@ -317,7 +319,9 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
         condition: None,
     };
     // What a per-record implementation of the two reactions writes for a batch at 50 providers:
-    // each provider's figures (the seed's providers table, three indexes) and 50 audit items.
+    // each provider's figures (the seed's providers table, three indexes) and 50 audit items;
+    // one that counts each review once (`exact`) also writes at least one conditional put per
+    // review (an idempotency record: Powertools writes two, the lock and its completion).
     let provider =
         |i: usize| handlers::item::string_key(&[("providerId", &format!("COST#{run}#{i}"))]);
     let figures = |round: usize| {
@@ -341,11 +345,21 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
         item.insert("detail".into(), AttributeValue::S("d".repeat(300)));
         item
     };
-    let unavoidable = |round: usize| async move {
+    let per_record = |round: usize, exact: bool| async move {
         let updates = futures::stream::iter(0..50)
             .map(|i| {
                 let (key, update) = (provider(i), figures(round));
                 async move { app.update(PROVIDERS, &key, &update, None).await }
+            })
+            .buffer_unordered(DEFAULT_MAX_CONCURRENCY)
+            .collect::<Vec<_>>();
+        let once = Condition::NotExists("idempotencyKey".into());
+        let idempotency_records = futures::stream::iter(if exact { 0..50 } else { 0..0 })
+            .map(|i| {
+                let key = format!("provider-rating#COST#{run}#{round}#{i}");
+                let record = handlers::item::string_key(&[("idempotencyKey", &key)]);
+                let once = &once;
+                async move { app.put(IDEMPOTENCY, record, Some(once)).await }
             })
             .buffer_unordered(DEFAULT_MAX_CONCURRENCY)
             .collect::<Vec<_>>();
@@ -355,18 +369,24 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
                 .map(|i| WriteRequest::Put(audit(round, i)))
                 .collect(),
         );
-        let (updated, audited) = futures::join!(updates, audits);
+        let (updated, recorded, audited) = futures::join!(updates, idempotency_records, audits);
         for done in updated {
             done.expect("a provider's figures");
         }
+        for done in recorded {
+            done.expect("an idempotency record");
+        }
         audited.expect("50 audit items");
     };
-    unavoidable(0).await; // the providers exist from here on
-    let mut times: [Vec<Duration>; 4] = Default::default();
+    per_record(0, false).await; // the providers exist from here on
+    let mut times: [Vec<Duration>; 5] = Default::default();
     for round in 0..5 {
         let started = Instant::now();
-        unavoidable(round + 1).await;
+        per_record(2 * round + 1, false).await;
         times[3].push(started.elapsed());
+        let started = Instant::now();
+        per_record(2 * round + 2, true).await;
+        times[4].push(started.elapsed());
         let started = Instant::now();
         app.transact_write((0..100).map(|i| put(round, 0, i)).collect())
             .await
@@ -407,6 +427,12 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
          {DEFAULT_MAX_CONCURRENCY} at once, and 50 audit items, no proxy, median of 5): {floor:.0} \
          ms, at most {:.0} records/s before any read, state or round trip",
         BATCH as f64 * 1000.0 / floor
+    );
+    let exact = median(&mut times[4]);
+    println!(
+        "the same and one conditional put per review (the least that counts each review once): \
+         {exact:.0} ms, at most {:.0} records/s",
+        BATCH as f64 * 1000.0 / exact
     );
 }
 
