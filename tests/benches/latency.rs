@@ -7,7 +7,7 @@
 //! dependent round trips of a batch allow; checks every provider's aggregate afterwards.
 //! Then the same on the embedded tables with the delay's round trip held on every call, which
 //! shows the batch's own design without DynamoDB Local's throughput (its store does the work of
-//! every item itself, and runs transactions one at a time).
+//! every item on one thread, and holds every other request back while a transaction runs).
 //! Last, what DynamoDB Local itself spends on a write in a transaction and in a batch, and on
 //! the writes a per-record implementation makes for a batch at 50 providers (no proxy), with
 //! and without the one idempotency record per review that counting each review once takes:
