@@ -14,6 +14,7 @@ use chrono::SecondsFormat;
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use super::folding::{aggregate_version, next_aggregate_version};
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::cost::model::{
@@ -272,19 +273,13 @@ impl EstimationTotals {
         {
             return Ok(with_skipped(json!({ "unchanged": totals }), skipped));
         }
-        let next_version =
-            (metadata.summary_version.unwrap_or_default() + Decimal::ONE).normalize();
+        let next_version = next_aggregate_version(metadata.summary_version).normalize();
         let calculation =
             self.calculation_item(&metadata, &lines, &priced, &currency, now, next_version);
         // The worker's own lock: the application's `Version` and `UpdatedAt` are never touched,
         // so none of its conditional edits can fail because of this write.
-        let version_condition = match metadata.summary_version {
-            Some(v) => Condition::eq(
-                SUMMARY_VERSION,
-                AttributeValue::N(v.normalize().to_string()),
-            ),
-            None => Condition::NotExists(SUMMARY_VERSION.into()),
-        };
+        let (version_condition, next) =
+            aggregate_version(SUMMARY_VERSION, metadata.summary_version);
         let summary_item = to_item(&SummaryOnly {
             estimation_summary: summary,
         })?;
@@ -296,7 +291,7 @@ impl EstimationTotals {
                     .cloned()
                     .unwrap_or(AttributeValue::Null(true)),
             )
-            .set(SUMMARY_VERSION, AttributeValue::N(next_version.to_string()));
+            .set(SUMMARY_VERSION, next);
         ports
             .tables
             .transact_write(vec![

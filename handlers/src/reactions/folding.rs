@@ -70,7 +70,12 @@ pub fn aggregate_version(name: &str, version: Option<Decimal>) -> (Condition, At
         Some(v) => Condition::eq(name, n(v)),
         None => Condition::NotExists(name.into()),
     };
-    (condition, n(version.unwrap_or_default() + Decimal::ONE))
+    (condition, n(next_aggregate_version(version)))
+}
+
+/// The version an aggregate read at `version` (None: absent) is written with.
+pub fn next_aggregate_version(version: Option<Decimal>) -> Decimal {
+    version.unwrap_or_default() + Decimal::ONE
 }
 
 /// Cuts `changes` into runs, in order, whose distinct items (`items_of` names those a change

@@ -35,8 +35,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::folding::{
-    aggregate_version, fold_in_segments, later_or_same, only, put_state, SegmentResults,
-    MAX_ATTEMPTS,
+    aggregate_version, fold_in_segments, later_or_same, next_aggregate_version, only, put_state,
+    SegmentResults, MAX_ATTEMPTS,
 };
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
@@ -720,7 +720,7 @@ impl ProviderRatings {
                                 .providers
                                 .get(provider)
                                 .and_then(|p| p.aggregate_version);
-                            now.aggregate_version = Some(was.unwrap_or_default() + Decimal::ONE);
+                            now.aggregate_version = Some(next_aggregate_version(was));
                         }
                         self.remember(provider, Some(now));
                     }
