@@ -12,7 +12,8 @@
 //! the writes a per-record implementation makes for a batch at 50 providers (no proxy), with
 //! and without the one idempotency record per review that counting each review once takes:
 //! what bounds the first part on DynamoDB Local.
-//! One unmeasured run first warms DynamoDB Local up (its JIT).
+//! One unmeasured run first warms DynamoDB Local up (its JIT). Wants a DynamoDB Local of its own
+//! (scripts/bench restarts the one it started): it says so when the store was used before.
 //! Needs `scripts/services start` (scripts/bench does it). Never fails on figures.
 //! Run: `cargo bench --bench latency` (`LATENCY_MS`, `LATENCY_PROVIDERS=5,50` and
 //! `LATENCY_CONCURRENCY=1,16,64` change the delay, the provider counts and the settings).
@@ -470,6 +471,23 @@ async fn main() {
         .unwrap_or(5);
     let direct = sdk(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&direct);
+    // DynamoDB Local scans its stream records of every table on each write to a table with a
+    // stream (BENCHMARKS.md, "DynamoDB Local's stream history"): on a store that was used before,
+    // the audit writes cost what its history costs, not what the worker asks of it.
+    let earlier_tables = client
+        .list_tables()
+        .send()
+        .await
+        .map(|listed| listed.table_names().len())
+        .unwrap_or(0);
+    if earlier_tables > 0 {
+        println!(
+            "note: this DynamoDB Local already held {earlier_tables} tables, so perhaps stream \
+             records, which slow every write to a table with a stream (BENCHMARKS.md); for \
+             figures comparable with BENCHMARKS.md start it afresh: scripts/services stop && \
+             scripts/services start"
+        );
+    }
     tables::create_tables(&client, &[])
         .await
         .expect("create the seed tables");
