@@ -471,9 +471,9 @@ async fn main() {
         .unwrap_or(5);
     let direct = sdk(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&direct);
-    // DynamoDB Local scans its stream records of every table on each write to a table with a
-    // stream (BENCHMARKS.md, "DynamoDB Local's stream history"): on a store that was used before,
-    // the audit writes cost what its history costs, not what the worker asks of it.
+    // On each write to a table with a stream, DynamoDB Local walks every stream record it stored
+    // before that table's first one (BENCHMARKS.md, "DynamoDB Local's stream history"): on a
+    // store that was used before, the audit writes cost what its history costs.
     let earlier_tables = client
         .list_tables()
         .send()
