@@ -153,7 +153,7 @@ fn a_ttl_delete_is_audited_as_an_expiry_by_dynamodb() {
 }
 
 #[test]
-fn a_poison_record_mid_batch_stops_it_with_its_sequence_number_and_exit_1() {
+fn a_poison_record_mid_batch_is_parked_whole_and_the_batch_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let output = worker()
         .arg("replay")
@@ -163,7 +163,7 @@ fn a_poison_record_mid_batch_stops_it_with_its_sequence_number_and_exit_1() {
         .arg("--json")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3), "parked records: exit 3");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<Value> = stdout
         .lines()
@@ -171,29 +171,32 @@ fn a_poison_record_mid_batch_stops_it_with_its_sequence_number_and_exit_1() {
         .collect();
     assert_eq!(
         lines.len(),
-        4,
-        "record 0, the failing record 1, the batch summary and the response; record 2 is not processed"
+        5,
+        "three records, the batch summary and the response"
     );
-    assert_eq!(
-        lines[3],
-        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "400000000000000000700"}]})
-    );
-    let error = lines[1]["error"].as_str().unwrap();
+    assert_eq!(lines[4], serde_json::json!({"batchItemFailures": []}));
+    let decode = support::reaction(&lines[1], "decode");
+    assert_eq!(decode["outcome"], "parked");
+    let reason = decode["reason"].as_str().unwrap();
     assert!(
-        error.contains("NEW_AND_OLD_IMAGES") && error.contains("KEYS_ONLY"),
-        "{error}"
+        reason.contains("NEW_AND_OLD_IMAGES") && reason.contains("KEYS_ONLY"),
+        "{reason}"
     );
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        stderr.contains("440acbae6dce59b73351717a74dc3fd0"),
-        "the error names the eventID: {stderr}"
-    );
-    // Record 2 (REMOVE of the user) did not happen: the profile is still there.
+    // Kept whole: every field as it was sent, not rebuilt from the decoded change.
+    let sent: Value = serde_json::from_str(
+        &std::fs::read_to_string(event("cost-platform-poison-mid-batch.json")).unwrap(),
+    )
+    .unwrap();
+    let location = decode["location"].as_str().unwrap();
+    let parked: Value = serde_json::from_str(&std::fs::read_to_string(location).unwrap()).unwrap();
+    assert_eq!(parked["Records"][0], sent["Records"][1]);
+    assert_eq!(parked["parked"]["reaction"], "decode");
+    // Record 2 (REMOVE of the user) went on: the profile is gone, and both changes audited.
     let items = state_show(dir.path());
-    assert!(items
+    assert!(!items
         .iter()
         .any(|i| text(i, "PK") == "USER#user123" && text(i, "SK") == "PROFILE"));
-    assert_eq!(audit_items(dir.path()).len(), 1);
+    assert_eq!(audit_items(dir.path()).len(), 2);
 }
 
 #[test]
@@ -281,7 +284,7 @@ fn malformed_json_names_file_line_and_column_and_changes_nothing() {
 }
 
 #[test]
-fn a_record_without_sequence_number_is_unusable_input() {
+fn a_record_without_sequence_number_is_parked_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("noseq.json");
     let mut event: Value = serde_json::from_str(
@@ -300,10 +303,15 @@ fn a_record_without_sequence_number_is_unusable_input() {
         .arg(dir.path().join("s"))
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8(output.stderr)
-        .unwrap()
-        .contains("SequenceNumber"));
+    assert_eq!(output.status.code(), Some(3));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("decode: PARKED")
+            && stdout
+                .contains("dynamodb.SequenceNumber is missing: expected a stream sequence number"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#"{"batchItemFailures":[]}"#), "{stdout}");
 }
 
 #[test]

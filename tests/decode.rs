@@ -84,13 +84,16 @@ fn an_unknown_event_name_is_a_defect() {
 }
 
 #[test]
-fn a_non_stream_event_names_the_path_that_is_wrong() {
-    let err = decode_event(r#"{"Records":[{"eventID":"1","eventName":"INSERT","dynamodb":{"Keys":{"PK":{"X":"1"}}}}]}"#, "odd.json", None).unwrap_err();
-    let message = err.to_string();
-    assert!(
-        message.starts_with("odd.json: not a DynamoDB stream event at `Records[0].dynamodb.Keys"),
-        "{message}"
-    );
+fn a_record_of_the_wrong_shape_is_a_defect_naming_the_path() {
+    let text = r#"{"Records":[{"eventID":"1","eventName":"INSERT","eventSourceARN":"arn:aws:dynamodb:us-east-1:1:table/t-1/stream/x","dynamodb":{"ApproximateCreationDateTime":1705312800,"SequenceNumber":"100000000000000000001","Keys":{"PK":{"X":"1"}}}}]}"#;
+    let records = decode_event(text, "odd.json", None).unwrap();
+    match &records[0].change {
+        Err(RecordDefect::Shape { path, .. }) => {
+            assert!(path.starts_with("dynamodb.Keys"), "{path}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(records[0].sequence_number, "100000000000000000001");
 }
 
 /// `n` records of a shipped file, repeated, as one event's `Records` elements (JSON text).
@@ -107,10 +110,10 @@ fn event_of(records: &[String]) -> String {
     format!("{{\"Records\": [\n{}\n]}}", records.join(",\n"))
 }
 
-/// The first pass of a replay checks on a second thread while it parses; what it reports must
-/// be what decoding the file in order reports: the count, or the earliest error.
+/// The first pass of a replay only refuses what makes a whole file unusable: it counts a
+/// record of the wrong shape (the second pass parks it) and reports malformed JSON where it is.
 #[test]
-fn checking_in_parallel_reports_what_decoding_in_order_reports() {
+fn the_first_pass_refuses_only_what_makes_the_file_unusable() {
     use ddb_stream_worker::decode::{check_records, for_each_record};
     let in_order = |text: &str| for_each_record(text.as_bytes(), "f.json", None, &mut |_| {});
     let checked = |text: &str| check_records(text.as_bytes(), "f.json", None);
@@ -120,20 +123,24 @@ fn checking_in_parallel_reports_what_decoding_in_order_reports() {
     assert_eq!(checked(&whole).unwrap(), 3000);
     assert_eq!(in_order(&whole).unwrap(), 3000);
 
-    // A wrong shape early and broken JSON late: the wrong shape is first in the file.
-    let mut early_shape = records.clone();
-    early_shape[1700] = r#"{"eventID": 5}"#.to_string();
-    let mut text = event_of(&early_shape);
-    text.truncate(text.len() - 5000);
-    let error = checked(&text).unwrap_err().to_string();
-    assert_eq!(error, in_order(&text).unwrap_err().to_string());
-    assert!(error.contains("Records[1700]"), "{error}");
+    // A wrong shape is one record, parked later; the file is still usable.
+    let mut shape = records.clone();
+    shape[1700] = r#"{"eventID": 5}"#.to_string();
+    let text = event_of(&shape);
+    assert_eq!(checked(&text).unwrap(), 3000);
+    let mut defects = Vec::new();
+    for_each_record(text.as_bytes(), "f.json", None, &mut |r| {
+        if r.change.is_err() {
+            defects.push(r)
+        }
+    })
+    .unwrap();
+    assert_eq!(defects.len(), 1);
 
-    // Broken JSON before any wrong shape: the JSON error, with its line.
-    let mut late_shape = records.clone();
-    late_shape[2900] = r#"{"eventID": 5}"#.to_string();
-    late_shape[2000] = "{\"eventID\": ".to_string();
-    let text = event_of(&late_shape);
+    // Broken JSON: the JSON error, with its line, from both passes.
+    let mut broken = records.clone();
+    broken[2000] = "{\"eventID\": ".to_string();
+    let text = event_of(&broken);
     let error = checked(&text).unwrap_err().to_string();
     assert_eq!(error, in_order(&text).unwrap_err().to_string());
     assert!(error.contains("malformed JSON"), "{error}");

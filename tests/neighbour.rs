@@ -374,7 +374,9 @@ async fn discrepancies(
                 support_plan_included: true,
             },
         };
-        let expected = price(&lines, &rules, &SavingsRates::default()).total_monthly;
+        let expected = price(&lines, &rules, &SavingsRates::default())
+            .expect("prices")
+            .total_monthly;
         let summary = match metadata.get("EstimationSummary") {
             Some(handlers::AttributeValue::M(m)) => match m.get("TotalMonthlyCost") {
                 Some(handlers::AttributeValue::N(v)) => v.parse().ok(),

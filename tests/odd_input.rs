@@ -27,6 +27,29 @@ fn edited_record(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Valu
     file
 }
 
+/// A record the replay parked: exit 3, the report names its sequence number and `why`, the
+/// batch went on (nothing reported to Lambda), and the parked file holds the record as it
+/// was sent. Returns the parked file's event.
+fn assert_parked(output: &Output, state: &Path, seq: &str, why: &str) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(seq) && stdout.contains("PARKED") && stdout.contains(why),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"batch response: {"batchItemFailures":[]}"#),
+        "{stdout}"
+    );
+    let parked = std::fs::read_dir(state.join("parked"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(seq))
+        .unwrap_or_else(|| panic!("no parked file for {seq}"));
+    serde_json::from_str(&std::fs::read_to_string(parked).unwrap()).unwrap()
+}
+
 /// `replay FILE --state STATE`, human output.
 fn replay_file(file: &Path, state: &Path) -> Output {
     worker()
@@ -103,21 +126,17 @@ fn every_attribute_type_and_38_digit_numbers_are_kept_exactly() {
 }
 
 #[test]
-fn an_event_name_that_does_not_exist_fails_its_record_by_sequence_number() {
+fn an_event_name_that_does_not_exist_parks_its_record_by_sequence_number() {
     let dir = tempfile::tempdir().unwrap();
     let output = replay_file(&event("odd-event-name"), dir.path());
-    assert_eq!(output.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stdout.contains(r#"{"batchItemFailures":[{"itemIdentifier":"900000000000000000003"}]}"#),
-        "{stdout}"
+    let parked = assert_parked(
+        &output,
+        dir.path(),
+        "900000000000000000003",
+        r#"unknown eventName "UPSERT": expected INSERT, MODIFY or REMOVE"#,
     );
-    assert!(
-        stderr.contains(r#"unknown eventName "UPSERT": expected INSERT, MODIFY or REMOVE"#)
-            && stderr.contains("not retryable"),
-        "{stderr}"
-    );
+    assert_eq!(parked["Records"][0]["eventName"], "UPSERT");
+    assert_eq!(parked["parked"]["reaction"], "decode");
 }
 
 #[test]
@@ -129,13 +148,13 @@ fn a_record_that_lost_its_image_names_what_is_missing() {
             .unwrap()
             .remove("NewImage");
     });
-    let output = replay_file(&file, &dir.path().join("state"));
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("900000000000000000001")
-            && stderr.contains("INSERT record has no NewImage (StreamViewType NEW_AND_OLD_IMAGES)"),
-        "{stderr}"
+    let state = dir.path().join("state");
+    let output = replay_file(&file, &state);
+    assert_parked(
+        &output,
+        &state,
+        "900000000000000000001",
+        "INSERT record has no NewImage (StreamViewType NEW_AND_OLD_IMAGES)",
     );
 }
 
@@ -196,20 +215,18 @@ fn an_item_near_400_kb_is_kept_whole_and_audited_in_a_small_audit_item() {
 }
 
 #[test]
-fn a_number_dynamodb_could_not_hold_fails_its_record_naming_the_attribute() {
+fn a_number_dynamodb_could_not_hold_parks_its_record_naming_the_attribute() {
     let dir = tempfile::tempdir().unwrap();
     let file = edited_record(dir.path(), "bad-number.json", |record| {
         record["dynamodb"]["NewImage"]["Prefs"]["M"]["limit"] = serde_json::json!({ "N": "1e126" });
     });
     let state = dir.path().join("state");
     let output = replay_file(&file, &state);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("900000000000000000001")
-            && stderr.contains(r#"NewImage.Prefs.limit = "1e126" is not a DynamoDB number"#)
-            && stderr.contains("not retryable"),
-        "{stderr}"
+    assert_parked(
+        &output,
+        &state,
+        "900000000000000000001",
+        r#"NewImage.Prefs.limit = "1e126" is not a DynamoDB number"#,
     );
     assert!(
         table(&state, "aws-cost-platform-enhanced").is_empty(),
@@ -218,17 +235,17 @@ fn a_number_dynamodb_could_not_hold_fails_its_record_naming_the_attribute() {
 }
 
 #[test]
-fn keys_that_disagree_with_the_image_fail_the_record() {
+fn keys_that_disagree_with_the_image_park_the_record() {
     let dir = tempfile::tempdir().unwrap();
     let file = edited_record(dir.path(), "edited.json", |record| {
         record["dynamodb"]["Keys"]["PK"] = serde_json::json!({ "S": "USER#someone-else" });
     });
-    let output = replay_file(&file, &dir.path().join("state"));
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("900000000000000000001")
-            && stderr.contains("Keys.PK does not match the NewImage's PK"),
-        "{stderr}"
+    let state = dir.path().join("state");
+    let output = replay_file(&file, &state);
+    assert_parked(
+        &output,
+        &state,
+        "900000000000000000001",
+        "Keys.PK does not match the NewImage's PK",
     );
 }

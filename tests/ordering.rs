@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ddb_stream_worker::adapters::ChangeApplier;
+use ddb_stream_worker::adapters::{Applied, ChangeApplier};
 use ddb_stream_worker::batch::intercept::{Intercept, Intercepted, TableCall};
 use ddb_stream_worker::batch::{BatchOptions, DEFAULT_MAX_CONCURRENCY};
 use ddb_stream_worker::wiring;
@@ -56,7 +56,7 @@ struct OrderedApplier {
 
 #[async_trait]
 impl ChangeApplier for OrderedApplier {
-    async fn apply(&self, change: &Change) -> Result<bool, PortError> {
+    async fn apply(&self, change: &Change) -> Result<Applied, PortError> {
         let item = format!(
             "{} {}",
             change.table,

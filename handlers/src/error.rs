@@ -62,6 +62,10 @@ pub enum ReactionError {
     /// the batch is delivered again from there.
     #[error("{0}")]
     NotAttempted(String),
+    /// The reaction panicked on this record: a bug, which the batch catches at the reaction's
+    /// boundary so that the record is parked and the stream goes on.
+    #[error("the reaction panicked on this record ({0}): a bug in the worker; the record is parked, and a redrive runs it again once the worker is fixed")]
+    Panicked(String),
 }
 
 impl ReactionError {
@@ -71,7 +75,8 @@ impl ReactionError {
             ReactionError::InProgress { .. } | ReactionError::NotAttempted(_) => true,
             ReactionError::BadItem { .. }
             | ReactionError::Encode(_)
-            | ReactionError::Rejected(_) => false,
+            | ReactionError::Rejected(_)
+            | ReactionError::Panicked(_) => false,
         }
     }
 }

@@ -84,8 +84,6 @@ pub fn from_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, React
 /// hands every number to serde as marked text, which these field adapters parse exactly, and
 /// [`to_item`] turns the marked text they write back into a number (`N`).
 pub mod number {
-    use std::str::FromStr;
-
     use rust_decimal::Decimal;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
@@ -105,9 +103,62 @@ pub mod number {
 
     fn parse(text: &str) -> Result<Decimal, String> {
         let digits = text.strip_prefix(MARK).unwrap_or(text).trim();
-        Decimal::from_str(digits)
-            .or_else(|_| Decimal::from_scientific(digits))
-            .map_err(|e| format!("{digits:?} is not a number this worker can hold exactly: {e}"))
+        exact(digits).ok_or_else(|| {
+            format!("{digits:?} is not a number this worker can hold exactly (28 significant digits, magnitude below 7.9E+28)")
+        })
+    }
+
+    /// `text` as a `Decimal` only if it holds the number exactly: `Decimal`'s own parsers round
+    /// what has more digits than it keeps, so 5.0000000000000000000000000000000000001 would be
+    /// read as 5. Scientific notation is written out first; trailing zeros after the point are
+    /// not digits that matter.
+    pub fn exact(text: &str) -> Option<Decimal> {
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+            Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()?),
+            None => (unsigned, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if (int.is_empty() && frac.is_empty())
+            || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let digits = format!("{int}{frac}");
+        let digits = digits.trim_start_matches('0');
+        if digits.is_empty() {
+            return Some(Decimal::ZERO);
+        }
+        // The point sits `point` digits into `digits`; a number beyond Decimal's range in
+        // either direction is refused before any long string is built.
+        let leading_zeros = int.len() + frac.len() - digits.len();
+        let point = int.len() as i64 - leading_zeros as i64 + exponent;
+        if !(-40..=40).contains(&point) {
+            return None;
+        }
+        let plain = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+        } else {
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
+        };
+        let plain = match plain.contains('.') {
+            true => plain
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string(),
+            false => plain,
+        };
+        let value = Decimal::from_str_exact(&plain).ok()?;
+        Some(if negative { -value } else { value })
     }
 
     /// The number in marked text (how [`from_item`](super::from_item) hands numbers to serde):
@@ -340,6 +391,31 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(from_item::<Priced>(item, "priced").unwrap(), value);
+    }
+
+    #[test]
+    fn numbers_are_read_exactly_or_not_at_all() {
+        use super::number::exact;
+        let d = |t: &str| t.parse::<rust_decimal::Decimal>().unwrap();
+        assert_eq!(exact("5"), Some(d("5")));
+        assert_eq!(exact("-1.50"), Some(d("-1.5")));
+        assert_eq!(exact("1.5e3"), Some(d("1500")));
+        assert_eq!(exact("25E-1"), Some(d("2.5")));
+        assert_eq!(exact("0.000"), Some(d("0")));
+        assert_eq!(
+            exact("5.000000000000000000000000000000000000"),
+            Some(d("5"))
+        );
+        assert_eq!(exact("8E+28"), None, "beyond Decimal");
+        assert_eq!(exact("1E+125"), None);
+        assert_eq!(exact("1E-130"), None);
+        assert_eq!(
+            exact("5.0000000000000000000000000000000000001"),
+            None,
+            "would round to 5"
+        );
+        assert_eq!(exact("1e"), None);
+        assert_eq!(exact("x"), None);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!
 //! - [`change`], [`item`], [`error`]: a stream record as a typed change, items through
 //!   serde_dynamo, and the errors a reaction or a port returns.
+//! - [`value_rules`]: DynamoDB's rules for attribute values (numbers, sets, nesting, item
+//!   size, keys), which decoding and the embedded tables both hold input to.
 //! - [`ports`]: what a reaction may touch (tables, objects, mail, clock).
 //! - [`reactions`]: one module per reaction, named after it, and the registry.
 //! - [`cost`]: the cost platform's domain (items, pricing, savings rates, proposal rendering),
@@ -31,6 +33,7 @@ pub(crate) mod redact;
 pub mod settings;
 pub mod skipped;
 pub mod templates;
+pub mod value_rules;
 
 pub use change::{Change, ChangeKind};
 pub use error::{PortError, ReactionError};

@@ -32,7 +32,8 @@ fn proposal(lines: Vec<LineItem>, client: &str, project: &str) -> Proposal {
         volume_discounts: true,
         support_plan_included: true,
     };
-    let priced = price(&lines, &rules, &SavingsRates::default());
+    let priced =
+        price(&lines, &rules, &SavingsRates::default()).expect("the test estimation prices");
     Proposal {
         template: proposal_template("standard_proposal").unwrap(),
         branding: branding("sagesoft").unwrap(),

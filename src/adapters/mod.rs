@@ -22,9 +22,20 @@ use handlers::{Change, PortError};
 /// state does; on AWS the write has already happened).
 #[async_trait::async_trait]
 pub trait ChangeApplier: Send + Sync {
-    /// Ok(false) when this record was applied before: a replayed file is a re-delivery of the
-    /// same records, not the same writes made again.
-    async fn apply(&self, change: &Change) -> Result<bool, PortError>;
+    /// [`Applied::Before`] when this record was applied before: a replayed file is a
+    /// re-delivery of the same records, not the same writes made again. A different record
+    /// under an eventID already applied is refused (not retryable).
+    async fn apply(&self, change: &Change) -> Result<Applied, PortError>;
+}
+
+/// What applying a record's own change came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Now,
+    /// Applied before, by an earlier run on the state or earlier in this one.
+    Before {
+        in_this_run: bool,
+    },
 }
 
 /// Exponential backoff with full jitter: attempt 0 waits up to 50 ms, doubling to 2 s at most.

@@ -47,8 +47,9 @@ impl Parking for SqsParking {
         let mut location = self.queue_url.clone();
         if body.len() > LARGEST_BODY {
             let key = format!(
-                "parked/{}/{}-{}.json",
-                record.change.table, record.change.sequence_number, record.reaction
+                "parked/{}/{}.json",
+                record.table_folder(),
+                record.file_stem()
             );
             self.objects
                 .put(Object {

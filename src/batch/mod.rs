@@ -26,7 +26,10 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use std::panic::AssertUnwindSafe;
+
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
@@ -37,7 +40,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tracing::Instrument;
 
-use crate::adapters::{CallBudget, ChangeApplier, ParkedRecord, Parking};
+use crate::adapters::{Applied, CallBudget, ChangeApplier, ParkedRecord, Parking};
 use crate::catalog::Catalog;
 use crate::decode::StreamRecord;
 use effects::{Effect, Recorder};
@@ -105,6 +108,9 @@ pub enum Outcome {
     Parked {
         reason: String,
         location: String,
+        /// The reaction panicked on the record (a bug, caught at the reaction's boundary).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        panicked: bool,
     },
 }
 
@@ -132,9 +138,12 @@ pub struct RecordReport {
     pub sequence_number: String,
     /// The record's own change was applied to the embedded table first.
     pub applied: bool,
-    /// It was not, because an earlier replay applied this very record.
+    /// It was not, because this very record was applied before: by an earlier replay of the
+    /// state, or earlier in this run (a record repeated in the input).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub already_applied: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub applied_earlier_in_this_run: bool,
     pub reactions: Vec<ReactionReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -431,12 +440,17 @@ impl Worker {
         let mut response = DynamoDbEventResponse::default();
         if let Some(f) = &failure {
             let mut item = DynamoDbBatchItemFailure::default();
-            // Never an empty identifier (Lambda would read it as "all failed", silently): if a
-            // failure could not be tied to its record, retrying the whole batch is safe.
-            let first = records.first().map(|r| r.sequence_number.clone());
-            item.item_identifier = Some(f.sequence_number.clone())
-                .filter(|s| !s.is_empty())
-                .or(first);
+            // Never an empty or invalid identifier (Lambda would read it as "all failed",
+            // silently): a failed record without a sequence number a stream gives is retried
+            // from the last valid one before it (running records again is safe), or, if none,
+            // with the whole batch.
+            let valid_at_or_before = records[..=f.index.min(records.len().saturating_sub(1))]
+                .iter()
+                .rev()
+                .find(|r| r.has_valid_sequence_number())
+                .or(records.first())
+                .map(|r| r.sequence_number.clone());
+            item.item_identifier = valid_at_or_before;
             response.batch_item_failures.push(item);
         }
         BatchOutcome {
@@ -458,15 +472,6 @@ impl Worker {
         options: BatchOptions,
         plan: &Plan,
     ) -> (Vec<RecordReport>, Option<RecordFailure>, Stored) {
-        // A record that cannot be decoded fails as soon as it starts: nothing after it starts,
-        // as without lanes (a replay stops there, its later changes not applied).
-        let window = match records[window.clone()]
-            .iter()
-            .position(|r| r.change.is_err())
-        {
-            Some(at) => window.start..window.start + at + 1,
-            None => window,
-        };
         let lanes: Vec<Vec<usize>> = if self.max_concurrency == 1 {
             vec![window.clone().collect()]
         } else {
@@ -572,8 +577,7 @@ impl Worker {
                 reaction = reaction.name(),
                 records = changes.len()
             );
-            let mut results = reaction
-                .react_window(&changes, ports)
+            let mut results = fold_caught(reaction.as_ref(), &changes, ports)
                 .instrument(span)
                 .await
                 .into_iter();
@@ -601,7 +605,7 @@ impl Worker {
                 let settled = self
                     .settle(
                         r,
-                        change,
+                        &records[lane_record.report.index],
                         lane_record.report.index,
                         run,
                         effects,
@@ -698,21 +702,28 @@ impl Worker {
     ) -> Result<(), RecordFailure> {
         let change = match &record.change {
             Ok(change) => change,
+            // It breaks a rule every stream record keeps: no retry changes it, so it is parked
+            // whole and the batch goes on.
             Err(defect) => {
-                report.error = Some(defect.to_string());
-                return Err(failure_of(report, "decode", defect.to_string(), false));
+                return self
+                    .park_whole(record, report, "decode", defect.to_string(), false)
+                    .await
             }
         };
         if let (true, Some(applier)) = (options.apply_own_change, &self.adapters.applier) {
             self.adapters.catalog.learn(&change.table, &change.keys);
             match applier.apply(change).await {
-                Ok(applied) => {
-                    report.applied = applied;
-                    report.already_applied = !applied;
+                Ok(Applied::Now) => report.applied = true,
+                Ok(Applied::Before { in_this_run }) => {
+                    report.already_applied = true;
+                    report.applied_earlier_in_this_run = in_this_run;
                 }
+                // Reactions must not run on a state without the record's own change.
                 Err(e) => {
-                    report.error = Some(e.to_string());
-                    return Err(failure_of(report, "apply", e.to_string(), e.is_retryable()));
+                    let retryable = e.is_retryable();
+                    return self
+                        .park_whole(record, report, "apply", e.to_string(), retryable)
+                        .await;
                 }
             }
         }
@@ -772,7 +783,7 @@ impl Worker {
                 .run_reaction(reaction.as_ref(), change, ports, options)
                 .await;
             let settled = self
-                .settle(r, change, report.index, run, recorder.take(), unusable)
+                .settle(r, record, report.index, run, recorder.take(), unusable)
                 .await;
             buffer.extend(settled.deferred);
             report.reactions.push(settled.report);
@@ -802,7 +813,7 @@ impl Worker {
     async fn settle(
         &self,
         r: usize,
-        change: &Change,
+        stream_record: &StreamRecord,
         record: usize,
         run: Result<Ran, ReactionError>,
         mut effects: Vec<Effect>,
@@ -824,14 +835,18 @@ impl Worker {
                     });
                 }
                 warn_of_skipped(&result);
-                let outcome = match self.park_bad_data(name, change, unusable).await {
+                let outcome = match self.park_bad_data(name, stream_record, unusable).await {
                     None => {
                         tracing::info!(outcome = "done");
                         Outcome::Done { result }
                     }
                     Some(Ok((reason, location))) => {
                         tracing::warn!(outcome = "parked", %location, error = %reason);
-                        Outcome::Parked { reason, location }
+                        Outcome::Parked {
+                            reason,
+                            location,
+                            panicked: false,
+                        }
                     }
                     // Nothing is dropped silently: unparked, the record fails for a retry.
                     Some(Err(reason)) => {
@@ -877,13 +892,21 @@ impl Worker {
                 // What no retry can fix is parked, so that it costs only itself.
                 let parked = match retryable {
                     true => None,
-                    false => self.park(change, name, &e.to_string()).await,
+                    false => self.park(stream_record, name, &e.to_string()).await,
                 };
                 let (outcome, failed) = match parked {
                     Some(Ok(location)) => {
                         tracing::warn!(outcome = "parked", %location, error = %e);
                         let reason = e.to_string();
-                        (Outcome::Parked { reason, location }, None)
+                        let panicked = matches!(e, ReactionError::Panicked(_));
+                        (
+                            Outcome::Parked {
+                                reason,
+                                location,
+                                panicked,
+                            },
+                            None,
+                        )
                     }
                     // Nothing is dropped silently: unparked, the record fails for a retry.
                     Some(Err(park)) => {
@@ -922,10 +945,69 @@ impl Worker {
         }
     }
 
+    /// A record no reaction can run on (`stage`: it breaks a stream's rules, or its own change
+    /// cannot be applied): parked whole, and reported as that stage's outcome, unless a retry
+    /// can help or there is nowhere to park; then it fails.
+    async fn park_whole(
+        &self,
+        record: &StreamRecord,
+        report: &mut RecordReport,
+        stage: &'static str,
+        reason: String,
+        retryable: bool,
+    ) -> Result<(), RecordFailure> {
+        let parked = match retryable {
+            true => None,
+            false => self.park(record, stage, &reason).await,
+        };
+        let (outcome, failed) = match parked {
+            Some(Ok(location)) => {
+                tracing::warn!(stage, outcome = "parked", %location, error = %reason);
+                (
+                    Outcome::Parked {
+                        reason,
+                        location,
+                        panicked: false,
+                    },
+                    None,
+                )
+            }
+            Some(Err(park)) => {
+                let reason = format!("{reason}; and it could not be parked: {park}");
+                (
+                    Outcome::Failed {
+                        reason: reason.clone(),
+                        retryable: true,
+                    },
+                    Some((reason, true)),
+                )
+            }
+            None => (
+                Outcome::Failed {
+                    reason: reason.clone(),
+                    retryable,
+                },
+                Some((reason, retryable)),
+            ),
+        };
+        report.reactions.push(ReactionReport {
+            reaction: stage,
+            outcome,
+            effects: Vec::new(),
+        });
+        match failed {
+            None => Ok(()),
+            Some((reason, retryable)) => {
+                report.error = Some(reason.clone());
+                Err(failure_of(report, stage, reason, retryable))
+            }
+        }
+    }
+
     async fn park_bad_data(
         &self,
         reaction: &'static str,
-        change: &Change,
+        record: &StreamRecord,
         unusable: Option<Skipped>,
     ) -> Option<Result<(String, String), String>> {
         let skipped = unusable?;
@@ -934,22 +1016,24 @@ impl Worker {
              computation, which went on",
             skipped.attribute, skipped.value, skipped.item, reaction
         );
-        Some(match self.park(change, reaction, &reason).await? {
+        Some(match self.park(record, reaction, &reason).await? {
             Ok(location) => Ok((reason, location)),
             Err(e) => Err(format!("{reason}; and it could not be parked: {e}")),
         })
     }
 
-    /// Park `change` for `reaction`; None when this worker has nowhere to park.
+    /// Park `record` for `reaction`; None when this worker has nowhere to park.
     async fn park(
         &self,
-        change: &Change,
+        record: &StreamRecord,
         reaction: &'static str,
         reason: &str,
     ) -> Option<Result<String, handlers::PortError>> {
         let parking = self.adapters.parking.as_ref()?;
         let record = ParkedRecord {
-            change,
+            raw: &record.raw,
+            table: &record.table,
+            sequence_number: &record.sequence_number,
             reaction,
             reason: reason.to_string(),
             parked_at: self.adapters.clock.now(),
@@ -965,7 +1049,7 @@ impl Worker {
         options: BatchOptions,
     ) -> Result<Ran, ReactionError> {
         if reaction.idempotency() != Idempotency::Guarded {
-            let reacted = reaction.react(change, ports).await?;
+            let reacted = react_caught(reaction, change, ports).await?;
             return Ok(Ran::Done {
                 result: reacted.result,
                 deferred: reacted.deferred_writes,
@@ -985,7 +1069,7 @@ impl Worker {
             return Ok(Ran::Duplicate { result });
         }
         let outcome = async {
-            let reacted = reaction.react(change, ports).await?;
+            let reacted = react_caught(reaction, change, ports).await?;
             // A guarded reaction's writes must be stored before it is marked completed.
             for (table, writes) in group_by_table(reacted.deferred_writes) {
                 ports.tables.batch_write(&table, writes).await?;
@@ -1051,12 +1135,12 @@ impl Worker {
             else {
                 continue;
             };
-            let change = records.get(d.record).and_then(|r| r.change.as_ref().ok());
+            let record = records.get(d.record);
             let name = self.reactions.get(d.reaction).map(|r| r.name());
-            let parked = match (e.is_retryable(), change, name) {
-                (false, Some(change), Some(name)) => {
+            let parked = match (e.is_retryable(), record, name) {
+                (false, Some(record), Some(name)) => {
                     let reason = format!("storing its writes failed: {e}");
-                    self.park(change, name, &reason)
+                    self.park(record, name, &reason)
                         .await
                         .map(|parked| parked.map(|location| (reason, location)))
                 }
@@ -1112,7 +1196,11 @@ impl Stored {
                 .find(|p| p.index == record)
                 .and_then(|p| p.reactions.get_mut(reaction))
             {
-                report.outcome = Outcome::Parked { reason, location };
+                report.outcome = Outcome::Parked {
+                    reason,
+                    location,
+                    panicked: false,
+                };
             }
         }
         let (whose, error, retryable) = self.failed?;
@@ -1181,6 +1269,65 @@ enum Ran {
     },
 }
 
+/// `reaction.react`, with a panic inside it caught and turned into the record's error (not
+/// retryable: the record is parked), so that one record's data cannot take the process down.
+async fn react_caught(
+    reaction: &dyn Reaction,
+    change: &Change,
+    ports: Ports<'_>,
+) -> Result<handlers::Reacted, ReactionError> {
+    match AssertUnwindSafe(reaction.react(change, ports))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(panic) => Err(panicked(reaction.name(), panic)),
+    }
+}
+
+/// `reaction.react_window`, with a panic caught: then each change is folded alone, so only the
+/// changes that panic by themselves fail (and are parked). Folding a change again is safe:
+/// each state item carries the sequence number of its change.
+async fn fold_caught(
+    reaction: &dyn Reaction,
+    changes: &[&Change],
+    ports: Ports<'_>,
+) -> Vec<Result<handlers::Reacted, ReactionError>> {
+    if let Ok(results) = AssertUnwindSafe(reaction.react_window(changes, ports))
+        .catch_unwind()
+        .await
+    {
+        return results;
+    }
+    let mut results = Vec::with_capacity(changes.len());
+    for change in changes {
+        let alone = AssertUnwindSafe(reaction.react_window(std::slice::from_ref(change), ports))
+            .catch_unwind()
+            .await;
+        let result = match alone {
+            Ok(mut one) if one.len() == 1 => one.remove(0),
+            Ok(_) => Err(ReactionError::NotAttempted(format!(
+                "{} gave no result for the change",
+                reaction.name()
+            ))),
+            Err(panic) => Err(panicked(reaction.name(), panic)),
+        };
+        results.push(result);
+    }
+    results
+}
+
+/// The error a caught panic becomes, with its message; a WARN line says which reaction.
+fn panicked(reaction: &'static str, panic: Box<dyn std::any::Any + Send>) -> ReactionError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|m| m.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    tracing::warn!(reaction, panic = %message, "a reaction panicked; its record is parked");
+    ReactionError::Panicked(message)
+}
+
 /// Group writes by table, keeping first-seen table order and each table's write order.
 fn group_by_table(writes: Vec<(String, WriteRequest)>) -> Vec<(String, Vec<WriteRequest>)> {
     let mut groups: Vec<(String, Vec<WriteRequest>)> = Vec::new();
@@ -1203,6 +1350,7 @@ fn new_report(index: usize, record: &StreamRecord) -> RecordReport {
         sequence_number: record.sequence_number.clone(),
         applied: false,
         already_applied: false,
+        applied_earlier_in_this_run: false,
         reactions: Vec::new(),
         error: None,
         pending_folds: Vec::new(),

@@ -47,9 +47,13 @@ fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Res
         )?;
     }
     if r.already_applied {
+        let when = match r.applied_earlier_in_this_run {
+            true => "earlier in this run (the input repeats it)",
+            false => "by an earlier replay",
+        };
         writeln!(
             out,
-            "    already applied by an earlier replay: not written again (a re-delivery)"
+            "    already applied {when}: not written again (a re-delivery)"
         )?;
     }
     if let Some(error) = &r.error {
@@ -78,7 +82,9 @@ fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Res
             Outcome::Coalesced { into_record } => {
                 format!("coalesced into record #{into_record} (a later record of this batch changes the same thing)")
             }
-            Outcome::Parked { reason, location } => {
+            Outcome::Parked {
+                reason, location, ..
+            } => {
                 format!("PARKED (no retry can fix it; kept at {location}): {reason}")
             }
             Outcome::Failed { reason, retryable } => {

@@ -17,6 +17,8 @@ pub(super) struct ReactionCounts {
     pub failed: u64,
     pub duplicates: u64,
     pub parked: u64,
+    /// Records parked because the reaction panicked on them (a bug; counted in `parked` too).
+    pub panics: u64,
 }
 
 /// Collects counts from the reports the batch hands out.
@@ -33,7 +35,10 @@ impl Tally {
                 Outcome::Done { .. } | Outcome::Coalesced { .. } => counts.processed += 1,
                 Outcome::DuplicateSkipped { .. } => counts.duplicates += 1,
                 Outcome::Failed { .. } => counts.failed += 1,
-                Outcome::Parked { .. } => counts.parked += 1,
+                Outcome::Parked { panicked, .. } => {
+                    counts.parked += 1;
+                    counts.panics += u64::from(panicked);
+                }
                 Outcome::NotApplicable => {}
             }
         }
@@ -62,12 +67,13 @@ impl Tally {
             .iter()
             .map(|(reaction, counts)| {
                 json!({
-                    "_aws": header(json!([["Reaction"]]), &[("RecordsProcessed", "Count"), ("RecordsFailed", "Count"), ("DuplicatesSkipped", "Count"), ("RecordsParked", "Count")]),
+                    "_aws": header(json!([["Reaction"]]), &[("RecordsProcessed", "Count"), ("RecordsFailed", "Count"), ("DuplicatesSkipped", "Count"), ("RecordsParked", "Count"), ("ReactionPanics", "Count")]),
                     "Reaction": reaction,
                     "RecordsProcessed": counts.processed,
                     "RecordsFailed": counts.failed,
                     "DuplicatesSkipped": counts.duplicates,
                     "RecordsParked": counts.parked,
+                    "ReactionPanics": counts.panics,
                 })
             })
             .collect();

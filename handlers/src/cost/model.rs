@@ -171,8 +171,17 @@ pub struct CostBreakdown {
 }
 
 impl CostBreakdown {
-    pub fn sum(&self) -> Decimal {
-        self.compute + self.storage + self.database + self.network + self.security + self.support
+    /// The breakdown's total; None when it overflows (costs beyond what pricing takes).
+    pub fn checked_sum(&self) -> Option<Decimal> {
+        [
+            self.storage,
+            self.database,
+            self.network,
+            self.security,
+            self.support,
+        ]
+        .into_iter()
+        .try_fold(self.compute, Decimal::checked_add)
     }
 }
 

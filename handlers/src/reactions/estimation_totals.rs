@@ -21,11 +21,13 @@ use crate::cost::model::{
     CalculationItem, Category, CategoryCosts, CostLine, EstimationSummary, LineItem, Metadata,
     ESTIMATION_ITEMS_FROM,
 };
-use crate::cost::pricing::{price, Priced};
+use crate::cost::pricing::{price, priceable, Priced};
 use crate::cost::savings::SavingsRatesCache;
 use crate::cost::EstimationDefaults;
 use crate::error::{PortError, ReactionError};
-use crate::item::{from_item, get_str, stable_hash, string_key, to_item, AttributeValue, Item};
+use crate::item::{
+    from_item, get_str, number, stable_hash, string_key, to_item, AttributeValue, Item,
+};
 use crate::ports::{Condition, Ports, Query, SortKey, TransactItem, Update};
 use crate::skipped::{with_skipped, Skipped};
 
@@ -57,10 +59,14 @@ fn costs_of(image: Option<&Item>) -> Option<ItemCosts> {
     Some((item.estimated_monthly_cost, item.network_security_parts()))
 }
 
-/// The first cost attribute of `item` that holds something other than a number, and what.
+/// The first cost attribute of `item` that holds something other than a number pricing takes
+/// (exactly held, at most [`crate::cost::pricing::MAX_LINE_ITEM_COST`] in magnitude), and what.
 fn unusable_cost(item: &Item) -> Option<(&'static str, String)> {
     let not_a_number = |value: &AttributeValue| match value {
-        AttributeValue::N(_) => None,
+        AttributeValue::N(text) => match number::exact(text) {
+            Some(cost) if priceable(cost) => None,
+            _ => Some(text.clone()),
+        },
         other => Some(
             crate::item::scalar_text(other)
                 .map(str::to_string)
@@ -247,7 +253,12 @@ impl EstimationTotals {
             .clone()
             .unwrap_or_else(|| self.config.default_rules.clone());
         let rates = self.tips.get(ports).await?;
-        let priced = price(&lines, &rules, &rates);
+        // Costs beyond what pricing takes were left out above; rules that still overflow it
+        // (a buffer of 1E+27 %) are the application's data: the record is parked, never a crash.
+        let priced = price(&lines, &rules, &rates).map_err(|overflow| ReactionError::BadItem {
+            what: format!("{table} {pk}"),
+            message: overflow.to_string(),
+        })?;
         // The estimation's own currency first, so a change of it is followed; then the one the
         // summary was computed in (the application may have set it), then the default.
         let currency = metadata

@@ -198,7 +198,10 @@ impl ProposalPdf {
         // lag them, and a proposal whose totals disagree with its own table is worse than one
         // more query.
         let rates = self.tips.get(ports).await.map_err(|e| Err(e.into()))?;
-        let summary = self.summary_from(&metadata, &lines, &rates, now);
+        let summary = match self.summary_from(&metadata, &lines, &rates, now) {
+            Ok(summary) => summary,
+            Err(overflow) => return unfixable(overflow.to_string()),
+        };
         let client = metadata.enhanced_client_info.clone().unwrap_or_default();
         let estimation_id = metadata.estimation_id().to_string();
         let proposal = Proposal {
@@ -350,7 +353,7 @@ impl ProposalPdf {
         lines: &[LineItem],
         rates: &SavingsRates,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> EstimationSummary {
+    ) -> Result<EstimationSummary, crate::cost::pricing::Overflow> {
         let rules = metadata
             .business_rules
             .clone()
@@ -359,11 +362,11 @@ impl ProposalPdf {
             .currency
             .as_deref()
             .unwrap_or(&self.config.estimation.default_currency);
-        price(lines, &rules, rates).summary(
+        Ok(price(lines, &rules, rates)?.summary(
             currency,
             &now.to_rfc3339_opts(SecondsFormat::Secs, true),
             lines.len(),
-        )
+        ))
     }
 
     async fn mark_failed(

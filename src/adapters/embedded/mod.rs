@@ -27,7 +27,7 @@ use handlers::ports::{
 use handlers::{Item, PortError};
 use thiserror::Error;
 
-use crate::adapters::{ChangeApplier, ParkedRecord, Parking};
+use crate::adapters::{Applied, ChangeApplier, ParkedRecord, Parking};
 use crate::catalog::{Catalog, KeySchema};
 use handlers::item::string_key;
 use handlers::{AttributeValue, Change, ChangeKind};
@@ -50,6 +50,9 @@ pub enum StateError {
 pub struct EmbeddedState {
     root: PathBuf,
     store: Mutex<Store>,
+    /// eventIDs this process applied, so that a record repeated in one run is told apart
+    /// from one an earlier run applied.
+    applied_this_run: Mutex<std::collections::HashSet<String>>,
     /// Held for the life of the value: one process per state directory.
     _lock: Option<File>,
 }
@@ -84,6 +87,7 @@ impl EmbeddedState {
         Ok(EmbeddedState {
             root: root.to_path_buf(),
             store: Mutex::new(store),
+            applied_this_run: Mutex::default(),
             _lock: Some(lock),
         })
     }
@@ -104,6 +108,7 @@ impl EmbeddedState {
         Ok(EmbeddedState {
             root: root.to_path_buf(),
             store: Mutex::new(store),
+            applied_this_run: Mutex::default(),
             _lock: None,
         })
     }
@@ -398,11 +403,8 @@ impl Objects for EmbeddedState {
                     message,
                 }
             })?;
-        files::write_atomic(&path, &object.body).map_err(|e| PortError::Transient {
-            operation: "PutObject",
-            target,
-            message: e.to_string(),
-        })
+        files::write_atomic(&path, &object.body)
+            .map_err(|e| files::io_error("PutObject", target, e))
     }
 
     /// A `file://` URL of the object's file: what a person opens on the machine that replayed.
@@ -439,11 +441,7 @@ impl Objects for EmbeddedState {
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(PortError::Transient {
-                operation: "DeleteObject",
-                target,
-                message: e.to_string(),
-            }),
+            Err(e) => Err(files::io_error("DeleteObject", target, e)),
         }
     }
 }
@@ -452,14 +450,11 @@ impl Objects for EmbeddedState {
 impl Parking for EmbeddedState {
     /// `parked/<sequence number>-<reaction>.json`, written whole or not at all.
     async fn park(&self, record: &ParkedRecord<'_>) -> Result<String, PortError> {
-        let name = format!("{}-{}.json", record.change.sequence_number, record.reaction);
+        let name = format!("{}.json", record.file_stem());
         let path = self.root.join("parked").join(&name);
         let text = serde_json::to_vec_pretty(&record.to_event()).unwrap_or_default();
-        files::write_atomic(&path, &text).map_err(|e| PortError::Transient {
-            operation: "Park",
-            target: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        files::write_atomic(&path, &text)
+            .map_err(|e| files::io_error("Park", path.display().to_string(), e))?;
         Ok(path.display().to_string())
     }
 }
@@ -499,16 +494,31 @@ impl Mailer for EmbeddedState {
 
 /// Records applied by replays, so that replaying a file again is a re-delivery (the reactions
 /// run again) and not the same writes made again (which would undo what reactions did since).
-const APPLIED_TABLE: &str = ".replay-applied";
+/// `#` is in no DynamoDB table name, so no stream record can address it.
+pub(super) const APPLIED_TABLE: &str = "#replay-applied";
 
 #[async_trait]
 impl ChangeApplier for EmbeddedState {
-    async fn apply(&self, change: &Change) -> Result<bool, PortError> {
-        self.with_store(|s| {
-            let fail = |e: String| invalid("ApplyRecord", &change.table, e);
+    async fn apply(&self, change: &Change) -> Result<Applied, PortError> {
+        let fail = |e: String| invalid("ApplyRecord", &change.table, e);
+        let in_this_run = self
+            .applied_this_run
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&change.event_id);
+        let applied = self.with_store(|s| {
             let marker_key = string_key(&[("eventId", &change.event_id)]);
-            if s.get(APPLIED_TABLE, &marker_key).map_err(fail)?.is_some() {
-                return Ok(false);
+            if let Some(marker) = s.get(APPLIED_TABLE, &marker_key).map_err(fail)? {
+                let seen = |name: &str| handlers::item::get_str(marker, name).unwrap_or_default();
+                if seen("sequenceNumber") == change.sequence_number && seen("table") == change.table {
+                    return Ok(Applied::Before { in_this_run });
+                }
+                return Err(fail(format!(
+                    "eventID {:?} was applied before for another record ({} sequence number {}): a stream never reuses an eventID, so this one would be taken for that one; give it its own eventID",
+                    change.event_id,
+                    seen("table"),
+                    seen("sequenceNumber")
+                )));
             }
             let write = match (&change.kind, &change.new) {
                 (ChangeKind::Insert | ChangeKind::Modify, Some(new)) => {
@@ -528,7 +538,14 @@ impl ChangeApplier for EmbeddedState {
                 (APPLIED_TABLE.to_string(), StoreWrite::Put(marker)),
             ])
             .map_err(fail)?;
-            Ok(true)
-        })
+            Ok(Applied::Now)
+        })?;
+        if applied == Applied::Now {
+            self.applied_this_run
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(change.event_id.clone());
+        }
+        Ok(applied)
     }
 }

@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use handlers::item::SortedItem;
 use handlers::ports::Query;
+use handlers::value_rules;
 use handlers::{AttributeValue, Item};
 use serde::{Deserialize, Serialize};
 
 use super::expr::KeyPart;
-use super::files::{sync_dir, write_atomic, write_atomic_with};
+use super::files::{decode_name, encode_name, sync_dir, write_atomic, write_atomic_with};
 use crate::catalog::{Catalog, KeySchema};
 
 /// Compact once the journal grows past this and past the table files it would replace (so a
@@ -56,6 +57,13 @@ struct JournalOp<'a> {
 pub(super) enum StoreWrite {
     Put(Item),
     Delete(Item),
+}
+
+/// The first line of a table file whose name was too long for its file name.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableHeader {
+    table: String,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -150,21 +158,27 @@ impl Store {
         };
         for entry in entries {
             let path = entry?.path();
-            let Some(table) = path
+            let Some(stem) = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix(".jsonl"))
             else {
                 continue;
             };
-            let table = table.to_string();
             let text = fs::read_to_string(&path)?;
+            let mut lines = text.lines().enumerate().peekable();
+            // A name too long for a file name is the file's first line.
+            let table = match decode_name(stem) {
+                Some(table) => table,
+                None => {
+                    let header = lines.next().map(|(_, line)| line).unwrap_or_default();
+                    let header: TableHeader = serde_json::from_str(header)
+                        .map_err(|e| corrupt(&path, 1, &format!("no table name: {e}")))?;
+                    header.table
+                }
+            };
             self.file_bytes.insert(table.clone(), text.len() as u64);
-            for (number, line) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
+            for (number, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
                 let item: Item = serde_json::from_str(line)
                     .map_err(|e| corrupt(&path, number + 1, &e.to_string()))?;
                 self.put_in_memory(&table, item)
@@ -299,9 +313,22 @@ impl Store {
                 StoreWrite::Put(item) => (Some(Cow::Borrowed(item)), None),
                 StoreWrite::Delete(key) => (None, Some(schema.key_of(key))),
             };
-            // Every key is checked before anything is journaled or changed.
+            // Every key and item is checked before anything is journaled or changed, by
+            // DynamoDB's rules (it refuses the whole request).
             if let Some(item) = put.as_deref().or(delete.as_ref()) {
                 self.key_tuple(table, item)?;
+                if let Some(broken) = value_rules::broken_key(&schema.key_of(item)) {
+                    return Err(format!(
+                        "One or more parameter values were invalid: {}: {}",
+                        broken.path, broken.reason
+                    ));
+                }
+            }
+            if let Some(broken) = put.as_deref().and_then(value_rules::first_broken) {
+                return Err(format!(
+                    "One or more parameter values were invalid: {}: {}",
+                    broken.path, broken.reason
+                ));
             }
             ops.push(JournalOp {
                 table: Cow::Borrowed(table),
@@ -382,11 +409,13 @@ impl Store {
             .flat_map(|items| items.values())
     }
 
-    /// Tables with items, without the replay's own bookkeeping (names starting with a dot).
+    /// Tables with items, without the replay's own bookkeeping (a name no DynamoDB table has).
     pub(super) fn table_names(&self) -> Vec<String> {
         self.tables
             .iter()
-            .filter(|(name, items)| !items.is_empty() && !name.starts_with('.'))
+            .filter(|(name, items)| {
+                !items.is_empty() && handlers::value_rules::check_table_name(name).is_ok()
+            })
             .map(|(name, _)| name.clone())
             .collect()
     }
@@ -509,9 +538,17 @@ impl Store {
                 .into_iter()
                 .map(|table| {
                     let items = self.tables.get(&table);
-                    let path = dir.join(format!("{table}.jsonl"));
+                    let (stem, hashed) = encode_name(&table);
+                    let path = dir.join(format!("{stem}.jsonl"));
+                    let header = hashed.then(|| TableHeader {
+                        table: table.clone(),
+                    });
                     let writer = scope.spawn(move || {
                         write_atomic_with(&path, |file| {
+                            if let Some(header) = &header {
+                                serde_json::to_writer(&mut *file, header)?;
+                                file.write_all(b"\n")?;
+                            }
                             for item in items.into_iter().flat_map(|items| items.values()) {
                                 serde_json::to_writer(&mut *file, &SortedItem(item))?;
                                 file.write_all(b"\n")?;

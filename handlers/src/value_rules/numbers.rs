@@ -3,11 +3,10 @@
 //! stream never breaks them, so a record that does was written by hand or by a broken tool,
 //! and its values would fail later, far from the cause.
 
-use handlers::AttributeValue;
-use handlers::Item;
+use crate::item::{AttributeValue, Item};
 
 /// Why `text` is not a DynamoDB number, if it is not.
-pub(super) fn check(text: &str) -> Result<(), &'static str> {
+pub fn check(text: &str) -> Result<(), &'static str> {
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
     let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
         Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
@@ -41,9 +40,36 @@ pub(super) fn check(text: &str) -> Result<(), &'static str> {
     }
 }
 
+/// The number's value as (negative, significant digits, power of ten of the first digit), so
+/// that `1`, `1.0` and `10E-1` compare equal (a number set must not hold one value twice).
+/// Only for text [`check`] accepted.
+pub fn canonical(text: &str) -> (bool, String, i64) {
+    let negative = text.starts_with('-');
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse().unwrap_or(0)),
+        None => (unsigned, 0i64),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = [int, frac].concat();
+    let leading = digits.bytes().take_while(|b| *b == b'0').count();
+    let significant = digits[leading..].trim_end_matches('0');
+    if significant.is_empty() {
+        return (false, String::new(), 0);
+    }
+    let magnitude = int.len() as i64 - leading as i64 - 1 + exponent;
+    (negative, significant.to_string(), magnitude)
+}
+
+/// What DynamoDB counts for a number in an item's size: about one byte per two significant
+/// digits, plus one.
+pub fn stored_bytes(text: &str) -> usize {
+    canonical(text).1.len().div_ceil(2) + 1
+}
+
 /// The first number in `item` (nested maps, lists and number sets included) that breaks the
 /// rules: its attribute path, its text and why.
-pub(super) fn first_invalid(item: &Item) -> Option<(String, String, &'static str)> {
+pub fn first_invalid(item: &Item) -> Option<(String, String, &'static str)> {
     item.iter()
         .find_map(|(name, value)| invalid_in(value, name.clone()))
 }

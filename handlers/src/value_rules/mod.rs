@@ -1,0 +1,382 @@
+//! DynamoDB's rules for attribute values, checked as records come in: what DynamoDB refuses to
+//! store, a stream never carries, so a record that breaks them was written by hand or by a
+//! broken tool, and its values would fail later, far from the cause (or, on the embedded
+//! state, be kept where DynamoDB would refuse them).
+//!
+//! Numbers: [`numbers`]. Sets: non-empty, without duplicates (numbers compared by
+//! value). Nesting: at most 32 levels. Items: at most 400 KB (DynamoDB's size rule: names and
+//! values in UTF-8 bytes, a number about one byte per two digits, 3 bytes per list or map plus
+//! one per element). Keys: one or two attributes of type S, N or B, not empty, at most 2,048
+//! bytes each (DynamoDB's partition key limit; its sort key limit is 1,024, but a record does
+//! not say which attribute is which). Names: a record's sequence number and eventID, and table
+//! names, as streams and DynamoDB give them.
+
+use std::collections::HashSet;
+
+pub mod numbers;
+
+use crate::item::{AttributeValue, Item};
+
+/// DynamoDB's largest item.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// DynamoDB's deepest nesting of lists and maps.
+pub const MAX_DEPTH: usize = 32;
+/// DynamoDB's longest partition key value.
+pub const MAX_KEY_BYTES: usize = 2048;
+/// DynamoDB's longest attribute name.
+const MAX_NAME_BYTES: usize = 65_535;
+
+/// A stream's sequence numbers: 21 to 40 decimal digits (DynamoDB Streams' API reference).
+pub const SEQUENCE_NUMBER_RULE: &str =
+    "a stream sequence number: 21 to 40 decimal digits (the AWS documentation's samples use short ones such as \"111\"; pad them with leading digits)";
+
+pub fn check_sequence_number(text: &str) -> Result<(), &'static str> {
+    let ok = (21..=40).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(SEQUENCE_NUMBER_RULE)
+    }
+}
+
+/// eventIDs: what streams and the tools that write events use (32 hex digits from DynamoDB,
+/// UUIDs from Kinesis, small numbers in samples), and nothing that could break a key or a line.
+pub const EVENT_ID_RULE: &str = "an eventID: 1 to 128 of A-Z a-z 0-9 . _ : -";
+
+pub fn check_event_id(text: &str) -> Result<(), &'static str> {
+    let ok = (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EVENT_ID_RULE)
+    }
+}
+
+/// DynamoDB's rule for table names.
+pub const TABLE_NAME_RULE: &str = "a DynamoDB table name: 3 to 255 of A-Z a-z 0-9 _ . -";
+
+pub fn check_table_name(text: &str) -> Result<(), &'static str> {
+    let ok = (3..=255).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(TABLE_NAME_RULE)
+    }
+}
+
+/// A value that breaks a rule: its attribute path and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broken {
+    pub path: String,
+    pub reason: String,
+}
+
+fn broken(path: &str, reason: impl Into<String>) -> Option<Broken> {
+    Some(Broken {
+        path: path.to_string(),
+        reason: reason.into(),
+    })
+}
+
+/// The first value of `item` that DynamoDB would refuse, in a stable order (by name), or the
+/// item itself when it is larger than DynamoDB stores. Linear in the item's size.
+pub fn first_broken(item: &Item) -> Option<Broken> {
+    let mut names: Vec<&String> = item.keys().collect();
+    names.sort();
+    let mut size = 0usize;
+    for name in names {
+        if name.is_empty() {
+            return broken("\"\"", "an attribute name is empty");
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return broken(
+                &short(name),
+                "an attribute name is longer than 65,535 bytes",
+            );
+        }
+        let value = &item[name];
+        size += name.len();
+        if let Some(broken) = check_value(value, name, 1, &mut size) {
+            return Some(broken);
+        }
+        if size > MAX_ITEM_BYTES {
+            return broken(
+                "(the item)",
+                format!("the item is larger than DynamoDB's 400 KB ({MAX_ITEM_BYTES} bytes) by the time {} is counted", short(name)),
+            );
+        }
+    }
+    None
+}
+
+/// The first rule a record's `Keys` break: one or two attributes, each S, N or B, not empty, at
+/// most [`MAX_KEY_BYTES`].
+pub fn broken_key(keys: &Item) -> Option<Broken> {
+    if keys.is_empty() {
+        return broken(
+            "Keys",
+            "a stream record's Keys name its item; these are empty",
+        );
+    }
+    if keys.len() > 2 {
+        return broken(
+            "Keys",
+            format!("a key has one or two attributes; these have {}", keys.len()),
+        );
+    }
+    let mut names: Vec<&String> = keys.keys().collect();
+    names.sort();
+    for name in names {
+        let bytes = match &keys[name] {
+            AttributeValue::S(text) => text.len(),
+            AttributeValue::B(bytes) => bytes.len(),
+            AttributeValue::N(_) => continue, // its rules are the numbers'
+            _ => {
+                return broken(
+                    name,
+                    "a key attribute must be a string (S), number (N) or binary (B)",
+                )
+            }
+        };
+        if bytes == 0 {
+            return broken(name, "a key attribute must not be empty");
+        }
+        if bytes > MAX_KEY_BYTES {
+            return broken(
+                name,
+                format!("a key attribute is at most {MAX_KEY_BYTES} bytes; this one has {bytes}"),
+            );
+        }
+    }
+    None
+}
+
+fn check_value(
+    value: &AttributeValue,
+    path: &str,
+    depth: usize,
+    size: &mut usize,
+) -> Option<Broken> {
+    let number = |text: &str, size: &mut usize| -> Option<Broken> {
+        if let Err(why) = numbers::check(text) {
+            return broken(
+                path,
+                format!("{:?} is not a DynamoDB number: {why}", short(text)),
+            );
+        }
+        *size += numbers::stored_bytes(text);
+        None
+    };
+    match value {
+        AttributeValue::S(text) => *size += text.len(),
+        AttributeValue::B(bytes) => *size += bytes.len(),
+        AttributeValue::N(text) => return number(text, size),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => *size += 1,
+        AttributeValue::Ss(set) => {
+            if let Some(broken) = set_rules(path, set.len(), || distinct(set.iter())) {
+                return Some(broken);
+            }
+            *size += set.iter().map(String::len).sum::<usize>();
+        }
+        AttributeValue::Bs(set) => {
+            if let Some(broken) = set_rules(path, set.len(), || distinct(set.iter())) {
+                return Some(broken);
+            }
+            *size += set.iter().map(Vec::len).sum::<usize>();
+        }
+        AttributeValue::Ns(set) => {
+            for text in set {
+                if let Some(broken) = number(text, size) {
+                    return Some(broken);
+                }
+            }
+            let canonical = || distinct(set.iter().map(|text| numbers::canonical(text)));
+            if let Some(broken) = set_rules(path, set.len(), canonical) {
+                return Some(broken);
+            }
+        }
+        AttributeValue::L(_) | AttributeValue::M(_) if depth >= MAX_DEPTH => {
+            return broken(
+                path,
+                format!("lists and maps nest at most {MAX_DEPTH} levels deep"),
+            );
+        }
+        AttributeValue::L(list) => {
+            *size += 3 + list.len();
+            for (i, element) in list.iter().enumerate() {
+                let path = format!("{path}[{i}]");
+                if let Some(broken) = check_value(element, &path, depth + 1, size) {
+                    return Some(broken);
+                }
+                if *size > MAX_ITEM_BYTES {
+                    return None; // the item's own check names it
+                }
+            }
+        }
+        AttributeValue::M(map) => {
+            *size += 3 + map.len();
+            let mut names: Vec<&String> = map.keys().collect();
+            names.sort();
+            for name in names {
+                let path = format!("{path}.{}", short(name));
+                *size += name.len();
+                if let Some(broken) = check_value(&map[name], &path, depth + 1, size) {
+                    return Some(broken);
+                }
+                if *size > MAX_ITEM_BYTES {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A set must hold something, and nothing twice.
+fn set_rules(path: &str, len: usize, distinct: impl FnOnce() -> bool) -> Option<Broken> {
+    if len == 0 {
+        broken(path, "a set (SS, NS, BS) must not be empty")
+    } else if !distinct() {
+        broken(
+            path,
+            "a set (SS, NS, BS) must not hold the same value twice",
+        )
+    } else {
+        None
+    }
+}
+
+fn distinct<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>) -> bool {
+    let mut seen = HashSet::new();
+    values.into_iter().all(|value| seen.insert(value))
+}
+
+/// At most 64 characters of `text`, for a message (a value may be 400 KB long); `…` marks a
+/// cut.
+pub fn short(text: &str) -> String {
+    const KEEP: usize = 64;
+    match text.char_indices().nth(KEEP) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(value: serde_json::Value) -> Item {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn identities_follow_the_streams_rules() {
+        assert!(check_sequence_number("400000000000000000500").is_ok());
+        assert!(check_sequence_number(&"9".repeat(40)).is_ok());
+        for bad in [
+            "",
+            "111",
+            "../../x",
+            "4000000000000000005OO",
+            &"9".repeat(41),
+        ] {
+            assert!(check_sequence_number(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "1",
+            "c4ca4238a0b923820dcc509a6f75849b",
+            "event-7",
+            "a:b_c.d",
+        ] {
+            assert!(check_event_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a/b", "a b", "x\ny", &"e".repeat(129)] {
+            assert!(check_event_id(bad).is_err(), "{bad}");
+        }
+        for bad in ["ab", "a\0bc", ".replay/x", &"t".repeat(256), "tab le"] {
+            assert!(check_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_dynamodb_stores_pass() {
+        let ok = item(json!({
+            "s": {"S": ""}, "n": {"N": "1.5"}, "b": {"B": "AAE="},
+            "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2"]}, "bs": {"BS": ["AA==", "AQ=="]},
+            "l": {"L": [{"M": {"x": {"NULL": true}}}]}, "t": {"BOOL": true},
+        }));
+        assert_eq!(first_broken(&ok), None);
+    }
+
+    #[test]
+    fn what_dynamodb_refuses_is_named_with_its_path() {
+        let cases = [
+            (json!({"a": {"SS": []}}), "a", "must not be empty"),
+            (
+                json!({"a": {"SS": ["x", "x"]}}),
+                "a",
+                "the same value twice",
+            ),
+            (
+                json!({"a": {"NS": ["1", "1.0"]}}),
+                "a",
+                "the same value twice",
+            ),
+            (
+                json!({"a": {"NS": ["1e999"]}}),
+                "a",
+                "not a DynamoDB number",
+            ),
+            (
+                json!({"a": {"M": {"b": {"BS": []}}}}),
+                "a.b",
+                "must not be empty",
+            ),
+        ];
+        for (value, path, reason) in cases {
+            let found = first_broken(&item(value.clone())).unwrap_or_else(|| panic!("{value}"));
+            assert_eq!(found.path, path, "{value}");
+            assert!(found.reason.contains(reason), "{value}: {}", found.reason);
+        }
+    }
+
+    #[test]
+    fn nesting_and_size_are_bounded() {
+        let mut deep = json!({"S": "x"});
+        for _ in 0..MAX_DEPTH {
+            deep = json!({"L": [deep]});
+        }
+        let found = first_broken(&item(json!({ "deep": deep }))).unwrap();
+        assert!(found.reason.contains("32 levels"), "{found:?}");
+
+        let big = "x".repeat(MAX_ITEM_BYTES);
+        let found = first_broken(&item(json!({"a": {"S": big}}))).unwrap();
+        assert!(found.reason.contains("400 KB"), "{found:?}");
+        let fits = "x".repeat(MAX_ITEM_BYTES - 10);
+        assert_eq!(first_broken(&item(json!({"a": {"S": fits}}))), None);
+    }
+
+    #[test]
+    fn keys_are_one_or_two_non_empty_scalars() {
+        assert_eq!(
+            broken_key(&item(json!({"PK": {"S": "a"}, "SK": {"N": "1"}}))),
+            None
+        );
+        for keys in [
+            json!({}),
+            json!({"PK": {"S": ""}}),
+            json!({"PK": {"BOOL": true}}),
+            json!({"PK": {"S": "x".repeat(MAX_KEY_BYTES + 1)}}),
+            json!({"a": {"S": "1"}, "b": {"S": "2"}, "c": {"S": "3"}}),
+        ] {
+            assert!(broken_key(&item(keys.clone())).is_some(), "{keys}");
+        }
+    }
+}
