@@ -189,9 +189,13 @@ fn text_beyond_ascii_in_the_pdf_and_the_mail() {
     );
     let mails = outbox(dir.path());
     assert_eq!(mails.len(), 1);
+    let subject = mails[0]
+        .lines()
+        .find(|l| l.starts_with("Subject: "))
+        .unwrap();
     assert!(
-        mails[0].contains("Subject: =?utf-8?B?"),
-        "a non-ASCII subject is encoded"
+        subject.is_ascii() && subject.to_ascii_lowercase().contains("=?utf-8?b?"),
+        "a non-ASCII subject is encoded: {subject}"
     );
     assert!(mails[0].contains("Hello Zoë,"));
     assert!(mails[0].contains("Zoë") && mails[0].contains("Société Générale Ünïcode S.A."));

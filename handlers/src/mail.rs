@@ -63,7 +63,7 @@ pub fn compose<C: Serialize>(
     let rendered = templates::mail(template, context)?;
     match Mail::new(
         &config.from,
-        vec![to.to_string()],
+        to,
         &rendered.subject,
         rendered.text,
         Some(rendered.html),

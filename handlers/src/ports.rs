@@ -229,8 +229,9 @@ pub struct Link {
     pub expires: Option<DateTime<Utc>>,
 }
 
-/// A plain-text (and optionally HTML) message. Build it with [`Mail::new`], which refuses
-/// header injection.
+/// A plain-text (and optionally HTML) message to exactly one recipient. Build it with
+/// [`Mail::new`], which refuses any address that is not one plain mailbox and any header
+/// field that could be injected into.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mail {
     pub from: String,
@@ -252,32 +253,36 @@ impl Mail {
         }
     }
 
-    /// Checks every header field: addresses must look like `local@domain` and no field may
-    /// hold a line break (that is how headers get injected).
+    /// Checks every header field: the sender and the one recipient must each be one plain
+    /// mailbox ([`mailbox`]), and the subject may hold no line break or control character
+    /// (that is how headers get injected).
     pub fn new(
         from: &str,
-        to: Vec<String>,
+        to: &str,
         subject: &str,
         text: String,
         html: Option<String>,
     ) -> Result<Mail, crate::ReactionError> {
-        check_address(from)?;
-        if to.is_empty() {
-            return Err(crate::ReactionError::Rejected(
-                "mail has no recipient".to_string(),
-            ));
-        }
-        for address in &to {
-            check_address(address)?;
-        }
-        if subject.contains(['\r', '\n', '\0']) {
+        let refused = |what: &str, address: &str, why: String| {
+            crate::ReactionError::Rejected(format!(
+                "{what} {:?} is not one plain email address: {why}",
+                crate::value_rules::short(address)
+            ))
+        };
+        mailbox(from).map_err(|why| refused("sender", from, why))?;
+        mailbox(to).map_err(|why| refused("recipient", to, why))?;
+        if subject
+            .chars()
+            .any(|c| c.is_control() || is_line_separator(c))
+        {
             return Err(crate::ReactionError::Rejected(format!(
-                "mail subject contains a line break: {subject:?}"
+                "mail subject contains a line break or control character: {:?}",
+                crate::value_rules::short(subject)
             )));
         }
         Ok(Mail {
             from: from.to_string(),
-            to,
+            to: vec![to.to_string()],
             subject: subject.to_string(),
             text,
             html,
@@ -286,18 +291,75 @@ impl Mail {
     }
 }
 
-fn check_address(address: &str) -> Result<(), crate::ReactionError> {
-    let well_formed = !address.contains(['\r', '\n', '\0', ',', ';', '<', '>', ' ', '"'])
-        && address
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
-    if well_formed {
-        Ok(())
-    } else {
-        Err(crate::ReactionError::Rejected(format!(
-            "not a single plain email address: {address:?}"
-        )))
+/// Unicode's line and paragraph separators, which some mail parsers end a header at.
+fn is_line_separator(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Whether `address` is exactly one mailbox mail can be sent to without any mail parser
+/// reading a second recipient or a header into it: lettre's address parser (the
+/// `email_address` crate's RFC 5321/5322 grammar) must accept it, and on top, as SES and most
+/// providers require: printable ASCII only (a non-ASCII domain must come IDNA-encoded,
+/// `xn--…`), a dot-atom local part (no quotes, no encoded word `=?…?=`) of at most 64 bytes,
+/// a domain of DNS labels (1–63 of letters, digits and inner hyphens, at least two, the last
+/// not numeric) of at most 253 bytes, and at most 254 bytes in all (RFC 5321's path limit).
+pub fn mailbox(address: &str) -> Result<(), String> {
+    if address.len() > 254 {
+        return Err(format!(
+            "{} bytes; an address has at most 254",
+            address.len()
+        ));
     }
+    if let Some(c) = address.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "{c:?} is not printable ASCII (a non-ASCII domain must be IDNA-encoded, xn--...)"
+        ));
+    }
+    let (local, domain) = address.rsplit_once('@').ok_or_else(|| "no @".to_string())?;
+    if local.len() > 64 {
+        return Err(format!("a local part of {} bytes; at most 64", local.len()));
+    }
+    let dot_atom = !local.is_empty()
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
+        });
+    if !dot_atom {
+        return Err("the local part is not a dot-atom (letters, digits, !#$%&'*+-/=?^_`{|}~ and inner dots)".into());
+    }
+    if local.contains("=?") && local.contains("?=") {
+        return Err("the local part is an encoded word (=?...?=)".into());
+    }
+    if domain.len() > 253 {
+        return Err(format!("a domain of {} bytes; at most 253", domain.len()));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |label: &&str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if labels.len() < 2 || !labels.iter().all(label_ok) {
+        return Err(format!(
+            "the domain {:?} is not a host name (labels of letters, digits and inner hyphens)",
+            crate::value_rules::short(domain)
+        ));
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("the domain ends in a number (an IP address is not a mail domain here)".into());
+    }
+    address
+        .parse::<lettre::Address>()
+        .map(|_| ())
+        .map_err(|e| format!("the RFC 5322 parser refuses it: {e}"))
 }
 
 #[async_trait]
@@ -329,4 +391,51 @@ pub struct Ports<'a> {
     pub tables: &'a dyn Tables,
     pub objects: &'a dyn Objects,
     pub mailer: &'a dyn Mailer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mailbox;
+
+    #[test]
+    fn one_plain_mailbox_is_accepted() {
+        for good in [
+            "jane.roe@example.com",
+            "a+tag@sub.example.co.uk",
+            "o'brien@example.ie",
+            "x@xn--bcher-kva.example",
+            "notifications@sagesoft.com",
+        ] {
+            assert_eq!(mailbox(good), Ok(()), "{good}");
+        }
+    }
+
+    /// Issue 29: each of these was sent on the previous main.
+    #[test]
+    fn anything_a_parser_could_read_as_more_or_other_is_refused() {
+        let local_300 = format!("{}@example.com", "a".repeat(300));
+        for bad in [
+            "a@b@c",
+            "a@example.com\t",
+            "a@example.com\u{b}",
+            "a@example.com\u{85}Bcc:other@x.com",
+            "a@example.com\u{2028}Bcc:other@x.com",
+            "a@x.com:b@y.com",
+            "a@.",
+            "a@x..com",
+            "a@bücher.example",
+            "=?utf-8?B?YQ==?=@example.com",
+            "\"a b\"@example.com",
+            "a@example.com, b@example.com",
+            "Jane <jane@example.com>",
+            "a@[127.0.0.1]",
+            "a@127.0.0.1",
+            "a@localhost",
+            "a@-x.com",
+            &local_300,
+            "",
+        ] {
+            assert!(mailbox(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
 }

@@ -330,7 +330,7 @@ pub async fn objects_are_stored_and_deleted(objects: &dyn Objects, bucket: &str)
 pub async fn mail_is_sent(mailer: &dyn Mailer, from: &str) -> String {
     let mail = Mail::new(
         from,
-        vec!["jane.smith@abc.com".into()],
+        "jane.smith@abc.com",
         "Contract – ünïcode",
         "Body text".into(),
         Some("<p>Body</p>".into()),

@@ -2,16 +2,20 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use base64::Engine;
+use std::time::SystemTime;
+
 use chrono::{DateTime, Utc};
 use handlers::item::stable_hash;
 use handlers::ports::Mail;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::Message;
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-/// The message id and the message text. `Mail::new` already refused line breaks in header
-/// fields, so the headers below cannot be injected into.
-pub(super) fn to_eml(mail: &Mail, date: DateTime<Utc>) -> (String, String) {
+/// The message id and the message (RFC 5322, built by lettre). `Mail::new` already refused
+/// every address that is not one plain mailbox and every subject with a line break.
+pub(super) fn to_eml(mail: &Mail, date: DateTime<Utc>) -> Result<(String, Vec<u8>), String> {
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let seed = format!(
         "{}\0{}\0{}\0{}\0{sequence}",
@@ -22,53 +26,47 @@ pub(super) fn to_eml(mail: &Mail, date: DateTime<Utc>) -> (String, String) {
     );
     // The sequence first, so that files sort in the order the mail was sent.
     let message_id = format!("{sequence:08x}{:016x}", stable_hash(seed.as_bytes()));
-    let mut eml = String::new();
-    let mut header = |name: &str, value: &str| {
-        eml.push_str(name);
-        eml.push_str(": ");
-        eml.push_str(value);
-        eml.push_str("\r\n");
+    let mailbox = |address: &str| {
+        address
+            .parse::<Mailbox>()
+            .map_err(|e| format!("{address:?}: {e}"))
     };
-    header(
-        "Message-ID",
-        &format!("<{message_id}@ddb-stream-worker.local>"),
-    );
-    header("Date", &date.to_rfc2822());
-    header("From", &mail.from);
-    header("To", &mail.to.join(", "));
-    header("Subject", &encode_header(&mail.subject));
-    header("MIME-Version", "1.0");
-    match &mail.html {
-        None => {
-            header("Content-Type", "text/plain; charset=utf-8");
-            header("Content-Transfer-Encoding", "8bit");
-            eml.push_str("\r\n");
-            eml.push_str(&mail.text);
-        }
-        Some(html) => {
-            let boundary = format!("=_{message_id}");
-            header(
-                "Content-Type",
-                &format!("multipart/alternative; boundary=\"{boundary}\""),
-            );
-            eml.push_str("\r\n");
-            for (kind, body) in [("text/plain", &mail.text), ("text/html", html)] {
-                eml.push_str(&format!("--{boundary}\r\nContent-Type: {kind}; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"));
+    let mut message = Message::builder()
+        .message_id(Some(format!("<{message_id}@ddb-stream-worker.local>")))
+        .date(SystemTime::from(date))
+        .from(mailbox(&mail.from)?)
+        .subject(mail.subject.clone());
+    for to in &mail.to {
+        message = message.to(mailbox(to)?);
+    }
+    let part = |kind: ContentType, text: &str| {
+        // 8bit (lines end in CRLF, as RFC 5322 wants), so that the text reads as written and
+        // a link stays on its line (lettre's own choice wraps at 76); what 8bit cannot carry
+        // (a line over 998 bytes, a NUL, a lone CR) lettre encodes.
+        let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        let eight_bit = !crlf.contains(['\0'])
+            && crlf
+                .split("\r\n")
+                .all(|line| line.len() <= 998 && !line.contains('\r'));
+        let body = match eight_bit {
+            true => {
+                Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit)
             }
-            eml.push_str(&format!("--{boundary}--\r\n"));
-        }
+            false => Body::new(crlf),
+        };
+        SinglePart::builder().header(kind).body(body)
+    };
+    let message = match &mail.html {
+        None => message.singlepart(part(ContentType::TEXT_PLAIN, &mail.text)),
+        // A boundary of the message's own (lettre's default is random): a replay writes the
+        // same bytes.
+        Some(html) => message.multipart(
+            MultiPart::alternative()
+                .boundary(format!("=_{message_id}"))
+                .singlepart(part(ContentType::TEXT_PLAIN, &mail.text))
+                .singlepart(part(ContentType::TEXT_HTML, html)),
+        ),
     }
-    (message_id, eml)
-}
-
-/// RFC 2047 encoded-word for non-ASCII header text.
-fn encode_header(text: &str) -> String {
-    if text.is_ascii() {
-        text.to_string()
-    } else {
-        format!(
-            "=?utf-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(text)
-        )
-    }
+    .map_err(|e| e.to_string())?;
+    Ok((message_id, message.formatted()))
 }

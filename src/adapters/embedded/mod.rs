@@ -479,15 +479,17 @@ impl Mailer for EmbeddedState {
         // Dated by the change it tells of, so a replay writes the same message; a message
         // without a date (built by hand) gets the clock's.
         let date = message.date.unwrap_or_else(chrono::Utc::now);
-        let (message_id, eml) = mail::to_eml(message, date);
+        let (message_id, eml) =
+            mail::to_eml(message, date).map_err(|message| PortError::Permanent {
+                operation: "SendEmail",
+                target: "message".to_string(),
+                message,
+            })?;
         // Date, then the message id (which starts with a sequence): files sort as sent.
         let name = format!("{}-{message_id}.eml", date.format("%Y%m%dT%H%M%S%.3fZ"));
         let path = self.root.join("outbox").join(name);
-        files::write_atomic(&path, eml.as_bytes()).map_err(|e| PortError::Transient {
-            operation: "SendEmail",
-            target: message.to.join(", "),
-            message: e.to_string(),
-        })?;
+        files::write_atomic(&path, &eml)
+            .map_err(|e| files::io_error("SendEmail", path.display().to_string(), e))?;
         Ok(message_id)
     }
 }
