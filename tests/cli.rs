@@ -140,6 +140,46 @@ fn personal_data_never_reaches_the_audit_log() {
     );
 }
 
+/// Issue 29: an email address used as a user id landed in clear in the audit item's SK,
+/// GSI1PK, UserId and ResourceId while Details redacted it.
+#[test]
+fn an_email_used_as_a_user_id_becomes_a_stable_pseudonym_in_audit_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys =
+        serde_json::json!({"PK": {"S": "USER#jane.roe@example.com"}, "SK": {"S": "PROFILE"}});
+    let image = |name: &str| {
+        let mut image = keys.clone();
+        image["UpdatedBy"] = serde_json::json!({"S": "jane.roe@example.com"});
+        image["Name"] = serde_json::json!({"S": name});
+        image
+    };
+    let records = vec![
+        support::record(1, "INSERT", keys.clone(), Some(image("Jane")), None),
+        support::record(
+            2,
+            "MODIFY",
+            keys.clone(),
+            Some(image("Jane R.")),
+            Some(image("Jane")),
+        ),
+    ];
+    let file = dir.path().join("email-user.json");
+    std::fs::write(&file, serde_json::json!({ "Records": records }).to_string()).unwrap();
+    let (code, _) = replay_json(&dir.path().join("s"), &[file], &[]);
+    assert_eq!(code, 0);
+    let audits = audit_items(&dir.path().join("s"));
+    assert_eq!(audits.len(), 2);
+    for audit in &audits {
+        let whole = audit.to_string();
+        assert!(!whole.contains("jane.roe"), "{whole}");
+        for key in ["SK", "GSI1PK", "UserId", "ResourceId"] {
+            assert!(text(audit, key).contains("anon-"), "{key}: {whole}");
+        }
+    }
+    // Stable: both changes are under the same user in the user index.
+    assert_eq!(text(&audits[0], "GSI1PK"), text(&audits[1], "GSI1PK"));
+}
+
 #[test]
 fn a_ttl_delete_is_audited_as_an_expiry_by_dynamodb() {
     let dir = tempfile::tempdir().unwrap();

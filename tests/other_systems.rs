@@ -180,6 +180,8 @@ fn pilotforce_bookings_mail_the_user_unless_notifications_are_off() {
         .any(|l| l.to_string().contains("turned notifications off")));
 }
 
+const ASSETS: (&str, &str) = ("PILOTFORCE_ASSETS_BUCKET", "pilotforce-user-assets");
+
 #[test]
 fn removing_an_asset_deletes_its_object_and_a_second_time_is_fine() {
     let dir = tempfile::tempdir().unwrap();
@@ -188,18 +190,74 @@ fn removing_an_asset_deletes_its_object_and_a_second_time_is_fine() {
         .join("objects/pilotforce-user-assets/training/cessna_training_12345.jpg");
     std::fs::create_dir_all(object.parent().unwrap()).unwrap();
     std::fs::write(&object, b"jpeg").unwrap();
-    let lines = replay(dir.path(), &["pilotforce-asset-removed"]);
+    let lines = cli::replay(dir.path(), &["pilotforce-asset-removed"], &[ASSETS]);
     assert!(!object.exists());
     assert_eq!(
         outcomes(&lines, "asset-cleanup"),
         ["not_applicable", "done"]
     );
     // Re-delivered: the object is already gone, which is success.
-    let again = replay(dir.path(), &["pilotforce-asset-removed"]);
+    let again = cli::replay(dir.path(), &["pilotforce-asset-removed"], &[ASSETS]);
     assert_eq!(
         outcomes(&again, "asset-cleanup"),
         ["not_applicable", "done"]
     );
+}
+
+/// Issue 29: with the default configuration, an asset whose `s3Url` named the documents bucket
+/// deleted a proposal PDF there. Now nothing is deleted without a configured assets bucket, and
+/// with one, nothing outside it.
+#[test]
+fn asset_cleanup_deletes_only_in_the_assets_bucket_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir
+        .path()
+        .join("objects/aws-cost-estimation-documents/proposals/est456/doc123/p.pdf");
+    std::fs::create_dir_all(pdf.parent().unwrap()).unwrap();
+    std::fs::write(&pdf, b"%PDF").unwrap();
+    let file = dir.path().join("hostile-asset.json");
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(cli::event("pilotforce-asset-removed")).unwrap(),
+    )
+    .unwrap();
+    let old = &mut event["Records"][1]["dynamodb"]["OldImage"];
+    old.as_object_mut().unwrap().remove("s3Key");
+    old["s3Url"] = serde_json::json!({"S": "https://aws-cost-estimation-documents.s3.amazonaws.com/proposals/est456/doc123/p.pdf"});
+    std::fs::write(&file, event.to_string()).unwrap();
+    let run = |state: &Path, env: &[(&str, &str)]| {
+        let mut cmd = cli::worker();
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        cmd.arg("replay")
+            .arg(&file)
+            .arg("--state")
+            .arg(state)
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+
+    // Default configuration: nothing is deleted, and the result says why.
+    let output = run(dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("no assets bucket is configured"),
+        "{stdout}"
+    );
+    assert!(pdf.exists(), "the proposal PDF is still there");
+
+    // An assets bucket configured: the other bucket is refused, the record parked.
+    let output = run(&dir.path().join("configured"), &[ASSETS]);
+    assert_eq!(output.status.code(), Some(3));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout
+            .contains("names bucket \\\"aws-cost-estimation-documents\\\", not the assets bucket"),
+        "{stdout}"
+    );
+    assert!(pdf.exists());
 }
 
 #[test]

@@ -29,7 +29,7 @@ pub mod item;
 pub mod mail;
 pub mod ports;
 pub mod reactions;
-pub(crate) mod redact;
+pub mod redact;
 pub mod settings;
 pub mod skipped;
 pub mod templates;

@@ -1,4 +1,5 @@
-//! Redaction of personal data and secrets before they are written to an audit item.
+//! Redaction of personal data and secrets before they are written to an audit item or a log
+//! line, and the pseudonyms audit keys carry instead of it.
 //!
 //! Two checks: by attribute name (anything that names an email, phone, IP address, token,
 //! password, secret or key material) and by value (text that looks like an email address,
@@ -8,7 +9,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-pub(crate) const REDACTED: &str = "[REDACTED]";
+pub const REDACTED: &str = "[REDACTED]";
 
 static SENSITIVE_NAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
@@ -35,7 +36,7 @@ static IP_CANDIDATE: LazyLock<Option<Regex>> = LazyLock::new(|| {
 });
 
 /// Whether an attribute with this name holds data that must not reach the audit log.
-pub(crate) fn is_sensitive_name(name: &str) -> bool {
+pub fn is_sensitive_name(name: &str) -> bool {
     match SENSITIVE_NAME.as_ref() {
         Some(re) => re.is_match(name),
         // The pattern is a constant; if it ever failed to compile, redact everything.
@@ -50,18 +51,40 @@ static PHONE_CANDIDATE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"\+?\(?\d[\d\s().\-]{6,}\d").ok());
 
 /// The value with every email address, phone number, IP address and token replaced.
-pub(crate) fn redact_text(value: &str) -> String {
+pub fn redact_text(value: &str) -> String {
+    replace_personal(value, |_| REDACTED.to_string())
+}
+
+/// The value with every email address, phone number, IP address and token replaced by a
+/// stable pseudonym, `anon-` and 12 hex digits of a hash of it: the same person gets the same
+/// pseudonym in every item (a user's audit history stays together under GSI1), and the text
+/// itself is not stored. A pseudonym, not an anonymization: whoever can guess an address can
+/// hash it and compare.
+pub fn pseudonymize(value: &str) -> String {
+    replace_personal(value, pseudonym)
+}
+
+/// `anon-` and 48 bits of a stable hash of `text`.
+pub fn pseudonym(text: &str) -> String {
+    format!(
+        "anon-{:012x}",
+        crate::item::stable_hash(text.as_bytes()) >> 16
+    )
+}
+
+/// `value` with each piece of personal data (the patterns above) replaced by `with(piece)`.
+fn replace_personal(value: &str, with: impl Fn(&str) -> String) -> String {
     let (Some(general), Some(ip), Some(phone)) = (
         SENSITIVE_VALUE.as_ref(),
         IP_CANDIDATE.as_ref(),
         PHONE_CANDIDATE.as_ref(),
     ) else {
-        return REDACTED.to_string();
+        return with(value);
     };
-    let first = general.replace_all(value, REDACTED);
+    let first = general.replace_all(value, |caps: &regex::Captures| with(&caps[0]));
     let second = ip.replace_all(&first, |caps: &regex::Captures| {
         if caps[0].parse::<std::net::IpAddr>().is_ok() {
-            REDACTED.to_string()
+            with(&caps[0])
         } else {
             caps[0].to_string()
         }
@@ -71,7 +94,7 @@ pub(crate) fn redact_text(value: &str) -> String {
             let digits = caps[0].chars().filter(char::is_ascii_digit).count();
             let marked = caps[0].starts_with(['+', '(']);
             if (if marked { 7 } else { 9 }..=15).contains(&digits) {
-                REDACTED.to_string()
+                with(&caps[0])
             } else {
                 caps[0].to_string()
             }
@@ -80,7 +103,7 @@ pub(crate) fn redact_text(value: &str) -> String {
 }
 
 /// The text to record for attribute `name` with text `value`.
-pub(crate) fn redact_attribute(name: &str, value: &str) -> String {
+pub fn redact_attribute(name: &str, value: &str) -> String {
     if is_sensitive_name(name) {
         REDACTED.to_string()
     } else {

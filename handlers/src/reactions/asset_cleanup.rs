@@ -2,6 +2,13 @@
 //!
 //! `asset-cleanup` is idempotent by construction: deleting an object that is already gone
 //! succeeds, so a re-delivered REMOVE does nothing new.
+//!
+//! It deletes only in the assets bucket it is given (`PILOTFORCE_ASSETS_BUCKET`), under its
+//! prefix (`PILOTFORCE_ASSETS_PREFIX`, default the whole bucket), whatever an item names: a
+//! record could otherwise delete any object the worker's role reaches (a proposal PDF in the
+//! documents bucket, say). With no bucket configured it deletes nothing and says why; an
+//! item whose `s3Url` names another bucket, or whose key is outside the prefix, is refused
+//! (parked, for a person to see).
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -16,8 +23,10 @@ use crate::settings::Settings;
 #[derive(Debug, Clone)]
 pub struct AssetsConfig {
     pub assets_table: String,
-    /// The bucket; when empty, it is taken from the item's `s3Url`.
+    /// The only bucket assets are deleted from; empty: none is, the safe default.
     pub bucket: String,
+    /// The only keys deleted start with this (empty: any key of the bucket).
+    pub prefix: String,
 }
 
 impl AssetsConfig {
@@ -25,9 +34,13 @@ impl AssetsConfig {
         AssetsConfig {
             assets_table: s.text("PILOTFORCE_ASSETS_TABLE", "PilotForce-Assets"),
             bucket: s.text("PILOTFORCE_ASSETS_BUCKET", ""),
+            prefix: s.text("PILOTFORCE_ASSETS_PREFIX", ""),
         }
     }
 }
+
+/// S3's longest object key.
+const MAX_KEY_BYTES: usize = 1024;
 
 pub struct AssetCleanup {
     config: AssetsConfig,
@@ -79,23 +92,38 @@ impl Reaction for AssetCleanup {
     }
 
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        let skipped = |why: &str| {
+            Ok(Reacted {
+                result: json!({ "skipped": why }),
+                deferred_writes: Vec::new(),
+            })
+        };
+        let bucket = &self.config.bucket;
+        if bucket.is_empty() {
+            return skipped("no assets bucket is configured (PILOTFORCE_ASSETS_BUCKET): the worker deletes only in the bucket it is given, so nothing was deleted");
+        }
         let old = change.latest_image();
         let from_url = get_str(old, "s3Url").and_then(parse_s3_url);
+        if let Some((named, _)) = from_url.as_ref().filter(|(named, _)| named != bucket) {
+            return Err(ReactionError::Rejected(format!(
+                "the asset's s3Url names bucket {:?}, not the assets bucket {bucket:?}: nothing deleted",
+                crate::value_rules::short(named)
+            )));
+        }
         let key = get_str(old, "s3Key")
             .map(str::to_string)
-            .or_else(|| from_url.as_ref().map(|(_, k)| k.clone()));
-        let bucket = if self.config.bucket.is_empty() {
-            from_url.map(|(b, _)| b)
-        } else {
-            Some(self.config.bucket.clone())
+            .or_else(|| from_url.map(|(_, k)| k));
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            return skipped("the asset names no object (no s3Key, no usable s3Url)");
         };
-        let (Some(bucket), Some(key)) = (bucket, key) else {
-            return Ok(Reacted {
-                result: json!({ "skipped": "the asset names no object (no s3Key, no usable s3Url)" }),
-                deferred_writes: Vec::new(),
-            });
-        };
-        ports.objects.delete(&bucket, &key).await?;
+        if key.len() > MAX_KEY_BYTES || !key.starts_with(&self.config.prefix) {
+            return Err(ReactionError::Rejected(format!(
+                "the asset's key {:?} is not one of the assets bucket's (under {:?}, at most {MAX_KEY_BYTES} bytes): nothing deleted",
+                crate::value_rules::short(&key),
+                self.config.prefix
+            )));
+        }
+        ports.objects.delete(bucket, &key).await?;
         Ok(Reacted {
             result: json!({ "deleted": format!("s3://{bucket}/{key}") }),
             deferred_writes: Vec::new(),

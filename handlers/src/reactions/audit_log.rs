@@ -184,7 +184,7 @@ impl AuditLog {
         let image = change.latest_image();
         let hash = stable_hash(format!("{}\0{}", change.table, change.event_id).as_bytes());
         let log_id = format!("{hash:016x}");
-        let user = user_of(change);
+        let user = key_safe(&user_of(change));
         let entity = self
             .config
             .entity_names
@@ -217,7 +217,7 @@ impl AuditLog {
             log_id,
             action: format!("{}_{verb}", screaming_snake(&entity)),
             resource_type: entity,
-            resource_id: resource_id_of(image, &change.keys),
+            resource_id: key_safe(&resource_id_of(image, &change.keys)),
             timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
             details: AuditDetails {
                 table: change.table.clone(),
@@ -261,6 +261,18 @@ fn user_of(change: &Change) -> String {
         .find_map(|name| get_str(image, name))
         .unwrap_or(UNKNOWN_USER)
         .to_string()
+}
+
+/// What an audit item may carry of a user or an item's name in its keys and ids: personal
+/// data (an email address used as a user id, a phone number) becomes its stable pseudonym,
+/// and a name too long or odd for a sort key (over 128 bytes, a control character) becomes
+/// one whole, so that the item's SK stays within DynamoDB's 1,024 bytes.
+fn key_safe(name: &str) -> String {
+    let name = crate::redact::pseudonymize(name);
+    if name.len() > 128 || name.chars().any(char::is_control) {
+        return crate::redact::pseudonym(&name);
+    }
+    name
 }
 
 /// The user of a change whose item names none.
