@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ddb_stream_worker::cli::{self, Cli, CliError};
+use ddb_stream_worker::wiring::output::printable;
 
 // Replays and batches allocate many small items; mimalloc handles that churn far better than
 // the system allocator (see BENCHMARKS.md). It is built without transparent huge pages
@@ -26,19 +27,27 @@ fn main() -> ExitCode {
         return match runtime.block_on(ddb_stream_worker::lambda::run()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", printable(&e.to_string()));
                 ExitCode::FAILURE
             }
         };
     }
     cli::init_logging();
-    match runtime.block_on(cli::run(Cli::parse())) {
+    let cli = Cli::parse();
+    let json = cli.wants_json();
+    match runtime.block_on(cli::run(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
-        Err(e) => fail(e),
+        Err(e) => {
+            // A `--json` run's reader gets the error where it reads (stdout), as JSON.
+            if json {
+                println!("{}", e.to_json());
+            }
+            fail(e)
+        }
     }
 }
 
 fn fail(error: CliError) -> ExitCode {
-    eprintln!("error: {error}");
+    eprintln!("error: {}", printable(&error.to_string()));
     ExitCode::from(error.exit_code())
 }

@@ -15,7 +15,7 @@
 //! - [`reactions`]: one module per reaction, named after it, and the registry.
 //! - [`cost`]: the cost platform's domain (items, pricing, savings rates, proposal rendering),
 //!   used by the cost reactions.
-//! - [`mail`], [`templates`], [`redact`], [`settings`]: what several reactions share.
+//! - [`mail`], [`templates`], [`redact`], [`settings`], [`text`]: what several reactions share.
 //!
 //! Reactions depend on the domain modules and the ports; nothing here depends on a reaction
 //! but the registry.
@@ -33,6 +33,7 @@ pub mod redact;
 pub mod settings;
 pub mod skipped;
 pub mod templates;
+pub mod text;
 pub mod value_rules;
 
 pub use change::{Change, ChangeKind};

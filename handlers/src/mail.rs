@@ -64,7 +64,7 @@ pub fn compose<C: Serialize>(
     match Mail::new(
         &config.from,
         to,
-        &rendered.subject,
+        &crate::text::cut(&rendered.subject, crate::text::SUBJECT_CHARS),
         rendered.text,
         Some(rendered.html),
     ) {

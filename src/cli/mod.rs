@@ -283,10 +283,33 @@ enum StateCommand {
     },
 }
 
-/// Logs go to stderr, at WARN unless `RUST_LOG` says otherwise.
+impl Cli {
+    /// Whether the command prints JSON (`--json`): its errors are then JSON on stdout too.
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::Replay { json, .. } | Command::Stream { json, .. } => *json,
+            Command::Reconcile {
+                command:
+                    ReconcileTarget::Ratings { options, .. } | ReconcileTarget::Threads { options, .. },
+            } => options.json,
+            _ => false,
+        }
+    }
+}
+
+impl CliError {
+    /// The error as the last line a `--json` run prints: `{"error": …, "exitCode": …}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.to_string(), "exitCode": self.exit_code() })
+    }
+}
+
+/// Logs go to stderr, at WARN unless `RUST_LOG` says otherwise, each line escaped and redacted
+/// (`wiring::output`; no colours, which escaping would break).
 pub fn init_logging() {
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(crate::wiring::output::SafeLogs(std::io::stderr))
+        .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )

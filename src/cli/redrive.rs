@@ -19,6 +19,7 @@ use crate::batch::{BatchOptions, Outcome, Worker};
 use crate::catalog::Catalog;
 use crate::decode::decode_value;
 use crate::stream::on_failure;
+use crate::wiring::output::printable;
 use crate::wiring::{self, config::Config};
 
 pub(super) struct RedriveCommand {
@@ -77,7 +78,7 @@ pub(super) async fn run(command: RedriveCommand) -> Result<Exit, CliError> {
             tally.unavailable
         );
     }
-    eprintln!("{summary}");
+    eprintln!("{}", printable(&summary.to_string()));
     Ok(tally.exit())
 }
 
@@ -222,12 +223,12 @@ impl Target {
         match self.records_of(entry, source).await {
             Ok(event) => self.redrive(event, source, tally).await,
             Err(Unavailable::Retryable(message)) => {
-                eprintln!("{message} (retryable: run again)");
+                eprintln!("{} (retryable: run again)", printable(&message));
                 tally.failed += 1;
                 Ok(Redriven::Failed)
             }
             Err(Unavailable::Never(message)) => {
-                eprintln!("{message}");
+                eprintln!("{}", printable(&message));
                 tally.unavailable += 1;
                 Ok(Redriven::Unavailable)
             }

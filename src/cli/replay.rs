@@ -19,6 +19,7 @@ use crate::adapters::embedded::EmbeddedState;
 use crate::batch::{BatchOptions, Outcome, RecordFailure, Worker};
 use crate::catalog::Catalog;
 use crate::decode::{check_records, for_each_record, StreamRecord};
+use crate::wiring::output::printable;
 use crate::wiring::{self, config::Config};
 
 /// Lambda's largest batch: a longer file is replayed as consecutive batches of this size.
@@ -107,6 +108,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
             if let Some(failure) = failed {
                 progress.finish_and_clear();
                 out.flush().map_err(CliError::Output)?;
+                let failure = printable(&failure.to_string()).into_owned();
                 eprintln!("batch {} failed: {failure}", path.display());
                 let rest = options.files.len() - index - 1;
                 if rest > 0 {

@@ -6,6 +6,16 @@ use std::io::{self, Write};
 use handlers::item::describe_keys;
 
 use crate::batch::effects::Effect;
+use crate::wiring::output::print_line;
+
+/// `writeln!` for a line a person reads: values from records in it are escaped
+/// (`wiring::output::printable`), so no value can start a line of its own or repaint the
+/// terminal.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        print_line($out, &format!($($arg)*))
+    };
+}
 use crate::batch::{BatchOutcome, Outcome, RecordReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +40,7 @@ pub(super) fn record(out: &mut dyn Write, format: Format, report: &RecordReport)
 }
 
 fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Result<()> {
-    writeln!(
+    say!(
         out,
         "#{} {} {} {} (event {}, seq {})",
         r.index,
@@ -41,7 +51,7 @@ fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Res
         r.sequence_number
     )?;
     if r.applied {
-        writeln!(
+        say!(
             out,
             "    applied the record's own change to the embedded table"
         )?;
@@ -51,17 +61,17 @@ fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Res
             true => "earlier in this run (the input repeats it)",
             false => "by an earlier replay",
         };
-        writeln!(
+        say!(
             out,
             "    already applied {when}: not written again (a re-delivery)"
         )?;
     }
     if let Some(error) = &r.error {
-        writeln!(out, "    FAILED: {error}")?;
+        say!(out, "    FAILED: {error}")?;
     }
     let shown = |outcome: &Outcome| verbose || !matches!(outcome, Outcome::NotApplicable);
     if !r.reactions.iter().any(|reaction| shown(&reaction.outcome)) && r.error.is_none() {
-        writeln!(out, "    no reaction applies (-v lists them)")?;
+        say!(out, "    no reaction applies (-v lists them)")?;
     }
     for reaction in r
         .reactions
@@ -98,9 +108,9 @@ fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Res
                 )
             }
         };
-        writeln!(out, "    {}: {outcome}", reaction.reaction)?;
+        say!(out, "    {}: {outcome}", reaction.reaction)?;
         for effect in &reaction.effects {
-            writeln!(out, "      {}", describe_effect(effect))?;
+            say!(out, "      {}", describe_effect(effect))?;
         }
     }
     Ok(())
@@ -150,7 +160,7 @@ pub(super) fn batch_end(
                 .iter()
                 .map(|(op, n)| format!("{op} {n}"))
                 .collect();
-            writeln!(
+            say!(
                 out,
                 "dynamodb requests: {total}{}",
                 if each.is_empty() {

@@ -70,8 +70,11 @@ impl LogSettings {
         let filter = tracing_subscriber::EnvFilter::try_new(&self.filter)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         // CloudWatch stamps every line, so no time of our own.
+        // Each line escaped and without personal data (`wiring::output`).
         let logs = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_writer(crate::wiring::output::SafeLogs(std::io::stdout))
+            .with_ansi(false)
             .without_time();
         if self.json {
             logs.json().with_current_span(true).init();

@@ -1,7 +1,9 @@
 //! Building a worker: its configuration ([`config`]), the reactions from it, and the adapters
-//! for a target (the embedded state, or AWS through the SDK with an optional endpoint).
+//! for a target (the embedded state, or AWS through the SDK with an optional endpoint); and
+//! what it prints made safe to print ([`output`]).
 
 pub mod config;
+pub mod output;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,9 +33,6 @@ const WORKER_ATTRIBUTES: [&str; 5] = [
     "NotificationEventId",
 ];
 
-/// Longest value text kept in Details; longer values are cut (an item is at most 400 KB).
-const MAX_VALUE_CHARS: usize = 256;
-
 /// Attributes that name who made a change, in the order they are looked for.
 const USER_ATTRIBUTES: [&str; 7] = [
     "UpdatedBy",
@@ -394,10 +391,8 @@ fn shown(name: &str, value: &AttributeValue, text: &str) -> String {
         AttributeValue::N(_) => REDACTED.to_string(),
         _ => redact_attribute(name, text),
     };
-    match redacted.char_indices().nth(MAX_VALUE_CHARS) {
-        Some((cut, _)) => format!("{}…", &redacted[..cut]),
-        None => redacted,
-    }
+    // Cut after redacting, so that no cut leaves part of an address.
+    crate::text::cut(&redacted, crate::text::AUDIT_VALUE_CHARS).into_owned()
 }
 
 #[cfg(test)]

@@ -257,14 +257,10 @@ fn distinct<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>) -> bool {
     values.into_iter().all(|value| seen.insert(value))
 }
 
-/// At most 64 characters of `text`, for a message (a value may be 400 KB long); `…` marks a
-/// cut.
+/// At most [`crate::text::MESSAGE_CHARS`] characters of `text`, for a message (a value may
+/// be 400 KB long).
 pub fn short(text: &str) -> String {
-    const KEEP: usize = 64;
-    match text.char_indices().nth(KEEP) {
-        None => text.to_string(),
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-    }
+    crate::text::cut(text, crate::text::MESSAGE_CHARS).into_owned()
 }
 
 #[cfg(test)]

@@ -393,48 +393,71 @@ pub(super) fn printable(text: &str, weight: Weight) -> String {
         .collect()
 }
 
-/// Width of `text` in mm at `size` points.
-pub(super) fn text_width(text: &str, size: f32, weight: Weight) -> f32 {
-    let Some(font) = font(weight) else { return 0.0 };
-    let units: u32 = printable(text, weight)
+/// The width of each character of `text` in mm at `size` points (after [`printable`]).
+fn char_widths(text: &str, size: f32, weight: Weight) -> Vec<(char, f32)> {
+    let Some(font) = font(weight) else {
+        return text.chars().map(|c| (c, 0.0)).collect();
+    };
+    let scale = size / f32::from(font.units_per_em.max(1)) / 2.834_646;
+    printable(text, weight)
         .chars()
         .map(|c| {
-            font.lookup_glyph_index(u32::from(c))
+            let units = font
+                .lookup_glyph_index(u32::from(c))
                 .and_then(|gid| font.get_glyph_width(gid))
-                .map_or(0, u32::from)
+                .map_or(0, u32::from);
+            (c, units as f32 * scale)
         })
-        .sum();
-    let points = units as f32 / f32::from(font.units_per_em.max(1)) * size;
-    points / 2.834_646
+        .collect()
 }
 
-/// `text` cut (with an ellipsis) to fit `width` mm.
+/// Width of `text` in mm at `size` points.
+pub(super) fn text_width(text: &str, size: f32, weight: Weight) -> f32 {
+    char_widths(text, size, weight).iter().map(|(_, w)| w).sum()
+}
+
+/// `text` cut (with an ellipsis) to fit `width` mm. Each character is measured once, so the
+/// work is linear in the text's length (it was measured again per character dropped).
 pub(super) fn fit(text: &str, width: f32, size: f32, weight: Weight) -> String {
-    if text_width(text, size, weight) <= width {
-        return text.to_string();
+    let text = crate::text::cut(text, crate::text::LAYOUT_CHARS);
+    let widths = char_widths(&text, size, weight);
+    if widths.iter().map(|(_, w)| w).sum::<f32>() <= width {
+        return text.into_owned();
     }
-    let mut cut: String = text.to_string();
-    while !cut.is_empty() && text_width(&format!("{cut}…"), size, weight) > width {
-        cut.pop();
-    }
-    format!("{}…", cut.trim_end())
+    let room = width - text_width("…", size, weight);
+    let mut used = 0.0;
+    let kept: String = widths
+        .iter()
+        .take_while(|(_, w)| {
+            used += w;
+            used <= room
+        })
+        .map(|(c, _)| *c)
+        .collect();
+    format!("{}…", kept.trim_end())
 }
 
 /// `text` broken into lines that fit `width` mm (at spaces; a word longer than a line is cut).
+/// Linear in the text's length: each word is measured once.
 pub(super) fn wrap(text: &str, width: f32, size: f32, weight: Weight) -> Vec<String> {
+    let text = crate::text::cut(text, crate::text::LAYOUT_CHARS);
+    let space = text_width(" ", size, weight);
     let mut lines = Vec::new();
     let mut current = String::new();
+    let mut current_width = 0.0;
     for word in text.split_whitespace() {
-        let candidate = if current.is_empty() {
-            word.to_string()
-        } else {
-            format!("{current} {word}")
-        };
-        if text_width(&candidate, size, weight) <= width || current.is_empty() {
-            current = fit(&candidate, width, size, weight);
+        let word_width = text_width(word, size, weight);
+        if current.is_empty() {
+            current = fit(word, width, size, weight);
+            current_width = word_width.min(width);
+        } else if current_width + space + word_width <= width {
+            current.push(' ');
+            current.push_str(word);
+            current_width += space + word_width;
         } else {
             lines.push(std::mem::take(&mut current));
             current = fit(word, width, size, weight);
+            current_width = word_width.min(width);
         }
     }
     if !current.is_empty() {
