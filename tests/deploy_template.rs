@@ -225,3 +225,50 @@ fn logs_are_json_with_a_level_that_changes_without_new_code() {
         &template["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"];
     assert!(variables["RUST_LOG"].is_null());
 }
+
+/// Issue 29: parked records hold application data, so they expire as the queue's messages do
+/// (14 days) and travel only over TLS; the assets grant is no wider than the assets prefix.
+#[test]
+fn parked_records_expire_and_travel_only_over_tls() {
+    let template = template();
+    let resources = &template["Resources"];
+    let queue_days = resources["FailedRecordsQueue"]["Properties"]["MessageRetentionPeriod"]
+        .as_u64()
+        .unwrap()
+        / 86_400;
+    assert_eq!(queue_days, 14);
+    let rules = resources["DocumentsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .unwrap();
+    let parked = rules
+        .iter()
+        .find(|r| r["Prefix"].as_str() == Some("parked/"))
+        .expect("a lifecycle rule for parked/");
+    assert_eq!(parked["ExpirationInDays"].as_u64(), Some(queue_days));
+    let policy = &resources["FailedRecordsQueuePolicy"]["Properties"]["PolicyDocument"];
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Effect"].as_str(), Some("Deny"));
+    assert_eq!(
+        statement["Condition"]["Bool"]["aws:SecureTransport"].as_str(),
+        Some("false")
+    );
+    let statements = resources["WorkerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"]
+        .as_sequence()
+        .unwrap();
+    let assets = statements
+        .iter()
+        .find(|s| s["Sid"].as_str() == Some("AssetObjectsDelete"))
+        .unwrap();
+    let Value::Tagged(resource) = &assets["Resource"] else {
+        panic!("the assets grant is not a !Sub")
+    };
+    assert!(
+        resource
+            .value
+            .as_str()
+            .unwrap()
+            .ends_with("/${PilotForceAssetsPrefix}*"),
+        "{resource:?}"
+    );
+}
