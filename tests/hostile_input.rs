@@ -561,3 +561,46 @@ async fn the_embedded_tables_refuse_what_dynamodb_refuses() {
         .await
         .is_ok());
 }
+
+/// Found by the item-size benchmark: a line item named with 390 KB made the calculation
+/// item, which copied the name, larger than DynamoDB stores, so the totals were never written.
+#[test]
+fn a_line_item_of_nearly_400_kb_still_gets_its_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let estimation = json!({"S": "ESTIMATION#big"});
+    let metadata_keys = json!({"PK": estimation, "SK": {"S": "METADATA"}});
+    let server_keys = json!({"PK": estimation, "SK": {"S": "SERVER#s1"}});
+    let mut server = server_keys.clone();
+    server["ServerName"] = json!({"S": "n".repeat(390 * 1024)});
+    server["EstimatedMonthlyCost"] = json!({"N": "100"});
+    let records = [
+        record(
+            1,
+            "INSERT",
+            metadata_keys.clone(),
+            Some(metadata_keys),
+            None,
+        ),
+        record(2, "INSERT", server_keys, Some(server), None),
+    ];
+    let (code, lines, stderr) = replay_records(&dir.path().join("big.json"), &state, &records);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        reaction(&lines[1], "estimation-totals")["outcome"],
+        "done",
+        "{}",
+        lines[1]
+    );
+    let items = table(&state, support::COST_TABLE);
+    let calculation = items
+        .iter()
+        .find(|i| {
+            i["SK"]["S"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("CALCULATION#")
+        })
+        .expect("the calculation item");
+    assert!(calculation.to_string().len() < 10_000);
+}

@@ -20,7 +20,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("stream", &["batch", "adapters", "decode", "catalog"]),
     ("wiring", &["batch", "adapters", "decode", "catalog"]),
-    ("fuzz_target", &["wiring", "decode"]),
+    (
+        "fuzz_target",
+        &["wiring", "batch", "adapters", "decode", "catalog"],
+    ),
     ("batch", &["adapters", "decode", "catalog"]),
     ("adapters", &["catalog"]),
     ("decode", &[]),

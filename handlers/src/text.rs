@@ -5,14 +5,14 @@
 //! | where | limit |
 //! |---|---|
 //! | an error or log message naming a value | [`MESSAGE_CHARS`] |
-//! | an audit item's old and new values | [`AUDIT_VALUE_CHARS`] |
+//! | a value copied into an item the worker writes (an audit item's old and new values, a calculation's line item names and types) | [`COPIED_CHARS`] |
 //! | a mail subject | [`SUBJECT_CHARS`] |
 //! | a value laid out in a proposal PDF (then fitted to its column or wrapped) | [`LAYOUT_CHARS`] |
 
 use std::borrow::Cow;
 
 pub const MESSAGE_CHARS: usize = 64;
-pub const AUDIT_VALUE_CHARS: usize = 256;
+pub const COPIED_CHARS: usize = 256;
 pub const SUBJECT_CHARS: usize = 200;
 pub const LAYOUT_CHARS: usize = 1_000;
 
@@ -32,9 +32,6 @@ mod tests {
     fn text_is_cut_at_a_character_and_marked() {
         assert_eq!(cut("short", 10), "short");
         assert_eq!(cut("ééééé", 3), "ééé…");
-        assert_eq!(
-            cut(&"x".repeat(400_000), AUDIT_VALUE_CHARS).chars().count(),
-            257
-        );
+        assert_eq!(cut(&"x".repeat(400_000), COPIED_CHARS).chars().count(), 257);
     }
 }

@@ -392,7 +392,7 @@ fn shown(name: &str, value: &AttributeValue, text: &str) -> String {
         _ => redact_attribute(name, text),
     };
     // Cut after redacting, so that no cut leaves part of an address.
-    crate::text::cut(&redacted, crate::text::AUDIT_VALUE_CHARS).into_owned()
+    crate::text::cut(&redacted, crate::text::COPIED_CHARS).into_owned()
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use crate::item::{
 };
 use crate::ports::{Condition, Ports, Query, SortKey, TransactItem, Update};
 use crate::skipped::{with_skipped, Skipped};
+use crate::text::{cut, COPIED_CHARS};
 
 /// How often a version conflict is retried before the record fails (retryably).
 const MAX_ATTEMPTS: u32 = 4;
@@ -360,10 +361,12 @@ impl EstimationTotals {
             let items = lines
                 .iter()
                 .filter(|l| category.is_some() && l.category() == category)
+                // Copies, cut: the calculation item must stay within DynamoDB's 400 KB whatever
+                // the line items hold.
                 .map(|l| CostLine {
                     item_id: l.sk.clone(),
-                    name: l.name(),
-                    r#type: l.kind().map(str::to_string),
+                    name: cut(&l.name(), COPIED_CHARS).into_owned(),
+                    r#type: l.kind().map(|kind| cut(kind, COPIED_CHARS).into_owned()),
                     monthly_cost: l.monthly_cost(),
                 })
                 .collect();
