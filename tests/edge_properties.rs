@@ -284,7 +284,7 @@ fn stream_record(seq: u64, drawn: &Drawn) -> Value {
         _ => ("REMOVE", None, Some(image)),
     };
     let mut record = support::record_in(table, seq, event_name, keys, new, old);
-    if drawn.event == 2 && seq % 2 == 0 {
+    if drawn.event == 2 && seq.is_multiple_of(2) {
         record["userIdentity"] =
             json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
     }
