@@ -34,6 +34,25 @@ fn provider_figures(state: &Path) -> (String, String) {
     (n("ratingSum"), n("reviewCount"))
 }
 
+/// The INSERT of estimation `id`'s METADATA, and of its server `server` with `attributes`.
+fn metadata(seq: u64, id: &str) -> Value {
+    let keys = json!({"PK": {"S": format!("ESTIMATION#{id}")}, "SK": {"S": "METADATA"}});
+    let mut image = keys.clone();
+    image["EstimationId"] = json!({"S": id});
+    record(seq, "INSERT", keys, Some(image), None)
+}
+
+fn server(seq: u64, id: &str, server: &str, attributes: Value) -> Value {
+    let keys =
+        json!({"PK": {"S": format!("ESTIMATION#{id}")}, "SK": {"S": format!("SERVER#{server}")}});
+    let mut image = keys.clone();
+    image
+        .as_object_mut()
+        .unwrap()
+        .extend(attributes.as_object().unwrap().clone());
+    record(seq, "INSERT", keys, Some(image), None)
+}
+
 /// Every file under `dir`, relative, sorted.
 fn files_under(dir: &Path) -> Vec<String> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
@@ -293,22 +312,13 @@ fn a_records_table_name_names_its_table() {
 fn costs_beyond_what_the_worker_computes_are_skipped_and_parked_without_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let estimation = json!({"S": "ESTIMATION#big"});
-    let metadata_keys = json!({"PK": estimation, "SK": {"S": "METADATA"}});
-    let mut metadata = metadata_keys.clone();
-    metadata["EstimationId"] = json!({"S": "big"});
-    let server = |seq: u64, id: &str, cost: &str| {
-        let keys = json!({"PK": estimation, "SK": {"S": format!("SERVER#{id}")}});
-        let mut image = keys.clone();
-        image["EstimatedMonthlyCost"] = json!({"N": cost});
-        record(seq, "INSERT", keys, Some(image), None)
-    };
+    let cost = |cost: &str| json!({"EstimatedMonthlyCost": {"N": cost}});
     let records = [
-        record(1, "INSERT", metadata_keys, Some(metadata), None),
-        server(2, "a", "40000000000000000000000000000"),
-        server(3, "b", "40000000000000000000000000000"),
-        server(4, "c", "1E+28"),
-        server(5, "d", "100"),
+        metadata(1, "big"),
+        server(2, "big", "a", cost("40000000000000000000000000000")),
+        server(3, "big", "b", cost("40000000000000000000000000000")),
+        server(4, "big", "c", cost("1E+28")),
+        server(5, "big", "d", cost("100")),
     ];
     let (code, lines, _) = replay_records(&dir.path().join("c.json"), &state, &records);
     assert_eq!(code, 3, "{lines:?}");
@@ -416,20 +426,14 @@ fn keys_and_values_cannot_forge_report_lines_or_repaint_the_terminal() {
 #[test]
 fn log_lines_carry_no_email_address() {
     let dir = tempfile::tempdir().unwrap();
-    let estimation = json!({"S": "ESTIMATION#e1"});
-    let keys = json!({"PK": estimation, "SK": {"S": "SERVER#s1"}});
-    let mut image = keys.clone();
-    image["EstimatedMonthlyCost"] = json!({"S": "cost of jane.roe@example.com"});
-    let metadata_keys = json!({"PK": estimation, "SK": {"S": "METADATA"}});
     let records = [
-        record(
-            1,
-            "INSERT",
-            metadata_keys.clone(),
-            Some(metadata_keys),
-            None,
+        metadata(1, "e1"),
+        server(
+            2,
+            "e1",
+            "s1",
+            json!({"EstimatedMonthlyCost": {"S": "cost of jane.roe@example.com"}}),
         ),
-        record(2, "INSERT", keys, Some(image), None),
     ];
     let (code, _, stderr) =
         replay_records(&dir.path().join("p.json"), &dir.path().join("s"), &records);
@@ -568,21 +572,15 @@ async fn the_embedded_tables_refuse_what_dynamodb_refuses() {
 fn a_line_item_of_nearly_400_kb_still_gets_its_totals() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let estimation = json!({"S": "ESTIMATION#big"});
-    let metadata_keys = json!({"PK": estimation, "SK": {"S": "METADATA"}});
-    let server_keys = json!({"PK": estimation, "SK": {"S": "SERVER#s1"}});
-    let mut server = server_keys.clone();
-    server["ServerName"] = json!({"S": "n".repeat(390 * 1024)});
-    server["EstimatedMonthlyCost"] = json!({"N": "100"});
+    let name = "n".repeat(390 * 1024);
     let records = [
-        record(
-            1,
-            "INSERT",
-            metadata_keys.clone(),
-            Some(metadata_keys),
-            None,
+        metadata(1, "big"),
+        server(
+            2,
+            "big",
+            "s1",
+            json!({"ServerName": {"S": name}, "EstimatedMonthlyCost": {"N": "100"}}),
         ),
-        record(2, "INSERT", server_keys, Some(server), None),
     ];
     let (code, lines, stderr) = replay_records(&dir.path().join("big.json"), &state, &records);
     assert_eq!(code, 0, "{stderr}");

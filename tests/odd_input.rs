@@ -27,10 +27,11 @@ fn edited_record(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Valu
     file
 }
 
-/// A record the replay parked: exit 3, the report names its sequence number and `why`, the
-/// batch went on (nothing reported to Lambda), and the parked file holds the record as it
-/// was sent. Returns the parked file's event.
-fn assert_parked(output: &Output, state: &Path, seq: &str, why: &str) -> serde_json::Value {
+/// Replays `file` on `state` and asserts the record was parked: exit 3, the report names its
+/// sequence number and `why`, the batch went on (nothing reported to Lambda), and the parked
+/// file holds the record as it was sent. Returns the parked file's event.
+fn replay_parks(file: &Path, state: &Path, seq: &str, why: &str) -> serde_json::Value {
+    let output = &replay_file(file, state);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stdout}{stderr}");
@@ -128,9 +129,8 @@ fn every_attribute_type_and_38_digit_numbers_are_kept_exactly() {
 #[test]
 fn an_event_name_that_does_not_exist_parks_its_record_by_sequence_number() {
     let dir = tempfile::tempdir().unwrap();
-    let output = replay_file(&event("odd-event-name"), dir.path());
-    let parked = assert_parked(
-        &output,
+    let parked = replay_parks(
+        &event("odd-event-name"),
         dir.path(),
         "900000000000000000003",
         r#"unknown eventName "UPSERT": expected INSERT, MODIFY or REMOVE"#,
@@ -149,9 +149,8 @@ fn a_record_that_lost_its_image_names_what_is_missing() {
             .remove("NewImage");
     });
     let state = dir.path().join("state");
-    let output = replay_file(&file, &state);
-    assert_parked(
-        &output,
+    replay_parks(
+        &file,
         &state,
         "900000000000000000001",
         "INSERT record has no NewImage (StreamViewType NEW_AND_OLD_IMAGES)",
@@ -221,9 +220,8 @@ fn a_number_dynamodb_could_not_hold_parks_its_record_naming_the_attribute() {
         record["dynamodb"]["NewImage"]["Prefs"]["M"]["limit"] = serde_json::json!({ "N": "1e126" });
     });
     let state = dir.path().join("state");
-    let output = replay_file(&file, &state);
-    assert_parked(
-        &output,
+    replay_parks(
+        &file,
         &state,
         "900000000000000000001",
         r#"NewImage.Prefs.limit = "1e126" is not a DynamoDB number"#,
@@ -241,9 +239,8 @@ fn keys_that_disagree_with_the_image_park_the_record() {
         record["dynamodb"]["Keys"]["PK"] = serde_json::json!({ "S": "USER#someone-else" });
     });
     let state = dir.path().join("state");
-    let output = replay_file(&file, &state);
-    assert_parked(
-        &output,
+    replay_parks(
+        &file,
         &state,
         "900000000000000000001",
         "Keys.PK does not match the NewImage's PK",

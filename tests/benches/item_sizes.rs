@@ -14,8 +14,12 @@ use ddb_stream_worker::catalog::Catalog;
 use ddb_stream_worker::decode::decode_event;
 use ddb_stream_worker::wiring::{self, config::Config};
 use serde_json::{json, Value};
+use support::record_in;
 
-const COST: &str = "aws-cost-platform-enhanced";
+#[path = "../support/mod.rs"]
+mod support;
+
+use support::COST_TABLE as COST;
 const SIZES_KB: [usize; 4] = [1, 10, 100, 400];
 /// Records timed per reaction and size.
 const RECORDS: u64 = 8;
@@ -24,7 +28,16 @@ fn s(text: &str) -> Value {
     json!({ "S": text })
 }
 
-fn record(
+fn with(keys: &Value, attributes: Value) -> Value {
+    let mut item = keys.clone();
+    if let (Some(item), Some(attributes)) = (item.as_object_mut(), attributes.as_object()) {
+        item.extend(attributes.clone());
+    }
+    item
+}
+
+/// A change of `keys` in `table`: `new` and `old` are the images' attributes besides the key.
+fn change(
     table: &str,
     seq: u64,
     event: &str,
@@ -32,236 +45,133 @@ fn record(
     new: Option<Value>,
     old: Option<Value>,
 ) -> Value {
-    let mut dynamodb = json!({
-        "ApproximateCreationDateTime": 1_733_000_000 + seq,
-        "Keys": keys,
-        "SequenceNumber": format!("{seq:021}"),
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    });
-    if let Some(new) = new {
-        dynamodb["NewImage"] = new;
-    }
-    if let Some(old) = old {
-        dynamodb["OldImage"] = old;
-    }
-    json!({
-        "eventID": format!("event-{seq}"),
-        "eventName": event,
-        "eventSource": "aws:dynamodb",
-        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:1:table/{table}/stream/x"),
-        "dynamodb": dynamodb,
-    })
-}
-
-fn with(keys: &Value, attributes: Value) -> Value {
-    let mut item = keys.clone();
-    item.as_object_mut()
-        .unwrap()
-        .extend(attributes.as_object().unwrap().clone());
-    item
+    let new = new.map(|attributes| with(&keys, attributes));
+    let old = old.map(|attributes| with(&keys, attributes));
+    record_in(table, seq, event, keys, new, old)
 }
 
 /// (setup records, timed records) for reaction `name`, the read attribute holding `pad`.
-/// Sequence numbers start at `seq`.
-fn scenario(name: &str, pad: &str, seq: &mut u64) -> (Vec<Value>, Vec<Value>) {
+fn scenario(name: &str, pad: &str) -> (Vec<Value>, Vec<Value>) {
+    let mut seq = 0;
     let mut next = || {
-        *seq += 1;
-        *seq
+        seq += 1;
+        seq
     };
-    let profile = |next: &mut dyn FnMut() -> u64| {
-        let keys = json!({"PK": s("USER#u1"), "SK": s("PROFILE")});
-        let item = with(
-            &keys,
-            json!({"EntityType": s("User"), "UserId": s("u1"), "Email": s("jane.roe@example.com"), "FirstName": s("Jane")}),
-        );
-        record(COST, next(), "INSERT", keys, Some(item), None)
+    let insert = |table: &str, seq: u64, keys: Value, attributes: Value| {
+        change(table, seq, "INSERT", keys, Some(attributes), None)
     };
     let mut setup = Vec::new();
     let mut timed = Vec::new();
     for i in 0..RECORDS {
         let estimation = format!("ESTIMATION#e{i}");
-        match name {
-            "audit-log" => {
-                let keys = json!({"PK": s(&format!("USER#a{i}")), "SK": s("PROFILE")});
-                let old = with(&keys, json!({"Bio": s("short")}));
-                let new = with(&keys, json!({"Bio": s(pad)}));
-                timed.push(record(COST, next(), "MODIFY", keys, Some(new), Some(old)));
-            }
+        let key = |pk: &str, sk: &str| json!({"PK": s(pk), "SK": s(sk)});
+        let metadata = |seq, project: &str| {
+            insert(
+                COST,
+                seq,
+                key(&estimation, "METADATA"),
+                json!({"EstimationId": s(&format!("e{i}")), "ProjectName": s(project)}),
+            )
+        };
+        if i == 0 {
+            // The profiles mail goes to.
+            setup.push(insert(COST, next(), key("USER#u1", "PROFILE"), json!({"EntityType": s("User"), "UserId": s("u1"), "Email": s("jane.roe@example.com"), "FirstName": s("Jane")})));
+            setup.push(insert(
+                "marketplace-dev-users-table",
+                next(),
+                json!({"userId": s("p1")}),
+                json!({"email": s("p1@example.com"), "name": s("Pat")}),
+            ));
+            setup.push(insert(
+                "PilotForce-Users",
+                next(),
+                json!({"userId": s("u1")}),
+                json!({"email": s("u1@example.com"), "name": s("Uma")}),
+            ));
+        }
+        let record = match name {
+            "audit-log" => change(
+                COST,
+                next(),
+                "MODIFY",
+                key(&format!("USER#a{i}"), "PROFILE"),
+                Some(json!({"Bio": s(pad)})),
+                Some(json!({"Bio": s("short")})),
+            ),
             "estimation-totals" => {
-                let meta = json!({"PK": s(&estimation), "SK": s("METADATA")});
-                setup.push(record(
+                setup.push(metadata(next(), "p"));
+                insert(
                     COST,
                     next(),
-                    "INSERT",
-                    meta.clone(),
-                    Some(with(&meta, json!({"EstimationId": s(&format!("e{i}"))}))),
-                    None,
-                ));
-                let keys = json!({"PK": s(&estimation), "SK": s("SERVER#s1")});
-                let item = with(
-                    &keys,
+                    key(&estimation, "SERVER#s1"),
                     json!({"ServerName": s(pad), "EstimatedMonthlyCost": {"N": "120.5"}}),
-                );
-                timed.push(record(COST, next(), "INSERT", keys, Some(item), None));
+                )
             }
             "proposal-pdf" => {
-                if i == 0 {
-                    setup.push(profile(&mut next));
-                }
-                let meta = json!({"PK": s(&estimation), "SK": s("METADATA")});
-                setup.push(record(
+                setup.push(metadata(next(), pad));
+                setup.push(insert(
                     COST,
                     next(),
-                    "INSERT",
-                    meta.clone(),
-                    Some(with(
-                        &meta,
-                        json!({"EstimationId": s(&format!("e{i}")), "ProjectName": s(pad)}),
-                    )),
-                    None,
+                    key(&estimation, "SERVER#s1"),
+                    json!({"ServerName": s(pad), "EstimatedMonthlyCost": {"N": "99"}}),
                 ));
-                let server = json!({"PK": s(&estimation), "SK": s("SERVER#s1")});
-                setup.push(record(
+                insert(
                     COST,
                     next(),
-                    "INSERT",
-                    server.clone(),
-                    Some(with(
-                        &server,
-                        json!({"ServerName": s(pad), "EstimatedMonthlyCost": {"N": "99"}}),
-                    )),
-                    None,
-                ));
-                let keys = json!({"PK": s(&estimation), "SK": s("DOCUMENT#d1")});
-                let item = with(
-                    &keys,
+                    key(&estimation, "DOCUMENT#d1"),
                     json!({"DocumentType": s("PDF_PROPOSAL"), "Status": s("PENDING"), "GeneratedBy": s("u1"), "DocumentId": s("d1"), "EstimationId": s(&format!("e{i}")), "FileName": s("proposal.pdf")}),
-                );
-                timed.push(record(COST, next(), "INSERT", keys, Some(item), None));
+                )
             }
-            "proposal-cleanup" => {
-                let keys = json!({"PK": s(&estimation), "SK": s("DOCUMENT#d1")});
-                let item = with(
-                    &keys,
+            "proposal-cleanup" => change(
+                COST,
+                next(),
+                "REMOVE",
+                key(&estimation, "DOCUMENT#d1"),
+                None,
+                Some(
                     json!({"DocumentType": s("PDF_PROPOSAL"), "Status": s("COMPLETED"), "S3Key": s(&format!("proposals/e{i}/d1/p.pdf")), "FileName": s(pad)}),
-                );
-                timed.push(record(COST, next(), "REMOVE", keys, None, Some(item)));
-            }
-            "share-notification" => {
-                if i == 0 {
-                    setup.push(profile(&mut next));
-                }
-                let keys = json!({"PK": s("USER#u1"), "SK": s(&format!("SHARED#e{i}"))});
-                let item = with(
-                    &keys,
-                    json!({"SharedWithUserId": s("u1"), "SharedByUserId": s("u2"), "EstimationId": s(&format!("e{i}")), "EstimationName": s(pad), "Message": s(pad)}),
-                );
-                timed.push(record(COST, next(), "INSERT", keys, Some(item), None));
-            }
-            "provider-rating" => {
-                let keys = json!({"reviewId": s(&format!("r{i}"))});
-                let item = with(
-                    &keys,
-                    json!({"providerId": s("p1"), "bookingId": s(&format!("b{i}")), "rating": {"N": "4"}, "createdAt": s("2025-01-01T00:00:00Z"), "comment": s(pad)}),
-                );
-                timed.push(record(
-                    "marketplace-dev-reviews-table",
-                    next(),
-                    "INSERT",
-                    keys,
-                    Some(item),
-                    None,
-                ));
-            }
-            "marketplace-booking-mail" => {
-                if i == 0 {
-                    let keys = json!({"userId": s("p1")});
-                    setup.push(record(
-                        "marketplace-dev-users-table",
-                        next(),
-                        "INSERT",
-                        keys.clone(),
-                        Some(with(
-                            &keys,
-                            json!({"email": s("p1@example.com"), "name": s("Pat")}),
-                        )),
-                        None,
-                    ));
-                }
-                let keys = json!({"bookingId": s(&format!("b{i}"))});
-                let item = with(
-                    &keys,
-                    json!({"providerId": s("p1"), "customerId": s("u1"), "status": s("PENDING"), "serviceType": s(pad)}),
-                );
-                timed.push(record(
-                    "marketplace-dev-bookings-table",
-                    next(),
-                    "INSERT",
-                    keys,
-                    Some(item),
-                    None,
-                ));
-            }
-            "pilotforce-booking-mail" => {
-                if i == 0 {
-                    let keys = json!({"userId": s("u1")});
-                    setup.push(record(
-                        "PilotForce-Users",
-                        next(),
-                        "INSERT",
-                        keys.clone(),
-                        Some(with(
-                            &keys,
-                            json!({"email": s("u1@example.com"), "name": s("Uma")}),
-                        )),
-                        None,
-                    ));
-                }
-                let keys = json!({"bookingId": s(&format!("b{i}"))});
-                let item = with(
-                    &keys,
-                    json!({"userId": s("u1"), "status": s("pending"), "jobName": s(pad), "location": s(pad)}),
-                );
-                timed.push(record(
-                    "PilotForce-Bookings",
-                    next(),
-                    "INSERT",
-                    keys,
-                    Some(item),
-                    None,
-                ));
-            }
-            "asset-cleanup" => {
-                let keys = json!({"assetId": s(&format!("a{i}"))});
-                let item = with(
-                    &keys,
-                    json!({"s3Key": s(&format!("assets/a{i}.jpg")), "name": s(pad)}),
-                );
-                timed.push(record(
-                    "PilotForce-Assets",
-                    next(),
-                    "REMOVE",
-                    keys,
-                    None,
-                    Some(item),
-                ));
-            }
-            _ => {
-                let keys = json!({"conversation_id": s("c1"), "response_id": s(&format!("m{i}"))});
-                let item = with(
-                    &keys,
-                    json!({"sender_email": s("a@example.com"), "timestamp": s(&format!("2025-11-17T09:00:0{i}Z")), "body": s(pad)}),
-                );
-                timed.push(record(
-                    "acsd2p-dev-Conversations",
-                    next(),
-                    "INSERT",
-                    keys,
-                    Some(item),
-                    None,
-                ));
-            }
-        }
+                ),
+            ),
+            "share-notification" => insert(
+                COST,
+                next(),
+                key("USER#u1", &format!("SHARED#e{i}")),
+                json!({"SharedWithUserId": s("u1"), "SharedByUserId": s("u2"), "EstimationId": s(&format!("e{i}")), "EstimationName": s(pad), "Message": s(pad)}),
+            ),
+            "provider-rating" => insert(
+                "marketplace-dev-reviews-table",
+                next(),
+                json!({"reviewId": s(&format!("r{i}"))}),
+                json!({"providerId": s("p1"), "bookingId": s(&format!("b{i}")), "rating": {"N": "4"}, "createdAt": s("2025-01-01T00:00:00Z"), "comment": s(pad)}),
+            ),
+            "marketplace-booking-mail" => insert(
+                "marketplace-dev-bookings-table",
+                next(),
+                json!({"bookingId": s(&format!("b{i}"))}),
+                json!({"providerId": s("p1"), "customerId": s("u1"), "status": s("PENDING"), "serviceType": s(pad)}),
+            ),
+            "pilotforce-booking-mail" => insert(
+                "PilotForce-Bookings",
+                next(),
+                json!({"bookingId": s(&format!("b{i}"))}),
+                json!({"userId": s("u1"), "status": s("pending"), "jobName": s(pad), "location": s(pad)}),
+            ),
+            "asset-cleanup" => change(
+                "PilotForce-Assets",
+                next(),
+                "REMOVE",
+                json!({"assetId": s(&format!("a{i}"))}),
+                None,
+                Some(json!({"s3Key": s(&format!("assets/a{i}.jpg")), "name": s(pad)})),
+            ),
+            _ => insert(
+                "acsd2p-dev-Conversations",
+                next(),
+                json!({"conversation_id": s("c1"), "response_id": s(&format!("m{i}"))}),
+                json!({"sender_email": s("a@example.com"), "timestamp": s(&format!("2025-11-17T09:00:0{i}Z")), "body": s(pad)}),
+            ),
+        };
+        timed.push(record);
     }
     (setup, timed)
 }
@@ -316,8 +226,7 @@ fn main() {
                 apply_own_change: true,
                 ..BatchOptions::default()
             };
-            let mut seq = 0;
-            let (setup, timed) = scenario(name, &pad, &mut seq);
+            let (setup, timed) = scenario(name, &pad);
             let decode = |records: &[Value]| {
                 decode_event(&json!({ "Records": records }).to_string(), "bench", None).unwrap()
             };
