@@ -888,50 +888,16 @@ impl Worker {
                 }
             }
             Err(e) => {
-                let retryable = e.is_retryable();
-                // What no retry can fix is parked, so that it costs only itself.
-                let parked = match retryable {
-                    true => None,
-                    false => self.park(stream_record, name, &e.to_string()).await,
-                };
-                let (outcome, failed) = match parked {
-                    Some(Ok(location)) => {
-                        tracing::warn!(outcome = "parked", %location, error = %e);
-                        let reason = e.to_string();
-                        let panicked = matches!(e, ReactionError::Panicked(_));
-                        (
-                            Outcome::Parked {
-                                reason,
-                                location,
-                                panicked,
-                            },
-                            None,
-                        )
-                    }
-                    // Nothing is dropped silently: unparked, the record fails for a retry.
-                    Some(Err(park)) => {
-                        let reason = format!("{e}; and it could not be parked: {park}");
-                        tracing::warn!(outcome = "failed", retryable = true, error = %reason);
-                        (
-                            Outcome::Failed {
-                                reason: reason.clone(),
-                                retryable: true,
-                            },
-                            Some((reason, true)),
-                        )
-                    }
-                    None => {
-                        tracing::warn!(outcome = "failed", retryable, error = %e);
-                        let reason = e.to_string();
-                        (
-                            Outcome::Failed {
-                                reason: reason.clone(),
-                                retryable,
-                            },
-                            Some((reason, retryable)),
-                        )
-                    }
-                };
+                let panicked = matches!(e, ReactionError::Panicked(_));
+                let (outcome, failed) = self
+                    .park_or_fail(
+                        stream_record,
+                        name,
+                        e.to_string(),
+                        e.is_retryable(),
+                        panicked,
+                    )
+                    .await;
                 Settled {
                     report: ReactionReport {
                         reaction: name,
@@ -945,6 +911,45 @@ impl Worker {
         }
     }
 
+    /// What no retry can fix is parked, so that it costs only itself; the rest fails, and so
+    /// does what cannot be parked (retryable: nothing is dropped silently). The outcome to
+    /// report for `stage` (a reaction, or `decode` / `apply`), and the failure if any.
+    async fn park_or_fail(
+        &self,
+        record: &StreamRecord,
+        stage: &'static str,
+        reason: String,
+        retryable: bool,
+        panicked: bool,
+    ) -> (Outcome, Option<(String, bool)>) {
+        let parked = match retryable {
+            true => None,
+            false => self.park(record, stage, &reason).await,
+        };
+        let (reason, retryable) = match parked {
+            Some(Ok(location)) => {
+                tracing::warn!(stage, outcome = "parked", %location, error = %reason);
+                let outcome = Outcome::Parked {
+                    reason,
+                    location,
+                    panicked,
+                };
+                return (outcome, None);
+            }
+            Some(Err(park)) => (
+                format!("{reason}; and it could not be parked: {park}"),
+                true,
+            ),
+            None => (reason, retryable),
+        };
+        tracing::warn!(stage, outcome = "failed", retryable, error = %reason);
+        let outcome = Outcome::Failed {
+            reason: reason.clone(),
+            retryable,
+        };
+        (outcome, Some((reason, retryable)))
+    }
+
     /// A record no reaction can run on (`stage`: it breaks a stream's rules, or its own change
     /// cannot be applied): parked whole, and reported as that stage's outcome, unless a retry
     /// can help or there is nowhere to park; then it fails.
@@ -956,40 +961,9 @@ impl Worker {
         reason: String,
         retryable: bool,
     ) -> Result<(), RecordFailure> {
-        let parked = match retryable {
-            true => None,
-            false => self.park(record, stage, &reason).await,
-        };
-        let (outcome, failed) = match parked {
-            Some(Ok(location)) => {
-                tracing::warn!(stage, outcome = "parked", %location, error = %reason);
-                (
-                    Outcome::Parked {
-                        reason,
-                        location,
-                        panicked: false,
-                    },
-                    None,
-                )
-            }
-            Some(Err(park)) => {
-                let reason = format!("{reason}; and it could not be parked: {park}");
-                (
-                    Outcome::Failed {
-                        reason: reason.clone(),
-                        retryable: true,
-                    },
-                    Some((reason, true)),
-                )
-            }
-            None => (
-                Outcome::Failed {
-                    reason: reason.clone(),
-                    retryable,
-                },
-                Some((reason, retryable)),
-            ),
-        };
+        let (outcome, failed) = self
+            .park_or_fail(record, stage, reason, retryable, false)
+            .await;
         report.reactions.push(ReactionReport {
             reaction: stage,
             outcome,
