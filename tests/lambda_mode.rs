@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use support::runtime_api::RuntimeApi;
 use support::services;
 
-struct Function(Child);
+/// The function, and its stdout read as it is written: a pipe not drained holds 64 KiB, and a
+/// function whose logs fill it blocks on its next line.
+struct Function(Child, Option<std::thread::JoinHandle<String>>);
 
 impl Drop for Function {
     fn drop(&mut self) {
@@ -21,14 +23,32 @@ impl Drop for Function {
     }
 }
 
+impl Function {
+    /// Stops the function; everything it wrote to stdout.
+    fn stop(&mut self) -> String {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        self.1
+            .take()
+            .and_then(|reader| reader.join().ok())
+            .unwrap_or_default()
+    }
+}
+
 fn start(api: &RuntimeApi) -> (Function, Instant) {
     let started = Instant::now();
-    let child = services::lambda_function(&api.address, "ddb-stream-worker")
+    let mut child = services::lambda_function(&api.address, "ddb-stream-worker")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start the binary");
-    (Function(child), started)
+    let mut stdout = child.stdout.take().expect("the function's stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    (Function(child, Some(reader)), started)
 }
 
 fn event(name: &str) -> Value {
@@ -187,8 +207,7 @@ async fn lambda_mode_answers_batches_failures_and_bad_events() {
     assert_eq!(lock["ttl"], V::N((record_time + 86_400).to_string()));
 
     drop(api);
-    let _ = function.0.kill();
-    let output = function.0.wait_with_output_lossy();
+    let output = function.stop();
     // Logs are JSON lines; metrics are EMF documents.
     let lines: Vec<Value> = output
         .lines()
@@ -229,19 +248,4 @@ async fn lambda_mode_answers_batches_failures_and_bad_events() {
         })
         .count();
     assert_eq!(warnings, 1, "a passed deadline is logged once, at WARN");
-}
-
-trait OutputLossy {
-    fn wait_with_output_lossy(self) -> String;
-}
-
-impl OutputLossy for &mut Child {
-    fn wait_with_output_lossy(self) -> String {
-        let mut text = String::new();
-        if let Some(mut out) = self.stdout.take() {
-            let _ = std::io::Read::read_to_string(&mut out, &mut text);
-        }
-        let _ = self.wait();
-        text
-    }
 }
