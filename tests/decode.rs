@@ -126,6 +126,8 @@ fn the_first_pass_refuses_only_what_makes_the_file_unusable() {
     // A wrong shape is one record, parked later; the file is still usable.
     let mut shape = records.clone();
     shape[1700] = r#"{"eventID": 5}"#.to_string();
+    shape[1800] = "[1, \"not a record\"]".to_string();
+    shape[1900] = "null".to_string();
     let text = event_of(&shape);
     assert_eq!(checked(&text).unwrap(), 3000);
     let mut defects = Vec::new();
@@ -135,7 +137,7 @@ fn the_first_pass_refuses_only_what_makes_the_file_unusable() {
         }
     })
     .unwrap();
-    assert_eq!(defects.len(), 1);
+    assert_eq!(defects.len(), 3);
 
     // Broken JSON: the JSON error, with its line, from both passes.
     let mut broken = records.clone();

@@ -18,7 +18,7 @@ use super::{CliError, Exit};
 use crate::adapters::embedded::EmbeddedState;
 use crate::batch::{BatchOptions, Outcome, RecordFailure, Worker};
 use crate::catalog::Catalog;
-use crate::decode::{check_records, for_each_record, StreamRecord};
+use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};
 use crate::wiring::output::printable;
 use crate::wiring::{self, config::Config};
 
@@ -91,6 +91,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     'files: for (index, path) in options.files.iter().enumerate() {
         let mut batches = decode_in_batches(path.clone(), options.table.clone())?;
         while let Some(records) = batches.recv().await {
+            let records = records?;
             let failed = run_batch(
                 &worker,
                 &records,
@@ -158,11 +159,13 @@ fn open(path: &Path) -> Result<File, CliError> {
 }
 
 /// The records of `path` in batches of at most [`BATCH_LIMIT`], decoded on a thread of their
-/// own (the file was checked in pass 1; it is read again rather than held in memory).
+/// own (the file was checked in pass 1; it is read again rather than held in memory). Should
+/// the second reading fail where the first did not (the file changed meanwhile), the error
+/// comes last, so that no record is dropped unsaid.
 fn decode_in_batches(
     path: PathBuf,
     table: Option<String>,
-) -> Result<mpsc::Receiver<Vec<StreamRecord>>, CliError> {
+) -> Result<mpsc::Receiver<Result<Vec<StreamRecord>, DecodeError>>, CliError> {
     let file = open(&path)?;
     let (sender, receiver) = mpsc::channel(1);
     std::thread::spawn(move || {
@@ -174,11 +177,15 @@ fn decode_in_batches(
             }
             batch.push(record);
             if batch.len() == BATCH_LIMIT {
-                let _ = sender.blocking_send(std::mem::take(&mut batch));
+                let _ = sender.blocking_send(Ok(std::mem::take(&mut batch)));
             }
         };
-        if for_each_record(file, &name, table.as_deref(), &mut each).is_ok() && !batch.is_empty() {
-            let _ = sender.blocking_send(batch);
+        let read = for_each_record(file, &name, table.as_deref(), &mut each);
+        if !batch.is_empty() {
+            let _ = sender.blocking_send(Ok(batch));
+        }
+        if let Err(e) = read {
+            let _ = sender.blocking_send(Err(e));
         }
     });
     Ok(receiver)

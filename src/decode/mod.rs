@@ -15,8 +15,9 @@ use thiserror::Error;
 
 use handlers::value_rules::check_table_name;
 
-use record::{record_from_value, SeenEventIds};
+use record::{record_from_raw, record_from_value, SeenEventIds};
 pub use record::{table_from_arn, RecordDefect, StreamRecord};
+use serde_json::value::RawValue;
 
 /// The whole input cannot be used; nothing was processed.
 #[derive(Debug, Error)]
@@ -74,8 +75,9 @@ pub fn for_each_record<R: std::io::Read>(
 ) -> Result<usize, DecodeError> {
     check_table_override(table)?;
     let mut seen = SeenEventIds::default();
-    for_each_value(reader, source_name, &mut |value, index| {
-        let mut record = record_from_value(value, table);
+    // Each record's text is kept as it came (a parked record is kept whole), not written again.
+    for_each_value(reader, source_name, &mut |raw: Box<RawValue>, index| {
+        let mut record = record_from_raw(raw, table);
         seen.check(index, &mut record);
         each(record);
         Ok(())
@@ -94,7 +96,8 @@ pub fn check_records<R: std::io::Read>(
     check_table_override(table)?;
     let mut named = false;
     let mut first_event_id = None;
-    let count = for_each_value(reader, source_name, &mut |value, _| {
+    // Parsed whole (not skipped), so that everything the second pass reads is valid JSON.
+    let count = for_each_value(reader, source_name, &mut |value: Value, _| {
         let has = |field: &str| value.get(field).is_some_and(Value::is_string);
         named |= has("eventSourceARN") || has("tableName");
         first_event_id
@@ -123,10 +126,10 @@ fn check_table_override(table: Option<&str>) -> Result<(), DecodeError> {
 
 /// Parse an event file, handing each record's JSON and index to `each`; an error from it stops
 /// the parse and is the one returned. Returns how many records there were.
-fn for_each_value<R: std::io::Read>(
+fn for_each_value<R: std::io::Read, T: serde::de::DeserializeOwned>(
     reader: R,
     source_name: &str,
-    each: &mut dyn FnMut(Value, usize) -> Result<(), DecodeError>,
+    each: &mut dyn FnMut(T, usize) -> Result<(), DecodeError>,
 ) -> Result<usize, DecodeError> {
     let mut failure = None;
     let mut count = 0;
@@ -219,14 +222,14 @@ fn not_an_event(source_name: &str, keys: &[String]) -> DecodeError {
 
 /// The top-level object: `Records` is read element by element; other keys (GetRecords'
 /// `NextShardIterator`) are skipped, and named when there is no `Records` (what the JSON is).
-struct EventSeed<'a> {
-    each: &'a mut dyn FnMut(Value, usize) -> Result<(), DecodeError>,
+struct EventSeed<'a, T> {
+    each: &'a mut dyn FnMut(T, usize) -> Result<(), DecodeError>,
     failure: &'a mut Option<DecodeError>,
     count: &'a mut usize,
     source_name: &'a str,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for EventSeed<'_> {
+impl<'de, T: serde::de::DeserializeOwned> serde::de::DeserializeSeed<'de> for EventSeed<'_, T> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -234,7 +237,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for EventSeed<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for EventSeed<'_> {
+impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for EventSeed<'_, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -277,13 +280,13 @@ impl<'de> serde::de::Visitor<'de> for EventSeed<'_> {
     }
 }
 
-struct RecordsSeed<'a> {
-    each: &'a mut dyn FnMut(Value, usize) -> Result<(), DecodeError>,
+struct RecordsSeed<'a, T> {
+    each: &'a mut dyn FnMut(T, usize) -> Result<(), DecodeError>,
     failure: &'a mut Option<DecodeError>,
     count: &'a mut usize,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for RecordsSeed<'_> {
+impl<'de, T: serde::de::DeserializeOwned> serde::de::DeserializeSeed<'de> for RecordsSeed<'_, T> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -291,7 +294,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for RecordsSeed<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for RecordsSeed<'_> {
+impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for RecordsSeed<'_, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -299,7 +302,7 @@ impl<'de> serde::de::Visitor<'de> for RecordsSeed<'_> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(value) = seq.next_element::<Value>()? {
+        while let Some(value) = seq.next_element::<T>()? {
             if let Err(e) = (self.each)(value, *self.count) {
                 *self.failure = Some(e);
                 return Err(serde::de::Error::custom("stopped at an unusable record"));

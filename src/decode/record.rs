@@ -105,10 +105,25 @@ pub fn table_from_arn(arn: &str) -> Option<String> {
     check_table_name(name).ok().map(|()| name.to_string())
 }
 
-/// One record's JSON: identified, checked, turned into a change. `table` overrides (and, for
-/// GetRecords output, supplies) the table name; the caller checked it is one.
+/// One record's JSON, already parsed (Lambda mode): see [`record_from`].
 pub(super) fn record_from_value(value: Value, table: Option<&str>) -> StreamRecord {
     let raw: Arc<str> = value.to_string().into();
+    record_from(value, raw, table)
+}
+
+/// One record's JSON text, as it came in a file: see [`record_from`].
+pub(super) fn record_from_raw(
+    raw: Box<serde_json::value::RawValue>,
+    table: Option<&str>,
+) -> StreamRecord {
+    let raw: Arc<str> = Box::<str>::from(raw).into();
+    let value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+    record_from(value, raw, table)
+}
+
+/// One record: identified, checked, turned into a change. `table` overrides (and, for
+/// GetRecords output, supplies) the table name; the caller checked it is one.
+fn record_from(value: Value, raw: Arc<str>, table: Option<&str>) -> StreamRecord {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     let dynamodb = value.get("dynamodb");
     let mut record = StreamRecord {

@@ -85,12 +85,40 @@ fn broken(path: &str, reason: impl Into<String>) -> Option<Broken> {
 }
 
 /// The first value of `item` that DynamoDB would refuse, in a stable order (by name), or the
-/// item itself when it is larger than DynamoDB stores. Linear in the item's size.
+/// item itself when it is larger than DynamoDB stores. Linear in the item's size. Every record
+/// and every embedded write is checked, and nearly all pass: a first walk neither sorts names
+/// nor builds paths, and only an item that breaks a rule is walked again to name it.
 pub fn first_broken(item: &Item) -> Option<Broken> {
-    let mut names: Vec<&String> = item.keys().collect();
-    names.sort();
+    walk_item(item, Walk { naming: false })?;
+    walk_item(item, Walk { naming: true })
+}
+
+/// How a walk goes: `naming` sorts names (a stable first) and builds the paths it reports.
+#[derive(Clone, Copy)]
+struct Walk {
+    naming: bool,
+}
+
+impl Walk {
+    fn names<'a, V>(self, map: &'a std::collections::HashMap<String, V>) -> Vec<&'a String> {
+        let mut names: Vec<&String> = map.keys().collect();
+        if self.naming {
+            names.sort();
+        }
+        names
+    }
+
+    fn path(self, build: impl FnOnce() -> String) -> String {
+        match self.naming {
+            true => build(),
+            false => String::new(),
+        }
+    }
+}
+
+fn walk_item(item: &Item, walk: Walk) -> Option<Broken> {
     let mut size = 0usize;
-    for name in names {
+    for name in walk.names(item) {
         if name.is_empty() {
             return broken("\"\"", "an attribute name is empty");
         }
@@ -102,7 +130,7 @@ pub fn first_broken(item: &Item) -> Option<Broken> {
         }
         let value = &item[name];
         size += name.len();
-        if let Some(broken) = check_value(value, name, 1, &mut size) {
+        if let Some(broken) = check_value(value, name, 1, &mut size, walk) {
             return Some(broken);
         }
         if size > MAX_ITEM_BYTES {
@@ -162,6 +190,7 @@ fn check_value(
     path: &str,
     depth: usize,
     size: &mut usize,
+    walk: Walk,
 ) -> Option<Broken> {
     let number = |text: &str, size: &mut usize| -> Option<Broken> {
         if let Err(why) = numbers::check(text) {
@@ -210,8 +239,8 @@ fn check_value(
         AttributeValue::L(list) => {
             *size += 3 + list.len();
             for (i, element) in list.iter().enumerate() {
-                let path = format!("{path}[{i}]");
-                if let Some(broken) = check_value(element, &path, depth + 1, size) {
+                let path = walk.path(|| format!("{path}[{i}]"));
+                if let Some(broken) = check_value(element, &path, depth + 1, size, walk) {
                     return Some(broken);
                 }
                 if *size > MAX_ITEM_BYTES {
@@ -221,12 +250,10 @@ fn check_value(
         }
         AttributeValue::M(map) => {
             *size += 3 + map.len();
-            let mut names: Vec<&String> = map.keys().collect();
-            names.sort();
-            for name in names {
-                let path = format!("{path}.{}", short(name));
+            for name in walk.names(map) {
+                let path = walk.path(|| format!("{path}.{}", short(name)));
                 *size += name.len();
-                if let Some(broken) = check_value(&map[name], &path, depth + 1, size) {
+                if let Some(broken) = check_value(&map[name], &path, depth + 1, size, walk) {
                     return Some(broken);
                 }
                 if *size > MAX_ITEM_BYTES {
