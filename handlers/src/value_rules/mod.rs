@@ -100,7 +100,7 @@ struct Walk {
 }
 
 impl Walk {
-    fn names<'a, V>(self, map: &'a std::collections::HashMap<String, V>) -> Vec<&'a String> {
+    fn names<V>(self, map: &std::collections::HashMap<String, V>) -> Vec<&String> {
         let mut names: Vec<&String> = map.keys().collect();
         if self.naming {
             names.sort();
