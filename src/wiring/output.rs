@@ -76,10 +76,13 @@ impl<W: Write> Write for SafeLine<W> {
 }
 
 impl<W: Write> Drop for SafeLine<W> {
+    /// One event is one line: the subscriber's own newline ends it, and a newline inside a
+    /// value (the text format does not escape field values) is escaped with the rest.
     fn drop(&mut self) {
         let text = String::from_utf8_lossy(&self.buffer);
-        for line in text.lines() {
-            let safe = handlers::redact::redact_text(&printable(line));
+        let event = text.strip_suffix('\n').unwrap_or(&text);
+        if !event.is_empty() {
+            let safe = handlers::redact::redact_text(&printable(event));
             // A log line that cannot be written has nowhere else to go.
             let _ = print_line(&mut self.inner, &safe);
         }
