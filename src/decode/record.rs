@@ -13,7 +13,6 @@ use handlers::{Change, ChangeKind, Item};
 use serde_json::Value;
 use thiserror::Error;
 
-use handlers::value_rules::numbers;
 use handlers::value_rules::{
     self as values, check_event_id, check_sequence_number, check_table_name, short,
 };
@@ -294,36 +293,27 @@ fn to_change(record: &mut EventRecord, table: &str) -> Result<Change, RecordDefe
                 .unwrap_or_else(|| "not stated".to_string()),
         });
     }
-    let images = [
-        ("Keys", Some(&stream.keys)),
-        ("NewImage", new.as_ref()),
-        ("OldImage", old.as_ref()),
-    ];
-    for (image, item) in images {
-        if let Some((path, value, reason)) = item.and_then(numbers::first_invalid) {
-            return Err(RecordDefect::InvalidNumber {
-                image,
-                path,
-                value: short(&value),
-                reason,
-            });
-        }
-    }
-    if let Some(broken) = values::broken_key(&stream.keys) {
-        return Err(RecordDefect::InvalidValue {
-            image: "Keys",
+    // One walk per image: DynamoDB's value rules, numbers among them.
+    let defect = |image, broken: values::Broken| match broken.number {
+        Some((value, reason)) => RecordDefect::InvalidNumber {
+            image,
+            path: broken.path,
+            value,
+            reason,
+        },
+        None => RecordDefect::InvalidValue {
+            image,
             path: broken.path,
             reason: broken.reason,
-        });
+        },
+    };
+    if let Some(broken) = values::broken_key(&stream.keys) {
+        return Err(defect("Keys", broken));
     }
     for (image, item) in [("NewImage", new.as_ref()), ("OldImage", old.as_ref())] {
         let Some(item) = item else { continue };
         if let Some(broken) = values::first_broken(item) {
-            return Err(RecordDefect::InvalidValue {
-                image,
-                path: broken.path,
-                reason: broken.reason,
-            });
+            return Err(defect(image, broken));
         }
         let mut names: Vec<&String> = stream.keys.keys().collect();
         names.sort();

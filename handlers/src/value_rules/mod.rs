@@ -75,12 +75,25 @@ pub fn check_table_name(text: &str) -> Result<(), &'static str> {
 pub struct Broken {
     pub path: String,
     pub reason: String,
+    /// When what broke is a number: its text and why it is not a DynamoDB number.
+    pub number: Option<(String, &'static str)>,
 }
 
 fn broken(path: &str, reason: impl Into<String>) -> Option<Broken> {
     Some(Broken {
         path: path.to_string(),
         reason: reason.into(),
+        number: None,
+    })
+}
+
+/// `text` at `path`, if it is not a DynamoDB number.
+fn broken_number(path: &str, text: &str) -> Option<Broken> {
+    let why = numbers::check(text).err()?;
+    Some(Broken {
+        path: path.to_string(),
+        reason: format!("{:?} is not a DynamoDB number: {why}", short(text)),
+        number: Some((short(text), why)),
     })
 }
 
@@ -144,7 +157,7 @@ fn walk_item(item: &Item, walk: Walk) -> Option<Broken> {
 }
 
 /// The first rule a record's `Keys` break: one or two attributes, each S, N or B, not empty, at
-/// most [`MAX_KEY_BYTES`].
+/// most [`MAX_KEY_BYTES`], a number one DynamoDB holds.
 pub fn broken_key(keys: &Item) -> Option<Broken> {
     if keys.is_empty() {
         return broken(
@@ -164,7 +177,10 @@ pub fn broken_key(keys: &Item) -> Option<Broken> {
         let bytes = match &keys[name] {
             AttributeValue::S(text) => text.len(),
             AttributeValue::B(bytes) => bytes.len(),
-            AttributeValue::N(_) => continue, // its rules are the numbers'
+            AttributeValue::N(text) => match broken_number(name, text) {
+                Some(broken) => return Some(broken),
+                None => continue,
+            },
             _ => {
                 return broken(
                     name,
@@ -193,11 +209,8 @@ fn check_value(
     walk: Walk,
 ) -> Option<Broken> {
     let number = |text: &str, size: &mut usize| -> Option<Broken> {
-        if let Err(why) = numbers::check(text) {
-            return broken(
-                path,
-                format!("{:?} is not a DynamoDB number: {why}", short(text)),
-            );
+        if let Some(broken) = broken_number(path, text) {
+            return Some(broken);
         }
         *size += numbers::stored_bytes(text);
         None
@@ -368,6 +381,22 @@ mod tests {
             assert_eq!(found.path, path, "{value}");
             assert!(found.reason.contains(reason), "{value}: {}", found.reason);
         }
+    }
+
+    #[test]
+    fn a_bad_number_is_found_with_its_path_and_text() {
+        let found = first_broken(&item(json!({
+            "ok": {"N": "1"},
+            "nested": {"M": {"list": {"L": [{"N": "2"}, {"NS": ["3", "1e999"]}]}}},
+        })))
+        .unwrap();
+        assert_eq!(found.path, "nested.list[1]");
+        assert_eq!(
+            found.number,
+            Some(("1e999".into(), "larger than DynamoDB's largest number, 9.9999999999999999999999999999999999999E+125"))
+        );
+        let key = broken_key(&item(json!({"PK": {"N": "NaN"}}))).unwrap();
+        assert_eq!(key.number, Some(("NaN".into(), "not a number")));
     }
 
     #[test]

@@ -3,8 +3,6 @@
 //! stream never breaks them, so a record that does was written by hand or by a broken tool,
 //! and its values would fail later, far from the cause.
 
-use crate::item::{AttributeValue, Item};
-
 /// Why `text` is not a DynamoDB number, if it is not.
 pub fn check(text: &str) -> Result<(), &'static str> {
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
@@ -67,32 +65,6 @@ pub fn stored_bytes(text: &str) -> usize {
     canonical(text).1.len().div_ceil(2) + 1
 }
 
-/// The first number in `item` (nested maps, lists and number sets included) that breaks the
-/// rules: its attribute path, its text and why.
-pub fn first_invalid(item: &Item) -> Option<(String, String, &'static str)> {
-    item.iter()
-        .find_map(|(name, value)| invalid_in(value, name.clone()))
-}
-
-fn invalid_in(value: &AttributeValue, path: String) -> Option<(String, String, &'static str)> {
-    let bad = |text: &String| check(text).err().map(|why| (text.clone(), why));
-    match value {
-        AttributeValue::N(text) => bad(text).map(|(text, why)| (path, text, why)),
-        AttributeValue::Ns(set) => set
-            .iter()
-            .find_map(bad)
-            .map(|(text, why)| (path, text, why)),
-        AttributeValue::M(map) => map
-            .iter()
-            .find_map(|(name, value)| invalid_in(value, format!("{path}.{name}"))),
-        AttributeValue::L(list) => list
-            .iter()
-            .enumerate()
-            .find_map(|(i, value)| invalid_in(value, format!("{path}[{i}]"))),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,18 +113,5 @@ mod tests {
         ] {
             assert_eq!(check(text), Err(why), "{text}");
         }
-    }
-
-    #[test]
-    fn the_first_bad_number_is_found_with_its_path() {
-        let item: Item = serde_json::from_value(serde_json::json!({
-            "ok": {"N": "1"},
-            "nested": {"M": {"list": {"L": [{"N": "2"}, {"NS": ["3", "1e999"]}]}}},
-        }))
-        .unwrap();
-        assert_eq!(
-            first_invalid(&item),
-            Some(("nested.list[1]".into(), "1e999".into(), "larger than DynamoDB's largest number, 9.9999999999999999999999999999999999999E+125"))
-        );
     }
 }
