@@ -27,46 +27,46 @@ pub const MAX_KEY_BYTES: usize = 2048;
 const MAX_NAME_BYTES: usize = 65_535;
 
 /// A stream's sequence numbers: 21 to 40 decimal digits (DynamoDB Streams' API reference).
-pub const SEQUENCE_NUMBER_RULE: &str =
-    "a stream sequence number: 21 to 40 decimal digits (the AWS documentation's samples use short ones such as \"111\"; pad them with leading digits)";
-
 pub fn check_sequence_number(text: &str) -> Result<(), &'static str> {
-    let ok = (21..=40).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
-    if ok {
-        Ok(())
-    } else {
-        Err(SEQUENCE_NUMBER_RULE)
-    }
+    name_rule(
+        text,
+        21..=40,
+        |b| b.is_ascii_digit(),
+        "a stream sequence number: 21 to 40 decimal digits (the AWS documentation's samples use short ones such as \"111\"; pad them with leading digits)",
+    )
 }
 
 /// eventIDs: what streams and the tools that write events use (32 hex digits from DynamoDB,
 /// UUIDs from Kinesis, small numbers in samples), and nothing that could break a key or a line.
-pub const EVENT_ID_RULE: &str = "an eventID: 1 to 128 of A-Z a-z 0-9 . _ : -";
-
 pub fn check_event_id(text: &str) -> Result<(), &'static str> {
-    let ok = (1..=128).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(EVENT_ID_RULE)
-    }
+    name_rule(
+        text,
+        1..=128,
+        |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'),
+        "an eventID: 1 to 128 of A-Z a-z 0-9 . _ : -",
+    )
 }
 
 /// DynamoDB's rule for table names.
-pub const TABLE_NAME_RULE: &str = "a DynamoDB table name: 3 to 255 of A-Z a-z 0-9 _ . -";
-
 pub fn check_table_name(text: &str) -> Result<(), &'static str> {
-    let ok = (3..=255).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(TABLE_NAME_RULE)
+    name_rule(
+        text,
+        3..=255,
+        |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'),
+        "a DynamoDB table name: 3 to 255 of A-Z a-z 0-9 _ . -",
+    )
+}
+
+/// `text` is `lengths` bytes long, each `allowed`; else `rule`, which says so.
+fn name_rule(
+    text: &str,
+    lengths: std::ops::RangeInclusive<usize>,
+    allowed: fn(u8) -> bool,
+    rule: &'static str,
+) -> Result<(), &'static str> {
+    match lengths.contains(&text.len()) && text.bytes().all(allowed) {
+        true => Ok(()),
+        false => Err(rule),
     }
 }
 
