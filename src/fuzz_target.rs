@@ -86,7 +86,7 @@ fn react_in(
             .map_err(|e| e.to_string())?,
     );
     let mut config = Config::from_lookup(|_| None).map_err(|e| e.to_string())?;
-    config.idempotency.completion_markers = false;
+    config.idempotency.completion_notes = false;
     let worker = wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -223,7 +223,7 @@ async fn completed_duplicate_is_skipped(batch_check: bool, requests: [(&str, u64
     let (_state, adapters) = embedded(dir.path());
     let counter = Counter::new(0);
     let mut idempotency = config().idempotency;
-    idempotency.completion_markers = batch_check;
+    idempotency.completion_notes = batch_check;
     let worker = Worker::new(
         vec![Box::new(counter.clone())],
         adapters.clone(),
@@ -546,7 +546,7 @@ async fn a_recomputing_reaction_is_noted_done_and_skipped_when_its_records_come_
 
     // Without the batch check (the embedded replay's setting) the notes are not consulted.
     let mut idempotency = config().idempotency;
-    idempotency.completion_markers = false;
+    idempotency.completion_notes = false;
     let unchecked = Worker::new(vec![Box::new(recount.clone())], adapters, idempotency);
     run(&unchecked, &records).await;
     assert_eq!(recount.0.load(Ordering::SeqCst), 4);

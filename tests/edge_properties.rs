@@ -371,7 +371,7 @@ proptest! {
         let catalog = Catalog::with_seed_definitions();
         let state = Arc::new(EmbeddedState::open(&state_dir, catalog.clone(), false).unwrap());
         let mut config = config();
-        config.idempotency.completion_markers = false;
+        config.idempotency.completion_notes = false;
         let worker = wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog));
         let options = BatchOptions { apply_own_change: true, ..BatchOptions::default() };
         let mut reports = Vec::new();

@@ -39,7 +39,7 @@ pub struct IdempotencyConfig {
     /// each record a recomputing reaction is done with. It saves DynamoDB requests on
     /// re-delivery; on the embedded state, where requests cost nothing and every note is one
     /// more item to keep, a replay turns it off.
-    pub completion_markers: bool,
+    pub completion_notes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,7 +160,7 @@ impl Guard<'_> {
         self.tables
             .put(
                 &self.config.table,
-                self.completion_marker(key.to_string(), result, record_time)?,
+                self.completion_note(key.to_string(), result, record_time)?,
                 None,
             )
             .await?;
@@ -194,7 +194,7 @@ impl Guard<'_> {
 
     /// The COMPLETED record of `key`: a guarded reaction's completion, or the note that a
     /// recomputing reaction is done with a record (written after the fact, never a lock).
-    pub fn completion_marker(
+    pub fn completion_note(
         &self,
         key: String,
         result: &serde_json::Value,

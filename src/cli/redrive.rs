@@ -108,7 +108,7 @@ impl Target {
         }
         let state = Arc::new(EmbeddedState::open(&command.state, catalog.clone(), false)?);
         let mut config = config.clone();
-        config.idempotency.completion_markers = false;
+        config.idempotency.completion_notes = false;
         let worker = wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog));
         Ok(Target {
             worker,

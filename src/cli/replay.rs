@@ -59,7 +59,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
             )?);
             // On the embedded state requests cost nothing and every completion note is one
             // more item to keep (a file replayed again runs its reactions again, which changes nothing).
-            config.idempotency.completion_markers = false;
+            config.idempotency.completion_notes = false;
             (
                 wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog)),
                 Some(state),

@@ -62,7 +62,7 @@ impl Config {
                     s.count("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60)?
                         .unsigned_abs(),
                 ),
-                completion_markers: true,
+                completion_notes: true,
             },
             max_concurrency: usize::try_from(s.count(
                 "MAX_CONCURRENCY",

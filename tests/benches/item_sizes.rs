@@ -220,7 +220,7 @@ fn main() {
             let catalog = Catalog::with_seed_definitions();
             let state = Arc::new(EmbeddedState::open(dir.path(), catalog.clone(), false).unwrap());
             let mut config = config.clone();
-            config.idempotency.completion_markers = false;
+            config.idempotency.completion_notes = false;
             let worker = wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog));
             let options = BatchOptions {
                 apply_own_change: true,

@@ -1,0 +1,150 @@
+//! What a batch reports: per reaction ([`Outcome`], [`ReactionReport`]), per record
+//! ([`RecordReport`]), the record it stopped at ([`RecordFailure`]) and the whole
+//! ([`BatchOutcome`]). The CLI prints these and Lambda's response is built from them.
+
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use handlers::Item;
+use serde::Serialize;
+use thiserror::Error;
+
+use super::effects::{self, Effect};
+use super::request_count::RequestCounts;
+use crate::decode::StreamRecord;
+/// What one reaction did with one record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Done {
+        result: serde_json::Value,
+    },
+    DuplicateSkipped {
+        result: serde_json::Value,
+    },
+    NotApplicable,
+    /// A later record of this batch changes the same thing; the reaction runs once, there.
+    Coalesced {
+        into_record: usize,
+    },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
+    /// Not retryable: the record was kept whole at `location`, and the batch went on.
+    Parked {
+        reason: String,
+        location: String,
+        /// The reaction panicked on the record (a bug, caught at the reaction's boundary).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        panicked: bool,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReactionReport {
+    pub reaction: &'static str,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<Effect>,
+}
+
+/// Everything the batch did with one record.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordReport {
+    pub index: usize,
+    #[serde(rename = "eventID")]
+    pub event_id: String,
+    #[serde(rename = "eventName")]
+    pub event_name: String,
+    pub table: String,
+    #[serde(serialize_with = "effects::sorted_item")]
+    pub keys: Item,
+    #[serde(rename = "sequenceNumber")]
+    pub sequence_number: String,
+    /// The record's own change was applied to the embedded table first.
+    pub applied: bool,
+    /// It was not, because this very record was applied before: by an earlier replay of the
+    /// state, or earlier in this run (a record repeated in the input).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub already_applied: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub applied_earlier_in_this_run: bool,
+    pub reactions: Vec<ReactionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Reactions that fold windows whose places in `reactions` await the window's fold.
+    #[serde(skip)]
+    pub(super) pending_folds: Vec<usize>,
+}
+
+/// The record the batch stopped at, and why.
+#[derive(Debug, Clone, Default, Error, PartialEq)]
+#[error("record {index} (event {event_id}, sequence number {sequence_number}) on {table} {keys}: {stage} failed ({}): {message}", if *.retryable { "retryable" } else { "not retryable" })]
+pub struct RecordFailure {
+    pub index: usize,
+    pub event_id: String,
+    pub sequence_number: String,
+    pub table: String,
+    pub keys: String,
+    /// The reaction that failed, or `decode` / `apply`.
+    pub stage: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    /// Records that settled, i.e. were processed completely.
+    pub settled: usize,
+    pub failure: Option<RecordFailure>,
+    pub response: DynamoDbEventResponse,
+    /// DynamoDB requests the batch made, by operation (the apply step of a replay excluded).
+    pub requests: RequestCounts,
+}
+
+impl RecordReport {
+    /// The report of record `index` before anything ran.
+    pub(super) fn new(index: usize, record: &StreamRecord) -> Self {
+        RecordReport {
+            index,
+            event_id: record.event_id.clone(),
+            event_name: record.event_name.clone(),
+            table: record.table.clone(),
+            keys: record.keys.clone(),
+            sequence_number: record.sequence_number.clone(),
+            applied: false,
+            already_applied: false,
+            applied_earlier_in_this_run: false,
+            reactions: Vec::new(),
+            error: None,
+            pending_folds: Vec::new(),
+        }
+    }
+
+    /// The failure of this record at `stage` (a reaction, or `decode` / `apply` / `flush` /
+    /// `deadline`).
+    pub(super) fn failure(&self, stage: &str, message: String, retryable: bool) -> RecordFailure {
+        RecordFailure {
+            index: self.index,
+            event_id: self.event_id.clone(),
+            sequence_number: self.sequence_number.clone(),
+            table: self.table.clone(),
+            keys: handlers::item::describe_keys(&self.keys),
+            stage: stage.to_string(),
+            message,
+            retryable,
+        }
+    }
+}
+
+/// Hand every settled report to the observer, in stream order; returns how many.
+pub(super) fn hand_over(
+    pending: &mut Vec<RecordReport>,
+    on_settled: &mut dyn FnMut(&RecordReport),
+) -> usize {
+    let count = pending.len();
+    for report in pending.drain(..) {
+        on_settled(&report);
+    }
+    count
+}
