@@ -30,6 +30,7 @@ pub mod mail;
 pub mod ports;
 pub mod reactions;
 pub mod redact;
+pub mod sequence_number;
 pub mod settings;
 pub mod skipped;
 pub mod templates;

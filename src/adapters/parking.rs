@@ -8,7 +8,8 @@ use handlers::item::stable_hash;
 use handlers::PortError;
 use serde_json::{json, Value};
 
-use handlers::value_rules::{check_sequence_number, check_table_name};
+use handlers::sequence_number::SequenceNumber;
+use handlers::value_rules::check_table_name;
 
 /// A record parked by one of its reactions (or by `decode` / `apply`, when the record itself
 /// breaks a stream's rules or cannot be applied).
@@ -52,7 +53,7 @@ impl ParkedRecord<'_> {
     /// input can turn into a path. A record whose sequence number breaks the stream's rule is
     /// named by a hash of its text instead.
     pub fn file_stem(&self) -> String {
-        let id = match check_sequence_number(self.sequence_number) {
+        let id = match SequenceNumber::check(self.sequence_number) {
             Ok(()) => self.sequence_number.to_string(),
             Err(_) => format!("record-{:016x}", stable_hash(self.raw.as_bytes())),
         };

@@ -9,13 +9,12 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use chrono::{DateTime, Utc};
+use handlers::sequence_number::SequenceNumber;
 use handlers::{Change, ChangeKind, Item};
 use serde_json::Value;
 use thiserror::Error;
 
-use handlers::value_rules::{
-    self as values, check_event_id, check_sequence_number, check_table_name, short,
-};
+use handlers::value_rules::{self as values, check_event_id, check_table_name, short};
 
 /// Why a record cannot be reacted to. Not retryable: the record itself is wrong, so the batch
 /// parks it and goes on.
@@ -87,7 +86,7 @@ impl StreamRecord {
     /// Whether the record's sequence number is one a stream gives (and so one Lambda can
     /// retry from).
     pub fn has_valid_sequence_number(&self) -> bool {
-        check_sequence_number(&self.sequence_number).is_ok()
+        SequenceNumber::check(&self.sequence_number).is_ok()
     }
 }
 
@@ -188,7 +187,7 @@ fn table_of(value: &Value, table: Option<&str>) -> Result<String, RecordDefect> 
 /// What a stream guarantees of a record's identity: its sequence number and eventID.
 fn identity_defect(record: &StreamRecord) -> Option<RecordDefect> {
     let seq = &record.sequence_number;
-    if let Err(rule) = check_sequence_number(seq) {
+    if let Err(rule) = SequenceNumber::check(seq) {
         return Some(RecordDefect::Identity {
             field: "dynamodb.SequenceNumber",
             value: described(seq),

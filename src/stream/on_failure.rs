@@ -6,6 +6,7 @@
 use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use chrono::{SecondsFormat, Utc};
+use handlers::sequence_number::SequenceNumber;
 use handlers::PortError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -211,7 +212,7 @@ pub async fn fetch(
                 .as_ref()
                 .and_then(|d| d.sequence_number.clone())
                 .unwrap_or_default();
-            if sequence_order(&seq, &info.end_sequence_number).is_gt() {
+            if SequenceNumber(&seq) > SequenceNumber(&info.end_sequence_number) {
                 past_end = true;
                 break;
             }
@@ -243,22 +244,9 @@ pub async fn fetch(
     Ok(lambda_event(&records, &info.stream_arn))
 }
 
-/// Sequence numbers are decimal strings of any length: a longer one is larger.
-fn sequence_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sequence_numbers_compare_as_numbers() {
-        assert!(sequence_order("900", "1000").is_lt());
-        assert!(sequence_order("000123", "124").is_lt());
-        assert!(sequence_order("500", "500").is_eq());
-    }
 
     #[test]
     fn lambdas_own_message_is_read() {

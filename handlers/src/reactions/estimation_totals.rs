@@ -15,6 +15,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::folding::{aggregate_version, next_aggregate_version};
+use super::optimistic::{is_conflict, retry_on_conflict, MAX_ATTEMPTS};
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::cost::model::{
@@ -31,9 +32,6 @@ use crate::item::{
 use crate::ports::{Condition, Ports, Query, SortKey, TransactItem, Update};
 use crate::skipped::{with_skipped, Skipped};
 use crate::text::{cut, COPIED_CHARS};
-
-/// How often a version conflict is retried before the record fails (retryably).
-const MAX_ATTEMPTS: u32 = 4;
 
 /// The totals need the table and the defaults for estimations that name none.
 pub type TotalsConfig = EstimationDefaults;
@@ -183,19 +181,13 @@ impl Reaction for EstimationTotals {
         let at = change
             .approximate_creation
             .to_rfc3339_opts(SecondsFormat::Millis, true);
-        let mut attempt = 1;
-        loop {
-            match self.recompute(&pk, &at, ports).await {
-                Err(ReactionError::Port(PortError::ConditionFailed { .. })) if attempt < MAX_ATTEMPTS => attempt += 1,
-                Err(ReactionError::Port(PortError::ConditionFailed { .. })) => {
-                    return Err(ReactionError::Port(PortError::Transient {
-                        operation: "TransactWriteItems",
-                        target: format!("{pk} METADATA"),
-                        message: format!("the summary changed under {MAX_ATTEMPTS} recomputations in a row (SummaryVersion conflicts)"),
-                    }))
-                }
-                other => return other.map(|result| Reacted { result, deferred_writes: Vec::new() }),
-            }
+        match retry_on_conflict("the estimation's summary", |_| self.recompute(&pk, &at, ports)).await {
+            Err(e) if is_conflict(&e) => Err(ReactionError::Port(PortError::Transient {
+                operation: "TransactWriteItems",
+                target: format!("{pk} METADATA"),
+                message: format!("the summary changed under {MAX_ATTEMPTS} recomputations in a row (SummaryVersion conflicts)"),
+            })),
+            other => other.map(|result| Reacted { result, deferred_writes: Vec::new() }),
         }
     }
 }

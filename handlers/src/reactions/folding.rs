@@ -2,7 +2,6 @@
 //! `thread-stats`): the rule that makes a repeat harmless (stream sequence numbers), cutting a
 //! window into transactions, and how long state with nothing left in it is kept.
 
-use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::ops::Range;
 
@@ -19,24 +18,9 @@ use crate::ports::{Condition, TransactItem};
 /// TransactWriteItems holds at most 100 actions.
 pub const MAX_ACTIONS: usize = 100;
 
-/// Times a window is read and folded again after another worker wrote one of its items first.
-pub const MAX_ATTEMPTS: u32 = 4;
-
 /// Seconds state that only remembers removed items is kept: a guard against their older
 /// changes, past the longest a parked record waits for a redrive (14 days in SQS).
 pub const REMOVED_KEPT_SECONDS: i64 = 15 * 86_400;
-
-/// Whether stream sequence number `known` is the same as or later than `incoming`. They are
-/// decimal digits of any length (DynamoDB's are up to 40, some sources pad with zeros), so they
-/// compare as numbers: by length without leading zeros, then digit by digit.
-pub fn later_or_same(known: &str, incoming: &str) -> bool {
-    let digits = |s: &str| s.trim_start_matches('0').to_string();
-    let (known, incoming) = (digits(known), digits(incoming));
-    match known.len().cmp(&incoming.len()) {
-        Ordering::Equal => known >= incoming,
-        longer => longer == Ordering::Greater,
-    }
-}
 
 /// The condition on writing one of the worker's state items (keys `pk`, `sk`, a `version`
 /// raised by every write) that was read at version `was` (0: it did not exist).
@@ -183,14 +167,6 @@ pub struct Reconciled {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sequence_numbers_compare_as_numbers() {
-        assert!(later_or_same("10", "9"));
-        assert!(later_or_same("0010", "10"));
-        assert!(!later_or_same("9", "10"));
-        assert!(!later_or_same("000000000000000000099", "100"));
-    }
 
     #[test]
     fn a_window_is_cut_where_its_items_pass_a_transaction() {

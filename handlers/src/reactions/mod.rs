@@ -7,6 +7,8 @@ pub mod audit_log;
 pub mod booking_mail;
 pub mod estimation_totals;
 pub mod folding;
+pub mod memory;
+pub mod optimistic;
 pub mod proposal_cleanup;
 pub mod proposal_pdf;
 pub mod provider_rating;

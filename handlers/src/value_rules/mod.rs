@@ -26,16 +26,6 @@ pub const MAX_KEY_BYTES: usize = 2048;
 /// DynamoDB's longest attribute name.
 const MAX_NAME_BYTES: usize = 65_535;
 
-/// A stream's sequence numbers: 21 to 40 decimal digits (DynamoDB Streams' API reference).
-pub fn check_sequence_number(text: &str) -> Result<(), &'static str> {
-    name_rule(
-        text,
-        21..=40,
-        |b| b.is_ascii_digit(),
-        "a stream sequence number: 21 to 40 decimal digits (the AWS documentation's samples use short ones such as \"111\"; pad them with leading digits)",
-    )
-}
-
 /// eventIDs: what streams and the tools that write events use (32 hex digits from DynamoDB,
 /// UUIDs from Kinesis, small numbers in samples), and nothing that could break a key or a line.
 pub fn check_event_id(text: &str) -> Result<(), &'static str> {
@@ -58,7 +48,7 @@ pub fn check_table_name(text: &str) -> Result<(), &'static str> {
 }
 
 /// `text` is `lengths` bytes long, each `allowed`; else `rule`, which says so.
-fn name_rule(
+pub(crate) fn name_rule(
     text: &str,
     lengths: std::ops::RangeInclusive<usize>,
     allowed: fn(u8) -> bool,
@@ -306,6 +296,7 @@ pub fn short(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sequence_number::SequenceNumber;
     use serde_json::json;
 
     fn item(value: serde_json::Value) -> Item {
@@ -314,8 +305,8 @@ mod tests {
 
     #[test]
     fn identities_follow_the_streams_rules() {
-        assert!(check_sequence_number("400000000000000000500").is_ok());
-        assert!(check_sequence_number(&"9".repeat(40)).is_ok());
+        assert!(SequenceNumber::check("400000000000000000500").is_ok());
+        assert!(SequenceNumber::check(&"9".repeat(40)).is_ok());
         for bad in [
             "",
             "111",
@@ -323,7 +314,7 @@ mod tests {
             "4000000000000000005OO",
             &"9".repeat(41),
         ] {
-            assert!(check_sequence_number(bad).is_err(), "{bad}");
+            assert!(SequenceNumber::check(bad).is_err(), "{bad}");
         }
         for good in [
             "1",

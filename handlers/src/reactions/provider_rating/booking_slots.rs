@@ -18,7 +18,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::item::number;
-use crate::reactions::folding::{later_or_same, REMOVED_KEPT_SECONDS};
+use crate::reactions::folding::REMOVED_KEPT_SECONDS;
+use crate::sequence_number::SequenceNumber;
 
 /// Where a review counts: its provider and booking.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -129,7 +130,7 @@ impl BookingSlot {
         record_time_seconds: i64,
     ) -> Applied {
         if let Some(known) = self.reviews.get(review_id) {
-            if later_or_same(&known.sequence_number, &state.sequence_number) {
+            if SequenceNumber(&known.sequence_number) >= SequenceNumber(&state.sequence_number) {
                 return Applied::Stale;
             }
         }

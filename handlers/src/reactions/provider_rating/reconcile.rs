@@ -13,11 +13,13 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use super::booking_slots::{BookingSlot, SlotKey, SlotReview};
-use super::{aggregate, figures_update, ProviderRating, ProviderRatings, Review};
-use crate::error::{PortError, ReactionError};
+use super::fold::figures_update;
+use super::{aggregate, ProviderRating, ProviderRatings, Review};
+use crate::error::ReactionError;
 use crate::item::{from_item, to_item, AttributeValue};
 use crate::ports::{Ports, Query};
-use crate::reactions::folding::{state_version, Reconciled, MAX_ATTEMPTS};
+use crate::reactions::folding::{state_version, Reconciled};
+use crate::reactions::optimistic::retry_on_conflict;
 
 fn figures(sum: Decimal, count: Decimal, rating: Decimal) -> serde_json::Value {
     let text = |d: Decimal| d.normalize().to_string();
@@ -31,20 +33,10 @@ impl ProviderRatings {
         provider: &str,
         ports: Ports<'_>,
     ) -> Result<Reconciled, ReactionError> {
-        let mut attempt = 1;
-        loop {
-            match self.reconcile_once(provider, ports).await {
-                Err(ReactionError::Port(PortError::ConditionFailed { .. }))
-                    if attempt < MAX_ATTEMPTS =>
-                {
-                    attempt += 1;
-                }
-                done => {
-                    self.remember(provider, None);
-                    return done;
-                }
-            }
-        }
+        let done =
+            retry_on_conflict("the provider", |_| self.reconcile_once(provider, ports)).await;
+        self.remember(provider, None);
+        done
     }
 
     async fn reconcile_once(

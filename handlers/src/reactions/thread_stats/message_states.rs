@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Message;
 use crate::item::number;
-use crate::reactions::folding::{later_or_same, REMOVED_KEPT_SECONDS};
+use crate::reactions::folding::REMOVED_KEPT_SECONDS;
+use crate::sequence_number::SequenceNumber;
 
 /// The state items' partition key: a thread's items together.
 pub fn partition(conversation: &str) -> String {
@@ -159,7 +160,7 @@ impl ThreadState {
         record_time_seconds: i64,
     ) -> (Folded, bool) {
         if !message.sequence_number.is_empty()
-            && later_or_same(&message.sequence_number, sequence_number)
+            && SequenceNumber(&message.sequence_number) >= SequenceNumber(sequence_number)
         {
             return (Folded::Stale, false);
         }

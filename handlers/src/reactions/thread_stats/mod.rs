@@ -26,14 +26,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::folding::{
-    aggregate_version, fold_in_segments, later_or_same, only, put_state, state_version,
-    SegmentResults, MAX_ATTEMPTS,
+    aggregate_version, fold_in_segments, only, put_state, state_version, SegmentResults,
 };
+use super::optimistic::retry_on_conflict;
 use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
-use crate::error::{PortError, ReactionError};
+use crate::error::ReactionError;
 use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
+use crate::sequence_number::SequenceNumber;
 use crate::settings::{Settings, AGGREGATE_STATE_TABLE};
 use message_states::{Folded, MessageState, ThreadState, THREAD_SORT_KEY};
 
@@ -311,7 +312,8 @@ impl ThreadStatistics {
             return FoldedChange::Stale;
         };
         let stale = !message.sequence_number.is_empty()
-            && later_or_same(&message.sequence_number, &change.change.sequence_number);
+            && SequenceNumber(&message.sequence_number)
+                >= SequenceNumber(&change.change.sequence_number);
         if stale {
             return FoldedChange::Stale;
         }
@@ -443,27 +445,19 @@ impl ThreadStatistics {
         changes: &[MessageChange<'_>],
         ports: Ports<'_>,
     ) -> SegmentResults {
-        let mut attempt = 1;
-        loop {
+        retry_on_conflict("a thread of this window", |_| async move {
             let read = self.read(changes, ports).await?;
             let mut folded = read.clone();
             let seen: Vec<FoldedChange> =
                 changes.iter().map(|c| self.fold(&mut folded, c)).collect();
             self.rebuild(&mut folded, ports).await?;
             let writes = self.writes(&read, &folded)?;
-            let written = match writes.is_empty() {
-                true => Ok(()),
-                false => ports.tables.transact_write(writes).await,
-            };
-            match written {
-                Ok(()) => return Ok(self.results(&folded, changes, &seen)),
-                Err(PortError::ConditionFailed { target, .. }) if attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(%target, attempt, "another worker changed a thread of this window first; reading it again");
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.into()),
+            if !writes.is_empty() {
+                ports.tables.transact_write(writes).await?;
             }
-        }
+            Ok(self.results(&folded, changes, &seen))
+        })
+        .await
     }
 
     fn results(

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 
 use super::message_states::{partition, MessageState, ThreadState, THREAD_SORT_KEY};
 use super::{Message, ThreadStatistics, ThreadStats};
-use crate::error::{PortError, ReactionError};
+use crate::error::ReactionError;
 use crate::item::{from_item, get_str, to_item, AttributeValue};
 use crate::ports::{Ports, Query};
-use crate::reactions::folding::{state_version, Reconciled, MAX_ATTEMPTS};
+use crate::reactions::folding::{state_version, Reconciled};
+use crate::reactions::optimistic::retry_on_conflict;
 
 impl ThreadStatistics {
     /// Rebuilds `conversation`'s statistics and message state from its messages.
@@ -20,17 +21,7 @@ impl ThreadStatistics {
         conversation: &str,
         ports: Ports<'_>,
     ) -> Result<Reconciled, ReactionError> {
-        let mut attempt = 1;
-        loop {
-            match self.reconcile_once(conversation, ports).await {
-                Err(ReactionError::Port(PortError::ConditionFailed { .. }))
-                    if attempt < MAX_ATTEMPTS =>
-                {
-                    attempt += 1;
-                }
-                done => return done,
-            }
-        }
+        retry_on_conflict("the thread", |_| self.reconcile_once(conversation, ports)).await
     }
 
     async fn reconcile_once(

@@ -1,0 +1,53 @@
+//! A bounded in-process memory of items as this process last read or wrote them, for the
+//! reactions that fold windows: what they remember they need not read before a conditional
+//! write. A stale entry costs only a failed condition, after which the window is read again,
+//! so the bound is a bound, not a cache policy: a full memory is emptied and starts again.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+
+pub struct BoundedMemory<K, V> {
+    entries: Mutex<HashMap<K, V>>,
+    bound: usize,
+}
+
+impl<K: Hash + Eq, V: Clone> BoundedMemory<K, V> {
+    /// A memory of at most `bound` entries.
+    pub fn new(bound: usize) -> Self {
+        BoundedMemory {
+            entries: Mutex::new(HashMap::new()),
+            bound,
+        }
+    }
+
+    /// The entry remembered for `key`, if any.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.lock().ok()?.get(key).cloned()
+    }
+
+    /// Remembers each entry (None: forgets its key), emptying the memory when it is full.
+    pub fn remember(&self, entries: impl IntoIterator<Item = (K, Option<V>)>) {
+        let Ok(mut known) = self.entries.lock() else {
+            return;
+        };
+        for (key, stored) in entries {
+            match stored {
+                Some(value) => {
+                    if known.len() >= self.bound {
+                        known.clear();
+                    }
+                    known.insert(key, value);
+                }
+                None => {
+                    known.remove(&key);
+                }
+            }
+        }
+    }
+}
