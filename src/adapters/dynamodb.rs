@@ -14,7 +14,8 @@ use handlers::{AttributeValue, Item, PortError};
 
 use std::sync::Arc;
 
-use super::{backoff, classify, CallBudget};
+use super::backoff::UNPROCESSED_ITEMS;
+use super::{classify, CallBudget};
 use crate::catalog::Catalog;
 
 /// How many times unprocessed batch items are sent again before the call fails.
@@ -451,7 +452,7 @@ where
             });
         }
         if attempt > 0 {
-            tokio::time::sleep(backoff(attempt)).await;
+            UNPROCESSED_ITEMS.pause(attempt).await;
         }
         let (unprocessed, output) = send(pending).await?;
         read.extend(output);

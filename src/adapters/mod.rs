@@ -1,6 +1,8 @@
 //! Adapters: the ports implemented on the AWS SDK (DynamoDB, S3, SES) and on the embedded
 //! local state.
 
+pub mod atomic_file;
+pub mod backoff;
 mod call_budget;
 pub mod dynamodb;
 pub mod embedded;
@@ -13,8 +15,6 @@ pub mod sqs;
 pub use call_budget::CallBudget;
 pub use parking::{ParkedRecord, Parking};
 pub use sdk_error::classify;
-
-use std::time::Duration;
 
 use handlers::{Change, PortError};
 
@@ -36,10 +36,4 @@ pub enum Applied {
     Before {
         in_this_run: bool,
     },
-}
-
-/// Exponential backoff with full jitter: attempt 0 waits up to 50 ms, doubling to 2 s at most.
-pub fn backoff(attempt: u32) -> Duration {
-    let cap_ms = 50u64.saturating_mul(1u64 << attempt.min(16)).min(2_000);
-    Duration::from_millis(fastrand::u64(0..=cap_ms))
 }

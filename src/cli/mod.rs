@@ -12,16 +12,22 @@ mod report;
 mod state;
 mod stream;
 pub mod tables;
+mod target;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use thiserror::Error;
 
+use handlers::PortError;
+
 use crate::adapters::embedded::StateError;
 use crate::decode::DecodeError;
+use crate::stream::StreamError;
 use crate::wiring::config::ConfigError;
+use crate::wiring::target::TargetError;
 use report::Format;
+use target::{EndpointArgs, TargetArgs};
 
 /// How a command that ran to its end finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +53,8 @@ impl Exit {
 pub const EXIT_UNUSABLE: u8 = 2;
 
 /// Why a command could not run to its end. Each says what failed and on what; retrying the
-/// same command helps only for [`CliError::Service`] (a service failed or was unreachable).
+/// same command helps only where a service failed or was unreachable ([`CliError::Service`],
+/// [`CliError::Stream`]; the error says whether it was retryable).
 #[derive(Debug, Error)]
 pub enum CliError {
     #[error("cannot start the async runtime: {0}")]
@@ -70,19 +77,30 @@ pub enum CliError {
     NoState(PathBuf),
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
-    /// A service (DynamoDB, its streams) failed or a local file the run keeps could not be
-    /// written; the message names which.
-    #[error("{0}")]
-    Service(String),
+    /// A service (DynamoDB, S3, SQS) failed or was unreachable.
+    #[error(transparent)]
+    Service(#[from] PortError),
+    /// Following the streams stopped: a service failed, or a file the runner keeps.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
     #[error(transparent)]
     Tables(#[from] tables::SetupError),
+}
+
+impl From<TargetError> for CliError {
+    fn from(error: TargetError) -> CliError {
+        match error {
+            TargetError::NoState(dir) => CliError::NoState(dir),
+            TargetError::State(e) => CliError::State(e),
+        }
+    }
 }
 
 impl CliError {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Service(_) | CliError::Tables(_) => 1,
+            CliError::Service(_) | CliError::Stream(_) | CliError::Tables(_) => 1,
             CliError::Runtime(_)
             | CliError::Config(_)
             | CliError::Read { .. }
@@ -113,11 +131,10 @@ enum Command {
     Replay {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Embedded state directory: tables, objects/, outbox/.
-        #[arg(long, default_value = ".replay", value_name = "DIR")]
-        state: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
         /// Empty the state directory first.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["endpoint_url", "aws"])]
         fresh: bool,
         /// One JSON object per record, then the batch response (schema in docs/commands.md).
         #[arg(long)]
@@ -129,14 +146,8 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         table: Option<String>,
         /// Do not apply each record's own change to the embedded table before reacting.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["endpoint_url", "aws"])]
         no_apply: bool,
-        /// Run against this endpoint (DynamoDB Local, ...) through the AWS SDK adapters.
-        #[arg(long, value_name = "URL", conflicts_with_all = ["fresh", "no_apply"])]
-        endpoint_url: Option<String>,
-        /// Run against AWS through the SDK adapters, with the standard environment and profile.
-        #[arg(long, conflicts_with_all = ["endpoint_url", "fresh", "no_apply"])]
-        aws: bool,
     },
     /// Inspect the embedded state.
     State {
@@ -150,9 +161,8 @@ enum Command {
         /// Tables to follow (default: every seed table with a stream).
         #[arg(long = "table", value_name = "NAME")]
         tables: Vec<String>,
-        /// DynamoDB endpoint, e.g. http://127.0.0.1:8000; otherwise the standard AWS environment.
-        #[arg(long, value_name = "URL")]
-        endpoint_url: Option<String>,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
         /// Event source mapping settings as JSON, with Lambda's property names: BatchSize,
         /// MaximumBatchingWindowInSeconds, StartingPosition, FilterCriteria,
         /// FunctionResponseTypes, MaximumRetryAttempts, BisectBatchOnFunctionError,
@@ -180,10 +190,10 @@ enum Command {
     /// embedded state (`parked/`), of a file (--file), or of the failed-records queue
     /// (--queue-url). Lambda's on-failure messages are read back from the stream they name.
     Redrive {
-        /// Embedded state directory: whose parked records to run again, or (with --file) the
-        /// state to run them against.
-        #[arg(long, default_value = ".replay", value_name = "DIR")]
-        state: PathBuf,
+        /// Whose parked records to run again (the embedded state's), or where to run those of
+        /// --file or --queue-url.
+        #[command(flatten)]
+        target: TargetArgs,
         /// A parked record, a Lambda on-failure message, or JSON lines of either (the `stream`
         /// runner's on-failure file). The file is left as it is.
         #[arg(long, value_name = "FILE", conflicts_with = "queue_url")]
@@ -193,12 +203,6 @@ enum Command {
         /// through.
         #[arg(long, value_name = "URL")]
         queue_url: Option<String>,
-        /// Run against this endpoint (DynamoDB Local, ...) through the SDK adapters.
-        #[arg(long, value_name = "URL")]
-        endpoint_url: Option<String>,
-        /// Run against AWS through the SDK adapters, with the standard environment and profile.
-        #[arg(long, conflicts_with = "endpoint_url")]
-        aws: bool,
     },
     /// Recompute incremental aggregates from their source items and repair what differs (after
     /// a bulk import, a restore, or writes that bypassed the stream): the embedded state's, or
@@ -244,15 +248,8 @@ struct ReconcileOptions {
     /// Every one there is (scans the source table and the aggregates' table).
     #[arg(long)]
     all: bool,
-    /// Embedded state directory.
-    #[arg(long, default_value = ".replay", value_name = "DIR")]
-    state: PathBuf,
-    /// Run against this endpoint (DynamoDB Local, ...) through the SDK adapters.
-    #[arg(long, value_name = "URL")]
-    endpoint_url: Option<String>,
-    /// Run against AWS through the SDK adapters, with the standard environment and profile.
-    #[arg(long, conflicts_with = "endpoint_url")]
-    aws: bool,
+    #[command(flatten)]
+    target: TargetArgs,
     /// One JSON object per aggregate.
     #[arg(long)]
     json: bool,
@@ -265,9 +262,8 @@ enum TablesCommand {
     Create {
         #[arg(value_name = "NAME")]
         names: Vec<String>,
-        /// DynamoDB endpoint, e.g. http://127.0.0.1:8000; otherwise the standard AWS environment.
-        #[arg(long, value_name = "URL")]
-        endpoint_url: Option<String>,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
     },
 }
 
@@ -321,18 +317,16 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     match cli.command {
         Command::Replay {
             files,
-            state,
+            target,
             fresh,
             json,
             verbose,
             table,
             no_apply,
-            endpoint_url,
-            aws,
         } => {
             replay::run(replay::ReplayOptions {
                 files,
-                state,
+                target: target.target(),
                 fresh,
                 format: match (json, verbose) {
                     (true, _) => Format::Json,
@@ -341,7 +335,6 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 },
                 table,
                 apply: !no_apply,
-                aws: (aws || endpoint_url.is_some()).then_some(endpoint_url),
             })
             .await
         }
@@ -350,7 +343,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         } => state::show(&state, table.as_deref()),
         Command::Stream {
             tables,
-            endpoint_url,
+            endpoint,
             config,
             event,
             checkpoints,
@@ -360,7 +353,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         } => {
             stream::run(stream::StreamCommand {
                 tables,
-                endpoint_url,
+                target: endpoint.target(),
                 config: config.map(|path| (path, event)),
                 checkpoints,
                 on_failure,
@@ -370,18 +363,14 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             .await
         }
         Command::Redrive {
-            state,
+            target,
             file,
             queue_url,
-            endpoint_url,
-            aws,
         } => {
             redrive::run(redrive::RedriveCommand {
-                state,
+                target: target.target(),
                 file,
                 queue_url,
-                endpoint_url,
-                aws,
             })
             .await
         }
@@ -398,19 +387,13 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 aggregates,
                 ids,
                 all: options.all,
-                state: options.state,
-                endpoint_url: options.endpoint_url,
-                aws: options.aws,
+                target: options.target.target(),
                 json: options.json,
             })
             .await
         }
         Command::Tables {
-            command:
-                TablesCommand::Create {
-                    names,
-                    endpoint_url,
-                },
-        } => tables::run(endpoint_url.as_deref(), &names).await,
+            command: TablesCommand::Create { names, endpoint },
+        } => tables::run(&endpoint.target(), &names).await,
     }
 }

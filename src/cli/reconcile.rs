@@ -5,8 +5,6 @@
 //! changed by hand, and the items there were before the worker kept its state.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use handlers::ports::Ports;
 use handlers::reactions::folding::Reconciled;
@@ -17,9 +15,9 @@ use serde_json::Value;
 
 use super::{CliError, Exit};
 use crate::adapters::dynamodb::distinct_values;
-use crate::adapters::embedded::EmbeddedState;
 use crate::batch::Adapters;
 use crate::catalog::Catalog;
+use crate::wiring::target::{Opening, Target};
 use crate::wiring::{self, config::Config};
 
 /// Which aggregates.
@@ -36,9 +34,7 @@ pub(super) struct ReconcileCommand {
     /// Providers or conversations to reconcile; with `all`, every one there is besides.
     pub ids: Vec<String>,
     pub all: bool,
-    pub state: PathBuf,
-    pub endpoint_url: Option<String>,
-    pub aws: bool,
+    pub target: Target,
     pub json: bool,
 }
 
@@ -88,41 +84,34 @@ pub(super) async fn run(command: ReconcileCommand) -> Result<Exit, CliError> {
     };
     let (tables, attribute) = reconciler.id_sources();
     let mut ids: BTreeSet<String> = command.ids.iter().cloned().collect();
-    let catalog = Catalog::with_seed_definitions();
-    let (adapters, state) = if command.aws || command.endpoint_url.is_some() {
-        let sdk = wiring::sdk_config(command.endpoint_url.as_deref()).await;
-        if command.all {
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
-            for table in &tables {
-                let found = distinct_values(&client, table, attribute)
-                    .await
-                    .map_err(|e| CliError::Service(e.to_string()))?;
-                ids.extend(found);
+    let connected = command
+        .target
+        .connect(
+            Opening::MustExist,
+            Catalog::with_seed_definitions(),
+            &config,
+        )
+        .await?;
+    if let (true, Some(sdk)) = (command.all, &connected.sdk) {
+        let client = wiring::dynamodb_client(sdk);
+        for table in &tables {
+            ids.extend(distinct_values(&client, table, attribute).await?);
+        }
+    }
+    if let (true, Some(state)) = (command.all, &connected.state) {
+        for table in &tables {
+            for (_, items) in state.dump(Some(table)) {
+                ids.extend(
+                    items
+                        .iter()
+                        .filter_map(|item| item[attribute]["S"].as_str())
+                        .map(str::to_string),
+                );
             }
         }
-        (wiring::sdk_adapters(&sdk, catalog), None)
-    } else {
-        if !command.state.exists() {
-            return Err(CliError::NoState(command.state.clone()));
-        }
-        let state = Arc::new(EmbeddedState::open(&command.state, catalog.clone(), false)?);
-        if command.all {
-            for table in &tables {
-                for (_, items) in state.dump(Some(table)) {
-                    ids.extend(
-                        items
-                            .iter()
-                            .filter_map(|item| item[attribute]["S"].as_str())
-                            .map(str::to_string),
-                    );
-                }
-            }
-        }
-        let adapters = wiring::embedded_adapters(state.clone(), catalog);
-        (adapters, Some(state))
-    };
-    let exit = reconcile_all(&reconciler, &adapters, &ids, command.json).await;
-    if let Some(state) = state {
+    }
+    let exit = reconcile_all(&reconciler, &connected.adapters, &ids, command.json).await;
+    if let Some(state) = connected.state {
         state.sync()?;
     }
     exit

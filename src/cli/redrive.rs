@@ -8,32 +8,35 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::report::{self, Format};
 use super::{CliError, Exit};
-use crate::adapters::embedded::EmbeddedState;
+use crate::adapters::classify;
 use crate::batch::{BatchOptions, Outcome, Worker};
 use crate::catalog::Catalog;
 use crate::decode::decode_value;
 use crate::stream::on_failure;
+use crate::stream::reader::StreamReader;
 use crate::wiring::output::printable;
+use crate::wiring::target::{Connected, Opening, Target};
 use crate::wiring::{self, config::Config};
 
 pub(super) struct RedriveCommand {
-    pub state: PathBuf,
+    pub target: Target,
     pub file: Option<PathBuf>,
     pub queue_url: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub aws: bool,
 }
 
 impl RedriveCommand {
-    /// Through the SDK adapters (an endpoint, AWS, or the deployed queue), or the embedded state.
-    fn on_sdk(&self) -> bool {
-        self.queue_url.is_some() || self.endpoint_url.is_some() || self.aws
+    /// Where the records run: the deployed queue's through the SDK (AWS unless an endpoint is
+    /// given), the rest on the target given.
+    fn target(&self) -> Target {
+        match (&self.queue_url, &self.target) {
+            (Some(_), Target::Embedded(_)) => Target::Aws,
+            (_, target) => target.clone(),
+        }
     }
 }
 
@@ -62,11 +65,28 @@ impl Tally {
 
 pub(super) async fn run(command: RedriveCommand) -> Result<Exit, CliError> {
     let config = Config::from_env()?;
-    let target = Target::build(&command, &config).await?;
-    let tally = match (&command.file, &command.queue_url) {
-        (Some(file), _) => from_file(&target, file).await?,
-        (None, Some(queue_url)) => from_queue(&target, queue_url).await?,
-        (None, None) => from_state(&target, &command.state).await?,
+    let target = command.target();
+    // Records of a file may run on a new state; the state's own parked records need one.
+    let opening = match command.file {
+        Some(_) => Opening::AsItIs,
+        None => Opening::MustExist,
+    };
+    let connected = target
+        .connect(opening, Catalog::with_seed_definitions(), &config)
+        .await?;
+    let redriving = Redriving {
+        worker: connected.worker(&config),
+        connected,
+    };
+    let tally = match (&command.file, &command.queue_url, &target) {
+        (Some(file), _, _) => from_file(&redriving, file).await?,
+        (None, Some(queue_url), _) => from_queue(&redriving, queue_url).await?,
+        (None, None, Target::Embedded(dir)) => from_state(&redriving, dir).await?,
+        (None, None, _) => {
+            return Err(CliError::Settings(
+                "redrive on an endpoint or AWS runs --file or --queue-url".into(),
+            ))
+        }
     };
     let mut summary = format!(
         "redrive: {} record(s) went through, {} parked again, {} failed (retryable: run again)",
@@ -82,41 +102,14 @@ pub(super) async fn run(command: RedriveCommand) -> Result<Exit, CliError> {
     Ok(tally.exit())
 }
 
-/// The worker the records run through, and the clients that fetch records named elsewhere.
-struct Target {
+/// The worker the records run through, and the target's clients that fetch records named
+/// elsewhere.
+struct Redriving {
     worker: Worker,
-    /// Set on the embedded state, whose parked files and journal the run keeps.
-    state: Option<Arc<EmbeddedState>>,
-    sdk: Option<aws_config::SdkConfig>,
+    connected: Connected,
 }
 
-impl Target {
-    async fn build(command: &RedriveCommand, config: &Config) -> Result<Target, CliError> {
-        let catalog = Catalog::with_seed_definitions();
-        if command.on_sdk() {
-            let sdk = wiring::sdk_config(command.endpoint_url.as_deref()).await;
-            let adapters = wiring::sdk_adapters(&sdk, catalog);
-            let worker = wiring::worker(config, wiring::with_queue_parking(adapters, &sdk, config));
-            return Ok(Target {
-                worker,
-                state: None,
-                sdk: Some(sdk),
-            });
-        }
-        if command.file.is_none() && !command.state.exists() {
-            return Err(CliError::NoState(command.state.clone()));
-        }
-        let state = Arc::new(EmbeddedState::open(&command.state, catalog.clone(), false)?);
-        let mut config = config.clone();
-        config.idempotency.completion_notes = false;
-        let worker = wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog));
-        Ok(Target {
-            worker,
-            state: Some(state),
-            sdk: None,
-        })
-    }
-
+impl Redriving {
     /// The records an entry stands for, as a Lambda event: a parked record or any event as it
     /// is, a pointer to a parked object in S3, or an on-failure message's range of a stream
     /// (`payload` when Lambda's S3 destination included the records).
@@ -133,7 +126,7 @@ impl Target {
                 return Ok(payload);
             }
         }
-        let sdk = self.sdk.as_ref();
+        let sdk = self.connected.sdk.as_ref();
         if let Some(location) = entry["parkedObject"].as_str() {
             let sdk = sdk.ok_or_else(|| Unavailable::needs_sdk(source, location))?;
             return parked_object(&wiring::s3_client(sdk), location)
@@ -143,8 +136,9 @@ impl Target {
         match on_failure::batch_info(&entry) {
             Some(Ok(info)) => {
                 let sdk = sdk.ok_or_else(|| Unavailable::needs_sdk(source, &info.stream_arn))?;
-                let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
-                on_failure::fetch(&streams, &info).await.map_err(|e| {
+                let reader =
+                    StreamReader::new(wiring::dynamodb_client(sdk), wiring::streams_client(sdk));
+                on_failure::fetch(&reader, &info).await.map_err(|e| {
                     let message = format!("{source}: {e}");
                     if e.retryable() {
                         Unavailable::Retryable(message)
@@ -180,7 +174,7 @@ impl Target {
                 &records,
                 BatchOptions {
                     deadline: None,
-                    apply_own_change: self.state.is_some(),
+                    apply_own_change: self.connected.state.is_some(),
                     stop_before: None,
                 },
                 &mut |record| {
@@ -201,7 +195,7 @@ impl Target {
             )
             .await;
         out.flush().map_err(CliError::Output)?;
-        if let Some(state) = &self.state {
+        if let Some(state) = &self.connected.state {
             state.sync()?;
         }
         Ok(if failed || outcome.failure.is_some() {
@@ -264,8 +258,8 @@ enum Redriven {
     Unavailable,
 }
 
-async fn from_state(target: &Target, dir: &Path) -> Result<Tally, CliError> {
-    let Some(state) = &target.state else {
+async fn from_state(target: &Redriving, dir: &Path) -> Result<Tally, CliError> {
+    let Some(state) = &target.connected.state else {
         return Err(CliError::NoState(dir.to_path_buf()));
     };
     let mut tally = Tally::default();
@@ -290,7 +284,7 @@ async fn from_state(target: &Target, dir: &Path) -> Result<Tally, CliError> {
 
 /// Each entry of `file`: one JSON document, or JSON lines (an on-failure file). The file is
 /// left as it is: redriving it again changes nothing more.
-async fn from_file(target: &Target, file: &Path) -> Result<Tally, CliError> {
+async fn from_file(target: &Redriving, file: &Path) -> Result<Tally, CliError> {
     let text = read(file)?;
     let entries: Vec<(String, Value)> = match serde_json::from_str::<Value>(&text) {
         Ok(entry) => vec![(file.display().to_string(), entry)],
@@ -314,20 +308,19 @@ async fn from_file(target: &Target, file: &Path) -> Result<Tally, CliError> {
     for (source, entry) in entries {
         target.redrive_entry(entry, &source, &mut tally).await?;
     }
-    if let Some(state) = &target.state {
+    if let Some(state) = &target.connected.state {
         state.compact()?;
     }
     Ok(tally)
 }
 
-async fn from_queue(target: &Target, queue_url: &str) -> Result<Tally, CliError> {
-    let Some(sdk) = &target.sdk else {
+async fn from_queue(target: &Redriving, queue_url: &str) -> Result<Tally, CliError> {
+    let Some(sdk) = &target.connected.sdk else {
         return Err(CliError::Settings(
             "--queue-url runs through the SDK adapters".into(),
         ));
     };
     let sqs = wiring::sqs_client(sdk);
-    let service = |e: &dyn std::fmt::Display| CliError::Service(format!("{queue_url}: {e}"));
     let mut tally = Tally::default();
     let mut seen = std::collections::HashSet::new();
     // A record parked again comes back as a new message: it is not redriven twice in one run.
@@ -340,7 +333,7 @@ async fn from_queue(target: &Target, queue_url: &str) -> Result<Tally, CliError>
             .wait_time_seconds(1)
             .send()
             .await
-            .map_err(|e| service(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .map_err(|e| classify("ReceiveMessage", queue_url, e))?;
         let mut messages = Vec::new();
         for message in received.messages.unwrap_or_default() {
             if seen.insert(message.message_id.clone().unwrap_or_default()) {
@@ -372,7 +365,7 @@ async fn from_queue(target: &Target, queue_url: &str) -> Result<Tally, CliError>
                     .receipt_handle(receipt)
                     .send()
                     .await
-                    .map_err(|e| service(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                    .map_err(|e| classify("DeleteMessage", queue_url, e))?;
             }
         }
     }
@@ -405,12 +398,7 @@ async fn release(
             .visibility_timeout(0)
             .send()
             .await
-            .map_err(|e| {
-                CliError::Service(format!(
-                    "{queue_url}: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(|e| classify("ChangeMessageVisibility", queue_url, e))?;
     }
     Ok(())
 }

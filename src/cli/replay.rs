@@ -8,19 +8,18 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
 use super::report::{self, Format};
 use super::{CliError, Exit};
-use crate::adapters::embedded::EmbeddedState;
 use crate::batch::{BatchOptions, Outcome, RecordFailure, Worker};
 use crate::catalog::Catalog;
 use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};
+use crate::wiring::config::Config;
 use crate::wiring::output::printable;
-use crate::wiring::{self, config::Config};
+use crate::wiring::target::{Opening, Target};
 
 /// Lambda's largest batch: a longer file is replayed as consecutive batches of this size.
 pub(super) const BATCH_LIMIT: usize = 10_000;
@@ -31,51 +30,32 @@ const PROGRESS_FROM: usize = 1_000;
 #[derive(Debug, Clone)]
 pub(super) struct ReplayOptions {
     pub files: Vec<PathBuf>,
-    pub state: PathBuf,
+    pub target: Target,
     pub fresh: bool,
     pub format: Format,
     pub table: Option<String>,
     pub apply: bool,
-    /// Some(endpoint) or Some(None) for AWS through the SDK; None for the embedded state.
-    pub aws: Option<Option<String>>,
 }
 
 /// Run the replay.
 pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
-    let mut config = Config::from_env()?;
+    let config = Config::from_env()?;
     // Pass 1: every file must decode before anything runs (unusable input changes nothing).
     let mut total = 0;
     for path in &options.files {
         let file = open(path)?;
         total += check_records(file, &path.display().to_string(), options.table.as_deref())?;
     }
-    let catalog = Catalog::with_seed_definitions();
-    let (worker, state) = match &options.aws {
-        None => {
-            let state = Arc::new(EmbeddedState::open(
-                &options.state,
-                catalog.clone(),
-                options.fresh,
-            )?);
-            // On the embedded state requests cost nothing and every completion note is one
-            // more item to keep (a file replayed again runs its reactions again, which changes nothing).
-            config.idempotency.completion_notes = false;
-            (
-                wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog)),
-                Some(state),
-            )
-        }
-        Some(endpoint) => {
-            let sdk = wiring::sdk_config(endpoint.as_deref()).await;
-            (
-                wiring::worker(
-                    &config,
-                    wiring::with_queue_parking(wiring::sdk_adapters(&sdk, catalog), &sdk, &config),
-                ),
-                None,
-            )
-        }
+    let opening = match options.fresh {
+        true => Opening::Fresh,
+        false => Opening::AsItIs,
     };
+    let connected = options
+        .target
+        .connect(opening, Catalog::with_seed_definitions(), &config)
+        .await?;
+    let worker = connected.worker(&config);
+    let state = connected.state;
     let batch_options = BatchOptions {
         deadline: None,
         apply_own_change: state.is_some() && options.apply,

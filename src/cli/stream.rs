@@ -5,13 +5,16 @@ use std::path::{Path, PathBuf};
 
 use super::{CliError, Exit};
 use crate::catalog::{self, Catalog};
+use crate::stream::reader::StreamReader;
 use crate::stream::{self as runner, sam_template, MappingSettings, StreamOptions};
+use crate::wiring::target::{Opening, Target};
 use crate::wiring::{self, config::Config};
 
 /// The command's arguments.
 pub(super) struct StreamCommand {
     pub tables: Vec<String>,
-    pub endpoint_url: Option<String>,
+    /// An endpoint, or AWS.
+    pub target: Target,
     /// A settings file, with the template event to take them from when it is a template.
     pub config: Option<(PathBuf, Option<String>)>,
     pub checkpoints: PathBuf,
@@ -39,15 +42,17 @@ pub(super) async fn run(command: StreamCommand) -> Result<Exit, CliError> {
         command.tables
     };
     let config = Config::from_env()?;
-    let sdk = wiring::sdk_config(command.endpoint_url.as_deref()).await;
-    let worker = wiring::worker(
-        &config,
-        wiring::with_queue_parking(
-            wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
-            &sdk,
-            &config,
-        ),
-    );
+    let connected = command
+        .target
+        .connect(Opening::AsItIs, Catalog::with_seed_definitions(), &config)
+        .await?;
+    let worker = connected.worker(&config);
+    let Some(sdk) = &connected.sdk else {
+        return Err(CliError::Settings(
+            "stream follows DynamoDB streams: it runs on an endpoint or AWS".into(),
+        ));
+    };
+    let reader = StreamReader::new(wiring::dynamodb_client(sdk), wiring::streams_client(sdk));
     let options = StreamOptions {
         tables,
         settings,
@@ -56,9 +61,7 @@ pub(super) async fn run(command: StreamCommand) -> Result<Exit, CliError> {
         once: command.once,
         json: command.json,
     };
-    runner::run(&worker, &sdk, options)
-        .await
-        .map_err(|e| CliError::Service(e.to_string()))?;
+    runner::run(&worker, &reader, options).await?;
     Ok(Exit::Clean)
 }
 

@@ -16,11 +16,16 @@ use super::{CliError, Exit};
 use crate::adapters::classify;
 use crate::catalog::{seed_definitions, KeyElement, TableDefinition};
 use crate::wiring;
+use crate::wiring::target::Target;
 
 /// The command: create the tables, one line per table saying what was done.
-pub async fn run(endpoint_url: Option<&str>, names: &[String]) -> Result<Exit, CliError> {
-    let sdk = wiring::sdk_config(endpoint_url).await;
-    let client = Client::new(&sdk);
+pub async fn run(target: &Target, names: &[String]) -> Result<Exit, CliError> {
+    let Some(sdk) = target.sdk_config().await else {
+        return Err(CliError::Settings(
+            "tables create runs on an endpoint or AWS".into(),
+        ));
+    };
+    let client = wiring::dynamodb_client(&sdk);
     for line in create_tables(&client, names).await? {
         println!("{line}");
     }

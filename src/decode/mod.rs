@@ -172,8 +172,18 @@ pub fn decode_value(
     let Some(Value::Array(records)) = event.remove("Records") else {
         return Err(shape(".", "missing field `Records`"));
     };
+    Ok(decode_with_table(records, table))
+}
+
+/// Records already in Lambda's JSON shape (the stream runner built them), each naming its
+/// table by eventSourceARN: decoded, checked against each other (eventIDs).
+pub fn decode_records(records: Vec<Value>) -> Vec<StreamRecord> {
+    decode_with_table(records, None)
+}
+
+fn decode_with_table(records: Vec<Value>, table: Option<&str>) -> Vec<StreamRecord> {
     let mut seen = SeenEventIds::default();
-    Ok(records
+    records
         .into_iter()
         .enumerate()
         .map(|(index, value)| {
@@ -181,7 +191,7 @@ pub fn decode_value(
             seen.check(index, &mut record);
             record
         })
-        .collect())
+        .collect()
 }
 
 /// What a JSON document that is not an event is, from its top-level keys, and what to do.

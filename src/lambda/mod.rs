@@ -16,8 +16,8 @@ use serde_json::Value;
 use crate::batch::{BatchOptions, Worker};
 use crate::catalog::Catalog;
 use crate::decode::{decode_value, DecodeError};
-use crate::wiring;
 use crate::wiring::config::Config;
+use crate::wiring::target::{Opening, Target};
 use metrics::Tally;
 
 /// An invocation Lambda must see as failed: the whole event is unusable, so it is retried
@@ -87,15 +87,10 @@ impl LogSettings {
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     LogSettings::from_lookup(|name| std::env::var(name).ok()).init();
     let config = Config::from_env()?;
-    let sdk = wiring::sdk_config(None).await;
-    let worker = Arc::new(wiring::worker(
-        &config,
-        wiring::with_queue_parking(
-            wiring::sdk_adapters(&sdk, Catalog::with_seed_definitions()),
-            &sdk,
-            &config,
-        ),
-    ));
+    let connected = Target::Aws
+        .connect(Opening::AsItIs, Catalog::with_seed_definitions(), &config)
+        .await?;
+    let worker = Arc::new(connected.worker(&config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let worker = worker.clone();
         async move { handle(&worker, event).await }

@@ -3,17 +3,14 @@
 //! this shape, and `redrive` takes it from either: it reads the range back from the stream
 //! (`AT_SEQUENCE_NUMBER`) while the stream still retains it (24 hours), and says so when not.
 
-use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use chrono::{SecondsFormat, Utc};
-use handlers::sequence_number::SequenceNumber;
 use handlers::PortError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use thiserror::Error;
 
 use super::get_records::lambda_event;
-use crate::adapters::classify;
+use super::reader::{sequence_number, ReadError, StreamReader};
 use crate::decode::StreamRecord;
 
 /// Why Lambda gave up on a batch (`requestContext.condition`).
@@ -138,15 +135,8 @@ impl FetchError {
     }
 }
 
-/// Empty GetRecords pages in a row after which an open shard is taken to hold no more of the
-/// range (a page may be empty while later records exist, so one is not enough).
-const EMPTY_READS: usize = 5;
-
 /// The records `info` names, read from the stream, as a Lambda event (`{"Records": [...]}`).
-pub async fn fetch(
-    streams: &aws_sdk_dynamodbstreams::Client,
-    info: &BatchInfo,
-) -> Result<Value, FetchError> {
+pub async fn fetch(reader: &StreamReader, info: &BatchInfo) -> Result<Value, FetchError> {
     let trimmed = |detail: String| FetchError::Trimmed {
         stream: info.stream_arn.clone(),
         shard: info.shard_id.clone(),
@@ -154,83 +144,26 @@ pub async fn fetch(
         end: info.end_sequence_number.clone(),
         detail,
     };
-    let gone = || FetchError::Gone {
-        stream: info.stream_arn.clone(),
-        shard: info.shard_id.clone(),
-        start: info.start_sequence_number.clone(),
-        end: info.end_sequence_number.clone(),
-    };
-    let started = streams
-        .get_shard_iterator()
-        .stream_arn(&info.stream_arn)
-        .shard_id(&info.shard_id)
-        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-        .sequence_number(&info.start_sequence_number)
-        .send()
-        .await;
-    let mut iterator = match started {
-        Ok(output) => output.shard_iterator,
-        Err(error) => {
-            let service = error.as_service_error();
-            if service.is_some_and(|e| e.is_trimmed_data_access_exception()) {
-                return Err(trimmed(String::new()));
-            }
-            // A sequence number the shard does not hold (DynamoDB Local says so for one trimmed
-            // or never written).
-            if let Some(e) = service.filter(|e| e.code() == Some("ValidationException")) {
-                return Err(trimmed(format!(": {}", e.message().unwrap_or("invalid"))));
-            }
-            if service.is_some_and(|e| e.is_resource_not_found_exception()) {
-                return Err(gone());
-            }
-            return Err(classify("GetShardIterator", &info.shard_id, error).into());
-        }
-    };
-    let mut records = Vec::new();
-    let mut empty_reads = 0;
-    while let Some(current) = iterator.take() {
-        let page = streams
-            .get_records()
-            .shard_iterator(current)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_trimmed_data_access_exception())
-                {
-                    trimmed(String::new())
-                } else {
-                    classify("GetRecords", &info.shard_id, e).into()
-                }
-            })?;
-        let got = page.records.unwrap_or_default();
-        empty_reads = if got.is_empty() { empty_reads + 1 } else { 0 };
-        let mut past_end = false;
-        for record in got {
-            let seq = record
-                .dynamodb
-                .as_ref()
-                .and_then(|d| d.sequence_number.clone())
-                .unwrap_or_default();
-            if SequenceNumber(&seq) > SequenceNumber(&info.end_sequence_number) {
-                past_end = true;
-                break;
-            }
-            records.push(record);
-        }
-        if past_end || empty_reads >= EMPTY_READS {
-            break;
-        }
-        iterator = page.next_shard_iterator;
-    }
-    let first = records
-        .first()
-        .and_then(|r| r.dynamodb.as_ref())
-        .and_then(|d| d.sequence_number.as_deref());
-    let last = records
-        .last()
-        .and_then(|r| r.dynamodb.as_ref())
-        .and_then(|d| d.sequence_number.as_deref());
+    let records = reader
+        .read_range(
+            &info.stream_arn,
+            &info.shard_id,
+            &info.start_sequence_number,
+            &info.end_sequence_number,
+        )
+        .await
+        .map_err(|e| match e {
+            ReadError::Trimmed { detail, .. } => trimmed(detail),
+            ReadError::Gone(_) => FetchError::Gone {
+                stream: info.stream_arn.clone(),
+                shard: info.shard_id.clone(),
+                start: info.start_sequence_number.clone(),
+                end: info.end_sequence_number.clone(),
+            },
+            ReadError::Service(e) => FetchError::Service(e),
+        })?;
+    let first = records.first().map(sequence_number);
+    let last = records.last().map(sequence_number);
     if first != Some(info.start_sequence_number.as_str())
         || last != Some(info.end_sequence_number.as_str())
     {

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod output;
+pub mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +123,23 @@ pub fn sqs_client(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(service_config!(aws_sdk_sqs, sdk, "SQS").build())
 }
 
+/// A DynamoDB client for `sdk`.
+pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(service_config!(aws_sdk_dynamodb, sdk, "DYNAMODB").build())
+}
+
+/// A DynamoDB Streams client for `sdk`.
+pub fn streams_client(sdk: &SdkConfig) -> aws_sdk_dynamodbstreams::Client {
+    aws_sdk_dynamodbstreams::Client::from_conf(
+        service_config!(aws_sdk_dynamodbstreams, sdk, "DYNAMODB_STREAMS").build(),
+    )
+}
+
+/// An SES client for `sdk`.
+pub fn ses_client(sdk: &SdkConfig) -> aws_sdk_ses::Client {
+    aws_sdk_ses::Client::from_conf(service_config!(aws_sdk_ses, sdk, "SES").build())
+}
+
 /// `AWS_ENDPOINT_URL_<SERVICE>`, when set. An endpoint given in code (`--endpoint-url`) would
 /// otherwise win over these variables for every service; with this, a service the variable
 /// names goes where it says (S3 and SES to moto while DynamoDB goes to DynamoDB Local).
@@ -176,23 +194,16 @@ pub fn sdk_adapters_per_service(
     ses: &SdkConfig,
     catalog: Catalog,
 ) -> Adapters {
-    let dynamodb_config = service_config!(aws_sdk_dynamodb, dynamodb, "DYNAMODB").build();
-    let ses_config = service_config!(aws_sdk_ses, ses, "SES").build();
     let budget = Arc::new(CallBudget::new(ATTEMPT_TIMEOUT, CALL_TIMEOUT));
     Adapters {
         tables: Arc::new(
-            DynamoDbTables::new(
-                aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
-                catalog.clone(),
-            )
-            .with_budget(budget.clone()),
+            DynamoDbTables::new(dynamodb_client(dynamodb), catalog.clone())
+                .with_budget(budget.clone()),
         ),
         objects: Arc::new(
             S3Objects::new(s3_client(s3), s3.credentials_provider()).with_budget(budget.clone()),
         ),
-        mailer: Arc::new(
-            SesMailer::new(aws_sdk_ses::Client::from_conf(ses_config)).with_budget(budget.clone()),
-        ),
+        mailer: Arc::new(SesMailer::new(ses_client(ses)).with_budget(budget.clone())),
         clock: Arc::new(SystemClock),
         catalog,
         applier: None,

@@ -27,6 +27,7 @@ use handlers::ports::{
 use handlers::{Item, PortError};
 use thiserror::Error;
 
+use crate::adapters::atomic_file::write_atomic;
 use crate::adapters::{Applied, ChangeApplier, ParkedRecord, Parking};
 use crate::catalog::{Catalog, KeySchema};
 use handlers::item::string_key;
@@ -403,8 +404,7 @@ impl Objects for EmbeddedState {
                     message,
                 }
             })?;
-        files::write_atomic(&path, &object.body)
-            .map_err(|e| files::io_error("PutObject", target, e))
+        write_atomic(&path, &object.body).map_err(|e| files::io_error("PutObject", target, e))
     }
 
     /// A `file://` URL of the object's file: what a person opens on the machine that replayed.
@@ -453,7 +453,7 @@ impl Parking for EmbeddedState {
         let name = format!("{}.json", record.file_stem());
         let path = self.root.join("parked").join(&name);
         let text = serde_json::to_vec_pretty(&record.to_event()).unwrap_or_default();
-        files::write_atomic(&path, &text)
+        write_atomic(&path, &text)
             .map_err(|e| files::io_error("Park", path.display().to_string(), e))?;
         Ok(path.display().to_string())
     }
@@ -488,7 +488,7 @@ impl Mailer for EmbeddedState {
         // Date, then the message id (which starts with a sequence): files sort as sent.
         let name = format!("{}-{message_id}.eml", date.format("%Y%m%dT%H%M%S%.3fZ"));
         let path = self.root.join("outbox").join(name);
-        files::write_atomic(&path, &eml)
+        write_atomic(&path, &eml)
             .map_err(|e| files::io_error("SendEmail", path.display().to_string(), e))?;
         Ok(message_id)
     }

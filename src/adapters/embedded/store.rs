@@ -21,7 +21,8 @@ use handlers::{AttributeValue, Item};
 use serde::{Deserialize, Serialize};
 
 use super::expr::KeyPart;
-use super::files::{decode_name, encode_name, sync_dir, write_atomic, write_atomic_with};
+use super::files::{decode_name, encode_name};
+use crate::adapters::atomic_file::{sync_dir, write_atomic, write_atomic_with};
 use crate::catalog::{Catalog, KeySchema};
 
 /// Compact once the journal grows past this and past the table files it would replace (so a

@@ -1,0 +1,63 @@
+//! What the runner prints per batch: a line for people, or one JSON object with `--json`.
+
+use serde::Serialize;
+
+/// What happened to one batch (or part of one): a line for people, or JSON with `--json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct BatchLine<'a> {
+    pub(super) shard: &'a str,
+    /// done, failed, bisecting or not delivered (filtered or too old).
+    pub(super) outcome: &'a str,
+    pub(super) records: usize,
+    pub(super) first: &'a str,
+    pub(super) last: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) lag_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) attempt: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) reason: Option<String>,
+}
+
+impl<'a> BatchLine<'a> {
+    pub(super) fn new(
+        shard: &'a str,
+        outcome: &'a str,
+        records: usize,
+        first: &'a str,
+        last: &'a str,
+    ) -> Self {
+        BatchLine {
+            shard,
+            outcome,
+            records,
+            first,
+            last,
+            lag_seconds: None,
+            attempt: None,
+            reason: None,
+        }
+    }
+
+    pub(super) fn print(&self, json: bool) {
+        if json {
+            println!("{}", serde_json::json!(self));
+            return;
+        }
+        let mut line = format!(
+            "shard {}: {} records ({}..{}) {}",
+            self.shard, self.records, self.first, self.last, self.outcome
+        );
+        if let Some(attempt) = self.attempt {
+            line += &format!(" (attempt {attempt})");
+        }
+        if let Some(lag) = self.lag_seconds {
+            line += &format!(", lag {lag} s");
+        }
+        if let Some(reason) = &self.reason {
+            line += &format!(": {reason}");
+        }
+        println!("{line}");
+    }
+}

@@ -1,0 +1,72 @@
+//! The event source mapping's settings, with Lambda's property names and defaults, as a
+//! JSON file or a SAM template's stream event gives them.
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::filter_criteria::FilterCriteria;
+
+/// The event source mapping settings, with Lambda's property names and defaults.
+/// Unknown properties are rejected so a misspelling is not silently ignored; the mapping's
+/// other properties (as in `deploy/template.yaml`) are accepted and have no local effect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", default, deny_unknown_fields)]
+pub struct MappingSettings {
+    pub batch_size: i32,
+    pub starting_position: String,
+    /// -1: retry until the record succeeds (Lambda's default).
+    pub maximum_retry_attempts: i32,
+    /// How long to keep gathering records, once there is one, before delivering a batch
+    /// smaller than `BatchSize`. 0 (Lambda's default): deliver what one read returns.
+    pub maximum_batching_window_in_seconds: u64,
+    /// -1: no limit. Older records go to the on-failure file instead of the worker.
+    pub maximum_record_age_in_seconds: i64,
+    /// `["ReportBatchItemFailures"]`: a failure checkpoints before the reported record and
+    /// retries from it. Empty (Lambda's default): the whole batch failed.
+    pub function_response_types: Vec<String>,
+    /// With whole-batch failures: split a failing batch in halves and retry each on its own.
+    pub bisect_batch_on_function_error: bool,
+    pub filter_criteria: FilterCriteria,
+    /// The stream comes from `--table`; one shard is read at a time; failures go to the
+    /// on-failure file; the rest have no local meaning.
+    stream: IgnoredAny,
+    parallelization_factor: IgnoredAny,
+    destination_config: IgnoredAny,
+    enabled: IgnoredAny,
+    tumbling_window_in_seconds: IgnoredAny,
+    metrics_config: IgnoredAny,
+}
+
+impl MappingSettings {
+    pub(super) fn reports_item_failures(&self) -> bool {
+        self.function_response_types
+            .iter()
+            .any(|t| t == "ReportBatchItemFailures")
+    }
+
+    /// Whether `attempts` failed deliveries are past `MaximumRetryAttempts` (-1: never).
+    pub(super) fn retries_exhausted(&self, attempts: i32) -> bool {
+        self.maximum_retry_attempts >= 0 && attempts > self.maximum_retry_attempts
+    }
+}
+
+impl Default for MappingSettings {
+    fn default() -> Self {
+        MappingSettings {
+            batch_size: 100,
+            starting_position: "TRIM_HORIZON".into(),
+            maximum_retry_attempts: -1,
+            maximum_record_age_in_seconds: -1,
+            maximum_batching_window_in_seconds: 0,
+            function_response_types: Vec::new(),
+            bisect_batch_on_function_error: false,
+            filter_criteria: FilterCriteria::default(),
+            stream: IgnoredAny,
+            parallelization_factor: IgnoredAny,
+            destination_config: IgnoredAny,
+            enabled: IgnoredAny,
+            tumbling_window_in_seconds: IgnoredAny,
+            metrics_config: IgnoredAny,
+        }
+    }
+}
