@@ -12,35 +12,7 @@ fn state() -> (tempfile::TempDir, EmbeddedState) {
     (dir, state)
 }
 
-#[tokio::test]
-async fn conditional_put_reports_the_existing_item() {
-    contract::conditional_put_reports_the_existing_item(&state().1).await;
-}
-
-#[tokio::test]
-async fn update_sets_adds_and_removes_exactly() {
-    contract::update_sets_adds_and_removes_exactly(&state().1).await;
-}
-
-#[tokio::test]
-async fn delete_returns_the_old_item_and_honours_conditions() {
-    contract::delete_returns_the_old_item_and_honours_conditions(&state().1).await;
-}
-
-#[tokio::test]
-async fn query_returns_a_partition_in_sort_key_order() {
-    contract::query_returns_a_partition_in_sort_key_order(&state().1).await;
-}
-
-#[tokio::test]
-async fn batch_get_reads_many_and_leaves_out_the_missing() {
-    contract::batch_get_reads_many_and_leaves_out_the_missing(&state().1).await;
-}
-
-#[tokio::test]
-async fn batch_write_stores_many_and_deletes() {
-    contract::batch_write_stores_many_and_deletes(&state().1).await;
-}
+contract::table_contract_tests!(state().1);
 
 #[tokio::test]
 async fn objects_are_stored_and_deleted() {

@@ -21,35 +21,7 @@ async fn tables() -> DynamoDbTables {
     DynamoDbTables::new(client, Catalog::with_seed_definitions())
 }
 
-#[tokio::test]
-async fn conditional_put_reports_the_existing_item() {
-    contract::conditional_put_reports_the_existing_item(&tables().await).await;
-}
-
-#[tokio::test]
-async fn update_sets_adds_and_removes_exactly() {
-    contract::update_sets_adds_and_removes_exactly(&tables().await).await;
-}
-
-#[tokio::test]
-async fn delete_returns_the_old_item_and_honours_conditions() {
-    contract::delete_returns_the_old_item_and_honours_conditions(&tables().await).await;
-}
-
-#[tokio::test]
-async fn query_returns_a_partition_in_sort_key_order() {
-    contract::query_returns_a_partition_in_sort_key_order(&tables().await).await;
-}
-
-#[tokio::test]
-async fn batch_get_reads_many_and_leaves_out_the_missing() {
-    contract::batch_get_reads_many_and_leaves_out_the_missing(&tables().await).await;
-}
-
-#[tokio::test]
-async fn batch_write_stores_many_and_deletes() {
-    contract::batch_write_stores_many_and_deletes(&tables().await).await;
-}
+contract::table_contract_tests!(tables(), await);
 
 #[tokio::test]
 async fn objects_are_stored_and_deleted() {

@@ -33,6 +33,7 @@ use ddb_stream_worker::wiring;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, FileFailurePersistence, TestRunner};
 use serde_json::{json, Value};
+use support::schedule::{schedule, Schedule};
 use support::{
     config, embedded, faulty_tables, record_in, Faults, FaultyMailer, FaultyObjects, ManualClock,
 };
@@ -259,31 +260,6 @@ const CRASH: &str = "COMPLETED";
 
 /// Batches a schedule plans for: more than a history's records, so every batch has a plan.
 const MAX_BATCHES: usize = 64;
-
-#[derive(Debug, Clone)]
-struct Schedule {
-    sizes: Vec<usize>,
-    /// Per batch: deliver an earlier batch again first.
-    redeliver: Vec<Option<usize>>,
-    /// Per batch: a fault from [`FAULTS`].
-    fault: Vec<usize>,
-}
-
-fn schedule() -> impl Strategy<Value = Schedule> {
-    (
-        proptest::collection::vec(1usize..8, 1..30),
-        proptest::collection::vec(
-            proptest::option::weighted(0.3, 0usize..MAX_BATCHES),
-            MAX_BATCHES,
-        ),
-        proptest::collection::vec(0usize..FAULTS.len(), MAX_BATCHES),
-    )
-        .prop_map(|(sizes, redeliver, fault)| Schedule {
-            sizes,
-            redeliver,
-            fault,
-        })
-}
 
 /// What a run leaves behind.
 #[derive(Debug, PartialEq)]
@@ -593,7 +569,10 @@ fn every_system_ends_exact_under_random_delivery_schedules() {
         ..RunnerConfig::default()
     });
     let result = runner.run(
-        &(proptest::collection::vec(op(), 1..40), schedule()),
+        &(
+            proptest::collection::vec(op(), 1..40),
+            schedule(8, 30, MAX_BATCHES, 0.3, FAULTS.len()),
+        ),
         |(ops, plan)| runtime.block_on(check(ops, plan, &figures)),
     );
     let count = |a: &AtomicUsize| a.load(Ordering::Relaxed);

@@ -18,6 +18,8 @@ use handlers::reactions::provider_rating::ProviderRatings;
 use proptest::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{json, Value};
+use support::schedule::{schedule, Schedule};
+use support::stream_record::StreamRecord;
 use support::{embedded, faulty_tables, Faults};
 
 const REVIEWS: &str = "marketplace-dev-reviews-table";
@@ -57,30 +59,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..8, 0u8..5).prop_map(|(review, booking)| Op::Rebook { review, booking }),
         2 => (0u8..8, any::<bool>()).prop_map(|(review, ttl)| Op::Remove { review, ttl }),
     ]
-}
-
-/// What the schedule does between batches.
-#[derive(Debug, Clone)]
-struct Schedule {
-    /// Batch boundaries (sizes).
-    sizes: Vec<usize>,
-    /// For each batch: deliver an earlier batch again first (index into those sent).
-    redeliver: Vec<Option<usize>>,
-    /// For each batch: fail one call of this operation once (0 none, 1 Query, 2 GetItem, 3 UpdateItem).
-    fault: Vec<u8>,
-}
-
-fn schedule() -> impl Strategy<Value = Schedule> {
-    (
-        proptest::collection::vec(1usize..6, 1..40),
-        proptest::collection::vec(proptest::option::of(0usize..40), 40),
-        proptest::collection::vec(0u8..4, 40),
-    )
-        .prop_map(|(sizes, redeliver, fault)| Schedule {
-            sizes,
-            redeliver,
-            fault,
-        })
 }
 
 /// The table's reviews as a person would keep them, and the stream records of each change.
@@ -137,27 +115,21 @@ fn history(ops: &[Op]) -> (BTreeMap<String, Value>, Vec<Value>) {
             }
         };
         let image = new.as_ref().or(old.as_ref()).unwrap();
-        let mut dynamodb = json!({
-            "ApproximateCreationDateTime": 1_735_689_600 + i,
-            "Keys": { "reviewId": image["reviewId"] },
-            "SequenceNumber": seq, "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES",
-        });
-        if let Some(new) = new {
-            dynamodb["NewImage"] = new;
-        }
-        if let Some(old) = old {
-            dynamodb["OldImage"] = old;
-        }
-        let mut record = json!({
-            "eventID": format!("ev-{i}"), "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1", "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:1:table/{REVIEWS}/stream/x"),
-            "dynamodb": dynamodb,
-        });
-        if ttl {
-            record["userIdentity"] =
-                json!({ "type": "Service", "principalId": "dynamodb.amazonaws.com" });
-        }
-        records.push(record);
+        let keys = json!({ "reviewId": image["reviewId"] });
+        records.push(
+            StreamRecord {
+                table: REVIEWS,
+                event_id: format!("ev-{i}"),
+                event_name: name,
+                sequence_number: seq,
+                created: 1_735_689_600 + i as u64,
+                keys,
+                new,
+                old,
+                by_ttl: ttl,
+            }
+            .to_json(),
+        );
     }
     (table, records)
 }
@@ -323,7 +295,7 @@ proptest! {
     })]
 
     #[test]
-    fn ratings_are_exact_under_duplicates_and_retries(ops in proptest::collection::vec(op(), 1..30), plan in schedule()) {
+    fn ratings_are_exact_under_duplicates_and_retries(ops in proptest::collection::vec(op(), 1..30), plan in schedule(6, 40, 40, 0.5, 4)) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(deliver(ops, plan))?;
     }

@@ -23,7 +23,9 @@ pub mod cli;
 pub mod contract;
 pub mod faulty_http;
 pub mod runtime_api;
+pub mod schedule;
 pub mod services;
+pub mod stream_record;
 
 pub const COST_TABLE: &str = "aws-cost-platform-enhanced";
 
@@ -47,28 +49,18 @@ pub fn record_in(
     new: Option<Value>,
     old: Option<Value>,
 ) -> Value {
-    let mut dynamodb = json!({
-        "ApproximateCreationDateTime": 1705312800 + seq,
-        "Keys": keys,
-        "SequenceNumber": format!("{seq:021}"),
-        "SizeBytes": 100,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    });
-    if let Some(new) = new {
-        dynamodb["NewImage"] = new;
+    stream_record::StreamRecord {
+        table,
+        event_id: format!("event-{seq}"),
+        event_name,
+        sequence_number: format!("{seq:021}"),
+        created: 1705312800 + seq,
+        keys,
+        new,
+        old,
+        by_ttl: false,
     }
-    if let Some(old) = old {
-        dynamodb["OldImage"] = old;
-    }
-    json!({
-        "eventID": format!("event-{seq}"),
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2024-01-15T00:00:00.000"),
-        "dynamodb": dynamodb,
-    })
+    .to_json()
 }
 
 /// An INSERT of a user profile `USER#<id>`.

@@ -7,6 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+#[path = "../../support/stream_record.rs"]
+mod stream_record;
+use stream_record::StreamRecord;
+
 /// The generated records' stream time: when the process started, to the minute. What the worker
 /// writes with a time to live counts from it (completion notes 24 hours, audit items a year), so
 /// it outlives the run as it does in production, where Lambda delivers a record again within
@@ -49,26 +53,18 @@ fn record(
     new: Value,
     old: Option<Value>,
 ) -> Value {
-    let mut dynamodb = json!({
-        "ApproximateCreationDateTime": stream_time() + seq as u64 / 10,
-        "Keys": keys,
-        "NewImage": new,
-        "SequenceNumber": format!("{:021}", seq + 1),
-        "SizeBytes": 300,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    });
-    if let Some(old) = old {
-        dynamodb["OldImage"] = old;
+    StreamRecord {
+        table,
+        event_id: format!("bench-{tag}-{seq}"),
+        event_name: name,
+        sequence_number: format!("{:021}", seq + 1),
+        created: stream_time() + seq as u64 / 10,
+        keys,
+        new: Some(new),
+        old,
+        by_ttl: false,
     }
-    json!({
-        "eventID": format!("bench-{tag}-{seq}"),
-        "eventName": name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2025-01-01T00:00:00.000"),
-        "dynamodb": dynamodb,
-    })
+    .to_json()
 }
 
 fn s(v: impl Into<String>) -> Value {
