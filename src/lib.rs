@@ -2,17 +2,18 @@
 //!
 //! # Layout
 //!
-//! A folder per role. Each role imports only from the roles below it; a test
-//! (`tests/layout.rs`) reads the imports and holds this.
+//! A folder per role. Each role imports only from the roles below it, and inside a folder
+//! each room only from the rooms below it; a test (`tests/layout.rs`) reads the imports and
+//! holds both.
 //!
 //! | role | what it is | imports from |
 //! |---|---|---|
-//! | [`cli`] | the commands (`replay`, `state`, `stream`, `tables`) and what they print | everything below |
-//! | [`lambda`] | the Lambda runtime glue and its metrics | `wiring`, `batch`, `decode`, `catalog` |
-//! | [`stream`] | the local event source mapping: polling, filters, GetRecords conversion, template settings | `batch`, `decode`, `adapters` |
-//! | [`wiring`] | configuration, and building a worker with its adapters | `batch`, `adapters`, `catalog` |
-//! | [`batch`] | one batch: order, idempotency, effect recording, request counting | `adapters`, `decode`, `catalog` |
-//! | [`adapters`] | the ports on the AWS SDK and on the embedded local state | `catalog` |
+//! | [`cli`] | the commands (`replay`, `state`, `stream`, `redrive`, `reconcile`, `tables`), the one set of target flags, what they print | everything below |
+//! | [`lambda`] | the Lambda runtime glue and its metrics | `wiring`, `batch`, `adapters`, `decode`, `catalog` |
+//! | [`stream`] | the local event source mapping: [`stream::reader`] reads a stream, `delivery` delivers a shard as Lambda does (filters, retries, bisect, checkpoints, on-failure) | `batch`, `adapters`, `decode`, `catalog` |
+//! | [`wiring`] | configuration; the [`wiring::target::Target`] (embedded, endpoint, AWS) and the one place that builds its adapters; every SDK client | `batch`, `adapters`, `decode`, `catalog` |
+//! | [`batch`] | one batch: `mod` (Worker, `process_batch`) over rooms `window` → `record` → `plan` → `deferred` → `report`; idempotency, effect recording, request counting | `adapters`, `decode`, `catalog` |
+//! | [`adapters`] | the ports on the AWS SDK and on the embedded local state; the one backoff and the one atomic file writer | `catalog` |
 //! | [`decode`] | stream records in (Lambda events, GetRecords output), DynamoDB's number rules | nothing |
 //! | [`catalog`] | key schemas of the tables the worker knows (`deploy/tables/`) | nothing |
 //!

@@ -477,31 +477,17 @@ async fn check(ops: Vec<Op>, plan: Schedule, figures: &Figures) -> Result<(), Te
     let want = outcome(&plain);
 
     let mut run = Run::on_fresh_state();
-    let mut sent: Vec<&[Value]> = Vec::new();
     prop_assert!(records.len() <= MAX_BATCHES, "a batch without a plan");
-    let mut rest = records.as_slice();
     let mut deliveries = 0;
-    for batch_no in 0.. {
-        if rest.is_empty() {
-            break;
+    for planned in plan.deliveries(&records) {
+        if let Some(earlier) = planned.again {
+            deliveries += until_done(&mut run, earlier).await?;
         }
-        let size = plan
-            .sizes
-            .get(batch_no)
-            .copied()
-            .unwrap_or(5)
-            .min(rest.len());
-        let (batch, tail) = rest.split_at(size);
-        rest = tail;
-        if let (Some(Some(earlier)), false) = (plan.redeliver.get(batch_no), sent.is_empty()) {
-            deliveries += until_done(&mut run, sent[earlier % sent.len()]).await?;
-        }
-        if let Some((operation, needle)) = plan.fault.get(batch_no).and_then(|f| FAULTS.get(*f)) {
+        if let Some((operation, needle)) = planned.fault.and_then(|f| FAULTS.get(f)) {
             run.faults.fail_next(operation, needle, 1);
         }
-        deliveries += until_done(&mut run, batch).await?;
+        deliveries += until_done(&mut run, planned.batch).await?;
         run.faults.disarm();
-        sent.push(batch);
     }
     let got = outcome(&run);
     let crashes = run.faults.fired(CRASH);

@@ -171,3 +171,115 @@ fn every_role_in_the_layout_is_a_folder_or_file_of_src() {
         );
     }
 }
+
+/// Inside a folder, its rooms from the top down: a room names another (`super::<room>`) only
+/// when that one comes after it. `mod.rs` (the folder's front: the `Worker`, the runner, the
+/// reaction) may name any; every file of the folder must be listed, so a new room takes a place.
+const ROOMS: &[(&str, &[&str])] = &[
+    (
+        "src/batch",
+        &[
+            "window",
+            "record",
+            "plan",
+            "deferred",
+            "report",
+            "effects",
+            "request_count",
+            "intercept",
+            "idempotency",
+            "lanes",
+        ],
+    ),
+    (
+        "src/stream",
+        &[
+            "delivery",
+            "on_failure",
+            "checkpoints",
+            "progress",
+            "settings",
+            "filter_criteria",
+            "reader",
+            "get_records",
+            "sam_template",
+        ],
+    ),
+    (
+        "handlers/src/reactions/provider_rating",
+        &["reconcile", "memory", "fold", "booking_slots", "rules"],
+    ),
+    (
+        "handlers/src/reactions/thread_stats",
+        &["reconcile", "message_states"],
+    ),
+];
+
+/// The names a file takes from `super::`, outside comments: `super::a::b` gives `a`,
+/// `super::{a, b::c}` gives `a` and `b`, across lines.
+fn super_names(text: &str) -> Vec<String> {
+    let code: String = text
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut names = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("super::") {
+        rest = &rest[at + "super::".len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let inner = &group[..group.find('}').unwrap_or(group.len())];
+                names.extend(inner.split(',').map(ident));
+            }
+            None => names.push(ident(rest)),
+        }
+    }
+    names.retain(|n| !n.is_empty());
+    names
+}
+
+#[test]
+fn rooms_inside_a_folder_keep_their_direction() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut broken = Vec::new();
+    for (folder, order) in ROOMS {
+        let dir = manifest.join(folder);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if path.extension().is_none_or(|e| e != "rs") || stem == "mod" {
+                continue;
+            }
+            let Some(place) = order.iter().position(|room| *room == stem) else {
+                broken.push(format!("{folder}/{stem}.rs is not in the rooms' order"));
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).unwrap();
+            for name in super_names(&text) {
+                if let Some(target) = order.iter().position(|room| *room == name) {
+                    if target <= place {
+                        broken.push(format!("{folder}/{stem}.rs names super::{name}, above it"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn the_room_check_reads_grouped_and_multi_line_imports() {
+    assert_eq!(
+        super_names("use super::{lanes, BatchOptions,\n    record::Ran};\n// super::window\nsuper::plan::Plan"),
+        vec!["lanes", "BatchOptions", "record", "plan"]
+    );
+}

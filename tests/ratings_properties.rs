@@ -128,7 +128,7 @@ fn history(ops: &[Op]) -> (BTreeMap<String, Value>, Vec<Value>) {
                 old,
                 by_ttl: ttl,
             }
-            .to_json(),
+            .into_json(),
         );
     }
     (table, records)
@@ -203,32 +203,17 @@ async fn deliver(ops: Vec<Op>, plan: Schedule) -> Result<(), TestCaseError> {
     let worker = ratings_worker(&adapters);
     let options = REPLAYED;
 
-    let mut sent: Vec<Vec<Value>> = Vec::new();
-    let mut rest = records.as_slice();
-    let mut batch_no = 0;
-    while !rest.is_empty() {
-        let size = plan
-            .sizes
-            .get(batch_no)
-            .copied()
-            .unwrap_or(5)
-            .min(rest.len());
-        let (batch, tail) = rest.split_at(size);
-        rest = tail;
-        if let Some(Some(earlier)) = plan.redeliver.get(batch_no) {
-            if let Some(old) = sent.get(*earlier % sent.len().max(1)) {
-                run_until_done(&worker, old, options).await;
-            }
+    for planned in plan.deliveries(&records) {
+        if let Some(earlier) = planned.again {
+            run_until_done(&worker, earlier, options).await;
         }
-        match plan.fault.get(batch_no).copied().unwrap_or(0) {
+        match planned.fault.unwrap_or(0) {
             1 => faults.fail_next("Query", "", 1),
             2 => faults.fail_next("GetItem", "", 1),
             3 => faults.fail_next("UpdateItem", "", 1),
             _ => {}
         }
-        run_until_done(&worker, batch, options).await;
-        sent.push(batch.to_vec());
-        batch_no += 1;
+        run_until_done(&worker, planned.batch, options).await;
     }
 
     let want = expected(&table);

@@ -14,6 +14,11 @@
 //! window (`Reaction::folds_windows`: the incremental ratings and thread statistics) get the
 //! window's changes at once, in stream order, once its lanes ran, and write them in a few
 //! requests.
+//!
+//! The rooms, from the top: this file (the [`Worker`], its adapters and options,
+//! `process_batch`), `window` (lanes and folds), `record` (one record's reactions, parking),
+//! `plan` (what earlier deliveries completed; completion notes), `deferred` (batched writes),
+//! `report` (what the batch reports).
 
 mod deferred;
 pub mod effects;

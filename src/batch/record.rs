@@ -165,7 +165,7 @@ impl Worker {
     ) -> Concluded {
         let name = self.reactions[r].name();
         let mut deferred_writes = Vec::new();
-        match run {
+        let (outcome, failed) = match run {
             Ok(ReactionRun::Done { result, deferred }) => {
                 for (table, write) in deferred {
                     if let WriteRequest::Put(item) = &write {
@@ -179,79 +179,55 @@ impl Worker {
                     });
                 }
                 warn_of_skipped(&result);
-                let outcome = match self.park_bad_data(name, stream_record, unusable).await {
+                match self.park_bad_data(name, stream_record, unusable).await {
                     None => {
                         tracing::info!(outcome = "done");
-                        Outcome::Done { result }
+                        (Outcome::Done { result }, None)
                     }
                     Some(Ok((reason, location))) => {
                         tracing::warn!(outcome = "parked", %location, error = %reason);
-                        Outcome::Parked {
+                        let parked = Outcome::Parked {
                             reason,
                             location,
                             panicked: false,
-                        }
+                        };
+                        (parked, None)
                     }
                     // Nothing is dropped silently: unparked, the record fails for a retry.
                     Some(Err(reason)) => {
                         tracing::warn!(outcome = "failed", retryable = true, error = %reason);
-                        return Concluded {
-                            report: ReactionReport {
-                                reaction: name,
-                                outcome: Outcome::Failed {
-                                    reason: reason.clone(),
-                                    retryable: true,
-                                },
-                                effects,
-                            },
-                            deferred: deferred_writes,
-                            failed: Some((reason, true)),
+                        let failed = Outcome::Failed {
+                            reason: reason.clone(),
+                            retryable: true,
                         };
+                        (failed, Some((reason, true)))
                     }
-                };
-                Concluded {
-                    report: ReactionReport {
-                        reaction: name,
-                        outcome,
-                        effects,
-                    },
-                    deferred: deferred_writes,
-                    failed: None,
                 }
             }
             Ok(ReactionRun::Duplicate { result }) => {
                 tracing::info!(outcome = "duplicate_skipped");
-                Concluded {
-                    report: ReactionReport {
-                        reaction: name,
-                        outcome: Outcome::DuplicateSkipped { result },
-                        effects,
-                    },
-                    deferred: deferred_writes,
-                    failed: None,
-                }
+                (Outcome::DuplicateSkipped { result }, None)
             }
             Err(e) => {
                 let panicked = matches!(e, ReactionError::Panicked(_));
-                let (outcome, failed) = self
-                    .park_or_fail(
-                        stream_record,
-                        name,
-                        e.to_string(),
-                        e.is_retryable(),
-                        panicked,
-                    )
-                    .await;
-                Concluded {
-                    report: ReactionReport {
-                        reaction: name,
-                        outcome,
-                        effects,
-                    },
-                    deferred: deferred_writes,
-                    failed,
-                }
+                self.park_or_fail(
+                    stream_record,
+                    name,
+                    e.to_string(),
+                    e.is_retryable(),
+                    panicked,
+                )
+                .await
             }
+        };
+        Concluded {
+            report: ReactionReport {
+                reaction: name,
+                outcome,
+                effects,
+            },
+            deferred: deferred_writes,
+            failed,
         }
     }
 

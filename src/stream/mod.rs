@@ -1,8 +1,8 @@
 //! `stream`: follow real DynamoDB streams (DynamoDB Local or an account) and deliver their
 //! records to the same batch entry point Lambda uses, with the same adapters.
 //!
-//! Reading a stream ([`reader`]: shards, iterators, pages) is apart from delivering it as
-//! Lambda does ([`delivery`]). It reads every shard of each table's stream, parents before children,
+//! Reading a stream (`reader`: shards, iterators, pages) is apart from delivering it as
+//! Lambda does (`delivery`). It reads every shard of each table's stream, parents before children,
 //! in batches of `BatchSize` (gathered over `MaximumBatchingWindowInSeconds`) from
 //! `StartingPosition`, keeps a checkpoint per shard in a local
 //! file so a restart resumes where it stopped, and retries a batch from the record the worker

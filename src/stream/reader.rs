@@ -1,6 +1,6 @@
 //! Reading a DynamoDB stream: a table's stream, its shards (parents before children, every
 //! page of DescribeStream), iterators at a position, and pages of records. `stream` delivers
-//! what it reads as Lambda does ([`super::delivery`]); `redrive` reads back the range an
+//! what it reads as Lambda does (`delivery`); `redrive` reads back the range an
 //! on-failure message names ([`StreamReader::read_range`]).
 
 use std::collections::HashSet;

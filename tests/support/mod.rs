@@ -60,7 +60,7 @@ pub fn record_in(
         old,
         by_ttl: false,
     }
-    .to_json()
+    .into_json()
 }
 
 /// An INSERT of a user profile `USER#<id>`.

@@ -35,3 +35,44 @@ pub fn schedule(
             fault,
         })
 }
+
+/// One batch as the schedule delivers it.
+pub struct Delivery<'a, T> {
+    pub batch: &'a [T],
+    /// The earlier batch delivered again first, if any.
+    pub again: Option<&'a [T]>,
+    /// The fault the batch meets, by index, if the schedule planned one.
+    pub fault: Option<usize>,
+}
+
+impl Schedule {
+    /// `records` cut into the schedule's batches (5 records each past its plan), in order,
+    /// each with what comes before it.
+    pub fn deliveries<'a, T>(&self, records: &'a [T]) -> Vec<Delivery<'a, T>> {
+        let mut deliveries: Vec<Delivery<'a, T>> = Vec::new();
+        let mut rest = records;
+        for batch_no in 0.. {
+            if rest.is_empty() {
+                break;
+            }
+            let size = self
+                .sizes
+                .get(batch_no)
+                .copied()
+                .unwrap_or(5)
+                .min(rest.len());
+            let (batch, tail) = rest.split_at(size);
+            rest = tail;
+            let again = match (self.redeliver.get(batch_no), deliveries.len()) {
+                (Some(Some(earlier)), sent) if sent > 0 => Some(deliveries[earlier % sent].batch),
+                _ => None,
+            };
+            deliveries.push(Delivery {
+                batch,
+                again,
+                fault: self.fault.get(batch_no).copied(),
+            });
+        }
+        deliveries
+    }
+}

@@ -19,7 +19,7 @@ pub struct StreamRecord<'a> {
 }
 
 impl StreamRecord<'_> {
-    pub fn to_json(self) -> Value {
+    pub fn into_json(self) -> Value {
         let mut dynamodb = json!({
             "ApproximateCreationDateTime": self.created,
             "Keys": self.keys,

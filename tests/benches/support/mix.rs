@@ -64,7 +64,7 @@ fn record(
         old,
         by_ttl: false,
     }
-    .to_json()
+    .into_json()
 }
 
 fn s(v: impl Into<String>) -> Value {
