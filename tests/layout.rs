@@ -174,7 +174,9 @@ fn every_role_in_the_layout_is_a_folder_or_file_of_src() {
 
 /// Inside a folder, its rooms from the top down: a room names another (`super::<room>`) only
 /// when that one comes after it. `mod.rs` (the folder's front: the `Worker`, the runner, the
-/// reaction) may name any; every file of the folder must be listed, so a new room takes a place.
+/// reaction) may name any room, and the rooms take from it only what it defines itself (the
+/// `Worker` whose methods they hold); every file of the folder must be listed, so a new room
+/// takes a place.
 const ROOMS: &[(&str, &[&str])] = &[
     (
         "src/batch",
@@ -197,12 +199,14 @@ const ROOMS: &[(&str, &[&str])] = &[
             "delivery",
             "on_failure",
             "checkpoints",
+            "error",
             "progress",
+            "sam_template",
             "settings",
+            "stop",
             "filter_criteria",
             "reader",
             "get_records",
-            "sam_template",
         ],
     ),
     (

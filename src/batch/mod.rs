@@ -44,7 +44,6 @@ use crate::decode::StreamRecord;
 use effects::Recorder;
 use idempotency::{Guard, IdempotencyConfig};
 use intercept::Intercepted;
-use plan::FLUSH_AT;
 use report::hand_over;
 pub use report::{BatchOutcome, Outcome, ReactionReport, RecordFailure, RecordReport};
 use request_count::{difference, CountingTables, RequestCounter};
@@ -176,9 +175,7 @@ impl Worker {
                 failure = failed;
                 break;
             }
-            if notes.len() >= FLUSH_AT {
-                self.write_completion_notes(&mut notes).await;
-            }
+            self.write_completion_notes_when_full(&mut notes).await;
         }
         self.write_completion_notes(&mut notes).await;
 

@@ -12,7 +12,7 @@ use super::report::{Outcome, ReactionReport, RecordReport};
 use super::Worker;
 use crate::decode::StreamRecord;
 /// BatchWriteItem takes 25 requests; completion notes are written at that size.
-pub(super) const FLUSH_AT: usize = 25;
+const FLUSH_AT: usize = 25;
 
 /// What the batch knows before it starts.
 pub(super) struct Plan {
@@ -123,6 +123,13 @@ impl Worker {
             }
         }
         notes
+    }
+
+    /// Store completion notes once there are enough for a BatchWriteItem.
+    pub(super) async fn write_completion_notes_when_full(&self, notes: &mut Vec<WriteRequest>) {
+        if notes.len() >= FLUSH_AT {
+            self.write_completion_notes(notes).await;
+        }
     }
 
     /// Store completion notes. A failure loses only the saving: the records are recomputed

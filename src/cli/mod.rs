@@ -5,6 +5,7 @@
 //! (`stream`, `tables create`); **2** unusable input, arguments, configuration or state
 //! (nothing was processed); **3** the run completed but parked records (`replay`).
 
+mod error;
 mod reconcile;
 mod redrive;
 mod replay;
@@ -17,101 +18,10 @@ mod target;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use thiserror::Error;
 
-use handlers::PortError;
-
-use crate::adapters::embedded::StateError;
-use crate::decode::DecodeError;
-use crate::stream::StreamError;
-use crate::wiring::config::ConfigError;
-use crate::wiring::target::TargetError;
+pub use error::{CliError, Exit, EXIT_UNUSABLE};
 use report::Format;
 use target::{EndpointArgs, TargetArgs};
-
-/// How a command that ran to its end finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Clean,
-    /// A batch stopped at a failed record (reported; later files were not processed).
-    BatchFailed,
-    /// Every batch went through, but records a reaction could never succeed with were parked.
-    Parked,
-}
-
-impl Exit {
-    pub fn code(self) -> u8 {
-        match self {
-            Exit::Clean => 0,
-            Exit::BatchFailed => 1,
-            Exit::Parked => 3,
-        }
-    }
-}
-
-/// The exit status of unusable input, arguments, configuration or state.
-pub const EXIT_UNUSABLE: u8 = 2;
-
-/// Why a command could not run to its end. Each says what failed and on what; retrying the
-/// same command helps only where a service failed or was unreachable ([`CliError::Service`],
-/// [`CliError::Stream`]; the error says whether it was retryable).
-#[derive(Debug, Error)]
-pub enum CliError {
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("cannot read {path}: {source}", path = path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// Event source mapping settings or a SAM template the stream command cannot use.
-    #[error("{0}")]
-    Settings(String),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("no state at {}: run `ddb-stream-worker replay FILE` first", .0.display())]
-    NoState(PathBuf),
-    #[error("cannot write the output: {0}")]
-    Output(std::io::Error),
-    /// A service (DynamoDB, S3, SQS) failed or was unreachable.
-    #[error(transparent)]
-    Service(#[from] PortError),
-    /// Following the streams stopped: a service failed, or a file the runner keeps.
-    #[error(transparent)]
-    Stream(#[from] StreamError),
-    #[error(transparent)]
-    Tables(#[from] tables::SetupError),
-}
-
-impl From<TargetError> for CliError {
-    fn from(error: TargetError) -> CliError {
-        match error {
-            TargetError::NoState(dir) => CliError::NoState(dir),
-            TargetError::State(e) => CliError::State(e),
-        }
-    }
-}
-
-impl CliError {
-    /// The process exit status for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Service(_) | CliError::Stream(_) | CliError::Tables(_) => 1,
-            CliError::Runtime(_)
-            | CliError::Config(_)
-            | CliError::Read { .. }
-            | CliError::Decode(_)
-            | CliError::Settings(_)
-            | CliError::State(_)
-            | CliError::NoState(_)
-            | CliError::Output(_) => EXIT_UNUSABLE,
-        }
-    }
-}
 
 #[derive(Parser)]
 #[command(
@@ -290,13 +200,6 @@ impl Cli {
             } => options.json,
             _ => false,
         }
-    }
-}
-
-impl CliError {
-    /// The error as the last line a `--json` run prints: `{"error": …, "exitCode": …}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({ "error": self.to_string(), "exitCode": self.exit_code() })
     }
 }
 

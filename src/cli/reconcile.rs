@@ -13,7 +13,7 @@ use handlers::reactions::thread_stats::ThreadStatistics;
 use handlers::ReactionError;
 use serde_json::Value;
 
-use super::{CliError, Exit};
+use super::error::{CliError, Exit};
 use crate::adapters::dynamodb::distinct_values;
 use crate::batch::Adapters;
 use crate::catalog::Catalog;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::error::{CliError, Exit};
 use super::report::{self, Format};
-use super::{CliError, Exit};
 use crate::adapters::classify;
 use crate::batch::{BatchOptions, Outcome, Worker};
 use crate::catalog::Catalog;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
+use super::error::{CliError, Exit};
 use super::report::{self, Format};
-use super::{CliError, Exit};
 use crate::batch::{BatchOptions, Outcome, RecordFailure, Worker};
 use crate::catalog::Catalog;
 use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};

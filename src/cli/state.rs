@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{CliError, Exit};
+use super::error::{CliError, Exit};
 use crate::adapters::embedded::EmbeddedState;
 use crate::catalog::Catalog;
 

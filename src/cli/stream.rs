@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CliError, Exit};
+use super::error::{CliError, Exit};
 use crate::catalog::{self, Catalog};
 use crate::stream::reader::StreamReader;
 use crate::stream::{self as runner, sam_template, MappingSettings, StreamOptions};

@@ -10,9 +10,9 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
-use thiserror::Error;
 
-use super::{CliError, Exit};
+pub use super::error::SetupError;
+use super::error::{CliError, Exit};
 use crate::adapters::classify;
 use crate::catalog::{seed_definitions, KeyElement, TableDefinition};
 use crate::wiring;
@@ -30,14 +30,6 @@ pub async fn run(target: &Target, names: &[String]) -> Result<Exit, CliError> {
         println!("{line}");
     }
     Ok(Exit::Clean)
-}
-
-#[derive(Debug, Error)]
-pub enum SetupError {
-    #[error("no table definition named {name:?}; known: {known}")]
-    Unknown { name: String, known: String },
-    #[error("{table}: {message}")]
-    Failed { table: String, message: String },
 }
 
 /// Create the named seed tables (all when `names` is empty); returns one line per table

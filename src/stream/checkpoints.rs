@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::StreamError;
+use super::error::StreamError;
 use crate::adapters::atomic_file::write_atomic;
 
 /// Last processed sequence number per shard.

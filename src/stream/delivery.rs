@@ -9,12 +9,15 @@ use aws_sdk_dynamodbstreams::types::Record;
 use chrono::Utc;
 
 use super::checkpoints::Checkpoints;
+use super::error::StreamError;
 use super::filter_criteria::Patterns;
 use super::get_records::lambda_record;
+use super::on_failure::append_failure;
 use super::on_failure::{invocation_record, Condition};
 use super::progress::BatchLine;
 use super::reader::{sequence_number, Position, StreamReader};
-use super::{stop_requested, StreamError, StreamOptions};
+use super::settings::StreamOptions;
+use super::stop::stop_requested;
 use crate::adapters::backoff::STREAM_RETRY;
 use crate::batch::{BatchOptions, RecordFailure, Worker};
 use crate::decode::{decode_records, StreamRecord};
@@ -179,7 +182,7 @@ impl ShardDelivery<'_> {
                         0,
                         &format!("older than MaximumRecordAgeInSeconds ({max_age} s)"),
                     );
-                    super::append_failure(&self.options.on_failure, &line)
+                    append_failure(&self.options.on_failure, &line)
                         .map_err(|e| self.in_shard(e))?;
                     continue;
                 }
@@ -261,7 +264,7 @@ impl ShardDelivery<'_> {
             attempts,
             &failure.to_string(),
         );
-        super::append_failure(&self.options.on_failure, &line).map_err(|e| self.in_shard(e))?;
+        append_failure(&self.options.on_failure, &line).map_err(|e| self.in_shard(e))?;
         self.advance(seq)?;
         self.iterator(Position::After(seq)).await
     }
@@ -333,7 +336,7 @@ impl ShardDelivery<'_> {
                         attempts,
                         &failure.to_string(),
                     );
-                    super::append_failure(&self.options.on_failure, &line)
+                    append_failure(&self.options.on_failure, &line)
                         .map_err(|e| self.in_shard(e))?;
                     break;
                 }

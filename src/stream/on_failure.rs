@@ -6,8 +6,13 @@
 use chrono::{SecondsFormat, Utc};
 use handlers::PortError;
 use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
 use serde_json::{json, Value};
 use thiserror::Error;
+
+use super::error::StreamError;
 
 use super::get_records::lambda_event;
 use super::reader::{sequence_number, ReadError, StreamReader};
@@ -175,6 +180,16 @@ pub async fn fetch(reader: &StreamReader, info: &BatchInfo) -> Result<Value, Fet
         )));
     }
     Ok(lambda_event(&records, &info.stream_arn))
+}
+
+/// One JSON line in the on-failure file.
+pub(super) fn append_failure(path: &Path, line: &serde_json::Value) -> Result<(), StreamError> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(StreamError::file(path))?;
+    writeln!(file, "{line}").map_err(StreamError::file(path))
 }
 
 #[cfg(test)]

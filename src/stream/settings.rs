@@ -1,5 +1,7 @@
 //! The event source mapping's settings, with Lambda's property names and defaults, as a
-//! JSON file or a SAM template's stream event gives them.
+//! JSON file or a SAM template's stream event gives them, and the runner's own options.
+
+use std::path::PathBuf;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -69,4 +71,15 @@ impl Default for MappingSettings {
             metrics_config: IgnoredAny,
         }
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub tables: Vec<String>,
+    pub settings: MappingSettings,
+    pub checkpoints: PathBuf,
+    pub on_failure: PathBuf,
+    pub once: bool,
+    /// One JSON object per batch line instead of text.
+    pub json: bool,
 }

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 
+use super::contract::{Idempotency, Reacted, Reaction};
 use super::estimation_totals::SUMMARY_VERSION;
-use super::{Idempotency, Reacted, Reaction};
 use crate::change::{Change, ChangeKind, TTL_PRINCIPAL};
 use crate::error::ReactionError;
 use crate::item::{get_str, stable_hash, to_item, AttributeValue, Item};

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Idempotency, Reacted, Reaction};
+use super::contract::{Idempotency, Reacted, Reaction};
 use crate::change::{Change, ChangeKind};
 use crate::error::ReactionError;
 use crate::item::{from_item, get_str, partition, string_key};

@@ -14,9 +14,9 @@ use chrono::SecondsFormat;
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::{aggregate_version, next_aggregate_version};
 use super::optimistic::{is_conflict, retry_on_conflict, MAX_ATTEMPTS};
-use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::cost::model::{
     CalculationItem, Category, CategoryCosts, CostLine, EstimationSummary, LineItem, Metadata,

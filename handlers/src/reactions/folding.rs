@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::Reacted;
+use super::contract::Reacted;
 use crate::change::Change;
 use crate::error::ReactionError;
 use crate::item::{to_item, AttributeValue};

@@ -8,8 +8,8 @@
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::contract::{Idempotency, Reacted, Reaction};
 use super::proposal_pdf::ProposalConfig;
-use super::{Idempotency, Reacted, Reaction};
 use crate::change::{Change, ChangeKind};
 use crate::error::ReactionError;
 use crate::item::get_str;

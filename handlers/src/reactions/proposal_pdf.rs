@@ -30,7 +30,7 @@ use crate::ports::{Comparison, Condition, Link, Object, Ports, Query, SortKey, U
 use crate::settings::{ConfigError, Settings};
 use crate::templates;
 
-use super::{Idempotency, Reacted, Reaction};
+use super::contract::{Idempotency, Reacted, Reaction};
 
 pub const DEFAULT_TEMPLATE: &str = "standard_proposal";
 pub const DEFAULT_BRANDING: &str = "default";

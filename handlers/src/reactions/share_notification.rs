@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::SecondsFormat;
 use serde_json::json;
 
-use super::{Idempotency, Reacted, Reaction};
+use super::contract::{Idempotency, Reacted, Reaction};
 use crate::change::{Change, ChangeKind};
 use crate::cost::model::{Metadata, Notice, SharedEstimation};
 use crate::cost::notify;

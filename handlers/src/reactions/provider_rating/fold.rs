@@ -14,8 +14,9 @@ use crate::change::Change;
 use crate::error::{PortError, ReactionError};
 use crate::item::{from_item, get_str, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
+use crate::reactions::contract::Reacted;
 use crate::reactions::folding::{
-    aggregate_version, next_aggregate_version, put_state, SegmentResults,
+    aggregate_version, fold_in_segments, next_aggregate_version, put_state, SegmentResults,
 };
 use crate::reactions::optimistic::retry_on_conflict;
 use crate::sequence_number::SequenceNumber;
@@ -396,13 +397,34 @@ impl ProviderRatings {
         Ok(writes)
     }
 
+    /// The window's changes folded segment by segment (changes whose slots and providers fit
+    /// one transaction), a result per change.
+    pub(super) async fn fold_window(
+        &self,
+        changes: &[&Change],
+        ports: Ports<'_>,
+    ) -> Vec<Result<Reacted, ReactionError>> {
+        fold_in_segments(
+            changes,
+            |change| self.slot_change(change),
+            |c: &SlotChange| {
+                c.slots()
+                    .flat_map(|(key, _)| {
+                        [
+                            format!("{}\0{}", key.provider, key.slot),
+                            key.provider.clone(),
+                        ]
+                    })
+                    .collect()
+            },
+            |segment| Box::pin(self.fold_segment(segment, ports)),
+        )
+        .await
+    }
+
     /// Folds a segment (changes whose slots and providers fit one transaction) and writes it;
     /// read again and redone when another worker wrote one of its items first.
-    pub(super) async fn fold_segment(
-        &self,
-        changes: &[SlotChange<'_>],
-        ports: Ports<'_>,
-    ) -> SegmentResults {
+    async fn fold_segment(&self, changes: &[SlotChange<'_>], ports: Ports<'_>) -> SegmentResults {
         retry_on_conflict("a slot or provider of this window", |attempt| async move {
             let read = self.read(changes, attempt > 1, ports).await?;
             let mut folded = read.clone();

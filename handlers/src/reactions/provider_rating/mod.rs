@@ -30,9 +30,9 @@ mod rules;
 
 use async_trait::async_trait;
 
-use super::folding::{fold_in_segments, only};
+use super::contract::{Idempotency, Reacted, Reaction};
+use super::folding::only;
 use super::memory::BoundedMemory;
-use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::ReactionError;
 use crate::item::{from_item, get_str};
@@ -40,7 +40,6 @@ use crate::ports::Ports;
 use crate::settings::{Settings, AGGREGATE_STATE_TABLE};
 use crate::skipped::Skipped;
 use booking_slots::{BookingSlot, SlotKey};
-use fold::SlotChange;
 pub use rules::{aggregate, average, Aggregate, ProviderRating, Rating, Review};
 #[derive(Debug, Clone)]
 pub struct RatingsConfig {
@@ -162,21 +161,6 @@ impl Reaction for ProviderRatings {
         changes: &[&Change],
         ports: Ports<'_>,
     ) -> Vec<Result<Reacted, ReactionError>> {
-        fold_in_segments(
-            changes,
-            |change| self.slot_change(change),
-            |c: &SlotChange| {
-                c.slots()
-                    .flat_map(|(key, _)| {
-                        [
-                            format!("{}\0{}", key.provider, key.slot),
-                            key.provider.clone(),
-                        ]
-                    })
-                    .collect()
-            },
-            |segment| Box::pin(self.fold_segment(segment, ports)),
-        )
-        .await
+        self.fold_window(changes, ports).await
     }
 }

@@ -25,11 +25,11 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::{
     aggregate_version, fold_in_segments, only, put_state, state_version, SegmentResults,
 };
 use super::optimistic::retry_on_conflict;
-use super::{Idempotency, Reacted, Reaction};
 use crate::change::Change;
 use crate::error::ReactionError;
 use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
