@@ -21,7 +21,7 @@ async fn tables() -> DynamoDbTables {
     DynamoDbTables::new(client, Catalog::with_seed_definitions())
 }
 
-contract::table_contract_tests!(tables(), await);
+contract::table_contract_tests!(tables().await);
 
 #[tokio::test]
 async fn objects_are_stored_and_deleted() {

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::error::{CliError, Exit};
 use super::report::{self, Format};
 use crate::adapters::classify;
+use crate::adapters::embedded::EmbeddedState;
 use crate::batch::{BatchOptions, Outcome, Worker};
 use crate::catalog::Catalog;
 use crate::decode::decode_value;
@@ -78,15 +79,18 @@ pub(super) async fn run(command: RedriveCommand) -> Result<Exit, CliError> {
         worker: connected.worker(&config),
         connected,
     };
-    let tally = match (&command.file, &command.queue_url, &target) {
-        (Some(file), _, _) => from_file(&redriving, file).await?,
-        (None, Some(queue_url), _) => from_queue(&redriving, queue_url).await?,
-        (None, None, Target::Embedded(dir)) => from_state(&redriving, dir).await?,
-        (None, None, _) => {
-            return Err(CliError::Settings(
-                "redrive on an endpoint or AWS runs --file or --queue-url".into(),
-            ))
-        }
+    let connected = &redriving.connected;
+    let tally = match (&command.file, &command.queue_url) {
+        (Some(file), _) => from_file(&redriving, file).await?,
+        (None, Some(queue_url)) => from_queue(&redriving, queue_url).await?,
+        (None, None) => match &connected.state {
+            Some(state) => from_state(&redriving, state).await?,
+            None => {
+                return Err(CliError::Settings(
+                    "redrive on an endpoint or AWS runs --file or --queue-url".into(),
+                ))
+            }
+        },
     };
     let mut summary = format!(
         "redrive: {} record(s) went through, {} parked again, {} failed (retryable: run again)",
@@ -98,7 +102,7 @@ pub(super) async fn run(command: RedriveCommand) -> Result<Exit, CliError> {
             tally.unavailable
         );
     }
-    eprintln!("{}", printable(&summary.to_string()));
+    eprintln!("{}", printable(&summary));
     Ok(tally.exit())
 }
 
@@ -258,10 +262,7 @@ enum Redriven {
     Unavailable,
 }
 
-async fn from_state(target: &Redriving, dir: &Path) -> Result<Tally, CliError> {
-    let Some(state) = &target.connected.state else {
-        return Err(CliError::NoState(dir.to_path_buf()));
-    };
+async fn from_state(target: &Redriving, state: &EmbeddedState) -> Result<Tally, CliError> {
     let mut tally = Tally::default();
     for file in state.parked() {
         let text = read(&file)?;

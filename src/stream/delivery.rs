@@ -12,10 +12,9 @@ use super::checkpoints::Checkpoints;
 use super::error::StreamError;
 use super::filter_criteria::Patterns;
 use super::get_records::lambda_record;
-use super::on_failure::append_failure;
-use super::on_failure::{invocation_record, Condition};
+use super::on_failure::{append_failure, invocation_record, Condition};
 use super::progress::BatchLine;
-use super::reader::{sequence_number, Position, StreamReader};
+use super::reader::{sequence_number, Position, ReadError, StreamReader};
 use super::settings::StreamOptions;
 use super::stop::stop_requested;
 use crate::adapters::backoff::STREAM_RETRY;
@@ -44,9 +43,8 @@ struct Admitted {
 impl ShardDelivery<'_> {
     /// Read and deliver the shard until it has nothing more now; returns records delivered.
     pub(super) async fn drain(mut self) -> Result<usize, StreamError> {
-        let checkpoint = self.checkpoints.get(self.shard_id).map(str::to_string);
         let start = Position::resume(
-            checkpoint.as_deref(),
+            self.checkpoints.get(self.shard_id),
             &self.options.settings.starting_position,
         );
         let mut iterator = self.iterator(start).await?;
@@ -104,7 +102,32 @@ impl ShardDelivery<'_> {
         self.reader
             .iterator(self.arn, self.shard_id, position)
             .await
-            .map_err(|e| self.in_shard(StreamError::Service(e.into())))
+            .map_err(|e| self.unreadable(e))
+    }
+
+    /// A read of this shard that failed, as the run's error.
+    fn unreadable(&self, error: ReadError) -> StreamError {
+        self.in_shard(StreamError::Service(error.into()))
+    }
+
+    /// `records`, given up on for `condition` after `attempts` deliveries, described in the
+    /// on-failure file (Lambda's on-failure message, which `redrive` takes).
+    fn give_up_on(
+        &self,
+        records: &[StreamRecord],
+        condition: Condition,
+        attempts: i32,
+        reason: &str,
+    ) -> Result<(), StreamError> {
+        let line = invocation_record(
+            records,
+            self.arn,
+            self.shard_id,
+            condition,
+            attempts,
+            reason,
+        );
+        append_failure(&self.options.on_failure, &line).map_err(|e| self.in_shard(e))
     }
 
     fn in_shard(&self, error: StreamError) -> StreamError {
@@ -137,7 +160,7 @@ impl ShardDelivery<'_> {
                 .reader
                 .page(current, Some(wanted - records.len()), self.shard_id)
                 .await
-                .map_err(|e| self.in_shard(StreamError::Service(e.into())))?;
+                .map_err(|e| self.unreadable(e))?;
             let empty_read = got.is_empty();
             records.extend(got);
             iterator = next;
@@ -174,16 +197,12 @@ impl ShardDelivery<'_> {
         for (record, at) in decode_records(values).into_iter().zip(created) {
             if let (Some(oldest), Some(at)) = (oldest, at) {
                 if at < oldest {
-                    let line = invocation_record(
+                    self.give_up_on(
                         std::slice::from_ref(&record),
-                        self.arn,
-                        self.shard_id,
                         Condition::RecordAgeExceeded,
                         0,
                         &format!("older than MaximumRecordAgeInSeconds ({max_age} s)"),
-                    );
-                    append_failure(&self.options.on_failure, &line)
-                        .map_err(|e| self.in_shard(e))?;
+                    )?;
                     continue;
                 }
             }
@@ -225,8 +244,7 @@ impl ShardDelivery<'_> {
             .take_while(|r| r.sequence_number != failure.sequence_number)
             .last();
         if let Some(done) = done_before {
-            let done = done.sequence_number.clone();
-            self.advance(&done)?;
+            self.advance(&done.sequence_number)?;
         }
         Ok(Some(failure))
     }
@@ -256,15 +274,12 @@ impl ShardDelivery<'_> {
             .iter()
             .position(|r| r.sequence_number == seq)
             .map_or(&batch[..0], |at| &batch[at..=at]);
-        let line = invocation_record(
+        self.give_up_on(
             failed,
-            self.arn,
-            self.shard_id,
             Condition::RetryAttemptsExhausted,
             attempts,
             &failure.to_string(),
-        );
-        append_failure(&self.options.on_failure, &line).map_err(|e| self.in_shard(e))?;
+        )?;
         self.advance(seq)?;
         self.iterator(Position::After(seq)).await
     }
@@ -328,16 +343,12 @@ impl ShardDelivery<'_> {
                 }
                 .print(json);
                 if settings.retries_exhausted(attempts) {
-                    let line = invocation_record(
+                    self.give_up_on(
                         part,
-                        self.arn,
-                        self.shard_id,
                         Condition::RetryAttemptsExhausted,
                         attempts,
                         &failure.to_string(),
-                    );
-                    append_failure(&self.options.on_failure, &line)
-                        .map_err(|e| self.in_shard(e))?;
+                    )?;
                     break;
                 }
                 STREAM_RETRY.pause(attempts.max(0) as u32).await;

@@ -155,23 +155,20 @@ impl StreamReader {
             Ok(output) => Ok(output.shard_iterator),
             Err(error) => {
                 let service = error.as_service_error();
-                let trimmed = service.is_some_and(|e| e.is_trimmed_data_access_exception());
-                let invalid = service
-                    .filter(|e| e.code() == Some("ValidationException"))
-                    .map(|e| format!(": {}", e.message().unwrap_or("invalid")));
+                // Trimmed, or (DynamoDB Local) a sequence number the shard does not hold.
+                let trimmed = match service {
+                    Some(e) if e.is_trimmed_data_access_exception() => Some(String::new()),
+                    Some(e) if e.code() == Some("ValidationException") => {
+                        Some(format!(": {}", e.message().unwrap_or("invalid")))
+                    }
+                    _ => None,
+                };
                 let gone = service.is_some_and(|e| e.is_resource_not_found_exception());
-                let port = classify("GetShardIterator", shard_id, error);
-                Err(match (trimmed, invalid, gone) {
-                    (true, _, _) => ReadError::Trimmed {
-                        detail: String::new(),
-                        error: port,
-                    },
-                    (false, Some(detail), _) => ReadError::Trimmed {
-                        detail,
-                        error: port,
-                    },
-                    (false, None, true) => ReadError::Gone(port),
-                    (false, None, false) => ReadError::Service(port),
+                let error = classify("GetShardIterator", shard_id, error);
+                Err(match (trimmed, gone) {
+                    (Some(detail), _) => ReadError::Trimmed { detail, error },
+                    (None, true) => ReadError::Gone(error),
+                    (None, false) => ReadError::Service(error),
                 })
             }
         }

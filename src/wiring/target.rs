@@ -58,10 +58,6 @@ impl Target {
         endpoint_url.map_or(Target::Aws, Target::Endpoint)
     }
 
-    pub fn is_embedded(&self) -> bool {
-        matches!(self, Target::Embedded(_))
-    }
-
     /// The SDK configuration of an endpoint or AWS; None for the embedded state.
     pub async fn sdk_config(&self) -> Option<SdkConfig> {
         match self {

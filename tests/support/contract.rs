@@ -342,48 +342,28 @@ pub async fn mail_is_sent(mailer: &dyn Mailer, from: &str) -> String {
 }
 
 /// The table contract's tests, one `#[tokio::test]` each, on the tables `$tables` makes (an
-/// expression evaluated afresh per test, awaited when `await` is given): written once here,
-/// generated for every adapter.
+/// expression evaluated afresh in each test, `.await` included): written once here, generated
+/// for every adapter.
 #[allow(unused_macros)]
 macro_rules! table_contract_tests {
     ($tables:expr) => {
-        $crate::support::contract::table_contract_tests!(@tests {&$tables});
+        $crate::support::contract::table_contract_tests!(
+            $tables;
+            conditional_put_reports_the_existing_item,
+            update_sets_adds_and_removes_exactly,
+            delete_returns_the_old_item_and_honours_conditions,
+            query_returns_a_partition_in_sort_key_order,
+            batch_get_reads_many_and_leaves_out_the_missing,
+            batch_write_stores_many_and_deletes
+        );
     };
-    ($tables:expr, await) => {
-        $crate::support::contract::table_contract_tests!(@tests {&$tables.await});
-    };
-    (@tests $tables:block) => {
-        #[tokio::test]
-        async fn conditional_put_reports_the_existing_item() {
-            $crate::support::contract::conditional_put_reports_the_existing_item($tables).await;
-        }
-
-        #[tokio::test]
-        async fn update_sets_adds_and_removes_exactly() {
-            $crate::support::contract::update_sets_adds_and_removes_exactly($tables).await;
-        }
-
-        #[tokio::test]
-        async fn delete_returns_the_old_item_and_honours_conditions() {
-            $crate::support::contract::delete_returns_the_old_item_and_honours_conditions($tables)
-                .await;
-        }
-
-        #[tokio::test]
-        async fn query_returns_a_partition_in_sort_key_order() {
-            $crate::support::contract::query_returns_a_partition_in_sort_key_order($tables).await;
-        }
-
-        #[tokio::test]
-        async fn batch_get_reads_many_and_leaves_out_the_missing() {
-            $crate::support::contract::batch_get_reads_many_and_leaves_out_the_missing($tables)
-                .await;
-        }
-
-        #[tokio::test]
-        async fn batch_write_stores_many_and_deletes() {
-            $crate::support::contract::batch_write_stores_many_and_deletes($tables).await;
-        }
+    ($tables:expr; $($test:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                $crate::support::contract::$test(&$tables).await;
+            }
+        )*
     };
 }
 #[allow(unused_imports)]

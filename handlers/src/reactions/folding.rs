@@ -2,7 +2,8 @@
 //! `thread-stats`): the rule that makes a repeat harmless (stream sequence numbers), cutting a
 //! window into transactions, and how long state with nothing left in it is kept.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
 use std::ops::Range;
 
 use futures::future::BoxFuture;
@@ -44,6 +45,25 @@ pub fn put_state<T: Serialize>(
         item,
         condition: Some(state_version(was)),
     })
+}
+
+/// The Puts of a fold's `changed` state items as `folded` holds them, each one version on from
+/// the version `read` had (0: new), on that condition.
+pub fn put_changed_states<'a, K: Hash + Eq + 'a, T: Serialize>(
+    table: &str,
+    changed: impl IntoIterator<Item = &'a K>,
+    folded: &HashMap<K, T>,
+    read: &HashMap<K, T>,
+    version: fn(&T) -> i64,
+) -> Result<Vec<TransactItem>, ReactionError> {
+    let mut puts = Vec::new();
+    for key in changed {
+        if let Some(state) = folded.get(key) {
+            let was = read.get(key).map_or(0, version);
+            puts.push(put_state(table, state, was)?);
+        }
+    }
+    Ok(puts)
 }
 
 /// The condition on writing an aggregate whose version attribute `name` was read as `version`

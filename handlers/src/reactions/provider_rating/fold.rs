@@ -16,7 +16,7 @@ use crate::item::{from_item, get_str, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
 use crate::reactions::contract::Reacted;
 use crate::reactions::folding::{
-    aggregate_version, fold_in_segments, next_aggregate_version, put_state, SegmentResults,
+    aggregate_version, fold_in_segments, next_aggregate_version, put_changed_states, SegmentResults,
 };
 use crate::reactions::optimistic::retry_on_conflict;
 use crate::sequence_number::SequenceNumber;
@@ -367,14 +367,13 @@ impl ProviderRatings {
     /// version read.
     fn writes(&self, read: &Folding, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
         let cfg = &self.config;
-        let mut writes = Vec::new();
-        for key in &folded.changed_slots {
-            let Some(slot) = folded.slots.get(key) else {
-                continue;
-            };
-            let was = read.slots.get(key).map_or(0, |s| s.version);
-            writes.push(put_state(&cfg.state_table, slot, was)?);
-        }
+        let mut writes = put_changed_states(
+            &cfg.state_table,
+            &folded.changed_slots,
+            &folded.slots,
+            &read.slots,
+            |slot| slot.version,
+        )?;
         for (provider, at) in &folded.changed_providers {
             let figures = folded.providers.get(provider).cloned().unwrap_or_default();
             let version = read
@@ -439,7 +438,7 @@ impl ProviderRatings {
             }
             // Every provider of the segment as it now stands, so the next window need not
             // read it: the changed ones one version on.
-            for (provider, figures) in &folded.providers {
+            self.remember_providers(folded.providers.iter().map(|(provider, figures)| {
                 let mut now = figures.clone();
                 if folded.changed_providers.contains_key(provider) {
                     let was = read
@@ -448,8 +447,8 @@ impl ProviderRatings {
                         .and_then(|p| p.aggregate_version);
                     now.aggregate_version = Some(next_aggregate_version(was));
                 }
-                self.remember(provider, Some(now));
-            }
+                (provider.as_str(), Some(now))
+            }));
             // Every slot as it now stands too, the written ones one version on.
             self.remember_slots(folded.slots.iter().map(|(key, slot)| {
                 let mut now = slot.clone();

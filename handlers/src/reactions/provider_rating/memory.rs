@@ -1,5 +1,6 @@
 //! What a provider-rating worker remembers between windows: providers and booking slots as it
-//! last read or wrote them ([`BoundedMemory`]), so a window need not read them first.
+//! last read or wrote them (`reactions::memory::BoundedMemory`), so a window need not read
+//! them first.
 
 use super::booking_slots::{BookingSlot, SlotKey};
 use super::fold::Folding;
@@ -25,13 +26,21 @@ impl ProviderRatings {
 
     /// Forgets the slots and providers of a window whose write failed: not known as stored.
     pub(super) fn forget(&self, folded: &Folding) {
-        for provider in folded.providers.keys() {
-            self.remember(provider, None);
-        }
+        self.remember_providers(
+            folded
+                .providers
+                .keys()
+                .map(|provider| (provider.as_str(), None)),
+        );
         self.remember_slots(folded.slots.keys().map(|key| (key, None)));
     }
 
-    pub(super) fn remember(&self, provider: &str, stored: Option<ProviderRating>) {
-        self.known.remember([(provider.to_string(), stored)]);
+    /// Remembers `providers` as stored (or, with None, forgets them), under one lock.
+    pub(super) fn remember_providers<'a>(
+        &self,
+        providers: impl Iterator<Item = (&'a str, Option<ProviderRating>)>,
+    ) {
+        self.known
+            .remember(providers.map(|(id, figures)| (id.to_string(), figures)));
     }
 }

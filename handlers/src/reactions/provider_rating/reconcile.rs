@@ -35,7 +35,7 @@ impl ProviderRatings {
     ) -> Result<Reconciled, ReactionError> {
         let done =
             retry_on_conflict("the provider", |_| self.reconcile_once(provider, ports)).await;
-        self.remember(provider, None);
+        self.remember_providers(std::iter::once((provider, None)));
         done
     }
 

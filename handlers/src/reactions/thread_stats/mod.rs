@@ -27,7 +27,8 @@ use serde_json::json;
 
 use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::{
-    aggregate_version, fold_in_segments, only, put_state, state_version, SegmentResults,
+    aggregate_version, fold_in_segments, only, put_changed_states, put_state, state_version,
+    SegmentResults,
 };
 use super::optimistic::retry_on_conflict;
 use crate::change::Change;
@@ -393,14 +394,13 @@ impl ThreadStatistics {
     /// The writes of a folded segment, on condition of the versions read.
     fn writes(&self, read: &Folding, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
         let cfg = &self.config;
-        let mut writes = Vec::new();
-        for key in &folded.changed_messages {
-            let Some(message) = folded.messages.get(key) else {
-                continue;
-            };
-            let was = read.messages.get(key).map_or(0, |m| m.version);
-            writes.push(put_state(&cfg.state_table, message, was)?);
-        }
+        let mut writes = put_changed_states(
+            &cfg.state_table,
+            &folded.changed_messages,
+            &folded.messages,
+            &read.messages,
+            |message| message.version,
+        )?;
         for (conversation, at) in &folded.changed_threads {
             let Some(thread) = folded.threads.get(conversation) else {
                 continue;
