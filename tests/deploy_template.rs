@@ -272,3 +272,140 @@ fn parked_records_expire_and_travel_only_over_tls() {
         "{resource:?}"
     );
 }
+
+/// The stream events of the worker function, by name.
+fn mappings(template: &Value) -> Vec<(String, Value)> {
+    template["Resources"]["WorkerFunction"]["Properties"]["Events"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, event)| event["Type"] == "DynamoDB")
+        .map(|(name, event)| (name.as_str().unwrap().to_string(), event.clone()))
+        .collect()
+}
+
+/// `!Ref NAME` -> NAME.
+fn reference(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+/// The template's alarms: (logical id, properties).
+fn alarms(template: &Value) -> Vec<(String, Value)> {
+    template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(id, r)| (id.as_str().unwrap().to_string(), r["Properties"].clone()))
+        .collect()
+}
+
+/// An alarm's dimensions: name -> value.
+fn dimensions(alarm: &Value) -> BTreeMap<String, Value> {
+    alarm["Dimensions"]
+        .as_sequence()
+        .map(|dims| {
+            dims.iter()
+                .map(|d| (d["Name"].as_str().unwrap().to_string(), d["Value"].clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The AWS metrics the alarms may watch, with the dimensions AWS publishes them under (AWS
+/// emits these, so they are written here; the worker's own are read from its metric writer).
+const AWS_METRICS: &[(&str, &str, &[&str])] = &[
+    ("AWS/Lambda", "Errors", &["FunctionName"]),
+    ("AWS/Lambda", "IteratorAge", &["FunctionName"]),
+    ("AWS/SQS", "ApproximateNumberOfMessagesVisible", &["QueueName"]),
+];
+
+#[test]
+fn every_alarm_watches_a_metric_that_is_emitted_under_the_dimensions_it_names() {
+    use ddb_stream_worker::lambda::metrics::{EMITTED, FUNCTION, NAMESPACE};
+    let template = template();
+    let alarms = alarms(&template);
+    assert!(!alarms.is_empty());
+    let parameters = template["Parameters"].as_mapping().unwrap();
+    for (id, alarm) in &alarms {
+        let namespace = alarm["Namespace"].as_str().unwrap();
+        let metric = alarm["MetricName"].as_str().unwrap();
+        let dims = dimensions(alarm);
+        let names: Vec<&str> = dims.keys().map(String::as_str).collect();
+        if namespace == NAMESPACE {
+            let emitted = EMITTED.iter().any(|set| {
+                set.metrics.iter().any(|(name, _)| *name == metric)
+                    && set.dimensions.iter().any(|d| {
+                        let mut d = d.to_vec();
+                        d.sort();
+                        d == names
+                    })
+            });
+            assert!(
+                emitted,
+                "{id}: the worker emits no {metric} under dimensions {names:?}"
+            );
+            assert_eq!(
+                reference(&dims[FUNCTION]),
+                Some("WorkerFunction"),
+                "{id} watches this stack's function only"
+            );
+        } else {
+            let known = AWS_METRICS
+                .iter()
+                .any(|(ns, name, d)| *ns == namespace && *name == metric && d.to_vec() == names);
+            assert!(known, "{id}: {namespace} {metric} {names:?} is not one AWS emits");
+        }
+        // Every threshold is a parameter; notifications go to the topic only when one is given.
+        let threshold = reference(&alarm["Threshold"]).unwrap_or_else(|| panic!("{id}"));
+        assert!(parameters.contains_key(threshold), "{id}: {threshold}");
+        assert!(alarm.get("AlarmName").is_none(), "{id} has a fixed name");
+        for actions in ["AlarmActions", "OKActions"] {
+            let Value::Tagged(when) = &alarm[actions] else {
+                panic!("{id}: {actions} is not conditional");
+            };
+            assert_eq!(when.tag, "If", "{id}");
+            assert_eq!(when.value[0], "NotifyAlarms", "{id}");
+        }
+    }
+    assert_eq!(template["Parameters"]["AlarmTopicArn"]["Default"], "");
+}
+
+#[test]
+fn every_mapping_has_its_own_iterator_age_alarm_and_lambdas_event_counts() {
+    use ddb_stream_worker::lambda::metrics::{EVENT_SOURCE, NAMESPACE};
+    let template = template();
+    let alarms = alarms(&template);
+    let mappings = mappings(&template);
+    assert_eq!(mappings.len(), 7);
+    for (name, mapping) in &mappings {
+        let properties = &mapping["Properties"];
+        assert_eq!(
+            properties["MetricsConfig"]["Metrics"],
+            serde_yaml_ng::from_str::<Value>("[EventCount]").unwrap(),
+            "{name}"
+        );
+        // The stream `XStreamArn` is the stream of table `XTableName`, whose name the worker
+        // reads from the records' eventSourceARN.
+        let stream = reference(&properties["Stream"]).unwrap();
+        let table = stream.replace("StreamArn", "TableName");
+        let watching: Vec<&String> = alarms
+            .iter()
+            .filter(|(_, a)| {
+                a["Namespace"] == NAMESPACE
+                    && a["MetricName"] == "IteratorAge"
+                    && dimensions(a)
+                        .get(EVENT_SOURCE)
+                        .is_some_and(|v| reference(v) == Some(table.as_str()))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(watching.len(), 1, "{name}: {watching:?}");
+        let alarm = &alarms.iter().find(|(id, _)| id == watching[0]).unwrap().1;
+        assert_eq!(alarm["Statistic"], "Maximum", "{name}");
+        assert_eq!(alarm["Period"].as_u64(), Some(300), "{name}");
+    }
+}

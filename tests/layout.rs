@@ -197,6 +197,9 @@ const ROOMS: &[(&str, &[&str])] = &[
         "src/stream",
         &[
             "delivery",
+            "lane",
+            "frontier",
+            "counts",
             "on_failure",
             "checkpoints",
             "error",

@@ -156,6 +156,7 @@ fn fail_unstored(
         reaction_report.outcome = Outcome::Failed {
             reason: reason.clone(),
             retryable,
+            in_progress: false,
         };
         stage = reaction_report.reaction;
     }

@@ -199,6 +199,7 @@ impl Worker {
                         let failed = Outcome::Failed {
                             reason: reason.clone(),
                             retryable: true,
+                            in_progress: false,
                         };
                         (failed, Some((reason, true)))
                     }
@@ -207,6 +208,17 @@ impl Worker {
             Ok(ReactionRun::Duplicate { result }) => {
                 tracing::info!(outcome = "duplicate_skipped");
                 (Outcome::DuplicateSkipped { result }, None)
+            }
+            // Retried, and counted apart: it says another invocation has this record now.
+            Err(e @ ReactionError::InProgress { .. }) => {
+                let reason = e.to_string();
+                tracing::warn!(outcome = "failed", retryable = true, error = %reason);
+                let failed = Outcome::Failed {
+                    reason: reason.clone(),
+                    retryable: true,
+                    in_progress: true,
+                };
+                (failed, Some((reason, true)))
             }
             Err(e) => {
                 let panicked = matches!(e, ReactionError::Panicked(_));
@@ -266,6 +278,7 @@ impl Worker {
         let outcome = Outcome::Failed {
             reason: reason.clone(),
             retryable,
+            in_progress: false,
         };
         (outcome, Some((reason, retryable)))
     }

@@ -28,6 +28,10 @@ pub enum Outcome {
     Failed {
         reason: String,
         retryable: bool,
+        /// Another invocation holds the record's idempotency lock (a duplicate delivery at
+        /// the same time, or a crashed one whose lock has not expired).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        in_progress: bool,
     },
     /// Not retryable: the record was kept whole at `location`, and the batch went on.
     Parked {

@@ -116,6 +116,7 @@ impl Worker {
                         place.outcome = Outcome::Failed {
                             reason: "not run: this or an earlier record of the batch failed; it runs when the batch is delivered again".into(),
                             retryable: true,
+                            in_progress: false,
                         };
                     }
                 }

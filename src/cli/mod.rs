@@ -76,7 +76,7 @@ enum Command {
         /// Event source mapping settings as JSON, with Lambda's property names: BatchSize,
         /// MaximumBatchingWindowInSeconds, StartingPosition, FilterCriteria,
         /// FunctionResponseTypes, MaximumRetryAttempts, BisectBatchOnFunctionError,
-        /// MaximumRecordAgeInSeconds. A SAM template (.yaml/.yml, e.g. deploy/template.yaml)
+        /// MaximumRecordAgeInSeconds, ParallelizationFactor. A SAM template (.yaml/.yml, e.g. deploy/template.yaml)
         /// works too, with --event naming the stream event to take them from.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -92,9 +92,13 @@ enum Command {
         /// Drain what is in the streams now, then exit.
         #[arg(long)]
         once: bool,
-        /// One JSON object per batch line.
+        /// One JSON object per batch line, and Lambda's event counts as JSON too.
         #[arg(long)]
         json: bool,
+        /// With --json: print the event counts this often (seconds) while following, not
+        /// only at the end.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS", requires = "json")]
+        counts_interval: u64,
     },
     /// Run parked or given-up records again, once the data or the code is fixed: those of the
     /// embedded state (`parked/`), of a file (--file), or of the failed-records queue
@@ -253,6 +257,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             on_failure,
             once,
             json,
+            counts_interval,
         } => {
             stream::run(stream::StreamCommand {
                 tables,
@@ -262,6 +267,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 on_failure,
                 once,
                 json,
+                counts_interval: std::time::Duration::from_secs(counts_interval),
             })
             .await
         }

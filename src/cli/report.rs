@@ -97,7 +97,9 @@ fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Res
             } => {
                 format!("PARKED (no retry can fix it; kept at {location}): {reason}")
             }
-            Outcome::Failed { reason, retryable } => {
+            Outcome::Failed {
+                reason, retryable, ..
+            } => {
                 format!(
                     "FAILED ({}): {reason}",
                     if *retryable {

@@ -21,6 +21,7 @@ pub(super) struct StreamCommand {
     pub on_failure: PathBuf,
     pub once: bool,
     pub json: bool,
+    pub counts_interval: std::time::Duration,
 }
 
 pub(super) async fn run(command: StreamCommand) -> Result<Exit, CliError> {
@@ -46,7 +47,11 @@ pub(super) async fn run(command: StreamCommand) -> Result<Exit, CliError> {
         .target
         .connect(Opening::AsItIs, Catalog::with_seed_definitions(), &config)
         .await?;
-    let worker = connected.worker(&config);
+    // One worker per concurrent delivery of a shard, as each of Lambda's concurrent batches
+    // runs in an execution environment of its own (nothing remembered is shared).
+    let workers: Vec<_> = (0..settings.parallelization_factor)
+        .map(|_| connected.worker(&config))
+        .collect();
     let Some(sdk) = &connected.sdk else {
         return Err(CliError::Settings(
             "stream follows DynamoDB streams: it runs on an endpoint or AWS".into(),
@@ -60,13 +65,21 @@ pub(super) async fn run(command: StreamCommand) -> Result<Exit, CliError> {
         on_failure: command.on_failure,
         once: command.once,
         json: command.json,
+        counts_interval: command.counts_interval,
     };
-    runner::run(&worker, &reader, options).await?;
+    runner::run(&workers, &reader, options).await?;
     Ok(Exit::Clean)
 }
 
 /// Settings from a JSON file with the mapping's properties, or from a SAM template's event.
 fn mapping_settings(path: &Path, event: Option<&str>) -> Result<MappingSettings, CliError> {
+    let source = path.display().to_string();
+    read_mapping_settings(path, event)?
+        .checked()
+        .map_err(|e| CliError::Settings(format!("{source}: {e}")))
+}
+
+fn read_mapping_settings(path: &Path, event: Option<&str>) -> Result<MappingSettings, CliError> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
         path: path.to_path_buf(),

@@ -1,7 +1,7 @@
 //! Lambda mode: the same batch entry point behind lambda_runtime, with the SDK clients built
 //! once at init and JSON logs (eventID, sequence number and reaction as fields).
 
-mod metrics;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -163,8 +163,12 @@ pub async fn handle(
     let outcome = worker
         .process_batch(&records, options, &mut |report| tally.add(report))
         .await;
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    for document in tally.documents(records.len(), &outcome, started.elapsed(), now_ms) {
+    let function = match event.context.env_config.function_name.as_str() {
+        "" => "local",
+        name => name,
+    };
+    let documents = tally.documents(function, &records, &outcome, started.elapsed(), Utc::now());
+    for document in documents {
         // EMF goes to stdout as a line of its own; CloudWatch Logs extracts the metrics.
         println!("{document}");
     }

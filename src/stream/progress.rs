@@ -7,6 +7,9 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub(super) struct BatchLine<'a> {
     pub(super) shard: &'a str,
+    /// Which of the shard's concurrent deliveries (with a `ParallelizationFactor` above 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) delivery: Option<usize>,
     /// done, failed, bisecting or not delivered (filtered or too old).
     pub(super) outcome: &'a str,
     pub(super) records: usize,
@@ -18,6 +21,11 @@ pub(super) struct BatchLine<'a> {
     pub(super) attempt: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) reason: Option<String>,
+    /// When the delivery of a batch that is done started and finished (with `--json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) finished_at: Option<String>,
 }
 
 impl<'a> BatchLine<'a> {
@@ -30,6 +38,7 @@ impl<'a> BatchLine<'a> {
     ) -> Self {
         BatchLine {
             shard,
+            delivery: None,
             outcome,
             records,
             first,
@@ -37,6 +46,8 @@ impl<'a> BatchLine<'a> {
             lag_seconds: None,
             attempt: None,
             reason: None,
+            started_at: None,
+            finished_at: None,
         }
     }
 
@@ -45,8 +56,11 @@ impl<'a> BatchLine<'a> {
             println!("{}", serde_json::json!(self));
             return;
         }
+        let delivery = self
+            .delivery
+            .map_or(String::new(), |d| format!(" delivery {d}"));
         let mut line = format!(
-            "shard {}: {} records ({}..{}) {}",
+            "shard {}{delivery}: {} records ({}..{}) {}",
             self.shard, self.records, self.first, self.last, self.outcome
         );
         if let Some(attempt) = self.attempt {

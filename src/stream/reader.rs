@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
-use aws_sdk_dynamodbstreams::types::{Record, Shard, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::{KeyType, Record, Shard, ShardIteratorType};
 use handlers::sequence_number::SequenceNumber;
 use handlers::PortError;
 use thiserror::Error;
@@ -69,6 +69,13 @@ impl From<ReadError> for PortError {
     }
 }
 
+/// What DescribeStream tells of a stream: its shards, parents first, and the attribute that
+/// is its table's partition key.
+pub struct StreamShards {
+    pub partition_key: Option<String>,
+    pub shards: Vec<Shard>,
+}
+
 /// A table without a stream, or a stream DescribeStream does not describe.
 #[derive(Debug, Error)]
 pub enum NoStream {
@@ -105,6 +112,12 @@ impl StreamReader {
     /// Every shard of the stream (all pages), each parent before its children; `table` names
     /// it in errors.
     pub async fn shards(&self, arn: &str, table: &str) -> Result<Vec<Shard>, NoStream> {
+        Ok(self.describe(arn, table).await?.shards)
+    }
+
+    /// The stream's shards (as [`StreamReader::shards`]) and its partition key attribute.
+    pub async fn describe(&self, arn: &str, table: &str) -> Result<StreamShards, NoStream> {
+        let mut partition_key = None;
         let mut shards = Vec::new();
         let mut start: Option<String> = None;
         loop {
@@ -122,9 +135,22 @@ impl StreamReader {
                     table: table.to_string(),
                 })?;
             shards.extend(description.shards.unwrap_or_default());
+            partition_key = partition_key.or_else(|| {
+                description
+                    .key_schema
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|k| k.key_type == KeyType::Hash)
+                    .map(|k| k.attribute_name)
+            });
             match description.last_evaluated_shard_id {
                 Some(last) => start = Some(last),
-                None => return Ok(parents_first(shards)),
+                None => {
+                    return Ok(StreamShards {
+                        partition_key,
+                        shards: parents_first(shards),
+                    })
+                }
             }
         }
     }

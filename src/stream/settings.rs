@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 use super::filter_criteria::FilterCriteria;
 
+/// The most concurrent batches per shard Lambda allows.
+pub const MAX_PARALLELIZATION_FACTOR: u32 = 10;
+
 /// The event source mapping settings, with Lambda's property names and defaults.
 /// Unknown properties are rejected so a misspelling is not silently ignored; the mapping's
 /// other properties (as in `deploy/template.yaml`) are accepted and have no local effect.
@@ -29,10 +32,12 @@ pub struct MappingSettings {
     /// With whole-batch failures: split a failing batch in halves and retry each on its own.
     pub bisect_batch_on_function_error: bool,
     pub filter_criteria: FilterCriteria,
+    /// How many batches of one shard are delivered at once (1 to 10), each record dealt by
+    /// the hash of its partition key, so one key's records stay in one delivery, in order.
+    pub parallelization_factor: u32,
     /// The stream comes from `--table`; one shard is read at a time; failures go to the
     /// on-failure file; the rest have no local meaning.
     stream: IgnoredAny,
-    parallelization_factor: IgnoredAny,
     destination_config: IgnoredAny,
     enabled: IgnoredAny,
     tumbling_window_in_seconds: IgnoredAny,
@@ -44,6 +49,28 @@ impl MappingSettings {
         self.function_response_types
             .iter()
             .any(|t| t == "ReportBatchItemFailures")
+    }
+
+    /// The settings, if Lambda would take them; otherwise what is wrong, by property.
+    pub fn checked(self) -> Result<Self, String> {
+        if !(1..=MAX_PARALLELIZATION_FACTOR).contains(&self.parallelization_factor) {
+            return Err(format!(
+                "ParallelizationFactor is {}: Lambda takes 1 to {MAX_PARALLELIZATION_FACTOR}",
+                self.parallelization_factor
+            ));
+        }
+        if self.batch_size < 1 {
+            return Err(format!(
+                "BatchSize is {}: Lambda takes 1 to 10000",
+                self.batch_size
+            ));
+        }
+        Ok(self)
+    }
+
+    /// `BatchSize` as a count.
+    pub(super) fn batch_len(&self) -> usize {
+        usize::try_from(self.batch_size).unwrap_or(1).max(1)
     }
 
     /// Whether `attempts` failed deliveries are past `MaximumRetryAttempts` (-1: never).
@@ -63,8 +90,8 @@ impl Default for MappingSettings {
             function_response_types: Vec::new(),
             bisect_batch_on_function_error: false,
             filter_criteria: FilterCriteria::default(),
+            parallelization_factor: 1,
             stream: IgnoredAny,
-            parallelization_factor: IgnoredAny,
             destination_config: IgnoredAny,
             enabled: IgnoredAny,
             tumbling_window_in_seconds: IgnoredAny,
@@ -82,4 +109,6 @@ pub struct StreamOptions {
     pub once: bool,
     /// One JSON object per batch line instead of text.
     pub json: bool,
+    /// With `--json`: print the event counts this often too, not only at the end.
+    pub counts_interval: std::time::Duration,
 }
