@@ -320,7 +320,11 @@ fn dimensions(alarm: &Value) -> BTreeMap<String, Value> {
 const AWS_METRICS: &[(&str, &str, &[&str])] = &[
     ("AWS/Lambda", "Errors", &["FunctionName"]),
     ("AWS/Lambda", "IteratorAge", &["FunctionName"]),
-    ("AWS/SQS", "ApproximateNumberOfMessagesVisible", &["QueueName"]),
+    (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        &["QueueName"],
+    ),
 ];
 
 #[test]
@@ -357,7 +361,10 @@ fn every_alarm_watches_a_metric_that_is_emitted_under_the_dimensions_it_names() 
             let known = AWS_METRICS
                 .iter()
                 .any(|(ns, name, d)| *ns == namespace && *name == metric && d.to_vec() == names);
-            assert!(known, "{id}: {namespace} {metric} {names:?} is not one AWS emits");
+            assert!(
+                known,
+                "{id}: {namespace} {metric} {names:?} is not one AWS emits"
+            );
         }
         // Every threshold is a parameter; notifications go to the topic only when one is given.
         let threshold = reference(&alarm["Threshold"]).unwrap_or_else(|| panic!("{id}"));

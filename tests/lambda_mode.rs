@@ -238,6 +238,16 @@ async fn lambda_mode_answers_batches_failures_and_bad_events() {
         .iter()
         .any(|m| m["BatchRecords"] == 4 && m["DynamoDBRequests"].as_u64().is_some_and(|n| n >= 1)));
     assert!(emf.iter().any(|m| m["BatchFailures"] == 1));
+    // Every document names the function; each stream of a batch has its iterator age.
+    assert!(
+        emf.iter().all(|m| m["Function"] == "ddb-stream-worker"),
+        "{emf:?}"
+    );
+    assert!(
+        emf.iter()
+            .any(|m| m["IteratorAge"].is_number() && m["EventSource"].is_string()),
+        "{emf:?}"
+    );
     let warnings = lines
         .iter()
         .filter(|l| {

@@ -196,6 +196,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     (
         "src/stream",
         &[
+            "capture",
             "delivery",
             "lane",
             "frontier",

@@ -5,6 +5,7 @@
 //! (`stream`, `tables create`); **2** unusable input, arguments, configuration or state
 //! (nothing was processed); **3** the run completed but parked records (`replay`).
 
+mod capture;
 mod error;
 mod reconcile;
 mod redrive;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::stream::capture::{Bound, Span};
 pub use error::{CliError, Exit, EXIT_UNUSABLE};
 use report::Format;
 use target::{EndpointArgs, TargetArgs};
@@ -99,6 +101,41 @@ enum Command {
         /// only at the end.
         #[arg(long, default_value_t = 60, value_name = "SECONDS", requires = "json")]
         counts_interval: u64,
+    },
+    /// Read a span of a table's DynamoDB stream (every shard, parents before children, every
+    /// page), or exactly the ranges Lambda's on-failure messages name, into a Lambda event
+    /// file that `replay` takes as it is. Says how many records it wrote and what of the span
+    /// the stream no longer holds (exit 1 when some of it is gone).
+    Capture {
+        /// The table whose current stream to read.
+        #[arg(long, value_name = "NAME", required_unless_present_any = ["stream_arn", "message"], conflicts_with_all = ["stream_arn", "message"])]
+        table: Option<String>,
+        /// The stream to read, by its ARN (an older stream of the table, too).
+        #[arg(long, value_name = "ARN", conflicts_with = "message")]
+        stream_arn: Option<String>,
+        /// From this time (RFC 3339, e.g. 2026-12-01T09:00:00Z: records the stream took in
+        /// then or later) or sequence number on; default: the oldest the stream holds.
+        #[arg(long, value_name = "TIME|SEQ")]
+        from: Option<Bound>,
+        /// Up to this time or sequence number (included); default: what the stream holds now.
+        #[arg(long, value_name = "TIME|SEQ")]
+        to: Option<Bound>,
+        /// Only this shard (`shardId-…`).
+        #[arg(long, value_name = "ID")]
+        shard: Option<String>,
+        /// Lambda on-failure messages (one, or JSON lines of them, e.g. the `stream` runner's
+        /// on-failure file): read exactly the ranges they name.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "to", "shard"])]
+        message: Option<PathBuf>,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+        /// Read AWS's stream with the standard environment and profile (the default without
+        /// --endpoint-url).
+        #[arg(long, conflicts_with = "endpoint_url")]
+        aws: bool,
+        /// The event file to write.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
     },
     /// Run parked or given-up records again, once the data or the code is fixed: those of the
     /// embedded state (`parked/`), of a file (--file), or of the failed-records queue
@@ -298,6 +335,35 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 all: options.all,
                 target: options.target.target(),
                 json: options.json,
+            })
+            .await
+        }
+        Command::Capture {
+            table,
+            stream_arn,
+            from,
+            to,
+            shard,
+            message,
+            endpoint,
+            aws: _,
+            output,
+        } => {
+            let source = match (table, stream_arn, message) {
+                (_, _, Some(file)) => capture::Source::Messages(file),
+                (_, Some(arn), None) => capture::Source::StreamArn(arn),
+                (Some(table), None, None) => capture::Source::Table(table),
+                (None, None, None) => {
+                    return Err(CliError::Settings(
+                        "capture needs --table, --stream-arn or --message".into(),
+                    ))
+                }
+            };
+            capture::run(capture::CaptureCommand {
+                source,
+                span: Span { from, to, shard },
+                target: endpoint.target(),
+                output,
             })
             .await
         }

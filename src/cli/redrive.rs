@@ -286,8 +286,21 @@ async fn from_state(target: &Redriving, state: &EmbeddedState) -> Result<Tally, 
 /// Each entry of `file`: one JSON document, or JSON lines (an on-failure file). The file is
 /// left as it is: redriving it again changes nothing more.
 async fn from_file(target: &Redriving, file: &Path) -> Result<Tally, CliError> {
+    let mut tally = Tally::default();
+    for (source, entry) in json_entries(file)? {
+        target.redrive_entry(entry, &source, &mut tally).await?;
+    }
+    if let Some(state) = &target.connected.state {
+        state.compact()?;
+    }
+    Ok(tally)
+}
+
+/// The entries of a file that holds one JSON value or JSON lines, each with where it is
+/// (`FILE` or `FILE:LINE`).
+pub(super) fn json_entries(file: &Path) -> Result<Vec<(String, Value)>, CliError> {
     let text = read(file)?;
-    let entries: Vec<(String, Value)> = match serde_json::from_str::<Value>(&text) {
+    Ok(match serde_json::from_str::<Value>(&text) {
         Ok(entry) => vec![(file.display().to_string(), entry)],
         Err(_) => {
             let mut entries = Vec::new();
@@ -304,15 +317,7 @@ async fn from_file(target: &Redriving, file: &Path) -> Result<Tally, CliError> {
             }
             entries
         }
-    };
-    let mut tally = Tally::default();
-    for (source, entry) in entries {
-        target.redrive_entry(entry, &source, &mut tally).await?;
-    }
-    if let Some(state) = &target.connected.state {
-        state.compact()?;
-    }
-    Ok(tally)
+    })
 }
 
 async fn from_queue(target: &Redriving, queue_url: &str) -> Result<Tally, CliError> {

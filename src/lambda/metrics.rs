@@ -62,7 +62,10 @@ pub const BATCH_METRICS: MetricSet = MetricSet {
 /// batch's last record when the batch is done.
 pub const EVENT_SOURCE_METRICS: MetricSet = MetricSet {
     dimensions: &[&[FUNCTION, EVENT_SOURCE]],
-    metrics: &[("IteratorAge", "Milliseconds"), ("EventSourceRecords", "Count")],
+    metrics: &[
+        ("IteratorAge", "Milliseconds"),
+        ("EventSourceRecords", "Count"),
+    ],
 };
 
 /// Every kind of document the worker writes.
@@ -84,6 +87,7 @@ impl MetricSet {
                 }],
             }),
         );
+        // The first set names every dimension; the others are subsets of it.
         let names = self.dimensions.first().copied().unwrap_or_default();
         for (name, value) in names.iter().zip(dimensions) {
             document.insert((*name).into(), json!(value));
@@ -197,4 +201,29 @@ fn by_event_source(records: &[StreamRecord]) -> BTreeMap<&str, (usize, Option<Da
         }
     }
     sources
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_holds_every_dimension_and_metric_its_set_declares() {
+        let document = REACTION_METRICS.document(
+            1,
+            &["fn", "audit-log"],
+            &[json!(1), json!(0), json!(0), json!(2), json!(0), json!(0)],
+        );
+        for name in REACTION_METRICS.dimensions.iter().flat_map(|d| d.iter()) {
+            assert!(document[name].is_string(), "{name}: {document}");
+        }
+        for (name, _) in REACTION_METRICS.metrics {
+            assert!(document[name].is_number(), "{name}: {document}");
+        }
+        assert_eq!(document["RecordsParked"], 2);
+        assert_eq!(
+            document["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function", "Reaction"], ["Function"]])
+        );
+    }
 }

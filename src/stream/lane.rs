@@ -111,8 +111,8 @@ impl Shard<'_> {
         }
         BatchLine {
             lag_seconds: age_ms.map(|ms| (ms as f64 / 1000.0).round() as u64),
-            started_at: self.options.json.then(|| started.to_rfc3339()),
-            finished_at: self.options.json.then(|| now.to_rfc3339()),
+            started_at: self.options.json.then(|| micros(started)),
+            finished_at: self.options.json.then(|| micros(now)),
             ..self.line("done", batch, lane)
         }
         .print(self.options.json);
@@ -327,4 +327,9 @@ impl Lane<'_> {
         }
         Ok(delivered)
     }
+}
+
+/// A time to the microsecond, in UTC: of fixed width, so such times compare as text too.
+fn micros(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

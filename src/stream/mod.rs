@@ -15,6 +15,7 @@
 //! and its checkpoint moves only past what all of them finished (`frontier`). It counts
 //! events as Lambda's mapping metrics do (`counts`). `--once` drains what is there and exits.
 
+pub mod capture;
 mod checkpoints;
 mod counts;
 mod delivery;

@@ -242,14 +242,30 @@ impl StreamReader {
         start: &str,
         end: &str,
     ) -> Result<Vec<Record>, ReadError> {
-        let mut iterator = self.iterator(arn, shard_id, Position::At(start)).await?;
+        let past_end =
+            |record: &Record| SequenceNumber(sequence_number(record)) > SequenceNumber(end);
+        self.read_span(arn, shard_id, Position::At(start), past_end)
+            .await
+    }
+
+    /// The records of `shard_id` from `start` on, every page, up to the first that is
+    /// `past_end` (left out), the end of a closed shard, or (an open one) several empty pages
+    /// in a row.
+    pub async fn read_span(
+        &self,
+        arn: &str,
+        shard_id: &str,
+        start: Position<'_>,
+        past_end: impl Fn(&Record) -> bool,
+    ) -> Result<Vec<Record>, ReadError> {
+        let mut iterator = self.iterator(arn, shard_id, start).await?;
         let mut records = Vec::new();
         let mut empty_reads = 0;
         while let Some(current) = iterator.take() {
             let (got, next) = self.page(current, None, shard_id).await?;
             empty_reads = if got.is_empty() { empty_reads + 1 } else { 0 };
             for record in got {
-                if SequenceNumber(sequence_number(&record)) > SequenceNumber(end) {
+                if past_end(&record) {
                     return Ok(records);
                 }
                 records.push(record);

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 pub mod cli;
 pub mod contract;
 pub mod faulty_http;
+pub mod reviews;
 pub mod runtime_api;
 pub mod schedule;
 pub mod services;

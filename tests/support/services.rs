@@ -317,9 +317,21 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:012x}", fastrand::u64(..) >> 16)
 }
 
-/// Every record now in `table`'s stream, all shards from TRIM_HORIZON, in sequence order
-/// within each shard; and the stream ARN (Lambda's eventSourceARN).
-pub async fn read_stream(table: &str) -> (String, Vec<aws_sdk_dynamodbstreams::types::Record>) {
+/// The ids of the shards of `table`'s stream.
+pub async fn stream_shards(table: &str) -> Vec<String> {
+    let (_, stream) = stream_description(table).await;
+    stream
+        .shards
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| s.shard_id)
+        .collect()
+}
+
+/// `table`'s stream: its ARN and description.
+async fn stream_description(
+    table: &str,
+) -> (String, aws_sdk_dynamodbstreams::types::StreamDescription) {
     let described = dynamodb()
         .await
         .describe_table()
@@ -331,8 +343,8 @@ pub async fn read_stream(table: &str) -> (String, Vec<aws_sdk_dynamodbstreams::t
         .table
         .and_then(|t| t.latest_stream_arn)
         .expect("the table has a stream");
-    let client = streams().await;
-    let stream = client
+    let stream = streams()
+        .await
         .describe_stream()
         .stream_arn(&arn)
         .send()
@@ -340,6 +352,14 @@ pub async fn read_stream(table: &str) -> (String, Vec<aws_sdk_dynamodbstreams::t
         .expect("describe stream")
         .stream_description
         .expect("stream description");
+    (arn, stream)
+}
+
+/// Every record now in `table`'s stream, all shards from TRIM_HORIZON, in sequence order
+/// within each shard; and the stream ARN (Lambda's eventSourceARN).
+pub async fn read_stream(table: &str) -> (String, Vec<aws_sdk_dynamodbstreams::types::Record>) {
+    let (arn, stream) = stream_description(table).await;
+    let client = streams().await;
     let mut records = Vec::new();
     for shard in stream.shards.unwrap_or_default() {
         let shard_id = shard.shard_id.expect("shard id");
