@@ -28,6 +28,8 @@ async fn scenario(factor: u32) -> Vec<Value> {
     let output = services::binary()
         .envs(tables.env())
         .args(["stream", "--table", &tables.reviews, "--once", "--json"])
+        // The counts as the run goes, not only at its end.
+        .args(["--counts-interval", "0"])
         .args(["--endpoint-url", &services::dynamodb_endpoint()])
         .arg("--config")
         .arg(&config)
@@ -62,6 +64,7 @@ async fn scenario(factor: u32) -> Vec<Value> {
         .rev()
         .find(|l| l["when"] == "at the end")
         .unwrap_or_else(|| panic!("no counts at the end: {stdout}"));
+    assert!(lines.iter().any(|l| l["when"] == "so far"), "{stdout}");
     let polled = counts["eventCounts"]["PolledEventCount"].as_u64().unwrap();
     let (_, in_stream) = services::read_stream(&tables.reviews).await;
     assert_eq!(polled, in_stream.len() as u64, "{counts}");
