@@ -42,16 +42,7 @@ async fn a_captured_stream_replays_to_the_ratings_of_the_live_run() {
     let dir = tempfile::tempdir().unwrap();
 
     // The live run: `stream` on DynamoDB Local.
-    let live = services::binary()
-        .envs(tables.env())
-        .args(["stream", "--table", &tables.reviews, "--once"])
-        .args(["--endpoint-url", &services::dynamodb_endpoint()])
-        .arg("--checkpoints")
-        .arg(dir.path().join("checkpoints.json"))
-        .arg("--on-failure")
-        .arg(dir.path().join("failures.jsonl"))
-        .output()
-        .unwrap();
+    let live = tables.stream_once(dir.path()).output().unwrap();
     assert!(live.status.success(), "{live:?}");
     let live_figures = stored_figures(&db, &tables.providers).await;
 

@@ -25,18 +25,13 @@ async fn scenario(factor: u32) -> Vec<Value> {
         "FunctionResponseTypes": ["ReportBatchItemFailures"], "MaximumRetryAttempts": 5,
     });
     std::fs::write(&config, settings.to_string()).unwrap();
-    let output = services::binary()
-        .envs(tables.env())
-        .args(["stream", "--table", &tables.reviews, "--once", "--json"])
+    let output = tables
+        .stream_once(dir.path())
+        .arg("--json")
         // The counts as the run goes, not only at its end.
         .args(["--counts-interval", "0"])
-        .args(["--endpoint-url", &services::dynamodb_endpoint()])
         .arg("--config")
         .arg(&config)
-        .arg("--checkpoints")
-        .arg(dir.path().join("checkpoints.json"))
-        .arg("--on-failure")
-        .arg(dir.path().join("failures.jsonl"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();

@@ -194,15 +194,7 @@ impl Worker {
                         (parked, None)
                     }
                     // Nothing is dropped silently: unparked, the record fails for a retry.
-                    Some(Err(reason)) => {
-                        tracing::warn!(outcome = "failed", retryable = true, error = %reason);
-                        let failed = Outcome::Failed {
-                            reason: reason.clone(),
-                            retryable: true,
-                            in_progress: false,
-                        };
-                        (failed, Some((reason, true)))
-                    }
+                    Some(Err(reason)) => retry_later(reason, false),
                 }
             }
             Ok(ReactionRun::Duplicate { result }) => {
@@ -210,16 +202,7 @@ impl Worker {
                 (Outcome::DuplicateSkipped { result }, None)
             }
             // Retried, and counted apart: it says another invocation has this record now.
-            Err(e @ ReactionError::InProgress { .. }) => {
-                let reason = e.to_string();
-                tracing::warn!(outcome = "failed", retryable = true, error = %reason);
-                let failed = Outcome::Failed {
-                    reason: reason.clone(),
-                    retryable: true,
-                    in_progress: true,
-                };
-                (failed, Some((reason, true)))
-            }
+            Err(e @ ReactionError::InProgress { .. }) => retry_later(e.to_string(), true),
             Err(e) => {
                 let panicked = matches!(e, ReactionError::Panicked(_));
                 self.park_or_fail(
@@ -462,4 +445,16 @@ fn warn_of_skipped(result: &serde_json::Value) {
         serde_json::Value::Array(values) => values.iter().for_each(warn_of_skipped),
         _ => {}
     }
+}
+
+/// A reaction's outcome that a retry can change (`in_progress`: another invocation holds the
+/// record's lock), and the failure it makes of the record.
+fn retry_later(reason: String, in_progress: bool) -> (Outcome, Option<(String, bool)>) {
+    tracing::warn!(outcome = "failed", retryable = true, error = %reason);
+    let failed = Outcome::Failed {
+        reason: reason.clone(),
+        retryable: true,
+        in_progress,
+    };
+    (failed, Some((reason, true)))
 }

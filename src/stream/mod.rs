@@ -40,7 +40,7 @@ use delivery::ShardDelivery;
 pub use error::StreamError;
 use filter_criteria::Patterns;
 use reader::StreamReader;
-pub use settings::{MappingSettings, StreamOptions, MAX_PARALLELIZATION_FACTOR};
+pub use settings::{MappingSettings, StreamOptions};
 use stop::{stop_on_ctrl_c, stop_requested};
 
 /// Follow the tables' streams, shard by shard, until `--once` has drained them or Ctrl-C;

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
 use ddb_stream_worker::adapters::embedded::EmbeddedState;
 use ddb_stream_worker::batch::intercept::{Intercept, Intercepted, TableCall};
@@ -50,17 +50,6 @@ use serde_json::json;
 
 const RECORDS: usize = 2_000;
 const BATCH: usize = 100;
-
-async fn sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "bench", "bench", None, None, "bench",
-        ))
-        .load()
-        .await
-}
 
 /// Per operation: calls, items they carried, and the time spent waiting for them, summed over
 /// the calls (calls at once add up).
@@ -396,24 +385,12 @@ fn profiles_and_reviews(tag: String, providers: usize) -> Vec<serde_json::Value>
 
 #[tokio::main]
 async fn main() {
-    let endpoint =
-        std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
-    let upstream = endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    if std::net::TcpStream::connect(&upstream).is_err() {
-        eprintln!(
-            "latency: cannot run: nothing answers at {endpoint} (DSW_DYNAMODB_ENDPOINT). Start \
-             DynamoDB Local with `scripts/services start` and `eval \"$(scripts/services env)\"`."
-        );
-        std::process::exit(2);
-    }
+    let (endpoint, upstream) = local::dynamodb_local("latency");
     let delay_ms: u64 = std::env::var("LATENCY_MS")
         .ok()
         .and_then(|ms| ms.parse().ok())
         .unwrap_or(5);
-    let direct = sdk(&endpoint).await;
+    let direct = local::sdk(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&direct);
     // On each write to a table with a stream, DynamoDB Local walks every stream record it stored
     // before that table's first one (BENCHMARKS.md, "DynamoDB Local's stream history"): on a
@@ -437,7 +414,7 @@ async fn main() {
         .expect("create the seed tables");
     let app = DynamoDbTables::new(client, Catalog::with_seed_definitions());
     let proxy = delaying_proxy(upstream, Duration::from_millis(delay_ms)).await;
-    let slow = sdk(&proxy).await;
+    let slow = local::sdk(&proxy).await;
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() % 0xffffff)

@@ -10,7 +10,7 @@
 
 #[path = "support/delaying_proxy.rs"]
 mod delaying_proxy;
-// Only the ratings check of what the benches share is used here.
+// Not all that the benches share is used here (the reviews go to a table of their own).
 #[allow(dead_code)]
 #[path = "support/local.rs"]
 mod local;
@@ -20,7 +20,6 @@ mod mix;
 
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
 use ddb_stream_worker::catalog::{seed_definitions, Catalog};
 use ddb_stream_worker::cli::tables;
@@ -31,17 +30,6 @@ use serde_json::json;
 
 const RECORDS: usize = 1_000;
 const PROVIDERS: usize = 50;
-
-async fn sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "bench", "bench", None, None, "bench",
-        ))
-        .load()
-        .await
-}
 
 /// A new reviews table (the seed's definition, stream included) under a name of its own.
 async fn fresh_reviews_table(client: &aws_sdk_dynamodb::Client, name: &str) {
@@ -122,19 +110,7 @@ fn drain(table: &str, endpoint: &str, factor: u32, dir: &std::path::Path) -> Dur
 
 #[tokio::main]
 async fn main() {
-    let endpoint =
-        std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
-    let upstream = endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    if std::net::TcpStream::connect(&upstream).is_err() {
-        eprintln!(
-            "parallelization: cannot run: nothing answers at {endpoint} (DSW_DYNAMODB_ENDPOINT). \
-             Start DynamoDB Local with `scripts/services start` and `eval \"$(scripts/services env)\"`."
-        );
-        std::process::exit(2);
-    }
+    let (endpoint, upstream) = local::dynamodb_local("parallelization");
     let delay_ms: u64 = std::env::var("LATENCY_MS")
         .ok()
         .and_then(|ms| ms.parse().ok())
@@ -147,7 +123,7 @@ async fn main() {
                 .collect()
         })
         .unwrap_or_else(|| vec![1, 2, 4, 10]);
-    let client = aws_sdk_dynamodb::Client::new(&sdk(&endpoint).await);
+    let client = aws_sdk_dynamodb::Client::new(&local::sdk(&endpoint).await);
     tables::create_tables(&client, &[])
         .await
         .expect("create the seed tables");

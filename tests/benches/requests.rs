@@ -15,9 +15,7 @@ mod local;
 mod mix;
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
 
-use aws_config::{BehaviorVersion, Region};
 use capacity::Capacity;
 use ddb_stream_worker::adapters::dynamodb::DynamoDbTables;
 use ddb_stream_worker::batch::{BatchOptions, Worker};
@@ -167,28 +165,8 @@ async fn with_history(
 
 #[tokio::main]
 async fn main() {
-    // The endpoint `scripts/services env` exports, as the tests take it.
-    let endpoint =
-        std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
-    let address = endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    if TcpStream::connect(&address).is_err() {
-        eprintln!(
-            "requests per record: cannot run: nothing answers at {endpoint} (DSW_DYNAMODB_ENDPOINT). \
-             Start DynamoDB Local with `scripts/services start` and `eval \"$(scripts/services env)\"`."
-        );
-        std::process::exit(2);
-    }
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "bench", "bench", None, None, "bench",
-        ))
-        .load()
-        .await;
+    let (endpoint, _) = local::dynamodb_local("requests per record");
+    let sdk = local::sdk(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     tables::create_tables(&client, &[])
         .await

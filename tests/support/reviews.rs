@@ -37,6 +37,21 @@ impl ReviewTables {
         ]
     }
 
+    /// `stream --once` over the reviews on DynamoDB Local, its checkpoint and on-failure
+    /// files in `dir`.
+    pub fn stream_once(&self, dir: &std::path::Path) -> std::process::Command {
+        let mut command = services::binary();
+        command
+            .envs(self.env())
+            .args(["stream", "--table", &self.reviews, "--once"])
+            .args(["--endpoint-url", &services::dynamodb_endpoint()])
+            .arg("--checkpoints")
+            .arg(dir.join("checkpoints.json"))
+            .arg("--on-failure")
+            .arg(dir.join("failures.jsonl"));
+        command
+    }
+
     /// The providers, then the application's reviews; returns the reviews that remain.
     pub async fn write(&self, db: &aws_sdk_dynamodb::Client) -> BTreeMap<String, (String, i64)> {
         for provider in PROVIDERS {

@@ -1,13 +1,47 @@
-//! What the benches on DynamoDB Local share: the application's writes that precede a batch,
-//! and the exactness check of every provider's aggregate against its generated reviews.
+//! What the benches on DynamoDB Local share: finding it and an SDK configuration for it, the
+//! application's writes that precede a batch, and the exactness check of every provider's
+//! aggregate against its generated reviews.
 
 use std::collections::BTreeMap;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 use ddb_stream_worker::decode::StreamRecord;
 use handlers::item::from_item;
 use handlers::ports::Tables;
 use handlers::reactions::provider_rating::{average, ProviderRating};
 use rust_decimal::Decimal;
+
+/// DynamoDB Local's endpoint (`DSW_DYNAMODB_ENDPOINT`, as `scripts/services env` exports it)
+/// and its host:port; `bench` exits 2, saying what to start, when nothing answers there.
+pub fn dynamodb_local(bench: &str) -> (String, String) {
+    let endpoint =
+        std::env::var("DSW_DYNAMODB_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+    let address = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    if std::net::TcpStream::connect(&address).is_err() {
+        eprintln!(
+            "{bench}: cannot run: nothing answers at {endpoint} (DSW_DYNAMODB_ENDPOINT). Start \
+             DynamoDB Local with `scripts/services start` and `eval \"$(scripts/services env)\"`."
+        );
+        std::process::exit(2);
+    }
+    (endpoint, address)
+}
+
+/// The SDK configuration for `endpoint`, with the benches' own credentials.
+pub async fn sdk(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "bench", "bench", None, None, "bench",
+        ))
+        .load()
+        .await
+}
 
 /// The application's writes of `batch` (direct, not counted), as they precede the stream.
 pub async fn write_as_the_application(app: &dyn Tables, batch: &[StreamRecord]) {
