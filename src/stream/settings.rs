@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::filter_criteria::FilterCriteria;
 
 /// The most concurrent batches per shard Lambda allows.
-pub const MAX_PARALLELIZATION_FACTOR: u32 = 10;
+const MAX_PARALLELIZATION_FACTOR: u32 = 10;
 
 /// The event source mapping settings, with Lambda's property names and defaults.
 /// Unknown properties are rejected so a misspelling is not silently ignored; the mapping's
