@@ -112,3 +112,28 @@ pub struct StreamOptions {
     /// With `--json`: print the event counts this often too, not only at the end.
     pub counts_interval: std::time::Duration,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_factor_lambda_would_refuse_is_refused_by_name() {
+        let settings = |json: &str| serde_json::from_str::<MappingSettings>(json).unwrap();
+        assert_eq!(settings("{}").checked().unwrap().parallelization_factor, 1);
+        assert_eq!(
+            settings(r#"{"ParallelizationFactor": 10}"#)
+                .checked()
+                .unwrap()
+                .parallelization_factor,
+            10
+        );
+        for refused in [0, 11] {
+            let error = settings(&format!(r#"{{"ParallelizationFactor": {refused}}}"#))
+                .checked()
+                .unwrap_err();
+            assert!(error.contains("ParallelizationFactor is"), "{error}");
+        }
+        assert!(settings(r#"{"BatchSize": 0}"#).checked().is_err());
+    }
+}
