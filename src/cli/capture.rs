@@ -15,8 +15,8 @@ use crate::stream::capture::{read_span, Span, SpanError};
 use crate::stream::get_records::lambda_record;
 use crate::stream::on_failure::{self, FetchError};
 use crate::stream::reader::StreamReader;
+use crate::wiring;
 use crate::wiring::target::Target;
-use crate::wiring::{self};
 
 /// Which stream: a table's current one, or one by its ARN.
 pub(super) enum Source {
