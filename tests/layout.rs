@@ -11,23 +11,30 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "lambda", "stream", "wiring", "batch", "adapters", "decode", "catalog",
+            "lambda", "stream", "wiring", "batch", "adapters", "decode", "catalog", "stages",
         ],
     ),
     (
         "lambda",
-        &["wiring", "batch", "adapters", "decode", "catalog"],
+        &["wiring", "batch", "adapters", "decode", "catalog", "stages"],
     ),
-    ("stream", &["batch", "adapters", "decode", "catalog"]),
-    ("wiring", &["batch", "adapters", "decode", "catalog"]),
+    (
+        "stream",
+        &["batch", "adapters", "decode", "catalog", "stages"],
+    ),
+    (
+        "wiring",
+        &["batch", "adapters", "decode", "catalog", "stages"],
+    ),
     (
         "fuzz_target",
-        &["wiring", "batch", "adapters", "decode", "catalog"],
+        &["wiring", "batch", "adapters", "decode", "catalog", "stages"],
     ),
-    ("batch", &["adapters", "decode", "catalog"]),
-    ("adapters", &["catalog"]),
+    ("batch", &["adapters", "decode", "catalog", "stages"]),
+    ("adapters", &["catalog", "stages"]),
     ("decode", &[]),
     ("catalog", &[]),
+    ("stages", &[]),
 ];
 
 /// Roles that may use `handlers::reactions` (building the reactions); the rest see only the

@@ -17,6 +17,7 @@ use super::report::{Outcome, ReactionReport, RecordFailure, RecordReport};
 use super::{BatchOptions, Worker};
 use crate::adapters::{Applied, ParkedRecord};
 use crate::decode::StreamRecord;
+use crate::stages::{measure_async, Stage};
 /// What a reaction's run came to for its record.
 pub(super) struct Concluded {
     pub(super) report: ReactionReport,
@@ -59,7 +60,7 @@ impl Worker {
         };
         if let (true, Some(applier)) = (options.apply_own_change, &self.adapters.applier) {
             self.adapters.catalog.learn(&change.table, &change.keys);
-            match applier.apply(change).await {
+            match measure_async(Stage::OwnChange, applier.apply(change)).await {
                 Ok(Applied::Now) => report.applied = true,
                 Ok(Applied::Before { in_this_run }) => {
                     report.already_applied = true;
@@ -126,12 +127,14 @@ impl Worker {
                 report.pending_folds.push(r);
                 continue;
             }
-            let run = self
-                .run_reaction(reaction.as_ref(), change, ports, options)
-                .await;
-            let settled = self
-                .conclude(r, record, report.index, run, recorder.take(), unusable)
-                .await;
+            let settled = measure_async(Stage::Reactions, async {
+                let run = self
+                    .run_reaction(reaction.as_ref(), change, ports, options)
+                    .await;
+                self.conclude(r, record, report.index, run, recorder.take(), unusable)
+                    .await
+            })
+            .await;
             buffer.extend(settled.deferred);
             report.reactions.push(settled.report);
             if let Some((reason, retryable)) = settled.failed {

@@ -19,6 +19,7 @@ use super::record::{panicked, ReactionRun};
 use super::report::{Outcome, RecordFailure, RecordReport};
 use super::{lanes, BatchOptions, Worker};
 use crate::decode::StreamRecord;
+use crate::stages::{measure_async, Stage};
 /// What one record came to in its lane.
 struct LaneRecord {
     report: RecordReport,
@@ -75,8 +76,8 @@ impl Worker {
             .flat_map(|r| std::mem::take(&mut r.deferred))
             .collect();
         let ((), mut stored) = futures::join!(
-            self.fold_window(records, &mut ran),
-            self.store(records, lane_writes)
+            measure_async(Stage::Folds, self.fold_window(records, &mut ran)),
+            measure_async(Stage::DeferredWrites, self.store(records, lane_writes))
         );
         let failure = ran
             .iter()
@@ -91,7 +92,7 @@ impl Worker {
             fold_writes.extend(r.deferred);
         }
         // The folds' own deferred writes, once they ran (today's folds defer none).
-        stored.add(self.store(records, fold_writes).await);
+        stored.add(measure_async(Stage::DeferredWrites, self.store(records, fold_writes)).await);
         (reports, failure, stored)
     }
 

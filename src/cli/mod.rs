@@ -60,6 +60,10 @@ enum Command {
         /// Do not apply each record's own change to the embedded table before reacting.
         #[arg(long, conflicts_with_all = ["endpoint_url", "aws"])]
         no_apply: bool,
+        /// At the end, print to stderr the time spent per stage (decode, own-change apply,
+        /// reactions, folds, journal, compaction...).
+        #[arg(long)]
+        timings: bool,
     },
     /// Inspect the embedded state.
     State {
@@ -267,6 +271,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             verbose,
             table,
             no_apply,
+            timings,
         } => {
             replay::run(replay::ReplayOptions {
                 files,
@@ -279,6 +284,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 },
                 table,
                 apply: !no_apply,
+                timings,
             })
             .await
         }

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
@@ -17,6 +18,7 @@ use super::report::{self, Format};
 use crate::batch::{BatchOptions, Outcome, RecordFailure, Worker};
 use crate::catalog::Catalog;
 use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};
+use crate::stages::{self, measure, Stage};
 use crate::wiring::config::Config;
 use crate::wiring::output::printable;
 use crate::wiring::target::{Opening, Target};
@@ -35,16 +37,25 @@ pub(super) struct ReplayOptions {
     pub format: Format,
     pub table: Option<String>,
     pub apply: bool,
+    /// Print the time spent per stage at the end.
+    pub timings: bool,
 }
 
 /// Run the replay.
 pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let config = Config::from_env()?;
+    let started = Instant::now();
     // Pass 1: every file must decode before anything runs (unusable input changes nothing).
     let mut total = 0;
     for path in &options.files {
-        let file = open(path)?;
-        total += check_records(file, &path.display().to_string(), options.table.as_deref())?;
+        let text = read(path)?;
+        total += measure(Stage::Check, || {
+            check_records(
+                &text[..],
+                &path.display().to_string(),
+                options.table.as_deref(),
+            )
+        })?;
     }
     let opening = match options.fresh {
         true => Opening::Fresh,
@@ -116,6 +127,9 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     }
     if let Some(state) = &state {
         state.compact()?;
+        if options.timings {
+            print_timings(started.elapsed());
+        }
         if options.format != Format::Json {
             eprintln!(
                 "state: {} (inspect with `ddb-stream-worker state show --state {}`)",
@@ -138,6 +152,24 @@ fn open(path: &Path) -> Result<File, CliError> {
     })
 }
 
+/// The whole file: parsing from memory is several times faster than from a reader, and the
+/// first pass holds one file at a time.
+fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The time per stage, for `--timings`: one line each, then the run's own.
+fn print_timings(run: std::time::Duration) {
+    eprintln!("time per stage (summed over lanes; journal and compaction overlap the others):");
+    for (stage, spent) in stages::spent() {
+        eprintln!("  {:<28} {:>8.3} s", stage.name(), spent.as_secs_f64());
+    }
+    eprintln!("  {:<28} {:>8.3} s", "whole run", run.as_secs_f64());
+}
+
 /// The records of `path` in batches of at most [`BATCH_LIMIT`], decoded on a thread of their
 /// own (the file was checked in pass 1; it is read again rather than held in memory). Should
 /// the second reading fail where the first did not (the file changed meanwhile), the error
@@ -151,7 +183,10 @@ fn decode_in_batches(
     std::thread::spawn(move || {
         let mut batch = Vec::new();
         let name = path.display().to_string();
+        // Decoding is the time between records handed over, without the waits to hand over.
+        let mut since = Instant::now();
         let mut each = |record| {
+            stages::add_since(Stage::Decode, since);
             if sender.is_closed() {
                 return; // the replay stopped at a failure: the rest is not needed
             }
@@ -159,6 +194,7 @@ fn decode_in_batches(
             if batch.len() == BATCH_LIMIT {
                 let _ = sender.blocking_send(Ok(std::mem::take(&mut batch)));
             }
+            since = Instant::now();
         };
         let read = for_each_record(file, &name, table.as_deref(), &mut each);
         if !batch.is_empty() {
@@ -190,7 +226,9 @@ async fn run_batch(
                 .iter()
                 .filter(|r| matches!(r.outcome, Outcome::Parked { .. }))
                 .count();
-            if let Err(e) = progress.suspend(|| report::record(out, format, record)) {
+            if let Err(e) = measure(Stage::Reports, || {
+                progress.suspend(|| report::record(out, format, record))
+            }) {
                 write_error.get_or_insert(e);
             }
         })

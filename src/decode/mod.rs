@@ -76,34 +76,48 @@ pub fn for_each_record<R: std::io::Read>(
     check_table_override(table)?;
     let mut seen = SeenEventIds::default();
     // Each record's text is kept as it came (a parked record is kept whole), not written again.
-    for_each_value(reader, source_name, &mut |raw: Box<RawValue>, index| {
-        let mut record = record_from_raw(raw, table);
-        seen.check(index, &mut record);
-        each(record);
-        Ok(())
-    })
+    for_each_value(
+        deserializer_of(reader),
+        source_name,
+        &mut |raw: Box<RawValue>, index| {
+            let mut record = record_from_raw(raw, table);
+            seen.check(index, &mut record);
+            each(record);
+            Ok(())
+        },
+    )
 }
 
 /// What makes a whole file unusable, without decoding its records (a replay's first pass):
 /// malformed JSON, JSON that is not an event, or records none of which names its table
 /// (GetRecords output without `--table`; a single record without one is parked instead).
 /// Returns how many records there are.
-pub fn check_records<R: std::io::Read>(
-    reader: R,
+pub fn check_records(
+    bytes: &[u8],
     source_name: &str,
     table: Option<&str>,
 ) -> Result<usize, DecodeError> {
     check_table_override(table)?;
     let mut named = false;
     let mut first_event_id = None;
-    // Parsed whole (not skipped), so that everything the second pass reads is valid JSON.
-    let count = for_each_value(reader, source_name, &mut |value: Value, _| {
-        let has = |field: &str| value.get(field).is_some_and(Value::is_string);
-        named |= has("eventSourceARN") || has("tableName");
-        first_event_id
-            .get_or_insert_with(|| value["eventID"].as_str().unwrap_or_default().to_string());
+    let mut each = |probe: RecordProbe, _| {
+        named |= probe.names_table;
+        first_event_id.get_or_insert(probe.event_id);
         Ok(())
-    })?;
+    };
+    // Every value is parsed through (strings, escapes, nesting), so that everything the second
+    // pass reads is valid JSON; from text, since a slice's strings would skip the UTF-8 check.
+    let count = match std::str::from_utf8(bytes) {
+        Ok(text) => for_each_value(
+            serde_json::Deserializer::from_str(text),
+            source_name,
+            &mut each,
+        ),
+        // Parsed into values, whose strings are checked, for the error's line and column.
+        Err(_) => for_each_value(deserializer_of(bytes), source_name, &mut |_: Value, _| {
+            Ok(())
+        }),
+    }?;
     match (table, named, first_event_id) {
         (None, false, Some(event_id)) => Err(DecodeError::NoTable {
             source_name: source_name.to_string(),
@@ -126,14 +140,13 @@ fn check_table_override(table: Option<&str>) -> Result<(), DecodeError> {
 
 /// Parse an event file, handing each record's JSON and index to `each`; an error from it stops
 /// the parse and is the one returned. Returns how many records there were.
-fn for_each_value<R: std::io::Read, T: serde::de::DeserializeOwned>(
-    reader: R,
+fn for_each_value<'de, R: serde_json::de::Read<'de>, T: serde::de::DeserializeOwned>(
+    mut deserializer: serde_json::Deserializer<R>,
     source_name: &str,
     each: &mut dyn FnMut(T, usize) -> Result<(), DecodeError>,
 ) -> Result<usize, DecodeError> {
     let mut failure = None;
     let mut count = 0;
-    let mut deserializer = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
     let seed = EventSeed {
         each,
         failure: &mut failure,
@@ -320,6 +333,79 @@ impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for RecordsSee
             *self.count += 1;
         }
         Ok(())
+    }
+}
+
+fn deserializer_of<R: std::io::Read>(
+    reader: R,
+) -> serde_json::Deserializer<serde_json::de::IoRead<std::io::BufReader<R>>> {
+    serde_json::Deserializer::from_reader(std::io::BufReader::new(reader))
+}
+
+/// What the first pass needs of a record: whether it names its table (a string
+/// `eventSourceARN` or `tableName`) and its eventID. Anything else in it is parsed and
+/// dropped; a record that is not an object names nothing (the second pass parks it).
+#[derive(Default)]
+struct RecordProbe {
+    names_table: bool,
+    event_id: String,
+}
+
+impl<'de> serde::Deserialize<'de> for RecordProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RecordProbeVisitor)
+    }
+}
+
+struct RecordProbeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RecordProbeVisitor {
+    type Value = RecordProbe;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a stream record")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RecordProbe, A::Error> {
+        let mut probe = RecordProbe::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let value: Value = match key.as_ref() {
+                "eventSourceARN" | "tableName" | "eventID" => map.next_value()?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            match key.as_ref() {
+                "eventID" => probe.event_id = value.as_str().unwrap_or_default().to_string(),
+                _ => probe.names_table |= value.is_string(),
+            }
+        }
+        Ok(probe)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RecordProbe, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(RecordProbe::default())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<RecordProbe, E> {
+        Ok(RecordProbe::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<RecordProbe, E> {
+        Ok(RecordProbe::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<RecordProbe, E> {
+        Ok(RecordProbe::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<RecordProbe, E> {
+        Ok(RecordProbe::default())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<RecordProbe, E> {
+        Ok(RecordProbe::default())
+    }
+    fn visit_unit<E>(self) -> Result<RecordProbe, E> {
+        Ok(RecordProbe::default())
     }
 }
 

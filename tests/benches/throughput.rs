@@ -1,7 +1,8 @@
 //! Replay throughput and peak memory on the embedded default, release build: generated event
 //! files of 1,000, 10,000 and 100,000 records mixing audit, line items, reviews and messages,
-//! and one batch of 1,000 records with 10 proposal PDFs. Prints figures; asserts nothing.
-//! Run: `cargo bench --bench throughput`.
+//! and one batch of 1,000 records with 10 proposal PDFs. Prints figures and this build's time
+//! per stage (`replay --timings`); asserts nothing. Run: `cargo bench --bench throughput`;
+//! `BASELINE_BIN=<older release binary>` replays the same files with it too, in the same run.
 
 #[path = "support/mix.rs"]
 mod mix;
@@ -13,26 +14,28 @@ use std::time::Instant;
 use mix::{Kind, Mix};
 use serde_json::{json, Value};
 
-/// Run the release binary's replay on `files`; returns (seconds, peak RSS in MiB).
+/// Run `binary`'s replay on `files`; returns (seconds, peak RSS in MiB, its time per stage).
 ///
 /// GNU time measures the peak: a child's own maximum RSS as the kernel reports it to its
 /// parent would include this benchmark's memory at the moment of the fork.
-fn replay(files: &[&Path], state: &Path) -> (f64, f64) {
+fn replay(binary: &Path, files: &[&Path], state: &Path, timings: bool) -> (f64, f64, String) {
     let peak_file = state.with_extension("peak");
+    let stages_file = state.with_extension("stages");
     let started = Instant::now();
     let status = Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(&peak_file)
-        .arg(env!("CARGO_BIN_EXE_ddb-stream-worker"))
+        .arg(binary)
         .arg("replay")
         .args(files)
         .arg("--fresh")
         .arg("--state")
         .arg(state)
         .arg("--json")
+        .args(timings.then_some("--timings"))
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&stages_file).unwrap())
         .status()
         .expect("/usr/bin/time (Debian package `time`; scripts/bench installs it)");
     let seconds = started.elapsed().as_secs_f64();
@@ -42,7 +45,32 @@ fn replay(files: &[&Path], state: &Path) -> (f64, f64) {
         .trim()
         .parse()
         .unwrap();
-    (seconds, kib / 1024.0)
+    let stages = std::fs::read_to_string(&stages_file).unwrap_or_default();
+    (seconds, kib / 1024.0, stages)
+}
+
+/// This build, and (with `BASELINE_BIN=<an older release binary>`) that binary on the same
+/// files right after, so that one run compares them on the machine as it is that minute.
+/// This build's time per stage follows its line.
+fn compare(label: &str, records: usize, files: &[&Path], state: &Path) {
+    let this = Path::new(env!("CARGO_BIN_EXE_ddb-stream-worker"));
+    let (seconds, peak, stages) = replay(this, files, state, true);
+    println!(
+        "{label}: {seconds:.2} s, {:.0} records/s, peak RSS {peak:.1} MiB",
+        records as f64 / seconds
+    );
+    if let Some(baseline) = std::env::var_os("BASELINE_BIN") {
+        // An older binary may not know --timings.
+        let (seconds, peak, _) = replay(Path::new(&baseline), files, state, false);
+        println!(
+            "  baseline {}: {seconds:.2} s, {:.0} records/s, peak RSS {peak:.1} MiB",
+            Path::new(&baseline).display(),
+            records as f64 / seconds
+        );
+    }
+    for line in stages.lines().filter(|l| l.starts_with("  ")) {
+        println!("  {}", line.trim_start());
+    }
 }
 
 fn write(path: &Path, records: Vec<Value>) {
@@ -70,11 +98,8 @@ fn main() {
         let file = dir.path().join(format!("mix-{count}.json"));
         write(&file, mix.records(count, 0));
         let size = std::fs::metadata(&file).unwrap().len() as f64 / 1_048_576.0;
-        let (seconds, peak) = replay(&[&file], &dir.path().join("state"));
-        println!(
-            "replay {count} records (one file, {size:.1} MiB): {seconds:.2} s, {:.0} records/s, peak RSS {peak:.1} MiB",
-            count as f64 / seconds
-        );
+        let label = format!("replay {count} records (one file, {size:.1} MiB)");
+        compare(&label, count, &[&file], &dir.path().join("state"));
     }
     // The same 100,000 records as Lambda would deliver them: 1,000 batches of 100.
     let batches: Vec<std::path::PathBuf> = (0..1000)
@@ -85,8 +110,8 @@ fn main() {
         })
         .collect();
     let paths: Vec<&Path> = batches.iter().map(|p| p.as_path()).collect();
-    let (seconds, peak) = replay(&paths, &dir.path().join("state"));
-    println!("replay 100000 records in 1000 files of 100: {seconds:.2} s, {:.0} records/s, peak RSS {peak:.1} MiB", 100_000.0 / seconds);
+    let label = "replay 100000 records in 1000 files of 100";
+    compare(label, 100_000, &paths, &dir.path().join("state"));
 
     // One batch of 1,000 records including 10 proposal requests (each with its estimation).
     let proposal: Value = serde_json::from_str(
@@ -116,7 +141,8 @@ fn main() {
     }
     let file = dir.path().join("proposals-1000.json");
     write(&file, records);
-    let (seconds, peak) = replay(&[&file], &dir.path().join("state"));
+    let this = Path::new(env!("CARGO_BIN_EXE_ddb-stream-worker"));
+    let (seconds, peak, _) = replay(this, &[&file], &dir.path().join("state"), false);
     println!(
         "one batch of 1000 records with 10 proposal PDFs: {seconds:.2} s, peak RSS {peak:.1} MiB"
     );

@@ -346,11 +346,8 @@ impl Tables for EmbeddedState {
                     | TransactItem::Delete { key, .. }
                     | TransactItem::Check { key, .. } => schema.key_of(key),
                 };
-                let key_text = format!(
-                    "{table}\0{}",
-                    serde_json::to_string(&handlers::item::sorted(&key)).unwrap_or_default()
-                );
-                if !seen.insert(key_text) {
+                let key_tuple = s.key_tuple(table, &key).map_err(|e| fail(table, e))?;
+                if !seen.insert((table, key_tuple)) {
                     return Err(fail(
                         table,
                         "Transaction request cannot include multiple operations on one item".into(),

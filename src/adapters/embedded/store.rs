@@ -1,4 +1,11 @@
-//! The embedded tables: items in key order in memory, made durable by a journal.
+//! The embedded tables: items in memory by partition, each partition in sort-key order, made
+//! durable by a journal.
+//!
+//! A table is a hash map of partitions, each an ordered map of its items: finding an item
+//! hashes its partition key once and compares sort keys only within its partition (one
+//! ordered map per table compared long, alike keys all the way down), and a query reads its
+//! partition without a range scan. Key order across partitions is needed only for the table
+//! files and `state show`, and is sorted there.
 //!
 //! Every write appends the item's after-image (or a delete) to `journal.jsonl`; `sync` makes
 //! the appended lines durable (the batch calls it before reporting success). `compact` writes
@@ -14,6 +21,9 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+use std::collections::hash_map::Entry;
+
 use handlers::item::SortedItem;
 use handlers::ports::Query;
 use handlers::value_rules;
@@ -24,6 +34,7 @@ use super::expr::KeyPart;
 use super::files::{decode_name, encode_name};
 use crate::adapters::atomic_file::{sync_dir, write_atomic, write_atomic_with};
 use crate::catalog::{Catalog, KeySchema};
+use crate::stages::{measure, Stage};
 
 /// Compact once the journal grows past this and past the table files it would replace (so a
 /// long replay's journal stays bounded, and rewriting the tables costs at most about as much as
@@ -32,6 +43,109 @@ use crate::catalog::{Catalog, KeySchema};
 const COMPACT_AT_BYTES: u64 = 64 * 1024 * 1024;
 
 type KeyTuple = (KeyPart, Option<KeyPart>);
+
+/// One partition's items by sort key (`None` in a table without one). Most partitions hold
+/// one item (every partition of a table without a sort key does), and an ordered map's first
+/// node holds room for eleven: one item is kept as it is.
+enum Partition {
+    One(Option<KeyPart>, Item),
+    Many(BTreeMap<Option<KeyPart>, Item>),
+}
+
+impl Partition {
+    fn get(&self, range: &Option<KeyPart>) -> Option<&Item> {
+        match self {
+            Partition::One(sort, item) => (sort == range).then_some(item),
+            Partition::Many(items) => items.get(range),
+        }
+    }
+
+    fn insert(&mut self, range: Option<KeyPart>, item: Item) -> Option<Item> {
+        let (next, old) = match std::mem::replace(self, Partition::Many(BTreeMap::new())) {
+            Partition::One(sort, old) if sort == range => (Partition::One(sort, item), Some(old)),
+            Partition::One(sort, one) => (
+                Partition::Many(BTreeMap::from([(sort, one), (range, item)])),
+                None,
+            ),
+            Partition::Many(mut items) => {
+                let old = items.insert(range, item);
+                (Partition::Many(items), old)
+            }
+        };
+        *self = next;
+        old
+    }
+
+    /// Removes the item at `range`; returns it, and whether the partition is now empty.
+    fn remove(&mut self, range: &Option<KeyPart>) -> (Option<Item>, bool) {
+        match self {
+            Partition::One(sort, _) if sort == range => {
+                match std::mem::replace(self, Partition::Many(BTreeMap::new())) {
+                    Partition::One(_, item) => (Some(item), true),
+                    Partition::Many(_) => (None, true),
+                }
+            }
+            Partition::One(..) => (None, false),
+            Partition::Many(items) => {
+                let old = items.remove(range);
+                (old, items.is_empty())
+            }
+        }
+    }
+
+    /// The items in sort-key order.
+    fn values(&self) -> impl Iterator<Item = &Item> {
+        let (one, many) = match self {
+            Partition::One(_, item) => (Some(item), None),
+            Partition::Many(items) => (None, Some(items.values())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
+/// A table's items by partition key.
+#[derive(Default)]
+struct Table {
+    partitions: FxHashMap<KeyPart, Partition>,
+}
+
+impl Table {
+    fn get(&self, (hash, range): &KeyTuple) -> Option<&Item> {
+        self.partitions.get(hash)?.get(range)
+    }
+
+    fn insert(&mut self, (hash, range): KeyTuple, item: Item) -> Option<Item> {
+        match self.partitions.entry(hash) {
+            Entry::Occupied(mut partition) => partition.get_mut().insert(range, item),
+            Entry::Vacant(place) => {
+                place.insert(Partition::One(range, item));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, (hash, range): &KeyTuple) -> Option<Item> {
+        let partition = self.partitions.get_mut(hash)?;
+        let (old, empty) = partition.remove(range);
+        if empty {
+            self.partitions.remove(hash);
+        }
+        old
+    }
+
+    fn is_empty(&self) -> bool {
+        self.partitions.is_empty()
+    }
+
+    /// Every item in key order: partitions sorted by their key, each in sort-key order.
+    fn in_key_order(&self) -> impl Iterator<Item = &Item> {
+        let mut hashes: Vec<&KeyPart> = self.partitions.keys().collect();
+        hashes.sort_unstable();
+        hashes
+            .into_iter()
+            .flat_map(|hash| self.partitions[hash].values())
+    }
+}
 
 /// One journal line: the writes of one operation (several for a transaction), applied
 /// together or, if the line is torn, not at all. Written from borrowed items (no copy of an
@@ -77,16 +191,16 @@ struct SavedSchema {
 pub(super) struct Store {
     root: PathBuf,
     catalog: Catalog,
-    tables: BTreeMap<String, BTreeMap<KeyTuple, Item>>,
+    tables: FxHashMap<String, Table>,
     journal: Option<BufWriter<File>>,
     journal_bytes: u64,
     /// Size of each table file as last read or written: what a compaction rewrites at most.
     file_bytes: HashMap<String, u64>,
     dirty: BTreeSet<String>,
     /// Key schemas and GSI hash attributes by table, looked up once (the catalog clones).
-    schemas: RefCell<HashMap<String, Arc<Known>>>,
+    schemas: RefCell<FxHashMap<String, Arc<Known>>>,
     /// GSI contents: (table, index) -> index hash key -> primary keys of its items.
-    indexes: HashMap<(String, String), HashMap<KeyPart, BTreeSet<KeyTuple>>>,
+    indexes: FxHashMap<(String, String), FxHashMap<KeyPart, BTreeSet<KeyTuple>>>,
 }
 
 /// What the store needs of a table's schema.
@@ -103,13 +217,13 @@ impl Store {
         let mut store = Store {
             root: root.to_path_buf(),
             catalog,
-            tables: BTreeMap::new(),
+            tables: FxHashMap::default(),
             journal: None,
             journal_bytes: 0,
             file_bytes: HashMap::new(),
             dirty: BTreeSet::new(),
-            schemas: RefCell::new(HashMap::new()),
-            indexes: HashMap::new(),
+            schemas: RefCell::new(FxHashMap::default()),
+            indexes: FxHashMap::default(),
         };
         store.load_schemas()?;
         store.load_tables()?;
@@ -339,9 +453,11 @@ impl Store {
                 delete,
             });
         }
-        let mut line = serde_json::to_vec(&JournalLine { ops }).map_err(|e| e.to_string())?;
-        line.push(b'\n');
-        self.append(&line)?;
+        measure(Stage::Journal, || {
+            let mut line = serde_json::to_vec(&JournalLine { ops }).map_err(|e| e.to_string())?;
+            line.push(b'\n');
+            self.append(&line)
+        })?;
         for (table, write) in writes {
             match write {
                 StoreWrite::Put(item) => self.put_in_memory(&table, item)?,
@@ -355,31 +471,46 @@ impl Store {
 
     fn put_in_memory(&mut self, table: &str, item: Item) -> Result<(), String> {
         let key = self.key_tuple(table, &item)?;
+        // Only a table with a GSI needs the key again, for its index entries.
+        let has_indexes = self.known(table).is_ok_and(|k| !k.index_hashes.is_empty());
+        let index_key = has_indexes.then(|| key.clone());
         let entries = self.index_entries(table, &item);
-        let old = self
-            .tables
-            .entry(table.to_string())
-            .or_default()
-            .insert(key.clone(), item);
-        if let Some(old) = old {
-            let stale = self.index_entries(table, &old);
-            self.unindex(table, &key, stale);
+        let old = match self.tables.get_mut(table) {
+            Some(items) => items.insert(key, item),
+            None => {
+                let mut items = Table::default();
+                items.insert(key, item);
+                self.tables.insert(table.to_string(), items);
+                None
+            }
+        };
+        if let Some(key) = index_key {
+            if let Some(old) = old {
+                let stale = self.index_entries(table, &old);
+                self.unindex(table, &key, stale);
+            }
+            for (index, hash) in entries {
+                self.indexes
+                    .entry((table.to_string(), index))
+                    .or_default()
+                    .entry(hash)
+                    .or_default()
+                    .insert(key.clone());
+            }
         }
-        for (index, hash) in entries {
-            self.indexes
-                .entry((table.to_string(), index))
-                .or_default()
-                .entry(hash)
-                .or_default()
-                .insert(key.clone());
-        }
-        self.dirty.insert(table.to_string());
+        self.mark_dirty(table);
         Ok(())
+    }
+
+    fn mark_dirty(&mut self, table: &str) {
+        if !self.dirty.contains(table) {
+            self.dirty.insert(table.to_string());
+        }
     }
 
     fn delete_in_memory(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
         let key = self.key_tuple(table, key)?;
-        self.dirty.insert(table.to_string());
+        self.mark_dirty(table);
         let old = self
             .tables
             .get_mut(table)
@@ -407,18 +538,21 @@ impl Store {
         self.tables
             .get(table)
             .into_iter()
-            .flat_map(|items| items.values())
+            .flat_map(Table::in_key_order)
     }
 
     /// Tables with items, without the replay's own bookkeeping (a name no DynamoDB table has).
     pub(super) fn table_names(&self) -> Vec<String> {
-        self.tables
+        let mut names: Vec<String> = self
+            .tables
             .iter()
             .filter(|(name, items)| {
                 !items.is_empty() && handlers::value_rules::check_table_name(name).is_ok()
             })
             .map(|(name, _)| name.clone())
-            .collect()
+            .collect();
+        names.sort();
+        names
     }
 
     /// One partition of a table or index, in sort-key order.
@@ -461,17 +595,16 @@ impl Store {
                     }
                 }
         };
-        // On the table itself the partition is one range of the key-ordered map; an index has
-        // no map of its own and is found by a scan.
+        // On the table itself the partition is one map; an index's partition is the keys of
+        // its items.
         let partition: Box<dyn Iterator<Item = &Item>> = match (&query.index, KeyPart::of(pk_value))
         {
-            (None, Some(hash)) => match self.tables.get(&query.table) {
-                Some(items) => Box::new(
-                    items
-                        .range((hash.clone(), None)..)
-                        .take_while(move |((h, _), _)| *h == hash)
-                        .map(|(_, item)| item),
-                ),
+            (None, Some(hash)) => match self
+                .tables
+                .get(&query.table)
+                .and_then(|items| items.partitions.get(&hash))
+            {
+                Some(partition) => Box::new(partition.values()),
                 None => Box::new(std::iter::empty()),
             },
             (Some(index), Some(hash)) => {
@@ -512,8 +645,10 @@ impl Store {
     /// Make every write so far durable.
     pub(super) fn sync(&mut self) -> io::Result<()> {
         if let Some(journal) = self.journal.as_mut() {
-            journal.flush()?;
-            journal.get_ref().sync_data()?;
+            measure(Stage::Sync, || {
+                journal.flush()?;
+                journal.get_ref().sync_data()
+            })?;
         }
         let tables_bytes: u64 = self.file_bytes.values().sum();
         if self.journal_bytes > COMPACT_AT_BYTES.max(tables_bytes) {
@@ -524,6 +659,10 @@ impl Store {
 
     /// Write changed tables to their files and empty the journal.
     pub(super) fn compact(&mut self) -> io::Result<()> {
+        measure(Stage::Compaction, || self.compact_now())
+    }
+
+    fn compact_now(&mut self) -> io::Result<()> {
         let Some(journal) = self.journal.as_mut() else {
             return Ok(());
         };
@@ -550,7 +689,7 @@ impl Store {
                                 serde_json::to_writer(&mut *file, header)?;
                                 file.write_all(b"\n")?;
                             }
-                            for item in items.into_iter().flat_map(|items| items.values()) {
+                            for item in items.into_iter().flat_map(Table::in_key_order) {
                                 serde_json::to_writer(&mut *file, &SortedItem(item))?;
                                 file.write_all(b"\n")?;
                             }
