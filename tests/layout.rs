@@ -226,7 +226,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ),
     (
         "handlers/src/reactions/thread_stats",
-        &["reconcile", "message_states"],
+        &["reconcile", "memory", "message_states"],
     ),
 ];
 

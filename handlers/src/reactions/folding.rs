@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use super::contract::Reacted;
 use crate::change::Change;
+use crate::error::PortError;
 use crate::error::ReactionError;
-use crate::item::{to_item, AttributeValue};
-use crate::ports::{Condition, TransactItem};
+use crate::item::{to_item, AttributeValue, Item};
+use crate::ports::{Condition, Ports, TransactItem};
 
 /// TransactWriteItems holds at most 100 actions.
 pub const MAX_ACTIONS: usize = 100;
@@ -64,6 +65,18 @@ pub fn put_changed_states<'a, K: Hash + Eq + 'a, T: Serialize>(
         }
     }
     Ok(puts)
+}
+
+/// `keys` of `table` read at once; no keys, no request.
+pub async fn read_all(
+    ports: Ports<'_>,
+    table: &str,
+    keys: Vec<Item>,
+) -> Result<Vec<Item>, PortError> {
+    match keys.is_empty() {
+        true => Ok(Vec::new()),
+        false => ports.tables.batch_get(table, keys).await,
+    }
 }
 
 /// The condition on writing an aggregate whose version attribute `name` was read as `version`

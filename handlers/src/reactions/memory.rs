@@ -50,4 +50,11 @@ impl<K: Hash + Eq, V: Clone> BoundedMemory<K, V> {
             }
         }
     }
+
+    /// Forgets every entry whose key `keep` refuses.
+    pub fn retain(&self, keep: impl Fn(&K) -> bool) {
+        if let Ok(mut known) = self.entries.lock() {
+            known.retain(|key, _| keep(key));
+        }
+    }
 }

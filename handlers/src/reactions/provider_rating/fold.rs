@@ -11,24 +11,17 @@ use serde_json::json;
 use super::booking_slots::{Applied, BookingSlot, SlotKey, SlotReview};
 use super::{average, providers_of, ProviderRating, ProviderRatings, Review};
 use crate::change::Change;
-use crate::error::{PortError, ReactionError};
+use crate::error::ReactionError;
 use crate::item::{from_item, get_str, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
 use crate::reactions::contract::Reacted;
 use crate::reactions::folding::{
-    aggregate_version, fold_in_segments, next_aggregate_version, put_changed_states, SegmentResults,
+    aggregate_version, fold_in_segments, next_aggregate_version, put_changed_states, read_all,
+    SegmentResults,
 };
 use crate::reactions::optimistic::retry_on_conflict;
 use crate::sequence_number::SequenceNumber;
 use crate::skipped::{with_skipped, Skipped};
-
-/// `keys` of `table` read at once; no keys, no request.
-async fn read_all(ports: Ports<'_>, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
-    match keys.is_empty() {
-        true => Ok(Vec::new()),
-        false => ports.tables.batch_get(table, keys).await,
-    }
-}
 
 /// A provider's three figures as an update, on condition of the aggregate version read.
 pub(super) fn figures_update(

@@ -14,6 +14,7 @@
 //! Each message's state carries the stream sequence number of its change, so a change delivered
 //! again changes nothing. `reconcile threads` rebuilds both from the Conversations table.
 
+mod memory;
 pub mod message_states;
 mod reconcile;
 
@@ -27,9 +28,10 @@ use serde_json::json;
 
 use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::{
-    aggregate_version, fold_in_segments, only, put_changed_states, put_state, state_version,
-    SegmentResults,
+    aggregate_version, fold_in_segments, only, put_changed_states, put_state, read_all,
+    state_version, SegmentResults,
 };
+use super::memory::BoundedMemory;
 use super::optimistic::retry_on_conflict;
 use crate::change::Change;
 use crate::error::ReactionError;
@@ -143,7 +145,22 @@ impl ThreadStats {
 
 pub struct ThreadStatistics {
     config: ThreadsConfig,
+    /// Threads (their state and their item's figures) and messages as this process last read
+    /// or wrote them, so that a window need not read them first ([`memory`]).
+    known_threads: BoundedMemory<String, KnownThread>,
+    known_messages: BoundedMemory<(String, String), MessageState>,
 }
+
+/// A thread as stored: its state item, and the figures of its item in the Threads table.
+#[derive(Debug, Clone)]
+struct KnownThread {
+    state: ThreadState,
+    stored: Option<ThreadStats>,
+}
+
+/// Bounds of what a process remembers (a full memory is emptied and starts again).
+const KNOWN_THREADS: usize = 10_000;
+const KNOWN_MESSAGES: usize = 20_000;
 
 /// A message change, as the thread state sees it.
 struct MessageChange<'a> {
@@ -184,7 +201,11 @@ struct Folding {
 
 impl ThreadStatistics {
     pub fn new(config: ThreadsConfig) -> Self {
-        ThreadStatistics { config }
+        ThreadStatistics {
+            config,
+            known_threads: BoundedMemory::new(KNOWN_THREADS),
+            known_messages: BoundedMemory::new(KNOWN_MESSAGES),
+        }
     }
 
     pub fn config(&self) -> &ThreadsConfig {
@@ -234,34 +255,63 @@ impl ThreadStatistics {
     }
 
     /// Reads the state of `changes`' messages and threads, and the threads' items, at once.
+    ///
+    /// Not read: threads and messages this process remembers, and, on the first attempt
+    /// (`fresh` false), a message the window's changes only insert, taken as new. Each is
+    /// written on the condition of the version assumed (a new message's: that it does not
+    /// exist), so a stale assumption fails the transaction whole and the window is read again.
     async fn read(
         &self,
         changes: &[MessageChange<'_>],
+        fresh: bool,
         ports: Ports<'_>,
     ) -> Result<Folding, ReactionError> {
         let cfg = &self.config;
+        let mut folding = Folding::default();
         let conversations: BTreeSet<&String> = changes.iter().map(|c| &c.conversation).collect();
-        let mut state_keys: Vec<Item> = conversations
-            .iter()
-            .map(|c| Self::state_key(&message_states::partition(c), THREAD_SORT_KEY))
-            .collect();
         let message_keys: BTreeSet<(&String, &String)> = changes
             .iter()
             .map(|c| (&c.conversation, &c.response_id))
             .collect();
-        state_keys.extend(message_keys.iter().map(|(c, r)| {
-            Self::state_key(
-                &message_states::partition(c),
-                &message_states::message_sort_key(r),
-            )
-        }));
-        let thread_keys = conversations.iter().map(|c| Self::thread_key(c)).collect();
+        let mut state_keys = Vec::new();
+        let mut thread_keys = Vec::new();
+        for &conversation in &conversations {
+            match self.known_threads.get(conversation).filter(|_| !fresh) {
+                Some(known) => {
+                    folding.threads.insert(conversation.clone(), known.state);
+                    if let Some(stored) = known.stored {
+                        folding.stored.insert(conversation.clone(), stored);
+                    }
+                }
+                None => {
+                    let partition = message_states::partition(conversation);
+                    state_keys.push(Self::state_key(&partition, THREAD_SORT_KEY));
+                    thread_keys.push(Self::thread_key(conversation));
+                }
+            }
+        }
+        for &(conversation, response_id) in &message_keys {
+            let key = (conversation.clone(), response_id.clone());
+            if let Some(known) = self.known_messages.get(&key).filter(|_| !fresh) {
+                folding.messages.insert(key, known);
+                continue;
+            }
+            let only_inserted = changes.iter().all(|c| {
+                (&c.conversation, &c.response_id) != (conversation, response_id)
+                    || (c.change.old.is_none() && c.unreadable.is_none())
+            });
+            if fresh || !only_inserted {
+                state_keys.push(Self::state_key(
+                    &message_states::partition(conversation),
+                    &message_states::message_sort_key(response_id),
+                ));
+            }
+        }
         let (state, threads) = futures::future::try_join(
-            ports.tables.batch_get(&cfg.state_table, state_keys),
-            ports.tables.batch_get(&cfg.threads_table, thread_keys),
+            read_all(ports, &cfg.state_table, state_keys),
+            read_all(ports, &cfg.threads_table, thread_keys),
         )
         .await?;
-        let mut folding = Folding::default();
         for item in state {
             let what = format!("{} thread state", cfg.state_table);
             let conversation = get_str(&item, "pk")
@@ -445,16 +495,20 @@ impl ThreadStatistics {
         changes: &[MessageChange<'_>],
         ports: Ports<'_>,
     ) -> SegmentResults {
-        retry_on_conflict("a thread of this window", |_| async move {
-            let read = self.read(changes, ports).await?;
+        retry_on_conflict("a thread of this window", |attempt| async move {
+            let read = self.read(changes, attempt > 1, ports).await?;
             let mut folded = read.clone();
             let seen: Vec<FoldedChange> =
                 changes.iter().map(|c| self.fold(&mut folded, c)).collect();
             self.rebuild(&mut folded, ports).await?;
             let writes = self.writes(&read, &folded)?;
             if !writes.is_empty() {
-                ports.tables.transact_write(writes).await?;
+                if let Err(e) = ports.tables.transact_write(writes).await {
+                    self.forget(&folded);
+                    return Err(e.into());
+                }
             }
+            self.remember(&read, &folded);
             Ok(self.results(&folded, changes, &seen))
         })
         .await

@@ -21,6 +21,8 @@ impl ThreadStatistics {
         conversation: &str,
         ports: Ports<'_>,
     ) -> Result<Reconciled, ReactionError> {
+        // What this process remembers of the thread is what the reconcile replaces.
+        self.forget_thread(conversation);
         retry_on_conflict("the thread", |_| self.reconcile_once(conversation, ports)).await
     }
 
