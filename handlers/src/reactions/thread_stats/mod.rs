@@ -7,10 +7,11 @@
 //! follows the change, not the conversation's length. It does not read the conversation: the
 //! worker keeps an item per message and one per thread in its own aggregate-state table
 //! ([`message_states`]), and a change moves the thread's figures by what it takes out and puts
-//! in. A window's messages are folded at once: one BatchGetItem for their state (with the
-//! threads' items, whose application-listed participants it keeps first), then one
-//! TransactWriteItems with every changed state item and thread, each conditional on the version
-//! read, so a concurrent worker's write makes it read and fold again rather than lose an update.
+//! in. A window's messages are folded at once: one BatchGetItem for the state this process
+//! does not remember (`memory`; a new message is taken as new), with the threads' items,
+//! whose application-listed participants it keeps first, then one TransactWriteItems with
+//! every changed state item and thread, each conditional on the version read or remembered, so
+//! a concurrent worker's write makes it read and fold again rather than lose an update.
 //! Each message's state carries the stream sequence number of its change, so a change delivered
 //! again changes nothing. `reconcile threads` rebuilds both from the Conversations table.
 
