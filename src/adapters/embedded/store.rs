@@ -1,7 +1,8 @@
 //! The embedded tables: items in memory by partition, each partition in sort-key order, made
 //! durable by a journal.
 //!
-//! A table is a hash map of partitions, each an ordered map of its items: finding an item
+//! A table is a hash map of partitions, each its one item or an ordered map of its items
+//! by sort key: finding an item
 //! hashes its partition key once and compares sort keys only within its partition (one
 //! ordered map per table compared long, alike keys all the way down), and a query reads its
 //! partition without a range scan. Key order across partitions is needed only for the table
@@ -15,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -22,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use std::collections::hash_map::Entry;
 
 use handlers::item::SortedItem;
 use handlers::ports::Query;
@@ -76,21 +77,20 @@ impl Partition {
         old
     }
 
-    /// Removes the item at `range`; returns it, and whether the partition is now empty.
-    fn remove(&mut self, range: &Option<KeyPart>) -> (Option<Item>, bool) {
+    /// Removes the item at `range`, leaving an empty partition if it was the only one.
+    fn remove(&mut self, range: &Option<KeyPart>) -> Option<Item> {
         match self {
-            Partition::One(sort, _) if sort == range => {
-                match std::mem::replace(self, Partition::Many(BTreeMap::new())) {
-                    Partition::One(_, item) => (Some(item), true),
-                    Partition::Many(_) => (None, true),
-                }
-            }
-            Partition::One(..) => (None, false),
-            Partition::Many(items) => {
-                let old = items.remove(range);
-                (old, items.is_empty())
-            }
+            Partition::Many(items) => items.remove(range),
+            Partition::One(sort, _) if sort != range => None,
+            Partition::One(..) => match std::mem::replace(self, Partition::Many(BTreeMap::new())) {
+                Partition::One(_, item) => Some(item),
+                Partition::Many(_) => None,
+            },
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Partition::Many(items) if items.is_empty())
     }
 
     /// The items in sort-key order.
@@ -126,8 +126,8 @@ impl Table {
 
     fn remove(&mut self, (hash, range): &KeyTuple) -> Option<Item> {
         let partition = self.partitions.get_mut(hash)?;
-        let (old, empty) = partition.remove(range);
-        if empty {
+        let old = partition.remove(range);
+        if partition.is_empty() {
             self.partitions.remove(hash);
         }
         old
@@ -474,7 +474,10 @@ impl Store {
         // Only a table with a GSI needs the key again, for its index entries.
         let has_indexes = self.known(table).is_ok_and(|k| !k.index_hashes.is_empty());
         let index_key = has_indexes.then(|| key.clone());
-        let entries = self.index_entries(table, &item);
+        let entries = match has_indexes {
+            true => self.index_entries(table, &item),
+            false => Vec::new(),
+        };
         let old = match self.tables.get_mut(table) {
             Some(items) => items.insert(key, item),
             None => {

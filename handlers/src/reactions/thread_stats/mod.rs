@@ -270,10 +270,14 @@ impl ThreadStatistics {
         let cfg = &self.config;
         let mut folding = Folding::default();
         let conversations: BTreeSet<&String> = changes.iter().map(|c| &c.conversation).collect();
-        let message_keys: BTreeSet<(&String, &String)> = changes
-            .iter()
-            .map(|c| (&c.conversation, &c.response_id))
-            .collect();
+        // Each message of the window, and whether its changes only insert it (readably).
+        let mut message_keys: BTreeMap<(&String, &String), bool> = BTreeMap::new();
+        for c in changes {
+            let inserts = c.change.old.is_none() && c.unreadable.is_none();
+            *message_keys
+                .entry((&c.conversation, &c.response_id))
+                .or_insert(true) &= inserts;
+        }
         let mut state_keys = Vec::new();
         let mut thread_keys = Vec::new();
         for &conversation in &conversations {
@@ -291,16 +295,12 @@ impl ThreadStatistics {
                 }
             }
         }
-        for &(conversation, response_id) in &message_keys {
+        for (&(conversation, response_id), &only_inserted) in &message_keys {
             let key = (conversation.clone(), response_id.clone());
             if let Some(known) = self.known_messages.get(&key).filter(|_| !fresh) {
                 folding.messages.insert(key, known);
                 continue;
             }
-            let only_inserted = changes.iter().all(|c| {
-                (&c.conversation, &c.response_id) != (conversation, response_id)
-                    || (c.change.old.is_none() && c.unreadable.is_none())
-            });
             if fresh || !only_inserted {
                 state_keys.push(Self::state_key(
                     &message_states::partition(conversation),
@@ -344,7 +344,7 @@ impl ThreadStatistics {
                 .entry(conversation.clone())
                 .or_insert_with(|| ThreadState::empty(conversation));
         }
-        for (conversation, response_id) in message_keys {
+        for (conversation, response_id) in message_keys.into_keys() {
             folding
                 .messages
                 .entry((conversation.clone(), response_id.clone()))
