@@ -64,28 +64,47 @@ pub(super) fn normalize_number(text: &str) -> String {
 }
 
 /// The item with every number (and number set) normalized, as DynamoDB would store it.
-pub(super) fn normalize_item(item: Item) -> Item {
-    let map: std::collections::HashMap<String, AttributeValue> = item
-        .into_inner()
-        .into_iter()
-        .map(|(k, v)| (k, normalize_value(v)))
-        .collect();
-    Item::from(map)
+/// In place: most numbers already are, and rebuilding the item would copy every attribute.
+pub(super) fn normalize_item(mut item: Item) -> Item {
+    item.values_mut().for_each(normalize_in_place);
+    item
 }
 
-fn normalize_value(value: AttributeValue) -> AttributeValue {
+fn normalize_value(mut value: AttributeValue) -> AttributeValue {
+    normalize_in_place(&mut value);
+    value
+}
+
+fn normalize_in_place(value: &mut AttributeValue) {
     match value {
-        AttributeValue::N(n) => AttributeValue::N(normalize_number(&n)),
-        AttributeValue::Ns(ns) => {
-            AttributeValue::Ns(ns.iter().map(|n| normalize_number(n)).collect())
-        }
-        AttributeValue::M(m) => AttributeValue::M(
-            m.into_iter()
-                .map(|(k, v)| (k, normalize_value(v)))
-                .collect(),
-        ),
-        AttributeValue::L(l) => AttributeValue::L(l.into_iter().map(normalize_value).collect()),
-        other => other,
+        AttributeValue::N(n) => normalize_text(n),
+        AttributeValue::Ns(ns) => ns.iter_mut().for_each(normalize_text),
+        AttributeValue::M(m) => m.values_mut().for_each(normalize_in_place),
+        AttributeValue::L(l) => l.iter_mut().for_each(normalize_in_place),
+        _ => {}
+    }
+}
+
+fn normalize_text(number: &mut String) {
+    if !is_normal(number) {
+        *number = normalize_number(number);
+    }
+}
+
+/// Whether `text` is a number as [`normalize_number`] writes it (plain digits, no sign but a
+/// minus, no leading or trailing zero, no "-0"), so that it need not be written again.
+fn is_normal(text: &str) -> bool {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (int, frac) = match unsigned.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (unsigned, None),
+    };
+    let int_normal = digits(int) && (int == "0" || !int.starts_with('0'));
+    match frac {
+        Some(frac) => int_normal && digits(frac) && !frac.ends_with('0'),
+        // "-0" is "0".
+        None => int_normal && !(int == "0" && unsigned.len() != text.len()),
     }
 }
 
@@ -247,6 +266,21 @@ mod tests {
             "-0.00000000000000000000000000000000000001",
         ] {
             assert_eq!(normalize_number(exact), exact);
+        }
+    }
+
+    proptest::proptest! {
+        /// A number taken as already normal is left exactly as normalizing would write it.
+        #[test]
+        fn a_number_taken_as_normal_is_normal(text in "[-+ ]?[0-9]{0,4}(\\.[0-9]{0,4})?(E[0-9])?") {
+            if is_normal(&text) {
+                proptest::prop_assert_eq!(normalize_number(&text), text.clone());
+            }
+            let normalized = normalize_number(&text);
+            let a_number = Decimal::from_str(text.trim()).is_ok();
+            if a_number && normalized.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+                proptest::prop_assert!(is_normal(&normalized), "{normalized}");
+            }
         }
     }
 
