@@ -336,25 +336,26 @@ impl Tables for EmbeddedState {
         self.with_store(|s| {
             let fail = |table: &str, e: String| invalid("TransactWriteItems", table, e);
             let mut seen = std::collections::BTreeSet::new();
-            let mut writes = Vec::new();
-            for item in &items {
+            let mut writes = Vec::with_capacity(items.len());
+            // By value, so that a put's item moves into the write rather than being copied.
+            for item in items {
                 let table = item.table();
                 let schema = s.schema(table).map_err(|e| fail(table, e))?;
-                let key = match item {
+                let key = match &item {
                     TransactItem::Put { item, .. } => schema.key_of(item),
                     TransactItem::Update { key, .. }
                     | TransactItem::Delete { key, .. }
                     | TransactItem::Check { key, .. } => schema.key_of(key),
                 };
                 let key_tuple = s.key_tuple(table, &key).map_err(|e| fail(table, e))?;
-                if !seen.insert((table, key_tuple)) {
+                if !seen.insert((table.to_string(), key_tuple)) {
                     return Err(fail(
                         table,
                         "Transaction request cannot include multiple operations on one item".into(),
                     ));
                 }
                 let existing = s.get(table, &key).map_err(|e| fail(table, e))?;
-                let condition = match item {
+                let condition = match &item {
                     TransactItem::Put { condition, .. }
                     | TransactItem::Update { condition, .. }
                     | TransactItem::Delete { condition, .. } => condition.as_ref(),
@@ -366,20 +367,19 @@ impl Tables for EmbeddedState {
                     }
                 }
                 match item {
-                    TransactItem::Put { item, .. } => writes.push((
-                        table.to_string(),
-                        StoreWrite::Put(expr::normalize_item(item.clone())),
-                    )),
-                    TransactItem::Update { update, .. } => {
+                    TransactItem::Put { table, item, .. } => {
+                        writes.push((table, StoreWrite::Put(expr::normalize_item(item))))
+                    }
+                    TransactItem::Update { table, update, .. } => {
                         let mut next = existing
                             .cloned()
                             .unwrap_or_else(|| expr::normalize_item(key.clone()));
-                        expr::apply_update(&mut next, update, &key_names(&schema))
-                            .map_err(|e| fail(table, e.0))?;
-                        writes.push((table.to_string(), StoreWrite::Put(next)));
+                        expr::apply_update(&mut next, &update, &key_names(&schema))
+                            .map_err(|e| fail(&table, e.0))?;
+                        writes.push((table, StoreWrite::Put(next)));
                     }
-                    TransactItem::Delete { .. } => {
-                        writes.push((table.to_string(), StoreWrite::Delete(key)))
+                    TransactItem::Delete { table, .. } => {
+                        writes.push((table, StoreWrite::Delete(key)))
                     }
                     TransactItem::Check { .. } => {}
                 }
