@@ -2,6 +2,7 @@
 //! otherwise the command line (`ddb_stream_worker::cli`). It parses and dispatches; the
 //! commands live in the library.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -39,8 +40,10 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             // A `--json` run's reader gets the error where it reads (stdout), as JSON.
+            // Not `println!`: with the reader gone (`| head`) that panics, and the error
+            // below still goes to stderr.
             if json {
-                println!("{}", e.to_json());
+                let _ = writeln!(std::io::stdout(), "{}", e.to_json());
             }
             fail(e)
         }

@@ -2,9 +2,10 @@
 //! slipped (`replay --timings`; the throughput benchmark prints it).
 //!
 //! Each stage adds up the time spent in it, over every thread and lane; `Journal` and
-//! `Compaction` happen inside the stages that write, and `Decode` on a thread of its own,
-//! so the figures overlap and are not meant to add up to the run's time. The counters are
-//! process-wide atomics: taking a time costs two clock reads, cheap enough to be always on.
+//! `Compaction` happen inside the stages that write, `Decode` and `Reports` on threads of
+//! their own, so the figures overlap and are not meant to add up to the run's time. The
+//! counters are process-wide atomics: taking a time costs two clock reads, cheap enough to be
+//! always on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,14 +24,14 @@ pub enum Stage {
     Folds,
     /// Deferred writes (audit items) stored per window.
     DeferredWrites,
-    /// Journal lines serialized and appended (inside the stages above).
+    /// Journal lines serialized and appended (inside the stages that write).
     Journal,
     /// The journal flushed and made durable at the end of each batch.
     Sync,
     /// Table files rewritten from memory (during a sync that finds the journal long, and at
     /// the end of a run).
     Compaction,
-    /// Reports written (the lines `replay` prints).
+    /// Reports written (the lines `replay` prints, on a thread of their own).
     Reports,
 }
 
@@ -59,7 +60,7 @@ impl Stage {
             Stage::Journal => "journal (within the above)",
             Stage::Sync => "sync",
             Stage::Compaction => "compaction",
-            Stage::Reports => "reports",
+            Stage::Reports => "reports (own thread)",
         }
     }
 }

@@ -254,6 +254,43 @@ fn replaying_the_same_file_twice_leaves_the_state_unchanged() {
 }
 
 #[test]
+fn a_reader_that_stops_reading_ends_the_replay_with_an_error_not_a_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    // Far more output than a pipe holds, so the replay is still writing when the reader goes.
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(event("cost-platform-audit.json")).unwrap())
+            .unwrap();
+    let records: Vec<Value> = (0..500)
+        .flat_map(|_| file["Records"].as_array().unwrap().clone())
+        .collect();
+    let many = dir.path().join("many.json");
+    std::fs::write(&many, serde_json::json!({ "Records": records }).to_string()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ddb-stream-worker"))
+        .arg("replay")
+        .arg(&many)
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .arg("--json")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot write the output"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn fresh_empties_the_state_first() {
     let dir = tempfile::tempdir().unwrap();
     replay_json(dir.path(), &[event("cost-platform-audit.json")], &[]);

@@ -229,9 +229,7 @@ async fn estimation_totals_from_real_stream_records() {
     let worker = worker_for(&table, false, None).await;
     let mut reports = Vec::new();
     let outcome = worker
-        .process_batch(&batch, BatchOptions::default(), &mut |r| {
-            reports.push(r.clone())
-        })
+        .process_batch(&batch, BatchOptions::default(), &mut |r| reports.push(r))
         .await;
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     assert_eq!(

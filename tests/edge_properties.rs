@@ -375,7 +375,7 @@ proptest! {
         let worker = wiring::worker(&config, wiring::embedded_adapters(state.clone(), catalog));
         let options = BatchOptions { apply_own_change: true, ..BatchOptions::default() };
         let mut reports = Vec::new();
-        let outcome = runtime.block_on(worker.process_batch(&decoded, options, &mut |r| reports.push(r.clone())));
+        let outcome = runtime.block_on(worker.process_batch(&decoded, options, &mut |r| reports.push(r)));
         state.compact().expect("the state stays writable");
 
         prop_assert!(outcome.failure.is_none(), "a record failed: {:?}", outcome.failure);

@@ -500,9 +500,7 @@ async fn a_panicking_reaction_parks_its_record_and_the_batch_goes_on() {
         ]);
         let mut reports = Vec::new();
         let outcome = worker
-            .process_batch(&records, BatchOptions::default(), &mut |r| {
-                reports.push(r.clone())
-            })
+            .process_batch(&records, BatchOptions::default(), &mut |r| reports.push(r))
             .await;
         assert!(
             outcome.failure.is_none(),

@@ -143,13 +143,13 @@ impl Worker {
         &self.adapters
     }
 
-    /// Process `records`, each partition's in stream order. `on_settled` sees each record's
+    /// Process `records`, each partition's in stream order. `on_settled` is given each record's
     /// report once the record is complete (its deferred writes stored), in stream order.
     pub async fn process_batch(
         &self,
         records: &[StreamRecord],
         options: BatchOptions,
-        on_settled: &mut dyn FnMut(&RecordReport),
+        on_settled: &mut dyn FnMut(RecordReport),
     ) -> BatchOutcome {
         if let Some(budget) = &self.adapters.call_budget {
             budget.until(options.deadline);

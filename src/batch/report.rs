@@ -144,11 +144,11 @@ impl RecordReport {
 /// Hand every settled report to the observer, in stream order; returns how many.
 pub(super) fn hand_over(
     pending: &mut Vec<RecordReport>,
-    on_settled: &mut dyn FnMut(&RecordReport),
+    on_settled: &mut dyn FnMut(RecordReport),
 ) -> usize {
     let count = pending.len();
     for report in pending.drain(..) {
-        on_settled(&report);
+        on_settled(report);
     }
     count
 }

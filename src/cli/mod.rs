@@ -11,6 +11,7 @@ mod reconcile;
 mod redrive;
 mod replay;
 mod report;
+mod report_writer;
 mod state;
 mod stream;
 pub mod tables;

@@ -194,7 +194,7 @@ impl Redriving {
                     } else {
                         tally.through += 1;
                     }
-                    let _ = report::record(&mut out, Format::Human, record);
+                    let _ = report::record(&mut out, Format::Human, &record);
                 },
             )
             .await;

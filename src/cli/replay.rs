@@ -6,7 +6,7 @@
 //! later files are not processed, as Lambda would not move past the failing record.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::error::{CliError, Exit};
 use super::report::{self, Format};
+use super::report_writer::ReportWriter;
 use crate::batch::{BatchOptions, Outcome, RecordFailure, Worker};
 use crate::catalog::Catalog;
 use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};
@@ -73,8 +74,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
         stop_before: None,
     };
     let progress = progress_bar(total);
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut writer = ReportWriter::start(options.format, progress.clone());
     let mut status = Exit::Clean;
     let mut parked = 0;
     // Pass 2: each file is decoded on a thread of its own while the batches before run; a file
@@ -88,7 +88,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
                 &records,
                 batch_options,
                 options.format,
-                &mut out,
+                &mut writer,
                 &progress,
                 &mut parked,
             )
@@ -99,7 +99,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
             }
             if let Some(failure) = failed {
                 progress.finish_and_clear();
-                out.flush().map_err(CliError::Output)?;
+                writer.finish().map_err(CliError::Output)?;
                 let failure = printable(&failure.to_string()).into_owned();
                 eprintln!("batch {} failed: {failure}", path.display());
                 let rest = options.files.len() - index - 1;
@@ -114,7 +114,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
         }
     }
     progress.finish_and_clear();
-    out.flush().map_err(CliError::Output)?;
+    writer.finish().map_err(CliError::Output)?;
     if parked > 0 {
         eprintln!(
             "{parked} record(s) parked: a reaction can never succeed with them as they are; \
@@ -213,11 +213,11 @@ async fn run_batch(
     records: &[StreamRecord],
     options: BatchOptions,
     format: Format,
-    out: &mut dyn Write,
+    writer: &mut ReportWriter,
     progress: &ProgressBar,
     parked: &mut usize,
 ) -> io::Result<Option<RecordFailure>> {
-    let mut write_error = None;
+    let mut writing = true;
     let outcome = worker
         .process_batch(records, options, &mut |record| {
             progress.inc(1);
@@ -226,17 +226,16 @@ async fn run_batch(
                 .iter()
                 .filter(|r| matches!(r.outcome, Outcome::Parked { .. }))
                 .count();
-            if let Err(e) = measure(Stage::Reports, || {
-                progress.suspend(|| report::record(out, format, record))
-            }) {
-                write_error.get_or_insert(e);
-            }
+            writing = writing && writer.record(record);
         })
         .await;
-    if let Some(e) = write_error {
-        return Err(e);
+    let mut end = Vec::new();
+    report::batch_end(&mut end, format, records.len(), &outcome)?;
+    if !(writing && writer.text(end)) {
+        // The writer stopped: its error says why (or, should it have none, this does).
+        writer.finish()?;
+        return Err(io::Error::other("the report writer stopped"));
     }
-    progress.suspend(|| report::batch_end(out, format, records.len(), &outcome))?;
     Ok(outcome.failure)
 }
 

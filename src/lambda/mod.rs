@@ -161,7 +161,7 @@ pub async fn handle(
     let started = std::time::Instant::now();
     let mut tally = Tally::default();
     let outcome = worker
-        .process_batch(&records, options, &mut |report| tally.add(report))
+        .process_batch(&records, options, &mut |report| tally.add(&report))
         .await;
     let function = match event.context.env_config.function_name.as_str() {
         "" => "local",

@@ -1,0 +1,85 @@
+//! `replay`'s standard output, written on a thread of its own: serializing the report of every
+//! record is a tenth of a long replay's time, and the batches need not wait for it.
+//!
+//! Reports arrive in stream order and are written in that order; the queue is bounded, so a
+//! slow reader of the output slows the replay rather than filling memory.
+
+use std::io::{self, BufWriter, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use indicatif::ProgressBar;
+
+use super::report::{self, Format};
+use crate::batch::RecordReport;
+use crate::stages::{measure, Stage};
+
+/// Reports waiting to be written, at most: a few windows' worth.
+const QUEUED: usize = 1024;
+
+// Nearly every message is a record: boxing it would cost each an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Output {
+    Record(RecordReport),
+    /// Text already rendered (a batch's end).
+    Text(Vec<u8>),
+}
+
+pub(super) struct ReportWriter {
+    queue: Option<SyncSender<Output>>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl ReportWriter {
+    /// Start writing to standard output; `progress` is hidden while a line is written, so the
+    /// two never share a terminal line.
+    pub(super) fn start(format: Format, progress: ProgressBar) -> ReportWriter {
+        let (queue, queued) = sync_channel(QUEUED);
+        let thread = std::thread::spawn(move || write_all(queued, format, &progress));
+        ReportWriter {
+            queue: Some(queue),
+            thread: Some(thread),
+        }
+    }
+
+    /// Queue one record's report. False once the writer has stopped on an error
+    /// ([`ReportWriter::finish`] says which).
+    pub(super) fn record(&self, report: RecordReport) -> bool {
+        self.send(Output::Record(report))
+    }
+
+    /// Queue rendered text; false as for [`ReportWriter::record`].
+    pub(super) fn text(&self, text: Vec<u8>) -> bool {
+        self.send(Output::Text(text))
+    }
+
+    fn send(&self, output: Output) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.send(output).is_ok())
+    }
+
+    /// Everything queued written and flushed (before a message on standard error, which
+    /// must follow the reports it is about); the first write error, if any. Nothing can be
+    /// queued after.
+    pub(super) fn finish(&mut self) -> io::Result<()> {
+        self.queue = None;
+        match self.thread.take().map(JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(written)) => written,
+            Some(Err(_)) => Err(io::Error::other("the report writer panicked")),
+        }
+    }
+}
+
+fn write_all(queued: Receiver<Output>, format: Format, progress: &ProgressBar) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for output in queued {
+        match output {
+            Output::Record(record) => measure(Stage::Reports, || {
+                progress.suspend(|| report::record(&mut out, format, &record))
+            })?,
+            Output::Text(text) => progress.suspend(|| out.write_all(&text))?,
+        }
+    }
+    out.flush()
+}
