@@ -1,11 +1,10 @@
 //! Where a run's time goes, stage by stage, so that a slower replay names the stage that
 //! slipped (`replay --timings`; the throughput benchmark prints it).
 //!
-//! Each stage adds up the time spent in it, over every thread and lane; `Journal` and
-//! `Compaction` happen inside the stages that write, `Decode` and `Reports` on threads of
-//! their own, so the figures overlap and are not meant to add up to the run's time. The
-//! counters are process-wide atomics: taking a time costs two clock reads, cheap enough to be
-//! always on.
+//! Each stage adds up the time spent in it, over every thread and lane; `Compaction` happens
+//! inside the stages that write, `Decode`, `Journal` and `Reports` on threads of their own,
+//! so the figures overlap and are not meant to add up to the run's time. The counters are
+//! process-wide atomics: taking a time costs two clock reads, cheap enough to be always on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ pub enum Stage {
     Folds,
     /// Deferred writes (audit items) stored per window.
     DeferredWrites,
-    /// Journal lines serialized and appended (inside the stages that write).
+    /// Journal lines serialized and appended (on the journal's thread).
     Journal,
     /// The journal flushed and made durable at the end of each batch.
     Sync,
@@ -57,7 +56,7 @@ impl Stage {
             Stage::Reactions => "reactions",
             Stage::Folds => "folds",
             Stage::DeferredWrites => "deferred writes",
-            Stage::Journal => "journal (within the above)",
+            Stage::Journal => "journal (own thread)",
             Stage::Sync => "sync",
             Stage::Compaction => "compaction",
             Stage::Reports => "reports (own thread)",

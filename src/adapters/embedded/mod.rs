@@ -12,6 +12,7 @@
 
 mod expr;
 mod files;
+mod journal;
 mod mail;
 mod store;
 

@@ -8,18 +8,18 @@
 //! partition without a range scan. Key order across partitions is needed only for the table
 //! files and `state show`, and is sorted there.
 //!
-//! Every write appends the item's after-image (or a delete) to `journal.jsonl`; `sync` makes
-//! the appended lines durable (the batch calls it before reporting success). `compact` writes
+//! Every write appends the item's after-image (or a delete) to `journal.jsonl` (on the
+//! journal's own thread, `journal.rs`); `sync` makes the appended lines durable (the batch
+//! calls it before reporting success). `compact` writes
 //! each changed table to `tables/<name>.jsonl` atomically and empties the journal. Loading
 //! reads the table files, then replays the journal; because the journal holds after-images,
 //! replaying a line twice is harmless, and a torn last line (a crash mid-append) is dropped.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::fs::{self, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::expr::KeyPart;
 use super::files::{decode_name, encode_name};
+use super::journal::{Journal, JournalLine, Op, OpWrite, TableKey};
 use crate::adapters::atomic_file::{sync_dir, write_atomic, write_atomic_with};
 use crate::catalog::{Catalog, KeySchema};
 use crate::stages::{measure, Stage};
@@ -45,23 +46,27 @@ const COMPACT_AT_BYTES: u64 = 64 * 1024 * 1024;
 
 type KeyTuple = (KeyPart, Option<KeyPart>);
 
+/// A stored item, shared with the journal lines that still have to write it (an item is
+/// replaced, never changed, so the line writes it as it was).
+type Stored = Arc<Item>;
+
 /// One partition's items by sort key (`None` in a table without one). Most partitions hold
 /// one item (every partition of a table without a sort key does), and an ordered map's first
 /// node holds room for eleven: one item is kept as it is.
 enum Partition {
-    One(Option<KeyPart>, Item),
-    Many(BTreeMap<Option<KeyPart>, Item>),
+    One(Option<KeyPart>, Stored),
+    Many(BTreeMap<Option<KeyPart>, Stored>),
 }
 
 impl Partition {
     fn get(&self, range: &Option<KeyPart>) -> Option<&Item> {
         match self {
-            Partition::One(sort, item) => (sort == range).then_some(item),
-            Partition::Many(items) => items.get(range),
+            Partition::One(sort, item) => (sort == range).then_some(&**item),
+            Partition::Many(items) => items.get(range).map(|item| &**item),
         }
     }
 
-    fn insert(&mut self, range: Option<KeyPart>, item: Item) -> Option<Item> {
+    fn insert(&mut self, range: Option<KeyPart>, item: Stored) -> Option<Stored> {
         let (next, old) = match std::mem::replace(self, Partition::Many(BTreeMap::new())) {
             Partition::One(sort, old) if sort == range => (Partition::One(sort, item), Some(old)),
             Partition::One(sort, one) => (
@@ -78,7 +83,7 @@ impl Partition {
     }
 
     /// Removes the item at `range`, leaving an empty partition if it was the only one.
-    fn remove(&mut self, range: &Option<KeyPart>) -> Option<Item> {
+    fn remove(&mut self, range: &Option<KeyPart>) -> Option<Stored> {
         match self {
             Partition::Many(items) => items.remove(range),
             Partition::One(sort, _) if sort != range => None,
@@ -99,7 +104,9 @@ impl Partition {
             Partition::One(_, item) => (Some(item), None),
             Partition::Many(items) => (None, Some(items.values())),
         };
-        one.into_iter().chain(many.into_iter().flatten())
+        one.into_iter()
+            .chain(many.into_iter().flatten())
+            .map(|item| &**item)
     }
 }
 
@@ -114,7 +121,7 @@ impl Table {
         self.partitions.get(hash)?.get(range)
     }
 
-    fn insert(&mut self, (hash, range): KeyTuple, item: Item) -> Option<Item> {
+    fn insert(&mut self, (hash, range): KeyTuple, item: Stored) -> Option<Stored> {
         match self.partitions.entry(hash) {
             Entry::Occupied(mut partition) => partition.get_mut().insert(range, item),
             Entry::Vacant(place) => {
@@ -124,7 +131,7 @@ impl Table {
         }
     }
 
-    fn remove(&mut self, (hash, range): &KeyTuple) -> Option<Item> {
+    fn remove(&mut self, (hash, range): &KeyTuple) -> Option<Stored> {
         let partition = self.partitions.get_mut(hash)?;
         let old = partition.remove(range);
         if partition.is_empty() {
@@ -145,26 +152,6 @@ impl Table {
             .into_iter()
             .flat_map(|hash| self.partitions[hash].values())
     }
-}
-
-/// One journal line: the writes of one operation (several for a transaction), applied
-/// together or, if the line is torn, not at all. Written from borrowed items (no copy of an
-/// item just to serialize it), read back as owned ones.
-#[derive(Debug, Serialize, Deserialize)]
-struct JournalLine<'a> {
-    ops: Vec<JournalOp<'a>>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct JournalOp<'a> {
-    table: Cow<'a, str>,
-    hash: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    range: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    put: Option<Cow<'a, Item>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    delete: Option<Item>,
 }
 
 /// A write to apply: the whole item, or the key of the item to delete.
@@ -192,7 +179,7 @@ pub(super) struct Store {
     root: PathBuf,
     catalog: Catalog,
     tables: FxHashMap<String, Table>,
-    journal: Option<BufWriter<File>>,
+    journal: Option<Journal>,
     journal_bytes: u64,
     /// Size of each table file as last read or written: what a compaction rewrites at most.
     file_bytes: HashMap<String, u64>,
@@ -207,6 +194,8 @@ pub(super) struct Store {
 #[derive(Debug)]
 struct Known {
     key: KeySchema,
+    /// The table's name and key, for its journal lines.
+    journal: Arc<TableKey>,
     /// (index name, hash attribute) of every GSI.
     index_hashes: Vec<(String, String)>,
 }
@@ -241,7 +230,7 @@ impl Store {
             file.set_len(good_bytes)?;
             let mut file = file;
             io::Seek::seek(&mut file, io::SeekFrom::End(0))?;
-            store.journal = Some(BufWriter::new(file));
+            store.journal = Some(Journal::start(file, good_bytes));
             store.journal_bytes = good_bytes;
         }
         Ok(store)
@@ -322,13 +311,13 @@ impl Store {
                 self.catalog.learn_schema(
                     &op.table,
                     KeySchema {
-                        hash: op.hash.clone(),
-                        range: op.range.clone(),
+                        hash: op.hash.into_owned(),
+                        range: op.range.map(|range| range.into_owned()),
                     },
                 );
                 let result = match (op.put, op.delete) {
                     (Some(item), _) => self.put_in_memory(&op.table, item.into_owned()),
-                    (None, Some(key)) => self.delete_in_memory(&op.table, &key).map(|_| ()),
+                    (None, Some(key)) => self.delete_in_memory(&op.table, &key),
                     (None, None) => Ok(()),
                 };
                 result.map_err(|e| corrupt(&path, number + 1, &e))?;
@@ -350,6 +339,11 @@ impl Store {
             format!("table {table} is not defined: add its CreateTable JSON to deploy/tables/, or replay a stream record of it first")
         })?;
         let known = Arc::new(Known {
+            journal: Arc::new(TableKey {
+                table: table.to_string(),
+                hash: schema.key.hash.clone(),
+                range: schema.key.range.clone(),
+            }),
             index_hashes: schema
                 .indexes
                 .iter()
@@ -421,56 +415,69 @@ impl Store {
 
     /// Apply `writes` as one journal line: after a crash, all of them or none.
     pub(super) fn write(&mut self, writes: Vec<(String, StoreWrite)>) -> Result<(), String> {
-        let mut ops = Vec::with_capacity(writes.len());
+        if self.journal.is_none() {
+            return Err("the state was opened read-only".to_string());
+        }
+        let mut keys = Vec::with_capacity(writes.len());
         for (table, write) in &writes {
             let schema = self.schema(table)?;
-            let (put, delete) = match write {
-                StoreWrite::Put(item) => (Some(Cow::Borrowed(item)), None),
-                StoreWrite::Delete(key) => (None, Some(schema.key_of(key))),
-            };
+            let (StoreWrite::Put(item) | StoreWrite::Delete(item)) = write;
             // Every key and item is checked before anything is journaled or changed, by
             // DynamoDB's rules (it refuses the whole request).
-            if let Some(item) = put.as_deref().or(delete.as_ref()) {
-                self.key_tuple(table, item)?;
-                if let Some(broken) = value_rules::broken_key(&schema.key_of(item)) {
+            keys.push(self.key_tuple(table, item)?);
+            if let Some(broken) = value_rules::broken_key(&schema.key_of(item)) {
+                return Err(format!(
+                    "One or more parameter values were invalid: {}: {}",
+                    broken.path, broken.reason
+                ));
+            }
+            if let StoreWrite::Put(item) = write {
+                if let Some(broken) = value_rules::first_broken(item) {
                     return Err(format!(
                         "One or more parameter values were invalid: {}: {}",
                         broken.path, broken.reason
                     ));
                 }
             }
-            if let Some(broken) = put.as_deref().and_then(value_rules::first_broken) {
-                return Err(format!(
-                    "One or more parameter values were invalid: {}: {}",
-                    broken.path, broken.reason
-                ));
-            }
-            ops.push(JournalOp {
-                table: Cow::Borrowed(table),
-                hash: schema.hash,
-                range: schema.range,
-                put,
-                delete,
+        }
+        let mut ops = Vec::with_capacity(writes.len());
+        let mut replaced = Vec::new();
+        for ((table, write), key) in writes.into_iter().zip(keys) {
+            let known = self.known(&table)?;
+            let (write, old) = match write {
+                StoreWrite::Put(item) => {
+                    let item = Arc::new(item);
+                    let old = self.put_at(&table, key, item.clone());
+                    (OpWrite::Put(item), old)
+                }
+                StoreWrite::Delete(item) => {
+                    let old = self.delete_at(&table, &key);
+                    (OpWrite::Delete(known.key.key_of(&item)), old)
+                }
+            };
+            replaced.extend(old);
+            ops.push(Op {
+                table: known.journal.clone(),
+                write,
             });
         }
-        measure(Stage::Journal, || {
-            let mut line = serde_json::to_vec(&JournalLine { ops }).map_err(|e| e.to_string())?;
-            line.push(b'\n');
-            self.append(&line)
-        })?;
-        for (table, write) in writes {
-            match write {
-                StoreWrite::Put(item) => self.put_in_memory(&table, item)?,
-                StoreWrite::Delete(key) => {
-                    self.delete_in_memory(&table, &key)?;
-                }
-            }
-        }
+        self.journal
+            .as_mut()
+            .ok_or("the state was opened read-only")?
+            .append(ops, replaced)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Put an item read from the table files or the journal.
+    fn put_in_memory(&mut self, table: &str, item: Item) -> Result<(), String> {
+        let key = self.key_tuple(table, &item)?;
+        self.put_at(table, key, Arc::new(item));
         Ok(())
     }
 
-    fn put_in_memory(&mut self, table: &str, item: Item) -> Result<(), String> {
-        let key = self.key_tuple(table, &item)?;
+    /// Put `item`, whose key is `key`, and keep the table's indexes; returns the item it
+    /// replaced.
+    fn put_at(&mut self, table: &str, key: KeyTuple, item: Stored) -> Option<Stored> {
         // Only a table with a GSI needs the key again, for its index entries.
         let has_indexes = self.known(table).is_ok_and(|k| !k.index_hashes.is_empty());
         let index_key = has_indexes.then(|| key.clone());
@@ -488,8 +495,8 @@ impl Store {
             }
         };
         if let Some(key) = index_key {
-            if let Some(old) = old {
-                let stale = self.index_entries(table, &old);
+            if let Some(old) = &old {
+                let stale = self.index_entries(table, old);
                 self.unindex(table, &key, stale);
             }
             for (index, hash) in entries {
@@ -502,7 +509,7 @@ impl Store {
             }
         }
         self.mark_dirty(table);
-        Ok(())
+        old
     }
 
     fn mark_dirty(&mut self, table: &str) {
@@ -511,29 +518,25 @@ impl Store {
         }
     }
 
-    fn delete_in_memory(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
+    /// Delete an item the journal deletes.
+    fn delete_in_memory(&mut self, table: &str, key: &Item) -> Result<(), String> {
         let key = self.key_tuple(table, key)?;
+        self.delete_at(table, &key);
+        Ok(())
+    }
+
+    /// Delete the item at `key` and its index entries; returns it.
+    fn delete_at(&mut self, table: &str, key: &KeyTuple) -> Option<Stored> {
         self.mark_dirty(table);
         let old = self
             .tables
             .get_mut(table)
-            .and_then(|items| items.remove(&key));
+            .and_then(|items| items.remove(key));
         if let Some(old) = &old {
             let stale = self.index_entries(table, old);
-            self.unindex(table, &key, stale);
+            self.unindex(table, key, stale);
         }
-        Ok(old)
-    }
-
-    fn append(&mut self, line: &[u8]) -> Result<(), String> {
-        let Some(journal) = self.journal.as_mut() else {
-            return Err("the state was opened read-only".to_string());
-        };
-        journal
-            .write_all(line)
-            .map_err(|e| format!("writing the journal: {e}"))?;
-        self.journal_bytes += line.len() as u64;
-        Ok(())
+        old
     }
 
     /// Every item of `table` in key order.
@@ -648,10 +651,7 @@ impl Store {
     /// Make every write so far durable.
     pub(super) fn sync(&mut self) -> io::Result<()> {
         if let Some(journal) = self.journal.as_mut() {
-            measure(Stage::Sync, || {
-                journal.flush()?;
-                journal.get_ref().sync_data()
-            })?;
+            self.journal_bytes = measure(Stage::Sync, || journal.sync())?;
         }
         let tables_bytes: u64 = self.file_bytes.values().sum();
         if self.journal_bytes > COMPACT_AT_BYTES.max(tables_bytes) {
@@ -669,8 +669,7 @@ impl Store {
         let Some(journal) = self.journal.as_mut() else {
             return Ok(());
         };
-        journal.flush()?;
-        journal.get_ref().sync_data()?;
+        journal.sync()?;
         let dir = self.root.join("tables");
         fs::create_dir_all(&dir)?;
         // One thread per changed table: serializing a large state is most of a compaction,
@@ -752,9 +751,7 @@ impl Store {
         // Only now that the tables are durable may the journal go; a crash before this line
         // replays it over the new files, which changes nothing.
         if let Some(journal) = self.journal.as_mut() {
-            journal.get_ref().set_len(0)?;
-            journal.get_ref().sync_all()?;
-            io::Seek::seek(journal.get_mut(), io::SeekFrom::Start(0))?;
+            journal.truncate()?;
         }
         self.journal_bytes = 0;
         sync_dir(&self.root)
