@@ -236,9 +236,7 @@ fn expiry(at: DateTime<Utc>, retention_days: i64) -> i64 {
 /// A MODIFY that only touches [`WORKER_ATTRIBUTES`].
 fn is_worker_write(change: &Change) -> bool {
     change.kind == ChangeKind::Modify
-        && diff(change.old.as_ref(), change.new.as_ref())
-            .0
-            .iter()
+        && changed_names(change.old.as_ref(), change.new.as_ref())
             .all(|name| WORKER_ATTRIBUTES.contains(&name.as_str()))
 }
 
@@ -338,19 +336,30 @@ fn screaming_snake(name: &str) -> String {
 }
 
 /// Names of the attributes that differ, and old/new text of the scalar ones.
-fn diff(old: Option<&Item>, new: Option<&Item>) -> (Vec<String>, BTreeMap<String, ValueChange>) {
-    let empty = Item::default();
-    let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
-    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+/// The attributes whose values differ between the images, in name order. Only names: telling a
+/// change the worker made from the application's needs no texts shown (redaction runs regular
+/// expressions).
+fn changed_names<'a>(
+    old: Option<&'a Item>,
+    new: Option<&'a Item>,
+) -> impl Iterator<Item = &'a String> {
+    let mut names: Vec<&String> = old
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .chain(new.into_iter().flat_map(|n| n.keys()))
+        .collect();
     names.sort();
     names.dedup();
+    names
+        .into_iter()
+        .filter(move |name| old.and_then(|o| o.get(*name)) != new.and_then(|n| n.get(*name)))
+}
+
+fn diff(old: Option<&Item>, new: Option<&Item>) -> (Vec<String>, BTreeMap<String, ValueChange>) {
     let mut changed = Vec::new();
     let mut changes = BTreeMap::new();
-    for name in names {
-        let (before, after) = (old.get(name), new.get(name));
-        if before == after {
-            continue;
-        }
+    for name in changed_names(old, new) {
+        let (before, after) = (old.and_then(|o| o.get(name)), new.and_then(|n| n.get(name)));
         changed.push(name.clone());
         let before_text = before.map(scalar_text);
         let after_text = after.map(scalar_text);

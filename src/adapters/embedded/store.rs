@@ -44,6 +44,10 @@ use crate::stages::{measure, Stage};
 /// would make a long replay quadratic).
 const COMPACT_AT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// A table file is serialized by as many threads as it has parts of this many items (up to
+/// one per core).
+const ITEMS_PER_COMPACTION_PART: usize = 20_000;
+
 type KeyTuple = (KeyPart, Option<KeyPart>);
 
 /// A stored item, shared with the journal lines that still have to write it (an item is
@@ -98,6 +102,13 @@ impl Partition {
         matches!(self, Partition::Many(items) if items.is_empty())
     }
 
+    fn len(&self) -> usize {
+        match self {
+            Partition::One(..) => 1,
+            Partition::Many(items) => items.len(),
+        }
+    }
+
     /// The items in sort-key order.
     fn values(&self) -> impl Iterator<Item = &Item> {
         let (one, many) = match self {
@@ -144,13 +155,41 @@ impl Table {
         self.partitions.is_empty()
     }
 
+    fn len(&self) -> usize {
+        self.partitions.values().map(Partition::len).sum()
+    }
+
     /// Every item in key order: partitions sorted by their key, each in sort-key order.
     fn in_key_order(&self) -> impl Iterator<Item = &Item> {
-        let mut hashes: Vec<&KeyPart> = self.partitions.keys().collect();
-        hashes.sort_unstable();
-        hashes
+        self.in_parts(1)
             .into_iter()
-            .flat_map(|hash| self.partitions[hash].values())
+            .flatten()
+            .flat_map(Partition::values)
+    }
+
+    /// Every item in key order, cut into at most `parts` runs of about as many items each
+    /// (at partition boundaries), so that a large table is written by several threads.
+    fn in_parts(&self, parts: usize) -> Vec<Vec<&Partition>> {
+        let mut hashes: Vec<(&KeyPart, &Partition)> = self.partitions.iter().collect();
+        hashes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let total: usize = hashes.iter().map(|(_, p)| p.len()).sum();
+        let per_part = total.div_ceil(parts.max(1)).max(1);
+        let mut runs = Vec::new();
+        let mut rest = hashes.as_slice();
+        while !rest.is_empty() {
+            let mut items = 0;
+            let cut = rest
+                .iter()
+                .position(|(_, p)| {
+                    items += p.len();
+                    items >= per_part
+                })
+                .map_or(rest.len(), |at| at + 1);
+            let (run, after) = rest.split_at(cut);
+            runs.push(run.iter().map(|(_, partition)| *partition).collect());
+            rest = after;
+        }
+        runs
     }
 }
 
@@ -691,11 +730,10 @@ impl Store {
                                 serde_json::to_writer(&mut *file, header)?;
                                 file.write_all(b"\n")?;
                             }
-                            for item in items.into_iter().flat_map(Table::in_key_order) {
-                                serde_json::to_writer(&mut *file, &SortedItem(item))?;
-                                file.write_all(b"\n")?;
+                            match items {
+                                Some(items) => write_in_parts(items, file),
+                                None => Ok(()),
                             }
-                            Ok(())
                         })
                     });
                     (table, writer)
@@ -758,6 +796,46 @@ impl Store {
     }
 }
 
+/// A table file's items, one per line: a large table's later parts serialized on threads of
+/// their own while the first is written.
+fn write_in_parts(table: &Table, file: &mut dyn io::Write) -> io::Result<()> {
+    fn write_items<'a>(
+        items: impl Iterator<Item = &'a Item>,
+        out: &mut dyn io::Write,
+    ) -> io::Result<()> {
+        for item in items {
+            serde_json::to_writer(&mut *out, &SortedItem(item))?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let parts = (table.len() / ITEMS_PER_COMPACTION_PART).clamp(1, threads);
+    let mut runs = table.in_parts(parts).into_iter();
+    let first = runs.next();
+    std::thread::scope(|scope| {
+        let later: Vec<_> = runs
+            .map(|run| {
+                scope.spawn(move || {
+                    let mut buffer = Vec::new();
+                    write_items(run.into_iter().flat_map(Partition::values), &mut buffer)
+                        .map(|()| buffer)
+                })
+            })
+            .collect();
+        if let Some(first) = first {
+            write_items(first.into_iter().flat_map(Partition::values), file)?;
+        }
+        for part in later {
+            let buffer = part
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("serializing a table panicked")))?;
+            file.write_all(&buffer)?;
+        }
+        Ok(())
+    })
+}
+
 fn corrupt(path: &Path, line: usize, message: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -770,4 +848,48 @@ pub(super) fn key_names(schema: &KeySchema) -> Vec<&str> {
     std::iter::once(schema.hash.as_str())
         .chain(schema.range.as_deref())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use handlers::item::string_key;
+
+    #[test]
+    fn a_table_in_parts_is_its_key_order_cut_at_partitions_into_runs_of_about_equal_size() {
+        let mut table = Table::default();
+        // Partitions of 1 to 5 items, inserted out of key order.
+        for p in (0..200).rev() {
+            for s in 0..(p % 5 + 1) {
+                let item = string_key(&[("PK", &format!("P{p:03}")), ("SK", &format!("{s}"))]);
+                let key = (
+                    KeyPart::S(format!("P{p:03}")),
+                    Some(KeyPart::S(s.to_string())),
+                );
+                table.insert(key, Arc::new(item));
+            }
+        }
+        let in_order: Vec<&Item> = table.in_key_order().collect();
+        assert_eq!(in_order.len(), table.len());
+        let pk = |item: &Item| handlers::item::get_str(item, "PK").unwrap().to_string();
+        assert!(in_order.windows(2).all(|w| pk(w[0]) <= pk(w[1])));
+        let parts = table.in_parts(3);
+        assert_eq!(parts.len(), 3);
+        let joined: Vec<&Item> = parts
+            .iter()
+            .flat_map(|run| run.iter().flat_map(|p| p.values()))
+            .collect();
+        assert_eq!(
+            joined, in_order,
+            "the parts, one after another, are the key order"
+        );
+        for run in &parts {
+            let items: usize = run.iter().map(|p| p.len()).sum();
+            assert!(
+                items.abs_diff(table.len() / 3) <= 5,
+                "{items} of {}",
+                table.len()
+            );
+        }
+    }
 }
