@@ -5,10 +5,16 @@
 //! A line holds the items as they were written (each shared with the table, not copied: a
 //! later write replaces the table's item, never changes it). Lines are written in the order
 //! the writes were made; [`Journal::sync`] waits for every line sent before it to be durable.
+//!
+//! A compaction that runs while writes go on first sets the journal aside
+//! ([`Journal::set_aside`]: `journal.compacting.jsonl`, the writes it folds into the table
+//! files) and starts a new one; it removes the one set aside once the table files are
+//! durable. Loading replays the one set aside, then the new one.
 
 use std::borrow::Cow;
-use std::fs::File;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,7 +23,13 @@ use std::time::Instant;
 use handlers::Item;
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::atomic_file::sync_dir;
 use crate::stages::{self, Stage};
+
+/// The journal being written.
+pub(super) const JOURNAL: &str = "journal.jsonl";
+/// A journal set aside for a compaction under way.
+pub(super) const SET_ASIDE: &str = "journal.compacting.jsonl";
 
 /// Lines handed to the journal's thread together: one hand-over per line would wake it for
 /// every write.
@@ -79,6 +91,8 @@ enum Message {
     Sync(SyncSender<io::Result<u64>>),
     /// Empty the journal (the table files now hold everything in it).
     Truncate(SyncSender<io::Result<()>>),
+    /// Make the journal durable, set it aside and start a new one.
+    SetAside(SyncSender<io::Result<()>>),
 }
 
 pub(super) struct Journal {
@@ -91,9 +105,10 @@ pub(super) struct Journal {
 impl Journal {
     /// Append to `file`, whose intact prefix is `length` bytes long (the file is positioned at
     /// its end).
-    pub(super) fn start(file: File, length: u64) -> Journal {
+    pub(super) fn start(root: &Path, file: File, length: u64) -> Journal {
         let (queue, queued) = sync_channel(QUEUED);
-        let thread = std::thread::spawn(move || write_lines(file, length, queued));
+        let root = root.to_path_buf();
+        let thread = std::thread::spawn(move || write_lines(root, file, length, queued));
         Journal {
             queue: Some(queue),
             thread: Some(thread),
@@ -134,6 +149,15 @@ impl Journal {
         replied.recv().map_err(|_| stopped())?
     }
 
+    /// Every line so far durable in the journal set aside ([`SET_ASIDE`], which must not
+    /// exist), and a new, empty journal for the lines after.
+    pub(super) fn set_aside(&mut self) -> io::Result<()> {
+        self.hand_over()?;
+        let (reply, replied) = sync_channel(1);
+        self.send(Message::SetAside(reply))?;
+        replied.recv().map_err(|_| stopped())?
+    }
+
     fn send(&self, message: Message) -> io::Result<()> {
         match &self.queue {
             Some(queue) => queue.send(message).map_err(|_| stopped()),
@@ -158,7 +182,7 @@ fn stopped() -> io::Error {
     io::Error::other("the journal's writer stopped (it panicked)")
 }
 
-fn write_lines(file: File, mut length: u64, queued: Receiver<Message>) {
+fn write_lines(root: PathBuf, file: File, mut length: u64, queued: Receiver<Message>) {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     // The first failure to write: every later sync reports it, since the lines after it
     // would replay without it.
@@ -206,6 +230,33 @@ fn write_lines(file: File, mut length: u64, queued: Receiver<Message>) {
                     length = 0;
                 }
                 let _ = reply.send(emptied);
+            }
+            Message::SetAside(reply) => {
+                let next = out
+                    .flush()
+                    .and_then(|()| out.get_ref().sync_data())
+                    .and_then(|()| fs::rename(root.join(JOURNAL), root.join(SET_ASIDE)))
+                    .and_then(|()| {
+                        OpenOptions::new()
+                            .create(true)
+                            .truncate(true)
+                            .write(true)
+                            .open(root.join(JOURNAL))
+                    })
+                    .and_then(|file| sync_dir(&root).map(|()| file));
+                let set_aside = match next {
+                    Ok(file) => {
+                        out = BufWriter::with_capacity(1 << 20, file);
+                        length = 0;
+                        Ok(())
+                    }
+                    // Lines written now could land in the file set aside: none are.
+                    Err(e) => {
+                        failed = Some((e.kind(), format!("setting the journal aside: {e}")));
+                        Err(e)
+                    }
+                };
+                let _ = reply.send(set_aside);
             }
         }
     }

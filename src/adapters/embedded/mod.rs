@@ -3,13 +3,15 @@
 //!
 //! Layout of the state directory (default `.replay/`):
 //! - `tables/<table>.jsonl`: items as DynamoDB JSON, one per line, in key order
-//! - `journal.jsonl`: writes since the table files were last written (see [`store`])
+//! - `journal.jsonl`: writes since the table files were last written (see [`store`]);
+//!   `journal.compacting.jsonl` while a compaction folds the writes before them in
 //! - `objects/<bucket>/<key>`: S3 objects as plain files
 //! - `outbox/*.eml`: every mail sent, as a message a mail client opens
 //! - `parked/*.json`: records a reaction could never succeed with, each an event file `replay`
 //!   takes once the data or the code is fixed
 //! - `.lock`: held while a process uses the directory
 
+mod compaction;
 mod expr;
 mod files;
 mod journal;
@@ -176,7 +178,8 @@ fn empty_state_dir(root: &Path) -> Result<(), StateError> {
         "objects",
         "outbox",
         "parked",
-        "journal.jsonl",
+        journal::JOURNAL,
+        journal::SET_ASIDE,
         "schemas.json",
         ".lock",
     ];

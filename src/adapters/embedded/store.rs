@@ -10,10 +10,12 @@
 //!
 //! Every write appends the item's after-image (or a delete) to `journal.jsonl` (on the
 //! journal's own thread, `journal.rs`); `sync` makes the appended lines durable (the batch
-//! calls it before reporting success). `compact` writes
-//! each changed table to `tables/<name>.jsonl` atomically and empties the journal. Loading
-//! reads the table files, then replays the journal; because the journal holds after-images,
-//! replaying a line twice is harmless, and a torn last line (a crash mid-append) is dropped.
+//! calls it before reporting success). `compact` writes each changed table to
+//! `tables/<name>.jsonl` atomically (`compaction.rs`) and empties the journal; a sync that
+//! finds the journal long starts a compaction that runs while the writes go on, over the
+//! journal set aside. Loading reads the table files, then replays the journals; because they
+//! hold after-images, replaying a line twice is harmless, and a torn last line (a crash
+//! mid-append) is dropped.
 
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
@@ -25,16 +27,16 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use handlers::item::SortedItem;
 use handlers::ports::Query;
 use handlers::value_rules;
 use handlers::{AttributeValue, Item};
 use serde::{Deserialize, Serialize};
 
+use super::compaction::{Snapshot, Written};
 use super::expr::KeyPart;
-use super::files::{decode_name, encode_name};
-use super::journal::{Journal, JournalLine, Op, OpWrite, TableKey};
-use crate::adapters::atomic_file::{sync_dir, write_atomic, write_atomic_with};
+use super::files::decode_name;
+use super::journal::{Journal, JournalLine, Op, OpWrite, TableKey, JOURNAL, SET_ASIDE};
+use crate::adapters::atomic_file::sync_dir;
 use crate::catalog::{Catalog, KeySchema};
 use crate::stages::{measure, Stage};
 
@@ -52,7 +54,7 @@ type KeyTuple = (KeyPart, Option<KeyPart>);
 
 /// A stored item, shared with the journal lines that still have to write it (an item is
 /// replaced, never changed, so the line writes it as it was).
-type Stored = Arc<Item>;
+pub(super) type Stored = Arc<Item>;
 
 /// One partition's items by sort key (`None` in a table without one). Most partitions hold
 /// one item (every partition of a table without a sort key does), and an ordered map's first
@@ -111,13 +113,16 @@ impl Partition {
 
     /// The items in sort-key order.
     fn values(&self) -> impl Iterator<Item = &Item> {
+        self.stored().map(|item| &**item)
+    }
+
+    /// The items in sort-key order, as shared.
+    fn stored(&self) -> impl Iterator<Item = &Stored> {
         let (one, many) = match self {
             Partition::One(_, item) => (Some(item), None),
             Partition::Many(items) => (None, Some(items.values())),
         };
-        one.into_iter()
-            .chain(many.into_iter().flatten())
-            .map(|item| &**item)
+        one.into_iter().chain(many.into_iter().flatten())
     }
 }
 
@@ -203,12 +208,12 @@ pub(super) enum StoreWrite {
 /// The first line of a table file whose name was too long for its file name.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TableHeader {
-    table: String,
+pub(super) struct TableHeader {
+    pub table: String,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct SavedSchema {
+pub(super) struct SavedSchema {
     hash: String,
     #[serde(default)]
     range: Option<String>,
@@ -220,6 +225,8 @@ pub(super) struct Store {
     tables: FxHashMap<String, Table>,
     journal: Option<Journal>,
     journal_bytes: u64,
+    /// [`COMPACT_AT_BYTES`] (tests compact sooner).
+    compact_at: u64,
     /// Size of each table file as last read or written: what a compaction rewrites at most.
     file_bytes: HashMap<String, u64>,
     dirty: BTreeSet<String>,
@@ -227,6 +234,11 @@ pub(super) struct Store {
     schemas: RefCell<FxHashMap<String, Arc<Known>>>,
     /// GSI contents: (table, index) -> index hash key -> primary keys of its items.
     indexes: FxHashMap<(String, String), FxHashMap<KeyPart, BTreeSet<KeyTuple>>>,
+    /// A compaction running while writes go on, and the tables it writes.
+    compacting: Option<(std::thread::JoinHandle<Written>, Vec<String>)>,
+    /// A journal is set aside (`journal.compacting.jsonl`): a compaction runs, or one failed
+    /// or was cut off and the next must fold it in.
+    set_aside: bool,
 }
 
 /// What the store needs of a table's schema.
@@ -248,18 +260,23 @@ impl Store {
             tables: FxHashMap::default(),
             journal: None,
             journal_bytes: 0,
+            compact_at: COMPACT_AT_BYTES,
             file_bytes: HashMap::new(),
             dirty: BTreeSet::new(),
             schemas: RefCell::new(FxHashMap::default()),
             indexes: FxHashMap::default(),
+            compacting: None,
+            set_aside: false,
         };
         store.load_schemas()?;
         store.load_tables()?;
         // What was just read from the table files is not a change to write back.
         store.dirty.clear();
-        let good_bytes = store.replay_journal()?;
+        // A journal set aside holds the writes before the current one's.
+        store.set_aside = store.replay_journal(SET_ASIDE)?.is_some();
+        let good_bytes = store.replay_journal(JOURNAL)?.unwrap_or(0);
         if writable {
-            let path = root.join("journal.jsonl");
+            let path = root.join(JOURNAL);
             let file = OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -269,7 +286,7 @@ impl Store {
             file.set_len(good_bytes)?;
             let mut file = file;
             io::Seek::seek(&mut file, io::SeekFrom::End(0))?;
-            store.journal = Some(Journal::start(file, good_bytes));
+            store.journal = Some(Journal::start(root, file, good_bytes));
             store.journal_bytes = good_bytes;
         }
         Ok(store)
@@ -331,12 +348,13 @@ impl Store {
         Ok(())
     }
 
-    /// Apply the journal; returns the length of its intact prefix.
-    fn replay_journal(&mut self) -> io::Result<u64> {
-        let path = self.root.join("journal.jsonl");
+    /// Apply the journal `name`; returns the length of its intact prefix, or `None` if there
+    /// is none.
+    fn replay_journal(&mut self, name: &str) -> io::Result<Option<u64>> {
+        let path = self.root.join(name);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         let mut good = 0usize;
@@ -363,7 +381,7 @@ impl Store {
             }
             good += line.len();
         }
-        Ok(good as u64)
+        Ok(Some(good as u64))
     }
 
     pub(super) fn schema(&self, table: &str) -> Result<KeySchema, String> {
@@ -687,85 +705,117 @@ impl Store {
         Ok(found.into_iter().map(|(_, item)| item).collect())
     }
 
-    /// Make every write so far durable.
+    /// Make every write so far durable; a journal grown long starts a compaction that runs
+    /// while the writes go on.
     pub(super) fn sync(&mut self) -> io::Result<()> {
-        if let Some(journal) = self.journal.as_mut() {
-            self.journal_bytes = measure(Stage::Sync, || journal.sync())?;
+        let Some(journal) = self.journal.as_mut() else {
+            return Ok(());
+        };
+        self.journal_bytes = measure(Stage::Sync, || journal.sync())?;
+        if self
+            .compacting
+            .as_ref()
+            .is_some_and(|(running, _)| running.is_finished())
+        {
+            self.finish_compaction()?;
         }
         let tables_bytes: u64 = self.file_bytes.values().sum();
-        if self.journal_bytes > COMPACT_AT_BYTES.max(tables_bytes) {
-            self.compact()?;
+        if self.compacting.is_none() && self.journal_bytes > self.compact_at.max(tables_bytes) {
+            match self.set_aside {
+                // The journal set aside by a compaction that failed must be folded in first.
+                true => self.compact()?,
+                false => self.compact_in_background()?,
+            }
         }
         Ok(())
     }
 
-    /// Write changed tables to their files and empty the journal.
-    pub(super) fn compact(&mut self) -> io::Result<()> {
-        measure(Stage::Compaction, || self.compact_now())
-    }
-
-    fn compact_now(&mut self) -> io::Result<()> {
+    /// Set the journal aside and write the changed tables on threads of their own; the store
+    /// takes writes meanwhile, into a new journal.
+    fn compact_in_background(&mut self) -> io::Result<()> {
         let Some(journal) = self.journal.as_mut() else {
             return Ok(());
         };
-        journal.sync()?;
-        let dir = self.root.join("tables");
-        fs::create_dir_all(&dir)?;
-        // One thread per changed table: serializing a large state is most of a compaction,
-        // and the tables are independent files.
-        let dirty = std::mem::take(&mut self.dirty);
-        let written: Vec<(String, io::Result<u64>)> = std::thread::scope(|scope| {
-            let writers: Vec<_> = dirty
-                .into_iter()
-                .map(|table| {
-                    let items = self.tables.get(&table);
-                    let (stem, hashed) = encode_name(&table);
-                    let path = dir.join(format!("{stem}.jsonl"));
-                    let header = hashed.then(|| TableHeader {
-                        table: table.clone(),
-                    });
-                    let writer = scope.spawn(move || {
-                        write_atomic_with(&path, |file| {
-                            if let Some(header) = &header {
-                                serde_json::to_writer(&mut *file, header)?;
-                                file.write_all(b"\n")?;
-                            }
-                            match items {
-                                Some(items) => write_in_parts(items, file),
-                                None => Ok(()),
-                            }
-                        })
-                    });
-                    (table, writer)
-                })
-                .collect();
-            writers
-                .into_iter()
-                .map(|(table, writer)| {
-                    let result = writer.join().unwrap_or_else(|_| {
-                        Err(io::Error::other(format!("writing table {table} panicked")))
-                    });
-                    (table, result)
-                })
-                .collect()
+        journal.set_aside()?;
+        self.set_aside = true;
+        self.journal_bytes = 0;
+        let snapshot = self.snapshot();
+        let tables = snapshot.table_names();
+        let root = self.root.clone();
+        let running = std::thread::spawn(move || {
+            let mut written = snapshot.write();
+            // Only once the tables are durable may the journal set aside go; a crash before
+            // replays it over the new files, which changes nothing.
+            if written.is_whole() {
+                if let Err(e) = fs::remove_file(root.join(SET_ASIDE)).and_then(|()| sync_dir(&root))
+                {
+                    written.schemas = Err(e);
+                }
+            }
+            written
         });
-        let mut failure = None;
-        for (table, length) in written {
+        self.compacting = Some((running, tables));
+        Ok(())
+    }
+
+    /// Wait for the compaction running, if any, and take in what it wrote.
+    fn finish_compaction(&mut self) -> io::Result<()> {
+        let Some((running, tables)) = self.compacting.take() else {
+            return Ok(());
+        };
+        let written = running.join().unwrap_or_else(|_| Written {
+            tables: Vec::new(),
+            schemas: Err(io::Error::other("a compaction panicked")),
+        });
+        if written.is_whole() {
+            self.set_aside = false;
+        } else {
+            // Written again by the next compaction, which folds the journal set aside in.
+            self.dirty.extend(tables);
+        }
+        self.take_in(written)
+    }
+
+    /// Record the table files' new lengths; a table not written is still to write.
+    fn take_in(&mut self, written: Written) -> io::Result<()> {
+        let mut failure = written.schemas.err();
+        for (table, length) in written.tables {
             match length {
                 Ok(length) => {
                     self.file_bytes.insert(table, length);
                 }
-                // Still to write: the journal stays until it is.
                 Err(e) => {
                     self.dirty.insert(table);
                     failure.get_or_insert(e);
                 }
             }
         }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let learned: BTreeMap<String, SavedSchema> = self
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// The changed tables as they are now, for a compaction to write.
+    fn snapshot(&mut self) -> Snapshot {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let tables = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|name| {
+                let parts = match self.tables.get(&name) {
+                    Some(table) => table
+                        .in_parts((table.len() / ITEMS_PER_COMPACTION_PART).clamp(1, threads))
+                        .into_iter()
+                        .map(|run| {
+                            run.into_iter()
+                                .flat_map(Partition::stored)
+                                .cloned()
+                                .collect()
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                (name, parts)
+            })
+            .collect();
+        let learned = self
             .tables
             .keys()
             .filter_map(|t| {
@@ -780,60 +830,51 @@ impl Store {
                 })
             })
             .collect();
-        if !learned.is_empty() {
-            write_atomic(
-                &self.root.join("schemas.json"),
-                &serde_json::to_vec_pretty(&learned)?,
-            )?;
+        Snapshot {
+            root: self.root.clone(),
+            tables,
+            learned,
         }
-        // Only now that the tables are durable may the journal go; a crash before this line
-        // replays it over the new files, which changes nothing.
+    }
+
+    /// Write the changed tables to their files and empty the journal (and the one set aside),
+    /// waiting for it all.
+    pub(super) fn compact(&mut self) -> io::Result<()> {
+        if self.journal.is_none() {
+            return Ok(());
+        }
+        // A compaction still running writes its tables first; should it fail, this one
+        // writes them again.
+        let _written_again_below = self.finish_compaction();
+        if let Some(journal) = self.journal.as_mut() {
+            journal.sync()?;
+        }
+        let written = self.snapshot().write();
+        self.take_in(written)?;
+        // Only now that the tables are durable may the journals go; a crash before this line
+        // replays them over the new files, which changes nothing.
         if let Some(journal) = self.journal.as_mut() {
             journal.truncate()?;
         }
         self.journal_bytes = 0;
+        if self.set_aside {
+            match fs::remove_file(self.root.join(SET_ASIDE)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => self.set_aside = false,
+            }
+        }
         sync_dir(&self.root)
     }
 }
 
-/// A table file's items, one per line: a large table's later parts serialized on threads of
-/// their own while the first is written.
-fn write_in_parts(table: &Table, file: &mut dyn io::Write) -> io::Result<()> {
-    fn write_items<'a>(
-        items: impl Iterator<Item = &'a Item>,
-        out: &mut dyn io::Write,
-    ) -> io::Result<()> {
-        for item in items {
-            serde_json::to_writer(&mut *out, &SortedItem(item))?;
-            out.write_all(b"\n")?;
+/// A compaction still running finishes before the store is gone, so that no one else opens
+/// the directory while it writes.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some((running, _)) = self.compacting.take() {
+            let _ = running.join();
         }
-        Ok(())
     }
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let parts = (table.len() / ITEMS_PER_COMPACTION_PART).clamp(1, threads);
-    let mut runs = table.in_parts(parts).into_iter();
-    let first = runs.next();
-    std::thread::scope(|scope| {
-        let later: Vec<_> = runs
-            .map(|run| {
-                scope.spawn(move || {
-                    let mut buffer = Vec::new();
-                    write_items(run.into_iter().flat_map(Partition::values), &mut buffer)
-                        .map(|()| buffer)
-                })
-            })
-            .collect();
-        if let Some(first) = first {
-            write_items(first.into_iter().flat_map(Partition::values), file)?;
-        }
-        for part in later {
-            let buffer = part
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("serializing a table panicked")))?;
-            file.write_all(&buffer)?;
-        }
-        Ok(())
-    })
 }
 
 fn corrupt(path: &Path, line: usize, message: &str) -> io::Error {
@@ -854,6 +895,114 @@ pub(super) fn key_names(schema: &KeySchema) -> Vec<&str> {
 mod tests {
     use super::*;
     use handlers::item::string_key;
+
+    const TABLE: &str = "aws-cost-platform-enhanced";
+
+    fn item(sk: usize, version: usize) -> Item {
+        let mut item = string_key(&[("PK", "P"), ("SK", &format!("{sk:04}"))]);
+        item.insert("v".into(), AttributeValue::N(version.to_string()));
+        item
+    }
+
+    fn put(store: &mut Store, sk: usize, version: usize) {
+        store.put(TABLE, item(sk, version)).unwrap();
+    }
+
+    /// (sort key, version) of every item, in key order.
+    fn versions(root: &Path) -> Vec<(String, String)> {
+        let store = Store::open(root, Catalog::with_seed_definitions(), false).unwrap();
+        let text = |item: &Item, name: &str| match item.get(name) {
+            Some(AttributeValue::S(s) | AttributeValue::N(s)) => s.clone(),
+            _ => String::new(),
+        };
+        store
+            .items(TABLE)
+            .map(|i| (text(i, "SK"), text(i, "v")))
+            .collect()
+    }
+
+    fn expected(items: impl Iterator<Item = (usize, usize)>) -> Vec<(String, String)> {
+        items
+            .map(|(sk, v)| (format!("{sk:04}"), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_compaction_while_writes_go_on_loses_none_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Catalog::with_seed_definitions(), true).unwrap();
+        store.compact_at = 1;
+        for sk in 0..300 {
+            put(&mut store, sk, 1);
+        }
+        store.sync().unwrap();
+        assert!(
+            store.compacting.is_some(),
+            "a long journal starts a compaction"
+        );
+        // Written while it runs: new versions, and deletes.
+        for sk in 0..150 {
+            put(&mut store, sk, 2);
+        }
+        for sk in 250..300 {
+            store
+                .delete(
+                    TABLE,
+                    &string_key(&[("PK", "P"), ("SK", &format!("{sk:04}"))]),
+                )
+                .unwrap();
+        }
+        store.sync().unwrap();
+        drop(store); // no final compaction: as after a crash
+        let want = expected(
+            (0..150)
+                .map(|sk| (sk, 2))
+                .chain((150..250).map(|sk| (sk, 1))),
+        );
+        assert_eq!(versions(dir.path()), want);
+
+        let mut store = Store::open(dir.path(), Catalog::with_seed_definitions(), true).unwrap();
+        store.compact().unwrap();
+        drop(store);
+        assert!(!dir.path().join(SET_ASIDE).exists());
+        assert_eq!(fs::metadata(dir.path().join(JOURNAL)).unwrap().len(), 0);
+        assert_eq!(
+            versions(dir.path()),
+            want,
+            "the table files alone hold it all"
+        );
+    }
+
+    #[test]
+    fn a_journal_set_aside_by_a_compaction_cut_off_is_replayed_before_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Catalog::with_seed_definitions(), true).unwrap();
+        for sk in 0..10 {
+            put(&mut store, sk, 1);
+        }
+        store.compact().unwrap();
+        for sk in 0..10 {
+            put(&mut store, sk, 2);
+        }
+        store.sync().unwrap();
+        drop(store);
+        // The compaction set the journal aside and was cut off before writing a table.
+        fs::rename(dir.path().join(JOURNAL), dir.path().join(SET_ASIDE)).unwrap();
+        let mut store = Store::open(dir.path(), Catalog::with_seed_definitions(), true).unwrap();
+        for sk in 0..5 {
+            put(&mut store, sk, 3);
+        }
+        store.sync().unwrap();
+        drop(store);
+        let want = expected((0..5).map(|sk| (sk, 3)).chain((5..10).map(|sk| (sk, 2))));
+        assert_eq!(versions(dir.path()), want);
+
+        let mut store = Store::open(dir.path(), Catalog::with_seed_definitions(), true).unwrap();
+        store.compact().unwrap();
+        drop(store);
+        assert!(!dir.path().join(SET_ASIDE).exists(), "folded in and gone");
+        assert_eq!(versions(dir.path()), want);
+    }
 
     #[test]
     fn a_table_in_parts_is_its_key_order_cut_at_partitions_into_runs_of_about_equal_size() {
