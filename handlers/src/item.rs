@@ -3,7 +3,6 @@
 //! Items are `serde_dynamo` values, which serialize as DynamoDB JSON (`{"S": "…"}`), so the
 //! same type travels from the stream event through the reactions to the adapters.
 
-use std::collections::HashMap;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::{de::DeserializeOwned, Serialize};
@@ -48,24 +47,18 @@ pub fn scalar_text(value: &AttributeValue) -> Option<&str> {
 /// A typed struct as an item (through serde_dynamo). Fields written with [`number`] become
 /// exact DynamoDB numbers.
 pub fn to_item<T: Serialize>(value: &T) -> Result<Item, ReactionError> {
-    let item: Item =
+    let mut item: Item =
         serde_dynamo::to_item(value).map_err(|e| ReactionError::Encode(e.to_string()))?;
-    let map: HashMap<String, AttributeValue> = item
-        .into_inner()
-        .into_iter()
-        .map(|(k, v)| (k, number::unmark(v)))
-        .collect();
-    Ok(Item::from(map))
+    // In place: collecting the attributes again would hash every name twice more.
+    item.values_mut().for_each(number::unmark);
+    Ok(item)
 }
 
 /// An item as a typed struct (through serde_dynamo); `what` names it in the error. Number
 /// fields must use [`number`] (or [`number::int`]), which read DynamoDB's exact text.
 pub fn from_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, ReactionError> {
-    let map: HashMap<String, AttributeValue> = item
-        .into_inner()
-        .into_iter()
-        .map(|(k, v)| (k, number::mark(v)))
-        .collect();
+    let mut map = item.into_inner();
+    map.values_mut().for_each(number::mark);
     // The path to the attribute that did not fit, so an error names it (`timestamp: …`).
     let deserializer = serde_dynamo::Deserializer::from_attribute_value(AttributeValue::M(map));
     serde_path_to_error::deserialize(deserializer).map_err(|e| ReactionError::BadItem {
@@ -237,40 +230,42 @@ pub mod number {
     }
 
     /// Numbers (at any depth) as marked text, for deserializing.
-    pub(super) fn mark(value: AttributeValue) -> AttributeValue {
+    pub(super) fn mark(value: &mut AttributeValue) {
         match value {
-            AttributeValue::N(n) => AttributeValue::S(format!("{MARK}{n}")),
-            AttributeValue::M(m) => {
-                AttributeValue::M(m.into_iter().map(|(k, v)| (k, mark(v))).collect())
+            AttributeValue::N(n) => {
+                n.insert_str(0, MARK);
+                *value = AttributeValue::S(std::mem::take(n));
             }
-            AttributeValue::L(l) => AttributeValue::L(l.into_iter().map(mark).collect()),
-            other => other,
+            AttributeValue::M(m) => m.values_mut().for_each(mark),
+            AttributeValue::L(l) => l.iter_mut().for_each(mark),
+            _ => {}
         }
     }
 
     /// Marked text (at any depth) back to numbers, after serializing.
-    pub(super) fn unmark(value: AttributeValue) -> AttributeValue {
+    pub(super) fn unmark(value: &mut AttributeValue) {
         match value {
-            AttributeValue::S(s) => match s.strip_prefix(MARK) {
-                Some(n) => AttributeValue::N(n.to_string()),
-                None => AttributeValue::S(s),
-            },
-            AttributeValue::M(m) => {
-                AttributeValue::M(m.into_iter().map(|(k, v)| (k, unmark(v))).collect())
+            AttributeValue::S(s) if s.starts_with(MARK) => {
+                s.drain(..MARK.len());
+                *value = AttributeValue::N(std::mem::take(s));
             }
-            AttributeValue::L(l) => AttributeValue::L(l.into_iter().map(unmark).collect()),
-            other => other,
+            AttributeValue::M(m) => m.values_mut().for_each(unmark),
+            AttributeValue::L(l) => l.iter_mut().for_each(unmark),
+            _ => {}
         }
     }
 }
 
 /// Build a key item from `(name, string value)` pairs.
 pub fn string_key(pairs: &[(&str, &str)]) -> Item {
-    let map: HashMap<String, AttributeValue> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), AttributeValue::S(v.to_string())))
-        .collect();
-    Item::from(map)
+    // Not through `Item::from(HashMap)`, which collects (and hashes) every attribute again.
+    let mut item = Item::default();
+    item.extend(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), AttributeValue::S(v.to_string()))),
+    );
+    item
 }
 
 /// FNV-1a, 64 bits: a small hash that never changes between builds or platforms, for ids and
