@@ -3,7 +3,6 @@
 //! Items are `serde_dynamo` values, which serialize as DynamoDB JSON (`{"S": "…"}`), so the
 //! same type travels from the stream event through the reactions to the adapters.
 
-
 use serde::ser::{SerializeMap, Serializer};
 use serde::{de::DeserializeOwned, Serialize};
 
