@@ -482,19 +482,15 @@ impl Store {
             // Every key and item is checked before anything is journaled or changed, by
             // DynamoDB's rules (it refuses the whole request).
             keys.push(self.key_tuple(table, item)?);
-            if let Some(broken) = value_rules::broken_key(&schema.key_of(item)) {
+            let broken = value_rules::broken_key(&schema.key_of(item)).or_else(|| match write {
+                StoreWrite::Put(item) => value_rules::first_broken(item),
+                StoreWrite::Delete(_) => None,
+            });
+            if let Some(broken) = broken {
                 return Err(format!(
                     "One or more parameter values were invalid: {}: {}",
                     broken.path, broken.reason
                 ));
-            }
-            if let StoreWrite::Put(item) = write {
-                if let Some(broken) = value_rules::first_broken(item) {
-                    return Err(format!(
-                        "One or more parameter values were invalid: {}: {}",
-                        broken.path, broken.reason
-                    ));
-                }
             }
         }
         let mut ops = Vec::with_capacity(writes.len());
