@@ -163,7 +163,7 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
 
 /// The time per stage, for `--timings`: one line each, then the run's own.
 fn print_timings(run: std::time::Duration) {
-    eprintln!("time per stage (summed over lanes; journal and compaction overlap the others):");
+    eprintln!("time per stage (summed over lanes and threads, so they overlap):");
     for (stage, spent) in stages::spent() {
         eprintln!("  {:<28} {:>8.3} s", stage.name(), spent.as_secs_f64());
     }
