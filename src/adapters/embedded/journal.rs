@@ -135,26 +135,25 @@ impl Journal {
 
     /// Every line appended so far durable; the journal's length.
     pub(super) fn sync(&mut self) -> io::Result<u64> {
-        self.hand_over()?;
-        let (reply, replied) = sync_channel(1);
-        self.send(Message::Sync(reply))?;
-        replied.recv().map_err(|_| stopped())?
+        self.ask(Message::Sync)
     }
 
     /// Empty the journal, durably.
     pub(super) fn truncate(&mut self) -> io::Result<()> {
-        self.hand_over()?;
-        let (reply, replied) = sync_channel(1);
-        self.send(Message::Truncate(reply))?;
-        replied.recv().map_err(|_| stopped())?
+        self.ask(Message::Truncate)
     }
 
     /// Every line so far durable in the journal set aside ([`SET_ASIDE`], which must not
     /// exist), and a new, empty journal for the lines after.
     pub(super) fn set_aside(&mut self) -> io::Result<()> {
+        self.ask(Message::SetAside)
+    }
+
+    /// Hand over the lines not handed over yet, then `message`; waits for its reply.
+    fn ask<T>(&mut self, message: fn(SyncSender<io::Result<T>>) -> Message) -> io::Result<T> {
         self.hand_over()?;
         let (reply, replied) = sync_channel(1);
-        self.send(Message::SetAside(reply))?;
+        self.send(message(reply))?;
         replied.recv().map_err(|_| stopped())?
     }
 
