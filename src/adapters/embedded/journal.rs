@@ -231,6 +231,11 @@ fn write_lines(root: PathBuf, file: File, mut length: u64, queued: Receiver<Mess
                 let _ = reply.send(emptied);
             }
             Message::SetAside(reply) => {
+                if let Some((kind, message)) = &failed {
+                    // The journal lacks lines: it must not pass for the writes before a point.
+                    let _ = reply.send(Err(io::Error::new(*kind, message.clone())));
+                    continue;
+                }
                 let next = out
                     .flush()
                     .and_then(|()| out.get_ref().sync_data())

@@ -441,7 +441,9 @@ impl Store {
     }
 
     pub(super) fn key_tuple(&self, table: &str, item: &Item) -> Result<KeyTuple, String> {
-        let schema = self.schema(table)?;
+        // The shared schema, not a copy: this runs for every read and write.
+        let known = self.known(table)?;
+        let schema = &known.key;
         let part = |name: &str| -> Result<KeyPart, String> {
             let value = item.get(name).ok_or_else(|| {
                 format!("One of the required keys was not given a value: {name} (table {table})")
@@ -477,12 +479,12 @@ impl Store {
         }
         let mut keys = Vec::with_capacity(writes.len());
         for (table, write) in &writes {
-            let schema = self.schema(table)?;
+            let known = self.known(table)?;
             let (StoreWrite::Put(item) | StoreWrite::Delete(item)) = write;
             // Every key and item is checked before anything is journaled or changed, by
             // DynamoDB's rules (it refuses the whole request).
-            keys.push(self.key_tuple(table, item)?);
-            let broken = value_rules::broken_key(&schema.key_of(item)).or_else(|| match write {
+            keys.push((self.key_tuple(table, item)?, known.clone()));
+            let broken = value_rules::broken_key(&known.key.key_of(item)).or_else(|| match write {
                 StoreWrite::Put(item) => value_rules::first_broken(item),
                 StoreWrite::Delete(_) => None,
             });
@@ -495,8 +497,7 @@ impl Store {
         }
         let mut ops = Vec::with_capacity(writes.len());
         let mut replaced = Vec::new();
-        for ((table, write), key) in writes.into_iter().zip(keys) {
-            let known = self.known(&table)?;
+        for ((table, write), (key, known)) in writes.into_iter().zip(keys) {
             let (write, old) = match write {
                 StoreWrite::Put(item) => {
                     let item = Arc::new(item);
