@@ -54,9 +54,12 @@ pub fn to_item<T: Serialize>(value: &T) -> Result<Item, ReactionError> {
 }
 
 /// An item as a typed struct (through serde_dynamo); `what` names it in the error. Number
-/// fields must use [`number`] (or [`number::int`]), which read DynamoDB's exact text.
+/// fields must use [`number`] (or [`number::int`]), which read DynamoDB's exact text (and a
+/// number an application wrote as a string). `NULL` reads as absent, at any depth: applications
+/// write it for what is not known yet, and a reaction treats both alike.
 pub fn from_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, ReactionError> {
     let mut map = item.into_inner();
+    map.retain(|_, value| !matches!(value, AttributeValue::Null(_)));
     map.values_mut().for_each(number::mark);
     // The path to the attribute that did not fit, so an error names it (`timestamp: …`).
     let deserializer = serde_dynamo::Deserializer::from_attribute_value(AttributeValue::M(map));
@@ -228,14 +231,18 @@ pub mod number {
         }
     }
 
-    /// Numbers (at any depth) as marked text, for deserializing.
+    /// Numbers (at any depth) as marked text, for deserializing; a map's `NULL` attributes
+    /// left out, so they read as absent.
     pub(super) fn mark(value: &mut AttributeValue) {
         match value {
             AttributeValue::N(n) => {
                 n.insert_str(0, MARK);
                 *value = AttributeValue::S(std::mem::take(n));
             }
-            AttributeValue::M(m) => m.values_mut().for_each(mark),
+            AttributeValue::M(m) => {
+                m.retain(|_, value| !matches!(value, AttributeValue::Null(_)));
+                m.values_mut().for_each(mark)
+            }
             AttributeValue::L(l) => l.iter_mut().for_each(mark),
             _ => {}
         }

@@ -15,16 +15,19 @@
 //! - [`reactions`]: one module per reaction, named after it, and the registry.
 //! - [`cost`]: the cost platform's domain (items, pricing, savings rates, proposal rendering),
 //!   used by the cost reactions.
-//! - [`mail`], [`templates`], [`redact`], [`settings`], [`text`]: what several reactions share.
+//! - [`mail`], [`templates`], [`redact`], [`settings`], [`attribute_names`], [`instant`],
+//!   [`text`]: what several reactions share.
 //!
 //! Reactions depend on the domain modules and the ports; nothing here depends on a reaction
 //! but the registry.
 
 #![warn(unreachable_pub)]
 
+pub mod attribute_names;
 pub mod change;
 pub mod cost;
 pub mod error;
+pub mod instant;
 pub mod item;
 pub mod mail;
 pub mod ports;

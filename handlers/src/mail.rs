@@ -79,3 +79,12 @@ pub async fn deliver(ports: Ports<'_>, mail: &Mail) -> Result<serde_json::Value,
     let id = ports.mailer.send(mail).await?;
     Ok(serde_json::json!({ "sent_to": mail.to.join(", "), "message_id": id }))
 }
+
+/// Why a reaction's `result` says no mail went out (`"not_sent"`, at its top or under
+/// `"mail"`), if it says so.
+pub fn not_sent(result: &serde_json::Value) -> Option<&str> {
+    result
+        .get("not_sent")
+        .or_else(|| result.get("mail").and_then(|mail| mail.get("not_sent")))
+        .and_then(serde_json::Value::as_str)
+}

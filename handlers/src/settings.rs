@@ -7,10 +7,12 @@
 //! map. Every name read is remembered, so a test can check each one is documented.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 use thiserror::Error;
+
+pub use crate::attribute_names::AttributeNames;
 
 /// The cost estimation platform's single table (seed: cost-estimation-platform.md).
 pub const COST_PLATFORM_TABLE: &str = "aws-cost-platform-enhanced";
@@ -24,13 +26,18 @@ pub const AGGREGATE_STATE_TABLE: &str = "ddb-stream-worker-aggregate-state";
 pub struct ConfigError {
     pub name: &'static str,
     pub value: String,
-    pub expected: &'static str,
+    pub expected: String,
 }
+
+/// The variable that renames the attributes reactions read ([`Settings::attribute_names`]).
+pub const ATTRIBUTE_NAMES: &str = "ATTRIBUTE_NAMES";
 
 /// Variables by name, from any lookup.
 pub struct Settings<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     read: RefCell<BTreeSet<String>>,
+    /// Every attribute each reaction asked for, by reaction: what `ATTRIBUTE_NAMES` may rename.
+    attributes_asked: RefCell<BTreeMap<&'static str, BTreeSet<&'static str>>>,
 }
 
 impl<'a> Settings<'a> {
@@ -38,7 +45,96 @@ impl<'a> Settings<'a> {
         Settings {
             lookup,
             read: RefCell::new(BTreeSet::new()),
+            attributes_asked: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// The names of the attributes `reaction` reads (`seed_names`, the seed documents'), each
+    /// renamed where `ATTRIBUTE_NAMES` says so: entries `reaction.attribute=Name`, separated by
+    /// commas or new lines, e.g. `pilotforce-booking-mail.bookingId=BookingId`. An entry that
+    /// names no reaction or attribute is refused by [`Settings::check_attribute_names`], once
+    /// every reaction has asked.
+    pub fn attribute_names(
+        &self,
+        reaction: &'static str,
+        seed_names: &[&'static str],
+    ) -> Result<AttributeNames, ConfigError> {
+        self.attributes_asked
+            .borrow_mut()
+            .entry(reaction)
+            .or_default()
+            .extend(seed_names.iter().copied());
+        let renamed = self.attribute_entries()?;
+        Ok(AttributeNames::new(seed_names.iter().map(|&seed| {
+            let name = renamed
+                .get(&(reaction.to_string(), seed.to_string()))
+                .cloned()
+                .unwrap_or_else(|| crate::attribute_names::default_name(seed).to_string());
+            (seed, name)
+        })))
+    }
+
+    /// Refuses an `ATTRIBUTE_NAMES` entry for a reaction or an attribute no reaction asked for,
+    /// naming what there is instead.
+    pub fn check_attribute_names(&self) -> Result<(), ConfigError> {
+        let asked = self.attributes_asked.borrow();
+        for ((reaction, attribute), name) in self.attribute_entries()? {
+            let expected = match asked.get(reaction.as_str()) {
+                None => format!(
+                    "{reaction:?} is not a reaction that reads attributes; those are: {}",
+                    asked.keys().copied().collect::<Vec<_>>().join(", ")
+                ),
+                Some(known) if !known.contains(attribute.as_str()) => format!(
+                    "{reaction} reads no attribute {attribute:?}; it reads: {}",
+                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+                Some(_) => continue,
+            };
+            return Err(ConfigError {
+                name: ATTRIBUTE_NAMES,
+                value: format!("{reaction}.{attribute}={name}"),
+                expected,
+            });
+        }
+        Ok(())
+    }
+
+    /// `ATTRIBUTE_NAMES`, parsed: (reaction, seed attribute) to the application's name.
+    fn attribute_entries(&self) -> Result<BTreeMap<(String, String), String>, ConfigError> {
+        let text = self.text(ATTRIBUTE_NAMES, "");
+        let mut entries = BTreeMap::new();
+        for entry in text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let parsed = entry.split_once('=').and_then(|(path, name)| {
+                let (reaction, attribute) = path.trim().split_once('.')?;
+                let name = name.trim();
+                let valid = |t: &str| !t.is_empty() && !t.chars().any(char::is_control);
+                (valid(reaction) && valid(attribute) && valid(name) && name.len() <= 255).then(
+                    || {
+                        (
+                            (reaction.to_string(), attribute.to_string()),
+                            name.to_string(),
+                        )
+                    },
+                )
+            });
+            match parsed {
+                Some((key, name)) => {
+                    entries.insert(key, name);
+                }
+                None => {
+                    return Err(ConfigError {
+                        name: ATTRIBUTE_NAMES,
+                        value: entry.to_string(),
+                        expected: "entries reaction.attribute=Name, separated by commas".into(),
+                    })
+                }
+            }
+        }
+        Ok(entries)
     }
 
     /// Every variable name asked for so far (set or not).
@@ -68,7 +164,7 @@ impl<'a> Settings<'a> {
                     .ok_or(ConfigError {
                         name,
                         value,
-                        expected: "a whole number at least 1",
+                        expected: "a whole number at least 1".into(),
                     })
             }
         }
@@ -82,7 +178,7 @@ impl<'a> Settings<'a> {
             Some(value) => Err(ConfigError {
                 name,
                 value,
-                expected: "true or false",
+                expected: "true or false".into(),
             }),
         }
     }
@@ -98,7 +194,7 @@ impl<'a> Settings<'a> {
             .ok_or(ConfigError {
                 name,
                 value,
-                expected: "a decimal number, 0 or more",
+                expected: "a decimal number, 0 or more".into(),
             })
     }
 
@@ -117,7 +213,7 @@ impl<'a> Settings<'a> {
             Some(value) => Err(ConfigError {
                 name,
                 value,
-                expected: "an https:// URL without spaces",
+                expected: "an https:// URL without spaces".into(),
             }),
         }
     }

@@ -45,7 +45,7 @@ use effects::Recorder;
 use idempotency::{Guard, IdempotencyConfig};
 use intercept::Intercepted;
 use report::hand_over;
-pub use report::{BatchOutcome, Outcome, ReactionReport, RecordFailure, RecordReport};
+pub use report::{BatchOutcome, NotDone, Outcome, ReactionReport, RecordFailure, RecordReport};
 use request_count::{difference, CountingTables, RequestCounter};
 /// Records per window: a Lambda batch of the default size is one window; a long replay file
 /// is reported, flushed and noted window by window.

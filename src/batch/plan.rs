@@ -102,7 +102,7 @@ impl Worker {
                     continue;
                 }
                 let result = match &ran.outcome {
-                    Outcome::Done { result } => result.clone(),
+                    Outcome::Done { result } | Outcome::Skipped { result } => result.clone(),
                     // The later record's run covers this one: it reads the state after it.
                     Outcome::Coalesced { into_record } => serde_json::json!({
                         "coalescedInto": records.get(*into_record).map(|r| r.event_id.as_str()),

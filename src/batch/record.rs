@@ -184,8 +184,9 @@ impl Worker {
                 warn_of_skipped(&result);
                 match self.park_bad_data(name, stream_record, unusable).await {
                     None => {
-                        tracing::info!(outcome = "done");
-                        (Outcome::Done { result }, None)
+                        let outcome = Outcome::completed(result);
+                        tracing::info!(outcome = outcome_name(&outcome));
+                        (outcome, None)
                     }
                     Some(Ok((reason, location))) => {
                         tracing::warn!(outcome = "parked", %location, error = %reason);
@@ -374,6 +375,17 @@ impl Worker {
         }
         .await;
         match outcome {
+            // Nothing went out (no address yet, notifications off): the lock is let go rather
+            // than kept as done, so a later delivery may still send it.
+            Ok(result) if handlers::mail::not_sent(&result).is_some() => {
+                if let Err(release) = guard.release(&key).await {
+                    tracing::warn!(error = %release, "could not release idempotency lock {key}");
+                }
+                Ok(ReactionRun::Done {
+                    result,
+                    deferred: Vec::new(),
+                })
+            }
             Ok(result) => {
                 guard
                     .complete(&key, &result, change.approximate_creation)
@@ -447,6 +459,14 @@ fn warn_of_skipped(result: &serde_json::Value) {
         }
         serde_json::Value::Array(values) => values.iter().for_each(warn_of_skipped),
         _ => {}
+    }
+}
+
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Skipped { .. } => "skipped",
+        Outcome::NotSent { .. } => "not_sent",
+        _ => "done",
     }
 }
 

@@ -21,6 +21,16 @@ pub enum Outcome {
         result: serde_json::Value,
     },
     NotApplicable,
+    /// It ran, but left out data it could not use, or lacked an attribute it reads
+    /// (`skipped`, `unread` in its result, named there and at WARN).
+    Skipped {
+        result: serde_json::Value,
+    },
+    /// It ran, but no mail went out (no address, notifications off, an address the mail
+    /// rules refuse): the result says why.
+    NotSent {
+        result: serde_json::Value,
+    },
     /// A later record of this batch changes the same thing; the reaction runs once, there.
     Coalesced {
         into_record: usize,
@@ -41,6 +51,75 @@ pub enum Outcome {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         panicked: bool,
     },
+}
+
+impl Outcome {
+    /// The outcome of a reaction that ran to the end with `result`: done, or done in part
+    /// (what it skipped or could not send), so that no report reads "done" for it.
+    pub fn completed(result: serde_json::Value) -> Outcome {
+        if handlers::mail::not_sent(&result).is_some() {
+            Outcome::NotSent { result }
+        } else if names_left_out(&result) {
+            Outcome::Skipped { result }
+        } else {
+            Outcome::Done { result }
+        }
+    }
+
+    /// The result of a reaction that ran to the end (done, skipped or not sent).
+    pub fn result(&self) -> Option<&serde_json::Value> {
+        match self {
+            Outcome::Done { result }
+            | Outcome::Skipped { result }
+            | Outcome::NotSent { result } => Some(result),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `result` names data left out (`skipped`) or attributes it could not read
+/// (`unread`), at any depth: a reaction of several aggregates reports per aggregate.
+fn names_left_out(result: &serde_json::Value) -> bool {
+    match result {
+        serde_json::Value::Object(fields) => fields.iter().any(|(name, value)| {
+            ((name == "skipped" || name == "unread") && !value.is_null()) || names_left_out(value)
+        }),
+        serde_json::Value::Array(values) => values.iter().any(names_left_out),
+        _ => false,
+    }
+}
+
+/// The records of a batch that did not simply end "done": parked, with data skipped, or with
+/// mail not sent (a record counts once, by the first of these that applies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotDone {
+    pub parked: usize,
+    pub skipped: usize,
+    pub not_sent: usize,
+}
+
+impl NotDone {
+    pub fn add(&mut self, report: &RecordReport) {
+        let has = |f: fn(&Outcome) -> bool| report.reactions.iter().any(|r| f(&r.outcome));
+        if has(|o| matches!(o, Outcome::Parked { .. })) {
+            self.parked += 1;
+        } else if has(|o| matches!(o, Outcome::Skipped { .. })) {
+            self.skipped += 1;
+        } else if has(|o| matches!(o, Outcome::NotSent { .. })) {
+            self.not_sent += 1;
+        }
+    }
+
+    /// `done` when nothing is counted; otherwise what is, first of parked, skipped, not sent.
+    pub fn outcome(&self) -> &'static str {
+        match (self.parked, self.skipped, self.not_sent) {
+            (0, 0, 0) => "done",
+            (1.., _, _) => "done_with_parked",
+            (0, 1.., _) => "done_with_skipped",
+            (0, 0, _) => "done_with_not_sent",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

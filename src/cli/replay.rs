@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::error::{CliError, Exit};
 use super::report::{self, Format};
 use super::report_writer::ReportWriter;
-use crate::batch::{BatchOptions, Outcome, RecordFailure, Worker};
+use crate::batch::{BatchOptions, NotDone, RecordFailure, Worker};
 use crate::catalog::Catalog;
 use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};
 use crate::stages::{self, measure, Stage};
@@ -76,7 +76,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let progress = progress_bar(total);
     let mut writer = ReportWriter::start(options.format, progress.clone());
     let mut status = Exit::Clean;
-    let mut parked = 0;
+    let mut not_done = NotDone::default();
     // Pass 2: each file is decoded on a thread of its own while the batches before run; a file
     // larger than Lambda's largest batch is replayed as consecutive batches of that size.
     'files: for (index, path) in options.files.iter().enumerate() {
@@ -90,7 +90,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
                 options.format,
                 &mut writer,
                 &progress,
-                &mut parked,
+                &mut not_done,
             )
             .await
             .map_err(CliError::Output)?;
@@ -115,6 +115,21 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     }
     progress.finish_and_clear();
     writer.finish().map_err(CliError::Output)?;
+    if not_done.skipped > 0 {
+        eprintln!(
+            "{} record(s) done with data left out: a reaction could not use or read what the \
+             application wrote (see the LEFT OUT lines and the WARN log); nothing was parked for it",
+            not_done.skipped
+        );
+    }
+    if not_done.not_sent > 0 {
+        eprintln!(
+            "{} record(s) done without their mail: see the NOT SENT lines for why (an address \
+             attribute to configure, a recipient who turned mail off)",
+            not_done.not_sent
+        );
+    }
+    let parked = not_done.parked;
     if parked > 0 {
         eprintln!(
             "{parked} record(s) parked: a reaction can never succeed with them as they are; \
@@ -215,17 +230,13 @@ async fn run_batch(
     format: Format,
     writer: &mut ReportWriter,
     progress: &ProgressBar,
-    parked: &mut usize,
+    not_done: &mut NotDone,
 ) -> io::Result<Option<RecordFailure>> {
     let mut writing = true;
     let outcome = worker
         .process_batch(records, options, &mut |record| {
             progress.inc(1);
-            *parked += record
-                .reactions
-                .iter()
-                .filter(|r| matches!(r.outcome, Outcome::Parked { .. }))
-                .count();
+            not_done.add(&record);
             writing = writing && writer.record(record);
         })
         .await;

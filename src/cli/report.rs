@@ -85,6 +85,13 @@ fn human_record(out: &mut dyn Write, r: &RecordReport, verbose: bool) -> io::Res
                 }
                 _ => "done".to_string(),
             },
+            Outcome::Skipped { result } => {
+                format!("done, but LEFT OUT what it could not use (named below, at WARN): {result}")
+            }
+            Outcome::NotSent { result } => format!(
+                "NOT SENT: {}",
+                handlers::mail::not_sent(result).unwrap_or_default()
+            ),
             Outcome::DuplicateSkipped { .. } => {
                 "duplicate, skipped (completed by an earlier delivery)".to_string()
             }

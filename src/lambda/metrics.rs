@@ -43,6 +43,11 @@ pub const REACTION_METRICS: MetricSet = MetricSet {
         ("ReactionPanics", "Count"),
         // Retried because another invocation held the record's idempotency lock.
         ("RecordsInProgressElsewhere", "Count"),
+        // Ran, but left out data the application wrote that it cannot use (or lacked an
+        // attribute it reads): processed, and counted here too.
+        ("RecordsWithDataSkipped", "Count"),
+        // Ran, but no mail went out (no address, notifications off): counted here too.
+        ("MailNotSent", "Count"),
     ],
 };
 
@@ -110,6 +115,10 @@ pub(super) struct ReactionCounts {
     pub panics: u64,
     /// Failed (retryable) because another invocation held the lock (counted in `failed` too).
     pub in_progress_elsewhere: u64,
+    /// Processed with data left out (counted in `processed` too).
+    pub skipped: u64,
+    /// Processed without the mail going out (counted in `processed` too).
+    pub not_sent: u64,
 }
 
 /// Collects counts from the reports the batch hands out.
@@ -124,6 +133,14 @@ impl Tally {
             let counts = self.by_reaction.entry(reaction.reaction).or_default();
             match &reaction.outcome {
                 Outcome::Done { .. } | Outcome::Coalesced { .. } => counts.processed += 1,
+                Outcome::Skipped { .. } => {
+                    counts.processed += 1;
+                    counts.skipped += 1;
+                }
+                Outcome::NotSent { .. } => {
+                    counts.processed += 1;
+                    counts.not_sent += 1;
+                }
                 Outcome::DuplicateSkipped { .. } => counts.duplicates += 1,
                 Outcome::Failed { in_progress, .. } => {
                     counts.failed += 1;
@@ -162,6 +179,8 @@ impl Tally {
                         json!(counts.parked),
                         json!(counts.panics),
                         json!(counts.in_progress_elsewhere),
+                        json!(counts.skipped),
+                        json!(counts.not_sent),
                     ],
                 )
             })

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::batch::NotDone;
+
 /// Events by what happened to them, as Lambda counts them.
 #[derive(Debug, Default)]
 pub(super) struct EventCounts {
@@ -25,6 +27,9 @@ pub(super) struct EventCounts {
     dropped: AtomicU64,
     /// Described in the on-failure file (OnFailureDestinationDeliveredEventCount).
     on_failure: AtomicU64,
+    /// The worker's own, beside Lambda's: delivered and finished, but parked, done with data
+    /// left out, or done without its mail (a record counts once, as [`NotDone`] counts it).
+    not_done: Mutex<NotDone>,
     shards: Mutex<BTreeMap<String, ShardLag>>,
     /// With `--json`: how often to print the counts while running, and when they last were.
     interval: Option<(Duration, Mutex<Instant>)>,
@@ -62,6 +67,10 @@ struct Snapshot {
     failed_invoke_event_count: u64,
     dropped_event_count: u64,
     on_failure_destination_delivered_event_count: u64,
+    /// The worker's own counts (not Lambda's): finished, but not simply done.
+    parked_event_count: usize,
+    skipped_data_event_count: usize,
+    mail_not_sent_event_count: usize,
 }
 
 impl EventCounts {
@@ -101,6 +110,17 @@ impl EventCounts {
         }
     }
 
+    /// Records of a finished batch that were parked, skipped data or sent no mail.
+    pub(super) fn add_not_done(&self, batch: NotDone) {
+        let mut not_done = self
+            .not_done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        not_done.parked += batch.parked;
+        not_done.skipped += batch.skipped;
+        not_done.not_sent += batch.not_sent;
+    }
+
     /// `shard` read up to `sequence_number`.
     pub(super) fn read_up_to(&self, shard: &str, sequence_number: &str) {
         self.with_shard(shard, |lag| {
@@ -123,7 +143,14 @@ impl EventCounts {
 
     fn snapshot(&self) -> Snapshot {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let not_done = *self
+            .not_done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Snapshot {
+            parked_event_count: not_done.parked,
+            skipped_data_event_count: not_done.skipped,
+            mail_not_sent_event_count: not_done.not_sent,
             polled_event_count: get(&self.polled),
             filtered_out_event_count: get(&self.filtered_out),
             invoked_event_count: get(&self.invoked),
@@ -152,13 +179,17 @@ impl EventCounts {
         println!(
             "events {when}: PolledEventCount {}, FilteredOutEventCount {}, InvokedEventCount {}, \
              FailedInvokeEventCount {}, DroppedEventCount {}, \
-             OnFailureDestinationDeliveredEventCount {}",
+             OnFailureDestinationDeliveredEventCount {}; the worker's own: ParkedEventCount {}, \
+             SkippedDataEventCount {}, MailNotSentEventCount {}",
             counts.polled_event_count,
             counts.filtered_out_event_count,
             counts.invoked_event_count,
             counts.failed_invoke_event_count,
             counts.dropped_event_count,
             counts.on_failure_destination_delivered_event_count,
+            counts.parked_event_count,
+            counts.skipped_data_event_count,
+            counts.mail_not_sent_event_count,
         );
         for (shard, lag) in shards {
             let age = lag

@@ -21,7 +21,7 @@ use super::progress::BatchLine;
 use super::settings::StreamOptions;
 use super::stop::stop_requested;
 use crate::adapters::backoff::STREAM_RETRY;
-use crate::batch::{BatchOptions, RecordFailure, Worker};
+use crate::batch::{BatchOptions, NotDone, RecordFailure, Worker};
 use crate::decode::StreamRecord;
 
 /// What the deliveries of one shard share.
@@ -101,7 +101,9 @@ impl Shard<'_> {
         batch: &[Dealt],
         lane: usize,
         started: chrono::DateTime<Utc>,
+        not_done: NotDone,
     ) -> Result<(), StreamError> {
+        self.counts.add_not_done(not_done);
         let now = Utc::now();
         let newest = batch.iter().filter_map(|d| d.created).reduce(f64::max);
         let age_ms =
@@ -113,7 +115,8 @@ impl Shard<'_> {
             lag_seconds: age_ms.map(|ms| (ms as f64 / 1000.0).round() as u64),
             started_at: self.options.json.then(|| micros(started)),
             finished_at: self.options.json.then(|| micros(now)),
-            ..self.line("done", batch, lane)
+            not_done: (not_done != NotDone::default()).then_some(not_done),
+            ..self.line(not_done.outcome(), batch, lane)
         }
         .print(self.options.json);
         self.finish(batch)
@@ -202,14 +205,19 @@ impl Lane<'_> {
         true
     }
 
-    async fn process(&self, batch: &[Dealt]) -> Option<RecordFailure> {
+    /// Deliver `batch` once: the record it failed at, if any, and what of it was not simply
+    /// done.
+    async fn process(&self, batch: &[Dealt]) -> (Option<RecordFailure>, NotDone) {
         let records: Vec<StreamRecord> = batch.iter().map(|d| d.record.clone()).collect();
         self.shard.counts.add(Event::Invoked, records.len());
+        let mut not_done = NotDone::default();
         let outcome = self
             .worker
-            .process_batch(&records, BatchOptions::default(), &mut |_| {})
+            .process_batch(&records, BatchOptions::default(), &mut |report| {
+                not_done.add(&report)
+            })
             .await;
-        outcome.failure
+        (outcome.failure, not_done)
     }
 
     /// With `ReportBatchItemFailures`: deliver `batch`; on a failure, finish the records
@@ -219,8 +227,9 @@ impl Lane<'_> {
         batch: &[Dealt],
     ) -> Result<Option<(RecordFailure, usize)>, StreamError> {
         let started = Utc::now();
-        let Some(failure) = self.process(batch).await else {
-            self.shard.delivered(batch, self.index, started)?;
+        let (failure, not_done) = self.process(batch).await;
+        let Some(failure) = failure else {
+            self.shard.delivered(batch, self.index, started, not_done)?;
             return Ok(None);
         };
         let at = batch
@@ -289,8 +298,9 @@ impl Lane<'_> {
                     return Ok(delivered);
                 }
                 let started = Utc::now();
-                let Some(failure) = self.process(part).await else {
-                    self.shard.delivered(part, self.index, started)?;
+                let (failure, not_done) = self.process(part).await;
+                let Some(failure) = failure else {
+                    self.shard.delivered(part, self.index, started, not_done)?;
                     delivered += part.len();
                     break;
                 };

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::batch::NotDone;
+
 /// What happened to one batch (or part of one): a line for people, or JSON with `--json`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,6 +28,10 @@ pub(super) struct BatchLine<'a> {
     pub(super) started_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) finished_at: Option<String>,
+    /// Of a finished batch, the records not simply done (parked, data skipped, mail not
+    /// sent), when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) not_done: Option<NotDone>,
 }
 
 impl<'a> BatchLine<'a> {
@@ -48,6 +54,7 @@ impl<'a> BatchLine<'a> {
             reason: None,
             started_at: None,
             finished_at: None,
+            not_done: None,
         }
     }
 
@@ -68,6 +75,12 @@ impl<'a> BatchLine<'a> {
         }
         if let Some(lag) = self.lag_seconds {
             line += &format!(", lag {lag} s");
+        }
+        if let Some(n) = &self.not_done {
+            line += &format!(
+                " ({} parked, {} with data left out, {} without their mail)",
+                n.parked, n.skipped, n.not_sent
+            );
         }
         if let Some(reason) = &self.reason {
             line += &format!(": {reason}");

@@ -216,15 +216,6 @@ pub struct EstimationSummary {
     pub line_item_count: Decimal,
 }
 
-impl EstimationSummary {
-    /// Equal in everything but when it was calculated.
-    pub fn same_figures(&self, other: &EstimationSummary) -> bool {
-        let mut other = other.clone();
-        other.last_calculated_at = self.last_calculated_at.clone();
-        *self == other
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ClientInfo {
@@ -252,8 +243,6 @@ pub struct Metadata {
     /// read or written by the worker).
     #[serde(default, with = "number::option")]
     pub summary_version: Option<Decimal>,
-    #[serde(default)]
-    pub estimation_summary: Option<EstimationSummary>,
     /// Per-estimation rules; the configured defaults otherwise.
     #[serde(default)]
     pub business_rules: Option<BusinessRules>,

@@ -19,7 +19,7 @@ use crate::change::{Change, ChangeKind, TTL_PRINCIPAL};
 use crate::error::ReactionError;
 use crate::item::{get_str, stable_hash, to_item, AttributeValue, Item};
 use crate::ports::{Ports, WriteRequest};
-use crate::redact::{is_sensitive_name, redact_attribute, REDACTED};
+use crate::redact::{SensitiveNames, DEFAULT_SENSITIVE_NAMES, REDACTED};
 use crate::settings::{ConfigError, Settings, COST_PLATFORM_TABLE, IDEMPOTENCY_TABLE};
 
 /// Attributes only the worker itself writes on items of the audited tables (estimation
@@ -61,6 +61,8 @@ pub struct AuditConfig {
     /// Entity names for tables whose items carry no `EntityType` (`acsd2p-dev-Sessions` ->
     /// `Session`).
     pub entity_names: Vec<(String, String)>,
+    /// Attributes whose values are never copied (`REDACTED_ATTRIBUTES`).
+    pub sensitive: SensitiveNames,
 }
 
 impl AuditConfig {
@@ -82,6 +84,9 @@ impl AuditConfig {
             retention_days: s.count("AUDIT_RETENTION_DAYS", 365)?,
             expiry_only_tables: s.list("AUDIT_EXPIRY_ONLY_TABLES", &sessions_table),
             entity_names,
+            sensitive: SensitiveNames::from_list(
+                &s.text("REDACTED_ATTRIBUTES", DEFAULT_SENSITIVE_NAMES),
+            ),
         })
     }
 }
@@ -202,7 +207,11 @@ impl AuditLog {
         } else {
             format!("AUDIT#{day}#{}", hash % shards)
         };
-        let (changed_attributes, changes) = diff(change.old.as_ref(), change.new.as_ref());
+        let (changed_attributes, changes) = diff(
+            &self.config.sensitive,
+            change.old.as_ref(),
+            change.new.as_ref(),
+        );
         let known_user = (user != UNKNOWN_USER).then(|| user.clone());
         AuditItem {
             pk,
@@ -355,7 +364,11 @@ fn changed_names<'a>(
         .filter(move |name| old.and_then(|o| o.get(*name)) != new.and_then(|n| n.get(*name)))
 }
 
-fn diff(old: Option<&Item>, new: Option<&Item>) -> (Vec<String>, BTreeMap<String, ValueChange>) {
+fn diff(
+    sensitive: &SensitiveNames,
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> (Vec<String>, BTreeMap<String, ValueChange>) {
     let mut changed = Vec::new();
     let mut changes = BTreeMap::new();
     for name in changed_names(old, new) {
@@ -371,10 +384,10 @@ fn diff(old: Option<&Item>, new: Option<&Item>) -> (Vec<String>, BTreeMap<String
                 ValueChange {
                     old: before
                         .zip(before_text.flatten())
-                        .map(|(v, t)| shown(name, v, &t)),
+                        .map(|(v, t)| shown(sensitive, name, v, &t)),
                     new: after
                         .zip(after_text.flatten())
-                        .map(|(v, t)| shown(name, v, &t)),
+                        .map(|(v, t)| shown(sensitive, name, v, &t)),
                 },
             );
         }
@@ -394,11 +407,11 @@ fn scalar_text(value: &AttributeValue) -> Option<String> {
 /// The text recorded for attribute `name`. A number is a fact (a cost, an epoch TTL, a count),
 /// never personal data by its digits: it is redacted only when its name says it is sensitive
 /// (a `phone` kept as a number); text is also searched for personal data.
-fn shown(name: &str, value: &AttributeValue, text: &str) -> String {
+fn shown(sensitive: &SensitiveNames, name: &str, value: &AttributeValue, text: &str) -> String {
     let redacted = match value {
-        AttributeValue::N(_) if !is_sensitive_name(name) => text.to_string(),
+        AttributeValue::N(_) if !sensitive.contains(name) => text.to_string(),
         AttributeValue::N(_) => REDACTED.to_string(),
-        _ => redact_attribute(name, text),
+        _ => sensitive.redact_attribute(name, text),
     };
     // Cut after redacting, so that no cut leaves part of an address.
     crate::text::cut(&redacted, crate::text::COPIED_CHARS).into_owned()

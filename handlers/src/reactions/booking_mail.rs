@@ -3,17 +3,22 @@
 //! customer with the booking's date and time.
 //!
 //! Guarded by the idempotency table: one mail per booking event, whatever the re-deliveries.
-//! Addresses come from the system's users table (`email` by `userId`); a PilotForce user whose
-//! `preferences.notifications` is false gets none.
+//! The address comes from the first source that has one: the booking's own address attribute
+//! (`customerEmail`, `providerEmail`, `userEmail`), the person's item (a marketplace
+//! provider's `email` in the providers table), the users table (`email` by `userId`). A person
+//! whose `preferences.notifications` is false gets none. Every attribute name is the seed's by
+//! default and can be renamed (`ATTRIBUTE_NAMES`); a mail that cannot be addressed is
+//! `not_sent`, with what was tried.
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::contract::{Idempotency, Reacted, Reaction};
+use crate::attribute_names::AttributeNames;
 use crate::change::{Change, ChangeKind};
 use crate::error::ReactionError;
-use crate::item::{from_item, get_str, partition, string_key};
+use crate::item::{from_item, partition, string_key, Item};
 use crate::mail::{self, MailConfig};
 use crate::ports::Ports;
 use crate::settings::{ConfigError, Settings};
@@ -24,44 +29,93 @@ pub enum System {
     PilotForce,
 }
 
+/// The attributes read from a booking, by their seed names.
+const BOOKING_ATTRIBUTES: &[&str] = &[
+    "bookingId",
+    "customerId",
+    "providerId",
+    "userId",
+    "status",
+    "scheduledDate",
+    "bookingDate",
+    "bookingTime",
+    "serviceType",
+    "customerEmail",
+    "providerEmail",
+    "userEmail",
+];
+
+/// The attributes read from a person's item (a user, a marketplace provider): its key, as the
+/// booking names the person, and what the mail needs. Prefixed so that a user's `email` and a
+/// booking's `customerEmail` are renamed apart.
+const USER_ATTRIBUTES: &[&str] = &["user.userId", "user.email", "user.name", "user.preferences"];
+const PROVIDER_ATTRIBUTES: &[&str] = &["provider.providerId", "provider.email", "provider.name"];
+
 #[derive(Debug, Clone)]
 pub struct BookingMailConfig {
     pub system: System,
     pub bookings_table: String,
     pub users_table: String,
+    /// Where the marketplace keeps its providers (their `email`); None for PilotForce.
+    pub providers_table: Option<String>,
+    pub booking: AttributeNames,
+    pub user: AttributeNames,
+    pub provider: AttributeNames,
     pub mail: MailConfig,
 }
 
 impl BookingMailConfig {
     pub fn from_settings(system: System, s: &Settings) -> Result<Self, ConfigError> {
-        let (bookings_table, users_table) = match system {
+        let (bookings_table, users_table, providers_table) = match system {
             System::Marketplace => (
                 s.text(
                     "MARKETPLACE_BOOKINGS_TABLE",
                     "marketplace-dev-bookings-table",
                 ),
                 s.text("MARKETPLACE_USERS_TABLE", "marketplace-dev-users-table"),
+                Some(s.text(
+                    "MARKETPLACE_PROVIDERS_TABLE",
+                    "marketplace-dev-providers-table",
+                )),
             ),
             System::PilotForce => (
                 s.text("PILOTFORCE_BOOKINGS_TABLE", "PilotForce-Bookings"),
                 s.text("PILOTFORCE_USERS_TABLE", "PilotForce-Users"),
+                None,
             ),
+        };
+        let name = reaction_name(system);
+        let provider = match system {
+            System::Marketplace => s.attribute_names(name, PROVIDER_ATTRIBUTES)?,
+            System::PilotForce => AttributeNames::default(),
         };
         Ok(BookingMailConfig {
             system,
             bookings_table,
             users_table,
+            providers_table,
+            booking: s.attribute_names(name, BOOKING_ATTRIBUTES)?,
+            user: s.attribute_names(name, USER_ATTRIBUTES)?,
+            provider,
             mail: MailConfig::from_settings(s)?,
         })
     }
 }
 
+fn reaction_name(system: System) -> &'static str {
+    match system {
+        System::Marketplace => "marketplace-booking-mail",
+        System::PilotForce => "pilotforce-booking-mail",
+    }
+}
+
 /// A booking of either system (marketplace: customerId/providerId/scheduledDate; PilotForce:
-/// userId/serviceType/bookingDate/bookingTime).
+/// userId/serviceType/bookingDate/bookingTime), under the seed's names.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Booking {
-    pub booking_id: String,
+    #[serde(default)]
+    pub booking_id: Option<String>,
     #[serde(default)]
     pub customer_id: Option<String>,
     #[serde(default)]
@@ -86,15 +140,14 @@ pub struct UserPreferences {
     pub notifications: Option<bool>,
 }
 
-/// A user of either system's users table.
+/// A person's item (a user, a provider), under the seed's names less their prefix.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    #[serde(default)]
+pub struct Person {
+    #[serde(default, rename = "user.email", alias = "provider.email")]
     pub email: Option<String>,
-    #[serde(default)]
+    #[serde(default, rename = "user.name", alias = "provider.name")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, rename = "user.preferences")]
     pub preferences: Option<UserPreferences>,
 }
 
@@ -106,10 +159,94 @@ impl BookingMail {
     pub fn new(config: BookingMailConfig) -> Self {
         BookingMail { config }
     }
-}
 
-fn status_of(image: Option<&crate::Item>) -> Option<&str> {
-    image.and_then(|i| get_str(i, "status"))
+    fn status_of<'a>(&self, image: Option<&'a Item>) -> Option<&'a str> {
+        image.and_then(|i| self.config.booking.text(i, "status"))
+    }
+
+    /// Who hears of this change: the provider (marketplace) or the user (PilotForce) of a new
+    /// booking, the customer of a status change. (person id attribute, address attribute.)
+    fn recipient(&self, new_booking: bool) -> (&'static str, &'static str) {
+        match (self.config.system, new_booking) {
+            (System::Marketplace, true) => ("providerId", "providerEmail"),
+            (System::Marketplace, false) => ("customerId", "customerEmail"),
+            (System::PilotForce, _) => ("userId", "userEmail"),
+        }
+    }
+
+    /// The person's item from `table` (key attribute `key`, by its application's name), as a
+    /// [`Person`]; None when it is not there.
+    async fn person(
+        &self,
+        ports: Ports<'_>,
+        table: &str,
+        names: &AttributeNames,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<Person>, ReactionError> {
+        let item_key = string_key(&[(names.of(key), id)]);
+        let Some(item) = ports.tables.get(table, &item_key).await? else {
+            return Ok(None);
+        };
+        let what = format!("{table} {}", crate::item::describe_keys(&item_key));
+        Ok(Some(from_item(names.project(&item), &what)?))
+    }
+
+    /// The address (and the person's item, for the name and preferences) from the sources in
+    /// order: the booking's own address attribute, the person's item (a marketplace provider's
+    /// in the providers table), the users table. Err: why there is none, to report.
+    async fn address(
+        &self,
+        ports: Ports<'_>,
+        image: &Item,
+        new_booking: bool,
+    ) -> Result<Result<(String, Person), String>, ReactionError> {
+        let cfg = &self.config;
+        let (id_attribute, address_attribute) = self.recipient(new_booking);
+        let on_booking = cfg
+            .booking
+            .text(image, address_attribute)
+            .map(str::to_string);
+        let Some(id) = cfg.booking.text(image, id_attribute) else {
+            return Ok(match on_booking {
+                Some(address) => Ok((address, Person::default())),
+                None => Err(format!(
+                    "the booking has neither {} nor {}",
+                    cfg.booking.of(address_attribute),
+                    cfg.booking.of(id_attribute)
+                )),
+            });
+        };
+        let mut tried = vec![format!(
+            "the booking's {}",
+            cfg.booking.of(address_attribute)
+        )];
+        let mut person = None;
+        if let (System::Marketplace, true, Some(providers)) =
+            (cfg.system, new_booking, &cfg.providers_table)
+        {
+            person = self
+                .person(ports, providers, &cfg.provider, "provider.providerId", id)
+                .await?
+                .filter(|p| p.email.is_some() || on_booking.is_some());
+            tried.push(format!("{providers} {}", cfg.provider.of("provider.email")));
+        }
+        if person.is_none() {
+            person = self
+                .person(ports, &cfg.users_table, &cfg.user, "user.userId", id)
+                .await?;
+            tried.push(format!("{} {}", cfg.users_table, cfg.user.of("user.email")));
+        }
+        let person = person.unwrap_or_default();
+        match on_booking.or_else(|| person.email.clone()) {
+            Some(address) => Ok(Ok((address, person))),
+            None => Ok(Err(format!(
+                "no address for {} {id}: looked in {}",
+                cfg.booking.of(id_attribute),
+                tried.join(", then ")
+            ))),
+        }
+    }
 }
 
 /// `2025-11-20T14:30:00Z` -> ("2025-11-20", "14:30 UTC"); a plain date stays a date.
@@ -120,27 +257,31 @@ fn date_and_time(booking: &Booking) -> (Option<String>, Option<String>) {
     match booking
         .scheduled_date
         .as_deref()
-        .map(|d| (d, chrono::DateTime::parse_from_rfc3339(d)))
+        .map(|d| (d, crate::instant::parse(d)))
     {
-        Some((_, Ok(at))) => {
-            let utc = at.with_timezone(&chrono::Utc);
-            (
-                Some(utc.format("%Y-%m-%d").to_string()),
-                Some(utc.format("%H:%M UTC").to_string()),
-            )
-        }
-        Some((raw, Err(_))) => (Some(raw.to_string()), None),
+        Some((raw, Some(at))) if raw.len() > 10 => (
+            Some(at.format("%Y-%m-%d").to_string()),
+            Some(at.format("%H:%M UTC").to_string()),
+        ),
+        Some((raw, _)) => (Some(raw.to_string()), None),
         None => (None, None),
     }
+}
+
+/// A result that says no mail went out, and why: logged at WARN, and it spends no idempotency
+/// item (a later delivery, once the address is there, may send it).
+fn not_sent(reason: String) -> Result<Reacted, ReactionError> {
+    tracing::warn!(reason = %reason, "mail not sent");
+    Ok(Reacted {
+        result: json!({ "not_sent": reason }),
+        deferred_writes: Vec::new(),
+    })
 }
 
 #[async_trait]
 impl Reaction for BookingMail {
     fn name(&self) -> &'static str {
-        match self.config.system {
-            System::Marketplace => "marketplace-booking-mail",
-            System::PilotForce => "pilotforce-booking-mail",
-        }
+        reaction_name(self.config.system)
     }
 
     fn idempotency(&self) -> Idempotency {
@@ -148,15 +289,22 @@ impl Reaction for BookingMail {
     }
 
     fn partitions(&self, change: &Change) -> Vec<String> {
-        // The users whose profiles the mail is addressed from.
+        // The people whose items the mail is addressed from.
         let Some(new) = &change.new else {
             return Vec::new();
         };
-        ["customerId", "providerId", "userId"]
+        let cfg = &self.config;
+        let mut partitions: Vec<String> = ["customerId", "providerId", "userId"]
             .iter()
-            .filter_map(|name| get_str(new, name))
-            .map(|user| partition(&self.config.users_table, user))
-            .collect()
+            .filter_map(|name| cfg.booking.text(new, name))
+            .map(|person| partition(&cfg.users_table, person))
+            .collect();
+        if let (Some(providers), Some(provider)) =
+            (&cfg.providers_table, cfg.booking.text(new, "providerId"))
+        {
+            partitions.push(partition(providers, provider));
+        }
+        partitions
     }
 
     fn applies(&self, change: &Change) -> bool {
@@ -164,84 +312,80 @@ impl Reaction for BookingMail {
             && match change.kind {
                 ChangeKind::Insert => true,
                 ChangeKind::Modify => {
-                    status_of(change.new.as_ref()) != status_of(change.old.as_ref())
+                    self.status_of(change.new.as_ref()) != self.status_of(change.old.as_ref())
                 }
                 ChangeKind::Remove => false,
             }
     }
 
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
+        let cfg = &self.config;
         let what = format!(
             "{} {}",
             change.table,
             crate::item::describe_keys(&change.keys)
         );
-        let booking: Booking = from_item(change.new.clone().unwrap_or_default(), &what)?;
+        let image = change.new.clone().unwrap_or_default();
+        let booking: Booking = from_item(cfg.booking.project(&image), &what)?;
+        // The booking's id as the application names it, or else its key, whatever the key
+        // attribute is called.
+        let booking_id = booking.booking_id.clone().or_else(|| {
+            (change.keys.len() == 1)
+                .then(|| {
+                    change
+                        .keys
+                        .values()
+                        .next()
+                        .and_then(crate::item::scalar_text)
+                })
+                .flatten()
+                .map(str::to_string)
+        });
         let new_booking = change.kind == ChangeKind::Insert;
-        // Who hears of it: the provider (marketplace) or the user (PilotForce) of a new
-        // booking; the customer of a status change.
-        let recipient = match (self.config.system, new_booking) {
-            (System::Marketplace, true) => booking.provider_id.clone(),
-            (System::Marketplace, false) => booking.customer_id.clone(),
-            (System::PilotForce, _) => booking.user_id.clone(),
+        let (email, person) = match self.address(ports, &image, new_booking).await? {
+            Ok(found) => found,
+            Err(reason) => return not_sent(reason),
         };
-        let done = |result| {
-            Ok(Reacted {
-                result,
-                deferred_writes: Vec::new(),
-            })
-        };
-        let Some(recipient) = recipient else {
-            return done(json!({ "not_sent": "the booking names no recipient" }));
-        };
-        let key = string_key(&[("userId", &recipient)]);
-        let Some(user_item) = ports.tables.get(&self.config.users_table, &key).await? else {
-            return done(
-                json!({ "not_sent": format!("user {recipient} is not in {}", self.config.users_table) }),
-            );
-        };
-        let user: User = from_item(
-            user_item,
-            &format!("{} {recipient}", self.config.users_table),
-        )?;
-        if user.preferences.as_ref().and_then(|p| p.notifications) == Some(false) {
-            return done(
-                json!({ "not_sent": format!("user {recipient} turned notifications off") }),
-            );
+        if person.preferences.as_ref().and_then(|p| p.notifications) == Some(false) {
+            return not_sent("the recipient turned notifications off".to_string());
         }
-        let Some(email) = user.email.clone() else {
-            return done(json!({ "not_sent": format!("user {recipient} has no email") }));
-        };
         let (date, time) = date_and_time(&booking);
         let status = booking.status.clone().unwrap_or_else(|| "pending".into());
-        let intro = match self.config.system {
+        let intro = match cfg.system {
             System::Marketplace => "A customer booked your service.",
             System::PilotForce => "We received your booking.",
         };
         let context = json!({
-            "name": user.name.clone().unwrap_or_else(|| "there".into()),
+            "name": person.name.clone().unwrap_or_else(|| "there".into()),
             "intro": intro,
-            "booking_id": booking.booking_id,
+            "booking_id": booking_id,
             "service": booking.service_type,
             "date": date,
             "time": time,
             "status": status,
-            "previous_status": status_of(change.old.as_ref()).unwrap_or("new"),
-            "sender_name": self.config.mail.sender_name,
+            "previous_status": self.status_of(change.old.as_ref()).unwrap_or("new"),
+            "sender_name": cfg.mail.sender_name,
         });
         let template = if new_booking {
             "booking_received"
         } else {
             "booking_status"
         };
-        done(json!({ "mail": mail::send(
-                ports,
-                &self.config.mail,
-                &email,
-                template,
-                &context,
-                change.approximate_creation,
-            )
-            .await? }))
+        let mail = mail::send(
+            ports,
+            &cfg.mail,
+            &email,
+            template,
+            &context,
+            change.approximate_creation,
+        )
+        .await?;
+        if let Some(reason) = mail.get("not_sent").and_then(|r| r.as_str()) {
+            return not_sent(reason.to_string());
+        }
+        Ok(Reacted {
+            result: json!({ "mail": mail }),
+            deferred_writes: Vec::new(),
+        })
     }
 }

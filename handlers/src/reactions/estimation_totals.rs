@@ -240,6 +240,10 @@ impl EstimationTotals {
         let Some(metadata_item) = metadata_item else {
             return Ok(json!({ "skipped": "the estimation has no METADATA item (deleted)" }));
         };
+        // The summary there now is only compared and its currency carried: whatever the
+        // application wrote in it (zeros, `null` for a time not known yet, a partial map) is
+        // read as it is, never a reason to stop.
+        let stored_summary = metadata_item.get("EstimationSummary").cloned();
         let metadata: Metadata = from_item(metadata_item, &format!("{table} {pk} METADATA"))?;
         let rules = metadata
             .business_rules
@@ -257,11 +261,14 @@ impl EstimationTotals {
         let currency = metadata
             .currency
             .clone()
-            .or_else(|| {
-                metadata
-                    .estimation_summary
-                    .as_ref()
-                    .map(|s| s.currency.clone())
+            .or_else(|| match &stored_summary {
+                Some(AttributeValue::M(stored)) => match stored.get("Currency") {
+                    Some(AttributeValue::S(currency)) if !currency.is_empty() => {
+                        Some(currency.clone())
+                    }
+                    _ => None,
+                },
+                _ => None,
             })
             .unwrap_or_else(|| self.config.default_currency.clone());
         let summary = priced.summary(&currency, now, lines.len());
@@ -270,10 +277,16 @@ impl EstimationTotals {
             "TotalAnnualCost": priced.total_annual.to_string(),
             "LineItems": lines.len(),
         });
-        if metadata
-            .estimation_summary
+        let summary_item = to_item(&SummaryOnly {
+            estimation_summary: summary,
+        })?;
+        let summary_value = summary_item
+            .get("EstimationSummary")
+            .cloned()
+            .unwrap_or(AttributeValue::Null(true));
+        if stored_summary
             .as_ref()
-            .is_some_and(|old| summary.same_figures(old))
+            .is_some_and(|stored| same_figures(&summary_value, stored))
         {
             return Ok(with_skipped(json!({ "unchanged": totals }), skipped));
         }
@@ -284,17 +297,8 @@ impl EstimationTotals {
         // so none of its conditional edits can fail because of this write.
         let (version_condition, next) =
             aggregate_version(SUMMARY_VERSION, metadata.summary_version);
-        let summary_item = to_item(&SummaryOnly {
-            estimation_summary: summary,
-        })?;
         let update = Update::default()
-            .set(
-                "EstimationSummary",
-                summary_item
-                    .get("EstimationSummary")
-                    .cloned()
-                    .unwrap_or(AttributeValue::Null(true)),
-            )
+            .set("EstimationSummary", summary_value)
             .set(SUMMARY_VERSION, next);
         ports
             .tables
@@ -408,6 +412,43 @@ impl EstimationTotals {
             total_annual_cost: priced.total_annual,
             business_rules_applied: priced.applied.clone(),
         }
+    }
+}
+
+/// Whether the summary `stored` on METADATA has the figures of `computed`: equal in everything
+/// but `LastCalculatedAt`, numbers by value (`0` and `0.00` are one figure). Only what the
+/// worker wrote can be equal; an application's placeholder (zeros and `null`s) is not.
+fn same_figures(computed: &AttributeValue, stored: &AttributeValue) -> bool {
+    fn equal(a: &AttributeValue, b: &AttributeValue) -> bool {
+        match (a, b) {
+            (AttributeValue::N(a), AttributeValue::N(b)) => {
+                a == b || number::exact(a).is_some_and(|a| Some(a) == number::exact(b))
+            }
+            (AttributeValue::M(a), AttributeValue::M(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .all(|(name, value)| b.get(name).is_some_and(|other| equal(value, other)))
+            }
+            (AttributeValue::L(a), AttributeValue::L(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| equal(a, b))
+            }
+            (a, b) => a == b,
+        }
+    }
+    match (computed, stored) {
+        (AttributeValue::M(computed), AttributeValue::M(stored)) => {
+            let figures = |m: &'_ std::collections::HashMap<String, AttributeValue>| {
+                m.iter()
+                    .filter(|(name, _)| name.as_str() != "LastCalculatedAt")
+                    .count()
+            };
+            figures(computed) == figures(stored)
+                && computed
+                    .iter()
+                    .filter(|(name, _)| name.as_str() != "LastCalculatedAt")
+                    .all(|(name, value)| stored.get(name).is_some_and(|s| equal(value, s)))
+        }
+        _ => false,
     }
 }
 

@@ -55,7 +55,12 @@ impl ReactionsConfig {
             marketplace_bookings: BookingMailConfig::from_settings(System::Marketplace, s)?,
             pilotforce_bookings: BookingMailConfig::from_settings(System::PilotForce, s)?,
             assets: AssetsConfig::from_settings(s),
-            threads: ThreadsConfig::from_settings(s),
+            threads: ThreadsConfig::from_settings(s)?,
+        })
+        .and_then(|config| {
+            // Every reaction has asked for its attributes: what is left names none.
+            s.check_attribute_names()?;
+            Ok(config)
         })
     }
 }

@@ -30,8 +30,9 @@ pub fn message_sort_key(response_id: &str) -> String {
 }
 
 /// Where an address appears: its message's time and response id, then sender (0) before
-/// recipient (1). The thread's participants are listed in this order of first appearance.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// recipient (1). The thread's participants are listed in this order of first appearance;
+/// times compare as instants ([`crate::instant`]), whatever form each message's is in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Position {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +40,23 @@ pub struct Position {
     pub response_id: String,
     #[serde(with = "number::int")]
     pub role: i64,
+}
+
+impl Ord for Position {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let time = match (&self.timestamp, &other.timestamp) {
+            (Some(a), Some(b)) => crate::instant::compare(a, b),
+            (a, b) => a.is_some().cmp(&b.is_some()),
+        };
+        time.then_with(|| self.response_id.cmp(&other.response_id))
+            .then_with(|| self.role.cmp(&other.role))
+    }
+}
+
+impl PartialOrd for Position {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// One message as the worker last saw it.
@@ -200,7 +218,9 @@ impl ThreadState {
 
     fn add(&mut self, message: &MessageState) {
         self.message_count += 1;
-        self.last_message_at = self.last_message_at.clone().max(message.timestamp.clone());
+        // The latest as an instant: applications write times in several forms.
+        self.last_message_at =
+            crate::instant::later(self.last_message_at.clone(), message.timestamp.clone());
         for (address, at) in message.appearances() {
             let participant = self
                 .participants

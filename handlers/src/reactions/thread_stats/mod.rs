@@ -34,12 +34,13 @@ use super::folding::{
 };
 use super::memory::BoundedMemory;
 use super::optimistic::retry_on_conflict;
+use crate::attribute_names::AttributeNames;
 use crate::change::Change;
 use crate::error::ReactionError;
 use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
 use crate::sequence_number::SequenceNumber;
-use crate::settings::{Settings, AGGREGATE_STATE_TABLE};
+use crate::settings::{ConfigError, Settings, AGGREGATE_STATE_TABLE};
 use message_states::{Folded, MessageState, ThreadState, THREAD_SORT_KEY};
 
 #[derive(Debug, Clone)]
@@ -48,15 +49,38 @@ pub struct ThreadsConfig {
     pub threads_table: String,
     /// The worker's own table of message and thread state ([`message_states`]).
     pub state_table: String,
+    /// The application's names of a message's attributes ([`MESSAGE_ATTRIBUTES`]) and of the
+    /// threads table's key (`thread.conversation_id`).
+    pub names: AttributeNames,
 }
 
+/// What the statistics read of a message, by the seed's names; `thread.conversation_id` is the
+/// threads table's key.
+pub const MESSAGE_ATTRIBUTES: &[&str] = &[
+    "conversation_id",
+    "response_id",
+    "sender_email",
+    "recipient_email",
+    "timestamp",
+    "thread.conversation_id",
+];
+
 impl ThreadsConfig {
-    pub fn from_settings(s: &Settings) -> Self {
-        ThreadsConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Ok(ThreadsConfig {
             conversations_table: s.text("ACS_CONVERSATIONS_TABLE", "acsd2p-dev-Conversations"),
             threads_table: s.text("ACS_THREADS_TABLE", "acsd2p-dev-Threads"),
             state_table: s.text("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
-        }
+            names: s.attribute_names("thread-stats", MESSAGE_ATTRIBUTES)?,
+        })
+    }
+
+    /// A message's conversation and response ids, by the application's names.
+    fn ids<'a>(&self, image: &'a Item) -> (Option<&'a str>, Option<&'a str>) {
+        (
+            self.names.text(image, "conversation_id"),
+            self.names.text(image, "response_id"),
+        )
     }
 }
 
@@ -213,8 +237,8 @@ impl ThreadStatistics {
         &self.config
     }
 
-    fn thread_key(conversation: &str) -> Item {
-        string_key(&[("conversation_id", conversation)])
+    fn thread_key(&self, conversation: &str) -> Item {
+        string_key(&[(self.config.names.of("thread.conversation_id"), conversation)])
     }
 
     fn state_key(pk: &str, sk: &str) -> Item {
@@ -227,21 +251,20 @@ impl ThreadStatistics {
             self.config.conversations_table,
             change.describe()
         );
-        let image = change.latest_image();
-        let conversation = get_str(image, "conversation_id")
-            .unwrap_or_default()
-            .to_string();
-        let response_id = get_str(image, "response_id")
-            .or_else(|| get_str(&change.keys, "response_id"))
+        let names = &self.config.names;
+        let (conversation, response_id) = self.config.ids(change.latest_image());
+        let conversation = conversation.unwrap_or_default().to_string();
+        let response_id = response_id
+            .or_else(|| self.config.ids(&change.keys).1)
             .ok_or_else(|| ReactionError::BadItem {
                 what: what.clone(),
-                message: "no response_id".into(),
+                message: format!("no {}", names.of("response_id")),
             })?
             .to_string();
         let (now, unreadable) = match change
             .new
-            .clone()
-            .map(|item| from_item::<Message>(item, &what))
+            .as_ref()
+            .map(|item| from_item::<Message>(names.project(item), &what))
         {
             Some(Err(e)) => (None, Some(e.to_string())),
             read => (read.and_then(Result::ok), None),
@@ -291,7 +314,7 @@ impl ThreadStatistics {
                 None => {
                     let partition = message_states::partition(conversation);
                     state_keys.push(Self::state_key(&partition, THREAD_SORT_KEY));
-                    thread_keys.push(Self::thread_key(conversation));
+                    thread_keys.push(self.thread_key(conversation));
                 }
             }
         }
@@ -332,7 +355,9 @@ impl ThreadStatistics {
             }
         }
         for item in threads {
-            let conversation = get_str(&item, "conversation_id")
+            let conversation = cfg
+                .names
+                .text(&item, "thread.conversation_id")
                 .unwrap_or_default()
                 .to_string();
             let what = format!("{} {conversation}", cfg.threads_table);
@@ -481,7 +506,7 @@ impl ThreadStatistics {
             );
             writes.push(TransactItem::Update {
                 table: cfg.threads_table.clone(),
-                key: Self::thread_key(conversation),
+                key: self.thread_key(conversation),
                 update,
                 condition: Some(condition),
             });
@@ -515,6 +540,21 @@ impl ThreadStatistics {
         .await
     }
 
+    /// The attributes a readable message lacks, by the application's names: without a sender
+    /// and a recipient the participants cannot follow it, without a time `last_message_at`.
+    fn unread(&self, message: &Message) -> Vec<String> {
+        let names = &self.config.names;
+        let mut unread = Vec::new();
+        if message.sender_email.is_none() && message.recipient_email.is_none() {
+            unread.push(names.of("sender_email").to_string());
+            unread.push(names.of("recipient_email").to_string());
+        }
+        if message.timestamp.is_none() {
+            unread.push(names.of("timestamp").to_string());
+        }
+        unread
+    }
+
     fn results(
         &self,
         folded: &Folding,
@@ -546,6 +586,11 @@ impl ThreadStatistics {
                 if stale {
                     result["alreadyApplied"] = json!(true);
                 }
+                let unread = change.now.as_ref().map(|m| self.unread(m)).unwrap_or_default();
+                if !unread.is_empty() {
+                    tracing::warn!(%conversation, response_id = %change.response_id, attributes = ?unread, "the message lacks attributes the statistics read (set ATTRIBUTE_NAMES if the application names them otherwise)");
+                    result["unread"] = json!(unread);
+                }
                 if unknown {
                     tracing::warn!(%conversation, response_id = %change.response_id, "the message changed was not known to the worker's state (written before the worker kept it, or without a stream record): run `reconcile threads --conversation {conversation}`");
                     result["notInState"] = json!(format!(
@@ -572,7 +617,7 @@ impl Reaction for ThreadStatistics {
 
     fn applies(&self, change: &Change) -> bool {
         change.table == self.config.conversations_table
-            && get_str(change.latest_image(), "conversation_id").is_some()
+            && self.config.ids(change.latest_image()).0.is_some()
     }
 
     fn folds_windows(&self) -> bool {

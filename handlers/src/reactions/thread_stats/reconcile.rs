@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::message_states::{partition, MessageState, ThreadState, THREAD_SORT_KEY};
 use super::{Message, ThreadStatistics, ThreadStats};
 use crate::error::ReactionError;
-use crate::item::{from_item, get_str, to_item, AttributeValue};
+use crate::item::{from_item, to_item, AttributeValue};
 use crate::ports::{Ports, Query};
 use crate::reactions::folding::{state_version, Reconciled};
 use crate::reactions::optimistic::retry_on_conflict;
@@ -35,7 +35,7 @@ impl ThreadStatistics {
         let what = |thing: &str| format!("{thing} of conversation {conversation}");
         let stored: Option<ThreadStats> = ports
             .tables
-            .get(&cfg.threads_table, &Self::thread_key(conversation))
+            .get(&cfg.threads_table, &self.thread_key(conversation))
             .await?
             .map(|item| from_item(item, &what(&cfg.threads_table)))
             .transpose()?;
@@ -45,7 +45,7 @@ impl ThreadStatistics {
                 table: cfg.conversations_table.clone(),
                 index: None,
                 partition: (
-                    "conversation_id".into(),
+                    cfg.names.of("conversation_id").to_string(),
                     AttributeValue::S(conversation.to_string()),
                 ),
                 sort_key: None,
@@ -70,11 +70,12 @@ impl ThreadStatistics {
             message.present = false;
         }
         for item in in_table {
-            let Some(response_id) = get_str(&item, "response_id").map(str::to_string) else {
+            let Some(response_id) = cfg.ids(&item).1.map(str::to_string) else {
                 continue;
             };
             // A message the worker cannot read counts, as in the reaction, without its fields.
-            let message: Option<Message> = from_item(item, &what("a message")).ok();
+            let message: Option<Message> =
+                from_item(cfg.names.project(&item), &what("a message")).ok();
             let state = expected
                 .entry(response_id.clone())
                 .or_insert_with(|| MessageState::unseen(conversation, &response_id));
@@ -163,7 +164,7 @@ impl ThreadStatistics {
                 .tables
                 .update(
                     &cfg.threads_table,
-                    &Self::thread_key(conversation),
+                    &self.thread_key(conversation),
                     &update,
                     Some(&condition),
                 )

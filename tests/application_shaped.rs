@@ -1,0 +1,358 @@
+//! Items as applications really write them, not as the seed documents show them: `null` for
+//! what is not known yet, PascalCase and other names, bare table names, addresses kept on the
+//! booking or the provider, times in several forms, UUID ids. Each replayed on the embedded
+//! default with the configuration a user would write (docs/configuration.md), and every
+//! reaction's result asserted.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use support::cli::{outbox, table, worker};
+use support::record_in;
+
+/// `records` as one event file, replayed with `env` set: exit code, JSON lines, stderr.
+fn replay_with(state: &Path, records: &[Value], env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
+    let file = state.with_extension("json");
+    std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
+    let mut cmd = worker();
+    cmd.env("RUST_LOG", "warn");
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let output = cmd
+        .arg("replay")
+        .arg(&file)
+        .arg("--state")
+        .arg(state)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let lines = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (output.status.code().unwrap_or(-1), lines, stderr)
+}
+
+fn s(text: &str) -> Value {
+    json!({ "S": text })
+}
+fn n(text: &str) -> Value {
+    json!({ "N": text })
+}
+
+/// What `reaction` did with the record `index` of the replay.
+fn result_of<'a>(lines: &'a [Value], index: usize, reaction: &str) -> &'a Value {
+    support::reaction(&lines[index], reaction)
+}
+
+fn insert(table: &str, seq: u64, keys: Value, new: Value) -> Value {
+    record_in(table, seq, "INSERT", keys, Some(new), None)
+}
+
+fn modify(table: &str, seq: u64, keys: Value, new: Value, old: Value) -> Value {
+    record_in(table, seq, "MODIFY", keys, Some(new), Some(old))
+}
+
+/// Issue 41: the cost platform creates every estimation with a placeholder summary (zeros,
+/// `LastCalculatedAt: null`); the worker parked every line item on it.
+#[test]
+fn estimation_totals_are_computed_over_the_applications_placeholder_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let id = "be507341-934e-4224-b2ed-8b5fb999287a";
+    let meta_keys = json!({"PK": s(&format!("ESTIMATION#{id}")), "SK": s("METADATA")});
+    let mut metadata = meta_keys.clone();
+    metadata["EstimationId"] = s(id);
+    metadata["Version"] = n("1");
+    metadata["UpdatedAt"] = s("2026-12-03T10:00:00.123456");
+    metadata["Currency"] = json!({"NULL": true});
+    metadata["EstimationSummary"] = json!({"M": {
+        "TotalMonthlyCost": n("0"),
+        "TotalAnnualCost": n("0"),
+        "Currency": s("USD"),
+        "LastCalculatedAt": {"NULL": true},
+        "CostBreakdown": {"M": {"Compute": n("0"), "Storage": n("0")}},
+    }});
+    let server_keys = json!({"PK": s(&format!("ESTIMATION#{id}")), "SK": s("SERVER#9f1c2d")});
+    let mut server = server_keys.clone();
+    server["EstimatedMonthlyCost"] = n("100");
+    server["ServerName"] = json!({"NULL": true});
+    server["Tags"] = json!({"L": []});
+    let records = [
+        support::record(1, "INSERT", meta_keys.clone(), Some(metadata.clone()), None),
+        support::record(2, "INSERT", server_keys, Some(server), None),
+    ];
+    let (code, lines, stderr) = replay_with(&state, &records, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let totals = result_of(&lines, 1, "estimation-totals");
+    assert_eq!(totals["outcome"], "done", "{totals}");
+    assert!(totals["result"]["updated"].is_object(), "{totals}");
+    let items = table(&state, "aws-cost-platform-enhanced");
+    let meta = items
+        .iter()
+        .find(|i| i["SK"]["S"] == "METADATA" && i["PK"]["S"] == format!("ESTIMATION#{id}"))
+        .unwrap();
+    let summary = &meta["EstimationSummary"]["M"];
+    assert_ne!(summary["TotalMonthlyCost"]["N"], "0", "{meta}");
+    assert!(summary["LastCalculatedAt"]["S"].is_string(), "{meta}");
+    assert_eq!(
+        meta["Version"]["N"], "1",
+        "the application's lock is untouched"
+    );
+    assert_eq!(meta["UpdatedAt"]["S"], "2026-12-03T10:00:00.123456");
+    // The audit names the estimation by its whole id: digit runs are not phone numbers.
+    let audited: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["EntityType"]["S"] == "AuditLog")
+        .collect();
+    assert!(
+        audited
+            .iter()
+            .any(|a| a["ResourceId"]["S"] == format!("{id}/METADATA")),
+        "{audited:?}"
+    );
+
+    // The application re-puts METADATA whole, its placeholder again: computed again.
+    let again = [support::record(
+        3,
+        "MODIFY",
+        meta_keys,
+        Some(metadata.clone()),
+        Some(metadata),
+    )];
+    let (code, _, stderr) = replay_with(&dir.path().join("state"), &again, &[]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+fn pilotforce_records() -> Vec<Value> {
+    let user_keys = json!({"UserId": s("auth0|65f2a")});
+    let user = json!({
+        "UserId": s("auth0|65f2a"), "Email": s("pia.pilot@example.com"), "Name": s("Pia"),
+        "PhoneNumber": s("+44 20 7946 0958"), "Preferences": {"NULL": true},
+    });
+    let booking_keys = json!({"BookingId": s("01JEBX7Q2M8ZP4W9V3K6T5R1NA")});
+    let booking = json!({
+        "BookingId": s("01JEBX7Q2M8ZP4W9V3K6T5R1NA"), "UserId": s("auth0|65f2a"),
+        "Status": s("PENDING"), "BookingDate": s("2026-12-10"), "BookingTime": {"NULL": true},
+        "ServiceType": s("Roof survey"), "CreatedAt": n("1796292287864"),
+    });
+    let mut confirmed = booking.clone();
+    confirmed["Status"] = s("CONFIRMED");
+    vec![
+        insert("Users", 1, user_keys, user),
+        insert("Bookings", 2, booking_keys.clone(), booking.clone()),
+        modify("Bookings", 3, booking_keys, confirmed, booking),
+    ]
+}
+
+/// Issue 41: a PilotForce-kind application keys its bookings `BookingId` and its users
+/// `UserId` (with `Email`, `Name`); every booking was parked for "missing field bookingId".
+#[test]
+fn pilotforce_booking_mail_goes_out_with_the_applications_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let env = [
+        ("PILOTFORCE_BOOKINGS_TABLE", "Bookings"),
+        ("PILOTFORCE_USERS_TABLE", "Users"),
+        (
+            "ATTRIBUTE_NAMES",
+            "pilotforce-booking-mail.bookingId=BookingId, pilotforce-booking-mail.userId=UserId, \
+             pilotforce-booking-mail.status=Status, pilotforce-booking-mail.bookingDate=BookingDate, \
+             pilotforce-booking-mail.bookingTime=BookingTime, pilotforce-booking-mail.serviceType=ServiceType, \
+             pilotforce-booking-mail.user.userId=UserId, pilotforce-booking-mail.user.email=Email, \
+             pilotforce-booking-mail.user.name=Name, pilotforce-booking-mail.user.preferences=Preferences",
+        ),
+    ];
+    let (code, lines, stderr) = replay_with(&state, &pilotforce_records(), &env);
+    assert_eq!(code, 0, "{stderr}");
+    for index in [1, 2] {
+        let mail = result_of(&lines, index, "pilotforce-booking-mail");
+        assert_eq!(mail["outcome"], "done", "{mail}");
+        assert_eq!(
+            mail["result"]["mail"]["sent_to"], "pia.pilot@example.com",
+            "{mail}"
+        );
+    }
+    let sent = outbox(&state);
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent[0].contains("01JEBX7Q2M8ZP4W9V3K6T5R1NA"),
+        "{}",
+        sent[0]
+    );
+    assert!(sent[1].contains("CONFIRMED"), "{}", sent[1]);
+}
+
+/// Without the names configured nothing is parked: the mail is `not_sent`, saying which
+/// attributes it looked for, at WARN, and the bookings' ids still come from their keys.
+#[test]
+fn an_unconfigured_name_is_named_in_the_result_not_a_parked_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let env = [
+        ("PILOTFORCE_BOOKINGS_TABLE", "Bookings"),
+        ("PILOTFORCE_USERS_TABLE", "Users"),
+    ];
+    let (code, lines, stderr) = replay_with(&state, &pilotforce_records(), &env);
+    assert_eq!(code, 0, "nothing parked: {stderr}");
+    let mail = result_of(&lines, 1, "pilotforce-booking-mail");
+    assert_eq!(mail["outcome"], "not_sent", "never a plain done: {mail}");
+    let reason = mail["result"]["not_sent"].as_str().unwrap();
+    assert!(
+        reason.contains("userEmail") && reason.contains("userId"),
+        "{reason}"
+    );
+    assert!(stderr.contains("mail not sent"), "{stderr}");
+    assert!(outbox(&state).is_empty());
+    // No idempotency item spent on a mail that did not go out.
+    assert!(table(&state, "marketplace-dev-idempotency-table").is_empty());
+}
+
+/// Issue 41: a marketplace-kind application keeps the customer's address on the booking and
+/// the provider's on the provider item; its users table is empty.
+#[test]
+fn marketplace_mail_finds_addresses_on_the_booking_and_the_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let providers = "marketplace-dev-providers-table";
+    let bookings = "marketplace-dev-bookings-table";
+    let provider_keys = json!({"providerId": s("prov_1796292287864_k3x9")});
+    let provider = json!({
+        "providerId": s("prov_1796292287864_k3x9"), "email": s("pat@plumbing.example"),
+        "name": s("Pat's Plumbing"), "rating": n("0"),
+    });
+    let booking_keys = json!({"bookingId": s("bk-7f3e")});
+    let booking = json!({
+        "bookingId": s("bk-7f3e"), "customerId": s("cust-9"), "providerId": s("prov_1796292287864_k3x9"),
+        "customerEmail": s("carla@customer.example"), "status": s("pending"),
+        "scheduledDate": s("2026-12-10T14:30:00.000Z"), "notes": {"NULL": true},
+    });
+    let mut confirmed = booking.clone();
+    confirmed["status"] = s("confirmed");
+    let lost_keys = json!({"bookingId": s("bk-nobody")});
+    let lost = json!({"bookingId": s("bk-nobody"), "customerId": s("cust-0"), "providerId": s("prov-0"), "status": s("pending")});
+    let records = [
+        insert(providers, 1, provider_keys, provider),
+        insert(bookings, 2, booking_keys.clone(), booking.clone()),
+        modify(bookings, 3, booking_keys, confirmed, booking),
+        insert(bookings, 4, lost_keys, lost),
+    ];
+    let (code, lines, stderr) = replay_with(&state, &records, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let to_provider = result_of(&lines, 1, "marketplace-booking-mail");
+    assert_eq!(
+        to_provider["result"]["mail"]["sent_to"], "pat@plumbing.example",
+        "{to_provider}"
+    );
+    let to_customer = result_of(&lines, 2, "marketplace-booking-mail");
+    assert_eq!(
+        to_customer["result"]["mail"]["sent_to"], "carla@customer.example",
+        "{to_customer}"
+    );
+    let nobody = result_of(&lines, 3, "marketplace-booking-mail");
+    assert_eq!(nobody["outcome"], "not_sent", "{nobody}");
+    let reason = nobody["result"]["not_sent"].as_str().unwrap();
+    assert!(
+        reason.contains("providerEmail")
+            && reason.contains(providers)
+            && reason.contains("marketplace-dev-users-table"),
+        "{reason}"
+    );
+    assert_eq!(outbox(&state).len(), 2);
+    // Two idempotency items, for the two mails sent; none for the one that could not be.
+    assert_eq!(table(&state, "marketplace-dev-idempotency-table").len(), 2);
+}
+
+fn message(seq: u64, id: &str, at: &str, from: &str, to: &str) -> Value {
+    let keys = json!({"conversation_id": s("conv-0193a1"), "response_id": s(id)});
+    let mut new = keys.clone();
+    new["sender"] = s(from);
+    new["receiver"] = s(to);
+    new["timestamp"] = s(at);
+    new["body"] = json!({"NULL": true});
+    insert("acsd2p-dev-Conversations", seq, keys, new)
+}
+
+/// Issue 41: messages carry `sender`/`receiver`, and two functions write two time forms.
+#[test]
+fn thread_stats_follow_renamed_participants_and_compare_times_as_instants() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let records = [
+        // Written second but later: as text "…51Z" sorts after "…51.777868".
+        message(
+            1,
+            "r-2",
+            "2026-12-03T10:04:51.777868",
+            "owner@acme.example",
+            "client@buyer.example",
+        ),
+        message(
+            2,
+            "r-1",
+            "2026-12-03T10:04:51Z",
+            "client@buyer.example",
+            "owner@acme.example",
+        ),
+    ];
+    let env = [(
+        "ATTRIBUTE_NAMES",
+        "thread-stats.sender_email=sender,thread-stats.recipient_email=receiver",
+    )];
+    let (code, lines, stderr) = replay_with(&state, &records, &env);
+    assert_eq!(code, 0, "{stderr}");
+    let stats = result_of(&lines, 1, "thread-stats");
+    let figures = &stats["result"]["conv-0193a1"];
+    assert_eq!(figures["message_count"], "2", "{stats}");
+    assert_eq!(
+        figures["last_message_at"], "2026-12-03T10:04:51.777868",
+        "the later instant, in the application's own text"
+    );
+    assert_eq!(
+        figures["participants"],
+        json!(["client@buyer.example", "owner@acme.example"]),
+        "in order of first appearance, as instants"
+    );
+
+    // The same messages without the names configured: counted, and the result says what it
+    // could not read.
+    let (code, lines, stderr) = replay_with(&dir.path().join("bare"), &records, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let stats = result_of(&lines, 0, "thread-stats");
+    assert_eq!(
+        stats["result"]["unread"],
+        json!(["sender_email", "recipient_email"]),
+        "{stats}"
+    );
+    assert!(stderr.contains("sender_email"), "{stderr}");
+}
+
+/// A name for a reaction or an attribute the worker does not have is refused before anything
+/// runs, naming it and what there is.
+#[test]
+fn an_unknown_reaction_or_attribute_in_attribute_names_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (entry, expected) in [
+        ("thread-stats.sender=From", "reads no attribute"),
+        ("thread-stat.sender_email=From", "is not a reaction"),
+        ("thread-stats", "reaction.attribute=Name"),
+    ] {
+        let state = dir.path().join("s");
+        let (code, lines, stderr) =
+            replay_with(&state, &pilotforce_records(), &[("ATTRIBUTE_NAMES", entry)]);
+        assert_eq!(code, 2, "{entry}: {stderr}");
+        assert!(
+            lines.iter().all(|l| l.get("reactions").is_none()),
+            "nothing ran: {lines:?}"
+        );
+        assert!(
+            stderr.contains("ATTRIBUTE_NAMES") && stderr.contains(expected),
+            "{entry}: {stderr}"
+        );
+    }
+}
