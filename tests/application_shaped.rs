@@ -9,33 +9,14 @@ mod support;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use support::cli::{outbox, table, worker};
+use support::cli::{outbox, replay_file_with, table};
 use support::record_in;
 
 /// `records` as one event file, replayed with `env` set: exit code, JSON lines, stderr.
 fn replay_with(state: &Path, records: &[Value], env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
     let file = state.with_extension("json");
     std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
-    let mut cmd = worker();
-    cmd.env("RUST_LOG", "warn");
-    for (name, value) in env {
-        cmd.env(name, value);
-    }
-    let output = cmd
-        .arg("replay")
-        .arg(&file)
-        .arg("--state")
-        .arg(state)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    let lines = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (output.status.code().unwrap_or(-1), lines, stderr)
+    replay_file_with(&file, state, env)
 }
 
 fn s(text: &str) -> Value {

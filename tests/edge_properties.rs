@@ -384,7 +384,8 @@ proptest! {
             for reaction in &report.reactions {
                 let settled = matches!(
                     reaction.outcome,
-                    Outcome::Done { .. } | Outcome::NotApplicable | Outcome::Coalesced { .. }
+                    Outcome::Done { .. } | Outcome::Skipped { .. } | Outcome::NotSent { .. }
+                        | Outcome::NotApplicable | Outcome::Coalesced { .. }
                         | Outcome::Parked { .. } | Outcome::DuplicateSkipped { .. }
                 );
                 prop_assert!(settled, "{} on record {}: {:?}", reaction.reaction, report.index, reaction.outcome);

@@ -82,7 +82,10 @@ impl Outcome {
 fn names_left_out(result: &serde_json::Value) -> bool {
     match result {
         serde_json::Value::Object(fields) => fields.iter().any(|(name, value)| {
-            ((name == "skipped" || name == "unread") && !value.is_null()) || names_left_out(value)
+            // `skipped` lists items left out (a reaction's word for "nothing to do" is text).
+            (name == "skipped" && value.is_array())
+                || (name == "unread" && !value.is_null())
+                || names_left_out(value)
         }),
         serde_json::Value::Array(values) => values.iter().any(names_left_out),
         _ => false,

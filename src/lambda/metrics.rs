@@ -231,7 +231,16 @@ mod tests {
         let document = REACTION_METRICS.document(
             1,
             &["fn", "audit-log"],
-            &[json!(1), json!(0), json!(0), json!(2), json!(0), json!(0)],
+            &[
+                json!(1),
+                json!(0),
+                json!(0),
+                json!(2),
+                json!(0),
+                json!(0),
+                json!(1),
+                json!(0),
+            ],
         );
         for name in REACTION_METRICS.dimensions.iter().flat_map(|d| d.iter()) {
             assert!(document[name].is_string(), "{name}: {document}");

@@ -68,7 +68,20 @@ pub fn replay_records(file: &Path, state: &Path, records: &[Value]) -> (i32, Vec
 /// `replay <file> --state <state> --json`: the exit code, the JSON lines and what the worker
 /// logged (at WARN).
 pub fn replay_file(file: &Path, state: &Path) -> (i32, Vec<Value>, String) {
-    let output = worker()
+    replay_file_with(file, state, &[])
+}
+
+/// [`replay_file`] with the variables `env` set (configuration as a user would write it).
+pub fn replay_file_with(
+    file: &Path,
+    state: &Path,
+    env: &[(&str, &str)],
+) -> (i32, Vec<Value>, String) {
+    let mut cmd = worker();
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let output = cmd
         .env("RUST_LOG", "warn")
         .arg("replay")
         .arg(file)
