@@ -337,3 +337,74 @@ fn an_unknown_reaction_or_attribute_in_attribute_names_is_refused_at_start() {
         );
     }
 }
+
+/// Issue 41: a replayed capture must do what the live mapping did. The cost platform's mapping
+/// does not deliver the worker's own `CALCULATION#` items; a replay without the mapping's
+/// filter audited them.
+#[test]
+fn replay_with_the_mappings_filter_delivers_what_the_live_mapping_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys =
+        json!({"PK": s("ESTIMATION#e-1"), "SK": s("CALCULATION#2026-12-03T10:04:51.000Z#v1")});
+    let mut calculation = keys.clone();
+    calculation["EntityType"] = s("CostCalculation");
+    calculation["TotalMonthlyCost"] = n("100");
+    let profile_keys = json!({"PK": s("USER#u-1"), "SK": s("PROFILE")});
+    let mut profile = profile_keys.clone();
+    profile["Name"] = s("Uma");
+    let records = [
+        support::record(1, "INSERT", keys, Some(calculation), None),
+        support::record(2, "INSERT", profile_keys, Some(profile), None),
+    ];
+    let file = dir.path().join("capture.json");
+    std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
+    let audits = |state: &Path| {
+        table(state, "aws-cost-platform-enhanced")
+            .into_iter()
+            .filter(|i| i["EntityType"]["S"] == "AuditLog")
+            .map(|i| i["ResourceId"]["S"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+
+    let unfiltered = dir.path().join("unfiltered");
+    let (code, _, stderr) = replay_file_with(&file, &unfiltered, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        audits(&unfiltered).len(),
+        2,
+        "without the filter both are audited"
+    );
+
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/template.yaml");
+    let state = dir.path().join("filtered");
+    let output = support::cli::worker()
+        .arg("replay")
+        .arg(&file)
+        .arg("--state")
+        .arg(&state)
+        .arg("--json")
+        .arg("--config")
+        .arg(&template)
+        .args(["--event", "CostPlatform"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let delivered: Vec<&Value> = lines.iter().filter(|l| l["reactions"].is_array()).collect();
+    assert_eq!(delivered.len(), 1, "only the profile: {lines:?}");
+    assert_eq!(delivered[0]["keys"]["SK"]["S"], "PROFILE");
+    assert_eq!(audits(&state), ["u-1/PROFILE"]);
+    assert!(
+        stderr.contains("1 record(s) not delivered: left out by the filter criteria"),
+        "{stderr}"
+    );
+    // The table still holds the change the filter kept from the worker.
+    assert!(table(&state, "aws-cost-platform-enhanced")
+        .iter()
+        .any(|i| i["EntityType"]["S"] == "CostCalculation"));
+}

@@ -96,6 +96,21 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Apply the own changes of `records` without running a reaction: records an event
+    /// source mapping's filter keeps from the worker (`replay --config`), whose changes the
+    /// application's tables hold all the same. Only where records' own changes are applied
+    /// (the embedded replay); a record that breaks a stream's rules is left as it is.
+    pub async fn apply_only(&self, records: &[StreamRecord]) -> Result<(), handlers::PortError> {
+        let Some(applier) = &self.adapters.applier else {
+            return Ok(());
+        };
+        for change in records.iter().filter_map(|r| r.change.as_ref().ok()) {
+            self.adapters.catalog.learn(&change.table, &change.keys);
+            applier.apply(change).await?;
+        }
+        Ok(())
+    }
+
     pub fn new(
         reactions: Vec<Box<dyn Reaction>>,
         mut adapters: Adapters,

@@ -65,6 +65,14 @@ enum Command {
         /// reactions, folds, journal, compaction...).
         #[arg(long)]
         timings: bool,
+        /// Apply an event source mapping's FilterCriteria as `stream` and Lambda do, so a
+        /// replayed capture does what the live mapping did: the same JSON settings file or SAM
+        /// template as `stream --config`.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The template's stream event whose filter to apply, e.g. CostPlatform.
+        #[arg(long, value_name = "NAME", requires = "config")]
+        event: Option<String>,
     },
     /// Inspect the embedded state.
     State {
@@ -273,6 +281,8 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             table,
             no_apply,
             timings,
+            config,
+            event,
         } => {
             replay::run(replay::ReplayOptions {
                 files,
@@ -286,6 +296,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 table,
                 apply: !no_apply,
                 timings,
+                mapping: config.map(|path| (path, event)),
             })
             .await
         }

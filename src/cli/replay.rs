@@ -20,6 +20,7 @@ use crate::batch::{BatchOptions, NotDone, RecordFailure, Worker};
 use crate::catalog::Catalog;
 use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};
 use crate::stages::{self, measure, Stage};
+use crate::stream::Patterns;
 use crate::wiring::config::Config;
 use crate::wiring::output::printable;
 use crate::wiring::target::{Opening, Target};
@@ -40,12 +41,19 @@ pub(super) struct ReplayOptions {
     pub apply: bool,
     /// Print the time spent per stage at the end.
     pub timings: bool,
+    /// The event source mapping (settings file or template, and the template's event) whose
+    /// filter criteria decide which records are delivered.
+    pub mapping: Option<(PathBuf, Option<String>)>,
 }
 
 /// Run the replay.
 pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let config = Config::from_env()?;
     let started = Instant::now();
+    let filter = match &options.mapping {
+        Some((path, event)) => Some(MappingFilter::read(path, event.as_deref())?),
+        None => None,
+    };
     // Pass 1: every file must decode before anything runs (unusable input changes nothing).
     let mut total = 0;
     for path in &options.files {
@@ -77,12 +85,25 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let mut writer = ReportWriter::start(options.format, progress.clone());
     let mut status = Exit::Clean;
     let mut not_done = NotDone::default();
+    let mut filtered_out = 0;
     // Pass 2: each file is decoded on a thread of its own while the batches before run; a file
     // larger than Lambda's largest batch is replayed as consecutive batches of that size.
     'files: for (index, path) in options.files.iter().enumerate() {
         let mut batches = decode_in_batches(path.clone(), options.table.clone())?;
         while let Some(records) = batches.recv().await {
-            let records = records?;
+            let mut records = records?;
+            if let Some(filter) = &filter {
+                let left_out = filter.keep_passing(&mut records);
+                filtered_out += left_out.len();
+                if batch_options.apply_own_change {
+                    worker.apply_only(&left_out).await.map_err(|e| {
+                        CliError::Settings(format!("applying a record the filter left out: {e}"))
+                    })?;
+                }
+                if records.is_empty() {
+                    continue;
+                }
+            }
             let failed = run_batch(
                 &worker,
                 &records,
@@ -115,6 +136,12 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     }
     progress.finish_and_clear();
     writer.finish().map_err(CliError::Output)?;
+    if let Some(filter) = &filter {
+        eprintln!(
+            "{filtered_out} record(s) not delivered: left out by the filter criteria of {}",
+            filter.source
+        );
+    }
     if not_done.skipped > 0 {
         eprintln!(
             "{} record(s) done with data left out: a reaction could not use or read what the \
@@ -174,6 +201,38 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// An event source mapping's filter criteria, as `stream` applies them: the records it
+/// leaves out are not delivered to the worker.
+struct MappingFilter {
+    /// The file, and the template's event, it comes from (for the summary line).
+    source: String,
+    patterns: Patterns,
+}
+
+impl MappingFilter {
+    fn read(path: &Path, event: Option<&str>) -> Result<Self, CliError> {
+        let settings = super::stream::mapping_settings(path, event)?;
+        let source = match event {
+            Some(event) => format!("{} (event {event})", path.display()),
+            None => path.display().to_string(),
+        };
+        let patterns = Patterns::parse(&settings.filter_criteria)
+            .map_err(|e| CliError::Settings(format!("{source}: {e}")))?;
+        Ok(MappingFilter { source, patterns })
+    }
+
+    /// Keeps in `records` those the filter passes, in order; returns the others. A record is
+    /// matched as delivered (its JSON text).
+    fn keep_passing(&self, records: &mut Vec<StreamRecord>) -> Vec<StreamRecord> {
+        let (passing, left_out) = std::mem::take(records).into_iter().partition(|record| {
+            serde_json::from_str::<serde_json::Value>(&record.raw)
+                .map_or(true, |value| self.patterns.matches(&value))
+        });
+        *records = passing;
+        left_out
+    }
 }
 
 /// The time per stage, for `--timings`: one line each, then the run's own.

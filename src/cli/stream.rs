@@ -72,7 +72,10 @@ pub(super) async fn run(command: StreamCommand) -> Result<Exit, CliError> {
 }
 
 /// Settings from a JSON file with the mapping's properties, or from a SAM template's event.
-fn mapping_settings(path: &Path, event: Option<&str>) -> Result<MappingSettings, CliError> {
+pub(super) fn mapping_settings(
+    path: &Path,
+    event: Option<&str>,
+) -> Result<MappingSettings, CliError> {
     let source = path.display().to_string();
     read_mapping_settings(path, event)?
         .checked()

@@ -40,10 +40,10 @@ pub enum FilterError {
 
 /// Parsed patterns, ready to match.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Patterns(Vec<Value>);
+pub struct Patterns(Vec<Value>);
 
 impl Patterns {
-    pub(super) fn parse(criteria: &FilterCriteria) -> Result<Patterns, FilterError> {
+    pub fn parse(criteria: &FilterCriteria) -> Result<Patterns, FilterError> {
         if criteria.filters.len() > MAX_PATTERNS {
             return Err(FilterError::TooMany(criteria.filters.len()));
         }
@@ -65,7 +65,7 @@ impl Patterns {
     }
 
     /// No patterns let everything through.
-    pub(super) fn matches(&self, record: &Value) -> bool {
+    pub fn matches(&self, record: &Value) -> bool {
         self.0.is_empty()
             || self
                 .0

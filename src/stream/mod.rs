@@ -38,7 +38,7 @@ use checkpoints::Checkpoints;
 use counts::EventCounts;
 use delivery::ShardDelivery;
 pub use error::StreamError;
-use filter_criteria::Patterns;
+pub use filter_criteria::Patterns;
 use reader::StreamReader;
 pub use settings::{MappingSettings, StreamOptions};
 use stop::{stop_on_ctrl_c, stop_requested};
