@@ -84,6 +84,30 @@ pub struct TableDefinition {
     pub time_to_live_specification: Option<TimeToLive>,
 }
 
+impl TableDefinition {
+    /// The definitions in a schema file: a CreateTable request, DescribeTable's output
+    /// (`{"Table": {…}}`), or a list of either. `source` names the file in the error.
+    pub fn from_schema_file(text: &str, source: &str) -> Result<Vec<TableDefinition>, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("{source}: not JSON: {e}"))?;
+        let documents = match value {
+            serde_json::Value::Array(documents) => documents,
+            one => vec![one],
+        };
+        documents
+            .into_iter()
+            .map(|document| {
+                let table = match document.get("Table") {
+                    Some(table) => table.clone(),
+                    None => document,
+                };
+                serde_json::from_value::<TableDefinition>(table)
+                    .map_err(|e| format!("{source}: not a CreateTable or DescribeTable JSON: {e}"))
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AttributeDefinition {
@@ -175,6 +199,16 @@ pub struct TableSchema {
     pub indexes: HashMap<String, KeySchema>,
     /// True when the schema was guessed from a stream record's Keys, not defined.
     pub learned: bool,
+    /// The seed table a configured name stands for, whose schema this is until a record or a
+    /// key the worker uses shows the table's own key attributes.
+    pub stands_for: Option<String>,
+}
+
+/// Whether `keys` holds exactly the key attributes of `schema`.
+fn key_names_match(schema: &KeySchema, keys: &Item) -> bool {
+    keys.len() == 1 + usize::from(schema.range.is_some())
+        && keys.contains_key(&schema.hash)
+        && schema.range.as_ref().is_none_or(|r| keys.contains_key(r))
 }
 
 /// Shared, growable map of table name -> schema.
@@ -194,6 +228,16 @@ impl Catalog {
     }
 
     pub fn define(&self, definition: &TableDefinition) {
+        self.insert_definition(definition, false);
+    }
+
+    /// Define a table of the application's from a schema file (`replay --schema`): kept with
+    /// the embedded state's own schemas, so later commands on the state know it too.
+    pub fn adopt(&self, definition: &TableDefinition) {
+        self.insert_definition(definition, true);
+    }
+
+    fn insert_definition(&self, definition: &TableDefinition, learned: bool) {
         let Some(key) = KeySchema::from_elements(&definition.key_schema) else {
             return;
         };
@@ -213,18 +257,46 @@ impl Catalog {
                 TableSchema {
                     key,
                     indexes,
-                    learned: false,
+                    learned,
+                    stands_for: None,
                 },
             );
         }
     }
 
-    /// Record a table's key attributes from a stream record's Keys if the table is unknown.
-    /// With two key attributes the stream does not say which is the hash key; the first by
-    /// name is taken, which identifies items correctly (queries need a real definition).
-    pub fn learn(&self, table: &str, keys: &Item) {
-        if keys.is_empty() || self.tables.read().is_ok_and(|t| t.contains_key(table)) {
+    /// A configured table name (`ACS_THREADS_TABLE=Threads`) stands for the seed table
+    /// `seed`: it keeps the seed's key schema and indexes, unless something defines it, or a
+    /// record or a key the worker uses shows other key attributes ([`Catalog::learn`]).
+    pub fn alias(&self, name: &str, seed: &str) {
+        let Some(schema) = self.schema(seed) else {
             return;
+        };
+        if let Ok(mut tables) = self.tables.write() {
+            tables.entry(name.to_string()).or_insert(TableSchema {
+                learned: true,
+                stands_for: Some(seed.to_string()),
+                ..schema
+            });
+        }
+    }
+
+    /// Record a table's key attributes from a stream record's Keys (or the key of an item the
+    /// worker reads or writes) if the table is unknown, or only stands for a seed table whose
+    /// key attributes these are not. With two key attributes the stream does not say which is
+    /// the hash key; the first by name is taken, which identifies items correctly (queries
+    /// need a real definition: `replay --schema`).
+    pub fn learn(&self, table: &str, keys: &Item) {
+        let known = self.tables.read().ok().and_then(|t| {
+            t.get(table)
+                .map(|schema| schema.stands_for.is_none() || key_names_match(&schema.key, keys))
+        });
+        if keys.is_empty() || known.unwrap_or(false) {
+            return;
+        }
+        if known == Some(false) {
+            if let Ok(mut tables) = self.tables.write() {
+                tables.remove(table);
+            }
         }
         let mut names: Vec<&String> = keys.keys().collect();
         names.sort();
@@ -232,6 +304,17 @@ impl Catalog {
             hash: names[0].clone(),
             range: names.get(1).map(|n| (*n).clone()),
         };
+        if let Some(range) = &key.range {
+            // Items are told apart all the same; a query of the table needs the real one.
+            tracing::warn!(
+                table,
+                "the key of {table} is {} and {range}, and nothing says which is the partition \
+                 key: {} is taken; if it is not, give the table's schema with `replay --schema \
+                 FILE` (CreateTable or DescribeTable JSON; `capture` writes one beside its events)",
+                key.hash,
+                key.hash
+            );
+        }
         self.learn_schema(table, key);
     }
 
@@ -242,6 +325,7 @@ impl Catalog {
                 key,
                 indexes: HashMap::new(),
                 learned: true,
+                stands_for: None,
             });
         }
     }

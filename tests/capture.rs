@@ -62,6 +62,13 @@ async fn a_captured_stream_replays_to_the_ratings_of_the_live_run() {
     assert!(captured
         .iter()
         .all(|r| r["dynamodb"]["ApproximateCreationDateTime"].is_number()));
+    // Beside the events, the table's key schema as DescribeTable gives it, for replay.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("captured.json.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema[0]["Table"]["TableName"], tables.reviews.as_str());
+    assert_eq!(schema[0]["Table"]["KeySchema"][0]["KeyType"], "HASH");
 
     // Replayed on the embedded state as it is (its own providers and state tables, under
     // the seed's names): the same figures as the live run.

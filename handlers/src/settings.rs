@@ -38,6 +38,8 @@ pub struct Settings<'a> {
     read: RefCell<BTreeSet<String>>,
     /// Every attribute each reaction asked for, by reaction: what `ATTRIBUTE_NAMES` may rename.
     attributes_asked: RefCell<BTreeMap<&'static str, BTreeSet<&'static str>>>,
+    /// Tables configured under a name of the application's: (that name, the seed table's).
+    renamed_tables: RefCell<BTreeSet<(String, String)>>,
 }
 
 impl<'a> Settings<'a> {
@@ -46,7 +48,26 @@ impl<'a> Settings<'a> {
             lookup,
             read: RefCell::new(BTreeSet::new()),
             attributes_asked: RefCell::new(BTreeMap::new()),
+            renamed_tables: RefCell::new(BTreeSet::new()),
         }
+    }
+
+    /// A table's name: variable `name`, or the seed system's table `seed`. A name of the
+    /// application's is remembered ([`Settings::renamed_tables`]): it stands for the seed's
+    /// table, whose key schema the embedded replay keeps for it.
+    pub fn table(&self, name: &str, seed: &str) -> String {
+        let table = self.text(name, seed);
+        if table != seed {
+            self.renamed_tables
+                .borrow_mut()
+                .insert((table.clone(), seed.to_string()));
+        }
+        table
+    }
+
+    /// Every table configured under another name than the seed's: (name, seed table).
+    pub fn renamed_tables(&self) -> Vec<(String, String)> {
+        self.renamed_tables.borrow().iter().cloned().collect()
     }
 
     /// The names of the attributes `reaction` reads (`seed_names`, the seed documents'), each

@@ -68,6 +68,7 @@ pub(super) async fn run(command: CaptureCommand) -> Result<Exit, CliError> {
     let event = json!({ "Records": captured.records });
     let text = serde_json::to_vec_pretty(&event).map_err(|e| CliError::Output(e.into()))?;
     write_atomic(&command.output, &text).map_err(CliError::Output)?;
+    write_schemas(&reader, &captured.records, &command.output).await?;
     println!(
         "wrote {} record(s) of {} to {}: replay it with `ddb-stream-worker replay {}`",
         captured.records.len(),
@@ -83,6 +84,35 @@ pub(super) async fn run(command: CaptureCommand) -> Result<Exit, CliError> {
         // Written, but not all that was asked for: say so in the status too.
         false => Exit::BatchFailed,
     })
+}
+
+/// The key schemas of the captured records' tables, as DescribeTable gives them, beside the
+/// events (`FILE.schema.json`), where `replay` finds them: a replay then needs no definition
+/// of the application's tables. A table that cannot be described is said, not a failure.
+async fn write_schemas(
+    reader: &StreamReader,
+    records: &[Value],
+    output: &std::path::Path,
+) -> Result<(), CliError> {
+    let tables: std::collections::BTreeSet<String> = records
+        .iter()
+        .filter_map(|r| r["eventSourceARN"].as_str().and_then(table_from_arn))
+        .collect();
+    let mut schemas = Vec::new();
+    for table in &tables {
+        match reader.table_schema(table).await {
+            Ok(schema) => schemas.push(schema),
+            Err(e) => println!("no schema of {table} written beside the events: {e}"),
+        }
+    }
+    if schemas.is_empty() {
+        return Ok(());
+    }
+    let mut path = output.as_os_str().to_owned();
+    path.push(".schema.json");
+    let text = serde_json::to_vec_pretty(&schemas).map_err(|e| CliError::Output(e.into()))?;
+    write_atomic(std::path::Path::new(&path), &text).map_err(CliError::Output)?;
+    Ok(())
 }
 
 async fn from_stream(

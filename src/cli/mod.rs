@@ -73,6 +73,11 @@ enum Command {
         /// The template's stream event whose filter to apply, e.g. CostPlatform.
         #[arg(long, value_name = "NAME", requires = "config")]
         event: Option<String>,
+        /// The key schema of a table the worker does not know (CreateTable or DescribeTable
+        /// JSON, or a list of them), for the embedded state; repeatable. `capture` writes one
+        /// beside its events (FILE.schema.json), which replay reads by itself.
+        #[arg(long = "schema", value_name = "FILE")]
+        schemas: Vec<PathBuf>,
     },
     /// Inspect the embedded state.
     State {
@@ -283,6 +288,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             timings,
             config,
             event,
+            schemas,
         } => {
             replay::run(replay::ReplayOptions {
                 files,
@@ -297,6 +303,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
                 apply: !no_apply,
                 timings,
                 mapping: config.map(|path| (path, event)),
+                schemas,
             })
             .await
         }

@@ -17,7 +17,7 @@ use super::error::{CliError, Exit};
 use super::report::{self, Format};
 use super::report_writer::ReportWriter;
 use crate::batch::{BatchOptions, NotDone, RecordFailure, Worker};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, TableDefinition};
 use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};
 use crate::stages::{self, measure, Stage};
 use crate::stream::Patterns;
@@ -44,6 +44,8 @@ pub(super) struct ReplayOptions {
     /// The event source mapping (settings file or template, and the template's event) whose
     /// filter criteria decide which records are delivered.
     pub mapping: Option<(PathBuf, Option<String>)>,
+    /// Schema files (CreateTable or DescribeTable JSON) for tables the worker does not know.
+    pub schemas: Vec<PathBuf>,
 }
 
 /// Run the replay.
@@ -70,10 +72,19 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
         true => Opening::Fresh,
         false => Opening::AsItIs,
     };
-    let connected = options
-        .target
-        .connect(opening, Catalog::with_seed_definitions(), &config)
-        .await?;
+    let catalog = Catalog::with_seed_definitions();
+    for path in schema_files(&options) {
+        let text = std::fs::read_to_string(&path).map_err(|source| CliError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        for definition in TableDefinition::from_schema_file(&text, &path.display().to_string())
+            .map_err(CliError::Settings)?
+        {
+            catalog.adopt(&definition);
+        }
+    }
+    let connected = options.target.connect(opening, catalog, &config).await?;
     let worker = connected.worker(&config);
     let state = connected.state;
     let batch_options = BatchOptions {
@@ -201,6 +212,22 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The schema files of a run: those named with `--schema`, and the one `capture` wrote beside
+/// each event file (`FILE.schema.json`), if there is one.
+fn schema_files(options: &ReplayOptions) -> Vec<PathBuf> {
+    let beside = options.files.iter().map(|file| {
+        let mut name = file.clone().into_os_string();
+        name.push(".schema.json");
+        PathBuf::from(name)
+    });
+    options
+        .schemas
+        .iter()
+        .cloned()
+        .chain(beside.filter(|path| path.is_file()))
+        .collect()
 }
 
 /// An event source mapping's filter criteria, as `stream` applies them: the records it

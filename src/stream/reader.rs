@@ -109,6 +109,60 @@ impl StreamReader {
             })
     }
 
+    /// `table`'s key schema and indexes as DescribeTable gives them, in the JSON shape of
+    /// DescribeTable's output (`{"Table": {"TableName", "KeySchema", "AttributeDefinitions",
+    /// "GlobalSecondaryIndexes"}}`), which `replay --schema` reads.
+    pub async fn table_schema(&self, table: &str) -> Result<serde_json::Value, NoStream> {
+        let described = self
+            .tables
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeTable", table, e))?;
+        let description = described.table.ok_or_else(|| NoStream::NoDescription {
+            table: table.to_string(),
+        })?;
+        let keys = |elements: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
+            elements
+                .iter()
+                .map(|k| {
+                    serde_json::json!({
+                        "AttributeName": k.attribute_name(),
+                        "KeyType": k.key_type().as_str(),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let attributes: Vec<serde_json::Value> = description
+            .attribute_definitions()
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "AttributeName": a.attribute_name(),
+                    "AttributeType": a.attribute_type().as_str(),
+                })
+            })
+            .collect();
+        let indexes: Vec<serde_json::Value> = description
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "IndexName": i.index_name().unwrap_or_default(),
+                    "KeySchema": keys(i.key_schema()),
+                    "Projection": {"ProjectionType": i.projection().and_then(|p| p.projection_type()).map_or("ALL", |t| t.as_str())},
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({ "Table": {
+            "TableName": description.table_name().unwrap_or(table),
+            "KeySchema": keys(description.key_schema()),
+            "AttributeDefinitions": attributes,
+            "GlobalSecondaryIndexes": indexes,
+        }}))
+    }
+
     /// Every shard of the stream (all pages), each parent before its children; `table` names
     /// it in errors.
     pub async fn shards(&self, arn: &str, table: &str) -> Result<Vec<Shard>, NoStream> {

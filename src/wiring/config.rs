@@ -23,6 +23,9 @@ pub struct Config {
     /// Lanes of a batch window that run at once (`MAX_CONCURRENCY`; 1: every record in
     /// stream order).
     pub max_concurrency: usize,
+    /// Tables configured under the application's names: (that name, the seed table it stands
+    /// for, whose key schema the embedded state keeps for it).
+    pub renamed_tables: Vec<(String, String)>,
 }
 
 /// Where the SDK adapters park a record no retry can fix.
@@ -56,7 +59,7 @@ impl Config {
         Ok(Config {
             reactions: ReactionsConfig::from_settings(s)?,
             idempotency: IdempotencyConfig {
-                table: s.text("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE),
+                table: s.table("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE),
                 ttl_seconds: s.count("IDEMPOTENCY_TTL_SECONDS", 86_400)?,
                 default_in_progress: Duration::from_secs(
                     s.count("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60)?
@@ -77,6 +80,7 @@ impl Config {
                     &s.text("DOCUMENTS_BUCKET", "aws-cost-estimation-documents"),
                 ),
             },
+            renamed_tables: s.renamed_tables(),
         })
     }
 }

@@ -101,6 +101,10 @@ impl Target {
             catalog.clone(),
             opening == Opening::Fresh,
         )?);
+        // After the state's own schemas: what an earlier run learned of a table stands.
+        for (name, seed) in &config.renamed_tables {
+            catalog.alias(name, seed);
+        }
         Ok(Connected {
             adapters: super::embedded_adapters(state.clone(), catalog),
             state: Some(state),

@@ -25,7 +25,7 @@ pub struct EstimationDefaults {
 impl EstimationDefaults {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         Ok(EstimationDefaults {
-            table: s.text("COST_TABLE", COST_PLATFORM_TABLE),
+            table: s.table("COST_TABLE", COST_PLATFORM_TABLE),
             default_rules: BusinessRules {
                 buffer_percentage: s.decimal("COST_BUFFER_PERCENT", "10")?,
                 volume_discounts: s.flag("COST_VOLUME_DISCOUNTS", true)?,

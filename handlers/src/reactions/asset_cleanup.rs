@@ -32,7 +32,7 @@ pub struct AssetsConfig {
 impl AssetsConfig {
     pub fn from_settings(s: &Settings) -> Self {
         AssetsConfig {
-            assets_table: s.text("PILOTFORCE_ASSETS_TABLE", "PilotForce-Assets"),
+            assets_table: s.table("PILOTFORCE_ASSETS_TABLE", "PilotForce-Assets"),
             bucket: s.text("PILOTFORCE_ASSETS_BUCKET", ""),
             prefix: s.text("PILOTFORCE_ASSETS_PREFIX", ""),
         }

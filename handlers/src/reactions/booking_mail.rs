@@ -68,19 +68,19 @@ impl BookingMailConfig {
     pub fn from_settings(system: System, s: &Settings) -> Result<Self, ConfigError> {
         let (bookings_table, users_table, providers_table) = match system {
             System::Marketplace => (
-                s.text(
+                s.table(
                     "MARKETPLACE_BOOKINGS_TABLE",
                     "marketplace-dev-bookings-table",
                 ),
-                s.text("MARKETPLACE_USERS_TABLE", "marketplace-dev-users-table"),
-                Some(s.text(
+                s.table("MARKETPLACE_USERS_TABLE", "marketplace-dev-users-table"),
+                Some(s.table(
                     "MARKETPLACE_PROVIDERS_TABLE",
                     "marketplace-dev-providers-table",
                 )),
             ),
             System::PilotForce => (
-                s.text("PILOTFORCE_BOOKINGS_TABLE", "PilotForce-Bookings"),
-                s.text("PILOTFORCE_USERS_TABLE", "PilotForce-Users"),
+                s.table("PILOTFORCE_BOOKINGS_TABLE", "PilotForce-Bookings"),
+                s.table("PILOTFORCE_USERS_TABLE", "PilotForce-Users"),
                 None,
             ),
         };

@@ -228,8 +228,11 @@ fn condition_failed(table: &str, existing: Option<&Item>) -> PortError {
 #[async_trait]
 impl Tables for EmbeddedState {
     async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
-        self.with_store(|s| s.get(table, key).map(|i| i.cloned()))
-            .map_err(|e| invalid("GetItem", table, e))
+        self.with_store(|s| {
+            s.learn_key(table, key);
+            s.get(table, key).map(|i| i.cloned())
+        })
+        .map_err(|e| invalid("GetItem", table, e))
     }
 
     async fn put(
@@ -261,6 +264,7 @@ impl Tables for EmbeddedState {
     ) -> Result<Item, PortError> {
         self.with_store(|s| {
             let fail = |e: String| invalid("UpdateItem", table, e);
+            s.learn_key(table, key);
             let schema = s.schema(table).map_err(fail)?;
             let key = schema.key_of(key);
             let existing = s.get(table, &key).map_err(fail)?;
@@ -285,6 +289,7 @@ impl Tables for EmbeddedState {
         condition: Option<&Condition>,
     ) -> Result<Option<Item>, PortError> {
         self.with_store(|s| {
+            s.learn_key(table, key);
             let existing = s
                 .get(table, key)
                 .map_err(|e| invalid("DeleteItem", table, e))?;
@@ -305,6 +310,7 @@ impl Tables for EmbeddedState {
         self.with_store(|s| {
             let mut found = Vec::new();
             for key in &keys {
+                s.learn_key(table, key);
                 if let Some(item) = s.get(table, key)? {
                     found.push(item.clone());
                 }
@@ -344,6 +350,12 @@ impl Tables for EmbeddedState {
             // By value, so that a put's item moves into the write rather than being copied.
             for item in items {
                 let table = item.table();
+                if let TransactItem::Update { key, .. }
+                | TransactItem::Delete { key, .. }
+                | TransactItem::Check { key, .. } = &item
+                {
+                    s.learn_key(table, key);
+                }
                 let schema = s.schema(table).map_err(|e| fail(table, e))?;
                 let key = match &item {
                     TransactItem::Put { item, .. } => schema.key_of(item),

@@ -384,6 +384,15 @@ impl Store {
         Ok(Some(good as u64))
     }
 
+    /// A table this state has not used yet, and that nothing defines, takes its key schema
+    /// from the key of the first item asked for or written by key (a reaction's table that
+    /// has no stream of its own, under the application's names).
+    pub(super) fn learn_key(&self, table: &str, key: &Item) {
+        if !self.schemas.borrow().contains_key(table) {
+            self.catalog.learn(table, key);
+        }
+    }
+
     pub(super) fn schema(&self, table: &str) -> Result<KeySchema, String> {
         self.known(table).map(|k| k.key.clone())
     }
@@ -393,7 +402,7 @@ impl Store {
             return Ok(known.clone());
         }
         let schema = self.catalog.schema(table).ok_or_else(|| {
-            format!("table {table} is not defined: add its CreateTable JSON to deploy/tables/, or replay a stream record of it first")
+            format!("table {table} is not defined: give its schema with `replay --schema FILE` (its CreateTable or DescribeTable JSON), or replay a stream record of it first")
         })?;
         let known = Arc::new(Known {
             journal: Arc::new(TableKey {
@@ -617,12 +626,10 @@ impl Store {
 
     /// One partition of a table or index, in sort-key order.
     pub(super) fn query(&self, query: &Query) -> Result<Vec<Item>, String> {
-        let table_schema = self.catalog.schema(&query.table).ok_or_else(|| {
-            format!(
-                "Requested resource not found: table {} is not defined",
-                query.table
-            )
-        })?;
+        // A table nothing defines and nothing wrote holds no item yet.
+        let Some(table_schema) = self.catalog.schema(&query.table) else {
+            return Ok(Vec::new());
+        };
         let schema = match &query.index {
             None => table_schema.key.clone(),
             Some(index) => table_schema.indexes.get(index).cloned().ok_or_else(|| {

@@ -54,8 +54,8 @@ pub struct RatingsConfig {
 impl RatingsConfig {
     pub fn from_settings(s: &Settings) -> Self {
         RatingsConfig {
-            reviews_table: s.text("MARKETPLACE_REVIEWS_TABLE", "marketplace-dev-reviews-table"),
-            providers_table: s.text(
+            reviews_table: s.table("MARKETPLACE_REVIEWS_TABLE", "marketplace-dev-reviews-table"),
+            providers_table: s.table(
                 "MARKETPLACE_PROVIDERS_TABLE",
                 "marketplace-dev-providers-table",
             ),
@@ -63,7 +63,7 @@ impl RatingsConfig {
                 "MARKETPLACE_REVIEWS_PROVIDER_INDEX",
                 "providerReviews-index",
             ),
-            state_table: s.text("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
+            state_table: s.table("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
         }
     }
 }

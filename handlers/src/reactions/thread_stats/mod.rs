@@ -68,9 +68,9 @@ pub const MESSAGE_ATTRIBUTES: &[&str] = &[
 impl ThreadsConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         Ok(ThreadsConfig {
-            conversations_table: s.text("ACS_CONVERSATIONS_TABLE", "acsd2p-dev-Conversations"),
-            threads_table: s.text("ACS_THREADS_TABLE", "acsd2p-dev-Threads"),
-            state_table: s.text("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
+            conversations_table: s.table("ACS_CONVERSATIONS_TABLE", "acsd2p-dev-Conversations"),
+            threads_table: s.table("ACS_THREADS_TABLE", "acsd2p-dev-Threads"),
+            state_table: s.table("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
             names: s.attribute_names("thread-stats", MESSAGE_ATTRIBUTES)?,
         })
     }
