@@ -569,3 +569,44 @@ fn a_schema_file_gives_the_key_schema_the_records_cannot() {
         "{stdout}"
     );
 }
+
+/// Reviews as a PascalCase application writes them (a rating as a numeric string, `null`
+/// where a booking is not known), into tables under its own names: the providers table
+/// keyed `ProviderId`.
+#[test]
+fn ratings_follow_reviews_with_the_applications_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let review = |seq: u64, id: &str, booking: Value, rating: Value| {
+        let keys = json!({"ReviewId": s(id)});
+        let mut new = keys.clone();
+        new["ProviderId"] = s("p-1");
+        new["BookingId"] = booking;
+        new["Rating"] = rating;
+        new["CreatedAt"] = n(&(1796292287864 + seq).to_string());
+        insert("Reviews", seq, keys, new)
+    };
+    let records = [
+        review(1, "rv-1", s("b-1"), n("5")),
+        review(2, "rv-2", s("b-2"), s("4")),
+    ];
+    let env = [
+        ("MARKETPLACE_REVIEWS_TABLE", "Reviews"),
+        ("MARKETPLACE_PROVIDERS_TABLE", "Providers"),
+        (
+            "ATTRIBUTE_NAMES",
+            "provider-rating.reviewId=ReviewId, provider-rating.bookingId=BookingId, \
+             provider-rating.providerId=ProviderId, provider-rating.createdAt=CreatedAt, \
+             provider-rating.rating=Rating, provider-rating.provider.providerId=ProviderId",
+        ),
+    ];
+    let (code, lines, stderr) = replay_with(&state, &records, &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(result_of(&lines, 1, "provider-rating")["outcome"], "done");
+    let providers = table(&state, "Providers");
+    assert_eq!(providers.len(), 1, "{providers:?}");
+    assert_eq!(providers[0]["ProviderId"]["S"], "p-1");
+    assert_eq!(providers[0]["ratingSum"]["N"], "9");
+    assert_eq!(providers[0]["reviewCount"]["N"], "2");
+    assert_eq!(providers[0]["rating"]["N"], "4.5");
+}

@@ -186,6 +186,22 @@ pub mod number {
         }
     }
 
+    /// For `Option<String>` fields an application may write as text or as a number (a time
+    /// in epoch milliseconds, an id): the text, or the number's digits (use with
+    /// `#[serde(default, deserialize_with = "number::text_or_number")]`).
+    pub fn text_or_number<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        Ok(
+            Option::<String>::deserialize(deserializer)?.map(|text| {
+                match text.strip_prefix(MARK) {
+                    Some(digits) => digits.to_string(),
+                    None => text,
+                }
+            }),
+        )
+    }
+
     /// For whole-number fields (`i64`: epoch seconds, versions).
     pub mod int {
         use super::*;

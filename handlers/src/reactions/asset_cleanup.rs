@@ -14,11 +14,11 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::contract::{Idempotency, Reacted, Reaction};
+use crate::attribute_names::AttributeNames;
 use crate::change::{Change, ChangeKind};
 use crate::error::ReactionError;
-use crate::item::get_str;
 use crate::ports::Ports;
-use crate::settings::Settings;
+use crate::settings::{ConfigError, Settings};
 
 #[derive(Debug, Clone)]
 pub struct AssetsConfig {
@@ -27,15 +27,18 @@ pub struct AssetsConfig {
     pub bucket: String,
     /// The only keys deleted start with this (empty: any key of the bucket).
     pub prefix: String,
+    /// The application's names of `s3Key` and `s3Url`.
+    pub names: AttributeNames,
 }
 
 impl AssetsConfig {
-    pub fn from_settings(s: &Settings) -> Self {
-        AssetsConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Ok(AssetsConfig {
             assets_table: s.table("PILOTFORCE_ASSETS_TABLE", "PilotForce-Assets"),
             bucket: s.text("PILOTFORCE_ASSETS_BUCKET", ""),
             prefix: s.text("PILOTFORCE_ASSETS_PREFIX", ""),
-        }
+            names: s.attribute_names("asset-cleanup", &["s3Key", "s3Url"])?,
+        })
     }
 }
 
@@ -103,18 +106,24 @@ impl Reaction for AssetCleanup {
             return skipped("no assets bucket is configured (PILOTFORCE_ASSETS_BUCKET): the worker deletes only in the bucket it is given, so nothing was deleted");
         }
         let old = change.latest_image();
-        let from_url = get_str(old, "s3Url").and_then(parse_s3_url);
+        let names = &self.config.names;
+        let from_url = names.text(old, "s3Url").and_then(parse_s3_url);
         if let Some((named, _)) = from_url.as_ref().filter(|(named, _)| named != bucket) {
             return Err(ReactionError::Rejected(format!(
                 "the asset's s3Url names bucket {:?}, not the assets bucket {bucket:?}: nothing deleted",
                 crate::value_rules::short(named)
             )));
         }
-        let key = get_str(old, "s3Key")
+        let key = names
+            .text(old, "s3Key")
             .map(str::to_string)
             .or_else(|| from_url.map(|(_, k)| k));
         let Some(key) = key.filter(|k| !k.is_empty()) else {
-            return skipped("the asset names no object (no s3Key, no usable s3Url)");
+            return skipped(&format!(
+                "the asset names no object (no {}, no usable {})",
+                names.of("s3Key"),
+                names.of("s3Url")
+            ));
         };
         if key.len() > MAX_KEY_BYTES || !key.starts_with(&self.config.prefix) {
             return Err(ReactionError::Rejected(format!(

@@ -51,10 +51,10 @@ impl ReactionsConfig {
             audit: AuditConfig::from_settings(s)?,
             totals: TotalsConfig::from_settings(s)?,
             proposals: ProposalConfig::from_settings(s)?,
-            ratings: RatingsConfig::from_settings(s),
+            ratings: RatingsConfig::from_settings(s)?,
             marketplace_bookings: BookingMailConfig::from_settings(System::Marketplace, s)?,
             pilotforce_bookings: BookingMailConfig::from_settings(System::PilotForce, s)?,
-            assets: AssetsConfig::from_settings(s),
+            assets: AssetsConfig::from_settings(s)?,
             threads: ThreadsConfig::from_settings(s)?,
         })
         .and_then(|config| {

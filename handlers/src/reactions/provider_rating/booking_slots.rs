@@ -110,8 +110,12 @@ impl BookingSlot {
             .iter()
             .filter_map(|(id, review)| Some((id, review.rating?, review)))
             .min_by(|(a_id, _, a), (b_id, _, b)| {
-                (a.created_at.as_deref().unwrap_or_default(), a_id)
-                    .cmp(&(b.created_at.as_deref().unwrap_or_default(), b_id))
+                // By `createdAt` as an instant, whatever its form, then by id.
+                crate::instant::compare(
+                    a.created_at.as_deref().unwrap_or_default(),
+                    b.created_at.as_deref().unwrap_or_default(),
+                )
+                .then_with(|| a_id.cmp(b_id))
             })
             .map(|(id, rating, _)| (id.as_str(), rating))
     }

@@ -12,7 +12,7 @@ use super::booking_slots::{Applied, BookingSlot, SlotKey, SlotReview};
 use super::{average, providers_of, ProviderRating, ProviderRatings, Review};
 use crate::change::Change;
 use crate::error::ReactionError;
-use crate::item::{from_item, get_str, string_key, AttributeValue, Item};
+use crate::item::{from_item, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
 use crate::reactions::contract::Reacted;
 use crate::reactions::folding::{
@@ -74,8 +74,8 @@ pub(super) struct Folding {
 }
 
 impl ProviderRatings {
-    pub(super) fn provider_key(provider: &str) -> Item {
-        string_key(&[("providerId", provider)])
+    pub(super) fn provider_key(&self, provider: &str) -> Item {
+        string_key(&[(self.config.names.of("provider.providerId"), provider)])
     }
 
     pub(super) fn slot_key(key: &SlotKey) -> Item {
@@ -91,24 +91,29 @@ impl ProviderRatings {
         change: &'a Change,
     ) -> Result<SlotChange<'a>, ReactionError> {
         let what = format!("{} review {}", self.config.reviews_table, change.describe());
+        let names = &self.config.names;
         let review = |image: &Option<Item>| {
             image
-                .clone()
-                .map(|item| from_item::<Review>(item, &what))
+                .as_ref()
+                .map(|item| self.config.review(item, &what))
                 .transpose()
         };
         let new = match review(&change.new) {
             Ok(new) => new,
             Err(e) => {
                 let image = change.latest_image();
-                let probe = get_str(image, "providerId")
-                    .zip(get_str(image, "reviewId"))
+                let probe = names
+                    .text(image, "providerId")
+                    .zip(names.text(image, "reviewId"))
                     .map(|(provider, review_id)| {
-                        SlotKey::new(provider, get_str(image, "bookingId"), review_id)
+                        SlotKey::new(provider, names.text(image, "bookingId"), review_id)
                     });
                 return Ok(SlotChange {
                     change,
-                    review_id: get_str(image, "reviewId").unwrap_or_default().to_string(),
+                    review_id: names
+                        .text(image, "reviewId")
+                        .unwrap_or_default()
+                        .to_string(),
                     leaves: None,
                     enters: None,
                     was_in: None,
@@ -210,7 +215,7 @@ impl ProviderRatings {
                 Some(known) => {
                     folding.providers.insert(provider.clone(), known);
                 }
-                None => unknown.push(Self::provider_key(provider)),
+                None => unknown.push(self.provider_key(provider)),
             }
         }
         let mut to_read = Vec::new();
@@ -246,7 +251,11 @@ impl ProviderRatings {
             );
         }
         for item in providers {
-            let id = get_str(&item, "providerId").unwrap_or_default().to_string();
+            let id = cfg
+                .names
+                .text(&item, "provider.providerId")
+                .unwrap_or_default()
+                .to_string();
             let stored: ProviderRating = from_item(item, &format!("{} {id}", cfg.providers_table))?;
             folding.providers.insert(id, stored);
         }
@@ -321,7 +330,7 @@ impl ProviderRatings {
             folding.changed_providers.insert(key.provider.clone(), at);
         }
         let mut result = serde_json::Map::new();
-        for provider in providers_of(change.change) {
+        for provider in providers_of(&self.config.names, change.change) {
             let figures = folding
                 .providers
                 .get(&provider)
@@ -381,7 +390,7 @@ impl ProviderRatings {
             );
             writes.push(TransactItem::Update {
                 table: cfg.providers_table.clone(),
-                key: Self::provider_key(provider),
+                key: self.provider_key(provider),
                 update,
                 condition: Some(condition),
             });

@@ -33,11 +33,12 @@ use async_trait::async_trait;
 use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::only;
 use super::memory::BoundedMemory;
+use crate::attribute_names::AttributeNames;
 use crate::change::Change;
 use crate::error::ReactionError;
-use crate::item::{from_item, get_str};
+use crate::item::{from_item, Item};
 use crate::ports::Ports;
-use crate::settings::{Settings, AGGREGATE_STATE_TABLE};
+use crate::settings::{ConfigError, Settings, AGGREGATE_STATE_TABLE};
 use crate::skipped::Skipped;
 use booking_slots::{BookingSlot, SlotKey};
 pub use rules::{aggregate, average, Aggregate, ProviderRating, Rating, Review};
@@ -49,11 +50,25 @@ pub struct RatingsConfig {
     pub provider_index: String,
     /// The worker's own table of booking slots ([`booking_slots`]).
     pub state_table: String,
+    /// The application's names of a review's attributes and of the providers table's key
+    /// ([`REVIEW_ATTRIBUTES`]).
+    pub names: AttributeNames,
 }
 
+/// What the ratings read of a review, by the seed's names; `provider.providerId` is the
+/// providers table's key.
+pub const REVIEW_ATTRIBUTES: &[&str] = &[
+    "reviewId",
+    "bookingId",
+    "providerId",
+    "createdAt",
+    "rating",
+    "provider.providerId",
+];
+
 impl RatingsConfig {
-    pub fn from_settings(s: &Settings) -> Self {
-        RatingsConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Ok(RatingsConfig {
             reviews_table: s.table("MARKETPLACE_REVIEWS_TABLE", "marketplace-dev-reviews-table"),
             providers_table: s.table(
                 "MARKETPLACE_PROVIDERS_TABLE",
@@ -64,7 +79,13 @@ impl RatingsConfig {
                 "providerReviews-index",
             ),
             state_table: s.table("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
-        }
+            names: s.attribute_names("provider-rating", REVIEW_ATTRIBUTES)?,
+        })
+    }
+
+    /// A review image under the seed's names (what [`Review`] reads).
+    pub(super) fn review(&self, image: &Item, what: &str) -> Result<Review, ReactionError> {
+        from_item(self.names.project(image), what)
     }
 }
 
@@ -87,11 +108,11 @@ const KNOWN_SLOTS: usize = 20_000;
 const KNOWN_PROVIDERS: usize = 10_000;
 
 /// The providers a change touches: before and after (two when a review moves).
-fn providers_of(change: &Change) -> Vec<String> {
+fn providers_of(names: &AttributeNames, change: &Change) -> Vec<String> {
     let mut ids: Vec<String> = [change.old.as_ref(), change.new.as_ref()]
         .into_iter()
         .flatten()
-        .filter_map(|image| get_str(image, "providerId"))
+        .filter_map(|image| names.text(image, "providerId"))
         .filter(|id| !id.is_empty())
         .map(str::to_string)
         .collect();
@@ -141,7 +162,8 @@ impl Reaction for ProviderRatings {
     }
 
     fn applies(&self, change: &Change) -> bool {
-        change.table == self.config.reviews_table && !providers_of(change).is_empty()
+        change.table == self.config.reviews_table
+            && !providers_of(&self.config.names, change).is_empty()
     }
 
     fn folds_windows(&self) -> bool {
@@ -149,7 +171,7 @@ impl Reaction for ProviderRatings {
     }
 
     fn unusable_data(&self, change: &Change) -> Option<Skipped> {
-        self.unusable_rating(&from_item(change.new.clone()?, "review").ok()?)
+        self.unusable_rating(&self.config.review(change.new.as_ref()?, "review").ok()?)
     }
 
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {

@@ -48,7 +48,7 @@ impl ProviderRatings {
         let what = |thing: &str| format!("{thing} of provider {provider}");
         let stored: Option<ProviderRating> = ports
             .tables
-            .get(&cfg.providers_table, &Self::provider_key(provider))
+            .get(&cfg.providers_table, &self.provider_key(provider))
             .await?
             .map(|item| from_item(item, &what(&cfg.providers_table)))
             .transpose()?;
@@ -64,12 +64,12 @@ impl ProviderRatings {
             .query(&query(
                 &cfg.reviews_table,
                 Some(&cfg.provider_index),
-                "providerId",
+                cfg.names.of("providerId"),
                 provider.to_string(),
             ))
             .await?
             .into_iter()
-            .map(|item| from_item(item, &what("a review")))
+            .map(|item| cfg.review(&item, &what("a review")))
             .collect::<Result<_, _>>()?;
         let slots: BTreeMap<String, BookingSlot> = ports
             .tables
@@ -158,7 +158,7 @@ impl ProviderRatings {
                 .tables
                 .update(
                     &cfg.providers_table,
-                    &Self::provider_key(provider),
+                    &self.provider_key(provider),
                     &update,
                     Some(&condition),
                 )

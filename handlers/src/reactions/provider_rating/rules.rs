@@ -19,7 +19,8 @@ pub struct Review {
     pub booking_id: Option<String>,
     #[serde(default)]
     pub provider_id: Option<String>,
-    #[serde(default)]
+    /// Text or epoch numbers, compared as instants.
+    #[serde(default, deserialize_with = "number::text_or_number")]
     pub created_at: Option<String>,
     #[serde(default)]
     pub rating: Rating,
@@ -55,7 +56,12 @@ impl<'de> Deserialize<'de> for Rating {
                 Some(Ok(rating)) if range.contains(&rating) => Rating::Usable(rating),
                 Some(Ok(rating)) => Rating::Unusable(format!("{rating} (not 1 to 5)")),
                 Some(Err(digits)) => Rating::Unusable(digits.to_string()),
-                None => Rating::Unusable(format!("{text:?} (text, not a number)")),
+                // A number the application wrote as a string (`"4"`) is that number.
+                None => match number::exact(text.trim()) {
+                    Some(rating) if range.contains(&rating) => Rating::Usable(rating),
+                    Some(rating) => Rating::Unusable(format!("{rating} (not 1 to 5)")),
+                    None => Rating::Unusable(format!("{text:?} (text, not a number)")),
+                },
             },
             other => Rating::Unusable(other.to_string()),
         })
@@ -102,11 +108,14 @@ pub fn average(sum: Decimal, count: Decimal) -> Decimal {
 pub fn aggregate(reviews: &[Review]) -> Aggregate {
     let mut counted: BTreeMap<String, &Review> = BTreeMap::new();
     let mut not_counted = Vec::new();
-    let order = |r: &Review| {
-        (
-            r.created_at.clone().unwrap_or_default(),
-            r.review_id.clone(),
+    // The earlier review of a booking counts: by `createdAt` as an instant (applications
+    // write several forms), then by id.
+    let order = |a: &Review, b: &Review| {
+        crate::instant::compare(
+            a.created_at.as_deref().unwrap_or_default(),
+            b.created_at.as_deref().unwrap_or_default(),
         )
+        .then_with(|| a.review_id.cmp(&b.review_id))
     };
     let mut unusable = Vec::new();
     for review in reviews {
@@ -124,7 +133,7 @@ pub fn aggregate(reviews: &[Review]) -> Aggregate {
             .filter(|booking| !booking.is_empty())
             .unwrap_or_else(|| format!("\0{}", review.review_id));
         match counted.get(&slot) {
-            Some(current) if order(current) <= order(review) => {
+            Some(current) if order(current, review).is_le() => {
                 not_counted.push(review.review_id.clone())
             }
             Some(current) => {

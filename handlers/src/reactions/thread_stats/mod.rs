@@ -91,7 +91,8 @@ pub struct Message {
     pub sender_email: Option<String>,
     #[serde(default)]
     pub recipient_email: Option<String>,
-    #[serde(default)]
+    /// Text or epoch numbers, compared as instants.
+    #[serde(default, deserialize_with = "number::text_or_number")]
     pub timestamp: Option<String>,
     #[serde(default)]
     pub response_id: Option<String>,
