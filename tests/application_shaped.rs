@@ -64,15 +64,25 @@ fn estimation_totals_are_computed_over_the_applications_placeholder_summary() {
     server["EstimatedMonthlyCost"] = n("100");
     server["ServerName"] = json!({"NULL": true});
     server["Tags"] = json!({"L": []});
+    // A cost the application wrote as a numeric string is that number, and named.
+    let storage_keys = json!({"PK": s(&format!("ESTIMATION#{id}")), "SK": s("STORAGE#01JEBX")});
+    let mut storage = storage_keys.clone();
+    storage["EstimatedMonthlyCost"] = s("45.50");
     let records = [
         support::record(1, "INSERT", meta_keys.clone(), Some(metadata.clone()), None),
         support::record(2, "INSERT", server_keys, Some(server), None),
+        support::record(3, "INSERT", storage_keys, Some(storage), None),
     ];
     let (code, lines, stderr) = replay_with(&state, &records, &[]);
-    assert_eq!(code, 0, "{stderr}");
-    let totals = result_of(&lines, 1, "estimation-totals");
+    assert_eq!(code, 0, "nothing parked: {stderr}");
+    let totals = result_of(&lines, 2, "estimation-totals");
     assert_eq!(totals["outcome"], "done", "{totals}");
-    assert!(totals["result"]["updated"].is_object(), "{totals}");
+    assert_eq!(totals["result"]["updated"]["LineItems"], 2, "{totals}");
+    assert_eq!(
+        totals["result"]["numbersFromText"],
+        json!(["STORAGE#01JEBX EstimatedMonthlyCost"]),
+        "{totals}"
+    );
     let items = table(&state, "aws-cost-platform-enhanced");
     let meta = items
         .iter()
@@ -100,7 +110,7 @@ fn estimation_totals_are_computed_over_the_applications_placeholder_summary() {
 
     // The application re-puts METADATA whole, its placeholder again: computed again.
     let again = [support::record(
-        3,
+        4,
         "MODIFY",
         meta_keys,
         Some(metadata.clone()),
@@ -609,4 +619,47 @@ fn ratings_follow_reviews_with_the_applications_names() {
     assert_eq!(providers[0]["ratingSum"]["N"], "9");
     assert_eq!(providers[0]["reviewCount"]["N"], "2");
     assert_eq!(providers[0]["rating"]["N"], "4.5");
+}
+
+/// The order of a booking mail's sources is the user's: here the provider's own item before
+/// the address the booking carries.
+#[test]
+fn the_recipient_sources_are_tried_in_the_configured_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider_keys = json!({"providerId": s("prov-1")});
+    let provider = json!({"providerId": s("prov-1"), "email": s("office@plumbing.example")});
+    let booking_keys = json!({"bookingId": s("bk-1")});
+    let booking = json!({
+        "bookingId": s("bk-1"), "customerId": s("cust-1"), "providerId": s("prov-1"),
+        "providerEmail": s("pat@plumbing.example"), "status": s("pending"),
+    });
+    let records = [
+        insert(
+            "marketplace-dev-providers-table",
+            1,
+            provider_keys,
+            provider,
+        ),
+        insert("marketplace-dev-bookings-table", 2, booking_keys, booking),
+    ];
+    let sent_to = |state: &Path, env: &[(&str, &str)]| {
+        let (code, lines, stderr) = replay_with(state, &records, env);
+        assert_eq!(code, 0, "{stderr}");
+        result_of(&lines, 1, "marketplace-booking-mail")["result"]["mail"]["sent_to"].clone()
+    };
+    assert_eq!(sent_to(&dir.path().join("a"), &[]), "pat@plumbing.example");
+    assert_eq!(
+        sent_to(
+            &dir.path().join("b"),
+            &[("MARKETPLACE_MAIL_SOURCES", "provider,booking")]
+        ),
+        "office@plumbing.example"
+    );
+    let (code, _, stderr) = replay_with(
+        &dir.path().join("c"),
+        &records,
+        &[("MARKETPLACE_MAIL_SOURCES", "booking,crm")],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("MARKETPLACE_MAIL_SOURCES"), "{stderr}");
 }

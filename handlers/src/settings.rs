@@ -29,6 +29,31 @@ pub struct ConfigError {
     pub expected: String,
 }
 
+/// Every table variable and the seed system's table it names by default: the one place table
+/// names are given (reactions ask [`Settings::table`] by variable).
+pub const TABLES: &[(&str, &str)] = &[
+    ("COST_TABLE", COST_PLATFORM_TABLE),
+    ("AUDIT_TABLE", COST_PLATFORM_TABLE),
+    ("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE),
+    ("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
+    ("MARKETPLACE_REVIEWS_TABLE", "marketplace-dev-reviews-table"),
+    (
+        "MARKETPLACE_PROVIDERS_TABLE",
+        "marketplace-dev-providers-table",
+    ),
+    (
+        "MARKETPLACE_BOOKINGS_TABLE",
+        "marketplace-dev-bookings-table",
+    ),
+    ("MARKETPLACE_USERS_TABLE", "marketplace-dev-users-table"),
+    ("PILOTFORCE_BOOKINGS_TABLE", "PilotForce-Bookings"),
+    ("PILOTFORCE_USERS_TABLE", "PilotForce-Users"),
+    ("PILOTFORCE_ASSETS_TABLE", "PilotForce-Assets"),
+    ("ACS_CONVERSATIONS_TABLE", "acsd2p-dev-Conversations"),
+    ("ACS_THREADS_TABLE", "acsd2p-dev-Threads"),
+    ("ACS_SESSIONS_TABLE", "acsd2p-dev-Sessions"),
+];
+
 /// The variable that renames the attributes reactions read ([`Settings::attribute_names`]).
 pub const ATTRIBUTE_NAMES: &str = "ATTRIBUTE_NAMES";
 
@@ -52,10 +77,14 @@ impl<'a> Settings<'a> {
         }
     }
 
-    /// A table's name: variable `name`, or the seed system's table `seed`. A name of the
-    /// application's is remembered ([`Settings::renamed_tables`]): it stands for the seed's
-    /// table, whose key schema the embedded replay keeps for it.
-    pub fn table(&self, name: &str, seed: &str) -> String {
+    /// A table's name: variable `name`, or the seed system's table it names by default
+    /// ([`TABLES`]). A name of the application's is remembered ([`Settings::renamed_tables`]):
+    /// it stands for the seed's table, whose key schema the embedded replay keeps for it.
+    pub fn table(&self, name: &str) -> String {
+        let seed = TABLES
+            .iter()
+            .find(|(variable, _)| *variable == name)
+            .map_or("", |(_, seed)| *seed);
         let table = self.text(name, seed);
         if table != seed {
             self.renamed_tables

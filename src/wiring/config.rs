@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use handlers::reactions::ReactionsConfig;
-use handlers::settings::{Settings, IDEMPOTENCY_TABLE};
+use handlers::settings::Settings;
 
 pub use handlers::settings::ConfigError;
 
@@ -59,7 +59,7 @@ impl Config {
         Ok(Config {
             reactions: ReactionsConfig::from_settings(s)?,
             idempotency: IdempotencyConfig {
-                table: s.table("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE),
+                table: s.table("IDEMPOTENCY_TABLE"),
                 ttl_seconds: s.count("IDEMPOTENCY_TTL_SECONDS", 86_400)?,
                 default_in_progress: Duration::from_secs(
                     s.count("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60)?
@@ -99,7 +99,10 @@ mod tests {
             config.reactions.audit.audited_tables,
             vec![COST_PLATFORM_TABLE]
         );
-        assert_eq!(config.idempotency.table, IDEMPOTENCY_TABLE);
+        assert_eq!(
+            config.idempotency.table,
+            handlers::settings::IDEMPOTENCY_TABLE
+        );
         assert_eq!(config.idempotency.ttl_seconds, 86_400);
     }
 

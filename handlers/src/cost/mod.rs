@@ -7,7 +7,7 @@ pub mod pricing;
 pub mod proposal;
 pub mod savings;
 
-use crate::settings::{ConfigError, Settings, COST_PLATFORM_TABLE};
+use crate::settings::{ConfigError, Settings};
 use model::BusinessRules;
 
 /// What the reactions that price an estimation share: the table, and the rules, currency and
@@ -25,7 +25,7 @@ pub struct EstimationDefaults {
 impl EstimationDefaults {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         Ok(EstimationDefaults {
-            table: s.table("COST_TABLE", COST_PLATFORM_TABLE),
+            table: s.table("COST_TABLE"),
             default_rules: BusinessRules {
                 buffer_percentage: s.decimal("COST_BUFFER_PERCENT", "10")?,
                 volume_discounts: s.flag("COST_VOLUME_DISCOUNTS", true)?,

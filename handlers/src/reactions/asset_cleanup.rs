@@ -34,7 +34,7 @@ pub struct AssetsConfig {
 impl AssetsConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         Ok(AssetsConfig {
-            assets_table: s.table("PILOTFORCE_ASSETS_TABLE", "PilotForce-Assets"),
+            assets_table: s.table("PILOTFORCE_ASSETS_TABLE"),
             bucket: s.text("PILOTFORCE_ASSETS_BUCKET", ""),
             prefix: s.text("PILOTFORCE_ASSETS_PREFIX", ""),
             names: s.attribute_names("asset-cleanup", &["s3Key", "s3Url"])?,

@@ -20,7 +20,7 @@ use crate::error::ReactionError;
 use crate::item::{get_str, stable_hash, to_item, AttributeValue, Item};
 use crate::ports::{Ports, WriteRequest};
 use crate::redact::{SensitiveNames, DEFAULT_SENSITIVE_NAMES, REDACTED};
-use crate::settings::{ConfigError, Settings, COST_PLATFORM_TABLE, IDEMPOTENCY_TABLE};
+use crate::settings::{ConfigError, Settings, COST_PLATFORM_TABLE};
 
 /// Attributes only the worker itself writes on items of the audited tables (estimation
 /// summaries, share notifications; `deploy/data-model.md` lists them). A MODIFY that changes
@@ -67,7 +67,7 @@ pub struct AuditConfig {
 
 impl AuditConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let sessions_table = s.table("ACS_SESSIONS_TABLE", "acsd2p-dev-Sessions");
+        let sessions_table = s.table("ACS_SESSIONS_TABLE");
         let entity_names = s
             .list("AUDIT_ENTITY_NAMES", &format!("{sessions_table}=Session"))
             .into_iter()
@@ -78,8 +78,8 @@ impl AuditConfig {
             .collect();
         Ok(AuditConfig {
             audited_tables: s.list("AUDITED_TABLES", COST_PLATFORM_TABLE),
-            audit_table: s.table("AUDIT_TABLE", COST_PLATFORM_TABLE),
-            excluded_tables: vec![s.table("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE)],
+            audit_table: s.table("AUDIT_TABLE"),
+            excluded_tables: vec![s.table("IDEMPOTENCY_TABLE")],
             shards: u32::try_from(s.count("AUDIT_SHARDS", 10)?).unwrap_or(u32::MAX),
             retention_days: s.count("AUDIT_RETENTION_DAYS", 365)?,
             expiry_only_tables: s.list("AUDIT_EXPIRY_ONLY_TABLES", &sessions_table),

@@ -51,6 +51,42 @@ const BOOKING_ATTRIBUTES: &[&str] = &[
 const USER_ATTRIBUTES: &[&str] = &["user.userId", "user.email", "user.name", "user.preferences"];
 const PROVIDER_ATTRIBUTES: &[&str] = &["provider.providerId", "provider.email", "provider.name"];
 
+/// Where a booking mail's address may come from, tried in the configured order
+/// (`MARKETPLACE_MAIL_SOURCES`, `PILOTFORCE_MAIL_SOURCES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientSource {
+    /// The booking's own address attribute (`customerEmail`, `providerEmail`, `userEmail`).
+    Booking,
+    /// A marketplace provider's item in the providers table (`email`).
+    Provider,
+    /// The users table (`email` by `userId`).
+    Users,
+}
+
+impl RecipientSource {
+    /// `booking,provider,users` as sources, in order; the variable named in the error.
+    fn list(s: &Settings, variable: &'static str, default: &str) -> Result<Vec<Self>, ConfigError> {
+        let text = s.text(variable, default);
+        let sources: Option<Vec<Self>> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|source| match source {
+                "booking" => Some(RecipientSource::Booking),
+                "provider" => Some(RecipientSource::Provider),
+                "users" => Some(RecipientSource::Users),
+                _ => None,
+            })
+            .collect();
+        sources.filter(|s| !s.is_empty()).ok_or(ConfigError {
+            name: variable,
+            value: text,
+            expected: "booking, provider and users, in the order to try, separated by commas"
+                .into(),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BookingMailConfig {
     pub system: System,
@@ -61,6 +97,8 @@ pub struct BookingMailConfig {
     pub booking: AttributeNames,
     pub user: AttributeNames,
     pub provider: AttributeNames,
+    /// Where the address comes from, in order.
+    pub sources: Vec<RecipientSource>,
     pub mail: MailConfig,
 }
 
@@ -68,19 +106,13 @@ impl BookingMailConfig {
     pub fn from_settings(system: System, s: &Settings) -> Result<Self, ConfigError> {
         let (bookings_table, users_table, providers_table) = match system {
             System::Marketplace => (
-                s.table(
-                    "MARKETPLACE_BOOKINGS_TABLE",
-                    "marketplace-dev-bookings-table",
-                ),
-                s.table("MARKETPLACE_USERS_TABLE", "marketplace-dev-users-table"),
-                Some(s.table(
-                    "MARKETPLACE_PROVIDERS_TABLE",
-                    "marketplace-dev-providers-table",
-                )),
+                s.table("MARKETPLACE_BOOKINGS_TABLE"),
+                s.table("MARKETPLACE_USERS_TABLE"),
+                Some(s.table("MARKETPLACE_PROVIDERS_TABLE")),
             ),
             System::PilotForce => (
-                s.table("PILOTFORCE_BOOKINGS_TABLE", "PilotForce-Bookings"),
-                s.table("PILOTFORCE_USERS_TABLE", "PilotForce-Users"),
+                s.table("PILOTFORCE_BOOKINGS_TABLE"),
+                s.table("PILOTFORCE_USERS_TABLE"),
                 None,
             ),
         };
@@ -89,7 +121,16 @@ impl BookingMailConfig {
             System::Marketplace => s.attribute_names(name, PROVIDER_ATTRIBUTES)?,
             System::PilotForce => AttributeNames::default(),
         };
+        let sources = match system {
+            System::Marketplace => {
+                RecipientSource::list(s, "MARKETPLACE_MAIL_SOURCES", "booking,provider,users")?
+            }
+            System::PilotForce => {
+                RecipientSource::list(s, "PILOTFORCE_MAIL_SOURCES", "booking,users")?
+            }
+        };
         Ok(BookingMailConfig {
+            sources,
             system,
             bookings_table,
             users_table,
@@ -192,9 +233,9 @@ impl BookingMail {
         Ok(Some(from_item(names.project(&item), &what)?))
     }
 
-    /// The address (and the person's item, for the name and preferences) from the sources in
-    /// order: the booking's own address attribute, the person's item (a marketplace provider's
-    /// in the providers table), the users table. Err: why there is none, to report.
+    /// The address (and the person's item, for the name and preferences) from the first of
+    /// the configured sources ([`RecipientSource`]) that has one. Err: why there is none, with
+    /// every place looked in, to report.
     async fn address(
         &self,
         ports: Ports<'_>,
@@ -203,46 +244,66 @@ impl BookingMail {
     ) -> Result<Result<(String, Person), String>, ReactionError> {
         let cfg = &self.config;
         let (id_attribute, address_attribute) = self.recipient(new_booking);
-        let on_booking = cfg
-            .booking
-            .text(image, address_attribute)
-            .map(str::to_string);
-        let Some(id) = cfg.booking.text(image, id_attribute) else {
-            return Ok(match on_booking {
-                Some(address) => Ok((address, Person::default())),
-                None => Err(format!(
-                    "the booking has neither {} nor {}",
-                    cfg.booking.of(address_attribute),
-                    cfg.booking.of(id_attribute)
-                )),
-            });
-        };
-        let mut tried = vec![format!(
-            "the booking's {}",
-            cfg.booking.of(address_attribute)
-        )];
-        let mut person = None;
-        if let (System::Marketplace, true, Some(providers)) =
-            (cfg.system, new_booking, &cfg.providers_table)
-        {
-            person = self
-                .person(ports, providers, &cfg.provider, "provider.providerId", id)
-                .await?
-                .filter(|p| p.email.is_some() || on_booking.is_some());
-            tried.push(format!("{providers} {}", cfg.provider.of("provider.email")));
+        let id = cfg.booking.text(image, id_attribute);
+        let mut tried = Vec::new();
+        let mut person: Option<Person> = None;
+        let mut address = None;
+        for source in &cfg.sources {
+            let read = match (source, id) {
+                (RecipientSource::Booking, _) => {
+                    tried.push(format!(
+                        "the booking's {}",
+                        cfg.booking.of(address_attribute)
+                    ));
+                    address = cfg
+                        .booking
+                        .text(image, address_attribute)
+                        .map(str::to_string);
+                    None
+                }
+                (RecipientSource::Provider, Some(id)) => match &cfg.providers_table {
+                    // Only a marketplace provider has an item there.
+                    Some(providers) if cfg.system == System::Marketplace && new_booking => {
+                        tried.push(format!("{providers} {}", cfg.provider.of("provider.email")));
+                        self.person(ports, providers, &cfg.provider, "provider.providerId", id)
+                            .await?
+                    }
+                    _ => None,
+                },
+                (RecipientSource::Users, Some(id)) => {
+                    tried.push(format!("{} {}", cfg.users_table, cfg.user.of("user.email")));
+                    self.person(ports, &cfg.users_table, &cfg.user, "user.userId", id)
+                        .await?
+                }
+                (_, None) => None,
+            };
+            if let Some(read) = read {
+                address = address.or_else(|| read.email.clone());
+                person.get_or_insert(read);
+            }
+            if address.is_some() {
+                break;
+            }
         }
-        if person.is_none() {
+        // An address from the booking itself: the person's item still gives the name and
+        // whether they want mail, when the users table is a source.
+        if let (None, Some(id), true) = (&person, id, cfg.sources.contains(&RecipientSource::Users))
+        {
             person = self
                 .person(ports, &cfg.users_table, &cfg.user, "user.userId", id)
                 .await?;
-            tried.push(format!("{} {}", cfg.users_table, cfg.user.of("user.email")));
         }
-        let person = person.unwrap_or_default();
-        match on_booking.or_else(|| person.email.clone()) {
-            Some(address) => Ok(Ok((address, person))),
+        match address {
+            Some(address) => Ok(Ok((address, person.unwrap_or_default()))),
+            None if id.is_none() => Ok(Err(format!(
+                "the booking has neither {} nor {}",
+                cfg.booking.of(address_attribute),
+                cfg.booking.of(id_attribute)
+            ))),
             None => Ok(Err(format!(
-                "no address for {} {id}: looked in {}",
+                "no address for {} {}: looked in {}",
                 cfg.booking.of(id_attribute),
+                id.unwrap_or_default(),
                 tried.join(", then ")
             ))),
         }

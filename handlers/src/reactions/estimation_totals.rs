@@ -58,41 +58,60 @@ fn costs_of(image: Option<&Item>) -> Option<ItemCosts> {
     Some((item.estimated_monthly_cost, item.network_security_parts()))
 }
 
+/// The cost attributes of a line item: (attribute, path to name it by).
+const COST_ATTRIBUTES: [(&str, &str); 2] = [
+    (
+        "NetworkRequirements",
+        "NetworkRequirements.EstimatedMonthlyCost",
+    ),
+    (
+        "SecurityRequirements",
+        "SecurityRequirements.EstimatedMonthlyCost",
+    ),
+];
+
+/// Each cost of `item` with its path: the item's own, then its network and security parts.
+fn costs(item: &Item) -> impl Iterator<Item = (&'static str, &AttributeValue)> {
+    let own = item
+        .get("EstimatedMonthlyCost")
+        .map(|value| ("EstimatedMonthlyCost", value));
+    let parts = COST_ATTRIBUTES
+        .into_iter()
+        .filter_map(move |(part, path)| match item.get(part) {
+            Some(AttributeValue::M(inner)) => {
+                inner.get("EstimatedMonthlyCost").map(|value| (path, value))
+            }
+            _ => None,
+        });
+    own.into_iter().chain(parts)
+}
+
+/// The cost attributes of `item` the application wrote as numeric strings (`"247.42"`):
+/// priced as those numbers, and named in the result.
+fn costs_from_text(item: &Item) -> Vec<&'static str> {
+    costs(item)
+        .filter(|(_, value)| matches!(value, AttributeValue::S(text) if number::exact(text.trim()).is_some_and(priceable)))
+        .map(|(path, _)| path)
+        .collect()
+}
+
 /// The first cost attribute of `item` that holds something other than a number pricing takes
-/// (exactly held, at most [`crate::cost::pricing::MAX_LINE_ITEM_COST`] in magnitude), and what.
+/// (exactly held, at most [`crate::cost::pricing::MAX_LINE_ITEM_COST`] in magnitude; a number
+/// written as a string counts as that number), and what.
 fn unusable_cost(item: &Item) -> Option<(&'static str, String)> {
     let not_a_number = |value: &AttributeValue| match value {
-        AttributeValue::N(text) => match number::exact(text) {
+        AttributeValue::N(text) | AttributeValue::S(text) => match number::exact(text.trim()) {
             Some(cost) if priceable(cost) => None,
             _ => Some(text.clone()),
         },
+        AttributeValue::Null(_) => None,
         other => Some(
             crate::item::scalar_text(other)
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{other:?}")),
         ),
     };
-    if let Some(value) = item.get("EstimatedMonthlyCost").and_then(not_a_number) {
-        return Some(("EstimatedMonthlyCost", value));
-    }
-    [
-        (
-            "NetworkRequirements",
-            "NetworkRequirements.EstimatedMonthlyCost",
-        ),
-        (
-            "SecurityRequirements",
-            "SecurityRequirements.EstimatedMonthlyCost",
-        ),
-    ]
-    .into_iter()
-    .find_map(|(part, path)| match item.get(part) {
-        Some(AttributeValue::M(inner)) => inner
-            .get("EstimatedMonthlyCost")
-            .and_then(not_a_number)
-            .map(|value| (path, value)),
-        _ => None,
-    })
+    costs(item).find_map(|(path, value)| not_a_number(value).map(|v| (path, v)))
 }
 
 /// The worker's lock attribute on METADATA, beside `EstimationSummary`.
@@ -219,6 +238,8 @@ impl EstimationTotals {
         // Line items the application wrote so that they cannot be priced (a cost that is not a
         // number): left out of the totals and named, never a reason to stop the stream.
         let mut skipped = Vec::new();
+        // Costs the application wrote as numeric strings: priced as those numbers, named.
+        let mut from_text = Vec::new();
         for item in items {
             match get_str(&item, "SK") {
                 Some("METADATA") => metadata_item = Some(item),
@@ -228,10 +249,14 @@ impl EstimationTotals {
                         Some((attribute, value)) => {
                             skipped.push(Skipped::new(what, attribute, &value))
                         }
-                        None => match from_item::<LineItem>(item, &what) {
-                            Ok(line) => lines.push(line),
-                            Err(e) => skipped.push(Skipped::new(what, "", &e.to_string())),
-                        },
+                        None => {
+                            let read = costs_from_text(&item);
+                            from_text.extend(read.into_iter().map(|path| format!("{sk} {path}")));
+                            match from_item::<LineItem>(item, &what) {
+                                Ok(line) => lines.push(line),
+                                Err(e) => skipped.push(Skipped::new(what, "", &e.to_string())),
+                            }
+                        }
                     }
                 }
                 _ => {}
@@ -288,7 +313,10 @@ impl EstimationTotals {
             .as_ref()
             .is_some_and(|stored| same_figures(&summary_value, stored))
         {
-            return Ok(with_skipped(json!({ "unchanged": totals }), skipped));
+            return Ok(with_skipped(
+                with_from_text(json!({ "unchanged": totals }), from_text),
+                skipped,
+            ));
         }
         let next_version = next_aggregate_version(metadata.summary_version).normalize();
         let calculation =
@@ -324,7 +352,10 @@ impl EstimationTotals {
             ])
             .await?;
         Ok(with_skipped(
-            json!({ "updated": totals, "calculation": calculation.sk }),
+            with_from_text(
+                json!({ "updated": totals, "calculation": calculation.sk }),
+                from_text,
+            ),
             skipped,
         ))
     }
@@ -413,6 +444,14 @@ impl EstimationTotals {
             business_rules_applied: priced.applied.clone(),
         }
     }
+}
+
+/// `result` with the costs read from numeric strings named under `numbersFromText`.
+fn with_from_text(mut result: serde_json::Value, from_text: Vec<String>) -> serde_json::Value {
+    if !from_text.is_empty() {
+        result["numbersFromText"] = json!(from_text);
+    }
+    result
 }
 
 /// Whether the summary `stored` on METADATA has the figures of `computed`: equal in everything

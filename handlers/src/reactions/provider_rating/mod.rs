@@ -38,7 +38,7 @@ use crate::change::Change;
 use crate::error::ReactionError;
 use crate::item::{from_item, Item};
 use crate::ports::Ports;
-use crate::settings::{ConfigError, Settings, AGGREGATE_STATE_TABLE};
+use crate::settings::{ConfigError, Settings};
 use crate::skipped::Skipped;
 use booking_slots::{BookingSlot, SlotKey};
 pub use rules::{aggregate, average, Aggregate, ProviderRating, Rating, Review};
@@ -69,16 +69,13 @@ pub const REVIEW_ATTRIBUTES: &[&str] = &[
 impl RatingsConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         Ok(RatingsConfig {
-            reviews_table: s.table("MARKETPLACE_REVIEWS_TABLE", "marketplace-dev-reviews-table"),
-            providers_table: s.table(
-                "MARKETPLACE_PROVIDERS_TABLE",
-                "marketplace-dev-providers-table",
-            ),
+            reviews_table: s.table("MARKETPLACE_REVIEWS_TABLE"),
+            providers_table: s.table("MARKETPLACE_PROVIDERS_TABLE"),
             provider_index: s.text(
                 "MARKETPLACE_REVIEWS_PROVIDER_INDEX",
                 "providerReviews-index",
             ),
-            state_table: s.table("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
+            state_table: s.table("AGGREGATE_STATE_TABLE"),
             names: s.attribute_names("provider-rating", REVIEW_ATTRIBUTES)?,
         })
     }

@@ -40,7 +40,7 @@ use crate::error::ReactionError;
 use crate::item::{from_item, get_str, number, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
 use crate::sequence_number::SequenceNumber;
-use crate::settings::{ConfigError, Settings, AGGREGATE_STATE_TABLE};
+use crate::settings::{ConfigError, Settings};
 use message_states::{Folded, MessageState, ThreadState, THREAD_SORT_KEY};
 
 #[derive(Debug, Clone)]
@@ -68,9 +68,9 @@ pub const MESSAGE_ATTRIBUTES: &[&str] = &[
 impl ThreadsConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         Ok(ThreadsConfig {
-            conversations_table: s.table("ACS_CONVERSATIONS_TABLE", "acsd2p-dev-Conversations"),
-            threads_table: s.table("ACS_THREADS_TABLE", "acsd2p-dev-Threads"),
-            state_table: s.table("AGGREGATE_STATE_TABLE", AGGREGATE_STATE_TABLE),
+            conversations_table: s.table("ACS_CONVERSATIONS_TABLE"),
+            threads_table: s.table("ACS_THREADS_TABLE"),
+            state_table: s.table("AGGREGATE_STATE_TABLE"),
             names: s.attribute_names("thread-stats", MESSAGE_ATTRIBUTES)?,
         })
     }
