@@ -663,3 +663,97 @@ fn the_recipient_sources_are_tried_in_the_configured_order() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("MARKETPLACE_MAIL_SOURCES"), "{stderr}");
 }
+
+/// The application puts an item again whole, without the worker's attributes (its own copy of
+/// the provider, of the thread): the next change still gives the figures of every review and
+/// message, not of the last one alone.
+#[test]
+fn an_item_re_put_whole_by_the_application_keeps_exact_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let providers = "marketplace-dev-providers-table";
+    let reviews = "marketplace-dev-reviews-table";
+    let review = |seq: u64, id: &str, booking: &str, rating: &str| {
+        let keys = json!({"reviewId": s(id)});
+        let mut new = keys.clone();
+        new["providerId"] = s("p-1");
+        new["bookingId"] = s(booking);
+        new["rating"] = n(rating);
+        new["createdAt"] = s(&format!("2026-12-0{seq}T00:00:00Z"));
+        insert(reviews, seq, keys, new)
+    };
+    let provider_keys = json!({"providerId": s("p-1")});
+    let threads = "acsd2p-dev-Threads";
+    let thread_keys = json!({"conversation_id": s("c-1")});
+    let message = |seq: u64, id: &str, from: &str| {
+        let keys = json!({"conversation_id": s("c-1"), "response_id": s(id)});
+        message_in(
+            "acsd2p-dev-Conversations",
+            seq,
+            keys,
+            from,
+            &format!("2026-12-0{seq}T00:00:00Z"),
+        )
+    };
+    let first = [
+        insert(
+            providers,
+            1,
+            provider_keys.clone(),
+            json!({"providerId": s("p-1"), "name": s("Pat")}),
+        ),
+        review(2, "r1", "b1", "5"),
+        review(3, "r2", "b2", "3"),
+        message(4, "m1", "a@x.example"),
+        message(5, "m2", "b@x.example"),
+    ];
+    let (code, _, stderr) = replay_with(&state, &first, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let stored = |table: &str| table_item(&state, table);
+    let provider_before = stored(providers);
+    let thread_before = stored(threads);
+    assert_eq!(provider_before["reviewCount"]["N"], "2");
+    assert_eq!(thread_before["message_count"]["N"], "2");
+
+    // Put again whole by the application: its own attributes only.
+    let then = [
+        modify(
+            providers,
+            6,
+            provider_keys,
+            json!({"providerId": s("p-1"), "name": s("Pat P.")}),
+            provider_before,
+        ),
+        modify(
+            threads,
+            7,
+            thread_keys,
+            json!({"conversation_id": s("c-1"), "subject": s("Quote")}),
+            thread_before,
+        ),
+        review(8, "r3", "b3", "4"),
+        message(9, "m3", "c@x.example"),
+    ];
+    let (code, _, stderr) = replay_with(&state, &then, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let provider = stored(providers);
+    assert_eq!(
+        (&provider["ratingSum"]["N"], &provider["reviewCount"]["N"]),
+        (&json!("12"), &json!("3")),
+        "{provider}"
+    );
+    let thread = stored(threads);
+    assert_eq!(thread["message_count"]["N"], "3", "{thread}");
+    assert_eq!(
+        thread["participants"]["L"].as_array().unwrap().len(),
+        4,
+        "{thread}"
+    );
+}
+
+/// The one item of `table` in the state.
+fn table_item(state: &Path, name: &str) -> Value {
+    let items = table(state, name);
+    assert_eq!(items.len(), 1, "{name}: {items:?}");
+    items.into_iter().next().unwrap()
+}

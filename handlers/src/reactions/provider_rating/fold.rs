@@ -78,6 +78,46 @@ impl ProviderRatings {
         string_key(&[(self.config.names.of("provider.providerId"), provider)])
     }
 
+    /// A provider item without the worker's version was never written by the worker, or
+    /// was put again whole by the application without the worker's attributes. If the
+    /// worker's state holds slots of the provider, the figures are those slots' (the
+    /// application's copy is gone); otherwise they are left as the item has them. One query
+    /// of the provider's slots, only in that case.
+    async fn figures_from_slots(
+        &self,
+        provider: &str,
+        stored: &mut ProviderRating,
+        ports: Ports<'_>,
+    ) -> Result<(), ReactionError> {
+        let cfg = &self.config;
+        let slots = ports
+            .tables
+            .query(&crate::ports::Query {
+                table: cfg.state_table.clone(),
+                index: None,
+                partition: ("pk".into(), AttributeValue::S(SlotKey::partition(provider))),
+                sort_key: None,
+                ascending: true,
+            })
+            .await?;
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let mut sum = Decimal::ZERO;
+        let mut count = Decimal::ZERO;
+        for item in slots {
+            let slot: BookingSlot = from_item(item, &format!("{} booking slot", cfg.state_table))?;
+            if let Some((_, rating)) = slot.counted() {
+                sum += rating;
+                count += Decimal::ONE;
+            }
+        }
+        stored.rating_sum = Some(sum);
+        stored.review_count = Some(count);
+        stored.rating = Some(average(sum, count));
+        Ok(())
+    }
+
     pub(super) fn slot_key(key: &SlotKey) -> Item {
         string_key(&[
             ("pk", &SlotKey::partition(&key.provider)),
@@ -256,7 +296,11 @@ impl ProviderRatings {
                 .text(&item, "provider.providerId")
                 .unwrap_or_default()
                 .to_string();
-            let stored: ProviderRating = from_item(item, &format!("{} {id}", cfg.providers_table))?;
+            let mut stored: ProviderRating =
+                from_item(item, &format!("{} {id}", cfg.providers_table))?;
+            if stored.aggregate_version.is_none() {
+                self.figures_from_slots(&id, &mut stored, ports).await?;
+            }
             folding.providers.insert(id, stored);
         }
         for key in slot_keys {
