@@ -757,3 +757,30 @@ fn table_item(state: &Path, name: &str) -> Value {
     assert_eq!(items.len(), 1, "{name}: {items:?}");
     items.into_iter().next().unwrap()
 }
+
+/// Who made a change, by the application's own attribute (`AUDIT_USER_ATTRIBUTES`).
+#[test]
+fn the_audit_names_the_user_by_the_applications_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = json!({"PK": s("USER#u-42"), "SK": s("PROFILE")});
+    let mut profile = keys.clone();
+    profile["lastEditor"] = s("u-42");
+    let records = [support::record(1, "INSERT", keys, Some(profile), None)];
+    let user_of = |state: &Path, env: &[(&str, &str)]| {
+        let (code, _, stderr) = replay_with(state, &records, env);
+        assert_eq!(code, 0, "{stderr}");
+        table(state, "aws-cost-platform-enhanced")
+            .into_iter()
+            .find(|i| i["EntityType"]["S"] == "AuditLog")
+            .unwrap()["UserId"]["S"]
+            .clone()
+    };
+    assert_eq!(user_of(&dir.path().join("a"), &[]), "unknown");
+    assert_eq!(
+        user_of(
+            &dir.path().join("b"),
+            &[("AUDIT_USER_ATTRIBUTES", "lastEditor,UpdatedBy")]
+        ),
+        "u-42"
+    );
+}

@@ -33,16 +33,9 @@ const WORKER_ATTRIBUTES: [&str; 5] = [
     "NotificationEventId",
 ];
 
-/// Attributes that name who made a change, in the order they are looked for.
-const USER_ATTRIBUTES: [&str; 7] = [
-    "UpdatedBy",
-    "ModifiedBy",
-    "CreatedBy",
-    "UserId",
-    "userId",
-    "user_id",
-    "SharedByUserId",
-];
+/// Attributes that name who made a change, in the order they are looked for
+/// (`AUDIT_USER_ATTRIBUTES`).
+const USER_ATTRIBUTES: &str = "UpdatedBy,ModifiedBy,CreatedBy,UserId,userId,user_id,SharedByUserId";
 
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
@@ -63,6 +56,8 @@ pub struct AuditConfig {
     pub entity_names: Vec<(String, String)>,
     /// Attributes whose values are never copied (`REDACTED_ATTRIBUTES`).
     pub sensitive: SensitiveNames,
+    /// Attributes that name who made a change, in the order looked for.
+    pub user_attributes: Vec<String>,
 }
 
 impl AuditConfig {
@@ -84,6 +79,7 @@ impl AuditConfig {
             retention_days: s.count("AUDIT_RETENTION_DAYS", 365)?,
             expiry_only_tables: s.list("AUDIT_EXPIRY_ONLY_TABLES", &sessions_table),
             entity_names,
+            user_attributes: s.list("AUDIT_USER_ATTRIBUTES", USER_ATTRIBUTES),
             sensitive: SensitiveNames::from_list(
                 &s.text("REDACTED_ATTRIBUTES", DEFAULT_SENSITIVE_NAMES),
             ),
@@ -186,7 +182,7 @@ impl AuditLog {
         let image = change.latest_image();
         let hash = stable_hash(format!("{}\0{}", change.table, change.event_id).as_bytes());
         let log_id = format!("{hash:016x}");
-        let user = key_safe(&user_of(change));
+        let user = key_safe(&user_of(change, &self.config.user_attributes));
         let entity = self
             .config
             .entity_names
@@ -255,14 +251,14 @@ fn is_audit_item(image: &Item) -> bool {
         || get_str(image, "PK").is_some_and(|pk| pk.starts_with("AUDIT#"))
 }
 
-fn user_of(change: &Change) -> String {
+fn user_of(change: &Change, user_attributes: &[String]) -> String {
     if change.expired_by_ttl {
         return TTL_PRINCIPAL.to_string();
     }
     let image = change.latest_image();
-    USER_ATTRIBUTES
+    user_attributes
         .iter()
-        .find_map(|name| get_str(image, name))
+        .find_map(|name| get_str(image, name).filter(|user| !user.is_empty()))
         .unwrap_or(UNKNOWN_USER)
         .to_string()
 }
