@@ -427,6 +427,16 @@ fn message_in(table: &str, seq: u64, keys: Value, from: &str, at: &str) -> Value
     insert(table, seq, keys, new)
 }
 
+/// Two messages of conversation `c-1` in `table` (r1 at 10:00 from a@, r2 at 11:00 from b@),
+/// keyed by `key(response id, time)`.
+fn two_messages(table: &str, key: impl Fn(&str, &str) -> Value) -> [Value; 2] {
+    let at = ["2026-12-03T10:00:00Z", "2026-12-03T11:00:00Z"];
+    [
+        message_in(table, 1, key("r1", at[0]), "a@x.example", at[0]),
+        message_in(table, 2, key("r2", at[1]), "b@x.example", at[1]),
+    ]
+}
+
 /// Issue 41: a capture of an application's conversations table, with bare table names, parked
 /// its first record ("table Threads is not defined") and failed the next. A configured name
 /// stands for the seed's table and keeps its schema; nothing needs rebuilding.
@@ -434,23 +444,10 @@ fn message_in(table: &str, seq: u64, keys: Value, from: &str, at: &str) -> Value
 fn a_capture_of_bare_named_tables_replays_without_any_definition() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let keys = |id: &str| json!({"conversation_id": s("c-1"), "response_id": s(id)});
-    let records = [
-        message_in(
-            "Conversations",
-            1,
-            keys("r1"),
-            "a@x.example",
-            "2026-12-03T10:00:00Z",
-        ),
-        message_in(
-            "Conversations",
-            2,
-            keys("r2"),
-            "b@x.example",
-            "2026-12-03T11:00:00Z",
-        ),
-    ];
+    let records = two_messages(
+        "Conversations",
+        |id, _| json!({"conversation_id": s("c-1"), "response_id": s(id)}),
+    );
     let env = [
         ("ACS_CONVERSATIONS_TABLE", "Conversations"),
         ("ACS_THREADS_TABLE", "Threads"),
@@ -470,23 +467,10 @@ fn a_capture_of_bare_named_tables_replays_without_any_definition() {
 fn a_table_without_a_stream_takes_the_key_the_worker_is_configured_with() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let keys = |id: &str| json!({"ConversationId": s("c-1"), "ResponseId": s(id)});
-    let records = [
-        message_in(
-            "Conversations",
-            1,
-            keys("r1"),
-            "a@x.example",
-            "2026-12-03T10:00:00Z",
-        ),
-        message_in(
-            "Conversations",
-            2,
-            keys("r2"),
-            "b@x.example",
-            "2026-12-03T11:00:00Z",
-        ),
-    ];
+    let records = two_messages(
+        "Conversations",
+        |id, _| json!({"ConversationId": s("c-1"), "ResponseId": s(id)}),
+    );
     let env = [
         ("ACS_CONVERSATIONS_TABLE", "Conversations"),
         ("ACS_THREADS_TABLE", "Threads"),
@@ -510,23 +494,7 @@ fn a_table_without_a_stream_takes_the_key_the_worker_is_configured_with() {
 #[test]
 fn a_schema_file_gives_the_key_schema_the_records_cannot() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = |id: &str| json!({"thread": s("c-1"), "at": s(id)});
-    let records = [
-        message_in(
-            "Conv",
-            1,
-            keys("2026-12-03T10:00:00Z"),
-            "a@x.example",
-            "2026-12-03T10:00:00Z",
-        ),
-        message_in(
-            "Conv",
-            2,
-            keys("2026-12-03T11:00:00Z"),
-            "b@x.example",
-            "2026-12-03T11:00:00Z",
-        ),
-    ];
+    let records = two_messages("Conv", |_, at| json!({"thread": s("c-1"), "at": s(at)}));
     let file = dir.path().join("capture.json");
     std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
     // DescribeTable's output, as `capture` writes it beside the events.

@@ -92,8 +92,10 @@ impl StreamReader {
         StreamReader { tables, streams }
     }
 
-    /// The ARN of `table`'s current stream.
-    pub async fn stream_arn(&self, table: &str) -> Result<String, NoStream> {
+    async fn describe_table(
+        &self,
+        table: &str,
+    ) -> Result<Option<aws_sdk_dynamodb::types::TableDescription>, NoStream> {
         let described = self
             .tables
             .describe_table()
@@ -101,8 +103,13 @@ impl StreamReader {
             .send()
             .await
             .map_err(|e| classify("DescribeTable", table, e))?;
-        described
-            .table
+        Ok(described.table)
+    }
+
+    /// The ARN of `table`'s current stream.
+    pub async fn stream_arn(&self, table: &str) -> Result<String, NoStream> {
+        self.describe_table(table)
+            .await?
             .and_then(|t| t.latest_stream_arn)
             .ok_or_else(|| NoStream::NotEnabled {
                 table: table.to_string(),
@@ -113,16 +120,12 @@ impl StreamReader {
     /// DescribeTable's output (`{"Table": {"TableName", "KeySchema", "AttributeDefinitions",
     /// "GlobalSecondaryIndexes"}}`), which `replay --schema` reads.
     pub async fn table_schema(&self, table: &str) -> Result<serde_json::Value, NoStream> {
-        let described = self
-            .tables
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| classify("DescribeTable", table, e))?;
-        let description = described.table.ok_or_else(|| NoStream::NoDescription {
-            table: table.to_string(),
-        })?;
+        let description =
+            self.describe_table(table)
+                .await?
+                .ok_or_else(|| NoStream::NoDescription {
+                    table: table.to_string(),
+                })?;
         let keys = |elements: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
             elements
                 .iter()
