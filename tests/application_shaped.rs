@@ -495,20 +495,6 @@ fn a_table_without_a_stream_takes_the_key_the_worker_is_configured_with() {
 fn a_schema_file_gives_the_key_schema_the_records_cannot() {
     let dir = tempfile::tempdir().unwrap();
     let records = two_messages("Conv", |_, at| json!({"thread": s("c-1"), "at": s(at)}));
-    let file = dir.path().join("capture.json");
-    std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
-    // DescribeTable's output, as `capture` writes it beside the events.
-    let schema = json!([{"Table": {
-        "TableName": "Conv",
-        "KeySchema": [{"AttributeName": "thread", "KeyType": "HASH"}, {"AttributeName": "at", "KeyType": "RANGE"}],
-        "AttributeDefinitions": [{"AttributeName": "thread", "AttributeType": "S"}, {"AttributeName": "at", "AttributeType": "S"}],
-        "TableStatus": "ACTIVE", "ItemCount": 2,
-    }}]);
-    std::fs::write(
-        dir.path().join("capture.json.schema.json"),
-        schema.to_string(),
-    )
-    .unwrap();
     let env = [
         ("ACS_CONVERSATIONS_TABLE", "Conv"),
         (
@@ -516,36 +502,52 @@ fn a_schema_file_gives_the_key_schema_the_records_cannot() {
             "thread-stats.conversation_id=thread, thread-stats.response_id=at",
         ),
     ];
-    let state = dir.path().join("state");
-    let (code, _, stderr) = replay_file_with(&file, &state, &env);
-    assert_eq!(code, 0, "{stderr}");
-    let mut reconcile = support::cli::worker();
-    for (name, value) in env {
-        reconcile.env(name, value);
-    }
-    let output = reconcile
-        .args([
-            "reconcile",
-            "threads",
-            "--conversation",
-            "c-1",
-            "--json",
-            "--state",
-        ])
-        .arg(&state)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("\"message_count\":\"2\"") || stdout.contains("\"message_count\": \"2\""),
-        "{stdout}"
-    );
+    // `reconcile threads` on the state a replay of `records` leaves: exit code and output.
+    let replay_then_reconcile = |name: &str, schema: Option<&Value>| {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
+        if let Some(schema) = schema {
+            let beside = dir.path().join(format!("{name}.json.schema.json"));
+            std::fs::write(beside, schema.to_string()).unwrap();
+        }
+        let state = dir.path().join(name);
+        let (code, _, stderr) = replay_file_with(&file, &state, &env);
+        assert_eq!(code, 0, "{stderr}");
+        let mut reconcile = support::cli::worker();
+        for (name, value) in env {
+            reconcile.env(name, value);
+        }
+        let output = reconcile
+            .args([
+                "reconcile",
+                "threads",
+                "--conversation",
+                "c-1",
+                "--json",
+                "--state",
+            ])
+            .arg(&state)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), text.replace(' ', ""))
+    };
+    // Without a schema, the records' Keys (`at`, `thread`) do not say which is the partition
+    // key; the first by name is taken, and the query of the conversation says what to give.
+    let (code, text) = replay_then_reconcile("guessed", None);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("replay--schemaFILE"), "{text}");
+    // DescribeTable's output, as `capture` writes it beside the events.
+    let schema = json!([{"Table": {
+        "TableName": "Conv",
+        "KeySchema": [{"AttributeName": "thread", "KeyType": "HASH"}, {"AttributeName": "at", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [{"AttributeName": "thread", "AttributeType": "S"}, {"AttributeName": "at", "AttributeType": "S"}],
+        "TableStatus": "ACTIVE", "ItemCount": 2,
+    }}]);
+    let (code, text) = replay_then_reconcile("described", Some(&schema));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("\"message_count\":\"2\""), "{text}");
 }
 
 /// Reviews as a PascalCase application writes them (a rating as a numeric string, `null`
@@ -580,7 +582,13 @@ fn ratings_follow_reviews_with_the_applications_names() {
     ];
     let (code, lines, stderr) = replay_with(&state, &records, &env);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(result_of(&lines, 1, "provider-rating")["outcome"], "done");
+    let rated = result_of(&lines, 1, "provider-rating");
+    assert_eq!(rated["outcome"], "done", "{rated}");
+    assert_eq!(
+        rated["result"]["numbersFromText"],
+        json!(["Rating"]),
+        "{rated}"
+    );
     let providers = table(&state, "Providers");
     assert_eq!(providers.len(), 1, "{providers:?}");
     assert_eq!(providers[0]["ProviderId"]["S"], "p-1");

@@ -641,8 +641,19 @@ impl Store {
         };
         let (pk_name, pk_value) = &query.partition;
         if *pk_name != schema.hash {
+            // A schema taken from records' Keys may have the partition key wrong (they do not
+            // say which is which): say how to give the real one.
+            let hint = match (table_schema.learned, &schema.range) {
+                (true, Some(range)) if range == pk_name => format!(
+                    " (the key schema of {} was taken from its records, which do not say which \
+                     key attribute is the partition key: give it with `replay --schema FILE`, \
+                     its CreateTable or DescribeTable JSON)",
+                    query.table
+                ),
+                _ => String::new(),
+            };
             return Err(format!(
-                "Query condition missed key schema element: {}",
+                "Query condition missed key schema element: {}{hint}",
                 schema.hash
             ));
         }

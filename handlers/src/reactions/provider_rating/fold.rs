@@ -393,6 +393,19 @@ impl ProviderRatings {
         if stale {
             result.insert("alreadyApplied".into(), json!(true));
         }
+        // A rating the application wrote as a numeric string counts as that number: named.
+        // (Text that is no number is named under `skipped` instead.)
+        let names = &cfg.names;
+        let rating = change
+            .change
+            .new
+            .as_ref()
+            .and_then(|new| names.get(new, "rating"));
+        if let Some(AttributeValue::S(text)) = rating {
+            if crate::item::number::exact(text.trim()).is_some() {
+                result.insert("numbersFromText".into(), json!([names.of("rating")]));
+            }
+        }
         if let Some(provider) = unknown_to_state {
             tracing::warn!(review = %change.review_id, %provider, "the review changed was not known to the worker's state (written before the worker kept it, or without a stream record): its old state is not taken out; run `reconcile ratings --provider {provider}`");
             result.insert(
