@@ -204,6 +204,18 @@ pub struct TableSchema {
     pub stands_for: Option<String>,
 }
 
+impl TableSchema {
+    /// A schema known from keys alone: no index.
+    fn learned(key: KeySchema) -> TableSchema {
+        TableSchema {
+            key,
+            indexes: HashMap::new(),
+            learned: true,
+            stands_for: None,
+        }
+    }
+}
+
 /// Whether `keys` holds exactly the key attributes of `schema`.
 fn key_names_match(schema: &KeySchema, keys: &Item) -> bool {
     keys.len() == 1 + usize::from(schema.range.is_some())
@@ -286,17 +298,16 @@ impl Catalog {
     /// the hash key; the first by name is taken, which identifies items correctly (queries
     /// need a real definition: `replay --schema`).
     pub fn learn(&self, table: &str, keys: &Item) {
-        let known = self.tables.read().ok().and_then(|t| {
-            t.get(table)
-                .map(|schema| schema.stands_for.is_none() || key_names_match(&schema.key, keys))
-        });
-        if keys.is_empty() || known.unwrap_or(false) {
+        // Known for good: defined, learned, or standing for a seed table with these keys.
+        let settled = |schema: &TableSchema| {
+            schema.stands_for.is_none() || key_names_match(&schema.key, keys)
+        };
+        let known = self
+            .tables
+            .read()
+            .is_ok_and(|t| t.get(table).is_some_and(settled));
+        if keys.is_empty() || known {
             return;
-        }
-        if known == Some(false) {
-            if let Ok(mut tables) = self.tables.write() {
-                tables.remove(table);
-            }
         }
         let mut names: Vec<&String> = keys.keys().collect();
         names.sort();
@@ -315,18 +326,20 @@ impl Catalog {
                 key.hash
             );
         }
-        self.learn_schema(table, key);
+        if let Ok(mut tables) = self.tables.write() {
+            // In place of a seed table's schema these keys do not fit, if that is there.
+            if tables.get(table).is_none_or(|schema| !settled(schema)) {
+                tables.insert(table.to_string(), TableSchema::learned(key));
+            }
+        }
     }
 
     /// Record a key schema for `table` unless it already has one.
     pub fn learn_schema(&self, table: &str, key: KeySchema) {
         if let Ok(mut tables) = self.tables.write() {
-            tables.entry(table.to_string()).or_insert(TableSchema {
-                key,
-                indexes: HashMap::new(),
-                learned: true,
-                stands_for: None,
-            });
+            tables
+                .entry(table.to_string())
+                .or_insert(TableSchema::learned(key));
         }
     }
 

@@ -28,37 +28,45 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return epoch(text);
     }
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Some(at.with_timezone(&Utc));
-    }
-    let with_zone = [
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%dT%H:%M%z",
-    ];
-    if let Some(at) = with_zone
-        .iter()
-        .find_map(|format| DateTime::parse_from_str(text, format).ok())
-    {
-        return Some(at.with_timezone(&Utc));
-    }
-    let text = text.strip_suffix(['Z', 'z']).unwrap_or(text);
-    let local = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ];
-    if let Some(at) = local
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-    {
-        return Some(at.and_utc());
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|at| at.and_utc())
+    let zoned = || {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .or_else(|| {
+                ZONED
+                    .iter()
+                    .find_map(|f| DateTime::parse_from_str(text, f).ok())
+            })
+            .map(|at| at.with_timezone(&Utc))
+    };
+    // Without a zone (a `Z` the formats above did not take is dropped): UTC.
+    let local = || {
+        let text = text.strip_suffix(['Z', 'z']).unwrap_or(text);
+        LOCAL
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+            .or_else(|| {
+                NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|date| date.and_hms_opt(0, 0, 0))
+            })
+            .map(|at| at.and_utc())
+    };
+    zoned().or_else(local)
 }
+
+/// Forms with an offset (`+02:00` or `+0200`) beside RFC 3339's.
+const ZONED: [&str; 3] = [
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M%z",
+];
+
+/// Forms without a zone.
+const LOCAL: [&str; 3] = [
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+];
 
 fn epoch(text: &str) -> Option<DateTime<Utc>> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));

@@ -97,7 +97,7 @@ pub mod number {
     }
 
     fn parse(text: &str) -> Result<Decimal, String> {
-        let digits = text.strip_prefix(MARK).unwrap_or(text).trim();
+        let digits = unmarked(text).trim();
         exact(digits).ok_or_else(|| {
             format!("{digits:?} is not a number this worker can hold exactly (28 significant digits, magnitude below 7.9E+28)")
         })
@@ -192,14 +192,12 @@ pub mod number {
     pub fn text_or_number<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<String>, D::Error> {
-        Ok(
-            Option::<String>::deserialize(deserializer)?.map(|text| {
-                match text.strip_prefix(MARK) {
-                    Some(digits) => digits.to_string(),
-                    None => text,
-                }
-            }),
-        )
+        Ok(Option::<String>::deserialize(deserializer)?.map(|text| unmarked(&text).to_string()))
+    }
+
+    /// `text` without the mark [`from_item`](super::from_item) puts on numbers.
+    fn unmarked(text: &str) -> &str {
+        text.strip_prefix(MARK).unwrap_or(text)
     }
 
     /// For whole-number fields (`i64`: epoch seconds, versions).
@@ -212,7 +210,7 @@ pub mod number {
 
         pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
             let text = String::deserialize(deserializer)?;
-            let digits = text.strip_prefix(MARK).unwrap_or(&text);
+            let digits = unmarked(&text);
             digits
                 .parse()
                 .map_err(|_| D::Error::custom(format!("{digits:?} is not a whole number")))
@@ -238,7 +236,7 @@ pub mod number {
         ) -> Result<Option<i64>, D::Error> {
             Option::<String>::deserialize(deserializer)?
                 .map(|text| {
-                    let digits = text.strip_prefix(MARK).unwrap_or(&text);
+                    let digits = unmarked(&text);
                     digits
                         .parse()
                         .map_err(|_| D::Error::custom(format!("{digits:?} is not a whole number")))

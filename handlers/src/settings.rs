@@ -6,7 +6,7 @@
 //! shell hands in the process environment (Lambda) or the shell's (replay); tests hand in a
 //! map. Every name read is remembered, so a test can check each one is documented.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
@@ -21,7 +21,7 @@ pub const IDEMPOTENCY_TABLE: &str = "marketplace-dev-idempotency-table";
 /// The worker's own table of what its incremental aggregates need (deploy/data-model.md).
 pub const AGGREGATE_STATE_TABLE: &str = "ddb-stream-worker-aggregate-state";
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 #[error("environment variable {name}={value:?} is not valid: {expected}")]
 pub struct ConfigError {
     pub name: &'static str,
@@ -65,7 +65,12 @@ pub struct Settings<'a> {
     attributes_asked: RefCell<BTreeMap<&'static str, BTreeSet<&'static str>>>,
     /// Tables configured under a name of the application's: (that name, the seed table's).
     renamed_tables: RefCell<BTreeSet<(String, String)>>,
+    /// `ATTRIBUTE_NAMES` parsed, once for every reaction that asks.
+    attribute_entries: OnceCell<Result<AttributeEntries, ConfigError>>,
 }
+
+/// (reaction, seed attribute) to the application's name.
+type AttributeEntries = BTreeMap<(String, String), String>;
 
 impl<'a> Settings<'a> {
     pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
@@ -74,6 +79,7 @@ impl<'a> Settings<'a> {
             read: RefCell::new(BTreeSet::new()),
             attributes_asked: RefCell::new(BTreeMap::new()),
             renamed_tables: RefCell::new(BTreeSet::new()),
+            attribute_entries: OnceCell::new(),
         }
     }
 
@@ -149,8 +155,15 @@ impl<'a> Settings<'a> {
         Ok(())
     }
 
-    /// `ATTRIBUTE_NAMES`, parsed: (reaction, seed attribute) to the application's name.
-    fn attribute_entries(&self) -> Result<BTreeMap<(String, String), String>, ConfigError> {
+    /// `ATTRIBUTE_NAMES`, parsed (once).
+    fn attribute_entries(&self) -> Result<&AttributeEntries, ConfigError> {
+        self.attribute_entries
+            .get_or_init(|| self.parse_attribute_entries())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn parse_attribute_entries(&self) -> Result<AttributeEntries, ConfigError> {
         let text = self.text(ATTRIBUTE_NAMES, "");
         let mut entries = BTreeMap::new();
         for entry in text

@@ -181,11 +181,11 @@ impl Worker {
                         write,
                     });
                 }
-                warn_of_skipped(&result);
+                let left_out = warn_of_skipped(&result);
                 match self.park_bad_data(name, stream_record, unusable).await {
                     None => {
-                        let outcome = Outcome::completed(result);
-                        tracing::info!(outcome = outcome_name(&outcome));
+                        let outcome = Outcome::completed(result, left_out);
+                        tracing::info!(outcome = outcome.name());
                         (outcome, None)
                     }
                     Some(Ok((reason, location))) => {
@@ -439,34 +439,42 @@ pub(super) fn panicked(
 /// A WARN line for every item a reaction left out because the application wrote something it
 /// cannot use (`"skipped"` anywhere in its result: a reaction of several aggregates reports
 /// per aggregate), within the reaction's span, so the line names the record and reaction too.
-fn warn_of_skipped(result: &serde_json::Value) {
+/// Returns whether the result names anything left out: such items, or attributes it could not
+/// read (`"unread"`, which the reaction logs itself). A `"skipped"` that is text is a
+/// reaction's word for "nothing to do", not data left out.
+fn warn_of_skipped(result: &serde_json::Value) -> bool {
     match result {
         serde_json::Value::Object(fields) => {
+            let mut left_out = false;
             for (name, value) in fields {
-                if name == "skipped" {
-                    for entry in value.as_array().into_iter().flatten() {
-                        tracing::warn!(
-                            item = %entry["item"].as_str().unwrap_or_default(),
-                            attribute = %entry["attribute"].as_str().unwrap_or_default(),
-                            value = %entry["value"].as_str().unwrap_or_default(),
-                            "left out of the computation: the application wrote a value the worker cannot use"
-                        );
+                match (name.as_str(), value) {
+                    ("skipped", serde_json::Value::Array(entries)) => {
+                        left_out = true;
+                        for entry in entries {
+                            tracing::warn!(
+                                item = %entry["item"].as_str().unwrap_or_default(),
+                                attribute = %entry["attribute"].as_str().unwrap_or_default(),
+                                value = %entry["value"].as_str().unwrap_or_default(),
+                                "left out of the computation: the application wrote a value the worker cannot use"
+                            );
+                        }
                     }
-                } else {
-                    warn_of_skipped(value);
+                    ("skipped", _) => {}
+                    ("unread", value) => left_out |= !value.is_null(),
+                    (_, value) => left_out |= warn_of_skipped(value),
                 }
             }
+            left_out
         }
-        serde_json::Value::Array(values) => values.iter().for_each(warn_of_skipped),
-        _ => {}
-    }
-}
-
-fn outcome_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Skipped { .. } => "skipped",
-        Outcome::NotSent { .. } => "not_sent",
-        _ => "done",
+        serde_json::Value::Array(values) => {
+            // Every entry, for its WARN lines: not `any`, which would stop at the first.
+            let mut left_out = false;
+            for value in values {
+                left_out |= warn_of_skipped(value);
+            }
+            left_out
+        }
+        _ => false,
     }
 }
 

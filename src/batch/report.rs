@@ -54,41 +54,26 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome of a reaction that ran to the end with `result`: done, or done in part
-    /// (what it skipped or could not send), so that no report reads "done" for it.
-    pub fn completed(result: serde_json::Value) -> Outcome {
+    /// The outcome of a reaction that ran to the end with `result`, which `left_out` data it
+    /// could not use or read: done, or done in part (what it skipped or could not send), so
+    /// that no report reads "done" for it.
+    pub fn completed(result: serde_json::Value, left_out: bool) -> Outcome {
         if handlers::mail::not_sent(&result).is_some() {
             Outcome::NotSent { result }
-        } else if names_left_out(&result) {
+        } else if left_out {
             Outcome::Skipped { result }
         } else {
             Outcome::Done { result }
         }
     }
 
-    /// The result of a reaction that ran to the end (done, skipped or not sent).
-    pub fn result(&self) -> Option<&serde_json::Value> {
+    /// How a completed outcome reads in the log (its name in reports).
+    pub fn name(&self) -> &'static str {
         match self {
-            Outcome::Done { result }
-            | Outcome::Skipped { result }
-            | Outcome::NotSent { result } => Some(result),
-            _ => None,
+            Outcome::Skipped { .. } => "skipped",
+            Outcome::NotSent { .. } => "not_sent",
+            _ => "done",
         }
-    }
-}
-
-/// Whether `result` names data left out (`skipped`) or attributes it could not read
-/// (`unread`), at any depth: a reaction of several aggregates reports per aggregate.
-fn names_left_out(result: &serde_json::Value) -> bool {
-    match result {
-        serde_json::Value::Object(fields) => fields.iter().any(|(name, value)| {
-            // `skipped` lists items left out (a reaction's word for "nothing to do" is text).
-            (name == "skipped" && value.is_array())
-                || (name == "unread" && !value.is_null())
-                || names_left_out(value)
-        }),
-        serde_json::Value::Array(values) => values.iter().any(names_left_out),
-        _ => false,
     }
 }
 
@@ -100,6 +85,14 @@ pub struct NotDone {
     pub parked: usize,
     pub skipped: usize,
     pub not_sent: usize,
+}
+
+impl std::ops::AddAssign for NotDone {
+    fn add_assign(&mut self, other: NotDone) {
+        self.parked += other.parked;
+        self.skipped += other.skipped;
+        self.not_sent += other.not_sent;
+    }
 }
 
 impl NotDone {

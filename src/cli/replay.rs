@@ -72,19 +72,10 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
         true => Opening::Fresh,
         false => Opening::AsItIs,
     };
-    let catalog = Catalog::with_seed_definitions();
-    for path in schema_files(&options) {
-        let text = std::fs::read_to_string(&path).map_err(|source| CliError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        for definition in TableDefinition::from_schema_file(&text, &path.display().to_string())
-            .map_err(CliError::Settings)?
-        {
-            catalog.adopt(&definition);
-        }
-    }
-    let connected = options.target.connect(opening, catalog, &config).await?;
+    let connected = options
+        .target
+        .connect(opening, catalog_with_schemas(&options)?, &config)
+        .await?;
     let worker = connected.worker(&config);
     let state = connected.state;
     let batch_options = BatchOptions {
@@ -107,9 +98,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
                 let left_out = filter.keep_passing(&mut records);
                 filtered_out += left_out.len();
                 if batch_options.apply_own_change {
-                    worker.apply_only(&left_out).await.map_err(|e| {
-                        CliError::Settings(format!("applying a record the filter left out: {e}"))
-                    })?;
+                    worker.apply_only(&left_out).await?;
                 }
                 if records.is_empty() {
                     continue;
@@ -214,20 +203,33 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     })
 }
 
-/// The schema files of a run: those named with `--schema`, and the one `capture` wrote beside
-/// each event file (`FILE.schema.json`), if there is one.
-fn schema_files(options: &ReplayOptions) -> Vec<PathBuf> {
+/// The seed definitions, and the tables of the run's schema files: those named with
+/// `--schema`, and the one `capture` wrote beside each event file (`FILE.schema.json`), if
+/// there is one.
+fn catalog_with_schemas(options: &ReplayOptions) -> Result<Catalog, CliError> {
+    let catalog = Catalog::with_seed_definitions();
     let beside = options.files.iter().map(|file| {
         let mut name = file.clone().into_os_string();
         name.push(".schema.json");
         PathBuf::from(name)
     });
-    options
+    let files = options
         .schemas
         .iter()
         .cloned()
-        .chain(beside.filter(|path| path.is_file()))
-        .collect()
+        .chain(beside.filter(|path| path.is_file()));
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|source| CliError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        for definition in TableDefinition::from_schema_file(&text, &path.display().to_string())
+            .map_err(CliError::Settings)?
+        {
+            catalog.adopt(&definition);
+        }
+    }
+    Ok(catalog)
 }
 
 /// An event source mapping's filter criteria, as `stream` applies them: the records it

@@ -112,13 +112,10 @@ impl EventCounts {
 
     /// Records of a finished batch that were parked, skipped data or sent no mail.
     pub(super) fn add_not_done(&self, batch: NotDone) {
-        let mut not_done = self
+        *self
             .not_done
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        not_done.parked += batch.parked;
-        not_done.skipped += batch.skipped;
-        not_done.not_sent += batch.not_sent;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += batch;
     }
 
     /// `shard` read up to `sequence_number`.

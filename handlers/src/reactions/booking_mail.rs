@@ -248,6 +248,7 @@ impl BookingMail {
         let mut tried = Vec::new();
         let mut person: Option<Person> = None;
         let mut address = None;
+        let mut users_read = false;
         for source in &cfg.sources {
             let read = match (source, id) {
                 (RecipientSource::Booking, _) => {
@@ -271,6 +272,7 @@ impl BookingMail {
                     _ => None,
                 },
                 (RecipientSource::Users, Some(id)) => {
+                    users_read = true;
                     tried.push(format!("{} {}", cfg.users_table, cfg.user.of("user.email")));
                     self.person(ports, &cfg.users_table, &cfg.user, "user.userId", id)
                         .await?
@@ -286,9 +288,9 @@ impl BookingMail {
             }
         }
         // An address from the booking itself: the person's item still gives the name and
-        // whether they want mail, when the users table is a source.
-        if let (None, Some(id), true) = (&person, id, cfg.sources.contains(&RecipientSource::Users))
-        {
+        // whether they want mail, when the users table is a source not read yet.
+        let users_unread = !users_read && cfg.sources.contains(&RecipientSource::Users);
+        if let (None, Some(id), true) = (&person, id, users_unread) {
             person = self
                 .person(ports, &cfg.users_table, &cfg.user, "user.userId", id)
                 .await?;
@@ -303,7 +305,8 @@ impl BookingMail {
             None => Ok(Err(format!(
                 "no address for {} {}: looked in {}",
                 cfg.booking.of(id_attribute),
-                id.unwrap_or_default(),
+                // Cut: the reason is logged and reported, and an id can be any length.
+                crate::value_rules::short(id.unwrap_or_default()),
                 tried.join(", then ")
             ))),
         }

@@ -89,24 +89,13 @@ impl ProviderRatings {
         stored: &mut ProviderRating,
         ports: Ports<'_>,
     ) -> Result<(), ReactionError> {
-        let cfg = &self.config;
-        let slots = ports
-            .tables
-            .query(&crate::ports::Query {
-                table: cfg.state_table.clone(),
-                index: None,
-                partition: ("pk".into(), AttributeValue::S(SlotKey::partition(provider))),
-                sort_key: None,
-                ascending: true,
-            })
-            .await?;
+        let slots = self.stored_slots(provider, ports).await?;
         if slots.is_empty() {
             return Ok(());
         }
         let mut sum = Decimal::ZERO;
         let mut count = Decimal::ZERO;
-        for item in slots {
-            let slot: BookingSlot = from_item(item, &format!("{} booking slot", cfg.state_table))?;
+        for slot in slots {
             if let Some((_, rating)) = slot.counted() {
                 sum += rating;
                 count += Decimal::ONE;
@@ -116,6 +105,28 @@ impl ProviderRatings {
         stored.review_count = Some(count);
         stored.rating = Some(average(sum, count));
         Ok(())
+    }
+
+    /// Every booking slot of `provider` in the worker's state (one partition, all pages).
+    pub(super) async fn stored_slots(
+        &self,
+        provider: &str,
+        ports: Ports<'_>,
+    ) -> Result<Vec<BookingSlot>, ReactionError> {
+        let cfg = &self.config;
+        ports
+            .tables
+            .query(&crate::ports::Query {
+                table: cfg.state_table.clone(),
+                index: None,
+                partition: ("pk".into(), AttributeValue::S(SlotKey::partition(provider))),
+                sort_key: None,
+                ascending: true,
+            })
+            .await?
+            .into_iter()
+            .map(|item| from_item(item, &format!("{} booking slot", cfg.state_table)))
+            .collect()
     }
 
     pub(super) fn slot_key(key: &SlotKey) -> Item {

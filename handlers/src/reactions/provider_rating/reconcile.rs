@@ -71,21 +71,12 @@ impl ProviderRatings {
             .into_iter()
             .map(|item| cfg.review(&item, &what("a review")))
             .collect::<Result<_, _>>()?;
-        let slots: BTreeMap<String, BookingSlot> = ports
-            .tables
-            .query(&query(
-                &cfg.state_table,
-                None,
-                "pk",
-                SlotKey::partition(provider),
-            ))
+        let slots: BTreeMap<String, BookingSlot> = self
+            .stored_slots(provider, ports)
             .await?
             .into_iter()
-            .map(|item| {
-                let slot: BookingSlot = from_item(item, &what("a booking slot"))?;
-                Ok((slot.sk.clone(), slot))
-            })
-            .collect::<Result<_, ReactionError>>()?;
+            .map(|slot| (slot.sk.clone(), slot))
+            .collect();
 
         // The slots as the reviews say: every review the slots know and the index no longer
         // shows is absent (its sequence number kept, as a guard); every review the index
