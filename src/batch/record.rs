@@ -375,9 +375,12 @@ impl Worker {
         }
         .await;
         match outcome {
-            // Nothing went out (no address yet, notifications off): the lock is let go rather
-            // than kept as done, so a later delivery may still send it.
-            Ok(result) if handlers::mail::not_sent(&result).is_some() => {
+            // Nothing done at all (a mail with no address yet): the lock is let go rather than
+            // kept as done, so a later delivery may still send it.
+            Ok(result)
+                if reaction.nothing_done_when_not_sent()
+                    && handlers::mail::not_sent(&result).is_some() =>
+            {
                 if let Err(release) = guard.release(&key).await {
                     tracing::warn!(error = %release, "could not release idempotency lock {key}");
                 }

@@ -352,6 +352,11 @@ impl Reaction for BookingMail {
         Idempotency::Guarded
     }
 
+    /// A booking mail that cannot be addressed has done nothing.
+    fn nothing_done_when_not_sent(&self) -> bool {
+        true
+    }
+
     fn partitions(&self, change: &Change) -> Vec<String> {
         // The people whose items the mail is addressed from.
         let Some(new) = &change.new else {

@@ -64,6 +64,14 @@ pub trait Reaction: Send + Sync {
         None
     }
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError>;
+    /// Whether a result of this (guarded) reaction that says no mail went out (`not_sent`,
+    /// [`crate::mail::not_sent`]) means it did nothing at all: then the batch lets its
+    /// idempotency lock go instead of recording it done, so the mail spends no idempotency item
+    /// and a later delivery, once the address is there, may send it. False for a reaction
+    /// that has other effects before its mail (a rendered proposal, a claimed share).
+    fn nothing_done_when_not_sent(&self) -> bool {
+        false
+    }
     /// Whether the batch hands this reaction a window's changes at once
     /// ([`Reaction::react_window`]) instead of one record at a time: for a reaction that folds
     /// changes into aggregates and writes a window's worth in a few requests. Such a reaction
