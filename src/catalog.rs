@@ -223,6 +223,33 @@ fn key_names_match(schema: &KeySchema, keys: &Item) -> bool {
         && schema.range.as_ref().is_none_or(|r| keys.contains_key(r))
 }
 
+/// `schema` with its attributes as `keys` spell them, when each is the same name but for
+/// case, `_` and `-`, and `keys` has no other.
+fn respelt_key(schema: &KeySchema, keys: &Item) -> Option<KeySchema> {
+    let plain = |name: &str| {
+        name.chars()
+            .filter(|c| !matches!(c, '_' | '-'))
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    let spelt = |seed: &str| {
+        let mut found = keys.keys().filter(|name| plain(name) == plain(seed));
+        match (found.next(), found.next()) {
+            (Some(name), None) => Some(name.clone()),
+            _ => None,
+        }
+    };
+    let key = KeySchema {
+        hash: spelt(&schema.hash)?,
+        range: match &schema.range {
+            Some(range) => Some(spelt(range)?),
+            None => None,
+        },
+    };
+    (keys.len() == 1 + usize::from(key.range.is_some()) && Some(&key.hash) != key.range.as_ref())
+        .then_some(key)
+}
+
 /// Shared, growable map of table name -> schema.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -296,7 +323,8 @@ impl Catalog {
     /// worker reads or writes) if the table is unknown, or only stands for a seed table whose
     /// key attributes these are not. With two key attributes the stream does not say which is
     /// the hash key; the first by name is taken, which identifies items correctly (queries
-    /// need a real definition: `replay --schema`).
+    /// need a real definition: `replay --schema`). A replay refuses such records' table before
+    /// it starts ([`Catalog::knows_key`]); the guess is left for keys the worker itself uses.
     pub fn learn(&self, table: &str, keys: &Item) {
         // Known for good: defined, learned, or standing for a seed table with these keys.
         let settled = |schema: &TableSchema| {
@@ -309,13 +337,19 @@ impl Catalog {
         if keys.is_empty() || known {
             return;
         }
+        // A seed table's keys spelt in the application's style (`pk` for `PK`, `booking_id`
+        // for `bookingId`) say which is which.
+        let respelt = self
+            .schema(table)
+            .and_then(|schema| respelt_key(&schema.key, keys));
         let mut names: Vec<&String> = keys.keys().collect();
         names.sort();
-        let key = KeySchema {
+        let guessed = respelt.is_none();
+        let key = respelt.unwrap_or_else(|| KeySchema {
             hash: names[0].clone(),
             range: names.get(1).map(|n| (*n).clone()),
-        };
-        if let Some(range) = &key.range {
+        });
+        if let Some(range) = key.range.as_ref().filter(|_| guessed) {
             // Items are told apart all the same; a query of the table needs the real one.
             tracing::warn!(
                 table,
@@ -332,6 +366,22 @@ impl Catalog {
                 tables.insert(table.to_string(), TableSchema::learned(key));
             }
         }
+    }
+
+    /// Whether the run knows which of `names` (a record's two key attributes) is the
+    /// partition key of `table`: a definition, a schema file or the state says so with these
+    /// attributes, or `table` stands for a seed table whose key they spell in another style.
+    pub fn knows_key(&self, table: &str, names: &[String]) -> bool {
+        let keys = Item::from(
+            names
+                .iter()
+                .map(|n| (n.clone(), serde_dynamo::AttributeValue::Null(true)))
+                .collect::<HashMap<_, _>>(),
+        );
+        self.schema(table).is_some_and(|schema| {
+            key_names_match(&schema.key, &keys)
+                || (schema.stands_for.is_some() && respelt_key(&schema.key, &keys).is_some())
+        })
     }
 
     /// Record a key schema for `table` unless it already has one.
@@ -375,5 +425,37 @@ mod tests {
         let cost = catalog.schema("aws-cost-platform-enhanced").unwrap();
         assert_eq!(cost.key.hash, "PK");
         assert_eq!(cost.indexes["GSI1"].range.as_deref(), Some("GSI1SK"));
+    }
+
+    fn keys(names: &[&str]) -> Item {
+        Item::from(
+            names
+                .iter()
+                .map(|n| (n.to_string(), serde_dynamo::AttributeValue::S("x".into())))
+                .collect::<HashMap<_, _>>(),
+        )
+    }
+
+    #[test]
+    fn a_seed_tables_keys_in_another_style_keep_which_is_the_partition_key() {
+        let catalog = Catalog::with_seed_definitions();
+        catalog.alias("Estimations", "aws-cost-platform-enhanced");
+        catalog.learn("Estimations", &keys(&["sk", "pk"]));
+        let key = catalog.schema("Estimations").unwrap().key;
+        assert_eq!(
+            (key.hash.as_str(), key.range.as_deref()),
+            ("pk", Some("sk"))
+        );
+
+        catalog.alias("Responses", "acsd2p-dev-Conversations");
+        catalog.learn("Responses", &keys(&["ResponseId", "ConversationId"]));
+        let key = catalog.schema("Responses").unwrap().key;
+        assert_eq!(key.hash, "ConversationId");
+        assert_eq!(key.range.as_deref(), Some("ResponseId"));
+
+        // Names that are not the seed's in any spelling: the first by name, as before.
+        catalog.alias("Other", "aws-cost-platform-enhanced");
+        catalog.learn("Other", &keys(&["tenant", "id"]));
+        assert_eq!(catalog.schema("Other").unwrap().key.hash, "id");
     }
 }

@@ -489,9 +489,10 @@ fn a_table_without_a_stream_takes_the_key_the_worker_is_configured_with() {
     assert_eq!(thread["message_count"]["N"], "2");
 }
 
-/// Where the records cannot say which key attribute is the partition key, a schema file
-/// (`--schema`, or the one `capture` writes beside its events) says it, and the state keeps
-/// it for later commands: `reconcile` reads the conversation by its partition.
+/// Where the records cannot say which key attribute is the partition key, the replay refuses
+/// until a schema file (`--schema`, or the one `capture` writes beside its events) says it,
+/// and the state keeps it for later commands: `reconcile` reads the conversation by its
+/// partition.
 #[test]
 fn a_schema_file_gives_the_key_schema_the_records_cannot() {
     let dir = tempfile::tempdir().unwrap();
@@ -504,13 +505,11 @@ fn a_schema_file_gives_the_key_schema_the_records_cannot() {
         ),
     ];
     // `reconcile threads` on the state a replay of `records` leaves: exit code and output.
-    let replay_then_reconcile = |name: &str, schema: Option<&Value>| {
+    let replay_then_reconcile = |name: &str, schema: &Value| {
         let file = dir.path().join(format!("{name}.json"));
         std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
-        if let Some(schema) = schema {
-            let beside = dir.path().join(format!("{name}.json.schema.json"));
-            std::fs::write(beside, schema.to_string()).unwrap();
-        }
+        let beside = dir.path().join(format!("{name}.json.schema.json"));
+        std::fs::write(beside, schema.to_string()).unwrap();
         let state = dir.path().join(name);
         let (code, _, stderr) = replay_file_with(&file, &state, &env);
         assert_eq!(code, 0, "{stderr}");
@@ -534,11 +533,25 @@ fn a_schema_file_gives_the_key_schema_the_records_cannot() {
             + &String::from_utf8_lossy(&output.stderr);
         (output.status.code(), text.replace(' ', ""))
     };
-    // Without a schema, the records' Keys (`at`, `thread`) do not say which is the partition
-    // key; the first by name is taken, and the query of the conversation says what to give.
-    let (code, text) = replay_then_reconcile("guessed", None);
-    assert_ne!(code, Some(0), "{text}");
-    assert!(text.contains("replay--schemaFILE"), "{text}");
+    // Without a schema, the records' Keys (`thread`, `at`) do not say which is the partition
+    // key: the replay refuses before it starts, naming the table and the flag that fixes it.
+    let file = dir.path().join("unknown.json");
+    std::fs::write(&file, json!({ "Records": records }).to_string()).unwrap();
+    let state = dir.path().join("unknown");
+    let (code, lines, stderr) = replay_file_with(&file, &state, &env);
+    assert_eq!(code, 2, "{stderr}");
+    let error = lines
+        .last()
+        .map(|l| l["error"].to_string())
+        .unwrap_or_default();
+    assert!(
+        error.contains("table Conv") && error.contains("replay --schema FILE"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| l.get("reactions").is_none()),
+        "no record ran: {lines:?}"
+    );
     // DescribeTable's output, as `capture` writes it beside the events.
     let schema = json!([{"Table": {
         "TableName": "Conv",
@@ -546,7 +559,7 @@ fn a_schema_file_gives_the_key_schema_the_records_cannot() {
         "AttributeDefinitions": [{"AttributeName": "thread", "AttributeType": "S"}, {"AttributeName": "at", "AttributeType": "S"}],
         "TableStatus": "ACTIVE", "ItemCount": 2,
     }}]);
-    let (code, text) = replay_then_reconcile("described", Some(&schema));
+    let (code, text) = replay_then_reconcile("described", &schema);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("\"message_count\":\"2\""), "{text}");
 }
@@ -759,5 +772,93 @@ fn the_audit_names_the_user_by_the_applications_attribute() {
             &[("AUDIT_USER_ATTRIBUTES", "lastEditor,UpdatedBy")]
         ),
         "u-42"
+    );
+}
+
+/// A cost platform application in its own style: bare table name, `pk`/`sk`, camelCase
+/// attributes. With `cost-platform.<Attribute>` entries every cost reaction reads and writes
+/// the application's names, and the audit items go in under its keys too.
+#[test]
+fn the_cost_platform_runs_on_the_applications_own_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let id = "0193a1f2-7c4e-7b7a-9d3e-2f1a6c5b4e3d";
+    let pk = format!("ESTIMATION#{id}");
+    let keys = |sk: &str| json!({"pk": s(&pk), "sk": s(sk)});
+    let mut metadata = keys("METADATA");
+    metadata["estimationId"] = s(id);
+    metadata["version"] = n("3");
+    metadata["estimationSummary"] = json!({"NULL": true});
+    let mut server = keys("SERVER#a1");
+    server["estimatedMonthlyCost"] = n("100");
+    server["serverName"] = s("api");
+    let mut storage = keys("STORAGE#b2");
+    storage["estimatedMonthlyCost"] = s("45.50");
+    let records = [
+        insert("Estimations", 1, keys("METADATA"), metadata),
+        insert("Estimations", 2, keys("SERVER#a1"), server),
+        insert("Estimations", 3, keys("STORAGE#b2"), storage),
+    ];
+    let names = "cost-platform.PK=pk, cost-platform.SK=sk, cost-platform.GSI1PK=gsi1pk, \
+                 cost-platform.GSI1SK=gsi1sk, cost-platform.EntityType=entityType, \
+                 cost-platform.EstimationId=estimationId, \
+                 cost-platform.EstimatedMonthlyCost=estimatedMonthlyCost, \
+                 cost-platform.ServerName=serverName, \
+                 cost-platform.EstimationSummary=estimationSummary, \
+                 cost-platform.SummaryVersion=summaryVersion";
+    let env = [("COST_TABLE", "Estimations"), ("ATTRIBUTE_NAMES", names)];
+    let (code, lines, stderr) = replay_with(&state, &records, &env);
+    assert_eq!(code, 0, "{stderr}");
+    let totals = result_of(&lines, 2, "estimation-totals");
+    assert_eq!(totals["outcome"], "done", "{totals}");
+    assert_eq!(totals["result"]["updated"]["LineItems"], 2, "{totals}");
+
+    let items = table(&state, "Estimations");
+    let meta = items
+        .iter()
+        .find(|i| i["pk"]["S"] == pk && i["sk"]["S"] == "METADATA")
+        .unwrap();
+    assert_eq!(
+        meta["estimationSummary"]["M"]["TotalMonthlyCost"]["N"]
+            .as_str()
+            .map(|t| t.parse::<f64>().unwrap() > 145.0),
+        Some(true),
+        "{meta}"
+    );
+    assert!(meta["summaryVersion"]["N"].is_string(), "{meta}");
+    assert_eq!(
+        meta["version"]["N"], "3",
+        "the application's own is untouched"
+    );
+    for seed_name in ["EstimationSummary", "SummaryVersion", "PK", "SK"] {
+        assert!(meta.get(seed_name).is_none(), "{seed_name} in {meta}");
+    }
+    let calculation = items
+        .iter()
+        .find(|i| {
+            i["sk"]["S"]
+                .as_str()
+                .is_some_and(|sk| sk.starts_with("CALCULATION#"))
+        })
+        .unwrap_or_else(|| panic!("a CALCULATION# item under pk/sk: {items:?}"));
+    assert_eq!(calculation["pk"]["S"], pk);
+    assert_eq!(calculation["entityType"]["S"], "CostCalculation");
+
+    // The audit goes into the same table under its keys, and names the items by them.
+    let audited: Vec<&Value> = items
+        .iter()
+        .filter(|i| {
+            i["pk"]["S"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("AUDIT#"))
+        })
+        .collect();
+    assert_eq!(audited.len(), 3, "{items:?}");
+    assert!(audited.iter().all(|a| a["entityType"]["S"] == "AuditLog"));
+    assert!(
+        audited
+            .iter()
+            .any(|a| a["ResourceId"]["S"] == format!("{id}/SERVER#a1")),
+        "{audited:?}"
     );
 }

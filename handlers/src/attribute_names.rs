@@ -37,6 +37,11 @@ impl AttributeNames {
         )
     }
 
+    /// Each seed name with the application's name for it.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.names.iter().map(|(seed, name)| (*seed, name.as_str()))
+    }
+
     /// The application's name of attribute `seed` (the seed's own when it was not renamed,
     /// or is not one of these).
     pub fn of<'a>(&'a self, seed: &'a str) -> &'a str {

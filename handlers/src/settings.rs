@@ -64,7 +64,8 @@ pub struct Settings<'a> {
     /// Every attribute each reaction asked for, by reaction: what `ATTRIBUTE_NAMES` may rename.
     attributes_asked: RefCell<BTreeMap<&'static str, BTreeSet<&'static str>>>,
     /// Tables configured under a name of the application's: (that name, the seed table's).
-    renamed_tables: RefCell<BTreeSet<(String, String)>>,
+    /// Every table asked for: (name, seed table).
+    tables: RefCell<BTreeSet<(String, String)>>,
     /// `ATTRIBUTE_NAMES` parsed, once for every reaction that asks.
     attribute_entries: OnceCell<Result<AttributeEntries, ConfigError>>,
 }
@@ -78,7 +79,7 @@ impl<'a> Settings<'a> {
             lookup,
             read: RefCell::new(BTreeSet::new()),
             attributes_asked: RefCell::new(BTreeMap::new()),
-            renamed_tables: RefCell::new(BTreeSet::new()),
+            tables: RefCell::new(BTreeSet::new()),
             attribute_entries: OnceCell::new(),
         }
     }
@@ -92,17 +93,32 @@ impl<'a> Settings<'a> {
             .find(|(variable, _)| *variable == name)
             .map_or("", |(_, seed)| *seed);
         let table = self.text(name, seed);
-        if table != seed {
-            self.renamed_tables
-                .borrow_mut()
-                .insert((table.clone(), seed.to_string()));
-        }
+        self.tables
+            .borrow_mut()
+            .insert((table.clone(), seed.to_string()));
         table
     }
 
     /// Every table configured under another name than the seed's: (name, seed table).
     pub fn renamed_tables(&self) -> Vec<(String, String)> {
-        self.renamed_tables.borrow().iter().cloned().collect()
+        self.tables
+            .borrow()
+            .iter()
+            .filter(|(name, seed)| name != seed)
+            .cloned()
+            .collect()
+    }
+
+    /// Every table the reactions read or write, by the names configured.
+    pub fn tables_used(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tables
+            .borrow()
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.dedup();
+        names
     }
 
     /// The names of the attributes `reaction` reads (`seed_names`, the seed documents'), each

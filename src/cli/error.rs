@@ -68,6 +68,12 @@ pub enum CliError {
     Stream(#[from] StreamError),
     #[error(transparent)]
     Tables(#[from] SetupError),
+    /// A table whose records carry a key of two attributes, and nothing says which is the
+    /// partition key: the replay refuses before it starts.
+    #[error("table {table}: its records' key is {} and nothing says which is the partition key; \
+             give the table's schema with `replay --schema FILE` (its CreateTable or DescribeTable \
+             JSON; `capture` writes FILE.schema.json beside its events, which replay reads)", .names.join(" and "))]
+    UnknownKey { table: String, names: Vec<String> },
 }
 
 impl From<TargetError> for CliError {
@@ -91,6 +97,7 @@ impl CliError {
             | CliError::Settings(_)
             | CliError::State(_)
             | CliError::NoState(_)
+            | CliError::UnknownKey { .. }
             | CliError::Output(_) => EXIT_UNUSABLE,
         }
     }

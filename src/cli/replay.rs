@@ -17,6 +17,8 @@ use super::error::{CliError, Exit};
 use super::report::{self, Format};
 use super::report_writer::ReportWriter;
 use crate::batch::{BatchOptions, NotDone, RecordFailure, Worker};
+use std::collections::BTreeMap;
+
 use crate::catalog::{Catalog, TableDefinition};
 use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};
 use crate::stages::{self, measure, Stage};
@@ -58,24 +60,41 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     };
     // Pass 1: every file must decode before anything runs (unusable input changes nothing).
     let mut total = 0;
+    let mut composite_keys = BTreeMap::new();
     for path in &options.files {
         let text = read(path)?;
-        total += measure(Stage::Check, || {
+        let checked = measure(Stage::Check, || {
             check_records(
                 &text[..],
                 &path.display().to_string(),
                 options.table.as_deref(),
             )
         })?;
+        total += checked.records;
+        for (table, names) in checked.composite_keys {
+            composite_keys.entry(table).or_insert(names);
+        }
     }
     let opening = match options.fresh {
         true => Opening::Fresh,
         false => Opening::AsItIs,
     };
+    let catalog = catalog_with_schemas(&options)?;
     let connected = options
         .target
-        .connect(opening, catalog_with_schemas(&options)?, &config)
+        .connect(opening, catalog.clone(), &config)
         .await?;
+    if connected.state.is_some() {
+        // With the state's own schemas known too: a key no schema settles, of a table the
+        // reactions read, stops the run here, before any record, rather than a guess that a
+        // later query finds wrong. Another table's items are only kept (told apart all the
+        // same), so its records' key does for them.
+        if let Some((table, names)) = composite_keys.into_iter().find(|(table, names)| {
+            config.tables_used.contains(table) && !catalog.knows_key(table, names)
+        }) {
+            return Err(CliError::UnknownKey { table, names });
+        }
+    }
     let worker = connected.worker(&config);
     let state = connected.state;
     let batch_options = BatchOptions {

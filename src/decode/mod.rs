@@ -88,21 +88,34 @@ pub fn for_each_record<R: std::io::Read>(
     )
 }
 
+/// What a replay's first pass learns of a file: how many records it has, and the key
+/// attributes of each table whose records carry a key of two (the stream does not say which
+/// is the partition key; the run needs a schema that does).
+#[derive(Debug, Default)]
+pub struct CheckedFile {
+    pub records: usize,
+    /// Table -> the names of the first two-attribute key seen of it.
+    pub composite_keys: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 /// What makes a whole file unusable, without decoding its records (a replay's first pass):
 /// malformed JSON, JSON that is not an event, or records none of which names its table
 /// (GetRecords output without `--table`; a single record without one is parked instead).
-/// Returns how many records there are.
 pub fn check_records(
     bytes: &[u8],
     source_name: &str,
     table: Option<&str>,
-) -> Result<usize, DecodeError> {
+) -> Result<CheckedFile, DecodeError> {
     check_table_override(table)?;
     let mut named = false;
     let mut first_event_id = None;
+    let mut composite_keys = std::collections::BTreeMap::new();
     let mut each = |probe: RecordProbe, _| {
         named |= probe.names_table;
         first_event_id.get_or_insert(probe.event_id);
+        if let (Some(table), 2) = (table.map(str::to_string).or(probe.table), probe.keys.len()) {
+            composite_keys.entry(table).or_insert(probe.keys);
+        }
         Ok(())
     };
     // Every value is parsed through (strings, escapes, nesting), so that everything the second
@@ -124,7 +137,10 @@ pub fn check_records(
             index: 0,
             event_id,
         }),
-        _ => Ok(count),
+        _ => Ok(CheckedFile {
+            records: count,
+            composite_keys,
+        }),
     }
 }
 
@@ -343,12 +359,83 @@ fn deserializer_of<R: std::io::Read>(
 }
 
 /// What the first pass needs of a record: whether it names its table (a string
-/// `eventSourceARN` or `tableName`) and its eventID. Anything else in it is parsed and
-/// dropped; a record that is not an object names nothing (the second pass parks it).
+/// `eventSourceARN` or `tableName`), which (when it can tell), its eventID and the names of
+/// its `dynamodb.Keys`. Anything else in it is parsed and dropped; a record that is not an
+/// object names nothing (the second pass parks it).
 #[derive(Default)]
 struct RecordProbe {
     names_table: bool,
+    table: Option<String>,
     event_id: String,
+    keys: Vec<String>,
+}
+
+/// The attribute names of a record's `dynamodb.Keys` (none when it is not an object).
+#[derive(Default)]
+struct KeyNames(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for KeyNames {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor {
+            /// Inside `Keys` (collect the names) or inside `dynamodb` (look for `Keys`).
+            in_keys: bool,
+        }
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = KeyNames;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<KeyNames, A::Error> {
+                let mut names = KeyNames::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if self.in_keys {
+                        names.0.push(key.into_owned());
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    } else if key == "Keys" {
+                        names = map.next_value_seed(Visitor { in_keys: true })?;
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(names)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<KeyNames, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(KeyNames::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<KeyNames, E> {
+                Ok(KeyNames::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<KeyNames, E> {
+                Ok(KeyNames::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<KeyNames, E> {
+                Ok(KeyNames::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<KeyNames, E> {
+                Ok(KeyNames::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<KeyNames, E> {
+                Ok(KeyNames::default())
+            }
+            fn visit_unit<E>(self) -> Result<KeyNames, E> {
+                Ok(KeyNames::default())
+            }
+        }
+        impl<'de> serde::de::DeserializeSeed<'de> for Visitor {
+            type Value = KeyNames;
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<KeyNames, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+        deserializer.deserialize_any(Visitor { in_keys: false })
+    }
 }
 
 impl<'de> serde::Deserialize<'de> for RecordProbe {
@@ -371,14 +458,29 @@ impl<'de> serde::de::Visitor<'de> for RecordProbeVisitor {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let value: Value = match key.as_ref() {
                 "eventSourceARN" | "tableName" | "eventID" => map.next_value()?,
+                "dynamodb" => {
+                    probe.keys = map.next_value::<KeyNames>()?.0;
+                    continue;
+                }
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                     continue;
                 }
             };
-            match key.as_ref() {
-                "eventID" => probe.event_id = value.as_str().unwrap_or_default().to_string(),
-                _ => probe.names_table |= value.is_string(),
+            match (key.as_ref(), value.as_str()) {
+                ("eventID", id) => probe.event_id = id.unwrap_or_default().to_string(),
+                ("eventSourceARN", Some(arn)) => {
+                    probe.names_table = true;
+                    // The ARN names the table before tableName does, as in the second pass.
+                    if let Some(table) = table_from_arn(arn) {
+                        probe.table = Some(table);
+                    }
+                }
+                ("tableName", Some(table)) => {
+                    probe.names_table = true;
+                    probe.table.get_or_insert_with(|| table.to_string());
+                }
+                _ => {}
             }
         }
         Ok(probe)

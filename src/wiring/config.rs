@@ -26,6 +26,8 @@ pub struct Config {
     /// Tables configured under the application's names: (that name, the seed table it stands
     /// for, whose key schema the embedded state keeps for it).
     pub renamed_tables: Vec<(String, String)>,
+    /// Every table the reactions read or write (whose key schema a replay must know).
+    pub tables_used: Vec<String>,
 }
 
 /// Where the SDK adapters park a record no retry can fix.
@@ -81,6 +83,7 @@ impl Config {
                 ),
             },
             renamed_tables: s.renamed_tables(),
+            tables_used: s.tables_used(),
         })
     }
 }

@@ -15,12 +15,14 @@ use serde::Serialize;
 
 use super::contract::{Idempotency, Reacted, Reaction};
 use super::estimation_totals::SUMMARY_VERSION;
+use super::renamed::COST_PLATFORM;
+use crate::attribute_names::AttributeNames;
 use crate::change::{Change, ChangeKind, TTL_PRINCIPAL};
 use crate::error::ReactionError;
 use crate::item::{get_str, stable_hash, to_item, AttributeValue, Item};
 use crate::ports::{Ports, WriteRequest};
 use crate::redact::{SensitiveNames, DEFAULT_SENSITIVE_NAMES, REDACTED};
-use crate::settings::{ConfigError, Settings, COST_PLATFORM_TABLE};
+use crate::settings::{ConfigError, Settings};
 
 /// Attributes only the worker itself writes on items of the audited tables (estimation
 /// summaries, share notifications; `deploy/data-model.md` lists them). A MODIFY that changes
@@ -58,6 +60,10 @@ pub struct AuditConfig {
     pub sensitive: SensitiveNames,
     /// Attributes that name who made a change, in the order looked for.
     pub user_attributes: Vec<String>,
+    /// The application's names of the single-table attributes read (`PK`, `SK`,
+    /// `EntityType`) and of the worker's own ([`WORKER_ATTRIBUTES`]): the cost platform's,
+    /// renamed with `cost-platform.<Attribute>` in `ATTRIBUTE_NAMES`.
+    pub names: AttributeNames,
 }
 
 impl AuditConfig {
@@ -71,9 +77,15 @@ impl AuditConfig {
                     .map(|(t, e)| (t.trim().to_string(), e.trim().to_string()))
             })
             .collect();
+        // The seed keeps audit items in the cost platform's table, whatever it is called.
+        let cost_table = s.table("COST_TABLE");
+        let audit_table = match s.text("AUDIT_TABLE", "").as_str() {
+            "" => cost_table.clone(),
+            _ => s.table("AUDIT_TABLE"),
+        };
         Ok(AuditConfig {
-            audited_tables: s.list("AUDITED_TABLES", COST_PLATFORM_TABLE),
-            audit_table: s.table("AUDIT_TABLE"),
+            audited_tables: s.list("AUDITED_TABLES", &cost_table),
+            audit_table,
             excluded_tables: vec![s.table("IDEMPOTENCY_TABLE")],
             shards: u32::try_from(s.count("AUDIT_SHARDS", 10)?).unwrap_or(u32::MAX),
             retention_days: s.count("AUDIT_RETENTION_DAYS", 365)?,
@@ -83,6 +95,10 @@ impl AuditConfig {
             sensitive: SensitiveNames::from_list(
                 &s.text("REDACTED_ATTRIBUTES", DEFAULT_SENSITIVE_NAMES),
             ),
+            names: s.attribute_names(
+                COST_PLATFORM,
+                &[&["PK", "SK", "EntityType"][..], &WORKER_ATTRIBUTES[..]].concat(),
+            )?,
         })
     }
 }
@@ -157,11 +173,12 @@ impl Reaction for AuditLog {
         let cfg = &self.config;
         let audited = cfg.audited_tables.contains(&change.table)
             || (change.expired_by_ttl && cfg.expiry_only_tables.contains(&change.table));
-        let own_item = change.table == cfg.audit_table && is_audit_item(change.latest_image());
+        let own_item =
+            change.table == cfg.audit_table && is_audit_item(change.latest_image(), &cfg.names);
         audited
             && !cfg.excluded_tables.contains(&change.table)
             && !own_item
-            && !is_worker_write(change)
+            && !is_worker_write(change, &cfg.names)
     }
 
     async fn react(&self, change: &Change, _ports: Ports<'_>) -> Result<Reacted, ReactionError> {
@@ -189,7 +206,7 @@ impl AuditLog {
             .iter()
             .find(|(table, _)| *table == change.table)
             .map(|(_, entity)| entity.clone())
-            .unwrap_or_else(|| entity_of(change));
+            .unwrap_or_else(|| entity_of(change, &self.config.names));
         let verb = match (change.kind, change.expired_by_ttl) {
             (ChangeKind::Insert, _) => "CREATED",
             (ChangeKind::Modify, _) => "UPDATED",
@@ -219,7 +236,7 @@ impl AuditLog {
             log_id,
             action: format!("{}_{verb}", screaming_snake(&entity)),
             resource_type: entity,
-            resource_id: key_safe(&resource_id_of(image, &change.keys)),
+            resource_id: key_safe(&resource_id_of(image, &change.keys, &self.config.names)),
             timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
             details: AuditDetails {
                 table: change.table.clone(),
@@ -239,16 +256,24 @@ fn expiry(at: DateTime<Utc>, retention_days: i64) -> i64 {
 }
 
 /// A MODIFY that only touches [`WORKER_ATTRIBUTES`].
-fn is_worker_write(change: &Change) -> bool {
+fn is_worker_write(change: &Change, names: &AttributeNames) -> bool {
     change.kind == ChangeKind::Modify
-        && changed_names(change.old.as_ref(), change.new.as_ref())
-            .all(|name| WORKER_ATTRIBUTES.contains(&name.as_str()))
+        && changed_names(change.old.as_ref(), change.new.as_ref()).all(|name| {
+            WORKER_ATTRIBUTES
+                .iter()
+                .any(|&ours| names.of(ours) == name.as_str())
+        })
 }
 
-/// Audit items themselves (PK `AUDIT#…` or EntityType AuditLog).
-fn is_audit_item(image: &Item) -> bool {
-    get_str(image, "EntityType") == Some("AuditLog")
-        || get_str(image, "PK").is_some_and(|pk| pk.starts_with("AUDIT#"))
+/// Audit items themselves (PK `AUDIT#…` or EntityType AuditLog), under the seed's names (an
+/// audit table of the worker's own) or the application's (the cost platform's table).
+fn is_audit_item(image: &Item, names: &AttributeNames) -> bool {
+    ["EntityType", names.of("EntityType")]
+        .iter()
+        .any(|&name| get_str(image, name) == Some("AuditLog"))
+        || ["PK", names.of("PK")]
+            .iter()
+            .any(|&name| get_str(image, name).is_some_and(|pk| pk.starts_with("AUDIT#")))
 }
 
 fn user_of(change: &Change, user_attributes: &[String]) -> String {
@@ -280,12 +305,12 @@ const UNKNOWN_USER: &str = "unknown";
 
 /// The entity name: EntityType, else the PK's prefix (`ESTIMATION#…` -> `Estimation`),
 /// else `Item`.
-fn entity_of(change: &Change) -> String {
+fn entity_of(change: &Change, names: &AttributeNames) -> String {
     let image = change.latest_image();
-    if let Some(entity) = get_str(image, "EntityType").filter(|e| !e.is_empty()) {
+    if let Some(entity) = get_str(image, names.of("EntityType")).filter(|e| !e.is_empty()) {
         return entity.to_string();
     }
-    if let Some((prefix, _)) = get_str(image, "PK").and_then(|pk| pk.split_once('#')) {
+    if let Some((prefix, _)) = get_str(image, names.of("PK")).and_then(|pk| pk.split_once('#')) {
         let mut chars = prefix.chars();
         if let Some(first) = chars.next() {
             return first
@@ -300,10 +325,10 @@ fn entity_of(change: &Change) -> String {
 /// The changed item, named fully: the id part of the PK and the SK
 /// (`ESTIMATION#est456` / `SERVER#srv001` -> `est456/SERVER#srv001`), else the item's key
 /// values (`session-uuid`; `conv-1/resp-2` for a composite key).
-fn resource_id_of(image: &Item, keys: &Item) -> String {
-    if let Some(pk) = get_str(image, "PK") {
+fn resource_id_of(image: &Item, keys: &Item, names: &AttributeNames) -> String {
+    if let Some(pk) = get_str(image, names.of("PK")) {
         let id = pk.split_once('#').map_or(pk, |(_, id)| id);
-        return match get_str(image, "SK") {
+        return match get_str(image, names.of("SK")) {
             Some(sk) => format!("{id}/{sk}"),
             None => id.to_string(),
         };

@@ -13,11 +13,13 @@ pub mod optimistic;
 pub mod proposal_cleanup;
 pub mod proposal_pdf;
 pub mod provider_rating;
+pub mod renamed;
 pub mod share_notification;
 pub mod thread_stats;
 
 use std::sync::Arc;
 
+use crate::attribute_names::AttributeNames;
 use crate::cost::savings::SavingsRatesCache;
 use crate::settings::{ConfigError, Settings};
 use asset_cleanup::{AssetCleanup, AssetsConfig};
@@ -28,6 +30,7 @@ use estimation_totals::{EstimationTotals, TotalsConfig};
 use proposal_cleanup::ProposalCleanup;
 use proposal_pdf::{ProposalConfig, ProposalPdf};
 use provider_rating::{ProviderRatings, RatingsConfig};
+use renamed::{Renamed, Renaming, COST_PLATFORM, COST_PLATFORM_ATTRIBUTES};
 use share_notification::ShareNotification;
 use thread_stats::{ThreadStatistics, ThreadsConfig};
 
@@ -42,6 +45,9 @@ pub struct ReactionsConfig {
     pub pilotforce_bookings: BookingMailConfig,
     pub assets: AssetsConfig,
     pub threads: ThreadsConfig,
+    /// The application's names of the cost platform's attributes, for every reaction on its
+    /// table ([`renamed`]).
+    pub cost_names: AttributeNames,
 }
 
 impl ReactionsConfig {
@@ -56,6 +62,7 @@ impl ReactionsConfig {
             pilotforce_bookings: BookingMailConfig::from_settings(System::PilotForce, s)?,
             assets: AssetsConfig::from_settings(s)?,
             threads: ThreadsConfig::from_settings(s)?,
+            cost_names: s.attribute_names(COST_PLATFORM, COST_PLATFORM_ATTRIBUTES)?,
         })
         .and_then(|config| {
             // Every reaction has asked for its attributes: what is left names none.
@@ -69,15 +76,27 @@ impl ReactionsConfig {
 pub fn registry(config: &ReactionsConfig) -> Vec<Box<dyn Reaction>> {
     // One savings-rates cache for every reaction that prices an estimation.
     let tips = Arc::new(SavingsRatesCache::new(config.totals.table.clone()));
+    // The cost platform's reactions read the seed's names; an application's are renamed
+    // between them and the table.
+    let cost_names = || Renaming::new(&config.totals.table, &config.cost_names);
     vec![
-        Box::new(AuditLog::new(config.audit.clone())),
-        Box::new(EstimationTotals::new(config.totals.clone(), tips.clone())),
-        Box::new(ProposalPdf::new(config.proposals.clone(), tips)),
-        Box::new(ProposalCleanup::new(&config.proposals)),
-        Box::new(ShareNotification::new(
-            config.proposals.estimation.table.clone(),
-            config.proposals.mail.clone(),
-        )),
+        Renamed::writes_only(AuditLog::new(config.audit.clone()), cost_names()),
+        Renamed::boxed(
+            EstimationTotals::new(config.totals.clone(), tips.clone()),
+            cost_names(),
+        ),
+        Renamed::boxed(
+            ProposalPdf::new(config.proposals.clone(), tips),
+            cost_names(),
+        ),
+        Renamed::boxed(ProposalCleanup::new(&config.proposals), cost_names()),
+        Renamed::boxed(
+            ShareNotification::new(
+                config.proposals.estimation.table.clone(),
+                config.proposals.mail.clone(),
+            ),
+            cost_names(),
+        ),
         Box::new(ProviderRatings::new(config.ratings.clone())),
         Box::new(BookingMail::new(config.marketplace_bookings.clone())),
         Box::new(BookingMail::new(config.pilotforce_bookings.clone())),
