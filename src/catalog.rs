@@ -202,6 +202,9 @@ pub struct TableSchema {
     /// The seed table a configured name stands for, whose schema this is until a record or a
     /// key the worker uses shows the table's own key attributes.
     pub stands_for: Option<String>,
+    /// Which of two key attributes is the partition key was guessed (nothing said): items are
+    /// told apart, but the partition may be the other one.
+    pub guessed: bool,
 }
 
 impl TableSchema {
@@ -212,6 +215,7 @@ impl TableSchema {
             indexes: HashMap::new(),
             learned: true,
             stands_for: None,
+            guessed: false,
         }
     }
 }
@@ -298,6 +302,7 @@ impl Catalog {
                     indexes,
                     learned,
                     stands_for: None,
+                    guessed: false,
                 },
             );
         }
@@ -344,7 +349,7 @@ impl Catalog {
             .and_then(|schema| respelt_key(&schema.key, keys));
         let mut names: Vec<&String> = keys.keys().collect();
         names.sort();
-        let guessed = respelt.is_none();
+        let guessed = respelt.is_none() && names.len() >= 2;
         let key = respelt.unwrap_or_else(|| KeySchema {
             hash: names[0].clone(),
             range: names.get(1).map(|n| (*n).clone()),
@@ -363,7 +368,11 @@ impl Catalog {
         if let Ok(mut tables) = self.tables.write() {
             // In place of a seed table's schema these keys do not fit, if that is there.
             if tables.get(table).is_none_or(|schema| !settled(schema)) {
-                tables.insert(table.to_string(), TableSchema::learned(key));
+                let schema = TableSchema {
+                    guessed,
+                    ..TableSchema::learned(key)
+                };
+                tables.insert(table.to_string(), schema);
             }
         }
     }

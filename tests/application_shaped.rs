@@ -862,3 +862,112 @@ fn the_cost_platform_runs_on_the_applications_own_names() {
         "{audited:?}"
     );
 }
+
+/// An attribute name in camelCase, as a JavaScript application writes it (`PK` -> `pk`,
+/// `GSI1SK` -> `gsi1sk`, `EstimationId` -> `estimationId`).
+fn camel(name: &str) -> String {
+    if name.chars().all(|c| !c.is_lowercase()) {
+        return name.to_lowercase();
+    }
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|first| first.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The shipped cost platform events as a camelCase application with a bare table name writes
+/// them: top-level names camelCase, the inner ones as they are.
+fn camel_cost_records(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(support::cli::event(file)).unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    let records = event["Records"].as_array_mut().unwrap();
+    for record in records.iter_mut() {
+        let arn = record["eventSourceARN"].as_str().unwrap().to_string();
+        record["eventSourceARN"] = json!(arn.replace("aws-cost-platform-enhanced", "Estimations"));
+        for part in ["Keys", "NewImage", "OldImage"] {
+            if let Some(Value::Object(image)) = record["dynamodb"].get_mut(part) {
+                *image = std::mem::take(image)
+                    .into_iter()
+                    .map(|(name, value)| (camel(&name), value))
+                    .collect();
+            }
+        }
+    }
+    std::mem::take(records)
+}
+
+/// Every cost reaction on a camelCase application: the proposal is rendered and its document
+/// completed, the share claimed and mailed, the totals written, each under the application's
+/// names and none under the seed's.
+#[test]
+fn proposals_shares_and_totals_run_on_a_camel_case_application() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let names: Vec<String> = handlers::reactions::renamed::COST_PLATFORM_ATTRIBUTES
+        .iter()
+        .map(|seed| format!("cost-platform.{seed}={}", camel(seed)))
+        .collect();
+    let names = names.join(",");
+    let env = [
+        ("COST_TABLE", "Estimations"),
+        ("ATTRIBUTE_NAMES", names.as_str()),
+    ];
+    let mut records = camel_cost_records("cost-platform-proposal-request.json");
+    records.extend(camel_cost_records("cost-platform-share.json"));
+    let (code, lines, stderr) = replay_with(&state, &records, &env);
+    assert_eq!(code, 0, "{stderr}");
+    let outcomes: Vec<(String, String)> = lines
+        .iter()
+        .filter_map(|l| l["reactions"].as_array())
+        .flatten()
+        .map(|r| {
+            (
+                r["reaction"].as_str().unwrap_or_default().to_string(),
+                r["outcome"].to_string(),
+            )
+        })
+        .filter(|(_, outcome)| outcome != "\"not_applicable\"")
+        .collect();
+    for reaction in ["proposal-pdf", "share-notification", "estimation-totals"] {
+        assert!(
+            outcomes.contains(&(reaction.to_string(), "\"done\"".to_string())),
+            "{reaction}: {outcomes:?}"
+        );
+    }
+    let items = table(&state, "Estimations");
+    let with_sk = |prefix: &str| {
+        items
+            .iter()
+            .find(|i| {
+                i["sk"]["S"]
+                    .as_str()
+                    .is_some_and(|sk| sk.starts_with(prefix))
+            })
+            .unwrap_or_else(|| panic!("{prefix}: {items:?}"))
+    };
+    let document = with_sk("DOCUMENT#");
+    assert_eq!(document["status"]["S"], "COMPLETED", "{document}");
+    assert!(document["s3Key"]["S"].is_string(), "{document}");
+    assert!(document.get("Status").is_none() && document.get("S3Key").is_none());
+    let share = with_sk("SHARED#");
+    assert_eq!(share["notificationSent"]["BOOL"], true, "{share}");
+    // (The share's file puts METADATA again whole, without a summary: the record of the
+    // calculation is where the totals stay.)
+    let calculation = with_sk("CALCULATION#");
+    assert!(
+        calculation["totalMonthlyCost"]["N"].is_string(),
+        "{calculation}"
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i.get("PK").is_none() && i.get("SK").is_none()),
+        "nothing under the seed's keys"
+    );
+    assert_eq!(
+        outbox(&state).len(),
+        2,
+        "the proposal's mail and the share's"
+    );
+}

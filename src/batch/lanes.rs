@@ -54,26 +54,43 @@ fn partitions_of(
     reactions: &[Box<dyn Reaction>],
     catalog: &Catalog,
 ) -> Vec<String> {
-    let own_hash_key = catalog
-        .schema(&record.table)
-        .map(|schema| schema.key.hash)
-        .and_then(|hash| record.keys.get(&hash).cloned());
-    let own = match own_hash_key {
-        // A binary partition key reads as "…": all such records share a lane, which is safe.
-        Some(value) => partition(
-            &record.table,
-            handlers::item::scalar_text(&value).unwrap_or("…"),
-        ),
+    // The records' keys settle a table under the application's names before it is used.
+    catalog.learn(&record.table, &record.keys);
+    let schema = catalog.schema(&record.table);
+    let own = match &schema {
+        // Which key attribute is the partition key was guessed: the whole table is one lane
+        // (and so is every partition of it a reaction names), which is safe.
+        Some(schema) if schema.guessed => whole_table(&record.table),
+        Some(schema) => match record.keys.get(&schema.key.hash) {
+            // A binary partition key reads as "…": all such records share a lane, which is safe.
+            Some(value) => partition(
+                &record.table,
+                handlers::item::scalar_text(value).unwrap_or("…"),
+            ),
+            None => partition(&record.table, &handlers::item::describe_keys(&record.keys)),
+        },
         // A table the catalog does not know: the whole key, which is at least the partition.
         None => partition(&record.table, &handlers::item::describe_keys(&record.keys)),
     };
     let mut keys = vec![own];
     if let Ok(change) = &record.change {
         for reaction in reactions.iter().filter(|r| r.applies(change)) {
-            keys.extend(reaction.partitions(change));
+            keys.extend(reaction.partitions(change).into_iter().map(|named| {
+                match named.split_once('\u{0}') {
+                    Some((table, _)) if catalog.schema(table).is_some_and(|s| s.guessed) => {
+                        whole_table(table)
+                    }
+                    _ => named,
+                }
+            }));
         }
     }
     keys
+}
+
+/// The lane of every record of `table`.
+fn whole_table(table: &str) -> String {
+    partition(table, "\u{0}whole table")
 }
 
 /// Union-find over record indexes.
@@ -102,5 +119,45 @@ impl DisjointSets {
         if a != b {
             self.parent[a.max(b)] = a.min(b);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode_event;
+    use serde_json::json;
+
+    fn insert(seq: u64, table: &str, keys: serde_json::Value) -> serde_json::Value {
+        json!({
+            "eventID": format!("e{seq}"),
+            "eventName": "INSERT",
+            "eventSource": "aws:dynamodb",
+            "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-01-01T00:00:00.000"),
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1_764_700_000,
+                "Keys": keys.clone(),
+                "NewImage": keys,
+                "SequenceNumber": format!("{seq:021}"),
+                "SizeBytes": 10,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            },
+        })
+    }
+
+    #[test]
+    fn a_table_whose_partition_key_was_guessed_is_one_lane_and_others_by_partition() {
+        let s = |t: &str| json!({ "S": t });
+        let event = json!({ "Records": [
+            // Two key attributes nothing explains: `a` or `b` may be the partition.
+            insert(1, "Guessed", json!({"a": s("x"), "b": s("1")})),
+            insert(2, "Guessed", json!({"a": s("y"), "b": s("1")})),
+            insert(3, "Single", json!({"id": s("1")})),
+            insert(4, "Single", json!({"id": s("2")})),
+            insert(5, "Single", json!({"id": s("1")})),
+        ]});
+        let records = decode_event(&event.to_string(), "test", None).unwrap();
+        let lanes = lanes(&records, &[], &Catalog::default());
+        assert_eq!(lanes, vec![vec![0, 1], vec![2, 4], vec![3]]);
     }
 }
