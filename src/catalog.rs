@@ -258,6 +258,8 @@ fn respelt_key(schema: &KeySchema, keys: &Item) -> Option<KeySchema> {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     tables: Arc<RwLock<HashMap<String, TableSchema>>>,
+    /// Counts the changes to `tables`, so that a user of a schema knows when to look again.
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Catalog {
@@ -294,7 +296,7 @@ impl Catalog {
                 ))
             })
             .collect();
-        if let Ok(mut tables) = self.tables.write() {
+        self.change(|tables| {
             tables.insert(
                 definition.table_name.clone(),
                 TableSchema {
@@ -305,7 +307,7 @@ impl Catalog {
                     guessed: false,
                 },
             );
-        }
+        });
     }
 
     /// A configured table name (`ACS_THREADS_TABLE=Threads`) stands for the seed table
@@ -315,13 +317,13 @@ impl Catalog {
         let Some(schema) = self.schema(seed) else {
             return;
         };
-        if let Ok(mut tables) = self.tables.write() {
+        self.change(|tables| {
             tables.entry(name.to_string()).or_insert(TableSchema {
                 learned: true,
                 stands_for: Some(seed.to_string()),
                 ..schema
             });
-        }
+        });
     }
 
     /// Record a table's key attributes from a stream record's Keys (or the key of an item the
@@ -365,7 +367,7 @@ impl Catalog {
                 key.hash
             );
         }
-        if let Ok(mut tables) = self.tables.write() {
+        self.change(|tables| {
             // In place of a seed table's schema these keys do not fit, if that is there.
             if tables.get(table).is_none_or(|schema| !settled(schema)) {
                 let schema = TableSchema {
@@ -374,7 +376,7 @@ impl Catalog {
                 };
                 tables.insert(table.to_string(), schema);
             }
-        }
+        });
     }
 
     /// Whether the run knows which of `names` (a record's two key attributes) is the
@@ -395,11 +397,31 @@ impl Catalog {
 
     /// Record a key schema for `table` unless it already has one.
     pub fn learn_schema(&self, table: &str, key: KeySchema) {
+        self.remember(table, key, HashMap::new());
+    }
+
+    /// Record a table's key and indexes as a state kept them, unless it already has a schema.
+    pub fn remember(&self, table: &str, key: KeySchema, indexes: HashMap<String, KeySchema>) {
+        self.change(|tables| {
+            tables.entry(table.to_string()).or_insert(TableSchema {
+                indexes,
+                ..TableSchema::learned(key)
+            });
+        });
+    }
+
+    /// How many times the schemas changed: the same number means the same schemas.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Change the schemas, and count it once the change is made.
+    fn change(&self, apply: impl FnOnce(&mut HashMap<String, TableSchema>)) {
         if let Ok(mut tables) = self.tables.write() {
-            tables
-                .entry(table.to_string())
-                .or_insert(TableSchema::learned(key));
+            apply(&mut tables);
         }
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn schema(&self, table: &str) -> Option<TableSchema> {

@@ -1,9 +1,8 @@
 //! Where a run's time goes, stage by stage, so that a slower replay names the stage that
 //! slipped (`replay --timings`; the throughput benchmark prints it).
 //!
-//! Each stage adds up the time spent in it, over every thread and lane; `Compaction` happens
-//! inside the stages that write, `Decode`, `Journal` and `Reports` on threads of their own,
-//! so the figures overlap and are not meant to add up to the run's time. The counters are
+//! Each stage adds up the time spent in it, over every thread and lane; `Decode` and `Reports`
+//! run on threads of their own, so the figures overlap and are not meant to add up to the run's time. The counters are
 //! process-wide atomics: taking a time costs two clock reads, cheap enough to be always on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,28 +22,24 @@ pub enum Stage {
     Folds,
     /// Deferred writes (audit items) stored per window.
     DeferredWrites,
-    /// Journal lines serialized and appended (on the journal's thread).
-    Journal,
-    /// The journal flushed and made durable at the end of each batch.
+    /// The batch's transaction committed and made durable at its end.
     Sync,
-    /// Table files rewritten from memory (during a sync that finds the journal long, and at
-    /// the end of a run).
-    Compaction,
+    /// The database's write-ahead log folded into its file (at the end of a run).
+    Checkpoint,
     /// Reports written (the lines `replay` prints, on a thread of their own).
     Reports,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Check,
         Stage::Decode,
         Stage::OwnChange,
         Stage::Reactions,
         Stage::Folds,
         Stage::DeferredWrites,
-        Stage::Journal,
         Stage::Sync,
-        Stage::Compaction,
+        Stage::Checkpoint,
         Stage::Reports,
     ];
 
@@ -56,15 +51,14 @@ impl Stage {
             Stage::Reactions => "reactions",
             Stage::Folds => "folds",
             Stage::DeferredWrites => "deferred writes",
-            Stage::Journal => "journal (own thread)",
             Stage::Sync => "sync",
-            Stage::Compaction => "compaction",
+            Stage::Checkpoint => "checkpoint",
             Stage::Reports => "reports (own thread)",
         }
     }
 }
 
-static SPENT_NANOS: [AtomicU64; Stage::ALL.len()] = [const { AtomicU64::new(0) }; 10];
+static SPENT_NANOS: [AtomicU64; Stage::ALL.len()] = [const { AtomicU64::new(0) }; 9];
 
 /// Add the time since `since` to `stage`.
 pub fn add_since(stage: Stage, since: Instant) {

@@ -146,6 +146,7 @@ fn audit_items(
 ) -> Vec<serde_json::Value> {
     state
         .dump(Some(COST_TABLE))
+        .unwrap()
         .into_iter()
         .flat_map(|(_, items)| items)
         .filter(|i| i["EntityType"]["S"] == "AuditLog")

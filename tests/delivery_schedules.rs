@@ -384,6 +384,7 @@ fn outcome(run: &Run) -> Outcome {
     let tables = run
         .state
         .dump(None)
+        .expect("the state reads")
         .into_iter()
         .filter(|(name, _)| name != IDEMPOTENCY)
         .map(|(name, items)| {
@@ -493,8 +494,14 @@ async fn check(ops: Vec<Op>, plan: Schedule, figures: &Figures) -> Result<(), Te
     let crashes = run.faults.fired(CRASH);
     // The model first: the plain run is the same code, so a bug that does not depend on the
     // schedule would pass the comparison with it.
-    model::check(&final_items, &run.state.dump(None))?;
-    model::check(&final_items, &plain.state.dump(None))?;
+    model::check(
+        &final_items,
+        &run.state.dump(None).expect("the state reads"),
+    )?;
+    model::check(
+        &final_items,
+        &plain.state.dump(None).expect("the state reads"),
+    )?;
 
     if got.tables != want.tables {
         return Err(TestCaseError::fail(table_difference(

@@ -2,8 +2,6 @@
 
 mod support;
 
-use std::io::Write;
-
 use ddb_stream_worker::adapters::embedded::{EmbeddedState, StateError};
 use ddb_stream_worker::catalog::Catalog;
 use handlers::item::string_key;
@@ -18,7 +16,7 @@ fn item(pk: &str, sk: &str, n: &str) -> handlers::Item {
 }
 
 #[tokio::test]
-async fn a_torn_journal_line_is_dropped_and_everything_before_it_survives() {
+async fn what_was_synced_survives_a_crash_and_what_was_not_is_gone_whole() {
     let dir = tempfile::tempdir().unwrap();
     {
         let state =
@@ -30,18 +28,23 @@ async fn a_torn_journal_line_is_dropped_and_everything_before_it_survives() {
             .await
             .unwrap();
         state.sync().unwrap();
-        // No compact: the process "crashes" here with everything in the journal.
+        // Written, not synced: the process "crashes" here (dropped without a sync).
+        Tables::put(&state, COST_TABLE, item("A", "3", "3"), None)
+            .await
+            .unwrap();
+        Tables::delete(&state, COST_TABLE, &item("A", "1", "1"), None)
+            .await
+            .unwrap();
     }
-    let mut journal = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.path().join("journal.jsonl"))
-        .unwrap();
-    journal.write_all(br#"{"table":"aws-cost-platform-enhanced","hash":"PK","range":"SK","put":{"PK":{"S":"A"},"SK":{"S":"3"#).unwrap();
-    drop(journal);
-
     let state = EmbeddedState::open(dir.path(), Catalog::with_seed_definitions(), false).unwrap();
-    let items = &state.dump(Some(COST_TABLE))[0].1;
-    assert_eq!(items.len(), 2);
+    let sks = |state: &EmbeddedState| -> Vec<String> {
+        state.dump(Some(COST_TABLE)).unwrap()[0]
+            .1
+            .iter()
+            .map(|i| i["SK"]["S"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(sks(&state), ["1", "2"]);
     Tables::put(&state, COST_TABLE, item("A", "3", "3"), None)
         .await
         .unwrap();
@@ -49,16 +52,13 @@ async fn a_torn_journal_line_is_dropped_and_everything_before_it_survives() {
     drop(state);
     let reopened =
         EmbeddedState::open_read_only(dir.path(), Catalog::with_seed_definitions()).unwrap();
-    let sks: Vec<String> = reopened.dump(Some(COST_TABLE))[0]
-        .1
-        .iter()
-        .map(|i| i["SK"]["S"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(sks, ["1", "2", "3"]);
+    assert_eq!(sks(&reopened), ["1", "2", "3"]);
 }
 
+/// The state is one SQLite file that `sqlite3` (or any SQLite) reads by the schema in
+/// docs/embedded-state.md, and it reloads identically.
 #[tokio::test]
-async fn compacted_tables_are_readable_files_and_reload_identically() {
+async fn the_state_is_one_sqlite_file_a_person_can_query_and_it_reloads_identically() {
     let dir = tempfile::tempdir().unwrap();
     let state = EmbeddedState::open(dir.path(), Catalog::with_seed_definitions(), false).unwrap();
     for i in 0..50 {
@@ -72,24 +72,35 @@ async fn compacted_tables_are_readable_files_and_reload_identically() {
         .unwrap();
     }
     state.compact().unwrap();
-    let before = state.dump(None);
+    let before = state.dump(None).unwrap();
     drop(state);
-    let file =
-        std::fs::read_to_string(dir.path().join(format!("tables/{COST_TABLE}.jsonl"))).unwrap();
-    assert_eq!(file.lines().count(), 50);
+    let db = rusqlite::Connection::open(dir.path().join("state.sqlite")).unwrap();
+    let items: Vec<String> = db
+        .prepare("SELECT item FROM table_items WHERE table_name = ?1")
+        .unwrap()
+        .query_map([COST_TABLE], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(items.len(), 50);
     assert!(
-        file.lines().next().unwrap().contains(r#""N":{"N":"1.5"}"#),
-        "numbers are stored as DynamoDB normalizes them"
+        items[0].contains(r#""N":{"N":"1.5"}"#),
+        "numbers are stored as DynamoDB normalizes them: {}",
+        items[0]
     );
-    assert_eq!(
-        std::fs::metadata(dir.path().join("journal.jsonl"))
-            .unwrap()
-            .len(),
-        0
-    );
+    let sk: String = db
+        .query_row(
+            "SELECT json_extract(item, '$.SK.S') FROM table_items \
+             WHERE table_name = ?1 AND json_extract(item, '$.SK.S') = '007'",
+            [COST_TABLE],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(sk, "007");
+    drop(db);
     let reopened =
         EmbeddedState::open(dir.path(), Catalog::with_seed_definitions(), false).unwrap();
-    assert_eq!(reopened.dump(None), before);
+    assert_eq!(reopened.dump(None).unwrap(), before);
 }
 
 #[tokio::test]
@@ -193,4 +204,51 @@ fn header_injection_in_mail_fields_is_refused() {
             "{from:?} {to:?} {subject:?}"
         );
     }
+}
+
+/// A state an earlier version wrote (table files, journals, learned schemas) is converted into
+/// the database the first time it is opened, a torn last journal line dropped as then.
+#[tokio::test]
+async fn a_state_of_the_earlier_format_is_converted_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("tables")).unwrap();
+    std::fs::write(
+        root.join(format!("tables/{COST_TABLE}.jsonl")),
+        [
+            r#"{"PK":{"S":"A"},"SK":{"S":"1"},"N":{"N":"1"}}"#,
+            r#"{"PK":{"S":"A"},"SK":{"S":"2"},"N":{"N":"2"}}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("schemas.json"),
+        r#"{"Conv":{"hash":"thread","range":"at"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("journal.jsonl"),
+        concat!(
+            r#"{"ops":[{"table":"aws-cost-platform-enhanced","hash":"PK","range":"SK","delete":{"PK":{"S":"A"},"SK":{"S":"1"}}},"#,
+            r#"{"table":"Conv","hash":"thread","range":"at","put":{"thread":{"S":"c-1"},"at":{"S":"9"}}}]}"#,
+            "\n",
+            r#"{"ops":[{"table":"aws-cost-platform-enhanced","hash":"PK","range":"SK","put":{"PK":{"S":"A"},"SK":{"S":"3"#,
+        ),
+    )
+    .unwrap();
+    // `state show` opens it for reading: converted all the same.
+    let state = EmbeddedState::open_read_only(root, Catalog::with_seed_definitions()).unwrap();
+    let dump = state.dump(None).unwrap();
+    let tables: Vec<(&str, usize)> = dump.iter().map(|(t, i)| (t.as_str(), i.len())).collect();
+    assert_eq!(tables, [("Conv", 1), (COST_TABLE, 1)]);
+    assert_eq!(dump[1].1[0]["SK"]["S"], "2");
+    for earlier in ["tables", "journal.jsonl", "schemas.json"] {
+        assert!(!root.join(earlier).exists(), "{earlier} is gone");
+    }
+    // The schema it had learned is kept with the state.
+    drop(state);
+    let catalog = Catalog::with_seed_definitions();
+    let _state = EmbeddedState::open(root, catalog.clone(), false).unwrap();
+    assert_eq!(catalog.schema("Conv").unwrap().key.hash, "thread");
 }

@@ -133,6 +133,15 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 pending.push(path);
+            } else if path
+                .file_name()
+                .is_some_and(|n| n == "state.sqlite-wal" || n == "state.sqlite-shm")
+            {
+                // The database's log and its index, read with it below.
+            } else if path.file_name().is_some_and(|n| n == "state.sqlite") {
+                // The database's pages are laid out as the writes came; what it holds is
+                // what must not differ: every item of every table, in key order.
+                files.insert(PathBuf::from("state.sqlite"), tables_of(&path));
             } else if path.file_name().is_some_and(|n| n != ".lock") {
                 let bytes = std::fs::read(&path).unwrap();
                 files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), bytes);
@@ -140,6 +149,25 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     files
+}
+
+/// Every item of every application table in the database, table by table in key order.
+fn tables_of(database: &Path) -> Vec<u8> {
+    let db = rusqlite::Connection::open(database).unwrap();
+    let mut statement = db
+        .prepare(
+            "SELECT tables.name, items.item FROM items JOIN tables ON tables.id = items.table_id \
+             WHERE tables.name NOT LIKE '#%' ORDER BY tables.name, items.pk, items.sk",
+        )
+        .unwrap();
+    let rows = statement
+        .query_map([], |row| {
+            // Attributes in name order: the stored text keeps them as the item had them.
+            let item: Value = serde_json::from_str(&row.get::<_, String>(1)?).unwrap();
+            Ok(format!("{} {item}\n", row.get::<_, String>(0)?))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect::<String>().into_bytes()
 }
 
 #[test]

@@ -100,7 +100,7 @@ pub(super) async fn run(command: ReconcileCommand) -> Result<Exit, CliError> {
     }
     if let (true, Some(state)) = (command.all, &connected.state) {
         for table in &tables {
-            for (_, items) in state.dump(Some(table)) {
+            for (_, items) in state.dump(Some(table))? {
                 ids.extend(
                     items
                         .iter()

@@ -12,7 +12,7 @@ pub(super) fn show(dir: &Path, table: Option<&str>) -> Result<Exit, CliError> {
     }
     let state = EmbeddedState::open_read_only(dir, Catalog::with_seed_definitions())?;
     let mut lines = String::new();
-    for (name, items) in state.dump(table) {
+    for (name, items) in state.dump(table)? {
         if table.is_none() {
             eprintln!("# {name}: {} item(s)", items.len());
         }

@@ -1,7 +1,8 @@
 //! Replay throughput and peak memory on the embedded default, release build: generated event
 //! files of 1,000, 10,000 and 100,000 records mixing audit, line items, reviews and messages,
-//! and one batch of 1,000 records with 10 proposal PDFs. Prints figures and this build's time
-//! per stage (`replay --timings`); asserts nothing. Run: `cargo bench --bench throughput`;
+//! one batch of 1,000 records with 10 proposal PDFs, and a day of 1,000,000 records in 10
+//! files with `state show` of one table after it. Prints figures and this build's time per
+//! stage (`replay --timings`); asserts nothing. Run: `cargo bench --bench throughput`;
 //! `BASELINE_BIN=<older release binary>` replays the same files with it too, in the same run.
 
 #[path = "support/mix.rs"]
@@ -19,6 +20,17 @@ use serde_json::{json, Value};
 /// GNU time measures the peak: a child's own maximum RSS as the kernel reports it to its
 /// parent would include this benchmark's memory at the moment of the fork.
 fn replay(binary: &Path, files: &[&Path], state: &Path, timings: bool) -> (f64, f64, String) {
+    replay_with(binary, files, state, timings, true)
+}
+
+/// [`replay`], on a fresh state or (`fresh` false) on the state as it is.
+fn replay_with(
+    binary: &Path,
+    files: &[&Path],
+    state: &Path,
+    timings: bool,
+    fresh: bool,
+) -> (f64, f64, String) {
     let peak_file = state.with_extension("peak");
     let stages_file = state.with_extension("stages");
     let started = Instant::now();
@@ -28,7 +40,7 @@ fn replay(binary: &Path, files: &[&Path], state: &Path, timings: bool) -> (f64, 
         .arg(binary)
         .arg("replay")
         .args(files)
-        .arg("--fresh")
+        .args(fresh.then_some("--fresh"))
         .arg("--state")
         .arg(state)
         .arg("--json")
@@ -61,7 +73,13 @@ fn compare(label: &str, records: usize, files: &[&Path], state: &Path) {
     );
     if let Some(baseline) = std::env::var_os("BASELINE_BIN") {
         // An older binary may not know --timings.
-        let (seconds, peak, _) = replay(Path::new(&baseline), files, state, false);
+        // A state of its own: this build's is left for what follows (`state show`).
+        let (seconds, peak, _) = replay(
+            Path::new(&baseline),
+            files,
+            &state.with_extension("baseline"),
+            false,
+        );
         println!(
             "  baseline {}: {seconds:.2} s, {:.0} records/s, peak RSS {peak:.1} MiB",
             Path::new(&baseline).display(),
@@ -145,6 +163,110 @@ fn main() {
     let (seconds, peak, _) = replay(this, &[&file], &dir.path().join("state"), false);
     println!(
         "one batch of 1000 records with 10 proposal PDFs: {seconds:.2} s, peak RSS {peak:.1} MiB"
+    );
+    history(dir.path());
+    day(dir.path());
+}
+
+/// Time per batch with a provider's history (issue 42): 10 batches of 100 reviews of one
+/// provider replayed onto a state that holds 10 and one that holds 10,000 earlier reviews of
+/// it. One process for the 10 batches, so its start is shared by them.
+fn history(dir: &Path) {
+    let mix = Mix {
+        tag: "h".into(),
+        kinds: vec![Kind::Review],
+        providers: 1,
+        estimations: 1,
+        conversations: 1,
+    };
+    let this = Path::new(env!("CARGO_BIN_EXE_ddb-stream-worker"));
+    let baseline = std::env::var_os("BASELINE_BIN");
+    for earlier in [10usize, 10_000] {
+        let before = dir.join(format!("history-{earlier}.json"));
+        write(&before, mix.records(earlier, 0));
+        let batches: Vec<std::path::PathBuf> = (0..10)
+            .map(|b| {
+                let file = dir.join(format!("history-{earlier}-{b}.json"));
+                write(&file, mix.records(100, earlier + b * 100));
+                file
+            })
+            .collect();
+        let batches: Vec<&Path> = batches.iter().map(|p| p.as_path()).collect();
+        let binaries = std::iter::once(("this build".to_string(), this.to_path_buf())).chain(
+            baseline
+                .iter()
+                .map(|b| (format!("baseline {}", Path::new(b).display()), b.into())),
+        );
+        for (name, binary) in binaries {
+            let state = dir.join(format!("history-state-{earlier}"));
+            replay(&binary, &[&before], &state, false);
+            let (seconds, _, _) = replay_with(&binary, &batches, &state, false, false);
+            println!(
+                "{name}: 10 batches of 100 reviews of one provider after {earlier} earlier: \
+                 {:.1} ms per batch (process start included once)",
+                seconds * 100.0
+            );
+        }
+    }
+}
+
+/// A day of records (issue 42; `DAY_RECORDS`, default 1,000,000, 0 to skip) in 10 files:
+/// audited profile changes and reviews of 500 providers. Then `state show` of the providers'
+/// table (500 items) from that state, its time and peak memory.
+fn day(dir: &Path) {
+    let records: usize = std::env::var("DAY_RECORDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1_000_000);
+    if records == 0 {
+        return;
+    }
+    let mix = Mix {
+        tag: "d".into(),
+        kinds: vec![Kind::Profile, Kind::Review],
+        providers: 500,
+        estimations: 1,
+        conversations: 1,
+    };
+    let per_file = records / 10;
+    let files: Vec<std::path::PathBuf> = (0..10)
+        .map(|f| {
+            let file = dir.join(format!("day-{f}.json"));
+            write(&file, mix.records(per_file, f * per_file));
+            file
+        })
+        .collect();
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let label = format!("replay a day: {} records in 10 files", per_file * 10);
+    let state = dir.join("day-state");
+    compare(&label, per_file * 10, &paths, &state);
+    let this = Path::new(env!("CARGO_BIN_EXE_ddb-stream-worker"));
+    let peak_file = dir.join("show.peak");
+    let started = Instant::now();
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&peak_file)
+        .arg(this)
+        .args([
+            "state",
+            "show",
+            "--table",
+            "marketplace-dev-providers-table",
+            "--state",
+        ])
+        .arg(&state)
+        .output()
+        .expect("/usr/bin/time");
+    let seconds = started.elapsed().as_secs_f64();
+    let kib: f64 = std::fs::read_to_string(&peak_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    println!(
+        "state show --table marketplace-dev-providers-table ({} items) of that state: {seconds:.2} s, peak RSS {:.1} MiB",
+        String::from_utf8_lossy(&output.stdout).lines().count(),
+        kib / 1024.0
     );
 }
 

@@ -1,5 +1,5 @@
-//! DynamoDB's semantics for the operations the ports use, on in-memory items: key order,
-//! number normalization, condition evaluation and update application.
+//! DynamoDB's semantics for the operations the ports use, on items: number normalization,
+//! condition evaluation and update application (key order is the `embedded-tables` crate's).
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -8,26 +8,6 @@ use std::str::FromStr;
 use handlers::ports::{Comparison, Condition, Update};
 use handlers::{AttributeValue, Item};
 use rust_decimal::Decimal;
-
-/// A key attribute's value, ordered as DynamoDB orders sort keys: numbers by value, strings
-/// and binaries by bytes. (A table's key attribute has one type, so variants never mix.)
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(super) enum KeyPart {
-    N(Decimal),
-    S(String),
-    B(Vec<u8>),
-}
-
-impl KeyPart {
-    pub(super) fn of(value: &AttributeValue) -> Option<KeyPart> {
-        match value {
-            AttributeValue::S(s) if !s.is_empty() => Some(KeyPart::S(s.clone())),
-            AttributeValue::N(n) => Decimal::from_str(n).ok().map(|d| KeyPart::N(d.normalize())),
-            AttributeValue::B(b) if !b.is_empty() => Some(KeyPart::B(b.clone())),
-            _ => None,
-        }
-    }
-}
 
 /// DynamoDB stores numbers without insignificant zeros: "8500.00" reads back as "8500".
 /// Done on the digits, not through `Decimal`: DynamoDB keeps 38 significant digits and
@@ -252,8 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_sort_by_value_and_normalize() {
-        assert!(KeyPart::of(&n("9")) < KeyPart::of(&n("10")));
+    fn numbers_normalize() {
         assert_eq!(normalize_number("8500.00"), "8500");
         assert_eq!(normalize_number("0.10"), "0.1");
         assert_eq!(normalize_number("-007.50"), "-7.5");

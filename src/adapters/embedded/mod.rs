@@ -2,19 +2,18 @@
 //! DynamoDB's semantics for every operation the ports offer. The default for `replay`.
 //!
 //! Layout of the state directory (default `.replay/`):
-//! - `tables/<table>.jsonl`: items as DynamoDB JSON, one per line, in key order
-//! - `journal.jsonl`: writes since the table files were last written (see [`store`]);
-//!   `journal.compacting.jsonl` while a compaction folds the writes before them in
+//! - `state.sqlite` (with `-wal` and `-shm` while in use): the tables, one SQLite database
+//!   (the `embedded-tables` crate; [`store`] keeps it in step with the catalog; its schema is
+//!   in docs/embedded-state.md)
 //! - `objects/<bucket>/<key>`: S3 objects as plain files
 //! - `outbox/*.eml`: every mail sent, as a message a mail client opens
 //! - `parked/*.json`: records a reaction could never succeed with, each an event file `replay`
 //!   takes once the data or the code is fixed
 //! - `.lock`: held while a process uses the directory
 
-mod compaction;
+mod earlier_format;
 mod expr;
 mod files;
-mod journal;
 mod mail;
 mod store;
 
@@ -45,6 +44,14 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error("state directory {dir} was written by an earlier version and could not be converted: {message}")]
+    Convert { dir: PathBuf, message: String },
+    #[error("state directory {dir}: {source}")]
+    Tables {
+        dir: PathBuf,
+        #[source]
+        source: Box<embedded_tables::TablesError>,
+    },
     #[error("state directory {0} is in use by another ddb-stream-worker process")]
     Locked(PathBuf),
     #[error("refusing to empty {0}: it does not look like a replay state directory (no tables/, objects/, outbox/ or journal.jsonl)")]
@@ -54,9 +61,9 @@ pub enum StateError {
 pub struct EmbeddedState {
     root: PathBuf,
     store: Mutex<Store>,
-    /// eventIDs this process applied, so that a record repeated in one run is told apart
-    /// from one an earlier run applied.
-    applied_this_run: Mutex<std::collections::HashSet<String>>,
+    /// This process's run, on every applied record's marker: a record repeated in one run is
+    /// told apart from one an earlier run applied, without a set of them in memory.
+    run: String,
     /// Held for the life of the value: one process per state directory.
     _lock: Option<File>,
 }
@@ -87,17 +94,30 @@ impl EmbeddedState {
                 range: None,
             },
         );
-        let store = Store::open(root, catalog, true).map_err(io)?;
+        if earlier_format::is_earlier(root) {
+            earlier_format::convert(root, &catalog).map_err(|message| StateError::Convert {
+                dir: root.to_path_buf(),
+                message,
+            })?;
+        }
+        let store = Store::open(root, catalog, true).map_err(|source| StateError::Tables {
+            dir: root.to_path_buf(),
+            source: Box::new(source),
+        })?;
         Ok(EmbeddedState {
             root: root.to_path_buf(),
             store: Mutex::new(store),
-            applied_this_run: Mutex::default(),
+            run: run_id(),
             _lock: Some(lock),
         })
     }
 
-    /// Open for reading only (`state show`); takes no lock and writes nothing.
+    /// Open for reading only (`state show`); takes no lock and writes nothing, but for a state
+    /// an earlier version wrote, which is converted first (as [`EmbeddedState::open`] does).
     pub fn open_read_only(root: &Path, catalog: Catalog) -> Result<EmbeddedState, StateError> {
+        if earlier_format::is_earlier(root) {
+            drop(Self::open(root, catalog.clone(), false)?);
+        }
         catalog.learn_schema(
             APPLIED_TABLE,
             KeySchema {
@@ -105,14 +125,14 @@ impl EmbeddedState {
                 range: None,
             },
         );
-        let store = Store::open(root, catalog, false).map_err(|source| StateError::Io {
+        let store = Store::open(root, catalog, false).map_err(|source| StateError::Tables {
             dir: root.to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(EmbeddedState {
             root: root.to_path_buf(),
             store: Mutex::new(store),
-            applied_this_run: Mutex::default(),
+            run: run_id(),
             _lock: None,
         })
     }
@@ -124,33 +144,40 @@ impl EmbeddedState {
     /// Make all writes so far durable (end of a batch).
     pub fn sync(&self) -> Result<(), StateError> {
         self.with_store(|s| s.sync())
-            .map_err(|source| StateError::Io {
+            .map_err(|source| StateError::Tables {
                 dir: self.root.clone(),
-                source,
+                source: Box::new(source),
             })
     }
 
-    /// Write the table files and empty the journal (end of a run).
+    /// Fold the database's write-ahead log into its file (end of a run).
     pub fn compact(&self) -> Result<(), StateError> {
-        self.with_store(|s| s.compact())
-            .map_err(|source| StateError::Io {
+        self.with_store(|s| s.checkpoint())
+            .map_err(|source| StateError::Tables {
                 dir: self.root.clone(),
-                source,
+                source: Box::new(source),
             })
     }
 
     /// Items of one table, or of all, as sorted DynamoDB JSON, in key order.
-    pub fn dump(&self, table: Option<&str>) -> Vec<(String, Vec<serde_json::Value>)> {
+    pub fn dump(
+        &self,
+        table: Option<&str>,
+    ) -> Result<Vec<(String, Vec<serde_json::Value>)>, StateError> {
+        let failed = |message: String| StateError::Io {
+            dir: self.root.clone(),
+            source: std::io::Error::other(message),
+        };
         self.with_store(|s| {
             let names = match table {
                 Some(t) => vec![t.to_string()],
-                None => s.table_names(),
+                None => s.table_names().map_err(failed)?,
             };
             names
                 .into_iter()
                 .map(|t| {
-                    let items = s.items(&t).map(handlers::item::sorted).collect();
-                    (t, items)
+                    let items = s.items(&t).map_err(failed)?;
+                    Ok((t, items.iter().map(handlers::item::sorted).collect()))
                 })
                 .collect()
         })
@@ -174,12 +201,16 @@ fn empty_state_dir(root: &Path) -> Result<(), StateError> {
         source,
     };
     let known = [
-        "tables",
+        store::DATABASE,
+        "state.sqlite-wal",
+        "state.sqlite-shm",
         "objects",
         "outbox",
         "parked",
-        journal::JOURNAL,
-        journal::SET_ASIDE,
+        // An earlier version's tables and journal.
+        "tables",
+        "journal.jsonl",
+        "journal.compacting.jsonl",
         "schemas.json",
         ".lock",
     ];
@@ -230,7 +261,7 @@ impl Tables for EmbeddedState {
     async fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, PortError> {
         self.with_store(|s| {
             s.learn_key(table, key);
-            s.get(table, key).map(|i| i.cloned())
+            s.get(table, key)
         })
         .map_err(|e| invalid("GetItem", table, e))
     }
@@ -247,8 +278,8 @@ impl Tables for EmbeddedState {
                 .get(table, &item)
                 .map_err(|e| invalid("PutItem", table, e))?;
             if let Some(condition) = condition {
-                if !expr::holds(condition, existing) {
-                    return Err(condition_failed(table, existing));
+                if !expr::holds(condition, existing.as_ref()) {
+                    return Err(condition_failed(table, existing.as_ref()));
                 }
             }
             s.put(table, item).map_err(|e| invalid("PutItem", table, e))
@@ -269,13 +300,11 @@ impl Tables for EmbeddedState {
             let key = schema.key_of(key);
             let existing = s.get(table, &key).map_err(fail)?;
             if let Some(condition) = condition {
-                if !expr::holds(condition, existing) {
-                    return Err(condition_failed(table, existing));
+                if !expr::holds(condition, existing.as_ref()) {
+                    return Err(condition_failed(table, existing.as_ref()));
                 }
             }
-            let mut item = existing
-                .cloned()
-                .unwrap_or_else(|| expr::normalize_item(key.clone()));
+            let mut item = existing.unwrap_or_else(|| expr::normalize_item(key.clone()));
             expr::apply_update(&mut item, update, &key_names(&schema)).map_err(|e| fail(e.0))?;
             s.put(table, item.clone()).map_err(fail)?;
             Ok(item)
@@ -294,8 +323,8 @@ impl Tables for EmbeddedState {
                 .get(table, key)
                 .map_err(|e| invalid("DeleteItem", table, e))?;
             if let Some(condition) = condition {
-                if !expr::holds(condition, existing) {
-                    return Err(condition_failed(table, existing));
+                if !expr::holds(condition, existing.as_ref()) {
+                    return Err(condition_failed(table, existing.as_ref()));
                 }
             }
             if existing.is_none() {
@@ -312,7 +341,7 @@ impl Tables for EmbeddedState {
             for key in &keys {
                 s.learn_key(table, key);
                 if let Some(item) = s.get(table, key)? {
-                    found.push(item.clone());
+                    found.push(item);
                 }
             }
             Ok(found)
@@ -371,6 +400,7 @@ impl Tables for EmbeddedState {
                     ));
                 }
                 let existing = s.get(table, &key).map_err(|e| fail(table, e))?;
+                let existing = existing.as_ref();
                 let condition = match &item {
                     TransactItem::Put { condition, .. }
                     | TransactItem::Update { condition, .. }
@@ -516,17 +546,14 @@ pub(super) const APPLIED_TABLE: &str = "#replay-applied";
 impl ChangeApplier for EmbeddedState {
     async fn apply(&self, change: &Change) -> Result<Applied, PortError> {
         let fail = |e: String| invalid("ApplyRecord", &change.table, e);
-        let in_this_run = self
-            .applied_this_run
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(&change.event_id);
-        let applied = self.with_store(|s| {
+        self.with_store(|s| {
             let marker_key = string_key(&[("eventId", &change.event_id)]);
             if let Some(marker) = s.get(APPLIED_TABLE, &marker_key).map_err(fail)? {
-                let seen = |name: &str| handlers::item::get_str(marker, name).unwrap_or_default();
+                let seen = |name: &str| handlers::item::get_str(&marker, name).unwrap_or_default();
                 if seen("sequenceNumber") == change.sequence_number && seen("table") == change.table {
-                    return Ok(Applied::Before { in_this_run });
+                    return Ok(Applied::Before {
+                        in_this_run: seen("run") == self.run,
+                    });
                 }
                 return Err(fail(format!(
                     "eventID {:?} was applied before for another record ({} sequence number {}): a stream never reuses an eventID, so this one would be taken for that one; give it its own eventID",
@@ -547,20 +574,22 @@ impl ChangeApplier for EmbeddedState {
                 "sequenceNumber".into(),
                 AttributeValue::S(change.sequence_number.clone()),
             );
-            // One journal line: the write and its marker survive a crash together or not at all.
+            marker.insert("run".into(), AttributeValue::S(self.run.clone()));
+            // One set of writes: the write and its marker survive a crash together or not at all.
             s.write(vec![
                 (change.table.clone(), write),
                 (APPLIED_TABLE.to_string(), StoreWrite::Put(marker)),
             ])
             .map_err(fail)?;
             Ok(Applied::Now)
-        })?;
-        if applied == Applied::Now {
-            self.applied_this_run
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert(change.event_id.clone());
-        }
-        Ok(applied)
+        })
     }
+}
+
+/// A name for this process's run, unlike any other's: its process id and start time.
+fn run_id() -> String {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{started}", std::process::id())
 }

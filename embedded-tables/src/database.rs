@@ -1,0 +1,650 @@
+//! The database: one SQLite file of tables of DynamoDB items, by key.
+//!
+//! Every write goes into the batch's transaction, begun by the first write and made durable
+//! by [`Database::commit`]; the reads of the same [`Database`] see the writes before the
+//! commit, other processes (`state show`) see the last commit. A set of writes handed over at
+//! once ([`Database::write`]) is applied whole or not at all. SQLite keeps the items on disk
+//! and the pages in use in a cache of bounded size ([`CACHE_KIB`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::{AttributeValue, Item};
+
+use crate::error::TablesError;
+use crate::sortable_key;
+
+/// The format this version writes and reads (the `format` table).
+pub const FORMAT: &str = "1";
+
+/// SQLite's page cache, in KiB: the memory the tables take whatever their size.
+pub const CACHE_KIB: u32 = 32 * 1024;
+
+/// How long a read waits for another process's checkpoint before it gives up.
+const BUSY_WAIT_MS: u32 = 5_000;
+
+/// The schema, as `sqlite3` sees it (docs/embedded-state.md explains it for readers).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS format (version TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tables (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    key_schema TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    table_id INTEGER NOT NULL,
+    pk BLOB NOT NULL,
+    sk BLOB NOT NULL,
+    item TEXT NOT NULL,
+    PRIMARY KEY (table_id, pk, sk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS index_entries (
+    table_id INTEGER NOT NULL,
+    index_name TEXT NOT NULL,
+    pk BLOB NOT NULL,
+    sk BLOB NOT NULL,
+    item_pk BLOB NOT NULL,
+    item_sk BLOB NOT NULL,
+    PRIMARY KEY (table_id, index_name, pk, sk, item_pk, item_sk)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS table_items AS
+    SELECT tables.name AS table_name, items.item AS item
+    FROM items JOIN tables ON tables.id = items.table_id;
+";
+
+/// A table's or an index's key attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySchema {
+    pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+}
+
+/// A table's key and its global secondary indexes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSchema {
+    pub key: KeySchema,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub indexes: BTreeMap<String, KeySchema>,
+}
+
+/// One write of a set handed over at once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Put the item, replacing the one with its key.
+    Put(Item),
+    /// Delete the item with this key (anything else in it is ignored).
+    Delete(Item),
+}
+
+/// A condition on a query's sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortCondition {
+    /// `begins_with(sk, prefix)`: a string or binary prefix.
+    BeginsWith(AttributeValue),
+    /// `sk >= value`.
+    AtLeast(AttributeValue),
+}
+
+/// One partition of a table or an index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyQuery<'a> {
+    pub table: &'a str,
+    pub index: Option<&'a str>,
+    /// The partition key's value.
+    pub partition: &'a AttributeValue,
+    pub sort: Option<SortCondition>,
+    /// Ascending sort-key order when true (DynamoDB's ScanIndexForward).
+    pub ascending: bool,
+}
+
+struct Table {
+    id: i64,
+    schema: TableSchema,
+}
+
+/// An item's place: its partition and sort key bytes (empty without a sort key).
+type Place = (Vec<u8>, Vec<u8>);
+
+pub struct Database {
+    path: PathBuf,
+    connection: Connection,
+    writable: bool,
+    /// A batch's transaction is open.
+    in_batch: bool,
+    tables: HashMap<String, Arc<Table>>,
+}
+
+impl Database {
+    /// Open the database at `path` for reading and writing, creating it if need be.
+    pub fn open(path: &Path) -> Result<Database, TablesError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection =
+            Connection::open_with_flags(path, flags).map_err(|e| storage(path, "open", e))?;
+        connection
+            .execute_batch(&format!(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                 PRAGMA cache_size=-{CACHE_KIB}; PRAGMA busy_timeout={BUSY_WAIT_MS}; {SCHEMA}"
+            ))
+            .map_err(|e| storage(path, "create the schema", e))?;
+        let found: Option<String> = connection
+            .query_row("SELECT version FROM format", [], |row| row.get(0))
+            .optional()
+            .map_err(|e| storage(path, "read the format", e))?;
+        match found {
+            None => {
+                connection
+                    .execute("INSERT INTO format (version) VALUES (?1)", [FORMAT])
+                    .map_err(|e| storage(path, "write the format", e))?;
+            }
+            Some(found) => check_format(path, found)?,
+        }
+        Self::with(path, connection, true)
+    }
+
+    /// Open the database at `path` for reading only, while another process may write it: what
+    /// that process committed last is what is read.
+    pub fn open_read_only(path: &Path) -> Result<Database, TablesError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection =
+            Connection::open_with_flags(path, flags).map_err(|e| storage(path, "open", e))?;
+        connection
+            .execute_batch(&format!(
+                "PRAGMA cache_size=-{CACHE_KIB}; PRAGMA busy_timeout={BUSY_WAIT_MS};"
+            ))
+            .map_err(|e| storage(path, "configure", e))?;
+        let found: String = connection
+            .query_row("SELECT version FROM format", [], |row| row.get(0))
+            .map_err(|e| storage(path, "read the format", e))?;
+        check_format(path, found)?;
+        Self::with(path, connection, false)
+    }
+
+    fn with(path: &Path, connection: Connection, writable: bool) -> Result<Database, TablesError> {
+        let mut database = Database {
+            path: path.to_path_buf(),
+            connection,
+            writable,
+            in_batch: false,
+            tables: HashMap::new(),
+        };
+        database.tables = database.read_tables()?;
+        Ok(database)
+    }
+
+    fn read_tables(&self) -> Result<HashMap<String, Arc<Table>>, TablesError> {
+        let fail = |e| storage(&self.path, "read the tables", e);
+        let mut statement = self
+            .connection
+            .prepare("SELECT id, name, key_schema FROM tables")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(fail)?;
+        let mut tables = HashMap::new();
+        for row in rows {
+            let (id, name, schema) = row.map_err(fail)?;
+            let schema: TableSchema =
+                serde_json::from_str(&schema).map_err(|e| TablesError::Corrupt {
+                    table: name.clone(),
+                    message: format!("its key schema: {e}"),
+                })?;
+            tables.insert(name, Arc::new(Table { id, schema }));
+        }
+        Ok(tables)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The key schema of `table`, if it is defined.
+    pub fn schema(&self, table: &str) -> Option<&TableSchema> {
+        self.tables.get(table).map(|t| &t.schema)
+    }
+
+    /// Every defined table and its schema.
+    pub fn schemas(&self) -> impl Iterator<Item = (&str, &TableSchema)> {
+        self.tables.iter().map(|(n, t)| (n.as_str(), &t.schema))
+    }
+
+    /// Define `table` with `schema`. A table defined with another schema is redefined, its
+    /// items placed again by the new key (refused, and nothing changed, when one of them has
+    /// no value for it).
+    pub fn define(&mut self, table: &str, schema: &TableSchema) -> Result<(), TablesError> {
+        if self.schema(table) == Some(schema) {
+            return Ok(());
+        }
+        self.begin()?;
+        let text = serde_json::to_string(schema).unwrap_or_default();
+        let fail = |e| storage(&self.path, "define a table", e);
+        match self.tables.get(table).cloned() {
+            None => {
+                self.connection
+                    .execute(
+                        "INSERT INTO tables (name, key_schema) VALUES (?1, ?2)",
+                        params![table, text],
+                    )
+                    .map_err(fail)?;
+                let id = self.connection.last_insert_rowid();
+                self.tables.insert(
+                    table.to_string(),
+                    Arc::new(Table {
+                        id,
+                        schema: schema.clone(),
+                    }),
+                );
+                Ok(())
+            }
+            Some(old) => {
+                let items = self.scan_all(table)?;
+                let new = Arc::new(Table {
+                    id: old.id,
+                    schema: schema.clone(),
+                });
+                let places = items
+                    .iter()
+                    .map(|item| place(table, &new.schema.key, item))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.in_savepoint(|db| {
+                    let fail = |e| storage(&db.path, "define a table", e);
+                    for statement in [
+                        "DELETE FROM items WHERE table_id = ?1",
+                        "DELETE FROM index_entries WHERE table_id = ?1",
+                    ] {
+                        db.connection.execute(statement, [old.id]).map_err(fail)?;
+                    }
+                    db.connection
+                        .execute(
+                            "UPDATE tables SET key_schema = ?2 WHERE id = ?1",
+                            params![old.id, text],
+                        )
+                        .map_err(fail)?;
+                    for (item, place) in items.iter().zip(places) {
+                        db.insert(table, &new, place, item)?;
+                    }
+                    Ok(())
+                })?;
+                self.tables.insert(table.to_string(), new);
+                Ok(())
+            }
+        }
+    }
+
+    /// The item of `table` with `key`'s key attributes.
+    pub fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, TablesError> {
+        let t = self.table(table)?;
+        let (pk, sk) = place(table, &t.schema.key, key)?;
+        self.item_at(table, t.id, &pk, &sk)
+    }
+
+    fn item_at(
+        &self,
+        table: &str,
+        id: i64,
+        pk: &[u8],
+        sk: &[u8],
+    ) -> Result<Option<Item>, TablesError> {
+        let fail = |e| storage(&self.path, "read an item", e);
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT item FROM items WHERE table_id = ?1 AND pk = ?2 AND sk = ?3")
+            .map_err(fail)?;
+        let text: Option<String> = statement
+            .query_row(params![id, pk, sk], |row| row.get(0))
+            .optional()
+            .map_err(fail)?;
+        text.map(|text| parse_item(table, &text)).transpose()
+    }
+
+    /// Apply `writes`, each to its table, all of them or (on an error) none. Every key is
+    /// checked before anything changes.
+    pub fn write(&mut self, writes: Vec<(String, Write)>) -> Result<(), TablesError> {
+        if !self.writable {
+            return Err(TablesError::ReadOnly);
+        }
+        let mut placed = Vec::with_capacity(writes.len());
+        for (table, write) in writes {
+            let t = self.table(&table)?.clone();
+            let (Write::Put(item) | Write::Delete(item)) = &write;
+            let place = place(&table, &t.schema.key, item)?;
+            placed.push((table, t, place, write));
+        }
+        self.begin()?;
+        self.in_savepoint(|db| {
+            for (table, t, place, write) in &placed {
+                match write {
+                    Write::Put(item) => db.insert(table, t, place.clone(), item)?,
+                    Write::Delete(_) => db.remove(table, t, place)?,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Put `item` at `place`, keeping the table's indexes.
+    fn insert(&self, table: &str, t: &Table, place: Place, item: &Item) -> Result<(), TablesError> {
+        let fail = |e| storage(&self.path, "write an item", e);
+        if !t.schema.indexes.is_empty() {
+            self.unindex(table, t, &place)?;
+        }
+        let text = serde_json::to_string(item).map_err(|e| TablesError::Corrupt {
+            table: table.to_string(),
+            message: e.to_string(),
+        })?;
+        self.connection
+            .prepare_cached(
+                "INSERT OR REPLACE INTO items (table_id, pk, sk, item) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(fail)?
+            .execute(params![t.id, place.0, place.1, text])
+            .map_err(fail)?;
+        for (index, schema) in &t.schema.indexes {
+            // An item without the index's key attributes is not in the index (a sparse index).
+            let Ok((ipk, isk)) = place_in_index(schema, item) else {
+                continue;
+            };
+            self.connection
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO index_entries \
+                     (table_id, index_name, pk, sk, item_pk, item_sk) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(fail)?
+                .execute(params![t.id, index, ipk, isk, place.0, place.1])
+                .map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Delete the item at `place` and its index entries.
+    fn remove(&self, table: &str, t: &Table, place: &Place) -> Result<(), TablesError> {
+        let fail = |e| storage(&self.path, "delete an item", e);
+        if !t.schema.indexes.is_empty() {
+            self.unindex(table, t, place)?;
+        }
+        self.connection
+            .prepare_cached("DELETE FROM items WHERE table_id = ?1 AND pk = ?2 AND sk = ?3")
+            .map_err(fail)?
+            .execute(params![t.id, place.0, place.1])
+            .map_err(fail)?;
+        Ok(())
+    }
+
+    /// Remove the index entries of the item now at `place`, if there is one.
+    fn unindex(&self, table: &str, t: &Table, place: &Place) -> Result<(), TablesError> {
+        let Some(old) = self.item_at(table, t.id, &place.0, &place.1)? else {
+            return Ok(());
+        };
+        let fail = |e| storage(&self.path, "write an index", e);
+        for (index, schema) in &t.schema.indexes {
+            let Ok((ipk, isk)) = place_in_index(schema, &old) else {
+                continue;
+            };
+            self.connection
+                .prepare_cached(
+                    "DELETE FROM index_entries WHERE table_id = ?1 AND index_name = ?2 \
+                     AND pk = ?3 AND sk = ?4 AND item_pk = ?5 AND item_sk = ?6",
+                )
+                .map_err(fail)?
+                .execute(params![t.id, index, ipk, isk, place.0, place.1])
+                .map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// The items of one partition of a table or an index, in sort-key order (an index's
+    /// items with equal sort keys in the table's key order).
+    pub fn query(&self, query: &KeyQuery) -> Result<Vec<Item>, TablesError> {
+        let t = self.table(query.table)?;
+        let bad = |problem| TablesError::BadKey {
+            table: query.table.to_string(),
+            attribute: "(query)".to_string(),
+            problem,
+        };
+        let pk = sortable_key::encode(query.partition)
+            .ok_or_else(|| bad("partition value must be a non-empty S, N or B value"))?;
+        // (lower bound, upper bound) on the sort key bytes.
+        let (from, until) = match &query.sort {
+            None => (Vec::new(), None),
+            Some(SortCondition::AtLeast(value)) => (
+                sortable_key::encode(value)
+                    .ok_or_else(|| bad("sort value must be a non-empty S, N or B value"))?,
+                None,
+            ),
+            Some(SortCondition::BeginsWith(value)) => {
+                let prefix = sortable_key::prefix(value)
+                    .ok_or_else(|| bad("begins_with takes a string or binary value"))?;
+                let until = sortable_key::after_prefix(&prefix);
+                (prefix, until)
+            }
+        };
+        let order = if query.ascending { "ASC" } else { "DESC" };
+        let upper = if until.is_some() { "AND e.sk < ?5" } else { "" };
+        // ?2, the index, is bound for both forms (SQLite numbers parameters up to the largest
+        // used); the table's own form does not read it.
+        let (sql, index) = match query.index {
+            None => (
+                format!(
+                    "SELECT e.item FROM items e WHERE e.table_id = ?1 AND e.pk = ?3 \
+                     AND e.sk >= ?4 {upper} ORDER BY e.sk {order}"
+                ),
+                "",
+            ),
+            Some(index) => {
+                if !t.schema.indexes.contains_key(index) {
+                    return Err(TablesError::UnknownIndex {
+                        table: query.table.to_string(),
+                        index: index.to_string(),
+                    });
+                }
+                (
+                    format!(
+                        "SELECT i.item FROM index_entries e JOIN items i \
+                         ON i.table_id = e.table_id AND i.pk = e.item_pk AND i.sk = e.item_sk \
+                         WHERE e.table_id = ?1 AND e.index_name = ?2 AND e.pk = ?3 \
+                         AND e.sk >= ?4 {upper} \
+                         ORDER BY e.sk {order}, e.item_pk {order}, e.item_sk {order}"
+                    ),
+                    index,
+                )
+            }
+        };
+        let fail = |e| storage(&self.path, "query", e);
+        let mut statement = self.connection.prepare_cached(&sql).map_err(fail)?;
+        let mut rows = match &until {
+            Some(until) => statement.query(params![t.id, index, pk, from, until]),
+            None => statement.query(params![t.id, index, pk, from]),
+        }
+        .map_err(fail)?;
+        let mut items = Vec::new();
+        while let Some(row) = rows.next().map_err(fail)? {
+            let text: String = row.get(0).map_err(fail)?;
+            items.push(parse_item(query.table, &text)?);
+        }
+        Ok(items)
+    }
+
+    /// Every item of `table` in key order, handed to `each` one at a time (a table larger
+    /// than memory is never held whole).
+    pub fn scan(
+        &self,
+        table: &str,
+        each: &mut dyn FnMut(Item) -> Result<(), TablesError>,
+    ) -> Result<(), TablesError> {
+        let Some(t) = self.tables.get(table) else {
+            return Ok(());
+        };
+        let fail = |e| storage(&self.path, "scan", e);
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT item FROM items WHERE table_id = ?1 ORDER BY pk, sk")
+            .map_err(fail)?;
+        let mut rows = statement.query([t.id]).map_err(fail)?;
+        while let Some(row) = rows.next().map_err(fail)? {
+            let text: String = row.get(0).map_err(fail)?;
+            each(parse_item(table, &text)?)?;
+        }
+        Ok(())
+    }
+
+    fn scan_all(&self, table: &str) -> Result<Vec<Item>, TablesError> {
+        let mut items = Vec::new();
+        self.scan(table, &mut |item| {
+            items.push(item);
+            Ok(())
+        })?;
+        Ok(items)
+    }
+
+    /// The tables that hold at least one item, by name.
+    pub fn table_names(&self) -> Result<Vec<String>, TablesError> {
+        let fail = |e| storage(&self.path, "list the tables", e);
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT name FROM tables t \
+                 WHERE EXISTS (SELECT 1 FROM items i WHERE i.table_id = t.id) ORDER BY name",
+            )
+            .map_err(fail)?;
+        let names = statement
+            .query_map([], |row| row.get(0))
+            .map_err(fail)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(fail)?;
+        Ok(names)
+    }
+
+    /// End the batch: every write so far is durable, and seen by other processes.
+    pub fn commit(&mut self) -> Result<(), TablesError> {
+        if self.in_batch {
+            self.connection
+                .execute_batch("COMMIT")
+                .map_err(|e| storage(&self.path, "commit", e))?;
+            self.in_batch = false;
+        }
+        Ok(())
+    }
+
+    /// Fold the write-ahead log into the database file (the end of a run): the state is one
+    /// file again, and the log does not grow with the history.
+    pub fn checkpoint(&mut self) -> Result<(), TablesError> {
+        self.commit()?;
+        self.connection
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .map_err(|e| storage(&self.path, "checkpoint", e))
+    }
+
+    fn begin(&mut self) -> Result<(), TablesError> {
+        if !self.writable {
+            return Err(TablesError::ReadOnly);
+        }
+        if !self.in_batch {
+            self.connection
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| storage(&self.path, "begin a batch", e))?;
+            self.in_batch = true;
+        }
+        Ok(())
+    }
+
+    /// Run `apply` so that its writes stay whole: on an error, none of them is kept.
+    fn in_savepoint(
+        &mut self,
+        apply: impl FnOnce(&Database) -> Result<(), TablesError>,
+    ) -> Result<(), TablesError> {
+        let fail = |e| storage(&self.path, "write", e);
+        self.connection
+            .execute_batch("SAVEPOINT writes")
+            .map_err(fail)?;
+        match apply(self) {
+            Ok(()) => self
+                .connection
+                .execute_batch("RELEASE writes")
+                .map_err(|e| storage(&self.path, "write", e)),
+            Err(error) => {
+                // The error is the one to report; a failed rollback leaves the batch's
+                // transaction to end without commit.
+                let _ = self
+                    .connection
+                    .execute_batch("ROLLBACK TO writes; RELEASE writes");
+                Err(error)
+            }
+        }
+    }
+
+    fn table(&self, table: &str) -> Result<&Arc<Table>, TablesError> {
+        self.tables
+            .get(table)
+            .ok_or_else(|| TablesError::UnknownTable(table.to_string()))
+    }
+}
+
+fn check_format(path: &Path, found: String) -> Result<(), TablesError> {
+    if found == FORMAT {
+        Ok(())
+    } else {
+        Err(TablesError::Format {
+            path: path.to_path_buf(),
+            found,
+            expected: FORMAT,
+        })
+    }
+}
+
+/// Where `item` goes in a table keyed by `key`.
+fn place(table: &str, key: &KeySchema, item: &Item) -> Result<Place, TablesError> {
+    let part = |name: &str| -> Result<Vec<u8>, TablesError> {
+        let bad = |problem| TablesError::BadKey {
+            table: table.to_string(),
+            attribute: name.to_string(),
+            problem,
+        };
+        let value = item.get(name).ok_or_else(|| bad("is missing"))?;
+        sortable_key::encode(value).ok_or_else(|| bad("must be a non-empty S, N or B value"))
+    };
+    let pk = part(&key.hash)?;
+    let sk = match &key.range {
+        Some(range) => part(range)?,
+        None => Vec::new(),
+    };
+    Ok((pk, sk))
+}
+
+/// Where `item` goes in an index, if it has the index's key attributes.
+fn place_in_index(key: &KeySchema, item: &Item) -> Result<Place, TablesError> {
+    place("", key, item)
+}
+
+fn parse_item(table: &str, text: &str) -> Result<Item, TablesError> {
+    serde_json::from_str(text).map_err(|e| TablesError::Corrupt {
+        table: table.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn storage(path: &Path, operation: &'static str, source: rusqlite::Error) -> TablesError {
+    match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            TablesError::Busy {
+                path: path.to_path_buf(),
+            }
+        }
+        _ => TablesError::Storage {
+            path: path.to_path_buf(),
+            operation,
+            source,
+        },
+    }
+}

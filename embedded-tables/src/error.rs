@@ -1,0 +1,55 @@
+//! What can go wrong with the embedded tables, and whether trying again can help.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TablesError {
+    /// The database file could not be opened, read or written (a full disk, permissions, a
+    /// file that is not a database). Another attempt may succeed once that is fixed.
+    #[error("{path}: {operation}: {source}", path = path.display())]
+    Storage {
+        path: PathBuf,
+        operation: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Another process holds the database for writing longer than the wait allows.
+    #[error("{path}: in use by another process", path = path.display())]
+    Busy { path: PathBuf },
+    /// A table the database has no key schema for.
+    #[error("table {0} is not defined")]
+    UnknownTable(String),
+    #[error("the table {table} does not have the specified index: {index}")]
+    UnknownIndex { table: String, index: String },
+    /// A key attribute missing or not a non-empty S, N or B value (DynamoDB's
+    /// ValidationException: no retry can change it).
+    #[error("key attribute {attribute} of table {table} {problem}")]
+    BadKey {
+        table: String,
+        attribute: String,
+        problem: &'static str,
+    },
+    /// A write on a database opened for reading.
+    #[error("the database was opened read-only")]
+    ReadOnly,
+    /// A stored item that does not read back as DynamoDB JSON: the file was changed by hand
+    /// or damaged.
+    #[error("table {table}: a stored item is not DynamoDB JSON: {message}")]
+    Corrupt { table: String, message: String },
+    /// A database written by a later version of this crate.
+    #[error("{path} has format {found}; this version reads format {expected}", path = path.display())]
+    Format {
+        path: PathBuf,
+        found: String,
+        expected: &'static str,
+    },
+}
+
+impl TablesError {
+    /// Whether the same operation may succeed later without anything in the request changing.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TablesError::Storage { .. } | TablesError::Busy { .. })
+    }
+}

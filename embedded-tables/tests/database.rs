@@ -1,0 +1,304 @@
+//! The database as its callers use it: define, write, read, query, commit, reopen.
+
+use std::collections::{BTreeMap, HashMap};
+
+use embedded_tables::{
+    Database, KeyQuery, KeySchema, SortCondition, TableSchema, TablesError, Write,
+};
+use serde_dynamo::{AttributeValue, Item};
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.into())
+}
+
+fn n(text: &str) -> AttributeValue {
+    AttributeValue::N(text.into())
+}
+
+fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+    Item::from(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<HashMap<_, _>>(),
+    )
+}
+
+fn key(hash: &str, range: Option<&str>) -> KeySchema {
+    KeySchema {
+        hash: hash.into(),
+        range: range.map(str::to_string),
+    }
+}
+
+/// The cost platform's shape: PK/SK and a GSI on GSI1PK/GSI1SK.
+fn single_table() -> TableSchema {
+    TableSchema {
+        key: key("PK", Some("SK")),
+        indexes: BTreeMap::from([("GSI1".to_string(), key("GSI1PK", Some("GSI1SK")))]),
+    }
+}
+
+fn sks(items: &[Item]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| match i.get("SK") {
+            Some(AttributeValue::S(sk)) => sk.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn written_items_read_back_and_survive_a_reopen_once_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    let a = item(&[
+        ("PK", s("E#1")),
+        ("SK", s("METADATA")),
+        ("Total", n("12.50")),
+    ]);
+    db.write(vec![("t".into(), Write::Put(a.clone()))]).unwrap();
+    let key = item(&[("PK", s("E#1")), ("SK", s("METADATA"))]);
+    assert_eq!(
+        db.get("t", &key).unwrap(),
+        Some(a.clone()),
+        "seen before the commit"
+    );
+    db.commit().unwrap();
+    // Written after the last commit: gone with the process.
+    let b = item(&[("PK", s("E#2")), ("SK", s("METADATA"))]);
+    db.write(vec![("t".into(), Write::Put(b.clone()))]).unwrap();
+    drop(db);
+
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.schema("t"), Some(&single_table()));
+    assert_eq!(db.get("t", &key).unwrap(), Some(a));
+    assert_eq!(db.get("t", &b).unwrap(), None);
+}
+
+#[test]
+fn a_set_of_writes_is_kept_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("s.sqlite")).unwrap();
+    db.define("t", &single_table()).unwrap();
+    let good = item(&[("PK", s("E#1")), ("SK", s("A"))]);
+    let no_sort_key = item(&[("PK", s("E#1"))]);
+    let error = db
+        .write(vec![
+            ("t".into(), Write::Put(good.clone())),
+            ("t".into(), Write::Put(no_sort_key)),
+        ])
+        .unwrap_err();
+    assert!(
+        matches!(&error, TablesError::BadKey { attribute, .. } if attribute == "SK"),
+        "{error}"
+    );
+    assert!(!error.is_retryable());
+    assert_eq!(db.get("t", &good).unwrap(), None);
+    let error = db
+        .write(vec![("nope".into(), Write::Put(good.clone()))])
+        .unwrap_err();
+    assert!(matches!(error, TablesError::UnknownTable(_)), "{error}");
+}
+
+#[test]
+fn a_query_reads_one_partition_in_sort_key_order_with_its_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("s.sqlite")).unwrap();
+    db.define("t", &single_table()).unwrap();
+    let mut writes = Vec::new();
+    for sk in [
+        "STORAGE#b",
+        "CALCULATION#1",
+        "SERVER#b",
+        "METADATA",
+        "SERVER#a",
+        "DATABASE#x",
+    ] {
+        writes.push((
+            "t".to_string(),
+            Write::Put(item(&[("PK", s("E#1")), ("SK", s(sk))])),
+        ));
+    }
+    writes.push((
+        "t".into(),
+        Write::Put(item(&[("PK", s("E#2")), ("SK", s("SERVER#z"))])),
+    ));
+    db.write(writes).unwrap();
+    let query = |sort, ascending| {
+        db.query(&KeyQuery {
+            table: "t",
+            index: None,
+            partition: &s("E#1"),
+            sort,
+            ascending,
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        sks(&query(Some(SortCondition::BeginsWith(s("SERVER#"))), true)),
+        ["SERVER#a", "SERVER#b"]
+    );
+    assert_eq!(
+        sks(&query(Some(SortCondition::AtLeast(s("DATABASE#"))), true)),
+        [
+            "DATABASE#x",
+            "METADATA",
+            "SERVER#a",
+            "SERVER#b",
+            "STORAGE#b"
+        ]
+    );
+    assert_eq!(
+        sks(&query(None, false)),
+        [
+            "STORAGE#b",
+            "SERVER#b",
+            "SERVER#a",
+            "METADATA",
+            "DATABASE#x",
+            "CALCULATION#1"
+        ]
+    );
+}
+
+#[test]
+fn numbers_sort_by_value_and_an_index_follows_puts_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("s.sqlite")).unwrap();
+    let schema = TableSchema {
+        key: key("id", None),
+        indexes: BTreeMap::from([("byProvider".to_string(), key("providerId", Some("at")))]),
+    };
+    db.define("reviews", &schema).unwrap();
+    let review = |id: &str, provider: &str, at: &str| {
+        item(&[("id", s(id)), ("providerId", s(provider)), ("at", n(at))])
+    };
+    db.write(vec![
+        ("reviews".into(), Write::Put(review("r1", "p1", "10"))),
+        ("reviews".into(), Write::Put(review("r2", "p1", "9"))),
+        ("reviews".into(), Write::Put(review("r3", "p1", "100"))),
+        ("reviews".into(), Write::Put(review("r4", "p2", "1"))),
+        // Without the index's sort key: not in the index.
+        (
+            "reviews".into(),
+            Write::Put(item(&[("id", s("r5")), ("providerId", s("p1"))])),
+        ),
+    ])
+    .unwrap();
+    let by_provider = |db: &Database| {
+        db.query(&KeyQuery {
+            table: "reviews",
+            index: Some("byProvider"),
+            partition: &s("p1"),
+            sort: None,
+            ascending: true,
+        })
+        .unwrap()
+        .iter()
+        .map(|i| match i.get("id") {
+            Some(AttributeValue::S(id)) => id.clone(),
+            _ => String::new(),
+        })
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(by_provider(&db), ["r2", "r1", "r3"]);
+    // r3 moves to p2, r2 goes: the index follows.
+    db.write(vec![
+        ("reviews".into(), Write::Put(review("r3", "p2", "100"))),
+        ("reviews".into(), Write::Delete(item(&[("id", s("r2"))]))),
+    ])
+    .unwrap();
+    assert_eq!(by_provider(&db), ["r1"]);
+    let error = db
+        .query(&KeyQuery {
+            table: "reviews",
+            index: Some("nope"),
+            partition: &s("p1"),
+            sort: None,
+            ascending: true,
+        })
+        .unwrap_err();
+    assert!(matches!(error, TablesError::UnknownIndex { .. }), "{error}");
+}
+
+#[test]
+fn a_redefined_table_places_its_items_by_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Database::open(&dir.path().join("s.sqlite")).unwrap();
+    // Learned the wrong way round first: `at` taken for the partition key.
+    db.define(
+        "conv",
+        &TableSchema {
+            key: key("at", Some("thread")),
+            indexes: BTreeMap::new(),
+        },
+    )
+    .unwrap();
+    let message = |at: &str| item(&[("thread", s("c-1")), ("at", s(at))]);
+    db.write(vec![
+        ("conv".into(), Write::Put(message("2"))),
+        ("conv".into(), Write::Put(message("1"))),
+    ])
+    .unwrap();
+    db.define(
+        "conv",
+        &TableSchema {
+            key: key("thread", Some("at")),
+            indexes: BTreeMap::new(),
+        },
+    )
+    .unwrap();
+    let found = db
+        .query(&KeyQuery {
+            table: "conv",
+            index: None,
+            partition: &s("c-1"),
+            sort: None,
+            ascending: true,
+        })
+        .unwrap();
+    assert_eq!(found, vec![message("1"), message("2")]);
+}
+
+#[test]
+fn a_reader_sees_what_the_writer_committed_while_it_writes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut writer = Database::open(&path).unwrap();
+    writer
+        .define(
+            "t",
+            &TableSchema {
+                key: key("id", None),
+                indexes: BTreeMap::new(),
+            },
+        )
+        .unwrap();
+    writer
+        .write(vec![("t".into(), Write::Put(item(&[("id", s("a"))])))])
+        .unwrap();
+    writer.commit().unwrap();
+    writer
+        .write(vec![("t".into(), Write::Put(item(&[("id", s("b"))])))])
+        .unwrap();
+
+    let reader = Database::open_read_only(&path).unwrap();
+    let mut seen = Vec::new();
+    reader
+        .scan("t", &mut |i| {
+            seen.push(i);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![item(&[("id", s("a"))])]);
+    assert_eq!(reader.table_names().unwrap(), ["t"]);
+    let error = Database::open_read_only(&path)
+        .unwrap()
+        .write(vec![("t".into(), Write::Put(item(&[("id", s("c"))])))])
+        .unwrap_err();
+    assert!(matches!(error, TablesError::ReadOnly));
+}
