@@ -1,5 +1,6 @@
 //! Issue 42: a replay killed (SIGKILL) at any moment leaves a state that opens, and running
-//! the same files again ends with the items of a run that was never killed.
+//! the same files again ends with the items of a run that was never killed; `state show`
+//! reads the state while a replay writes it.
 
 mod support;
 
@@ -96,9 +97,15 @@ fn a_replay_killed_at_any_moment_ends_as_one_never_killed() {
 
     let killed = dir.path().join("killed");
     let mut kills = 0;
+    let mut read_while_running = 0;
     for delay_ms in [40, 120, 250, 400, 600, 900, 1_300] {
         let mut child = replay(&files, &killed).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
+        if killed.join("state.sqlite").exists() && child.try_wait().unwrap().is_none() {
+            // Read while the replay writes: its last committed batch.
+            items(&killed);
+            read_while_running += 1;
+        }
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
@@ -110,6 +117,10 @@ fn a_replay_killed_at_any_moment_ends_as_one_never_killed() {
         }
     }
     assert!(kills >= 3, "the replays were killed mid-way: {kills}");
+    assert!(
+        read_while_running >= 1,
+        "state show read a state being written"
+    );
     assert!(replay(&files, &killed).status().unwrap().success());
     assert_eq!(items(&killed), expected);
 }

@@ -298,3 +298,54 @@ fn the_room_check_reads_grouped_and_multi_line_imports() {
         vec!["lanes", "BatchOptions", "record", "plan"]
     );
 }
+
+/// The embedded tables (issue 42): the crate knows nothing of the worker (its API is tables,
+/// items and keys), and the adapter's files in `src/adapters/embedded/` import no circle.
+#[test]
+fn the_embedded_tables_stand_alone_and_their_adapter_imports_no_circle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("embedded-tables/src"), &mut files);
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            assert!(
+                !line.contains("handlers::") && !line.contains("ddb_stream_worker::"),
+                "{}:{}: the embedded-tables crate uses the worker: {line}",
+                file.display(),
+                number + 1
+            );
+        }
+    }
+    let dir = root.join("src/adapters/embedded");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let stems: Vec<String> = files
+        .iter()
+        .map(|f| f.file_stem().unwrap().to_string_lossy().to_string())
+        .collect();
+    // file -> the sibling modules it names (`super::store`, `use super::{files, store}`)
+    let imports: BTreeMap<String, Vec<String>> = files
+        .iter()
+        .zip(&stems)
+        .map(|(file, stem)| {
+            let text = std::fs::read_to_string(file).unwrap();
+            let named = stems
+                .iter()
+                .filter(|other| *other != stem && *other != "mod")
+                .filter(|other| {
+                    text.contains(&format!("super::{other}"))
+                        || (stem == "mod" && text.contains(&format!("{other}::")))
+                })
+                .cloned()
+                .collect();
+            (stem.clone(), named)
+        })
+        .collect();
+    for (file, named) in &imports {
+        for other in named {
+            let back = imports.get(other).is_some_and(|n| n.contains(file));
+            assert!(!back, "{file}.rs and {other}.rs import each other");
+        }
+    }
+}

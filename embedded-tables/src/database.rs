@@ -4,7 +4,9 @@
 //! by [`Database::commit`]; the reads of the same [`Database`] see the writes before the
 //! commit, other processes (`state show`) see the last commit. A set of writes handed over at
 //! once ([`Database::write`]) is applied whole or not at all. SQLite keeps the items on disk
-//! and the pages in use in a cache of bounded size ([`CACHE_KIB`]).
+//! and the pages in use in a cache of bounded size ([`CACHE_KIB`]); the items read or written
+//! last are kept decoded besides ([`CACHED_ITEMS`]), so that a batch reading back what it
+//! wrote (an aggregate, a thread's state) costs neither SQLite nor JSON.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,13 @@ pub const FORMAT: &str = "1";
 
 /// SQLite's page cache, in KiB: the memory the tables take whatever their size.
 pub const CACHE_KIB: u32 = 32 * 1024;
+
+/// Pages of write-ahead log after which a commit folds it into the database file (SQLite's
+/// default is 1,000): a page written by many batches in between is written back once.
+const CHECKPOINT_PAGES: u32 = 16_384;
+
+/// How many decoded items are kept, the most recently used.
+pub const CACHED_ITEMS: usize = 16_384;
 
 /// How long a read waits for another process's checkpoint before it gives up.
 const BUSY_WAIT_MS: u32 = 5_000;
@@ -116,6 +125,9 @@ pub struct Database {
     /// A batch's transaction is open.
     in_batch: bool,
     tables: HashMap<String, Arc<Table>>,
+    /// Items by table id and place, as last read or written (the database's own, committed
+    /// or in the open batch).
+    cache: lru::LruCache<(i64, Place), Item>,
 }
 
 impl Database {
@@ -129,6 +141,7 @@ impl Database {
         connection
             .execute_batch(&format!(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                 PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}; \
                  PRAGMA cache_size=-{CACHE_KIB}; PRAGMA busy_timeout={BUSY_WAIT_MS}; {SCHEMA}"
             ))
             .map_err(|e| storage(path, "create the schema", e))?;
@@ -166,12 +179,17 @@ impl Database {
     }
 
     fn with(path: &Path, connection: Connection, writable: bool) -> Result<Database, TablesError> {
+        // Every statement this module runs, prepared once (the default keeps 16).
+        connection.set_prepared_statement_cache_capacity(64);
         let mut database = Database {
             path: path.to_path_buf(),
             connection,
             writable,
             in_batch: false,
             tables: HashMap::new(),
+            cache: lru::LruCache::new(
+                std::num::NonZeroUsize::new(CACHED_ITEMS).unwrap_or(std::num::NonZeroUsize::MIN),
+            ),
         };
         database.tables = database.read_tables()?;
         Ok(database)
@@ -277,16 +295,26 @@ impl Database {
                     Ok(())
                 })?;
                 self.tables.insert(table.to_string(), new);
+                // The items are at other places now.
+                self.cache.clear();
                 Ok(())
             }
         }
     }
 
     /// The item of `table` with `key`'s key attributes.
-    pub fn get(&self, table: &str, key: &Item) -> Result<Option<Item>, TablesError> {
-        let t = self.table(table)?;
-        let (pk, sk) = place(table, &t.schema.key, key)?;
-        self.item_at(table, t.id, &pk, &sk)
+    pub fn get(&mut self, table: &str, key: &Item) -> Result<Option<Item>, TablesError> {
+        let t = self.table(table)?.clone();
+        let place = place(table, &t.schema.key, key)?;
+        let cached = (t.id, place);
+        if let Some(item) = self.cache.get(&cached) {
+            return Ok(Some(item.clone()));
+        }
+        let found = self.item_at(table, t.id, &cached.1 .0, &cached.1 .1)?;
+        if let Some(item) = &found {
+            self.cache.put(cached, item.clone());
+        }
+        Ok(found)
     }
 
     fn item_at(
@@ -322,7 +350,7 @@ impl Database {
             placed.push((table, t, place, write));
         }
         self.begin()?;
-        self.in_savepoint(|db| {
+        let apply = |db: &Database| {
             for (table, t, place, write) in &placed {
                 match write {
                     Write::Put(item) => db.insert(table, t, place.clone(), item)?,
@@ -330,26 +358,65 @@ impl Database {
                 }
             }
             Ok(())
-        })
+        };
+        // One statement is whole by itself (an item of a table without an index); more need a
+        // savepoint to be undone together.
+        match placed.as_slice() {
+            [(_, t, _, _)] if t.schema.indexes.is_empty() => apply(self)?,
+            _ => self.in_savepoint(apply)?,
+        }
+        for (_, t, place, write) in placed {
+            match write {
+                Write::Put(item) => {
+                    self.cache.put((t.id, place), item);
+                }
+                Write::Delete(_) => {
+                    self.cache.pop(&(t.id, place));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Put `item` at `place`, keeping the table's indexes.
     fn insert(&self, table: &str, t: &Table, place: Place, item: &Item) -> Result<(), TablesError> {
         let fail = |e| storage(&self.path, "write an item", e);
-        if !t.schema.indexes.is_empty() {
-            self.unindex(table, t, &place)?;
-        }
         let text = serde_json::to_string(item).map_err(|e| TablesError::Corrupt {
             table: table.to_string(),
             message: e.to_string(),
         })?;
-        self.connection
-            .prepare_cached(
-                "INSERT OR REPLACE INTO items (table_id, pk, sk, item) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(fail)?
-            .execute(params![t.id, place.0, place.1, text])
-            .map_err(fail)?;
+        let values = params![t.id, place.0, place.1, text];
+        if t.schema.indexes.is_empty() {
+            self.connection
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO items (table_id, pk, sk, item) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(fail)?
+                .execute(values)
+                .map_err(fail)?;
+        } else {
+            // Tried as a new item first: most are (audit items, history), and a new item has
+            // no index entries to remove, so the one it replaces need not be read.
+            let inserted = self
+                .connection
+                .prepare_cached(
+                    "INSERT INTO items (table_id, pk, sk, item) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(fail)?
+                .execute(values)
+                .map_err(fail)?;
+            if inserted == 0 {
+                self.unindex(table, t, &place)?;
+                self.connection
+                    .prepare_cached(
+                        "UPDATE items SET item = ?4 WHERE table_id = ?1 AND pk = ?2 AND sk = ?3",
+                    )
+                    .map_err(fail)?
+                    .execute(values)
+                    .map_err(fail)?;
+            }
+        }
         for (index, schema) in &t.schema.indexes {
             // An item without the index's key attributes is not in the index (a sparse index).
             let Ok((ipk, isk)) = place_in_index(schema, item) else {
@@ -384,8 +451,13 @@ impl Database {
 
     /// Remove the index entries of the item now at `place`, if there is one.
     fn unindex(&self, table: &str, t: &Table, place: &Place) -> Result<(), TablesError> {
-        let Some(old) = self.item_at(table, t.id, &place.0, &place.1)? else {
-            return Ok(());
+        let cached = self.cache.peek(&(t.id, place.clone())).cloned();
+        let old = match cached {
+            Some(old) => old,
+            None => match self.item_at(table, t.id, &place.0, &place.1)? {
+                Some(old) => old,
+                None => return Ok(()),
+            },
         };
         let fail = |e| storage(&self.path, "write an index", e);
         for (index, schema) in &t.schema.indexes {
@@ -529,9 +601,11 @@ impl Database {
     /// End the batch: every write so far is durable, and seen by other processes.
     pub fn commit(&mut self) -> Result<(), TablesError> {
         if self.in_batch {
-            self.connection
-                .execute_batch("COMMIT")
-                .map_err(|e| storage(&self.path, "commit", e))?;
+            if let Err(e) = self.connection.execute_batch("COMMIT") {
+                // What the batch wrote may be gone with it.
+                self.cache.clear();
+                return Err(storage(&self.path, "commit", e));
+            }
             self.in_batch = false;
         }
         Ok(())
@@ -565,13 +639,10 @@ impl Database {
         apply: impl FnOnce(&Database) -> Result<(), TablesError>,
     ) -> Result<(), TablesError> {
         let fail = |e| storage(&self.path, "write", e);
-        self.connection
-            .execute_batch("SAVEPOINT writes")
-            .map_err(fail)?;
+        self.run_cached("SAVEPOINT writes").map_err(fail)?;
         match apply(self) {
             Ok(()) => self
-                .connection
-                .execute_batch("RELEASE writes")
+                .run_cached("RELEASE writes")
                 .map_err(|e| storage(&self.path, "write", e)),
             Err(error) => {
                 // The error is the one to report; a failed rollback leaves the batch's
@@ -582,6 +653,11 @@ impl Database {
                 Err(error)
             }
         }
+    }
+
+    /// Run a statement without parameters, prepared once.
+    fn run_cached(&self, sql: &str) -> Result<(), rusqlite::Error> {
+        self.connection.prepare_cached(sql)?.execute([]).map(|_| ())
     }
 
     fn table(&self, table: &str) -> Result<&Arc<Table>, TablesError> {

@@ -73,7 +73,7 @@ fn written_items_read_back_and_survive_a_reopen_once_committed() {
     db.write(vec![("t".into(), Write::Put(b.clone()))]).unwrap();
     drop(db);
 
-    let db = Database::open(&path).unwrap();
+    let mut db = Database::open(&path).unwrap();
     assert_eq!(db.schema("t"), Some(&single_table()));
     assert_eq!(db.get("t", &key).unwrap(), Some(a));
     assert_eq!(db.get("t", &b).unwrap(), None);

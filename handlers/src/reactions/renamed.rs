@@ -290,10 +290,7 @@ impl<R: Reaction> Reaction for Renamed<R> {
     }
 
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
-        let tables = RenamedTables {
-            tables: ports.tables,
-            renaming: &self.renaming,
-        };
+        let tables = self.tables_of(ports);
         let ports = Ports {
             tables: &tables,
             ..ports
@@ -310,10 +307,7 @@ impl<R: Reaction> Reaction for Renamed<R> {
         changes: &[&Change],
         ports: Ports<'_>,
     ) -> Vec<Result<Reacted, ReactionError>> {
-        let tables = RenamedTables {
-            tables: ports.tables,
-            renaming: &self.renaming,
-        };
+        let tables = self.tables_of(ports);
         let ports = Ports {
             tables: &tables,
             ..ports
@@ -333,6 +327,14 @@ impl<R: Reaction> Reaction for Renamed<R> {
 }
 
 impl<R> Renamed<R> {
+    /// The tables as the reaction sees them.
+    fn tables_of<'a>(&'a self, ports: Ports<'a>) -> RenamedTables<'a> {
+        RenamedTables {
+            tables: ports.tables,
+            renaming: &self.renaming,
+        }
+    }
+
     /// `change` as the reaction reads it.
     fn seed_change<'c>(&self, change: &'c Change) -> Cow<'c, Change> {
         if self.reads_seed_names {
