@@ -48,8 +48,8 @@ CREATE TABLE IF NOT EXISTS items (
     pk BLOB NOT NULL,
     sk BLOB NOT NULL,
     item TEXT NOT NULL,
-    PRIMARY KEY (table_id, pk, sk)
-) WITHOUT ROWID;
+    UNIQUE (table_id, pk, sk)
+);
 CREATE TABLE IF NOT EXISTS index_entries (
     table_id INTEGER NOT NULL,
     index_name TEXT NOT NULL,
