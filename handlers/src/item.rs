@@ -297,8 +297,7 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 }
 
 /// An item that serializes with the attribute names in order at every level, as [`sorted`]
-/// does, without building a `serde_json::Value` copy of it first (compaction writes every item
-/// of a table).
+/// does, without building a `serde_json::Value` copy of it first (reports write many items).
 pub struct SortedItem<'a>(pub &'a Item);
 
 struct SortedValue<'a>(&'a AttributeValue);

@@ -62,7 +62,7 @@ enum Command {
         #[arg(long, conflicts_with_all = ["endpoint_url", "aws"])]
         no_apply: bool,
         /// At the end, print to stderr the time spent per stage (decode, own-change apply,
-        /// reactions, folds, journal, compaction...).
+        /// reactions, folds, sync, checkpoint...).
         #[arg(long)]
         timings: bool,
         /// Apply an event source mapping's FilterCriteria as `stream` and Lambda do, so a

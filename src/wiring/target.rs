@@ -45,7 +45,7 @@ pub enum TargetError {
 /// A target's adapters, and what a command needs of it besides.
 pub struct Connected {
     pub adapters: Adapters,
-    /// The embedded state, whose journal the command syncs; None on an endpoint or AWS.
+    /// The embedded state, whose batches the command commits; None on an endpoint or AWS.
     pub state: Option<Arc<EmbeddedState>>,
     /// The SDK configuration, for the clients a command needs besides the adapters; None on
     /// the embedded state.
