@@ -424,6 +424,14 @@ impl Catalog {
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
+    /// Whether which of `table`'s two key attributes is the partition key was guessed
+    /// ([`TableSchema::guessed`]); without copying its schema.
+    pub fn guessed(&self, table: &str) -> bool {
+        self.tables
+            .read()
+            .is_ok_and(|t| t.get(table).is_some_and(|schema| schema.guessed))
+    }
+
     pub fn schema(&self, table: &str) -> Option<TableSchema> {
         self.tables.read().ok()?.get(table).cloned()
     }

@@ -451,17 +451,20 @@ impl Database {
 
     /// Remove the index entries of the item now at `place`, if there is one.
     fn unindex(&self, table: &str, t: &Table, place: &Place) -> Result<(), TablesError> {
-        let cached = self.cache.peek(&(t.id, place.clone())).cloned();
-        let old = match cached {
+        let read;
+        let old = match self.cache.peek(&(t.id, place.clone())) {
             Some(old) => old,
             None => match self.item_at(table, t.id, &place.0, &place.1)? {
-                Some(old) => old,
+                Some(old) => {
+                    read = old;
+                    &read
+                }
                 None => return Ok(()),
             },
         };
         let fail = |e| storage(&self.path, "write an index", e);
         for (index, schema) in &t.schema.indexes {
-            let Ok((ipk, isk)) = place_in_index(schema, &old) else {
+            let Ok((ipk, isk)) = place_in_index(schema, old) else {
                 continue;
             };
             self.connection

@@ -77,9 +77,7 @@ fn partitions_of(
         for reaction in reactions.iter().filter(|r| r.applies(change)) {
             keys.extend(reaction.partitions(change).into_iter().map(|named| {
                 match named.split_once('\u{0}') {
-                    Some((table, _)) if catalog.schema(table).is_some_and(|s| s.guessed) => {
-                        whole_table(table)
-                    }
+                    Some((table, _)) if catalog.guessed(table) => whole_table(table),
                     _ => named,
                 }
             }));

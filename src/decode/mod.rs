@@ -113,8 +113,10 @@ pub fn check_records(
     let mut each = |probe: RecordProbe, _| {
         named |= probe.names_table;
         first_event_id.get_or_insert(probe.event_id);
-        if let (Some(table), 2) = (table.map(str::to_string).or(probe.table), probe.keys.len()) {
-            composite_keys.entry(table).or_insert(probe.keys);
+        if probe.keys.len() == 2 {
+            if let Some(table) = table.map(str::to_string).or(probe.table) {
+                composite_keys.entry(table).or_insert(probe.keys);
+            }
         }
         Ok(())
     };

@@ -32,9 +32,10 @@ use thiserror::Error;
 use crate::adapters::atomic_file::write_atomic;
 use crate::adapters::{Applied, ChangeApplier, ParkedRecord, Parking};
 use crate::catalog::{Catalog, KeySchema};
+use embedded_tables::Write;
 use handlers::item::string_key;
 use handlers::{AttributeValue, Change, ChangeKind};
-use store::{key_names, Store, StoreWrite};
+use store::{key_names, Store};
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -87,27 +88,25 @@ impl EmbeddedState {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        catalog.learn_schema(
-            APPLIED_TABLE,
-            KeySchema {
-                hash: "eventId".into(),
-                range: None,
-            },
-        );
+        know_applied_table(&catalog);
         if earlier_format::is_earlier(root) {
             earlier_format::convert(root, &catalog).map_err(|message| StateError::Convert {
                 dir: root.to_path_buf(),
                 message,
             })?;
         }
-        let store = Store::open(root, catalog, true).map_err(|source| StateError::Tables {
+        let mut store = Store::open(root, catalog, true).map_err(|source| StateError::Tables {
             dir: root.to_path_buf(),
             source: Box::new(source),
+        })?;
+        let run = next_run(&mut store).map_err(|message| StateError::Io {
+            dir: root.to_path_buf(),
+            source: std::io::Error::other(message),
         })?;
         Ok(EmbeddedState {
             root: root.to_path_buf(),
             store: Mutex::new(store),
-            run: run_id(),
+            run,
             _lock: Some(lock),
         })
     }
@@ -118,13 +117,7 @@ impl EmbeddedState {
         if earlier_format::is_earlier(root) {
             drop(Self::open(root, catalog.clone(), false)?);
         }
-        catalog.learn_schema(
-            APPLIED_TABLE,
-            KeySchema {
-                hash: "eventId".into(),
-                range: None,
-            },
-        );
+        know_applied_table(&catalog);
         let store = Store::open(root, catalog, false).map_err(|source| StateError::Tables {
             dir: root.to_path_buf(),
             source: Box::new(source),
@@ -132,7 +125,8 @@ impl EmbeddedState {
         Ok(EmbeddedState {
             root: root.to_path_buf(),
             store: Mutex::new(store),
-            run: run_id(),
+            // Reading applies no record.
+            run: String::new(),
             _lock: None,
         })
     }
@@ -327,11 +321,11 @@ impl Tables for EmbeddedState {
                     return Err(condition_failed(table, existing.as_ref()));
                 }
             }
-            if existing.is_none() {
-                return Ok(None);
+            if existing.is_some() {
+                s.write(vec![(table.to_string(), Write::Delete(key.clone()))])
+                    .map_err(|e| invalid("DeleteItem", table, e))?;
             }
-            s.delete(table, key)
-                .map_err(|e| invalid("DeleteItem", table, e))
+            Ok(existing)
         })
     }
 
@@ -359,8 +353,8 @@ impl Tables for EmbeddedState {
             .into_iter()
             .map(|write| {
                 let write = match write {
-                    WriteRequest::Put(item) => StoreWrite::Put(expr::normalize_item(item)),
-                    WriteRequest::Delete(key) => StoreWrite::Delete(key),
+                    WriteRequest::Put(item) => Write::Put(expr::normalize_item(item)),
+                    WriteRequest::Delete(key) => Write::Delete(key),
                 };
                 (table.to_string(), write)
             })
@@ -414,7 +408,7 @@ impl Tables for EmbeddedState {
                 }
                 match item {
                     TransactItem::Put { table, item, .. } => {
-                        writes.push((table, StoreWrite::Put(expr::normalize_item(item))))
+                        writes.push((table, Write::Put(expr::normalize_item(item))))
                     }
                     TransactItem::Update { table, update, .. } => {
                         let mut next = existing
@@ -422,11 +416,9 @@ impl Tables for EmbeddedState {
                             .unwrap_or_else(|| expr::normalize_item(key.clone()));
                         expr::apply_update(&mut next, &update, &key_names(&schema))
                             .map_err(|e| fail(&table, e.0))?;
-                        writes.push((table, StoreWrite::Put(next)));
+                        writes.push((table, Write::Put(next)));
                     }
-                    TransactItem::Delete { table, .. } => {
-                        writes.push((table, StoreWrite::Delete(key)))
-                    }
+                    TransactItem::Delete { table, .. } => writes.push((table, Write::Delete(key))),
                     TransactItem::Check { .. } => {}
                 }
             }
@@ -564,9 +556,9 @@ impl ChangeApplier for EmbeddedState {
             }
             let write = match (&change.kind, &change.new) {
                 (ChangeKind::Insert | ChangeKind::Modify, Some(new)) => {
-                    StoreWrite::Put(expr::normalize_item(new.clone()))
+                    Write::Put(expr::normalize_item(new.clone()))
                 }
-                _ => StoreWrite::Delete(change.keys.clone()),
+                _ => Write::Delete(change.keys.clone()),
             };
             let mut marker = marker_key;
             marker.insert("table".into(), AttributeValue::S(change.table.clone()));
@@ -578,7 +570,7 @@ impl ChangeApplier for EmbeddedState {
             // One set of writes: the write and its marker survive a crash together or not at all.
             s.write(vec![
                 (change.table.clone(), write),
-                (APPLIED_TABLE.to_string(), StoreWrite::Put(marker)),
+                (APPLIED_TABLE.to_string(), Write::Put(marker)),
             ])
             .map_err(fail)?;
             Ok(Applied::Now)
@@ -586,10 +578,32 @@ impl ChangeApplier for EmbeddedState {
     }
 }
 
-/// A name for this process's run, unlike any other's: its process id and start time.
-fn run_id() -> String {
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{started}", std::process::id())
+/// The key of [`APPLIED_TABLE`], for the catalog.
+fn know_applied_table(catalog: &Catalog) {
+    catalog.learn_schema(
+        APPLIED_TABLE,
+        KeySchema {
+            hash: "eventId".into(),
+            range: None,
+        },
+    );
+}
+
+/// The number of this run of the state, one more than the last (kept in [`APPLIED_TABLE`]
+/// under `#run`, which no eventID can be): a name for the run that no clock decides.
+fn next_run(store: &mut Store) -> Result<String, String> {
+    let key = string_key(&[("eventId", "#run")]);
+    let last = store
+        .get(APPLIED_TABLE, &key)?
+        .and_then(|item| match item.get("runs") {
+            Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let run = last.saturating_add(1);
+    let mut item = key;
+    item.insert("runs".into(), AttributeValue::N(run.to_string()));
+    store.put(APPLIED_TABLE, item)?;
+    store.sync().map_err(|e| e.to_string())?;
+    Ok(run.to_string())
 }

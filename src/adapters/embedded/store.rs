@@ -23,13 +23,6 @@ use crate::stages::{measure, Stage};
 /// The database file in a state directory.
 pub(super) const DATABASE: &str = "state.sqlite";
 
-/// A write to apply: the whole item, or the key of the item to delete.
-#[derive(Debug, Clone)]
-pub(super) enum StoreWrite {
-    Put(Item),
-    Delete(Item),
-}
-
 pub(super) struct Store {
     database: Database,
     catalog: Catalog,
@@ -121,40 +114,25 @@ impl Store {
 
     pub(super) fn get(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
         let schema = self.schema(table)?;
-        for name in key_names(&schema) {
-            if !key.contains_key(name) {
-                return Err(missing_key(table, name));
-            }
-        }
+        require_key(table, &schema, key)?;
         self.database.get(table, key).map_err(|e| e.to_string())
     }
 
     pub(super) fn put(&mut self, table: &str, item: Item) -> Result<(), String> {
-        self.write(vec![(table.to_string(), StoreWrite::Put(item))])
-    }
-
-    pub(super) fn delete(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
-        let old = self.get(table, key)?;
-        self.write(vec![(table.to_string(), StoreWrite::Delete(key.clone()))])?;
-        Ok(old)
+        self.write(vec![(table.to_string(), Write::Put(item))])
     }
 
     /// Apply `writes` together: after a crash, all of them or none.
-    pub(super) fn write(&mut self, writes: Vec<(String, StoreWrite)>) -> Result<(), String> {
-        let mut checked = Vec::with_capacity(writes.len());
-        for (table, write) in writes {
-            let schema = self.schema(&table)?;
-            let (StoreWrite::Put(item) | StoreWrite::Delete(item)) = &write;
+    pub(super) fn write(&mut self, writes: Vec<(String, Write)>) -> Result<(), String> {
+        for (table, write) in &writes {
+            let schema = self.schema(table)?;
+            let (Write::Put(item) | Write::Delete(item)) = write;
             // Every key and item is checked before anything changes, by DynamoDB's rules (it
             // refuses the whole request).
-            for name in key_names(&schema) {
-                if !item.contains_key(name) {
-                    return Err(missing_key(&table, name));
-                }
-            }
-            let broken = value_rules::broken_key(&schema.key_of(item)).or_else(|| match &write {
-                StoreWrite::Put(item) => value_rules::first_broken(item),
-                StoreWrite::Delete(_) => None,
+            require_key(table, &schema, item)?;
+            let broken = value_rules::broken_key(&schema.key_of(item)).or_else(|| match write {
+                Write::Put(item) => value_rules::first_broken(item),
+                Write::Delete(_) => None,
             });
             if let Some(broken) = broken {
                 return Err(format!(
@@ -162,15 +140,8 @@ impl Store {
                     broken.path, broken.reason
                 ));
             }
-            checked.push((
-                table,
-                match write {
-                    StoreWrite::Put(item) => Write::Put(item),
-                    StoreWrite::Delete(key) => Write::Delete(schema.key_of(&key)),
-                },
-            ));
         }
-        self.database.write(checked).map_err(|e| e.to_string())
+        self.database.write(writes).map_err(|e| e.to_string())
     }
 
     /// Every item of `table` in key order.
@@ -284,6 +255,17 @@ fn undefined(table: &str) -> String {
 
 fn missing_key(table: &str, name: &str) -> String {
     format!("One of the required keys was not given a value: {name} (table {table})")
+}
+
+/// DynamoDB's refusal of a key without every key attribute.
+fn require_key(table: &str, schema: &KeySchema, key: &Item) -> Result<(), String> {
+    match key_names(schema)
+        .into_iter()
+        .find(|name| !key.contains_key(*name))
+    {
+        Some(name) => Err(missing_key(table, name)),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn key_names(schema: &KeySchema) -> Vec<&str> {
