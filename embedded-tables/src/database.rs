@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{AttributeValue, Item};
 
+use crate::checkpointer::Checkpointer;
 use crate::error::TablesError;
 use crate::sortable_key;
 
@@ -25,15 +26,20 @@ pub const FORMAT: &str = "1";
 /// SQLite's page cache, in KiB: the memory the tables take whatever their size.
 pub const CACHE_KIB: u32 = 32 * 1024;
 
-/// Pages of write-ahead log after which a commit folds it into the database file (SQLite's
-/// default is 1,000): a page written by many batches in between is written back once.
+/// Pages of write-ahead log after which a commit asks for them to be folded into the database
+/// file (SQLite's default is 1,000): a page written by many batches in between is written
+/// back once. The [`Checkpointer`] does it, on a thread of its own.
 const CHECKPOINT_PAGES: u32 = 16_384;
+
+/// Pages of write-ahead log after which the commit folds the rest of it itself and starts it
+/// over (the thread's checkpoints, beside the writer, never copy all of it).
+const RESTART_PAGES: u32 = 4 * CHECKPOINT_PAGES;
 
 /// How many decoded items are kept, the most recently used.
 pub const CACHED_ITEMS: usize = 16_384;
 
 /// How long a read waits for another process's checkpoint before it gives up.
-const BUSY_WAIT_MS: u32 = 5_000;
+pub(crate) const BUSY_WAIT_MS: u32 = 5_000;
 
 /// The schema, as `sqlite3` sees it (docs/embedded-state.md explains it for readers).
 const SCHEMA: &str = "
@@ -124,10 +130,15 @@ pub struct Database {
     writable: bool,
     /// A batch's transaction is open.
     in_batch: bool,
+    /// A write of this batch failed part way and the batch was undone.
+    abandoned: bool,
     tables: HashMap<String, Arc<Table>>,
     /// Items by table id and place, as last read or written (the database's own, committed
     /// or in the open batch).
     cache: lru::LruCache<(i64, Place), Item>,
+    /// Folds the write-ahead log into the file while batches run (a database open for
+    /// writing); dropped after the connection, whose last commit it may still be folding.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl Database {
@@ -157,7 +168,31 @@ impl Database {
             }
             Some(found) => check_format(path, found)?,
         }
-        Self::with(path, connection, true)
+        let mut database = Self::with(path, connection, true)?;
+        database.start_checkpointer()?;
+        Ok(database)
+    }
+
+    /// Fold the write-ahead log on a thread of its own from now on, in place of SQLite's
+    /// checkpoint in the commit (the hook replaces it; without the thread, SQLite's stays).
+    fn start_checkpointer(&mut self) -> Result<(), TablesError> {
+        let checkpointer = Checkpointer::start(&self.path);
+        if let Some(waker) = checkpointer.as_ref().map(Checkpointer::waker) {
+            self.connection
+                .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {
+                    if pages >= RESTART_PAGES as i32 {
+                        // Copies what the thread has not, and starts the log over. A failure
+                        // (a reader holding the log) leaves it to the next commit.
+                        let _ = wal.checkpoint_v2(rusqlite::wal::CheckpointMode::RESTART);
+                    } else if pages >= CHECKPOINT_PAGES as i32 {
+                        waker.wake();
+                    }
+                    Ok(())
+                }))
+                .map_err(|e| storage(&self.path, "configure", e))?;
+        }
+        self.checkpointer = checkpointer;
+        Ok(())
     }
 
     /// Open the database at `path` for reading only, while another process may write it: what
@@ -186,10 +221,12 @@ impl Database {
             connection,
             writable,
             in_batch: false,
+            abandoned: false,
             tables: HashMap::new(),
             cache: lru::LruCache::new(
                 std::num::NonZeroUsize::new(CACHED_ITEMS).unwrap_or(std::num::NonZeroUsize::MIN),
             ),
+            checkpointer: None,
         };
         database.tables = database.read_tables()?;
         Ok(database)
@@ -304,17 +341,30 @@ impl Database {
 
     /// The item of `table` with `key`'s key attributes.
     pub fn get(&mut self, table: &str, key: &Item) -> Result<Option<Item>, TablesError> {
+        self.get_with(table, key, |item| item.cloned())
+    }
+
+    /// What `read` makes of the item of `table` with `key`'s key attributes, lent rather than
+    /// copied (a condition to check reads it and keeps nothing).
+    pub fn get_with<R>(
+        &mut self,
+        table: &str,
+        key: &Item,
+        read: impl FnOnce(Option<&Item>) -> R,
+    ) -> Result<R, TablesError> {
+        self.check_not_abandoned()?;
         let t = self.table(table)?.clone();
         let place = place(table, &t.schema.key, key)?;
         let cached = (t.id, place);
         if let Some(item) = self.cache.get(&cached) {
-            return Ok(Some(item.clone()));
+            return Ok(read(Some(item)));
         }
         let found = self.item_at(table, t.id, &cached.1 .0, &cached.1 .1)?;
-        if let Some(item) = &found {
-            self.cache.put(cached, item.clone());
+        let result = read(found.as_ref());
+        if let Some(item) = found {
+            self.cache.put(cached, item);
         }
-        Ok(found)
+        Ok(result)
     }
 
     fn item_at(
@@ -350,20 +400,18 @@ impl Database {
             placed.push((table, t, place, write));
         }
         self.begin()?;
-        let apply = |db: &Database| {
-            for (table, t, place, write) in &placed {
-                match write {
-                    Write::Put(item) => db.insert(table, t, place.clone(), item)?,
-                    Write::Delete(_) => db.remove(table, t, place)?,
-                }
-            }
-            Ok(())
-        };
-        // One statement is whole by itself (an item of a table without an index); more need a
-        // savepoint to be undone together.
-        match placed.as_slice() {
-            [(_, t, _, _)] if t.schema.indexes.is_empty() => apply(self)?,
-            _ => self.in_savepoint(apply)?,
+        // No savepoint around the set: SQLite copies every page a savepoint touches aside (a
+        // third of a replay's time). A set fails part way only when SQLite does (a full disk,
+        // a damaged file), and then the whole batch is undone instead (see `abandon`).
+        let applied = placed
+            .iter()
+            .try_for_each(|(table, t, place, write)| match write {
+                Write::Put(item) => self.insert(table, t, place.clone(), item),
+                Write::Delete(_) => self.remove(table, t, place),
+            });
+        if let Err(error) = applied {
+            self.abandon();
+            return Err(error);
         }
         for (_, t, place, write) in placed {
             match write {
@@ -482,6 +530,7 @@ impl Database {
     /// The items of one partition of a table or an index, in sort-key order (an index's
     /// items with equal sort keys in the table's key order).
     pub fn query(&self, query: &KeyQuery) -> Result<Vec<Item>, TablesError> {
+        self.check_not_abandoned()?;
         let t = self.table(query.table)?;
         let bad = |problem| TablesError::BadKey {
             table: query.table.to_string(),
@@ -512,7 +561,7 @@ impl Database {
         let (sql, index) = match query.index {
             None => (
                 format!(
-                    "SELECT e.item FROM items e WHERE e.table_id = ?1 AND e.pk = ?3 \
+                    "SELECT e.pk, e.sk, e.item FROM items e WHERE e.table_id = ?1 AND e.pk = ?3 \
                      AND e.sk >= ?4 {upper} ORDER BY e.sk {order}"
                 ),
                 "",
@@ -526,7 +575,7 @@ impl Database {
                 }
                 (
                     format!(
-                        "SELECT i.item FROM index_entries e JOIN items i \
+                        "SELECT i.pk, i.sk, i.item FROM index_entries e JOIN items i \
                          ON i.table_id = e.table_id AND i.pk = e.item_pk AND i.sk = e.item_sk \
                          WHERE e.table_id = ?1 AND e.index_name = ?2 AND e.pk = ?3 \
                          AND e.sk >= ?4 {upper} \
@@ -545,8 +594,17 @@ impl Database {
         .map_err(fail)?;
         let mut items = Vec::new();
         while let Some(row) = rows.next().map_err(fail)? {
-            let text: String = row.get(0).map_err(fail)?;
-            items.push(parse_item(query.table, &text)?);
+            // An item kept decoded is copied rather than parsed again (a partition read
+            // often, such as an estimation's line items, is mostly in the cache). SQLite reads
+            // the item's text only when asked for it.
+            let place: Place = (row.get(0).map_err(fail)?, row.get(1).map_err(fail)?);
+            if let Some(item) = self.cache.peek(&(t.id, place)) {
+                items.push(item.clone());
+                continue;
+            }
+            let text = row.get_ref(2).map_err(fail)?;
+            let text = text.as_str().map_err(|e| fail(e.into()))?;
+            items.push(parse_item(query.table, text)?);
         }
         Ok(items)
     }
@@ -558,6 +616,7 @@ impl Database {
         table: &str,
         each: &mut dyn FnMut(Item) -> Result<(), TablesError>,
     ) -> Result<(), TablesError> {
+        self.check_not_abandoned()?;
         let Some(t) = self.tables.get(table) else {
             return Ok(());
         };
@@ -601,8 +660,14 @@ impl Database {
         Ok(names)
     }
 
-    /// End the batch: every write so far is durable, and seen by other processes.
+    /// End the batch: every write so far is durable, and seen by other processes. Refused
+    /// when a write of the batch failed part way: the batch was undone and must run again.
     pub fn commit(&mut self) -> Result<(), TablesError> {
+        if std::mem::take(&mut self.abandoned) {
+            return Err(TablesError::BatchUndone {
+                path: self.path.clone(),
+            });
+        }
         if self.in_batch {
             if let Err(e) = self.connection.execute_batch("COMMIT") {
                 // What the batch wrote may be gone with it.
@@ -618,15 +683,43 @@ impl Database {
     /// file again, and the log does not grow with the history.
     pub fn checkpoint(&mut self) -> Result<(), TablesError> {
         self.commit()?;
+        // Its last fold first (a checkpoint waits for no other).
+        self.checkpointer = None;
+        // Busy (a reader, `state show`, holding the end of the log beyond the wait) leaves the
+        // log to a later checkpoint: everything in it is committed all the same.
         self.connection
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-            .map_err(|e| storage(&self.path, "checkpoint", e))
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| storage(&self.path, "checkpoint", e))?;
+        // For what is written after.
+        self.start_checkpointer()
+    }
+
+    /// Undo the whole batch after a write failed part way, so that no set of writes is kept
+    /// in part; every read and write until [`Database::commit`] is refused, since what the
+    /// batch did before is gone too.
+    fn abandon(&mut self) {
+        // A failed rollback leaves the transaction to SQLite, which ends it unfinished.
+        let _ = self.connection.execute_batch("ROLLBACK");
+        self.in_batch = false;
+        self.abandoned = true;
+        self.cache.clear();
+    }
+
+    /// Refuse to go on with a batch that was undone.
+    fn check_not_abandoned(&self) -> Result<(), TablesError> {
+        if self.abandoned {
+            return Err(TablesError::BatchUndone {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn begin(&mut self) -> Result<(), TablesError> {
         if !self.writable {
             return Err(TablesError::ReadOnly);
         }
+        self.check_not_abandoned()?;
         if !self.in_batch {
             self.connection
                 .execute_batch("BEGIN IMMEDIATE")

@@ -31,6 +31,10 @@ pub enum TablesError {
         attribute: String,
         problem: &'static str,
     },
+    /// A write of the batch failed part way (see [`TablesError::Storage`]), and every write
+    /// of the batch was undone with it; running the batch again may succeed.
+    #[error("{path}: a write of this batch failed, so the whole batch was undone; run it again", path = path.display())]
+    BatchUndone { path: PathBuf },
     /// A write on a database opened for reading.
     #[error("the database was opened read-only")]
     ReadOnly,
@@ -50,6 +54,11 @@ pub enum TablesError {
 impl TablesError {
     /// Whether the same operation may succeed later without anything in the request changing.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TablesError::Storage { .. } | TablesError::Busy { .. })
+        matches!(
+            self,
+            TablesError::Storage { .. }
+                | TablesError::Busy { .. }
+                | TablesError::BatchUndone { .. }
+        )
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`database`]: the [`Database`]: open, define a table's key schema, get, write sets of
 //!   puts and deletes whole, query a partition of a table or an index, scan, commit.
+//! - `checkpointer`: folds the write-ahead log into the file on a thread of its own.
 //! - [`sortable_key`]: key values as bytes that sort as DynamoDB sorts them.
 //! - [`error`]: [`TablesError`], which says whether a retry can help.
 //!
@@ -10,6 +11,7 @@
 //! rules, which the caller applies (in this workspace, the embedded adapter of the ports);
 //! this crate keeps items by key, as they are given.
 
+mod checkpointer;
 pub mod database;
 pub mod error;
 pub mod sortable_key;

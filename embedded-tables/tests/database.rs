@@ -302,3 +302,86 @@ fn a_reader_sees_what_the_writer_committed_while_it_writes_on() {
         .unwrap_err();
     assert!(matches!(error, TablesError::ReadOnly));
 }
+
+/// The write-ahead log is folded into the file by a thread of the database's own while
+/// batches commit: a checkpoint (the end of a run) leaves it empty, waiting for that thread,
+/// and the database goes on writing after it.
+#[test]
+fn a_checkpoint_empties_the_log_and_writing_goes_on_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let wal = dir.path().join("state.sqlite-wal");
+    let mut db = Database::open(&path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    let big = "x".repeat(2_000);
+    for round in 0..3 {
+        for batch in 0..20 {
+            let writes = (0..100)
+                .map(|i| {
+                    let pk = format!("E#{round}-{batch}-{i}");
+                    let item = item(&[("PK", s(&pk)), ("SK", s("M")), ("Text", s(&big))]);
+                    ("t".to_string(), Write::Put(item))
+                })
+                .collect();
+            db.write(writes).unwrap();
+            db.commit().unwrap();
+        }
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() > 0,
+            "commits go to the log"
+        );
+        db.checkpoint().unwrap();
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "round {round}");
+    }
+    drop(db);
+    let mut db = Database::open_read_only(&path).unwrap();
+    let last = item(&[("PK", s("E#2-19-99")), ("SK", s("M"))]);
+    assert!(db.get("t", &last).unwrap().is_some());
+}
+
+/// A set of writes that fails part way (here on a stored item damaged by hand, which its
+/// replacement must read to keep the index) is not kept in part: the whole batch is undone,
+/// the rest of the batch is refused, and its commit says so, for the batch to run again.
+#[test]
+fn a_write_failing_part_way_undoes_the_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    let damaged = item(&[("PK", s("E#1")), ("SK", s("M")), ("GSI1PK", s("G"))]);
+    db.write(vec![("t".into(), Write::Put(damaged.clone()))])
+        .unwrap();
+    db.commit().unwrap();
+    drop(db);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE items SET item = 'not json'", [])
+        .unwrap();
+
+    let mut db = Database::open(&path).unwrap();
+    let earlier = item(&[("PK", s("E#2")), ("SK", s("M"))]);
+    db.write(vec![("t".into(), Write::Put(earlier.clone()))])
+        .unwrap();
+    let first_of_set = item(&[("PK", s("E#3")), ("SK", s("M"))]);
+    let failed = db.write(vec![
+        ("t".into(), Write::Put(first_of_set.clone())),
+        ("t".into(), Write::Put(damaged)),
+    ]);
+    assert!(
+        matches!(failed, Err(TablesError::Corrupt { .. })),
+        "{failed:?}"
+    );
+    let after = db.get("t", &earlier);
+    assert!(
+        matches!(after, Err(TablesError::BatchUndone { .. })),
+        "{after:?}"
+    );
+    let commit = db.commit();
+    assert!(
+        matches!(&commit, Err(e @ TablesError::BatchUndone { .. }) if e.is_retryable()),
+        "{commit:?}"
+    );
+    // The next batch sees the state before the undone one.
+    assert_eq!(db.get("t", &earlier).unwrap(), None);
+    assert_eq!(db.get("t", &first_of_set).unwrap(), None);
+}

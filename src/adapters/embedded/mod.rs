@@ -393,17 +393,22 @@ impl Tables for EmbeddedState {
                         "Transaction request cannot include multiple operations on one item".into(),
                     ));
                 }
-                let existing = s.get(table, &key).map_err(|e| fail(table, e))?;
-                let existing = existing.as_ref();
                 let condition = match &item {
                     TransactItem::Put { condition, .. }
                     | TransactItem::Update { condition, .. }
                     | TransactItem::Delete { condition, .. } => condition.as_ref(),
                     TransactItem::Check { condition, .. } => Some(condition),
                 };
+                // The item is read (lent, not copied) only for a condition or an update.
                 if let Some(condition) = condition {
-                    if !expr::holds(condition, existing) {
-                        return Err(condition_failed(table, existing));
+                    let failed = s
+                        .get_with(table, &key, |existing| {
+                            (!expr::holds(condition, existing))
+                                .then(|| condition_failed(table, existing))
+                        })
+                        .map_err(|e| fail(table, e))?;
+                    if let Some(failed) = failed {
+                        return Err(failed);
                     }
                 }
                 match item {
@@ -411,9 +416,9 @@ impl Tables for EmbeddedState {
                         writes.push((table, Write::Put(expr::normalize_item(item))))
                     }
                     TransactItem::Update { table, update, .. } => {
-                        let mut next = existing
-                            .cloned()
-                            .unwrap_or_else(|| expr::normalize_item(key.clone()));
+                        let existing = s.get(&table, &key).map_err(|e| fail(&table, e))?;
+                        let mut next =
+                            existing.unwrap_or_else(|| expr::normalize_item(key.clone()));
                         expr::apply_update(&mut next, &update, &key_names(&schema))
                             .map_err(|e| fail(&table, e.0))?;
                         writes.push((table, Write::Put(next)));

@@ -113,9 +113,21 @@ impl Store {
     }
 
     pub(super) fn get(&mut self, table: &str, key: &Item) -> Result<Option<Item>, String> {
+        self.get_with(table, key, |item| item.cloned())
+    }
+
+    /// What `read` makes of the item with `key`, lent rather than copied.
+    pub(super) fn get_with<R>(
+        &mut self,
+        table: &str,
+        key: &Item,
+        read: impl FnOnce(Option<&Item>) -> R,
+    ) -> Result<R, String> {
         let schema = self.schema(table)?;
         require_key(table, &schema, key)?;
-        self.database.get(table, key).map_err(|e| e.to_string())
+        self.database
+            .get_with(table, key, read)
+            .map_err(|e| e.to_string())
     }
 
     pub(super) fn put(&mut self, table: &str, item: Item) -> Result<(), String> {
