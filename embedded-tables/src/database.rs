@@ -4,14 +4,16 @@
 //! by [`Database::commit`]; the reads of the same [`Database`] see the writes before the
 //! commit, other processes (`state show`) see the last commit. A set of writes handed over at
 //! once ([`Database::write`]) is applied whole or not at all. SQLite keeps the items on disk
-//! and the pages in use in a cache of bounded size ([`CACHE_KIB`]); the items read or written
-//! last are kept decoded besides ([`CACHED_ITEMS`]), so that a batch reading back what it
-//! wrote (an aggregate, a thread's state) costs neither SQLite nor JSON.
+//! and the pages in use in a cache of bounded size ([`CACHE_KIB`]); the items read last, and
+//! those written over, are kept decoded besides ([`CACHED_ITEMS`]), so that a batch reading
+//! back what it wrote (an aggregate, a thread's state) or reading a partition again costs
+//! neither SQLite nor JSON. An item only ever written (an audit item) is not kept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{AttributeValue, Item};
@@ -216,6 +218,11 @@ impl Database {
     fn with(path: &Path, connection: Connection, writable: bool) -> Result<Database, TablesError> {
         // Every statement this module runs, prepared once (the default keeps 16).
         connection.set_prepared_statement_cache_capacity(64);
+        // A statement's plan does not depend on the values bound to it: without this, SQLite
+        // prepares a query with a sort-key range again at every run (a twentieth of a replay).
+        connection
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(|e| storage(path, "configure", e))?;
         let mut database = Database {
             path: path.to_path_buf(),
             connection,
@@ -327,7 +334,7 @@ impl Database {
                         )
                         .map_err(fail)?;
                     for (item, place) in items.iter().zip(places) {
-                        db.insert(table, &new, place, item)?;
+                        db.insert(table, &new, &place, item)?;
                     }
                     Ok(())
                 })?;
@@ -403,67 +410,75 @@ impl Database {
         // No savepoint around the set: SQLite copies every page a savepoint touches aside (a
         // third of a replay's time). A set fails part way only when SQLite does (a full disk,
         // a damaged file), and then the whole batch is undone instead (see `abandon`).
-        let applied = placed
-            .iter()
-            .try_for_each(|(table, t, place, write)| match write {
-                Write::Put(item) => self.insert(table, t, place.clone(), item),
-                Write::Delete(_) => self.remove(table, t, place),
-            });
-        if let Err(error) = applied {
-            self.abandon();
-            return Err(error);
-        }
-        for (_, t, place, write) in placed {
-            match write {
-                Write::Put(item) => {
-                    self.cache.put((t.id, place), item);
+        let mut replaced = Vec::with_capacity(placed.len());
+        for (table, t, place, write) in &placed {
+            let applied = match write {
+                Write::Put(item) => self.insert(table, t, place, item),
+                Write::Delete(_) => self.remove(table, t, place).map(|()| false),
+            };
+            match applied {
+                Ok(was_there) => replaced.push(was_there),
+                Err(error) => {
+                    self.abandon();
+                    return Err(error);
                 }
+            }
+        }
+        // Kept decoded: an item cached already or written over (state read and written again,
+        // a profile changed often); not one only ever written (audit items, markers), which
+        // would push out the items read again.
+        for ((_, t, place, write), replaced) in placed.into_iter().zip(replaced) {
+            let cached = (t.id, place);
+            match write {
+                Write::Put(item) if replaced || self.cache.contains(&cached) => {
+                    self.cache.put(cached, item);
+                }
+                Write::Put(_) => {}
                 Write::Delete(_) => {
-                    self.cache.pop(&(t.id, place));
+                    self.cache.pop(&cached);
                 }
             }
         }
         Ok(())
     }
 
-    /// Put `item` at `place`, keeping the table's indexes.
-    fn insert(&self, table: &str, t: &Table, place: Place, item: &Item) -> Result<(), TablesError> {
+    /// Put `item` at `place`, keeping the table's indexes; true when it replaced an item.
+    fn insert(
+        &self,
+        table: &str,
+        t: &Table,
+        place: &Place,
+        item: &Item,
+    ) -> Result<bool, TablesError> {
         let fail = |e| storage(&self.path, "write an item", e);
         let text = serde_json::to_string(item).map_err(|e| TablesError::Corrupt {
             table: table.to_string(),
             message: e.to_string(),
         })?;
         let values = params![t.id, place.0, place.1, text];
-        if t.schema.indexes.is_empty() {
+        // Tried as a new item first: most are (audit items, history, markers), and a new item
+        // has no index entries to remove, so the one it replaces need not be read.
+        let inserted = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO items (table_id, pk, sk, item) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .map_err(fail)?
+            .execute(values)
+            .map_err(fail)?;
+        let replaced = inserted == 0;
+        if replaced {
+            if !t.schema.indexes.is_empty() {
+                self.unindex(table, t, place)?;
+            }
             self.connection
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO items (table_id, pk, sk, item) VALUES (?1, ?2, ?3, ?4)",
+                    "UPDATE items SET item = ?4 WHERE table_id = ?1 AND pk = ?2 AND sk = ?3",
                 )
                 .map_err(fail)?
                 .execute(values)
                 .map_err(fail)?;
-        } else {
-            // Tried as a new item first: most are (audit items, history), and a new item has
-            // no index entries to remove, so the one it replaces need not be read.
-            let inserted = self
-                .connection
-                .prepare_cached(
-                    "INSERT INTO items (table_id, pk, sk, item) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .map_err(fail)?
-                .execute(values)
-                .map_err(fail)?;
-            if inserted == 0 {
-                self.unindex(table, t, &place)?;
-                self.connection
-                    .prepare_cached(
-                        "UPDATE items SET item = ?4 WHERE table_id = ?1 AND pk = ?2 AND sk = ?3",
-                    )
-                    .map_err(fail)?
-                    .execute(values)
-                    .map_err(fail)?;
-            }
         }
         for (index, schema) in &t.schema.indexes {
             // An item without the index's key attributes is not in the index (a sparse index).
@@ -480,7 +495,7 @@ impl Database {
                 .execute(params![t.id, index, ipk, isk, place.0, place.1])
                 .map_err(fail)?;
         }
-        Ok(())
+        Ok(replaced)
     }
 
     /// Delete the item at `place` and its index entries.
@@ -529,9 +544,9 @@ impl Database {
 
     /// The items of one partition of a table or an index, in sort-key order (an index's
     /// items with equal sort keys in the table's key order).
-    pub fn query(&self, query: &KeyQuery) -> Result<Vec<Item>, TablesError> {
+    pub fn query(&mut self, query: &KeyQuery) -> Result<Vec<Item>, TablesError> {
         self.check_not_abandoned()?;
-        let t = self.table(query.table)?;
+        let t = self.table(query.table)?.clone();
         let bad = |problem| TablesError::BadKey {
             table: query.table.to_string(),
             attribute: "(query)".to_string(),
@@ -594,17 +609,19 @@ impl Database {
         .map_err(fail)?;
         let mut items = Vec::new();
         while let Some(row) = rows.next().map_err(fail)? {
-            // An item kept decoded is copied rather than parsed again (a partition read
-            // often, such as an estimation's line items, is mostly in the cache). SQLite reads
-            // the item's text only when asked for it.
-            let place: Place = (row.get(0).map_err(fail)?, row.get(1).map_err(fail)?);
-            if let Some(item) = self.cache.peek(&(t.id, place)) {
+            // Items are kept decoded, so that a partition read often (an estimation's line
+            // items) is copied rather than parsed again. SQLite reads the item's text only
+            // when asked for it.
+            let cached = (t.id, (row.get(0).map_err(fail)?, row.get(1).map_err(fail)?));
+            if let Some(item) = self.cache.get(&cached) {
                 items.push(item.clone());
                 continue;
             }
             let text = row.get_ref(2).map_err(fail)?;
             let text = text.as_str().map_err(|e| fail(e.into()))?;
-            items.push(parse_item(query.table, text)?);
+            let item = parse_item(query.table, text)?;
+            self.cache.put(cached, item.clone());
+            items.push(item);
         }
         Ok(items)
     }

@@ -128,7 +128,7 @@ fn a_query_reads_one_partition_in_sort_key_order_with_its_condition() {
         Write::Put(item(&[("PK", s("E#2")), ("SK", s("SERVER#z"))])),
     ));
     db.write(writes).unwrap();
-    let query = |sort, ascending| {
+    let mut query = |sort, ascending| {
         db.query(&KeyQuery {
             table: "t",
             index: None,
@@ -189,7 +189,7 @@ fn numbers_sort_by_value_and_an_index_follows_puts_and_deletes() {
         ),
     ])
     .unwrap();
-    let by_provider = |db: &Database| {
+    let by_provider = |db: &mut Database| {
         db.query(&KeyQuery {
             table: "reviews",
             index: Some("byProvider"),
@@ -205,14 +205,14 @@ fn numbers_sort_by_value_and_an_index_follows_puts_and_deletes() {
         })
         .collect::<Vec<_>>()
     };
-    assert_eq!(by_provider(&db), ["r2", "r1", "r3"]);
+    assert_eq!(by_provider(&mut db), ["r2", "r1", "r3"]);
     // r3 moves to p2, r2 goes: the index follows.
     db.write(vec![
         ("reviews".into(), Write::Put(review("r3", "p2", "100"))),
         ("reviews".into(), Write::Delete(item(&[("id", s("r2"))]))),
     ])
     .unwrap();
-    assert_eq!(by_provider(&db), ["r1"]);
+    assert_eq!(by_provider(&mut db), ["r1"]);
     let error = db
         .query(&KeyQuery {
             table: "reviews",
