@@ -20,7 +20,7 @@ const NAME_PROPERTIES: &[&str] = &[
     "TopicName",
 ];
 
-/// The seed's buckets (cost-estimation-platform.md, pilotforce.md).
+/// The seed's buckets (the cost platform's proposals, PilotForce's assets).
 const SEED_BUCKETS: &[&str] = &["aws-cost-estimation-documents", "pilotforce-user-assets"];
 
 fn template() -> Value {

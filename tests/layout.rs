@@ -3,7 +3,7 @@
 //! registry depends on a reaction. Read from the sources' `crate::` paths, so a new import
 //! that points back up fails here with the file and the line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Each role and the roles it may import from (`lib.rs`'s table).
@@ -189,7 +189,7 @@ const ROOMS: &[(&str, &[&str])] = &[
         "src/batch",
         &[
             "window",
-            "record",
+            "run",
             "plan",
             "deferred",
             "report",
@@ -203,9 +203,9 @@ const ROOMS: &[(&str, &[&str])] = &[
     (
         "src/stream",
         &[
-            "capture",
+            "span",
             "delivery",
-            "lane",
+            "shard",
             "frontier",
             "counts",
             "on_failure",
@@ -213,7 +213,7 @@ const ROOMS: &[(&str, &[&str])] = &[
             "error",
             "progress",
             "sam_template",
-            "settings",
+            "mapping_settings",
             "stop",
             "filter_criteria",
             "reader",
@@ -222,11 +222,17 @@ const ROOMS: &[(&str, &[&str])] = &[
     ),
     (
         "handlers/src/reactions/provider_rating",
-        &["reconcile", "memory", "fold", "booking_slots", "rules"],
+        &[
+            "rating_reconcile",
+            "rating_memory",
+            "fold",
+            "booking_slots",
+            "rules",
+        ],
     ),
     (
         "handlers/src/reactions/thread_stats",
-        &["reconcile", "memory", "message_states"],
+        &["thread_reconcile", "thread_memory", "message_states"],
     ),
 ];
 
@@ -294,15 +300,17 @@ fn rooms_inside_a_folder_keep_their_direction() {
 #[test]
 fn the_room_check_reads_grouped_and_multi_line_imports() {
     assert_eq!(
-        super_names("use super::{lanes, BatchOptions,\n    record::Ran};\n// super::window\nsuper::plan::Plan"),
-        vec!["lanes", "BatchOptions", "record", "plan"]
+        super_names(
+            "use super::{lanes, BatchOptions,\n    run::Ran};\n// super::window\nsuper::plan::Plan"
+        ),
+        vec!["lanes", "BatchOptions", "run", "plan"]
     );
 }
 
 /// The embedded tables (issue 42): the crate knows nothing of the worker (its API is tables,
-/// items and keys), and the adapter's files in `src/adapters/embedded/` import no circle.
+/// items and keys).
 #[test]
-fn the_embedded_tables_stand_alone_and_their_adapter_imports_no_circle() {
+fn the_embedded_tables_stand_alone() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     rust_files(&root.join("embedded-tables/src"), &mut files);
@@ -317,35 +325,314 @@ fn the_embedded_tables_stand_alone_and_their_adapter_imports_no_circle() {
             );
         }
     }
-    let dir = root.join("src/adapters/embedded");
-    let mut files = Vec::new();
-    rust_files(&dir, &mut files);
-    let stems: Vec<String> = files
-        .iter()
-        .map(|f| f.file_stem().unwrap().to_string_lossy().to_string())
-        .collect();
-    // file -> the sibling modules it names (`super::store`, `use super::{files, store}`)
-    let imports: BTreeMap<String, Vec<String>> = files
-        .iter()
-        .zip(&stems)
-        .map(|(file, stem)| {
-            let text = std::fs::read_to_string(file).unwrap();
-            let named = stems
-                .iter()
-                .filter(|other| *other != stem && *other != "mod")
-                .filter(|other| {
-                    text.contains(&format!("super::{other}"))
-                        || (stem == "mod" && text.contains(&format!("{other}::")))
-                })
-                .cloned()
-                .collect();
-            (stem.clone(), named)
-        })
-        .collect();
-    for (file, named) in &imports {
-        for other in named {
-            let back = imports.get(other).is_some_and(|n| n.contains(file));
-            assert!(!back, "{file}.rs and {other}.rs import each other");
+}
+
+/// The source folders of the three crates: every folder below them is checked.
+const CRATE_SOURCES: &[&str] = &["src", "handlers/src", "embedded-tables/src"];
+
+/// Names any number of files may share: a folder's front, a crate's root, a folder's errors.
+const SHARED_NAMES: &[&str] = &["mod.rs", "lib.rs", "main.rs", "error.rs"];
+
+#[test]
+fn no_two_files_share_a_name() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for source in CRATE_SOURCES {
+        let mut files = Vec::new();
+        rust_files(&root.join(source), &mut files);
+        for file in files {
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            if !SHARED_NAMES.contains(&name.as_str()) {
+                let shown = file.strip_prefix(root).unwrap().display().to_string();
+                by_name.entry(name).or_default().push(shown);
+            }
         }
     }
+    let shared: Vec<String> = by_name
+        .into_values()
+        .filter(|files| files.len() > 1)
+        .map(|mut files| {
+            files.sort();
+            files.join(" and ")
+        })
+        .collect();
+    assert!(
+        shared.is_empty(),
+        "files that share a name:\n{}",
+        shared.join("\n")
+    );
+}
+
+/// A module's path inside its crate (`batch/run`; a folder's `mod.rs` is the folder, the
+/// crate's root is ""), from a file's path under the crate's sources.
+fn module_of(sources: &Path, file: &Path) -> String {
+    let relative = file.strip_prefix(sources).unwrap().with_extension("");
+    let mut parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
+        parts.pop();
+    }
+    parts.join("/")
+}
+
+/// The module a path names, from `base` (a module) and the names after it (`a::b::Item`): the
+/// longest run of names that is a module.
+fn resolve(modules: &BTreeSet<String>, base: &str, names: &[String]) -> String {
+    let mut found = base.to_string();
+    let mut current = base.to_string();
+    for name in names {
+        current = if current.is_empty() {
+            name.clone()
+        } else {
+            format!("{current}/{name}")
+        };
+        if !modules.contains(&current) {
+            break;
+        }
+        found = current.clone();
+    }
+    found
+}
+
+/// The paths a file's code starts with `prefix` (`crate::`, `super::`), each as its names
+/// (`crate::a::b::C` gives `[a, b, C]`; `super::{a, b::c}` gives `[a]` and `[b, c]`).
+fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
+    let names = |s: &str| -> Vec<String> {
+        s.split("::")
+            .map(|part| {
+                part.trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+            .take_while(|name| !name.is_empty())
+            .collect()
+    };
+    let mut found = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find(prefix) {
+        let before = rest[..at].chars().last();
+        rest = &rest[at + prefix.len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue; // the end of a longer name (`my_crate::`)
+        }
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let inner = &group[..group.find('}').unwrap_or(group.len())];
+                found.extend(inner.split(',').map(names));
+            }
+            None => {
+                let end = rest
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(rest.len());
+                found.push(names(&rest[..end]));
+                rest = &rest[end..];
+            }
+        }
+    }
+    found.retain(|path| !path.is_empty());
+    found
+}
+
+/// Every module's imports inside its crate, as `(from, to)` modules.
+fn module_imports(sources: &Path) -> (BTreeSet<String>, Vec<(String, String, String)>) {
+    let mut files = Vec::new();
+    rust_files(sources, &mut files);
+    let modules: BTreeSet<String> = files.iter().map(|f| module_of(sources, f)).collect();
+    let mut imports = Vec::new();
+    for file in &files {
+        let from = module_of(sources, file);
+        let code: String = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let is_front = matches!(
+            file.file_name().and_then(|n| n.to_str()),
+            Some("mod.rs" | "lib.rs" | "main.rs")
+        );
+        let own = from.clone();
+        let mut named = Vec::new();
+        for path in paths_after(&code, "crate::") {
+            named.push(resolve(&modules, "", &path));
+        }
+        // A file's inline test module (at its end, by custom) is one module further down:
+        // its `super` is the file's own module.
+        let (outer, inner) = code.split_at(code.find("mod tests {").unwrap_or(code.len()));
+        let in_tests = format!("{own}/tests");
+        let supers = (paths_after(outer, "super::").into_iter())
+            .map(|path| (&own, path))
+            .chain(
+                paths_after(inner, "super::")
+                    .into_iter()
+                    .map(|path| (&in_tests, path)),
+            );
+        for (from_module, mut path) in supers {
+            // One module up from where the path is, and one more per `super::` after it.
+            let mut base = from_module.clone();
+            path.insert(0, "super".to_string());
+            while path.first().is_some_and(|name| name == "super") {
+                path.remove(0);
+                base.truncate(base.rfind('/').unwrap_or(0));
+            }
+            named.push(resolve(&modules, &base, &path));
+        }
+        if is_front {
+            for path in paths_after(&code, "self::") {
+                named.push(resolve(&modules, &own, &path));
+            }
+        }
+        let shown = file.display().to_string();
+        imports.extend(
+            named
+                .into_iter()
+                .map(|to| (from.clone(), to, shown.clone())),
+        );
+    }
+    (modules, imports)
+}
+
+/// The child of `folder` that holds `module`, if `module` is below `folder`.
+fn child_of(folder: &str, module: &str) -> Option<String> {
+    let rest = if folder.is_empty() {
+        module
+    } else {
+        module.strip_prefix(folder)?.strip_prefix('/')?
+    };
+    let child = rest.split('/').next().filter(|c| !c.is_empty())?;
+    Some(if folder.is_empty() {
+        child.to_string()
+    } else {
+        format!("{folder}/{child}")
+    })
+}
+
+/// A circle among `edges`, as the modules on it, if there is one.
+fn find_circle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<String, u8>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        match state.get(node) {
+            Some(2) => return None,
+            Some(1) => {
+                let at = stack.iter().position(|n| n == node).unwrap_or(0);
+                let mut circle = stack[at..].to_vec();
+                circle.push(node.to_string());
+                return Some(circle);
+            }
+            _ => {}
+        }
+        state.insert(node.to_string(), 1);
+        stack.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(circle) = visit(next, edges, state, stack) {
+                return Some(circle);
+            }
+        }
+        stack.pop();
+        state.insert(node.to_string(), 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for node in edges.keys() {
+        if let Some(circle) = visit(node, edges, &mut state, &mut Vec::new()) {
+            return Some(circle);
+        }
+    }
+    None
+}
+
+/// In every folder of every crate (the crate's root included), the rooms import no circle: a
+/// room's imports, its own rooms' included, point one way. The folder's front (`mod.rs`) may
+/// name any room, and a room what the front defines (the front is not a room).
+#[test]
+fn no_import_circle_in_any_folder() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut circles = Vec::new();
+    let mut folders_checked = 0;
+    for source in CRATE_SOURCES {
+        let (modules, imports) = module_imports(&root.join(source));
+        let folders: BTreeSet<String> = std::iter::once(String::new())
+            .chain(
+                modules
+                    .iter()
+                    .filter(|m| {
+                        modules
+                            .iter()
+                            .any(|other| other.starts_with(&format!("{m}/")))
+                    })
+                    .cloned(),
+            )
+            .collect();
+        for folder in &folders {
+            folders_checked += 1;
+            let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            let mut seen_in: BTreeMap<(String, String), String> = BTreeMap::new();
+            for (from, to, file) in &imports {
+                let (Some(a), Some(b)) = (child_of(folder, from), child_of(folder, to)) else {
+                    continue;
+                };
+                if a != b {
+                    seen_in
+                        .entry((a.clone(), b.clone()))
+                        .or_insert(file.clone());
+                    edges.entry(a).or_default().insert(b);
+                }
+            }
+            if let Some(circle) = find_circle(&edges) {
+                let files: Vec<String> = circle
+                    .windows(2)
+                    .map(|pair| seen_in[&(pair[0].clone(), pair[1].clone())].clone())
+                    .collect();
+                circles.push(format!(
+                    "{source}: {} (in {})",
+                    circle.join(" -> "),
+                    files.join(", ")
+                ));
+            }
+        }
+    }
+    // Every folder of the three crates, and their roots.
+    assert!(folders_checked >= 17, "only {folders_checked} folders seen");
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles.join("\n")
+    );
+}
+
+#[test]
+fn the_circle_check_resolves_paths_to_modules() {
+    let modules: BTreeSet<String> = ["batch", "batch/run", "stream"]
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    let path = |s: &str| s.split("::").map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(resolve(&modules, "", &path("batch::run::Ran")), "batch/run");
+    assert_eq!(resolve(&modules, "", &path("batch::Worker")), "batch");
+    assert_eq!(resolve(&modules, "batch", &path("run")), "batch/run");
+    assert_eq!(
+        paths_after("use super::{run::Ran, lanes};\nsuper::super::x", "super::"),
+        vec![path("run::Ran"), path("lanes"), path("super::x")]
+    );
+    let edges: BTreeMap<String, BTreeSet<String>> = [
+        ("a".to_string(), ["b".to_string()].into()),
+        ("b".to_string(), ["a".to_string()].into()),
+    ]
+    .into();
+    assert_eq!(find_circle(&edges), Some(path("a::b::a")));
+    assert_eq!(
+        child_of("batch", "batch/run/x"),
+        Some("batch/run".to_string())
+    );
+    assert_eq!(child_of("batch", "batch"), None);
 }

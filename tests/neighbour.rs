@@ -9,8 +9,7 @@
 //!   application's own attributes (`Version`, `UpdatedAt`, `updated_at`) are as the application
 //!   left them.
 //!
-//! The application's patterns: versioned METADATA edits (cost-estimation-platform.md §4.2,
-//! `Version` as the lock, `UpdatedAt` set), one of them changing the business rules; line-item
+//! The application's patterns: versioned METADATA edits (`Version` as the lock, `UpdatedAt` set), one of them changing the business rules; line-item
 //! puts and deletes; reviews written and removed; provider profile updates; messages; thread
 //! updates locked on the thread's own `updated_at`. It prints its figures.
 

@@ -16,8 +16,6 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::database::BUSY_WAIT_MS;
-
 pub(crate) struct Checkpointer {
     wake: SyncSender<Ask>,
     thread: Option<JoinHandle<()>>,
@@ -31,17 +29,16 @@ enum Ask {
 }
 
 impl Checkpointer {
-    /// Start the thread on the database at `path` (which exists, in WAL mode). None when
-    /// it cannot start: then SQLite checkpoints in the commit, as it does by default.
-    pub(crate) fn start(path: &Path) -> Option<Checkpointer> {
+    /// Start the thread on the database at `path` (which exists, in WAL mode), waiting up to
+    /// `busy_wait` for a lock. None when it cannot start: then SQLite checkpoints in the
+    /// commit, as it does by default.
+    pub(crate) fn start(path: &Path, busy_wait: std::time::Duration) -> Option<Checkpointer> {
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .ok()?;
-        connection
-            .busy_timeout(std::time::Duration::from_millis(BUSY_WAIT_MS.into()))
-            .ok()?;
+        connection.busy_timeout(busy_wait).ok()?;
         // One wake-up waiting at most: commits while a checkpoint runs ask for one more.
         let (wake, woken) = sync_channel::<Ask>(1);
         let thread = std::thread::Builder::new()

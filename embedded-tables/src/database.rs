@@ -41,7 +41,7 @@ const RESTART_PAGES: u32 = 4 * CHECKPOINT_PAGES;
 pub const CACHED_ITEMS: usize = 16_384;
 
 /// How long a read waits for another process's checkpoint before it gives up.
-pub(crate) const BUSY_WAIT_MS: u32 = 5_000;
+const BUSY_WAIT_MS: u32 = 5_000;
 
 /// The schema, as `sqlite3` sees it (docs/embedded-state.md explains it for readers).
 const SCHEMA: &str = "
@@ -178,7 +178,10 @@ impl Database {
     /// Fold the write-ahead log on a thread of its own from now on, in place of SQLite's
     /// checkpoint in the commit (the hook replaces it; without the thread, SQLite's stays).
     fn start_checkpointer(&mut self) -> Result<(), TablesError> {
-        let checkpointer = Checkpointer::start(&self.path);
+        let checkpointer = Checkpointer::start(
+            &self.path,
+            std::time::Duration::from_millis(BUSY_WAIT_MS.into()),
+        );
         if let Some(waker) = checkpointer.as_ref().map(Checkpointer::waker) {
             self.connection
                 .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {

@@ -2,7 +2,8 @@
 
 use thiserror::Error;
 
-use crate::item::Item;
+// The item type itself (not `crate::item`, which builds on these errors).
+use serde_dynamo::Item;
 
 /// A port call that did not succeed.
 #[derive(Debug, Error)]

@@ -60,4 +60,19 @@ mod tests {
         assert!(S("000123") < S("124"));
         assert!(S("500") == S("500"));
     }
+
+    #[test]
+    fn sequence_numbers_follow_the_streams_rule() {
+        assert!(S::check("400000000000000000500").is_ok());
+        assert!(S::check(&"9".repeat(40)).is_ok());
+        for bad in [
+            "",
+            "111",
+            "../../x",
+            "4000000000000000005OO",
+            &"9".repeat(41),
+        ] {
+            assert!(S::check(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -14,9 +14,9 @@ use thiserror::Error;
 
 pub use crate::attribute_names::AttributeNames;
 
-/// The cost estimation platform's single table (seed: cost-estimation-platform.md).
+/// The cost estimation platform's single table (`deploy/tables/aws-cost-platform-enhanced.json`).
 pub const COST_PLATFORM_TABLE: &str = "aws-cost-platform-enhanced";
-/// The marketplace's idempotency table (seed: marketplace.md §2), which the worker shares.
+/// The marketplace's idempotency table (`deploy/tables/marketplace-dev-idempotency-table.json`), which the worker shares.
 pub const IDEMPOTENCY_TABLE: &str = "marketplace-dev-idempotency-table";
 /// The worker's own table of what its incremental aggregates need (deploy/data-model.md).
 pub const AGGREGATE_STATE_TABLE: &str = "ddb-stream-worker-aggregate-state";

@@ -16,7 +16,7 @@
 //! requests.
 //!
 //! The rooms, from the top: this file (the [`Worker`], its adapters and options,
-//! `process_batch`), `window` (lanes and folds), `record` (one record's reactions, parking),
+//! `process_batch`), `window` (lanes and folds), `run` (one record's reactions, parking),
 //! `plan` (what earlier deliveries completed; completion notes), `deferred` (batched writes),
 //! `report` (what the batch reports).
 
@@ -26,9 +26,9 @@ pub mod idempotency;
 pub mod intercept;
 mod lanes;
 mod plan;
-mod record;
 mod report;
 mod request_count;
+mod run;
 mod window;
 
 use std::sync::Arc;

@@ -15,8 +15,8 @@ use tracing::Instrument;
 
 use super::deferred::{Deferred, Stored};
 use super::plan::Plan;
-use super::record::{panicked, ReactionRun};
 use super::report::{Outcome, RecordFailure, RecordReport};
+use super::run::{panicked, ReactionRun};
 use super::{lanes, BatchOptions, Worker};
 use crate::decode::StreamRecord;
 use crate::stages::{measure_async, Stage};

@@ -11,10 +11,10 @@ use super::error::{CliError, Exit};
 use super::redrive::json_entries;
 use crate::adapters::atomic_file::write_atomic;
 use crate::decode::table_from_arn;
-use crate::stream::capture::{read_span, Span, SpanError};
 use crate::stream::get_records::lambda_record;
 use crate::stream::on_failure::{self, FetchError};
 use crate::stream::reader::StreamReader;
+use crate::stream::span::{read_span, Span, SpanError};
 use crate::wiring;
 use crate::wiring::target::Target;
 

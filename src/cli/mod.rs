@@ -7,24 +7,24 @@
 
 mod capture;
 mod error;
+mod print_report;
 mod reconcile;
 mod redrive;
 mod replay;
-mod report;
 mod report_writer;
 mod state;
 mod stream;
 pub mod tables;
-mod target;
+mod target_flags;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::stream::capture::{Bound, Span};
+use crate::stream::span::{Bound, Span};
 pub use error::{CliError, Exit, EXIT_UNUSABLE};
-use report::Format;
-use target::{EndpointArgs, TargetArgs};
+use print_report::Format;
+use target_flags::{EndpointArgs, TargetArgs};
 
 #[derive(Parser)]
 #[command(

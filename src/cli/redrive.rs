@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::error::{CliError, Exit};
-use super::report::{self, Format};
+use super::print_report::{self, Format};
 use crate::adapters::classify;
 use crate::adapters::embedded::EmbeddedState;
 use crate::batch::{BatchOptions, Outcome, Worker};
@@ -194,7 +194,7 @@ impl Redriving {
                     } else {
                         tally.through += 1;
                     }
-                    let _ = report::record(&mut out, Format::Human, &record);
+                    let _ = print_report::record(&mut out, Format::Human, &record);
                 },
             )
             .await;

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
 use super::error::{CliError, Exit};
-use super::report::{self, Format};
+use super::print_report::{self, Format};
 use super::report_writer::ReportWriter;
 use crate::batch::{BatchOptions, NotDone, RecordFailure, Worker};
 use std::collections::BTreeMap;
@@ -348,7 +348,7 @@ async fn run_batch(
         })
         .await;
     let mut end = Vec::new();
-    report::batch_end(&mut end, format, records.len(), &outcome)?;
+    print_report::batch_end(&mut end, format, records.len(), &outcome)?;
     if !(writing && writer.text(end)) {
         // The writer stopped: its error says why (or, should it have none, this does).
         writer.finish()?;

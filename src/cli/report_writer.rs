@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use indicatif::ProgressBar;
 
-use super::report::{self, Format};
+use super::print_report::{self, Format};
 use crate::batch::RecordReport;
 use crate::stages::{measure, Stage};
 
@@ -76,7 +76,7 @@ fn write_all(queued: Receiver<Output>, format: Format, progress: &ProgressBar) -
     for output in queued {
         match output {
             Output::Record(record) => measure(Stage::Reports, || {
-                progress.suspend(|| report::record(&mut out, format, &record))
+                progress.suspend(|| print_report::record(&mut out, format, &record))
             })?,
             Output::Text(text) => progress.suspend(|| out.write_all(&text))?,
         }

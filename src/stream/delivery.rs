@@ -1,7 +1,7 @@
 //! Delivering one shard as Lambda's event source mapping does: it reads the shard from its
 //! checkpoint, lets through what the filters pass, sets aside records older than
 //! `MaximumRecordAgeInSeconds`, decodes each record once, and deals them to
-//! `ParallelizationFactor` concurrent deliveries (`lane`) by the hash of the item's partition
+//! `ParallelizationFactor` concurrent deliveries (`shard`) by the hash of the item's partition
 //! key, so that one key's records are delivered by one of them, in stream order. It keeps
 //! reading while a delivery is busy (what the worker writes to the table comes back on the
 //! stream) or a batching window is open.
@@ -20,11 +20,11 @@ use super::error::StreamError;
 use super::filter_criteria::Patterns;
 use super::frontier::Frontier;
 use super::get_records::lambda_record;
-use super::lane::{Dealt, Lane, Shard};
+use super::mapping_settings::StreamOptions;
 use super::on_failure::Condition;
 use super::progress::BatchLine;
 use super::reader::{sequence_number, Position, ReadError, StreamReader};
-use super::settings::StreamOptions;
+use super::shard::{Dealt, Lane, Shard};
 use super::stop::stop_requested;
 use crate::batch::Worker;
 use crate::decode::decode_records;

@@ -11,11 +11,10 @@
 //! record or batch is written to the on-failure file (in Lambda's on-failure message shape,
 //! which `redrive` takes) and skipped. Records older than
 //! `MaximumRecordAgeInSeconds` go there undelivered. With a `ParallelizationFactor` above 1 a
-//! shard's records are dealt to that many concurrent deliveries by partition key (`lane`),
+//! shard's records are dealt to that many concurrent deliveries by partition key (`shard`),
 //! and its checkpoint moves only past what all of them finished (`frontier`). It counts
 //! events as Lambda's mapping metrics do (`counts`). `--once` drains what is there and exits.
 
-pub mod capture;
 mod checkpoints;
 mod counts;
 mod delivery;
@@ -23,12 +22,13 @@ mod error;
 mod filter_criteria;
 mod frontier;
 pub mod get_records;
-mod lane;
+mod mapping_settings;
 pub mod on_failure;
 mod progress;
 pub mod reader;
 pub(crate) mod sam_template;
-mod settings;
+mod shard;
+pub mod span;
 mod stop;
 
 use std::time::Duration;
@@ -39,8 +39,8 @@ use counts::EventCounts;
 use delivery::ShardDelivery;
 pub use error::StreamError;
 pub use filter_criteria::Patterns;
+pub use mapping_settings::{MappingSettings, StreamOptions};
 use reader::StreamReader;
-pub use settings::{MappingSettings, StreamOptions};
 use stop::{stop_on_ctrl_c, stop_requested};
 
 /// Follow the tables' streams, shard by shard, until `--once` has drained them or Ctrl-C;

@@ -7,7 +7,7 @@
 
 use serde_yaml_ng::Value;
 
-use super::settings::MappingSettings;
+use super::mapping_settings::MappingSettings;
 
 /// The settings of stream event `event` in the SAM template `text` (named `source` in errors).
 pub(crate) fn mapping_settings(

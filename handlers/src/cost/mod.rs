@@ -1,4 +1,4 @@
-//! The cost estimation platform (seed: cost-estimation-platform.md): its items as typed
+//! The cost estimation platform (`deploy/tables/aws-cost-platform-enhanced.json`): its items as typed
 //! structs, the pricing rules, and the reactions that keep an estimation's totals right.
 
 pub mod model;

@@ -1,4 +1,4 @@
-//! PilotForce (seed: pilotforce.md): an asset's S3 object goes when its item goes.
+//! PilotForce (`deploy/tables/PilotForce-Assets.json`): an asset's S3 object goes when its item goes.
 //!
 //! `asset-cleanup` is idempotent by construction: deleting an object that is already gone
 //! succeeds, so a re-delivered REMOVE does nothing new.

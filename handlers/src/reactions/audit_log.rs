@@ -1,4 +1,4 @@
-//! The audit log reaction: one AuditLog item (cost-estimation-platform.md, 2.2.6) for every
+//! The audit log reaction: one AuditLog item (`deploy/data-model.md`) for every
 //! INSERT, MODIFY and REMOVE on the audited tables.
 //!
 //! Idempotent by construction: the item's key and every attribute are derived from the

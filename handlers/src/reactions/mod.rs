@@ -5,10 +5,10 @@
 pub mod asset_cleanup;
 pub mod audit_log;
 pub mod booking_mail;
+pub mod bounded_memory;
 pub mod contract;
 pub mod estimation_totals;
 pub mod folding;
-pub mod memory;
 pub mod optimistic;
 pub mod proposal_cleanup;
 pub mod proposal_pdf;

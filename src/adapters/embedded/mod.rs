@@ -12,9 +12,9 @@
 //! - `.lock`: held while a process uses the directory
 
 mod earlier_format;
+mod eml;
 mod expr;
 mod files;
-mod mail;
 mod store;
 
 use std::fs::{self, File};
@@ -520,7 +520,7 @@ impl Mailer for EmbeddedState {
         // without a date (built by hand) gets the clock's.
         let date = message.date.unwrap_or_else(chrono::Utc::now);
         let (message_id, eml) =
-            mail::to_eml(message, date).map_err(|message| PortError::Permanent {
+            eml::to_eml(message, date).map_err(|message| PortError::Permanent {
                 operation: "SendEmail",
                 target: "message".to_string(),
                 message,

@@ -24,15 +24,15 @@
 
 pub mod booking_slots;
 mod fold;
-mod memory;
-mod reconcile;
+mod rating_memory;
+mod rating_reconcile;
 mod rules;
 
 use async_trait::async_trait;
 
+use super::bounded_memory::BoundedMemory;
 use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::only;
-use super::memory::BoundedMemory;
 use crate::attribute_names::AttributeNames;
 use crate::change::Change;
 use crate::error::ReactionError;

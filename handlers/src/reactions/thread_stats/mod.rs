@@ -1,4 +1,4 @@
-//! The ACS email platform (seed: acs-email-platform.md): thread statistics kept in step with
+//! The ACS email platform (`deploy/tables/acsd2p-dev-Threads.json`): thread statistics kept in step with
 //! the conversations. (Session expiry is audited by the audit reaction's configuration.)
 //!
 //! `thread-stats` keeps a thread's `message_count`, `last_message_at` and `participants` (the
@@ -15,9 +15,9 @@
 //! Each message's state carries the stream sequence number of its change, so a change delivered
 //! again changes nothing. `reconcile threads` rebuilds both from the Conversations table.
 
-mod memory;
 pub mod message_states;
-mod reconcile;
+mod thread_memory;
+mod thread_reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -27,12 +27,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::bounded_memory::BoundedMemory;
 use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::{
     aggregate_version, fold_in_segments, only, put_changed_states, put_state, read_all,
     state_version, SegmentResults,
 };
-use super::memory::BoundedMemory;
 use super::optimistic::retry_on_conflict;
 use crate::attribute_names::AttributeNames;
 use crate::change::Change;

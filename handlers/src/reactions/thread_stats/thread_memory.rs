@@ -1,5 +1,5 @@
 //! What a thread-stats worker remembers between windows: threads (state and stored figures)
-//! and messages as it last read or wrote them (`reactions::memory::BoundedMemory`), so a
+//! and messages as it last read or wrote them (`reactions::bounded_memory::BoundedMemory`), so a
 //! window need not read them first. A stale entry costs a failed condition and a read.
 
 use super::message_states::ThreadState;

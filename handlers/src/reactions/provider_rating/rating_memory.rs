@@ -1,5 +1,5 @@
 //! What a provider-rating worker remembers between windows: providers and booking slots as it
-//! last read or wrote them (`reactions::memory::BoundedMemory`), so a window need not read
+//! last read or wrote them (`reactions::bounded_memory::BoundedMemory`), so a window need not read
 //! them first.
 
 use super::booking_slots::{BookingSlot, SlotKey};
