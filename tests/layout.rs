@@ -182,16 +182,22 @@ fn every_role_in_the_layout_is_a_folder_or_file_of_src() {
 /// Inside a folder, its rooms from the top down: a room names another (`super::<room>`) only
 /// when that one comes after it. `mod.rs` (the folder's front: the `Worker`, the runner, the
 /// reaction) may name any room, and the rooms take from it only what it defines itself (the
-/// `Worker` whose methods they hold); every file of the folder must be listed, so a new room
-/// takes a place.
+/// adapters and options a batch runs with); every file of the folder must be listed, so a new
+/// room takes a place.
 const ROOMS: &[(&str, &[&str])] = &[
     (
         "src/batch",
+        // The pipeline's steps from the last (each takes the value the one before it gives),
+        // then what they share.
         &[
-            "window",
-            "run",
-            "plan",
+            "conclude",
+            "notes",
             "deferred",
+            "fold",
+            "run",
+            "lanes",
+            "plan",
+            "settle",
             "report",
             "effects",
             "request_count",
@@ -225,7 +231,7 @@ const ROOMS: &[(&str, &[&str])] = &[
         &[
             "rating_reconcile",
             "rating_memory",
-            "fold",
+            "rating_fold",
             "booking_slots",
             "rules",
         ],
@@ -295,6 +301,29 @@ fn rooms_inside_a_folder_keep_their_direction() {
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// A batch's steps are types of their own rooms (issue 43): the `Worker` has its methods only
+/// where it is defined, so no room's edge is the whole worker.
+#[test]
+fn the_worker_has_methods_only_in_its_own_room() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let elsewhere: Vec<String> = files
+        .iter()
+        .filter(|file| !file.ends_with("batch/mod.rs"))
+        .filter(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            text.lines()
+                .any(|line| line.trim_start().starts_with("impl Worker"))
+        })
+        .map(|file| file.display().to_string())
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "impl Worker outside src/batch/mod.rs: {elsewhere:?}"
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! share that key's partition.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use handlers::item::partition;
 use handlers::Reaction;
@@ -16,13 +17,16 @@ use handlers::Reaction;
 use crate::catalog::Catalog;
 use crate::decode::StreamRecord;
 
-/// The lanes of `records`: each a list of indexes into `records`, ascending; the lanes in the
-/// order of their first record.
-pub(crate) fn lanes(
+/// Step 2, lanes: the lanes of the records of `window`: each a list of indexes into
+/// `records`, ascending; the lanes in the order of their first record.
+pub(super) fn lanes(
     records: &[StreamRecord],
+    window: Range<usize>,
     reactions: &[Box<dyn Reaction>],
     catalog: &Catalog,
 ) -> Vec<Vec<usize>> {
+    let offset = window.start;
+    let records = &records[window];
     let mut sets = DisjointSets::new(records.len());
     let mut owner: HashMap<String, usize> = HashMap::new();
     for (index, record) in records.iter().enumerate() {
@@ -43,7 +47,7 @@ pub(crate) fn lanes(
             lanes.push(Vec::new());
             lanes.len() - 1
         });
-        lanes[lane].push(index);
+        lanes[lane].push(offset + index);
     }
     lanes
 }
@@ -155,7 +159,7 @@ mod tests {
             insert(5, "Single", json!({"id": s("1")})),
         ]});
         let records = decode_event(&event.to_string(), "test", None).unwrap();
-        let lanes = lanes(&records, &[], &Catalog::default());
+        let lanes = lanes(&records, 0..records.len(), &[], &Catalog::default());
         assert_eq!(lanes, vec![vec![0, 1], vec![2, 4], vec![3]]);
     }
 }

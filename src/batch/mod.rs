@@ -1,52 +1,71 @@
 //! One batch of stream records: every applicable reaction per record, idempotency for guarded
 //! reactions, and Lambda's partial batch failure response.
 //!
-//! Records run in windows of [`WINDOW`]. Within a window, records that share a partition (their
-//! own item's, or one a reaction names: [`lanes`]) run in stream order, one lane each, and up
-//! to `max_concurrency` lanes run at once, so a batch does not wait for one round trip after
-//! another when its records concern different items. The lowest failing (or, near the
-//! deadline, not started) record is the one reported in `batchItemFailures`, and Lambda
-//! retries from it; no record after it starts once it failed, and those already running are
-//! safe to run again (idempotent or guarded). Deferred writes (the audit items) are grouped
-//! into BatchWriteItem calls per window, stored while the window folds; a record counts as
-//! settled only once its deferred writes are stored, so a failed write moves the reported
-//! failure back to the earliest record whose writes were not stored. Reactions that fold a
-//! window (`Reaction::folds_windows`: the incremental ratings and thread statistics) get the
-//! window's changes at once, in stream order, once its lanes ran, and write them in a few
-//! requests.
+//! A batch is a pipeline of steps, each in a room of its own that hands the next a value.
+//! [`Worker::process_batch`] runs them in this order, the windows' steps once per window of
+//! [`WINDOW`] records:
 //!
-//! The rooms, from the top: this file (the [`Worker`], its adapters and options,
-//! `process_batch`), `window` (lanes and folds), `run` (one record's reactions, parking),
-//! `plan` (what earlier deliveries completed; completion notes), `deferred` (batched writes),
-//! `report` (what the batch reports).
+//! 1. `plan`: what earlier deliveries completed (one BatchGetItem), where each coalescing
+//!    reaction runs ([`plan::Plan`]).
+//! 2. `lanes`: the window's records dealt into lanes: records that share a partition (their
+//!    own item's, or one a reaction names) keep stream order in one lane.
+//! 3. `run`: up to `max_concurrency` lanes at once, each in stream order until a record
+//!    fails; a record's own change applied (a replay), its reactions run and settled
+//!    (`settle`: done, duplicate, parked, failed), the folding ones left to the fold
+//!    ([`run::RecordRun`]).
+//! 4. `fold`: the reactions that fold windows get the window's changes at once, before the
+//!    first record that failed ([`fold::Folded`]), while
+//! 5. `deferred` stores the run's deferred writes (the audit items) in BatchWriteItem calls.
+//! 6. `conclude`: each record's report, its reactions in order, up to the window's first
+//!    failure; the folds' writes are stored, and a record whose writes were not stored fails
+//!    in its place ([`deferred::Stored::mark_reports`]). The reports go to the caller.
+//! 7. `notes`: completion notes for what settled, for the next delivery of the same records.
+//!
+//! The lowest failing (or, near the deadline, not started) record is the one reported in
+//! `batchItemFailures`, and Lambda retries from it; no record after it starts once it failed,
+//! and those already running are safe to run again (idempotent or guarded). Beside the steps:
+//! `report` (what the batch reports), `effects` (what reactions wrote, for the reports),
+//! `idempotency` (the lock and the notes' items), `request_count` and `intercept` (counting
+//! requests).
 
+mod conclude;
 mod deferred;
 pub mod effects;
+mod fold;
 pub mod idempotency;
 pub mod intercept;
 mod lanes;
+mod notes;
 mod plan;
 mod report;
 mod request_count;
 mod run;
-mod window;
+mod settle;
 
 use std::sync::Arc;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
-use handlers::ports::{Clock, Mailer, Objects, Tables, WriteRequest};
+use handlers::ports::{Clock, Mailer, Objects, Tables};
 use handlers::Reaction;
 
 use crate::adapters::{CallBudget, ChangeApplier, Parking};
 use crate::catalog::Catalog;
 use crate::decode::StreamRecord;
+use crate::stages::{measure_async, Stage};
+use conclude::conclude;
+use deferred::Store;
 use effects::Recorder;
+use fold::Fold;
 use idempotency::{Guard, IdempotencyConfig};
 use intercept::Intercepted;
+use notes::Notes;
+use plan::Plan;
 use report::hand_over;
 pub use report::{BatchOutcome, NotDone, Outcome, ReactionReport, RecordFailure, RecordReport};
 use request_count::{difference, CountingTables, RequestCounter};
+use run::Run;
+use settle::Settle;
 /// Records per window: a Lambda batch of the default size is one window; a long replay file
 /// is reported, flushed and noted window by window.
 pub const WINDOW: usize = 100;
@@ -83,6 +102,18 @@ pub struct Adapters {
     /// Where a record goes that a reaction can never succeed with (not retryable), so the
     /// batch goes on; None: such a record stops the batch, as a retryable one does.
     pub parking: Option<Arc<dyn Parking>>,
+}
+
+impl Adapters {
+    /// Ports on the adapters that record what the reactions write, for their reports.
+    fn recorder(&self) -> Recorder {
+        Recorder::new(
+            self.tables.clone(),
+            self.objects.clone(),
+            self.mailer.clone(),
+            self.catalog.clone(),
+        )
+    }
 }
 
 pub struct Worker {
@@ -136,17 +167,6 @@ impl Worker {
         self
     }
 
-    /// Ports on the adapters that record what the reactions write, for their reports.
-    fn recorder(&self) -> Recorder {
-        let a = &self.adapters;
-        Recorder::new(
-            a.tables.clone(),
-            a.objects.clone(),
-            a.mailer.clone(),
-            a.catalog.clone(),
-        )
-    }
-
     fn guard(&self) -> Guard<'_> {
         Guard {
             tables: self.adapters.tables.as_ref(),
@@ -166,33 +186,75 @@ impl Worker {
         options: BatchOptions,
         on_settled: &mut dyn FnMut(RecordReport),
     ) -> BatchOutcome {
-        if let Some(budget) = &self.adapters.call_budget {
+        let a = &self.adapters;
+        if let Some(budget) = &a.call_budget {
             budget.until(options.deadline);
         }
         let requests_before = self.counter.hook.snapshot();
-        let plan = self.plan(records).await;
-        let mut notes: Vec<WriteRequest> = Vec::new();
+        let reactions = self.reactions.as_slice();
+        let settle = Settle {
+            reactions,
+            catalog: &a.catalog,
+            parking: a.parking.as_ref(),
+            clock: a.clock.as_ref(),
+        };
+        let plan = Plan::make(reactions, &self.guard(), records).await;
+        let run = Run {
+            reactions,
+            adapters: a,
+            guard: self.guard(),
+            settle: &settle,
+            plan: &plan,
+            options,
+            max_concurrency: self.max_concurrency,
+        };
+        let fold = Fold {
+            reactions,
+            adapters: a,
+            settle: &settle,
+        };
+        let store = Store {
+            tables: a.tables.as_ref(),
+            reactions,
+            settle: &settle,
+        };
+        let mut notes = Notes {
+            reactions,
+            guard: self.guard(),
+            pending: Vec::new(),
+        };
         let mut failure: Option<RecordFailure> = None;
         let mut settled = 0;
 
         for start in (0..records.len()).step_by(WINDOW) {
             let window = start..(start + WINDOW).min(records.len());
-            let (mut pending, mut failed, stored) =
-                self.run_window(records, window, options, &plan).await;
+            let lanes = match self.max_concurrency {
+                1 => vec![window.clone().collect()],
+                _ => lanes::lanes(records, window, reactions, &a.catalog),
+            };
+            let mut runs = run.lanes(records, lanes).await;
+            let lane_writes = run::take_writes(&mut runs);
+            let (folded, mut stored) = futures::join!(
+                measure_async(Stage::Folds, fold.window(records, &runs)),
+                measure_async(Stage::DeferredWrites, store.writes(records, lane_writes))
+            );
+            let concluded = conclude(runs, folded, reactions);
+            let fold_writes = store.writes(records, concluded.fold_writes);
+            stored.add(measure_async(Stage::DeferredWrites, fold_writes).await);
+            let (mut reports, mut failed) = (concluded.reports, concluded.failure);
             // An earlier record whose writes fail to store takes the failure's place.
-            if let Some(f) = stored.mark_reports(&mut pending) {
+            if let Some(f) = stored.mark_reports(&mut reports) {
                 failed = Some(f);
             }
-            notes.extend(self.completion_notes(&pending, records));
+            notes.note(&reports, records).await;
             let reported = usize::from(failed.is_some());
-            settled += hand_over(&mut pending, on_settled).saturating_sub(reported);
+            settled += hand_over(&mut reports, on_settled).saturating_sub(reported);
             if failed.is_some() {
                 failure = failed;
                 break;
             }
-            self.write_completion_notes_when_full(&mut notes).await;
         }
-        self.write_completion_notes(&mut notes).await;
+        notes.write().await;
 
         let mut response = DynamoDbEventResponse::default();
         if let Some(f) = &failure {

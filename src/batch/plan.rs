@@ -1,18 +1,13 @@
-//! What a batch knows before it starts ([`Plan`]: the reactions earlier deliveries completed,
-//! and where each coalescing reaction runs) and the completion notes it leaves for the next
-//! delivery of the same records.
+//! Step 1, plan: what a batch knows before it starts ([`Plan`]): the reactions earlier
+//! deliveries completed (their completion notes, read in one BatchGetItem), and where each
+//! coalescing reaction runs.
 
 use std::collections::HashMap;
 
-use handlers::ports::WriteRequest;
-use handlers::Idempotency;
+use handlers::{Idempotency, Reaction};
 
-use super::idempotency::key_for;
-use super::report::{Outcome, ReactionReport, RecordReport};
-use super::Worker;
+use super::idempotency::{key_for, Guard};
 use crate::decode::StreamRecord;
-/// BatchWriteItem takes 25 requests; completion notes are written at that size.
-const FLUSH_AT: usize = 25;
 
 /// What the batch knows before it starts.
 pub(super) struct Plan {
@@ -22,18 +17,22 @@ pub(super) struct Plan {
     pub(super) run_at: HashMap<(usize, String), usize>,
 }
 
-impl Worker {
-    /// What the batch knows before it starts: which reactions earlier deliveries completed,
-    /// and where each coalescing reaction runs.
-    pub(super) async fn plan(&self, records: &[StreamRecord]) -> Plan {
-        let completed = self.completed_before(records).await;
+impl Plan {
+    /// What the batch of `records` knows before it starts: which of `reactions` earlier
+    /// deliveries completed, and where each coalescing reaction runs.
+    pub(super) async fn make(
+        reactions: &[Box<dyn Reaction>],
+        guard: &Guard<'_>,
+        records: &[StreamRecord],
+    ) -> Plan {
+        let completed = completed_before(reactions, guard, records).await;
         // For each (reaction, coalescing key), the last record of the batch the reaction
         // applies to with that key (a record it does not apply to, or is already done with,
         // must not absorb the others' work).
         let mut run_at = HashMap::new();
         for (index, record) in records.iter().enumerate() {
             let Ok(change) = &record.change else { continue };
-            for (r, reaction) in self.reactions.iter().enumerate() {
+            for (r, reaction) in reactions.iter().enumerate() {
                 let done = || completed.contains_key(&key_for(reaction.name(), &change.event_id));
                 if let Some(key) = reaction
                     .coalesce_key(change)
@@ -45,107 +44,40 @@ impl Worker {
         }
         Plan { completed, run_at }
     }
+}
 
-    /// The idempotency records of this batch's records that say a reaction completed them:
-    /// one BatchGetItem for the batch instead of a lock attempt (guarded reactions) or a
-    /// recomputation (recomputing ones) per record. Only a saving: when the read fails, every
-    /// reaction runs and a guarded one still meets its lock.
-    async fn completed_before(
-        &self,
-        records: &[StreamRecord],
-    ) -> HashMap<String, serde_json::Value> {
-        if !self.idempotency.completion_notes {
-            return HashMap::new();
-        }
-        let mut keys: Vec<String> = records
-            .iter()
-            .filter_map(|record| record.change.as_ref().ok())
-            .flat_map(|change| {
-                self.reactions
-                    .iter()
-                    .filter(|r| r.idempotency() != Idempotency::ByConstruction && r.applies(change))
-                    .map(|r| key_for(r.name(), &change.event_id))
-            })
-            .collect();
-        if keys.is_empty() {
-            return HashMap::new();
-        }
-        keys.sort();
-        keys.dedup();
-        match self.guard().completed(&keys).await {
-            Ok(completed) => completed,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the batch's idempotency records; every reaction runs");
-                HashMap::new()
-            }
-        }
+/// The idempotency records of this batch's records that say a reaction completed them:
+/// one BatchGetItem for the batch instead of a lock attempt (guarded reactions) or a
+/// recomputation (recomputing ones) per record. Only a saving: when the read fails, every
+/// reaction runs and a guarded one still meets its lock.
+async fn completed_before(
+    reactions: &[Box<dyn Reaction>],
+    guard: &Guard<'_>,
+    records: &[StreamRecord],
+) -> HashMap<String, serde_json::Value> {
+    if !guard.config.completion_notes {
+        return HashMap::new();
     }
-
-    /// Notes for the settled `reports` that their recomputing reactions are done with them
-    /// (a record that failed gets none: its retry must run them).
-    pub(super) fn completion_notes(
-        &self,
-        reports: &[RecordReport],
-        records: &[StreamRecord],
-    ) -> Vec<WriteRequest> {
-        if !self.idempotency.completion_notes {
-            return Vec::new();
-        }
-        let mut notes = Vec::new();
-        for report in reports {
-            let failed = |r: &ReactionReport| matches!(r.outcome, Outcome::Failed { .. });
-            if report.error.is_some() || report.reactions.iter().any(failed) {
-                continue;
-            }
-            for (reaction, ran) in self.reactions.iter().zip(&report.reactions) {
-                if reaction.idempotency() != Idempotency::Recomputed {
-                    continue;
-                }
-                let result = match &ran.outcome {
-                    Outcome::Done { result } | Outcome::Skipped { result } => result.clone(),
-                    // The later record's run covers this one: it reads the state after it.
-                    Outcome::Coalesced { into_record } => serde_json::json!({
-                        "coalescedInto": records.get(*into_record).map(|r| r.event_id.as_str()),
-                    }),
-                    _ => continue,
-                };
-                let Some(Ok(change)) = records.get(report.index).map(|r| &r.change) else {
-                    continue;
-                };
-                let key = key_for(reaction.name(), &report.event_id);
-                match self
-                    .guard()
-                    .completion_note(key, &result, change.approximate_creation)
-                {
-                    Ok(item) => notes.push(WriteRequest::Put(item)),
-                    Err(e) => tracing::warn!(error = %e, "could not build a completion note"),
-                }
-            }
-        }
-        notes
+    let mut keys: Vec<String> = records
+        .iter()
+        .filter_map(|record| record.change.as_ref().ok())
+        .flat_map(|change| {
+            reactions
+                .iter()
+                .filter(|r| r.idempotency() != Idempotency::ByConstruction && r.applies(change))
+                .map(|r| key_for(r.name(), &change.event_id))
+        })
+        .collect();
+    if keys.is_empty() {
+        return HashMap::new();
     }
-
-    /// Store completion notes once there are enough for a BatchWriteItem.
-    pub(super) async fn write_completion_notes_when_full(&self, notes: &mut Vec<WriteRequest>) {
-        if notes.len() >= FLUSH_AT {
-            self.write_completion_notes(notes).await;
-        }
-    }
-
-    /// Store completion notes. A failure loses only the saving: the records are recomputed
-    /// if they come again.
-    pub(super) async fn write_completion_notes(&self, notes: &mut Vec<WriteRequest>) {
-        let notes = std::mem::take(notes);
-        if notes.is_empty() {
-            return;
-        }
-        if let Err(e) = self
-            .adapters
-            .tables
-            .batch_write(&self.idempotency.table, notes)
-            .await
-        {
-            tracing::warn!(error = %e, "could not store completion notes; those records are recomputed if delivered again");
+    keys.sort();
+    keys.dedup();
+    match guard.completed(&keys).await {
+        Ok(completed) => completed,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the batch's idempotency records; every reaction runs");
+            HashMap::new()
         }
     }
 }

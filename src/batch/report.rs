@@ -151,9 +151,6 @@ pub struct RecordReport {
     pub reactions: Vec<ReactionReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Reactions that fold windows whose places in `reactions` await the window's fold.
-    #[serde(skip)]
-    pub(super) pending_folds: Vec<usize>,
 }
 
 /// The record the batch stopped at, and why.
@@ -196,7 +193,6 @@ impl RecordReport {
             applied_earlier_in_this_run: false,
             reactions: Vec::new(),
             error: None,
-            pending_folds: Vec::new(),
         }
     }
 

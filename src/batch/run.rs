@@ -1,52 +1,158 @@
-//! One record's work in its lane: its own change applied first (a replay), then each
-//! applicable reaction run (guarded ones under their idempotency lock, a panic caught), and
-//! what each run concludes to: done, a duplicate, or parked where no retry can help.
+//! Step 3, run: a window's lanes, up to `max_concurrency` at once, each in stream order until
+//! a record fails. A record's own change is applied first (a replay); then each reaction that
+//! applies to it runs (a guarded one under its idempotency lock, a panic caught) and is
+//! settled, or, if it folds windows, awaits the fold ([`Slot::AwaitsFold`]). Gives a
+//! [`RecordRun`] per record started, in stream order.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use futures::stream::{self, StreamExt};
 use futures::FutureExt;
-use handlers::ports::{Ports, WriteRequest};
-use handlers::skipped::Skipped;
+use handlers::ports::Ports;
 use handlers::{Change, Idempotency, Reaction, ReactionError};
 
-use super::deferred::{group_by_table, Deferred};
-use super::effects::{Effect, Recorder};
-use super::idempotency::{key_for, Acquired};
+use super::effects::Recorder;
+use super::idempotency::{key_for, Acquired, Guard};
 use super::plan::Plan;
 use super::report::{Outcome, ReactionReport, RecordFailure, RecordReport};
-use super::{BatchOptions, Worker};
-use crate::adapters::{Applied, ParkedRecord};
+use super::settle::{group_by_table, panicked, Deferred, ReactionRun, Settle, Whose};
+use super::{Adapters, BatchOptions};
+use crate::adapters::Applied;
 use crate::decode::StreamRecord;
 use crate::stages::{measure_async, Stage};
-/// What a reaction's run came to for its record.
-pub(super) struct Concluded {
-    pub(super) report: ReactionReport,
+
+/// A reaction's place in a record's report, in the worker's order of reactions.
+pub(super) enum Slot {
+    /// Settled in the run: done, not applicable, a duplicate, coalesced, parked or failed.
+    Settled(ReactionReport),
+    /// A reaction that folds windows (the reaction's place): settled by the fold step.
+    AwaitsFold(usize),
+}
+
+/// What one record came to in its lane.
+pub(super) struct RecordRun {
+    /// The record's report, but for its reactions (`slots`, settled by the conclude step).
+    pub(super) report: RecordReport,
+    pub(super) slots: Vec<Slot>,
+    /// The writes its reactions deferred (audit items).
     pub(super) deferred: Vec<Deferred>,
-    /// The record fails: why, and whether a retry can help.
-    pub(super) failed: Option<(String, bool)>,
+    pub(super) failure: Option<RecordFailure>,
 }
 
-pub(super) enum ReactionRun {
-    Done {
-        result: serde_json::Value,
-        deferred: Vec<(String, WriteRequest)>,
-    },
-    Duplicate {
-        result: serde_json::Value,
-    },
+impl RecordRun {
+    /// Whether reaction `reaction` (its place) awaits the fold.
+    pub(super) fn awaits_fold(&self, reaction: usize) -> bool {
+        self.slots
+            .iter()
+            .any(|slot| matches!(slot, Slot::AwaitsFold(r) if *r == reaction))
+    }
 }
 
-impl Worker {
+/// The writes the run deferred for the records up to the lowest that failed, taken out of
+/// `runs`: they are stored while the window folds (no folding reaction reads them; the writes
+/// of records after a failure the fold meets are stored again when Lambda delivers those
+/// records again: whole-item puts and deletes).
+pub(super) fn take_writes(runs: &mut [RecordRun]) -> Vec<Deferred> {
+    let failed_at = (runs.iter())
+        .filter_map(|r| r.failure.as_ref().map(|f| f.index))
+        .min()
+        .unwrap_or(usize::MAX);
+    (runs.iter_mut())
+        .filter(|r| r.report.index <= failed_at)
+        .flat_map(|r| std::mem::take(&mut r.deferred))
+        .collect()
+}
+
+/// Runs lanes of records.
+pub(super) struct Run<'a> {
+    pub(super) reactions: &'a [Box<dyn Reaction>],
+    pub(super) adapters: &'a Adapters,
+    pub(super) guard: Guard<'a>,
+    pub(super) settle: &'a Settle<'a>,
+    pub(super) plan: &'a Plan,
+    pub(super) options: BatchOptions,
+    /// Lanes that run at once.
+    pub(super) max_concurrency: usize,
+}
+
+impl Run<'_> {
+    /// Run `lanes` (indexes into `records`), up to `max_concurrency` at once: every record
+    /// started, in stream order. No record after the lowest one that failed (or was not
+    /// started) starts.
+    pub(super) async fn lanes(
+        &self,
+        records: &[StreamRecord],
+        lanes: Vec<Vec<usize>>,
+    ) -> Vec<RecordRun> {
+        let stop_after = AtomicUsize::new(usize::MAX);
+        let mut ran: Vec<RecordRun> = stream::iter(lanes)
+            .map(|lane| self.lane(records, lane, &stop_after))
+            .buffer_unordered(self.max_concurrency)
+            .collect::<Vec<Vec<RecordRun>>>()
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        ran.sort_by_key(|r| r.report.index);
+        ran
+    }
+
+    /// The records of one lane, in stream order, until one fails, the deadline's reserve is
+    /// reached, or another lane failed at an earlier record.
+    async fn lane(
+        &self,
+        records: &[StreamRecord],
+        lane: Vec<usize>,
+        stop_after: &AtomicUsize,
+    ) -> Vec<RecordRun> {
+        let recorder = self.adapters.recorder();
+        let mut ran = Vec::new();
+        for index in lane {
+            if index > stop_after.load(Ordering::SeqCst) {
+                break;
+            }
+            let record = &records[index];
+            let mut run = RecordRun {
+                report: RecordReport::new(index, record),
+                slots: Vec::new(),
+                deferred: Vec::new(),
+                failure: None,
+            };
+            // The first record always starts: an invocation that starts none makes no progress,
+            // and Lambda would deliver the same batch again, and again.
+            if index > 0
+                && (self.options.stop_before).is_some_and(|stop| self.adapters.clock.now() >= stop)
+            {
+                let message = "not started: the invocation is too close to its deadline; \
+                               Lambda delivers the records from here again"
+                    .to_string();
+                run.report.error = Some(message.clone());
+                run.failure = Some(run.report.failure("deadline", message, true));
+                stop_after.fetch_min(index, Ordering::SeqCst);
+                ran.push(run);
+                break;
+            }
+            run.failure = self.record(record, &mut run, &recorder).await.err();
+            let stop = run.failure.is_some();
+            if stop {
+                stop_after.fetch_min(index, Ordering::SeqCst);
+            }
+            ran.push(run);
+            if stop {
+                break;
+            }
+        }
+        ran
+    }
+
     /// Apply `record`'s own change (a replay), then run every reaction that applies to it;
-    /// the window's folds only get their places. Stops at the first reaction that fails.
-    pub(super) async fn process_record(
+    /// the window's folds only get their slots. Stops at the first reaction that fails.
+    async fn record(
         &self,
         record: &StreamRecord,
-        report: &mut RecordReport,
+        run: &mut RecordRun,
         recorder: &Recorder,
-        options: BatchOptions,
-        plan: &Plan,
-        buffer: &mut Vec<Deferred>,
     ) -> Result<(), RecordFailure> {
         let change = match &record.change {
             Ok(change) => change,
@@ -54,23 +160,23 @@ impl Worker {
             // whole and the batch goes on.
             Err(defect) => {
                 return self
-                    .park_whole(record, report, "decode", defect.to_string(), false)
+                    .park_whole(record, run, "decode", defect.to_string(), false)
                     .await
             }
         };
-        if let (true, Some(applier)) = (options.apply_own_change, &self.adapters.applier) {
+        if let (true, Some(applier)) = (self.options.apply_own_change, &self.adapters.applier) {
             self.adapters.catalog.learn(&change.table, &change.keys);
             match measure_async(Stage::OwnChange, applier.apply(change)).await {
-                Ok(Applied::Now) => report.applied = true,
+                Ok(Applied::Now) => run.report.applied = true,
                 Ok(Applied::Before { in_this_run }) => {
-                    report.already_applied = true;
-                    report.applied_earlier_in_this_run = in_this_run;
+                    run.report.already_applied = true;
+                    run.report.applied_earlier_in_this_run = in_this_run;
                 }
                 // Reactions must not run on a state without the record's own change.
                 Err(e) => {
                     let retryable = e.is_retryable();
                     return self
-                        .park_whole(record, report, "apply", e.to_string(), retryable)
+                        .park_whole(record, run, "apply", e.to_string(), retryable)
                         .await;
                 }
             }
@@ -80,72 +186,65 @@ impl Worker {
             objects: recorder,
             mailer: recorder,
         };
+        let index = run.report.index;
         for (r, reaction) in self.reactions.iter().enumerate() {
             let name = reaction.name();
-            if !reaction.applies(change) {
-                report.reactions.push(ReactionReport {
+            let settled = |outcome| {
+                Slot::Settled(ReactionReport {
                     reaction: name,
-                    outcome: Outcome::NotApplicable,
+                    outcome,
                     effects: Vec::new(),
-                });
+                })
+            };
+            if !reaction.applies(change) {
+                run.slots.push(settled(Outcome::NotApplicable));
                 continue;
             }
-            if let Some(result) = plan.completed.get(&key_for(name, &change.event_id)) {
+            if let Some(result) = self.plan.completed.get(&key_for(name, &change.event_id)) {
                 tracing::info!(reaction = name, event_id = %change.event_id, outcome = "duplicate_skipped");
-                report.reactions.push(ReactionReport {
-                    reaction: name,
-                    outcome: Outcome::DuplicateSkipped {
-                        result: result.clone(),
-                    },
-                    effects: Vec::new(),
-                });
+                run.slots.push(settled(Outcome::DuplicateSkipped {
+                    result: result.clone(),
+                }));
                 continue;
             }
             // A record whose own item is unusable runs itself, so that it can be parked.
             let unusable = reaction.unusable_data(change);
             let coalesce_key = reaction.coalesce_key(change).filter(|_| unusable.is_none());
             if let Some(key) = coalesce_key {
-                let last = plan.run_at.get(&(r, key)).copied().unwrap_or(report.index);
-                if last > report.index {
-                    report.reactions.push(ReactionReport {
-                        reaction: name,
-                        outcome: Outcome::Coalesced { into_record: last },
-                        effects: Vec::new(),
-                    });
+                let last = self.plan.run_at.get(&(r, key)).copied().unwrap_or(index);
+                if last > index {
+                    run.slots
+                        .push(settled(Outcome::Coalesced { into_record: last }));
                     continue;
                 }
             }
-            let span = tracing::info_span!("reaction", event_id = %change.event_id, sequence_number = %change.sequence_number, reaction = name);
-            let _enter = span.enter();
             if reaction.folds_windows() {
-                // Its place, filled once the window's records ran (`fold_window`).
-                report.reactions.push(ReactionReport {
-                    reaction: name,
-                    outcome: Outcome::NotApplicable,
-                    effects: Vec::new(),
-                });
-                report.pending_folds.push(r);
+                run.slots.push(Slot::AwaitsFold(r));
                 continue;
             }
+            let span = tracing::info_span!("reaction", event_id = %change.event_id, sequence_number = %change.sequence_number, reaction = name);
+            let _enter = span.enter();
+            let whose = Whose {
+                record: index,
+                reaction: r,
+            };
             let settled = measure_async(Stage::Reactions, async {
-                let run = self
-                    .run_reaction(reaction.as_ref(), change, ports, options)
-                    .await;
-                self.conclude(r, record, report.index, run, recorder.take(), unusable)
+                let ran = self.reaction(reaction.as_ref(), change, ports).await;
+                (self.settle)
+                    .run(whose, record, ran, recorder.take(), unusable)
                     .await
             })
             .await;
-            buffer.extend(settled.deferred);
-            report.reactions.push(settled.report);
-            if let Some((reason, retryable)) = settled.failed {
-                return Err(report.failure(name, reason, retryable));
+            run.deferred.extend(settled.deferred);
+            run.slots.push(Slot::Settled(settled.report));
+            if let Some(failed) = settled.failed {
+                return Err(run.report.failure(name, failed.reason, failed.retryable));
             }
         }
-        if report.pending_folds.is_empty()
-            && report
-                .reactions
-                .iter()
-                .all(|r| r.outcome == Outcome::NotApplicable)
+        if run
+            .slots
+            .iter()
+            .all(|slot| matches!(slot, Slot::Settled(r) if r.outcome == Outcome::NotApplicable))
         {
             // Not a failure: a table the worker was not built for (a shared stream, a filter
             // left wide), or an item kind no reaction needs.
@@ -154,196 +253,41 @@ impl Worker {
         Ok(())
     }
 
-    /// What a reaction's run on record `record` comes to: its report (parked where no retry can
-    /// fix it, or where the record wrote data the reaction cannot use), the writes it deferred,
-    /// and the record's failure if any (reason, retryable).
-    pub(super) async fn conclude(
-        &self,
-        r: usize,
-        stream_record: &StreamRecord,
-        record: usize,
-        run: Result<ReactionRun, ReactionError>,
-        mut effects: Vec<Effect>,
-        unusable: Option<Skipped>,
-    ) -> Concluded {
-        let name = self.reactions[r].name();
-        let mut deferred_writes = Vec::new();
-        let (outcome, failed) = match run {
-            Ok(ReactionRun::Done { result, deferred }) => {
-                for (table, write) in deferred {
-                    if let WriteRequest::Put(item) = &write {
-                        effects.push(Effect::put(&self.adapters.catalog, &table, item));
-                    }
-                    deferred_writes.push(Deferred {
-                        record,
-                        reaction: r,
-                        table,
-                        write,
-                    });
-                }
-                let left_out = warn_of_skipped(&result);
-                match self.park_bad_data(name, stream_record, unusable).await {
-                    None => {
-                        let outcome = Outcome::completed(result, left_out);
-                        tracing::info!(outcome = outcome.name());
-                        (outcome, None)
-                    }
-                    Some(Ok((reason, location))) => {
-                        tracing::warn!(outcome = "parked", %location, error = %reason);
-                        let parked = Outcome::Parked {
-                            reason,
-                            location,
-                            panicked: false,
-                        };
-                        (parked, None)
-                    }
-                    // Nothing is dropped silently: unparked, the record fails for a retry.
-                    Some(Err(reason)) => retry_later(reason, false),
-                }
-            }
-            Ok(ReactionRun::Duplicate { result }) => {
-                tracing::info!(outcome = "duplicate_skipped");
-                (Outcome::DuplicateSkipped { result }, None)
-            }
-            // Retried, and counted apart: it says another invocation has this record now.
-            Err(e @ ReactionError::InProgress { .. }) => retry_later(e.to_string(), true),
-            Err(e) => {
-                let panicked = matches!(e, ReactionError::Panicked(_));
-                self.park_or_fail(
-                    stream_record,
-                    name,
-                    e.to_string(),
-                    e.is_retryable(),
-                    panicked,
-                )
-                .await
-            }
-        };
-        Concluded {
-            report: ReactionReport {
-                reaction: name,
-                outcome,
-                effects,
-            },
-            deferred: deferred_writes,
-            failed,
-        }
-    }
-
-    /// What no retry can fix is parked, so that it costs only itself; the rest fails, and so
-    /// does what cannot be parked (retryable: nothing is dropped silently). The outcome to
-    /// report for `stage` (a reaction, or `decode` / `apply`), and the failure if any.
-    async fn park_or_fail(
-        &self,
-        record: &StreamRecord,
-        stage: &'static str,
-        reason: String,
-        retryable: bool,
-        panicked: bool,
-    ) -> (Outcome, Option<(String, bool)>) {
-        let parked = match retryable {
-            true => None,
-            false => self.park(record, stage, &reason).await,
-        };
-        let (reason, retryable) = match parked {
-            Some(Ok(location)) => {
-                tracing::warn!(stage, outcome = "parked", %location, error = %reason);
-                let outcome = Outcome::Parked {
-                    reason,
-                    location,
-                    panicked,
-                };
-                return (outcome, None);
-            }
-            Some(Err(park)) => (
-                format!("{reason}; and it could not be parked: {park}"),
-                true,
-            ),
-            None => (reason, retryable),
-        };
-        tracing::warn!(stage, outcome = "failed", retryable, error = %reason);
-        let outcome = Outcome::Failed {
-            reason: reason.clone(),
-            retryable,
-            in_progress: false,
-        };
-        (outcome, Some((reason, retryable)))
-    }
-
     /// A record no reaction can run on (`stage`: it breaks a stream's rules, or its own change
     /// cannot be applied): parked whole, and reported as that stage's outcome, unless a retry
     /// can help or there is nowhere to park; then it fails.
     async fn park_whole(
         &self,
         record: &StreamRecord,
-        report: &mut RecordReport,
+        run: &mut RecordRun,
         stage: &'static str,
         reason: String,
         retryable: bool,
     ) -> Result<(), RecordFailure> {
-        let (outcome, failed) = self
+        let (outcome, failed) = (self.settle)
             .park_or_fail(record, stage, reason, retryable, false)
             .await;
-        report.reactions.push(ReactionReport {
+        run.slots.push(Slot::Settled(ReactionReport {
             reaction: stage,
             outcome,
             effects: Vec::new(),
-        });
+        }));
         match failed {
             None => Ok(()),
-            Some((reason, retryable)) => {
-                report.error = Some(reason.clone());
-                Err(report.failure(stage, reason, retryable))
+            Some(failed) => {
+                run.report.error = Some(failed.reason.clone());
+                Err(run.report.failure(stage, failed.reason, failed.retryable))
             }
         }
     }
 
-    /// Park a record whose own item holds data the application got wrong, once `reaction` ran
-    /// without it: (reason, location), or why it could not be parked. None when the item is
-    /// fine or this worker has nowhere to park (the skipped item is in the result either way).
-    async fn park_bad_data(
-        &self,
-        reaction: &'static str,
-        record: &StreamRecord,
-        unusable: Option<Skipped>,
-    ) -> Option<Result<(String, String), String>> {
-        let skipped = unusable?;
-        let reason = format!(
-            "the application wrote {} = {} in {}, which {} cannot use: left out of its \
-             computation, which went on",
-            skipped.attribute, skipped.value, skipped.item, reaction
-        );
-        Some(match self.park(record, reaction, &reason).await? {
-            Ok(location) => Ok((reason, location)),
-            Err(e) => Err(format!("{reason}; and it could not be parked: {e}")),
-        })
-    }
-
-    /// Park `record` for `reaction`; None when this worker has nowhere to park.
-    pub(super) async fn park(
-        &self,
-        record: &StreamRecord,
-        reaction: &'static str,
-        reason: &str,
-    ) -> Option<Result<String, handlers::PortError>> {
-        let parking = self.adapters.parking.as_ref()?;
-        let record = ParkedRecord {
-            raw: &record.raw,
-            table: &record.table,
-            sequence_number: &record.sequence_number,
-            reaction,
-            reason: reason.to_string(),
-            parked_at: self.adapters.clock.now(),
-        };
-        Some(parking.park(&record).await)
-    }
-
-    async fn run_reaction(
+    /// Run one reaction on `change`: a guarded one under its idempotency lock, its writes
+    /// stored before the lock says it completed.
+    async fn reaction(
         &self,
         reaction: &dyn Reaction,
         change: &Change,
         ports: Ports<'_>,
-        options: BatchOptions,
     ) -> Result<ReactionRun, ReactionError> {
         if reaction.idempotency() != Idempotency::Guarded {
             let reacted = react_caught(reaction, change, ports).await?;
@@ -352,11 +296,11 @@ impl Worker {
                 deferred: reacted.deferred_writes,
             });
         }
-        let guard = self.guard();
+        let guard = &self.guard;
         let key = key_for(reaction.name(), &change.event_id);
         let now = self.adapters.clock.now();
-        let until = options.deadline.unwrap_or_else(|| {
-            now + chrono::Duration::from_std(self.idempotency.default_in_progress)
+        let until = self.options.deadline.unwrap_or_else(|| {
+            now + chrono::Duration::from_std(guard.config.default_in_progress)
                 .unwrap_or(chrono::Duration::seconds(60))
         });
         let acquired = guard
@@ -423,72 +367,4 @@ async fn react_caught(
         Ok(result) => result,
         Err(panic) => Err(panicked(reaction.name(), panic)),
     }
-}
-
-/// The error a caught panic becomes, with its message; a WARN line says which reaction.
-pub(super) fn panicked(
-    reaction: &'static str,
-    panic: Box<dyn std::any::Any + Send>,
-) -> ReactionError {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|m| m.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_string());
-    tracing::warn!(reaction, panic = %message, "a reaction panicked; its record is parked");
-    ReactionError::Panicked(message)
-}
-
-/// A WARN line for every item a reaction left out because the application wrote something it
-/// cannot use (`"skipped"` anywhere in its result: a reaction of several aggregates reports
-/// per aggregate), within the reaction's span, so the line names the record and reaction too.
-/// Returns whether the result names anything left out: such items, or attributes it could not
-/// read (`"unread"`, which the reaction logs itself). A `"skipped"` that is text is a
-/// reaction's word for "nothing to do", not data left out.
-fn warn_of_skipped(result: &serde_json::Value) -> bool {
-    match result {
-        serde_json::Value::Object(fields) => {
-            let mut left_out = false;
-            for (name, value) in fields {
-                match (name.as_str(), value) {
-                    ("skipped", serde_json::Value::Array(entries)) => {
-                        left_out = true;
-                        for entry in entries {
-                            tracing::warn!(
-                                item = %entry["item"].as_str().unwrap_or_default(),
-                                attribute = %entry["attribute"].as_str().unwrap_or_default(),
-                                value = %entry["value"].as_str().unwrap_or_default(),
-                                "left out of the computation: the application wrote a value the worker cannot use"
-                            );
-                        }
-                    }
-                    ("skipped", _) => {}
-                    ("unread", value) => left_out |= !value.is_null(),
-                    (_, value) => left_out |= warn_of_skipped(value),
-                }
-            }
-            left_out
-        }
-        serde_json::Value::Array(values) => {
-            // Every entry, for its WARN lines: not `any`, which would stop at the first.
-            let mut left_out = false;
-            for value in values {
-                left_out |= warn_of_skipped(value);
-            }
-            left_out
-        }
-        _ => false,
-    }
-}
-
-/// A reaction's outcome that a retry can change (`in_progress`: another invocation holds the
-/// record's lock), and the failure it makes of the record.
-fn retry_later(reason: String, in_progress: bool) -> (Outcome, Option<(String, bool)>) {
-    tracing::warn!(outcome = "failed", retryable = true, error = %reason);
-    let failed = Outcome::Failed {
-        reason: reason.clone(),
-        retryable: true,
-        in_progress,
-    };
-    (failed, Some((reason, true)))
 }

@@ -23,7 +23,7 @@
 //! import, a restore), stay off until `reconcile` recomputes them.
 
 pub mod booking_slots;
-mod fold;
+mod rating_fold;
 mod rating_memory;
 mod rating_reconcile;
 mod rules;

@@ -3,7 +3,7 @@
 //! them first.
 
 use super::booking_slots::{BookingSlot, SlotKey};
-use super::fold::Folding;
+use super::rating_fold::Folding;
 use super::{ProviderRating, ProviderRatings};
 
 impl ProviderRatings {

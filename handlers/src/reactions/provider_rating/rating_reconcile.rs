@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use super::booking_slots::{BookingSlot, SlotKey, SlotReview};
-use super::fold::figures_update;
+use super::rating_fold::figures_update;
 use super::{aggregate, ProviderRating, ProviderRatings, Review};
 use crate::error::ReactionError;
 use crate::item::{from_item, to_item, AttributeValue};
