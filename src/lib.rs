@@ -12,7 +12,7 @@
 //! | [`lambda`] | the Lambda runtime glue and its metrics | `wiring`, `batch`, `adapters`, `decode`, `catalog`, `stages` |
 //! | [`stream`] | the local event source mapping: [`stream::reader`] reads a stream, `delivery` delivers a shard as Lambda does (filters, retries, bisect, checkpoints, on-failure) | `batch`, `adapters`, `decode`, `catalog`, `stages` |
 //! | [`wiring`] | configuration; the [`wiring::target::Target`] (embedded, endpoint, AWS) and the one place that builds its adapters; every SDK client | `batch`, `adapters`, `decode`, `catalog`, `stages` |
-//! | [`batch`] | one batch: `mod` (Worker, `process_batch`) over rooms `window` → `record` → `plan` → `deferred` → `report`; idempotency, effect recording, request counting | `adapters`, `decode`, `catalog`, `stages` |
+//! | [`batch`] | one batch: `mod` (Worker, `process_batch`) runs the steps `plan` → `lanes` → `run` → `fold` → `deferred` → `conclude` → `notes`, each a room of its own; `settle`, `report`; idempotency, effect recording, request counting | `adapters`, `decode`, `catalog`, `stages` |
 //! | [`adapters`] | the ports on the AWS SDK and on the embedded local state; the one backoff and the one atomic file writer | `catalog`, `stages` |
 //! | [`decode`] | stream records in (Lambda events, GetRecords output), DynamoDB's number rules | nothing |
 //! | [`catalog`] | key schemas of the tables the worker knows (`deploy/tables/`) | nothing |
