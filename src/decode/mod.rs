@@ -7,6 +7,21 @@
 //! event) are [`DecodeError`]s; a record that breaks a rule the stream guarantees (its
 //! sequence number, eventID, table, DynamoDB's value rules: [`record`], [`values`]) becomes a
 //! [`RecordDefect`] naming the field and the rule, so the batch parks it and goes on.
+//!
+//! The forms a record takes on its way to a [`StreamRecord`] (its typed `Change`, and its text
+//! kept for parking), by where it comes from:
+//! - a replayed file: its bytes are parsed through once to be checked ([`check_records`]: a
+//!   count and the keys of tables with a two-attribute key), then record by record as its text
+//!   (`RawValue`, kept as the record's `raw`), parsed into a `serde_json::Value`, read into the
+//!   `StreamRecord`;
+//! - Lambda: the event the runtime parsed ([`decode_value`]), whose records' texts are written
+//!   from their values;
+//! - the stream runner: the SDK's records in Lambda's JSON shape (`stream::get_records`, which
+//!   the on-failure messages and `capture` need anyway), then [`decode_records`].
+//!
+//! DynamoDB's value rules are checked on a record here, and only here: the embedded state
+//! applies a record's own change without checking its values again. One parse per record on
+//! replay, and the SDK's records decoded without their JSON, are issue 43's part still open.
 
 mod record;
 

@@ -573,7 +573,7 @@ impl ChangeApplier for EmbeddedState {
             );
             marker.insert("run".into(), AttributeValue::S(self.run.clone()));
             // One set of writes: the write and its marker survive a crash together or not at all.
-            s.write(vec![
+            s.write_decoded(vec![
                 (change.table.clone(), write),
                 (APPLIED_TABLE.to_string(), Write::Put(marker)),
             ])

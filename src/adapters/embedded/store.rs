@@ -136,12 +136,31 @@ impl Store {
 
     /// Apply `writes` together: after a crash, all of them or none.
     pub(super) fn write(&mut self, writes: Vec<(String, Write)>) -> Result<(), String> {
+        self.write_checking(writes, true)
+    }
+
+    /// Apply the writes of a decoded stream record's own change (and its marker): as
+    /// [`Store::write`], but DynamoDB's value rules are not checked again, since decoding
+    /// checked them on the record's keys and images (`src/decode/record.rs`); that the key
+    /// fits the table's key schema is still checked.
+    pub(super) fn write_decoded(&mut self, writes: Vec<(String, Write)>) -> Result<(), String> {
+        self.write_checking(writes, false)
+    }
+
+    fn write_checking(
+        &mut self,
+        writes: Vec<(String, Write)>,
+        check_values: bool,
+    ) -> Result<(), String> {
         for (table, write) in &writes {
             let schema = self.schema(table)?;
             let (Write::Put(item) | Write::Delete(item)) = write;
             // Every key and item is checked before anything changes, by DynamoDB's rules (it
             // refuses the whole request).
             require_key(table, &schema, item)?;
+            if !check_values {
+                continue;
+            }
             let broken = value_rules::broken_key(&schema.key_of(item)).or_else(|| match write {
                 Write::Put(item) => value_rules::first_broken(item),
                 Write::Delete(_) => None,
