@@ -180,6 +180,32 @@ fn a_record_cannot_address_the_replays_own_bookkeeping() {
     assert!(users.iter().any(|u| u["UserId"]["S"] == "u2"));
 }
 
+/// Decoding checks a record's Keys and images by DynamoDB's rules, but not which attributes the
+/// table's key has: a record whose Keys leave out the sort key, with an empty one in its image,
+/// is refused when its change is applied, as DynamoDB refuses an empty key value.
+#[test]
+fn a_key_attribute_the_record_leaves_out_of_its_keys_is_still_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let keys = json!({"PK": {"S": "USER#u9"}});
+    let image = json!({"PK": {"S": "USER#u9"}, "SK": {"S": ""}, "UserId": {"S": "u9"}});
+    let bad = record(1, "INSERT", keys, Some(image), None);
+    let (code, lines, _) = replay_records(
+        &dir.path().join("k.json"),
+        &state,
+        &[bad, user_insert(2, "u2")],
+    );
+    assert_eq!(code, 3, "{lines:?}");
+    assert!(
+        parked_reason(&lines[0], "apply").contains("invalid"),
+        "{}",
+        lines[0]
+    );
+    let users = table(&state, support::COST_TABLE);
+    assert!(users.iter().all(|u| u["UserId"]["S"] != "u9"), "{users:?}");
+    assert!(users.iter().any(|u| u["UserId"]["S"] == "u2"));
+}
+
 #[test]
 fn two_records_sharing_an_event_id_lose_neither() {
     let dir = tempfile::tempdir().unwrap();

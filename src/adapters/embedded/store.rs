@@ -140,9 +140,9 @@ impl Store {
     }
 
     /// Apply the writes of a decoded stream record's own change (and its marker): as
-    /// [`Store::write`], but DynamoDB's value rules are not checked again, since decoding
-    /// checked them on the record's keys and images (`src/decode/record.rs`); that the key
-    /// fits the table's key schema is still checked.
+    /// [`Store::write`], but an item's values are not walked again for DynamoDB's rules, since
+    /// decoding did it on the record's images (`src/decode/record.rs`). Its key is still
+    /// checked against the table's schema, which decoding does not know.
     pub(super) fn write_decoded(&mut self, writes: Vec<(String, Write)>) -> Result<(), String> {
         self.write_checking(writes, false)
     }
@@ -150,7 +150,7 @@ impl Store {
     fn write_checking(
         &mut self,
         writes: Vec<(String, Write)>,
-        check_values: bool,
+        walk_items: bool,
     ) -> Result<(), String> {
         for (table, write) in &writes {
             let schema = self.schema(table)?;
@@ -158,12 +158,9 @@ impl Store {
             // Every key and item is checked before anything changes, by DynamoDB's rules (it
             // refuses the whole request).
             require_key(table, &schema, item)?;
-            if !check_values {
-                continue;
-            }
             let broken = value_rules::broken_key(&schema.key_of(item)).or_else(|| match write {
-                Write::Put(item) => value_rules::first_broken(item),
-                Write::Delete(_) => None,
+                Write::Put(item) if walk_items => value_rules::first_broken(item),
+                _ => None,
             });
             if let Some(broken) = broken {
                 return Err(format!(
