@@ -11,7 +11,7 @@
 //! its error is not the batch's.
 
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
@@ -80,9 +80,7 @@ pub(crate) struct Waker(SyncSender<Ask>);
 
 impl Waker {
     pub(crate) fn wake(&self) {
-        match self.0.try_send(Ask::Checkpoint) {
-            // Full: one is asked for already; Disconnected: the thread has ended.
-            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
-        }
+        // Refused only when one is asked for already, or the thread has ended.
+        let _ = self.0.try_send(Ask::Checkpoint);
     }
 }

@@ -413,24 +413,22 @@ impl Database {
         // No savepoint around the set: SQLite copies every page a savepoint touches aside (a
         // third of a replay's time). A set fails part way only when SQLite does (a full disk,
         // a damaged file), and then the whole batch is undone instead (see `abandon`).
-        let mut replaced = Vec::with_capacity(placed.len());
-        for (table, t, place, write) in &placed {
-            let applied = match write {
-                Write::Put(item) => self.insert(table, t, place, item),
-                Write::Delete(_) => self.remove(table, t, place).map(|()| false),
+        for (table, t, place, write) in placed {
+            let applied = match &write {
+                Write::Put(item) => self.insert(&table, &t, &place, item),
+                Write::Delete(_) => self.remove(&table, &t, &place).map(|()| false),
             };
-            match applied {
-                Ok(was_there) => replaced.push(was_there),
+            let replaced = match applied {
+                Ok(replaced) => replaced,
+                // `abandon` empties the cache, the items of this set put in it included.
                 Err(error) => {
                     self.abandon();
                     return Err(error);
                 }
-            }
-        }
-        // Kept decoded: an item cached already or written over (state read and written again,
-        // a profile changed often); not one only ever written (audit items, markers), which
-        // would push out the items read again.
-        for ((_, t, place, write), replaced) in placed.into_iter().zip(replaced) {
+            };
+            // Kept decoded: an item cached already or written over (state read and written
+            // again, a profile changed often); not one only ever written (audit items,
+            // markers), which would push out the items read again.
             let cached = (t.id, place);
             match write {
                 Write::Put(item) if replaced || self.cache.contains(&cached) => {

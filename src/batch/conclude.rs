@@ -18,16 +18,19 @@ pub(super) struct Concluded {
     pub(super) fold_writes: Vec<Deferred>,
 }
 
-/// The reports of `runs`, the folds' results in their slots.
+/// The reports of `runs` (in stream order), the folds' results in their slots.
 pub(super) fn conclude(
     runs: Vec<RecordRun>,
     mut folded: Folded,
     reactions: &[Box<dyn Reaction>],
 ) -> Concluded {
-    let mut reported = Vec::with_capacity(runs.len());
+    let mut concluded = Concluded {
+        reports: Vec::with_capacity(runs.len()),
+        failure: None,
+        fold_writes: Vec::new(),
+    };
     for mut run in runs {
         let index = run.report.index;
-        let mut fold_writes = Vec::new();
         let mut reaction_reports = Vec::with_capacity(run.slots.len());
         for slot in run.slots {
             let reaction = match slot {
@@ -54,7 +57,7 @@ pub(super) fn conclude(
                 });
                 continue;
             };
-            fold_writes.extend(settled.deferred);
+            concluded.fold_writes.extend(settled.deferred);
             if let Some(failed) = settled.failed {
                 let failure = run.report.failure(name, failed.reason, failed.retryable);
                 run.report
@@ -65,22 +68,13 @@ pub(super) fn conclude(
             reaction_reports.push(settled.report);
         }
         run.report.reactions = reaction_reports;
-        reported.push((run.report, run.failure, fold_writes));
+        concluded.reports.push(run.report);
+        // In stream order, the first record that failed is the window's failure: the records
+        // after it are delivered again, so their reports and writes are dropped.
+        if run.failure.is_some() {
+            concluded.failure = run.failure;
+            break;
+        }
     }
-    let failure = (reported.iter())
-        .filter_map(|(_, failure, _)| failure.clone())
-        .min_by_key(|f| f.index);
-    // Records after the failure are delivered again: their reports and writes are dropped.
-    let cut = failure.as_ref().map_or(usize::MAX, |f| f.index);
-    let mut reports = Vec::new();
-    let mut fold_writes = Vec::new();
-    for (report, _, writes) in reported.into_iter().filter(|(r, ..)| r.index <= cut) {
-        reports.push(report);
-        fold_writes.extend(writes);
-    }
-    Concluded {
-        reports,
-        failure,
-        fold_writes,
-    }
+    concluded
 }

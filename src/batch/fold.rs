@@ -13,7 +13,7 @@ use handlers::ports::Ports;
 use handlers::{Change, Reaction, ReactionError};
 use tracing::Instrument;
 
-use super::run::RecordRun;
+use super::run::{failed_at, RecordRun};
 use super::settle::{panicked, ReactionRun, Settle, Settled, Whose};
 use super::Adapters;
 use crate::decode::StreamRecord;
@@ -35,11 +35,7 @@ impl Fold<'_> {
     /// Each folding reaction over the records of `runs` that await it, before the lowest that
     /// failed in its lane.
     pub(super) async fn window(&self, records: &[StreamRecord], runs: &[RecordRun]) -> Folded {
-        let failed_at = runs
-            .iter()
-            .filter_map(|r| r.failure.as_ref().map(|f| f.index))
-            .min()
-            .unwrap_or(usize::MAX);
+        let failed_at = failed_at(runs);
         let mut settled = HashMap::new();
         for (r, reaction) in self.reactions.iter().enumerate() {
             if !reaction.folds_windows() {

@@ -54,14 +54,20 @@ impl RecordRun {
 /// of records after a failure the fold meets are stored again when Lambda delivers those
 /// records again: whole-item puts and deletes).
 pub(super) fn take_writes(runs: &mut [RecordRun]) -> Vec<Deferred> {
-    let failed_at = (runs.iter())
-        .filter_map(|r| r.failure.as_ref().map(|f| f.index))
-        .min()
-        .unwrap_or(usize::MAX);
+    let failed_at = failed_at(runs);
     (runs.iter_mut())
         .filter(|r| r.report.index <= failed_at)
         .flat_map(|r| std::mem::take(&mut r.deferred))
         .collect()
+}
+
+/// The index of the lowest record of `runs` that failed (or was not started); none after it
+/// started.
+pub(super) fn failed_at(runs: &[RecordRun]) -> usize {
+    (runs.iter())
+        .filter_map(|r| r.failure.as_ref().map(|f| f.index))
+        .min()
+        .unwrap_or(usize::MAX)
 }
 
 /// Runs lanes of records.

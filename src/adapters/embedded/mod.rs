@@ -399,24 +399,24 @@ impl Tables for EmbeddedState {
                     | TransactItem::Delete { condition, .. } => condition.as_ref(),
                     TransactItem::Check { condition, .. } => Some(condition),
                 };
-                // The item is read (lent, not copied) only for a condition or an update.
-                if let Some(condition) = condition {
-                    let failed = s
-                        .get_with(table, &key, |existing| {
-                            (!expr::holds(condition, existing))
-                                .then(|| condition_failed(table, existing))
+                // The item is read once, lent: for a condition, and copied only for an update.
+                let is_update = matches!(item, TransactItem::Update { .. });
+                let existing = match condition.is_some() || is_update {
+                    false => None,
+                    true => s
+                        .get_with(table, &key, |existing| match condition {
+                            Some(condition) if !expr::holds(condition, existing) => {
+                                Err(condition_failed(table, existing))
+                            }
+                            _ => Ok(existing.filter(|_| is_update).cloned()),
                         })
-                        .map_err(|e| fail(table, e))?;
-                    if let Some(failed) = failed {
-                        return Err(failed);
-                    }
-                }
+                        .map_err(|e| fail(table, e))??,
+                };
                 match item {
                     TransactItem::Put { table, item, .. } => {
                         writes.push((table, Write::Put(expr::normalize_item(item))))
                     }
                     TransactItem::Update { table, update, .. } => {
-                        let existing = s.get(&table, &key).map_err(|e| fail(&table, e))?;
                         let mut next =
                             existing.unwrap_or_else(|| expr::normalize_item(key.clone()));
                         expr::apply_update(&mut next, &update, &key_names(&schema))
