@@ -19,8 +19,9 @@
 //! - the stream runner: the SDK's records in Lambda's JSON shape (`stream::get_records`, which
 //!   the on-failure messages and `capture` need anyway), then [`decode_records`].
 //!
-//! DynamoDB's value rules are checked on a record here, and only here: the embedded state
-//! applies a record's own change without checking its values again. One parse per record on
+//! DynamoDB's value rules are checked on a record's keys and images here, once: the embedded
+//! state applies a record's own change without walking its values again (it checks only the
+//! key against the table's schema, which decoding does not know). One parse per record on
 //! replay, and the SDK's records decoded without their JSON, are issue 43's part still open.
 
 mod record;
