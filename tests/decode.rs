@@ -148,3 +148,125 @@ fn the_first_pass_refuses_only_what_makes_the_file_unusable() {
     assert_eq!(error, in_order(&text).unwrap_err().to_string());
     assert!(error.contains("malformed JSON"), "{error}");
 }
+
+/// The stream runner decodes DynamoDB Streams' records from the SDK's types, without JSON:
+/// the records it gets are the ones Lambda's JSON of the same records decodes to, TTL
+/// deletions, milliseconds and broken records included.
+#[test]
+fn records_from_the_sdk_decode_as_their_lambda_json_does() {
+    use aws_sdk_dynamodbstreams::primitives::DateTime;
+    use aws_sdk_dynamodbstreams::types::{
+        AttributeValue as V, Identity, OperationType, Record, StreamRecord as Sdk, StreamViewType,
+    };
+    use ddb_stream_worker::decode::{decode_stream_records, decode_value};
+    use ddb_stream_worker::stream::get_records::lambda_event;
+    let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2024-01-15T10:00:00.000";
+    let record = |id: &str, name: OperationType, seq: &str, new: bool, old: bool| {
+        let image = |total: &str| {
+            [
+                ("pk".to_string(), V::S("order#1".into())),
+                ("total".to_string(), V::N(total.into())),
+                ("tags".to_string(), V::Ss(vec!["a".into(), "b".into()])),
+            ]
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>()
+        };
+        let mut stream = Sdk::builder()
+            .approximate_creation_date_time(DateTime::from_millis(1_705_312_800_123))
+            .keys("pk", V::S("order#1".into()))
+            .sequence_number(seq)
+            .size_bytes(120)
+            .stream_view_type(StreamViewType::NewAndOldImages);
+        if new {
+            stream = stream.set_new_image(Some(image("12.50")));
+        }
+        if old {
+            stream = stream.set_old_image(Some(image("10")));
+        }
+        Record::builder()
+            .event_id(id)
+            .event_name(name)
+            .event_version("1.1")
+            .event_source("aws:dynamodb")
+            .aws_region("us-east-1")
+            .dynamodb(stream.build())
+    };
+    let ttl = Identity::builder()
+        .r#type("Service")
+        .principal_id("dynamodb.amazonaws.com")
+        .build();
+    let records = vec![
+        record(
+            "e1",
+            OperationType::Insert,
+            "100000000000000000001",
+            true,
+            false,
+        )
+        .build(),
+        record(
+            "e2",
+            OperationType::Modify,
+            "100000000000000000002",
+            true,
+            true,
+        )
+        .build(),
+        record(
+            "e3",
+            OperationType::Remove,
+            "100000000000000000003",
+            false,
+            true,
+        )
+        .user_identity(ttl)
+        .build(),
+        // Broken: no OldImage on a MODIFY, a sequence number no stream gives, an eventID twice.
+        record(
+            "e4",
+            OperationType::Modify,
+            "100000000000000000004",
+            true,
+            false,
+        )
+        .build(),
+        record("e5", OperationType::Insert, "12", true, false).build(),
+        record(
+            "e1",
+            OperationType::Insert,
+            "100000000000000000006",
+            true,
+            false,
+        )
+        .build(),
+    ];
+    let from_json = decode_value(lambda_event(&records, arn), "stream", None).unwrap();
+    let texts: Vec<std::sync::Arc<str>> = from_json.iter().map(|r| r.raw.clone()).collect();
+    let from_sdk = decode_stream_records(records.iter().zip(texts), arn);
+    assert_eq!(from_sdk.len(), records.len());
+    for (sdk, json) in from_sdk.iter().zip(&from_json) {
+        assert_eq!(sdk.event_id, json.event_id);
+        assert_eq!(sdk.table, "Orders");
+        assert_eq!(sdk.keys, json.keys);
+        assert_eq!(sdk.sequence_number, json.sequence_number);
+        assert_eq!(sdk.change, json.change, "{}", sdk.event_id);
+    }
+    let change = from_sdk[2].change.as_ref().unwrap();
+    assert!(change.expired_by_ttl);
+    assert_eq!(
+        change.approximate_creation.timestamp_millis(),
+        1_705_312_800_123
+    );
+    assert!(matches!(
+        from_sdk[3].change,
+        Err(RecordDefect::MissingImage { .. })
+    ));
+    assert!(matches!(
+        from_sdk[4].change,
+        Err(RecordDefect::Identity { .. })
+    ));
+    assert!(matches!(
+        from_sdk[5].change,
+        Err(RecordDefect::DuplicateEventId { .. })
+    ));
+}

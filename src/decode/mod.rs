@@ -9,29 +9,36 @@
 //! [`RecordDefect`] naming the field and the rule, so the batch parks it and goes on.
 //!
 //! The forms a record takes on its way to a [`StreamRecord`] (its typed `Change`, and its text
-//! kept for parking), by where it comes from:
-//! - a replayed file: its bytes are parsed through once to be checked ([`check_records`]: a
-//!   count and the keys of tables with a two-attribute key), then record by record as its text
-//!   (`RawValue`, kept as the record's `raw`), parsed into a `serde_json::Value`, read into the
-//!   `StreamRecord`;
-//! - Lambda: the event the runtime parsed ([`decode_value`]), whose records' texts are written
-//!   from their values;
-//! - the stream runner: the SDK's records in Lambda's JSON shape (`stream::get_records`, which
-//!   the on-failure messages and `capture` need anyway), then [`decode_records`].
+//! kept only for parking), by where it comes from. Every path meets in one typed form, the
+//! fields the worker uses (`wire::WireRecord`), from which one function checks and builds the
+//! record:
+//! - a replayed file: checked whole first ([`check_records`], a scan that keeps nothing but a
+//!   count and the keys of tables with a two-attribute key: a malformed file changes nothing),
+//!   then each record's text (`RawValue`, kept as `raw`) parsed once into the typed form;
+//! - Lambda: the event the runtime parsed ([`decode_value`]), read into the typed form, each
+//!   record's text written from its value;
+//! - the stream runner: the SDK's records converted into the typed form field by field
+//!   ([`decode_stream_records`]), with no JSON in between; their Lambda-shaped text (which the
+//!   filter criteria read anyway) is kept for parking.
+//!
+//! Only a record whose fields have other types than a stream gives them is read again, as a
+//! `serde_json::Value`, so that it can still be named and parked with the field that is wrong.
 //!
 //! DynamoDB's value rules are checked on a record's keys and images here, once: the embedded
 //! state applies a record's own change without walking its values again (it checks only the
-//! key against the table's schema, which decoding does not know). One parse per record on
-//! replay, and the SDK's records decoded without their JSON, are issue 43's part still open.
+//! key against the table's schema, which decoding does not know).
 
 mod record;
+mod wire;
+
+use std::sync::Arc;
 
 use serde_json::Value;
 use thiserror::Error;
 
 use handlers::value_rules::check_table_name;
 
-use record::{record_from_raw, record_from_value, SeenEventIds};
+use record::{record_from_raw, record_from_sdk, record_from_value, SeenEventIds};
 pub use record::{table_from_arn, RecordDefect, StreamRecord};
 use serde_json::value::RawValue;
 
@@ -222,10 +229,23 @@ pub fn decode_value(
     Ok(decode_with_table(records, table))
 }
 
-/// Records already in Lambda's JSON shape (the stream runner built them), each naming its
-/// table by eventSourceARN: decoded, checked against each other (eventIDs).
-pub fn decode_records(records: Vec<Value>) -> Vec<StreamRecord> {
-    decode_with_table(records, None)
+/// Records as DynamoDB Streams' GetRecords returned them (the stream runner), each with its
+/// text in Lambda's shape (kept for parking): decoded from the SDK's types, without parsing
+/// JSON, and checked against each other (eventIDs). Their table is the stream's.
+pub fn decode_stream_records<'a>(
+    records: impl IntoIterator<Item = (&'a aws_sdk_dynamodbstreams::types::Record, Arc<str>)>,
+    stream_arn: &str,
+) -> Vec<StreamRecord> {
+    let mut seen = SeenEventIds::default();
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, (record, raw))| {
+            let mut record = record_from_sdk(record, stream_arn, raw);
+            seen.check(index, &mut record);
+            record
+        })
+        .collect()
 }
 
 fn decode_with_table(records: Vec<Value>, table: Option<&str>) -> Vec<StreamRecord> {

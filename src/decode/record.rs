@@ -7,14 +7,17 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::dynamodb::EventRecord;
+use aws_sdk_dynamodbstreams::types::Record;
 use chrono::{DateTime, Utc};
 use handlers::sequence_number::SequenceNumber;
 use handlers::{Change, ChangeKind, Item};
+use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
 use handlers::value_rules::{self as values, check_event_id, check_table_name, short};
+
+use super::wire::{CreationTime, WireRecord};
 
 /// Why a record cannot be reacted to. Not retryable: the record itself is wrong, so the batch
 /// parks it and goes on.
@@ -103,25 +106,71 @@ pub fn table_from_arn(arn: &str) -> Option<String> {
     check_table_name(name).ok().map(|()| name.to_string())
 }
 
-/// One record's JSON, already parsed (Lambda mode): see [`record_from`].
+/// One record's JSON, already parsed (Lambda mode): see [`record_from_wire`].
 pub(super) fn record_from_value(value: Value, table: Option<&str>) -> StreamRecord {
     let raw: Arc<str> = value.to_string().into();
-    record_from(value, raw, table)
+    match WireRecord::deserialize(&value) {
+        Ok(wire) => record_from_wire(wire, raw, table),
+        Err(_) => record_from_lenient(value, raw, table),
+    }
 }
 
-/// One record's JSON text, as it came in a file: see [`record_from`].
+/// One record's JSON text, as it came in a file, parsed once into the fields the worker uses:
+/// see [`record_from_wire`].
 pub(super) fn record_from_raw(
     raw: Box<serde_json::value::RawValue>,
     table: Option<&str>,
 ) -> StreamRecord {
     let raw: Arc<str> = Box::<str>::from(raw).into();
-    let value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-    record_from(value, raw, table)
+    match serde_json::from_str::<WireRecord>(&raw) {
+        Ok(wire) => record_from_wire(wire, raw, table),
+        Err(_) => {
+            let value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+            record_from_lenient(value, raw, table)
+        }
+    }
 }
 
-/// One record: identified, checked, turned into a change. `table` overrides (and, for
-/// GetRecords output, supplies) the table name; the caller checked it is one.
-fn record_from(value: Value, raw: Arc<str>, table: Option<&str>) -> StreamRecord {
+/// One record as DynamoDB Streams' GetRecords returns it (the stream runner), converted
+/// without JSON; `raw` is its text in Lambda's shape, kept for parking.
+pub(super) fn record_from_sdk(record: &Record, stream_arn: &str, raw: Arc<str>) -> StreamRecord {
+    record_from_wire(WireRecord::from_sdk(record, stream_arn), raw, None)
+}
+
+/// One record whose fields have the types a stream gives them: identified, checked, turned
+/// into a change. `table` overrides (and, for GetRecords output, supplies) the table name;
+/// the caller checked it is one.
+fn record_from_wire(wire: WireRecord, raw: Arc<str>, table: Option<&str>) -> StreamRecord {
+    let mut record = StreamRecord {
+        event_id: wire.event_id.clone(),
+        event_name: wire.event_name.clone(),
+        table: String::new(),
+        keys: wire.stream.keys.clone(),
+        sequence_number: wire.stream.sequence_number.clone().unwrap_or_default(),
+        raw,
+        change: Err(RecordDefect::NoTable),
+    };
+    let named = wire.table_name.as_deref();
+    match table_of(wire.event_source_arn.as_deref(), named, table) {
+        Ok(name) => record.table = name,
+        Err(defect) => {
+            record.table = named.unwrap_or_default().to_string();
+            record.change = Err(defect);
+            return record;
+        }
+    }
+    record.change = match identity_defect(&record) {
+        Some(defect) => Err(defect),
+        None => creation_time(wire.stream.created.as_ref())
+            .and_then(|at| to_change(wire, &record.table, at)),
+    };
+    record
+}
+
+/// A record that does not have the types a stream gives (a hand-edited or broken one), read
+/// leniently from its JSON so that it can still be named and parked: the same checks as
+/// [`record_from_wire`], in the same order, then the first field of the wrong type, by path.
+fn record_from_lenient(mut value: Value, raw: Arc<str>, table: Option<&str>) -> StreamRecord {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     let dynamodb = value.get("dynamodb");
     let mut record = StreamRecord {
@@ -136,7 +185,9 @@ fn record_from(value: Value, raw: Arc<str>, table: Option<&str>) -> StreamRecord
         raw,
         change: Err(RecordDefect::NoTable),
     };
-    match table_of(&value, table) {
+    let arn = value.get("eventSourceARN").and_then(Value::as_str);
+    let named = value.get("tableName").and_then(Value::as_str);
+    match table_of(arn, named, table) {
         Ok(name) => record.table = name,
         Err(defect) => {
             // Named as the record names itself, for a person to find it.
@@ -145,19 +196,49 @@ fn record_from(value: Value, raw: Arc<str>, table: Option<&str>) -> StreamRecord
             return record;
         }
     }
-    record.change = identity_defect(&record).map_or_else(|| change_of(value, &record.table), Err);
+    record.change = match identity_defect(&record) {
+        Some(defect) => Err(defect),
+        None => lenient_change(&mut value, &record.table),
+    };
     record
+}
+
+fn lenient_change(value: &mut Value, table: &str) -> Result<Change, RecordDefect> {
+    let Some(stream) = value.get_mut("dynamodb").and_then(Value::as_object_mut) else {
+        return Err(RecordDefect::Shape {
+            path: "dynamodb".into(),
+            message: "missing or not an object".into(),
+        });
+    };
+    let created = match stream.remove("ApproximateCreationDateTime") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(CreationTime::Text(text)),
+        Some(Value::Number(n)) => Some(
+            n.as_f64()
+                .map_or(CreationTime::Other, CreationTime::Seconds),
+        ),
+        Some(_) => Some(CreationTime::Other),
+    };
+    let at = creation_time(created.as_ref())?;
+    let wire: WireRecord =
+        serde_path_to_error::deserialize(&*value).map_err(|e| RecordDefect::Shape {
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        })?;
+    to_change(wire, table, at)
 }
 
 /// The table the record belongs to: the override, else its eventSourceARN's, else its
 /// `tableName` (Kinesis Data Streams for DynamoDB and some tools write that); both present must
 /// agree.
-fn table_of(value: &Value, table: Option<&str>) -> Result<String, RecordDefect> {
+fn table_of(
+    arn: Option<&str>,
+    named: Option<&str>,
+    table: Option<&str>,
+) -> Result<String, RecordDefect> {
     if let Some(table) = table {
         return Ok(table.to_string());
     }
-    let arn = value.get("eventSourceARN").and_then(Value::as_str);
-    let named = value.get("tableName").and_then(Value::as_str);
     let from_arn = match arn {
         Some(arn) => Some(table_from_arn(arn).ok_or_else(|| RecordDefect::Identity {
             field: "eventSourceARN",
@@ -211,67 +292,38 @@ fn described(value: &str) -> String {
     }
 }
 
-fn change_of(mut value: Value, table: &str) -> Result<Change, RecordDefect> {
-    let at = creation_time(&mut value)?;
-    normalize(&mut value);
-    let mut record: EventRecord =
-        serde_path_to_error::deserialize(value).map_err(|e| RecordDefect::Shape {
-            path: e.path().to_string(),
-            message: e.inner().to_string(),
-        })?;
-    record.change.approximate_creation_date_time = at;
-    to_change(&mut record, table)
-}
-
-/// The record's creation time, to the millisecond (aws_lambda_events loses fractional
-/// seconds): epoch seconds as a stream sends them, or the ISO-8601 text the AWS CLI v2 prints.
-/// Left as whole seconds in `record` for aws_lambda_events to read.
-fn creation_time(record: &mut Value) -> Result<DateTime<Utc>, RecordDefect> {
-    let Some(stream) = record.get_mut("dynamodb").and_then(Value::as_object_mut) else {
-        return Err(RecordDefect::Shape {
-            path: "dynamodb".into(),
-            message: "missing or not an object".into(),
-        });
-    };
-    let at = match stream.get("ApproximateCreationDateTime") {
-        None | Some(Value::Null) => return Err(RecordDefect::CreationTime("missing")),
-        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text)
+/// The record's creation time, to the millisecond: epoch seconds as a stream sends them, or
+/// the ISO-8601 text the AWS CLI v2 prints.
+fn creation_time(created: Option<&CreationTime>) -> Result<DateTime<Utc>, RecordDefect> {
+    let at = match created {
+        None => return Err(RecordDefect::CreationTime("missing")),
+        Some(CreationTime::Text(text)) => DateTime::parse_from_rfc3339(text)
             .ok()
             .map(|at| at.with_timezone(&Utc)),
-        Some(Value::Number(n)) => n
-            .as_f64()
+        Some(CreationTime::Seconds(s)) => Some(*s)
             .filter(|s| s.is_finite() && *s > 0.0 && *s < 253_402_300_800.0) // before year 10000
             .and_then(|s| DateTime::from_timestamp_millis((s * 1000.0).round() as i64)),
-        Some(_) => None,
+        Some(CreationTime::Other) => None,
     };
-    let at = at
-        .filter(|at| at.timestamp() > 0 && at.timestamp() < 253_402_300_800)
+    at.filter(|at| at.timestamp() > 0 && at.timestamp() < 253_402_300_800)
         .ok_or(RecordDefect::CreationTime(
             "not a time from 1970 to 9999 (epoch seconds or ISO-8601)",
-        ))?;
-    stream.insert("ApproximateCreationDateTime".into(), at.timestamp().into());
-    Ok(at)
-}
-
-/// Hand-written files often leave SizeBytes and awsRegion out (the worker uses neither).
-fn normalize(record: &mut Value) {
-    if let Some(fields) = record.as_object_mut() {
-        fields.entry("awsRegion").or_insert(Value::from(""));
-    }
-    if let Some(stream) = record.get_mut("dynamodb").and_then(Value::as_object_mut) {
-        stream.entry("SizeBytes").or_insert(Value::from(0));
-    }
+        ))
 }
 
 /// The change, taking the images out of `record` (they are large; copying them is waste).
-fn to_change(record: &mut EventRecord, table: &str) -> Result<Change, RecordDefect> {
+fn to_change(
+    mut record: WireRecord,
+    table: &str,
+    at: DateTime<Utc>,
+) -> Result<Change, RecordDefect> {
     let kind = match record.event_name.as_str() {
         "INSERT" => ChangeKind::Insert,
         "MODIFY" => ChangeKind::Modify,
         "REMOVE" => ChangeKind::Remove,
         other => return Err(RecordDefect::UnknownEventName(short(other))),
     };
-    let stream = &mut record.change;
+    let stream = &mut record.stream;
     let image = |item: &mut Item| (!item.is_empty()).then(|| std::mem::take(item));
     let (new, old) = (image(&mut stream.new_image), image(&mut stream.old_image));
     let missing = match kind {
@@ -287,9 +339,7 @@ fn to_change(record: &mut EventRecord, table: &str) -> Result<Change, RecordDefe
             view_type: stream
                 .stream_view_type
                 .as_ref()
-                .and_then(|v| serde_json::to_value(v).ok())
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "not stated".to_string()),
+                .map_or_else(|| "not stated".to_string(), ToString::to_string),
         });
     }
     // One walk per image: DynamoDB's value rules, numbers among them.
@@ -333,13 +383,13 @@ fn to_change(record: &mut EventRecord, table: &str) -> Result<Change, RecordDefe
     Ok(Change {
         table: table.to_string(),
         kind,
-        keys: stream.keys.clone(),
+        keys: std::mem::take(&mut stream.keys),
         old,
         new,
         expired_by_ttl,
-        sequence_number: stream.sequence_number.clone().unwrap_or_default(),
-        event_id: record.event_id.clone(),
-        approximate_creation: stream.approximate_creation_date_time,
+        sequence_number: stream.sequence_number.take().unwrap_or_default(),
+        event_id: record.event_id,
+        approximate_creation: at,
     })
 }
 
@@ -376,6 +426,84 @@ impl SeenEventIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record's fields as both readings give them.
+    fn reading(record: &StreamRecord) -> impl PartialEq + std::fmt::Debug + '_ {
+        (
+            &record.event_id,
+            &record.event_name,
+            &record.table,
+            &record.keys,
+            &record.sequence_number,
+            &record.change,
+        )
+    }
+
+    /// The typed reading (one parse) and the lenient one (for records of the wrong types)
+    /// agree on every shipped record and on broken variants of them: the typed reading is
+    /// only ever a faster way to the same record.
+    #[test]
+    fn the_typed_and_the_lenient_reading_agree() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        let mut records: Vec<Value> = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let event: Value = serde_json::from_str(&text).unwrap();
+            records.extend(event["Records"].as_array().cloned().unwrap_or_default());
+        }
+        assert!(records.len() > 50);
+        type Break = (&'static str, fn(&mut Value));
+        let breaks: [Break; 12] = [
+            ("as it is", |_| {}),
+            ("eventID a number", |r| r["eventID"] = 7.into()),
+            ("no dynamodb", |r| {
+                drop(r.as_object_mut().map(|o| o.remove("dynamodb")))
+            }),
+            ("time as text", |r| {
+                r["dynamodb"]["ApproximateCreationDateTime"] = "2024-01-15T10:00:00.123Z".into()
+            }),
+            ("time null", |r| {
+                r["dynamodb"]["ApproximateCreationDateTime"] = Value::Null
+            }),
+            ("time a bool", |r| {
+                r["dynamodb"]["ApproximateCreationDateTime"] = true.into()
+            }),
+            ("time with millis", |r| {
+                r["dynamodb"]["ApproximateCreationDateTime"] = 1705312800.5.into()
+            }),
+            ("no region, no size", |r| {
+                r.as_object_mut().map(|o| o.remove("awsRegion"));
+                r["dynamodb"].as_object_mut().map(|o| o.remove("SizeBytes"));
+            }),
+            ("view type unknown", |r| {
+                r["dynamodb"]["StreamViewType"] = "ALL".into()
+            }),
+            ("images null", |r| r["dynamodb"]["OldImage"] = Value::Null),
+            ("a key of another type", |r| {
+                r["dynamodb"]["Keys"] = serde_json::json!({"pk": {"Q": "x"}})
+            }),
+            ("tableName beside the ARN", |r| {
+                r["tableName"] = "another-table".into()
+            }),
+        ];
+        for (what, broken) in breaks {
+            for record in &records {
+                let mut record = record.clone();
+                broken(&mut record);
+                let text = record.to_string();
+                let raw = serde_json::value::RawValue::from_string(text.clone()).unwrap();
+                let typed = record_from_raw(raw, None);
+                let lenient = record_from_lenient(record.clone(), text.into(), None);
+                assert_eq!(reading(&typed), reading(&lenient), "{what}: {record}");
+                let parsed = record_from_value(record.clone(), None);
+                assert_eq!(
+                    reading(&parsed),
+                    reading(&lenient),
+                    "{what} (parsed): {record}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn table_name_comes_from_stream_or_table_arn() {

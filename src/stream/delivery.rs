@@ -7,6 +7,7 @@
 //! stream) or a batching window is open.
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::Record;
@@ -27,7 +28,7 @@ use super::reader::{sequence_number, Position, ReadError, StreamReader};
 use super::shard::{Dealt, Lane, Shard};
 use super::stop::stop_requested;
 use crate::batch::Worker;
-use crate::decode::decode_records;
+use crate::decode::decode_stream_records;
 
 /// The most records GetRecords returns in one page.
 const MAX_PAGE: usize = 1000;
@@ -169,7 +170,7 @@ impl Reading<'_> {
             let place = shard.frontier.read(sequence);
             let value = lambda_record(record, shard.arn);
             if self.patterns.matches(&value) {
-                passed.push((place, created_at(record), value));
+                passed.push((place, created_at(record), record, value));
                 continue;
             }
             filtered_out.push(place);
@@ -188,11 +189,16 @@ impl Reading<'_> {
             .frontier
             .finish(filtered_out)
             .map_err(|e| shard.in_shard(e))?;
-        let (places, values): (Vec<_>, Vec<_>) = passed
+        // The JSON the filters read is the record's text for parking; the record itself is
+        // decoded from the SDK's types.
+        let (places, records): (Vec<_>, Vec<_>) = passed
             .into_iter()
-            .map(|(place, created, value)| ((place, created), value))
+            .map(|(place, created, record, value)| {
+                ((place, created), (record, Arc::from(value.to_string())))
+            })
             .unzip();
-        for (record, (place, created)) in decode_records(values).into_iter().zip(places) {
+        let decoded = decode_stream_records(records, shard.arn);
+        for (record, (place, created)) in decoded.into_iter().zip(places) {
             let dealt = Dealt {
                 place,
                 record,

@@ -1,5 +1,7 @@
-//! DynamoDB Streams GetRecords output (aws-sdk-dynamodbstreams) wrapped as Lambda delivers it,
-//! so records read from a real stream go through the same decoder and batch as Lambda's.
+//! DynamoDB Streams GetRecords output (aws-sdk-dynamodbstreams) written as Lambda delivers it:
+//! what the filter criteria match, what `capture` saves, what an on-failure message's records
+//! read back as, and a parked record's text. (Decoding reads the SDK's records themselves:
+//! `decode::decode_stream_records`.)
 
 use std::collections::HashMap;
 
