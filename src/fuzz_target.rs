@@ -61,8 +61,8 @@ pub fn decode_and_extract(data: &[u8]) -> Result<usize, String> {
 
 static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Run `records` as one batch on a fresh embedded state (deleted afterwards) and check what
-/// no record may do.
+/// Run `records` as one batch on a fresh embedded state (its tables in memory, its files
+/// deleted afterwards) and check what no record may do.
 fn react(records: &[crate::decode::StreamRecord]) -> Result<(), String> {
     if records.is_empty() {
         return Ok(());
@@ -82,7 +82,7 @@ fn react_in(
     let state_dir = parent.join("state");
     let catalog = crate::catalog::Catalog::with_seed_definitions();
     let state = std::sync::Arc::new(
-        crate::adapters::embedded::EmbeddedState::open(&state_dir, catalog.clone(), false)
+        crate::adapters::embedded::EmbeddedState::open_scratch(&state_dir, catalog.clone())
             .map_err(|e| e.to_string())?,
     );
     let mut config = Config::from_lookup(|_| None).map_err(|e| e.to_string())?;

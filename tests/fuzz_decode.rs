@@ -105,6 +105,7 @@ fn mutated_events_decode_or_fail_cleanly() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(3000);
     let seeds = seeds();
+    let started = std::time::Instant::now();
     let (inputs, changes) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let mut runner = TestRunner::new(Config {
         cases,
@@ -125,11 +126,16 @@ fn mutated_events_decode_or_fail_cleanly() {
             }
         },
     );
-    println!(
-        "{} mutated event files from {} seeds: {} records decoded to changes, no panic",
+    let (inputs, seconds) = (
         inputs.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    );
+    println!(
+        "{inputs} mutated event files from {} seeds: {} records decoded to changes, no panic \
+         ({seconds:.1} s, {:.0} inputs/s)",
         seeds.len(),
-        changes.load(Ordering::Relaxed)
+        changes.load(Ordering::Relaxed),
+        inputs as f64 / seconds
     );
     if let Err(failure) = result {
         panic!("{failure}");

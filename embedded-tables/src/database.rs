@@ -40,6 +40,9 @@ const RESTART_PAGES: u32 = 4 * CHECKPOINT_PAGES;
 /// How many decoded items are kept, the most recently used.
 pub const CACHED_ITEMS: usize = 16_384;
 
+/// SQLite's name for a database in memory.
+const IN_MEMORY: &str = ":memory:";
+
 /// How long a read waits for another process's checkpoint before it gives up.
 const BUSY_WAIT_MS: u32 = 5_000;
 
@@ -146,6 +149,19 @@ pub struct Database {
 impl Database {
     /// Open the database at `path` for reading and writing, creating it if need be.
     pub fn open(path: &Path) -> Result<Database, TablesError> {
+        let mut database = Self::create(path)?;
+        database.start_checkpointer()?;
+        Ok(database)
+    }
+
+    /// A database in this process's memory only, empty, gone when dropped: the same tables and
+    /// rules, no file and no log (a scratch state, such as the fuzz target's).
+    pub fn open_in_memory() -> Result<Database, TablesError> {
+        Self::create(Path::new(IN_MEMORY))
+    }
+
+    /// Open or create the database at `path` (or [`IN_MEMORY`]) with its schema.
+    fn create(path: &Path) -> Result<Database, TablesError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -170,14 +186,15 @@ impl Database {
             }
             Some(found) => check_format(path, found)?,
         }
-        let mut database = Self::with(path, connection, true)?;
-        database.start_checkpointer()?;
-        Ok(database)
+        Self::with(path, connection, true)
     }
 
     /// Fold the write-ahead log on a thread of its own from now on, in place of SQLite's
     /// checkpoint in the commit (the hook replaces it; without the thread, SQLite's stays).
     fn start_checkpointer(&mut self) -> Result<(), TablesError> {
+        if self.path == Path::new(IN_MEMORY) {
+            return Ok(()); // no log to fold
+        }
         let checkpointer = Checkpointer::start(
             &self.path,
             std::time::Duration::from_millis(BUSY_WAIT_MS.into()),

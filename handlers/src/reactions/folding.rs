@@ -1,12 +1,21 @@
-//! What the reactions that fold a window's changes into aggregates share (`provider-rating`,
-//! `thread-stats`): the rule that makes a repeat harmless (stream sequence numbers), cutting a
-//! window into transactions, and how long state with nothing left in it is kept.
+//! The fold engine of the reactions that fold a window's changes into aggregates
+//! (`provider-rating`, `thread-stats`), and what they share besides: the rule that makes a
+//! repeat harmless (stream sequence numbers), and how long state with nothing left in it is
+//! kept.
+//!
+//! An aggregate is a set of [`FoldRules`]: how a change is seen, which items it touches, how
+//! its state is read, how one change moves it, what is written and what the process then
+//! remembers. The engine ([`fold_window`]) does the rest the same way for every aggregate: it
+//! cuts the window into segments whose items fit one transaction, reads each segment's state,
+//! folds its changes in stream order, writes the segment in one conditional transaction, reads
+//! again and folds again when another worker wrote first, and forgets what it assumed when the
+//! write fails.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::ops::Range;
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -16,6 +25,7 @@ use crate::error::PortError;
 use crate::error::ReactionError;
 use crate::item::{to_item, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem};
+use crate::reactions::optimistic::retry_on_conflict;
 
 /// TransactWriteItems holds at most 100 actions.
 pub const MAX_ACTIONS: usize = 100;
@@ -122,34 +132,97 @@ pub fn segments<C, K: Ord + Clone>(
 
 /// What folding a segment gives: per change, its result or why it failed alone; or the
 /// failure of the whole segment.
-pub type SegmentResults = Result<Vec<Result<serde_json::Value, ReactionError>>, ReactionError>;
+type SegmentResults = Result<Vec<Result<serde_json::Value, ReactionError>>, ReactionError>;
 
-/// A window folded the way the folding reactions do it: each change read (`read`: one that
-/// cannot be read fails alone), the others cut into segments whose items (`items_of`) fit one
-/// transaction, and each segment folded and written (`fold_segment`), in order, up to the first
-/// segment that fails: its first change fails, the changes after it are not attempted (left
-/// out of the results).
-pub async fn fold_in_segments<'c, C>(
+/// An aggregate's rules, which [`fold_window`] runs.
+/// `'c` is the life of the window's changes, which what it sees of them may borrow.
+#[async_trait]
+pub(crate) trait FoldRules<'c>: Sync {
+    /// A change as the aggregate sees it (its ids, its state before and after).
+    type Seen: Sync + 'c;
+    /// A segment's state: as read, then as folded (with what changed).
+    type State: Clone + Send + Sync;
+    /// What folding one change did, for its result.
+    type Folded: Send;
+
+    /// What another worker may have written first, for the log of a retry.
+    const CONTESTED: &'static str;
+
+    /// The change as the aggregate sees it; an error fails that change alone.
+    fn see(&self, change: &'c Change) -> Result<Self::Seen, ReactionError>;
+
+    /// The items (state items and aggregates) the change writes, by a name unique to each:
+    /// a segment holds as many changes as one transaction has room for.
+    fn items_of(&self, change: &Self::Seen) -> Vec<String>;
+
+    /// The state of a segment's changes; `fresh` after a conflict: nothing taken from memory.
+    async fn read(
+        &self,
+        changes: &[Self::Seen],
+        fresh: bool,
+        ports: Ports<'_>,
+    ) -> Result<Self::State, ReactionError>;
+
+    /// One change folded into `state`.
+    fn fold(&self, state: &mut Self::State, change: &Self::Seen) -> Self::Folded;
+
+    /// What the folded state still needs from the tables before it is written (by default,
+    /// nothing).
+    async fn complete(
+        &self,
+        _state: &mut Self::State,
+        _ports: Ports<'_>,
+    ) -> Result<(), ReactionError> {
+        Ok(())
+    }
+
+    /// The writes that take the tables from `read` to `folded`, each on the condition that
+    /// its item is still as read.
+    fn writes(
+        &self,
+        read: &Self::State,
+        folded: &Self::State,
+    ) -> Result<Vec<TransactItem>, ReactionError>;
+
+    /// Remember the segment as written, so that the next window need not read it.
+    fn remember(&self, read: &Self::State, folded: &Self::State);
+
+    /// Forget what the segment assumed: its write failed, so none of it is known as stored.
+    fn forget(&self, folded: &Self::State);
+
+    /// Each change's result, in order.
+    fn results(
+        &self,
+        folded: &Self::State,
+        changes: &[Self::Seen],
+        done: Vec<Self::Folded>,
+    ) -> Vec<Result<serde_json::Value, ReactionError>>;
+}
+
+/// A window folded by `rules`: each change seen (one that cannot be fails alone), the others
+/// cut into segments whose items fit one transaction, and each segment folded and written, in
+/// order, up to the first segment that fails: its first change fails, the changes after it
+/// are not attempted (left out of the results).
+pub(crate) async fn fold_window<'c, R: FoldRules<'c>>(
+    rules: &R,
     changes: &[&'c Change],
-    read: impl Fn(&'c Change) -> Result<C, ReactionError>,
-    items_of: impl Fn(&C) -> Vec<String>,
-    fold_segment: impl for<'s> Fn(&'s [C]) -> BoxFuture<'s, SegmentResults>,
+    ports: Ports<'_>,
 ) -> Vec<Result<Reacted, ReactionError>> {
     let mut results: Vec<Option<Result<Reacted, ReactionError>>> = Vec::new();
     let mut at = Vec::new();
-    let mut readable = Vec::new();
+    let mut seen = Vec::new();
     for change in changes {
-        match read(change) {
+        match rules.see(change) {
             Ok(c) => {
                 at.push(results.len());
-                readable.push(c);
+                seen.push(c);
                 results.push(None);
             }
             Err(e) => results.push(Some(Err(e))),
         }
     }
-    for segment in segments(&readable, &items_of) {
-        match fold_segment(&readable[segment.clone()]).await {
+    for segment in segments(&seen, |c| rules.items_of(c)) {
+        match fold_segment(rules, &seen[segment.clone()], ports).await {
             Ok(folded) => {
                 for (i, result) in segment.zip(folded) {
                     results[at[i]] = Some(result.map(|result| Reacted {
@@ -165,6 +238,31 @@ pub async fn fold_in_segments<'c, C>(
         }
     }
     results.into_iter().map_while(|r| r).collect()
+}
+
+/// One segment folded and written; read again and folded again when another worker wrote
+/// one of its items first.
+async fn fold_segment<'a, 'c, R: FoldRules<'c>>(
+    rules: &'a R,
+    changes: &'a [R::Seen],
+    ports: Ports<'a>,
+) -> SegmentResults {
+    retry_on_conflict(R::CONTESTED, |attempt| async move {
+        let read = rules.read(changes, attempt > 1, ports).await?;
+        let mut folded = read.clone();
+        let done = changes.iter().map(|c| rules.fold(&mut folded, c)).collect();
+        rules.complete(&mut folded, ports).await?;
+        let writes = rules.writes(&read, &folded)?;
+        if !writes.is_empty() {
+            if let Err(e) = ports.tables.transact_write(writes).await {
+                rules.forget(&folded);
+                return Err(e.into());
+            }
+        }
+        rules.remember(&read, &folded);
+        Ok(rules.results(&folded, changes, done))
+    })
+    .await
 }
 
 /// `react` of a folding reaction: its window of one change.

@@ -35,7 +35,7 @@ use crate::catalog::{Catalog, KeySchema};
 use embedded_tables::Write;
 use handlers::item::string_key;
 use handlers::{AttributeValue, Change, ChangeKind};
-use store::{key_names, Store};
+use store::{key_names, Kept, Store};
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -72,6 +72,22 @@ pub struct EmbeddedState {
 impl EmbeddedState {
     /// Open (creating) the state at `root` for reading and writing. `fresh` empties it first.
     pub fn open(root: &Path, catalog: Catalog, fresh: bool) -> Result<EmbeddedState, StateError> {
+        Self::open_as(root, catalog, fresh, Kept::OnDisk)
+    }
+
+    /// A fresh state at `root` whose tables live in this process's memory only (objects, mail
+    /// and parked records are files under `root` as always): for the fuzz target's body, which
+    /// runs each of a million inputs on a state of its own and keeps none of them.
+    pub fn open_scratch(root: &Path, catalog: Catalog) -> Result<EmbeddedState, StateError> {
+        Self::open_as(root, catalog, true, Kept::InMemory)
+    }
+
+    fn open_as(
+        root: &Path,
+        catalog: Catalog,
+        fresh: bool,
+        kept: Kept,
+    ) -> Result<EmbeddedState, StateError> {
         let io = |source| StateError::Io {
             dir: root.to_path_buf(),
             source,
@@ -95,7 +111,7 @@ impl EmbeddedState {
                 message,
             })?;
         }
-        let mut store = Store::open(root, catalog, true).map_err(|source| StateError::Tables {
+        let mut store = Store::open(root, catalog, kept).map_err(|source| StateError::Tables {
             dir: root.to_path_buf(),
             source: Box::new(source),
         })?;
@@ -118,10 +134,11 @@ impl EmbeddedState {
             drop(Self::open(root, catalog.clone(), false)?);
         }
         know_applied_table(&catalog);
-        let store = Store::open(root, catalog, false).map_err(|source| StateError::Tables {
-            dir: root.to_path_buf(),
-            source: Box::new(source),
-        })?;
+        let store =
+            Store::open(root, catalog, Kept::ReadOnly).map_err(|source| StateError::Tables {
+                dir: root.to_path_buf(),
+                source: Box::new(source),
+            })?;
         Ok(EmbeddedState {
             root: root.to_path_buf(),
             store: Mutex::new(store),

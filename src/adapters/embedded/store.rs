@@ -23,6 +23,17 @@ use crate::stages::{measure, Stage};
 /// The database file in a state directory.
 pub(super) const DATABASE: &str = "state.sqlite";
 
+/// Where the tables are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kept {
+    /// In the state's database file, each batch durable before its report.
+    OnDisk,
+    /// The file as it is, for reading only.
+    ReadOnly,
+    /// In memory, gone with the process (a scratch state).
+    InMemory,
+}
+
 pub(super) struct Store {
     database: Database,
     catalog: Catalog,
@@ -34,18 +45,15 @@ pub(super) struct Store {
 }
 
 impl Store {
-    /// Open the database under `root`; the catalog learns the schemas the state kept.
-    pub(super) fn open(
-        root: &Path,
-        catalog: Catalog,
-        writable: bool,
-    ) -> Result<Store, TablesError> {
+    /// Open the database under `root` as `kept` says; the catalog learns the schemas the state
+    /// kept.
+    pub(super) fn open(root: &Path, catalog: Catalog, kept: Kept) -> Result<Store, TablesError> {
         let path = root.join(DATABASE);
-        let database = match (writable, path.exists()) {
-            (true, _) => Database::open(&path)?,
-            (false, true) => Database::open_read_only(&path)?,
+        let database = match (kept, path.exists()) {
+            (Kept::OnDisk, _) => Database::open(&path)?,
+            (Kept::ReadOnly, true) => Database::open_read_only(&path)?,
             // Nothing written yet: an empty state, and no file made for it.
-            (false, false) => Database::open(Path::new(":memory:"))?,
+            (Kept::ReadOnly, false) | (Kept::InMemory, _) => Database::open_in_memory()?,
         };
         for (table, schema) in database.schemas() {
             catalog.remember(

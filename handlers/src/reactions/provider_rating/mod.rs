@@ -32,7 +32,7 @@ use async_trait::async_trait;
 
 use super::bounded_memory::BoundedMemory;
 use super::contract::{Idempotency, Reacted, Reaction};
-use super::folding::only;
+use super::folding::{fold_window, only};
 use crate::attribute_names::AttributeNames;
 use crate::change::Change;
 use crate::error::ReactionError;
@@ -180,6 +180,6 @@ impl Reaction for ProviderRatings {
         changes: &[&Change],
         ports: Ports<'_>,
     ) -> Vec<Result<Reacted, ReactionError>> {
-        self.fold_window(changes, ports).await
+        fold_window(self, changes, ports).await
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use async_trait::async_trait;
 use chrono::SecondsFormat;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -14,12 +15,9 @@ use crate::change::Change;
 use crate::error::ReactionError;
 use crate::item::{from_item, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
-use crate::reactions::contract::Reacted;
 use crate::reactions::folding::{
-    aggregate_version, fold_in_segments, next_aggregate_version, put_changed_states, read_all,
-    SegmentResults,
+    aggregate_version, next_aggregate_version, put_changed_states, read_all, FoldRules,
 };
-use crate::reactions::optimistic::retry_on_conflict;
 use crate::sequence_number::SequenceNumber;
 use crate::skipped::{with_skipped, Skipped};
 
@@ -39,7 +37,7 @@ pub(super) fn figures_update(
 }
 
 /// A change as the slots see it: the slot its review leaves and the one it is in afterwards.
-pub(super) struct SlotChange<'a> {
+pub(crate) struct SlotChange<'a> {
     change: &'a Change,
     review_id: String,
     /// The review's state in the slot it leaves (removed there), when it moves or goes.
@@ -65,7 +63,7 @@ impl SlotChange<'_> {
 
 /// The window's state as read, then as folded: slots and providers, with what changed.
 #[derive(Default, Clone)]
-pub(super) struct Folding {
+pub(crate) struct Folding {
     pub(super) slots: HashMap<SlotKey, BookingSlot>,
     pub(super) providers: HashMap<String, ProviderRating>,
     changed_slots: BTreeSet<SlotKey>,
@@ -135,12 +133,18 @@ impl ProviderRatings {
             ("sk", &key.slot),
         ])
     }
+}
+
+#[async_trait]
+impl<'c> FoldRules<'c> for ProviderRatings {
+    type Seen = SlotChange<'c>;
+    type State = Folding;
+    type Folded = Result<serde_json::Value, ReactionError>;
+
+    const CONTESTED: &'static str = "a slot or provider of this window";
 
     /// The review's slots before and after `change`, from its images.
-    pub(super) fn slot_change<'a>(
-        &self,
-        change: &'a Change,
-    ) -> Result<SlotChange<'a>, ReactionError> {
+    fn see(&self, change: &'c Change) -> Result<SlotChange<'c>, ReactionError> {
         let what = format!("{} review {}", self.config.reviews_table, change.describe());
         let names = &self.config.names;
         let review = |image: &Option<Item>| {
@@ -225,11 +229,23 @@ impl ProviderRatings {
         })
     }
 
+    fn items_of(&self, c: &SlotChange<'_>) -> Vec<String> {
+        // Each slot the review leaves or enters, and its provider.
+        c.slots()
+            .flat_map(|(key, _)| {
+                [
+                    format!("{}\0{}", key.provider, key.slot),
+                    key.provider.clone(),
+                ]
+            })
+            .collect()
+    }
+
     /// Reads the slots of `changes` and the providers this process does not remember (all of
     /// them when `fresh`), at once.
     async fn read(
         &self,
-        changes: &[SlotChange<'_>],
+        changes: &[SlotChange<'c>],
         fresh: bool,
         ports: Ports<'_>,
     ) -> Result<Folding, ReactionError> {
@@ -466,69 +482,40 @@ impl ProviderRatings {
         Ok(writes)
     }
 
-    /// The window's changes folded segment by segment (changes whose slots and providers fit
-    /// one transaction), a result per change.
-    pub(super) async fn fold_window(
-        &self,
-        changes: &[&Change],
-        ports: Ports<'_>,
-    ) -> Vec<Result<Reacted, ReactionError>> {
-        fold_in_segments(
-            changes,
-            |change| self.slot_change(change),
-            |c: &SlotChange| {
-                c.slots()
-                    .flat_map(|(key, _)| {
-                        [
-                            format!("{}\0{}", key.provider, key.slot),
-                            key.provider.clone(),
-                        ]
-                    })
-                    .collect()
-            },
-            |segment| Box::pin(self.fold_segment(segment, ports)),
-        )
-        .await
+    /// Every provider of the segment as it now stands, so the next window need not read it,
+    /// and every slot: the changed ones one version on.
+    fn remember(&self, read: &Folding, folded: &Folding) {
+        self.remember_providers(folded.providers.iter().map(|(provider, figures)| {
+            let mut now = figures.clone();
+            if folded.changed_providers.contains_key(provider) {
+                let was = read
+                    .providers
+                    .get(provider)
+                    .and_then(|p| p.aggregate_version);
+                now.aggregate_version = Some(next_aggregate_version(was));
+            }
+            (provider.as_str(), Some(now))
+        }));
+        self.remember_slots(folded.slots.iter().map(|(key, slot)| {
+            let mut now = slot.clone();
+            if folded.changed_slots.contains(key) {
+                now.version = read.slots.get(key).map_or(0, |s| s.version) + 1;
+            }
+            (key, Some(now))
+        }));
     }
 
-    /// Folds a segment (changes whose slots and providers fit one transaction) and writes it;
-    /// read again and redone when another worker wrote one of its items first.
-    async fn fold_segment(&self, changes: &[SlotChange<'_>], ports: Ports<'_>) -> SegmentResults {
-        retry_on_conflict("a slot or provider of this window", |attempt| async move {
-            let read = self.read(changes, attempt > 1, ports).await?;
-            let mut folded = read.clone();
-            let results: Vec<_> = changes.iter().map(|c| self.fold(&mut folded, c)).collect();
-            let writes = self.writes(&read, &folded)?;
-            if !writes.is_empty() {
-                if let Err(e) = ports.tables.transact_write(writes).await {
-                    // Not known as stored: read again next time.
-                    self.forget(&folded);
-                    return Err(e.into());
-                }
-            }
-            // Every provider of the segment as it now stands, so the next window need not
-            // read it: the changed ones one version on.
-            self.remember_providers(folded.providers.iter().map(|(provider, figures)| {
-                let mut now = figures.clone();
-                if folded.changed_providers.contains_key(provider) {
-                    let was = read
-                        .providers
-                        .get(provider)
-                        .and_then(|p| p.aggregate_version);
-                    now.aggregate_version = Some(next_aggregate_version(was));
-                }
-                (provider.as_str(), Some(now))
-            }));
-            // Every slot as it now stands too, the written ones one version on.
-            self.remember_slots(folded.slots.iter().map(|(key, slot)| {
-                let mut now = slot.clone();
-                if folded.changed_slots.contains(key) {
-                    now.version = read.slots.get(key).map_or(0, |s| s.version) + 1;
-                }
-                (key, Some(now))
-            }));
-            Ok(results)
-        })
-        .await
+    fn forget(&self, folded: &Folding) {
+        self.forget_segment(folded);
+    }
+
+    /// A change's result is what folding it gave.
+    fn results(
+        &self,
+        _folded: &Folding,
+        _changes: &[SlotChange<'_>],
+        done: Vec<Result<serde_json::Value, ReactionError>>,
+    ) -> Vec<Result<serde_json::Value, ReactionError>> {
+        done
     }
 }

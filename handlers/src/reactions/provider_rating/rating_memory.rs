@@ -25,7 +25,7 @@ impl ProviderRatings {
     }
 
     /// Forgets the slots and providers of a window whose write failed: not known as stored.
-    pub(super) fn forget(&self, folded: &Folding) {
+    pub(super) fn forget_segment(&self, folded: &Folding) {
         self.remember_providers(
             folded
                 .providers

@@ -30,10 +30,9 @@ use serde_json::json;
 use super::bounded_memory::BoundedMemory;
 use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::{
-    aggregate_version, fold_in_segments, only, put_changed_states, put_state, read_all,
-    state_version, SegmentResults,
+    aggregate_version, fold_window, only, put_changed_states, put_state, read_all, state_version,
+    FoldRules,
 };
-use super::optimistic::retry_on_conflict;
 use crate::attribute_names::AttributeNames;
 use crate::change::Change;
 use crate::error::ReactionError;
@@ -189,7 +188,7 @@ const KNOWN_THREADS: usize = 10_000;
 const KNOWN_MESSAGES: usize = 20_000;
 
 /// A message change, as the thread state sees it.
-struct MessageChange<'a> {
+pub(crate) struct MessageChange<'a> {
     change: &'a Change,
     conversation: String,
     response_id: String,
@@ -202,7 +201,7 @@ struct MessageChange<'a> {
 }
 
 /// What folding one change did.
-enum FoldedChange {
+pub(crate) enum FoldedChange {
     Changed {
         /// The state did not know the message the change takes out.
         unknown: bool,
@@ -215,7 +214,7 @@ enum FoldedChange {
 
 /// A window's threads as read, then as folded.
 #[derive(Clone, Default)]
-struct Folding {
+pub(crate) struct Folding {
     threads: BTreeMap<String, ThreadState>,
     messages: HashMap<(String, String), MessageState>,
     stored: BTreeMap<String, ThreadStats>,
@@ -246,7 +245,63 @@ impl ThreadStatistics {
         string_key(&[("pk", pk), ("sk", sk)])
     }
 
-    fn message_change<'a>(&self, change: &'a Change) -> Result<MessageChange<'a>, ReactionError> {
+    /// A thread's message items, by response id.
+    async fn stored_messages(
+        &self,
+        conversation: &str,
+        ports: Ports<'_>,
+    ) -> Result<BTreeMap<String, MessageState>, ReactionError> {
+        let items = ports
+            .tables
+            .query(&crate::ports::Query {
+                table: self.config.state_table.clone(),
+                index: None,
+                partition: (
+                    "pk".into(),
+                    AttributeValue::S(message_states::partition(conversation)),
+                ),
+                sort_key: Some((
+                    "sk".into(),
+                    crate::ports::SortKey::BeginsWith("MESSAGE#".into()),
+                )),
+                ascending: true,
+            })
+            .await?;
+        items
+            .into_iter()
+            .map(|item| {
+                let message: MessageState =
+                    from_item(item, &format!("{} message state", self.config.state_table))?;
+                Ok((message.response_id().to_string(), message))
+            })
+            .collect()
+    }
+
+    /// The attributes a readable message lacks, by the application's names: without a sender
+    /// and a recipient the participants cannot follow it, without a time `last_message_at`.
+    fn unread(&self, message: &Message) -> Vec<String> {
+        let names = &self.config.names;
+        let mut unread = Vec::new();
+        if message.sender_email.is_none() && message.recipient_email.is_none() {
+            unread.push(names.of("sender_email").to_string());
+            unread.push(names.of("recipient_email").to_string());
+        }
+        if message.timestamp.is_none() {
+            unread.push(names.of("timestamp").to_string());
+        }
+        unread
+    }
+}
+
+#[async_trait]
+impl<'c> FoldRules<'c> for ThreadStatistics {
+    type Seen = MessageChange<'c>;
+    type State = Folding;
+    type Folded = FoldedChange;
+
+    const CONTESTED: &'static str = "a thread of this window";
+
+    fn see(&self, change: &'c Change) -> Result<MessageChange<'c>, ReactionError> {
         let what = format!(
             "{} message {}",
             self.config.conversations_table,
@@ -279,6 +334,15 @@ impl ThreadStatistics {
         })
     }
 
+    fn items_of(&self, c: &MessageChange<'_>) -> Vec<String> {
+        // The message's state, the thread's state and the thread's item.
+        vec![
+            format!("{}\0{}", c.conversation, c.response_id),
+            format!("{}\0", c.conversation),
+            c.conversation.clone(),
+        ]
+    }
+
     /// Reads the state of `changes`' messages and threads, and the threads' items, at once.
     ///
     /// Not read: threads and messages this process remembers, and, on the first attempt
@@ -287,7 +351,7 @@ impl ThreadStatistics {
     /// exist), so a stale assumption fails the transaction whole and the window is read again.
     async fn read(
         &self,
-        changes: &[MessageChange<'_>],
+        changes: &[MessageChange<'c>],
         fresh: bool,
         ports: Ports<'_>,
     ) -> Result<Folding, ReactionError> {
@@ -421,7 +485,7 @@ impl ThreadStatistics {
 
     /// Rebuilds the threads whose latest message or a participant's first was taken out, from
     /// their message items (those of this window as folded).
-    async fn rebuild(&self, folding: &mut Folding, ports: Ports<'_>) -> Result<(), ReactionError> {
+    async fn complete(&self, folding: &mut Folding, ports: Ports<'_>) -> Result<(), ReactionError> {
         for conversation in std::mem::take(&mut folding.rebuild) {
             let mut messages = self.stored_messages(&conversation, ports).await?;
             for ((c, response_id), message) in &folding.messages {
@@ -434,38 +498,6 @@ impl ThreadStatistics {
             }
         }
         Ok(())
-    }
-
-    /// A thread's message items, by response id.
-    async fn stored_messages(
-        &self,
-        conversation: &str,
-        ports: Ports<'_>,
-    ) -> Result<BTreeMap<String, MessageState>, ReactionError> {
-        let items = ports
-            .tables
-            .query(&crate::ports::Query {
-                table: self.config.state_table.clone(),
-                index: None,
-                partition: (
-                    "pk".into(),
-                    AttributeValue::S(message_states::partition(conversation)),
-                ),
-                sort_key: Some((
-                    "sk".into(),
-                    crate::ports::SortKey::BeginsWith("MESSAGE#".into()),
-                )),
-                ascending: true,
-            })
-            .await?;
-        items
-            .into_iter()
-            .map(|item| {
-                let message: MessageState =
-                    from_item(item, &format!("{} message state", self.config.state_table))?;
-                Ok((message.response_id().to_string(), message))
-            })
-            .collect()
     }
 
     /// The writes of a folded segment, on condition of the versions read.
@@ -515,56 +547,23 @@ impl ThreadStatistics {
         Ok(writes)
     }
 
-    /// Folds a segment and writes it; read again and redone when another worker wrote one of
-    /// its items first.
-    async fn fold_segment(
-        &self,
-        changes: &[MessageChange<'_>],
-        ports: Ports<'_>,
-    ) -> SegmentResults {
-        retry_on_conflict("a thread of this window", |attempt| async move {
-            let read = self.read(changes, attempt > 1, ports).await?;
-            let mut folded = read.clone();
-            let seen: Vec<FoldedChange> =
-                changes.iter().map(|c| self.fold(&mut folded, c)).collect();
-            self.rebuild(&mut folded, ports).await?;
-            let writes = self.writes(&read, &folded)?;
-            if !writes.is_empty() {
-                if let Err(e) = ports.tables.transact_write(writes).await {
-                    self.forget(&folded);
-                    return Err(e.into());
-                }
-            }
-            self.remember(&read, &folded);
-            Ok(self.results(&folded, changes, &seen))
-        })
-        .await
+    fn remember(&self, read: &Folding, folded: &Folding) {
+        self.remember_segment(read, folded);
     }
 
-    /// The attributes a readable message lacks, by the application's names: without a sender
-    /// and a recipient the participants cannot follow it, without a time `last_message_at`.
-    fn unread(&self, message: &Message) -> Vec<String> {
-        let names = &self.config.names;
-        let mut unread = Vec::new();
-        if message.sender_email.is_none() && message.recipient_email.is_none() {
-            unread.push(names.of("sender_email").to_string());
-            unread.push(names.of("recipient_email").to_string());
-        }
-        if message.timestamp.is_none() {
-            unread.push(names.of("timestamp").to_string());
-        }
-        unread
+    fn forget(&self, folded: &Folding) {
+        self.forget_segment(folded);
     }
 
     fn results(
         &self,
         folded: &Folding,
         changes: &[MessageChange<'_>],
-        seen: &[FoldedChange],
+        done: Vec<FoldedChange>,
     ) -> Vec<Result<serde_json::Value, ReactionError>> {
         changes
             .iter()
-            .zip(seen)
+            .zip(&done)
             .map(|(change, seen)| {
                 let (stale, unknown) = match seen {
                     FoldedChange::Stale => (true, false),
@@ -634,19 +633,6 @@ impl Reaction for ThreadStatistics {
         changes: &[&Change],
         ports: Ports<'_>,
     ) -> Vec<Result<Reacted, ReactionError>> {
-        fold_in_segments(
-            changes,
-            |change| self.message_change(change),
-            |c: &MessageChange| {
-                // The message's state, the thread's state and the thread's item.
-                vec![
-                    format!("{}\0{}", c.conversation, c.response_id),
-                    format!("{}\0", c.conversation),
-                    c.conversation.clone(),
-                ]
-            },
-            |segment| Box::pin(self.fold_segment(segment, ports)),
-        )
-        .await
+        fold_window(self, changes, ports).await
     }
 }

@@ -9,7 +9,7 @@ use crate::reactions::folding::next_aggregate_version;
 impl ThreadStatistics {
     /// Remembers a window's threads and messages as `writes` stored them: a written state at
     /// the next version, a thread's figures as `following` made them.
-    pub(super) fn remember(&self, read: &Folding, folded: &Folding) {
+    pub(super) fn remember_segment(&self, read: &Folding, folded: &Folding) {
         self.known_messages
             .remember(folded.messages.iter().map(|(key, message)| {
                 let mut stored = message.clone();
@@ -51,7 +51,7 @@ impl ThreadStatistics {
     }
 
     /// Forgets a window whose write failed: what it assumed is not known as stored.
-    pub(super) fn forget(&self, folded: &Folding) {
+    pub(super) fn forget_segment(&self, folded: &Folding) {
         self.known_messages
             .remember(folded.messages.keys().map(|key| (key.clone(), None)));
         self.known_threads
