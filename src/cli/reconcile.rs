@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use handlers::ports::Ports;
-use handlers::reactions::folding::Reconciled;
+use handlers::reactions::folding::{reconcile, Reconciled};
 use handlers::reactions::provider_rating::ProviderRatings;
 use handlers::reactions::thread_stats::ThreadStatistics;
 use handlers::ReactionError;
@@ -69,8 +69,8 @@ impl Reconciler {
 
     async fn reconcile(&self, id: &str, ports: Ports<'_>) -> Result<Reconciled, ReactionError> {
         match self.aggregates {
-            Aggregates::Ratings => self.ratings.reconcile(id, ports).await,
-            Aggregates::Threads => self.threads.reconcile(id, ports).await,
+            Aggregates::Ratings => reconcile(&self.ratings, id, ports).await,
+            Aggregates::Threads => reconcile(&self.threads, id, ports).await,
         }
     }
 }

@@ -9,7 +9,9 @@
 //! cuts the window into segments whose items fit one transaction, reads each segment's state,
 //! folds its changes in stream order, writes the segment in one conditional transaction, reads
 //! again and folds again when another worker wrote first, and forgets what it assumed when the
-//! write fails.
+//! write fails. `reconcile` is the same: an aggregate's [`ReconcileRules`] say how it is
+//! recomputed from its source items; [`reconcile`] retries it on a conflict and resets what
+//! the process remembers of it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -263,6 +265,38 @@ async fn fold_segment<'a, 'c, R: FoldRules<'c>>(
         Ok(rules.results(&folded, changes, done))
     })
     .await
+}
+
+/// What `reconcile` recomputes of one aggregate (a provider, a thread): the rules
+/// [`reconcile`] runs.
+#[async_trait]
+pub trait ReconcileRules: Sync {
+    /// What a change folded meanwhile may have written first, for the log of a retry.
+    const RECOMPUTED: &'static str;
+
+    /// Forget what this process remembers of `aggregate`: the reconcile replaces it.
+    fn forget_aggregate(&self, aggregate: &str);
+
+    /// `aggregate` recomputed from its source items, and what differed written under the
+    /// reaction's version conditions.
+    async fn recompute(
+        &self,
+        aggregate: &str,
+        ports: Ports<'_>,
+    ) -> Result<Reconciled, ReactionError>;
+}
+
+/// `aggregate` reconciled by `rules`: recomputed, and recomputed again when a change folded
+/// meanwhile wrote first; what the process remembered of it is forgotten before and after.
+pub async fn reconcile<R: ReconcileRules>(
+    rules: &R,
+    aggregate: &str,
+    ports: Ports<'_>,
+) -> Result<Reconciled, ReactionError> {
+    rules.forget_aggregate(aggregate);
+    let done = retry_on_conflict(R::RECOMPUTED, |_| rules.recompute(aggregate, ports)).await;
+    rules.forget_aggregate(aggregate);
+    done
 }
 
 /// `react` of a folding reaction: its window of one change.

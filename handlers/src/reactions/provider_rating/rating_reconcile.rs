@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use rust_decimal::Decimal;
 
 use super::booking_slots::{BookingSlot, SlotKey, SlotReview};
@@ -18,28 +19,23 @@ use super::{aggregate, ProviderRating, ProviderRatings, Review};
 use crate::error::ReactionError;
 use crate::item::{from_item, to_item, AttributeValue};
 use crate::ports::{Ports, Query};
-use crate::reactions::folding::{state_version, Reconciled};
-use crate::reactions::optimistic::retry_on_conflict;
+use crate::reactions::folding::{state_version, ReconcileRules, Reconciled};
 
 fn figures(sum: Decimal, count: Decimal, rating: Decimal) -> serde_json::Value {
     let text = |d: Decimal| d.normalize().to_string();
     serde_json::json!({ "ratingSum": text(sum), "reviewCount": text(count), "rating": text(rating) })
 }
 
-impl ProviderRatings {
-    /// Recomputes `provider` from its reviews and repairs its aggregate and slots.
-    pub async fn reconcile(
-        &self,
-        provider: &str,
-        ports: Ports<'_>,
-    ) -> Result<Reconciled, ReactionError> {
-        let done =
-            retry_on_conflict("the provider", |_| self.reconcile_once(provider, ports)).await;
+#[async_trait]
+impl ReconcileRules for ProviderRatings {
+    const RECOMPUTED: &'static str = "the provider";
+
+    fn forget_aggregate(&self, provider: &str) {
         self.remember_providers(std::iter::once((provider, None)));
-        done
     }
 
-    async fn reconcile_once(
+    /// Recomputes `provider` from its reviews and repairs its aggregate and slots.
+    async fn recompute(
         &self,
         provider: &str,
         ports: Ports<'_>,

@@ -57,11 +57,4 @@ impl ThreadStatistics {
         self.known_threads
             .remember(folded.threads.keys().map(|c| (c.clone(), None)));
     }
-
-    /// Forgets one thread and its messages' memory (a reconcile rewrites them).
-    pub(super) fn forget_thread(&self, conversation: &str) {
-        self.known_threads
-            .remember([(conversation.to_string(), None)]);
-        self.known_messages.retain(|(c, _)| c != conversation);
-    }
 }

@@ -6,27 +6,28 @@
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
+
 use super::message_states::{partition, MessageState, ThreadState, THREAD_SORT_KEY};
 use super::{Message, ThreadStatistics, ThreadStats};
 use crate::error::ReactionError;
 use crate::item::{from_item, to_item, AttributeValue};
 use crate::ports::{Ports, Query};
-use crate::reactions::folding::{state_version, Reconciled};
-use crate::reactions::optimistic::retry_on_conflict;
+use crate::reactions::folding::{state_version, ReconcileRules, Reconciled};
 
-impl ThreadStatistics {
-    /// Rebuilds `conversation`'s statistics and message state from its messages.
-    pub async fn reconcile(
-        &self,
-        conversation: &str,
-        ports: Ports<'_>,
-    ) -> Result<Reconciled, ReactionError> {
-        // What this process remembers of the thread is what the reconcile replaces.
-        self.forget_thread(conversation);
-        retry_on_conflict("the thread", |_| self.reconcile_once(conversation, ports)).await
+#[async_trait]
+impl ReconcileRules for ThreadStatistics {
+    const RECOMPUTED: &'static str = "the thread";
+
+    /// Forgets the thread and its messages.
+    fn forget_aggregate(&self, conversation: &str) {
+        self.known_threads
+            .remember([(conversation.to_string(), None)]);
+        self.known_messages.retain(|(c, _)| c != conversation);
     }
 
-    async fn reconcile_once(
+    /// Rebuilds `conversation`'s statistics and message state from its messages.
+    async fn recompute(
         &self,
         conversation: &str,
         ports: Ports<'_>,
