@@ -1,9 +1,9 @@
 //! The body of the fuzz target (`fuzz/fuzz_targets/decode.rs`) and of the stable smoke run in
 //! `tests/fuzz_decode.rs`: whatever bytes arrive, decoding them as an event file and as an
 //! already-parsed Lambda event must end in records or a clear error, never a panic; and the
-//! records then go through every reaction, on an embedded state of their own, where none may
-//! fail (each is done, skipped or parked), panic, write outside the state directory or mail
-//! more than one plain recipient.
+//! records then go through every reaction, on a scratch embedded state of their own (tables in
+//! memory, files in a temporary directory), where none may fail (each is done, skipped or
+//! parked), panic, write outside the state directory or mail more than one plain recipient.
 
 use std::sync::LazyLock;
 

@@ -4,7 +4,8 @@
 //! (`fuzz_target::decode_and_extract`), which must answer with records or a clear error and
 //! never panic. The long run is libFuzzer's, through `cargo fuzz` (docs/guarantees.md, "Fuzzing").
 //!
-//! `FUZZ_CASES=200000 cargo test --release --test fuzz_decode -- --nocapture` runs longer.
+//! `FUZZ_CASES=500000 cargo test --release --test fuzz_decode -- --nocapture` runs longer (each
+//! process draws its own inputs: one per core runs as many more).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
