@@ -28,6 +28,7 @@ use crate::error::ReactionError;
 use crate::item::{to_item, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem};
 use crate::reactions::optimistic::retry_on_conflict;
+use crate::value_rules;
 
 /// TransactWriteItems holds at most 100 actions.
 pub const MAX_ACTIONS: usize = 100;
@@ -153,9 +154,10 @@ pub(crate) trait FoldRules<'c>: Sync {
     /// The change as the aggregate sees it; an error fails that change alone.
     fn see(&self, change: &'c Change) -> Result<Self::Seen, ReactionError>;
 
-    /// The items (state items and aggregates) the change writes, by a name unique to each:
-    /// a segment holds as many changes as one transaction has room for.
-    fn items_of(&self, change: &Self::Seen) -> Vec<String>;
+    /// The keys of the items (state items and aggregates) the change reads or writes, each
+    /// with its table: a segment holds as many changes as one transaction has room for, and a
+    /// change with a key no DynamoDB table can hold fails alone.
+    fn keys_of(&self, change: &Self::Seen) -> Vec<(&str, Item)>;
 
     /// The state of a segment's changes; `fresh` after a conflict: nothing taken from memory.
     async fn read(
@@ -213,17 +215,22 @@ pub(crate) async fn fold_window<'c, R: FoldRules<'c>>(
     let mut results: Vec<Option<Result<Reacted, ReactionError>>> = Vec::new();
     let mut at = Vec::new();
     let mut seen = Vec::new();
+    let mut items = Vec::new();
     for change in changes {
-        match rules.see(change) {
-            Ok(c) => {
+        match rules.see(change).and_then(|c| {
+            let names = item_names(change, &rules.keys_of(&c))?;
+            Ok((c, names))
+        }) {
+            Ok((c, names)) => {
                 at.push(results.len());
                 seen.push(c);
+                items.push(names);
                 results.push(None);
             }
             Err(e) => results.push(Some(Err(e))),
         }
     }
-    for segment in segments(&seen, |c| rules.items_of(c)) {
+    for segment in segments(&items, Clone::clone) {
         match fold_segment(rules, &seen[segment.clone()], ports).await {
             Ok(folded) => {
                 for (i, result) in segment.zip(folded) {
@@ -240,6 +247,34 @@ pub(crate) async fn fold_window<'c, R: FoldRules<'c>>(
         }
     }
     results.into_iter().map_while(|r| r).collect()
+}
+
+/// A name unique to each of `keys`' items, for cutting segments; or why one of them can never
+/// be stored (an application's id too long for a key): then `change` fails alone, rather than
+/// the transaction of the changes beside it.
+fn item_names(change: &Change, keys: &[(&str, Item)]) -> Result<Vec<String>, ReactionError> {
+    keys.iter()
+        .map(|(table, key)| {
+            if let Some(broken) = value_rules::broken_key(key) {
+                return Err(ReactionError::BadItem {
+                    what: change.describe(),
+                    message: format!(
+                        "its item in {table} cannot have a key from it: {}: {}",
+                        broken.path, broken.reason
+                    ),
+                });
+            }
+            let mut names: Vec<&String> = key.keys().collect();
+            names.sort();
+            let parts = names
+                .into_iter()
+                .map(|name| format!("{name}\0{:?}", key[name]));
+            Ok(std::iter::once(table.to_string())
+                .chain(parts)
+                .collect::<Vec<_>>()
+                .join("\0"))
+        })
+        .collect()
 }
 
 /// One segment folded and written; read again and folded again when another worker wrote

@@ -229,13 +229,21 @@ impl<'c> FoldRules<'c> for ProviderRatings {
         })
     }
 
-    fn items_of(&self, c: &SlotChange<'_>) -> Vec<String> {
-        // Each slot the review leaves or enters, and its provider.
+    fn keys_of(&self, c: &SlotChange<'_>) -> Vec<(&str, Item)> {
+        // Each slot the review leaves, enters or is looked for in, and its provider.
+        let cfg = &self.config;
+        let probe = c.unreadable.as_ref().and_then(|(_, probe)| probe.as_ref());
         c.slots()
-            .flat_map(|(key, _)| {
+            .map(|(key, _)| key)
+            .chain(c.was_in.iter())
+            .chain(probe)
+            .flat_map(|key| {
                 [
-                    format!("{}\0{}", key.provider, key.slot),
-                    key.provider.clone(),
+                    (cfg.state_table.as_str(), Self::slot_key(key)),
+                    (
+                        cfg.providers_table.as_str(),
+                        self.provider_key(&key.provider),
+                    ),
                 ]
             })
             .collect()

@@ -334,12 +334,22 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
         })
     }
 
-    fn items_of(&self, c: &MessageChange<'_>) -> Vec<String> {
+    fn keys_of(&self, c: &MessageChange<'_>) -> Vec<(&str, Item)> {
         // The message's state, the thread's state and the thread's item.
+        let (state, thread) = (
+            self.config.state_table.as_str(),
+            message_states::partition(&c.conversation),
+        );
         vec![
-            format!("{}\0{}", c.conversation, c.response_id),
-            format!("{}\0", c.conversation),
-            c.conversation.clone(),
+            (
+                state,
+                Self::state_key(&thread, &message_states::message_sort_key(&c.response_id)),
+            ),
+            (state, Self::state_key(&thread, THREAD_SORT_KEY)),
+            (
+                self.config.threads_table.as_str(),
+                self.thread_key(&c.conversation),
+            ),
         ]
     }
 
