@@ -238,7 +238,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ),
     (
         "handlers/src/reactions/thread_stats",
-        &["thread_reconcile", "thread_memory", "message_states"],
+        &["thread_reconcile", "message_states"],
     ),
 ];
 

@@ -99,12 +99,16 @@ impl WireRecord {
     pub(super) fn from_sdk(record: &Record, stream_arn: &str) -> WireRecord {
         let stream = record.dynamodb.as_ref();
         let item = |values: Option<&std::collections::HashMap<String, SdkValue>>| -> Item {
-            values
-                .into_iter()
-                .flatten()
-                .map(|(name, value)| (name.clone(), AttributeValue::from(value.clone())))
-                .collect::<std::collections::HashMap<_, _>>()
-                .into()
+            // Extended in place (as `item::string_key` does): `Item::from(HashMap)` would
+            // collect and hash every attribute again.
+            let mut item = Item::default();
+            item.extend(
+                values
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, value)| (name.clone(), AttributeValue::from(value.clone()))),
+            );
+            item
         };
         WireRecord {
             event_id: record.event_id.clone().unwrap_or_default(),

@@ -513,8 +513,15 @@ impl<'c> FoldRules<'c> for ProviderRatings {
         }));
     }
 
+    /// Forgets the slots and providers of a window whose write failed: not known as stored.
     fn forget(&self, folded: &Folding) {
-        self.forget_segment(folded);
+        self.remember_providers(
+            folded
+                .providers
+                .keys()
+                .map(|provider| (provider.as_str(), None)),
+        );
+        self.remember_slots(folded.slots.keys().map(|key| (key, None)));
     }
 
     /// A change's result is what folding it gave.

@@ -3,7 +3,6 @@
 //! them first.
 
 use super::booking_slots::{BookingSlot, SlotKey};
-use super::rating_fold::Folding;
 use super::{ProviderRating, ProviderRatings};
 
 impl ProviderRatings {
@@ -22,17 +21,6 @@ impl ProviderRatings {
     ) {
         self.known_slots
             .remember(slots.map(|(k, s)| (k.clone(), s)));
-    }
-
-    /// Forgets the slots and providers of a window whose write failed: not known as stored.
-    pub(super) fn forget_segment(&self, folded: &Folding) {
-        self.remember_providers(
-            folded
-                .providers
-                .keys()
-                .map(|provider| (provider.as_str(), None)),
-        );
-        self.remember_slots(folded.slots.keys().map(|key| (key, None)));
     }
 
     /// Remembers `providers` as stored (or, with None, forgets them), under one lock.

@@ -8,7 +8,7 @@
 //! worker keeps an item per message and one per thread in its own aggregate-state table
 //! ([`message_states`]), and a change moves the thread's figures by what it takes out and puts
 //! in. A window's messages are folded at once: one BatchGetItem for the state this process
-//! does not remember (`memory`; a new message is taken as new), with the threads' items,
+//! does not remember (`known_threads`, `known_messages`; a new message is taken as new), with the threads' items,
 //! whose application-listed participants it keeps first, then one TransactWriteItems with
 //! every changed state item and thread, each conditional on the version read or remembered, so
 //! a concurrent worker's write makes it read and fold again rather than lose an update.
@@ -16,7 +16,6 @@
 //! again changes nothing. `reconcile threads` rebuilds both from the Conversations table.
 
 pub mod message_states;
-mod thread_memory;
 mod thread_reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -30,8 +29,8 @@ use serde_json::json;
 use super::bounded_memory::BoundedMemory;
 use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::{
-    aggregate_version, fold_window, only, put_changed_states, put_state, read_all, state_version,
-    FoldRules,
+    aggregate_version, fold_window, next_aggregate_version, only, put_changed_states, put_state,
+    read_all, state_version, FoldRules,
 };
 use crate::attribute_names::AttributeNames;
 use crate::change::Change;
@@ -171,7 +170,7 @@ impl ThreadStats {
 pub struct ThreadStatistics {
     config: ThreadsConfig,
     /// Threads (their state and their item's figures) and messages as this process last read
-    /// or wrote them, so that a window need not read them first ([`memory`]).
+    /// or wrote them, so that a window need not read them first (`FoldRules::remember`).
     known_threads: BoundedMemory<String, KnownThread>,
     known_messages: BoundedMemory<(String, String), MessageState>,
 }
@@ -557,12 +556,56 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
         Ok(writes)
     }
 
+    /// Remembers a window's threads and messages as `writes` stored them (so that a window need not read them first; a stale entry
+    /// costs a failed condition and a read): a written state at
+    /// the next version, a thread's figures as `following` made them.
     fn remember(&self, read: &Folding, folded: &Folding) {
-        self.remember_segment(read, folded);
+        self.known_messages
+            .remember(folded.messages.iter().map(|(key, message)| {
+                let mut stored = message.clone();
+                if folded.changed_messages.contains(key) {
+                    stored.version = read.messages.get(key).map_or(0, |m| m.version) + 1;
+                }
+                (key.clone(), Some(stored))
+            }));
+        self.known_threads
+            .remember(folded.threads.iter().map(|(conversation, thread)| {
+                let was = read.threads.get(conversation);
+                let stored = folded.stored.get(conversation).cloned();
+                if !folded.changed_threads.contains_key(conversation) {
+                    let known = KnownThread {
+                        state: thread.clone(),
+                        stored,
+                    };
+                    return (conversation.clone(), Some(known));
+                }
+                // A thread left without messages was deleted (or never written): read it again.
+                if thread.is_empty() {
+                    return (conversation.clone(), None);
+                }
+                let mut state: ThreadState = thread.clone();
+                if was != Some(thread) {
+                    state.version = was.map_or(0, |t| t.version) + 1;
+                }
+                let stored = stored.unwrap_or_default();
+                let mut now = stored.following(thread);
+                if now != stored {
+                    now.stats_version = Some(next_aggregate_version(stored.stats_version));
+                }
+                let known = KnownThread {
+                    state,
+                    stored: Some(now),
+                };
+                (conversation.clone(), Some(known))
+            }));
     }
 
+    /// Forgets a window whose write failed: what it assumed is not known as stored.
     fn forget(&self, folded: &Folding) {
-        self.forget_segment(folded);
+        self.known_messages
+            .remember(folded.messages.keys().map(|key| (key.clone(), None)));
+        self.known_threads
+            .remember(folded.threads.keys().map(|c| (c.clone(), None)));
     }
 
     fn results(
