@@ -467,10 +467,13 @@ fn replay_into_threads(state: &Path, records: &[Value], env: &[(&str, &str)]) ->
 }
 
 /// The application's own key names, on a table the stream never showed (its threads table
-/// has no stream): the key the worker uses is the table's key.
+/// has no stream): the key the worker uses is the table's key. `reconcile threads --all`
+/// then finds the conversation by those names too (on the messages and on the threads), not
+/// by the seed's, and finds it right.
 #[test]
 fn a_table_without_a_stream_takes_the_key_the_worker_is_configured_with() {
     let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
     let records = two_messages(
         "Conversations",
         |id, _| json!({"ConversationId": s("c-1"), "ResponseId": s(id)}),
@@ -484,9 +487,26 @@ fn a_table_without_a_stream_takes_the_key_the_worker_is_configured_with() {
              thread-stats.thread.conversation_id=ConversationId",
         ),
     ];
-    let thread = replay_into_threads(&dir.path().join("state"), &records, &env);
+    let thread = replay_into_threads(&state, &records, &env);
     assert_eq!(thread["ConversationId"]["S"], "c-1");
     assert_eq!(thread["message_count"]["N"], "2");
+    let mut reconcile = support::cli::worker();
+    reconcile.envs(env);
+    let output = reconcile
+        .args(["reconcile", "threads", "--all", "--json", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "one conversation: {lines:?} {stderr}");
+    assert_eq!(lines[0]["aggregate"], "c-1");
+    assert_eq!(lines[0]["computed"]["message_count"], "2");
+    assert_eq!(lines[0]["fixedAggregate"], false, "{lines:?}");
 }
 
 /// Where the records cannot say which key attribute is the partition key, the replay refuses

@@ -178,50 +178,13 @@ enum Command {
     /// with --endpoint-url / --aws a DynamoDB's.
     Reconcile {
         #[command(subcommand)]
-        command: ReconcileTarget,
+        command: reconcile::ReconcileCommand,
     },
     /// The seed systems' tables (deploy/tables/*.json) on DynamoDB or DynamoDB Local.
     Tables {
         #[command(subcommand)]
         command: TablesCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum ReconcileTarget {
-    /// Providers' `ratingSum`, `reviewCount`, `rating` and booking slots, from their reviews.
-    Ratings {
-        /// A provider to reconcile (repeatable).
-        #[arg(long = "provider", value_name = "ID", required_unless_present = "all")]
-        ids: Vec<String>,
-        #[command(flatten)]
-        options: ReconcileOptions,
-    },
-    /// Threads' `message_count`, `last_message_at`, `participants` and message state, from
-    /// their conversations.
-    Threads {
-        /// A conversation to reconcile (repeatable).
-        #[arg(
-            long = "conversation",
-            value_name = "ID",
-            required_unless_present = "all"
-        )]
-        ids: Vec<String>,
-        #[command(flatten)]
-        options: ReconcileOptions,
-    },
-}
-
-#[derive(clap::Args)]
-struct ReconcileOptions {
-    /// Every one there is (scans the source table and the aggregates' table).
-    #[arg(long)]
-    all: bool,
-    #[command(flatten)]
-    target: TargetArgs,
-    /// One JSON object per aggregate.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -253,10 +216,7 @@ impl Cli {
     pub fn wants_json(&self) -> bool {
         match &self.command {
             Command::Replay { json, .. } | Command::Stream { json, .. } => *json,
-            Command::Reconcile {
-                command:
-                    ReconcileTarget::Ratings { options, .. } | ReconcileTarget::Threads { options, .. },
-            } => options.json,
+            Command::Reconcile { command } => command.options.json,
             _ => false,
         }
     }
@@ -345,24 +305,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             })
             .await
         }
-        Command::Reconcile { command } => {
-            let (aggregates, ids, options) = match command {
-                ReconcileTarget::Ratings { ids, options } => {
-                    (reconcile::Aggregates::Ratings, ids, options)
-                }
-                ReconcileTarget::Threads { ids, options } => {
-                    (reconcile::Aggregates::Threads, ids, options)
-                }
-            };
-            reconcile::run(reconcile::ReconcileCommand {
-                aggregates,
-                ids,
-                all: options.all,
-                target: options.target.target(),
-                json: options.json,
-            })
-            .await
-        }
+        Command::Reconcile { command } => reconcile::run(command).await,
         Command::Capture {
             table,
             stream_arn,

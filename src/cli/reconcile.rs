@@ -6,111 +6,136 @@
 
 use std::collections::BTreeSet;
 
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, Subcommand};
 use handlers::ports::Ports;
-use handlers::reactions::folding::{reconcile, Reconciled};
-use handlers::reactions::provider_rating::ProviderRatings;
-use handlers::reactions::thread_stats::ThreadStatistics;
-use handlers::ReactionError;
+use handlers::reactions::folding::{Reconcilable, Reconciler};
+use handlers::reactions::RECONCILABLE;
 use serde_json::Value;
 
 use super::error::{CliError, Exit};
+use super::target_flags::TargetArgs;
 use crate::adapters::dynamodb::distinct_values;
 use crate::batch::Adapters;
 use crate::catalog::Catalog;
-use crate::wiring::target::{Opening, Target};
+use crate::wiring::target::Opening;
 use crate::wiring::{self, config::Config};
 
-/// Which aggregates.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Aggregates {
-    /// Provider ratings, from the reviews.
-    Ratings,
-    /// Thread statistics, from the conversations.
-    Threads,
+/// `reconcile <aggregate> (--<id> ID... | --all)`: one subcommand per aggregate of
+/// [`RECONCILABLE`], so an aggregate added there is on the command line with nothing added here.
+pub(super) struct ReconcileCommand {
+    pub aggregate: &'static Reconcilable,
+    /// Aggregates to reconcile; with `all`, every one there is besides.
+    pub ids: Vec<String>,
+    pub options: ReconcileOptions,
 }
 
-pub(super) struct ReconcileCommand {
-    pub aggregates: Aggregates,
-    /// Providers or conversations to reconcile; with `all`, every one there is besides.
-    pub ids: Vec<String>,
-    pub all: bool,
-    pub target: Target,
+#[derive(clap::Args)]
+pub(super) struct ReconcileOptions {
+    /// Every one there is (scans the source table and the aggregates' table).
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// One JSON object per aggregate.
+    #[arg(long)]
     pub json: bool,
 }
 
-/// The reactions whose aggregates are reconciled, and where their ids are found.
-struct Reconciler {
-    aggregates: Aggregates,
-    ratings: ProviderRatings,
-    threads: ThreadStatistics,
-}
+/// The argument holding the ids, whatever the aggregate calls its `--<id_flag>`.
+const IDS: &str = "ids";
 
-impl Reconciler {
-    /// The tables whose items name the aggregates (the source and the aggregate's own), and
-    /// the attribute that names them.
-    fn id_sources(&self) -> ([String; 2], &'static str) {
-        match self.aggregates {
-            Aggregates::Ratings => {
-                let c = self.ratings.config();
-                (
-                    [c.reviews_table.clone(), c.providers_table.clone()],
-                    "providerId",
-                )
-            }
-            Aggregates::Threads => {
-                let c = self.threads.config();
-                (
-                    [c.conversations_table.clone(), c.threads_table.clone()],
-                    "conversation_id",
-                )
-            }
-        }
+impl Subcommand for ReconcileCommand {
+    fn augment_subcommands(command: Command) -> Command {
+        command
+            .subcommand_required(true)
+            .subcommands(RECONCILABLE.iter().map(|aggregate| {
+                let ids = Arg::new(IDS)
+                    .long(aggregate.id_flag)
+                    .value_name("ID")
+                    .action(ArgAction::Append)
+                    .required_unless_present("all")
+                    .help(aggregate.id_help);
+                // The options' own doc would be the subcommand's about: set it after them.
+                ReconcileOptions::augment_args(Command::new(aggregate.command).arg(ids))
+                    .about(aggregate.about)
+            }))
     }
 
-    async fn reconcile(&self, id: &str, ports: Ports<'_>) -> Result<Reconciled, ReactionError> {
-        match self.aggregates {
-            Aggregates::Ratings => reconcile(&self.ratings, id, ports).await,
-            Aggregates::Threads => reconcile(&self.threads, id, ports).await,
-        }
+    fn augment_subcommands_for_update(command: Command) -> Command {
+        Self::augment_subcommands(command)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        RECONCILABLE
+            .iter()
+            .any(|aggregate| aggregate.command == name)
+    }
+}
+
+impl FromArgMatches for ReconcileCommand {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let unknown = || clap::Error::new(clap::error::ErrorKind::InvalidSubcommand);
+        let (name, matches) = matches.subcommand().ok_or_else(unknown)?;
+        let aggregate = RECONCILABLE
+            .iter()
+            .find(|aggregate| aggregate.command == name)
+            .ok_or_else(unknown)?;
+        Ok(ReconcileCommand {
+            aggregate,
+            ids: matches
+                .get_many::<String>(IDS)
+                .map(|ids| ids.cloned().collect())
+                .unwrap_or_default(),
+            options: ReconcileOptions::from_arg_matches(matches)?,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
     }
 }
 
 pub(super) async fn run(command: ReconcileCommand) -> Result<Exit, CliError> {
     let config = Config::from_env()?;
-    let reconciler = Reconciler {
-        aggregates: command.aggregates,
-        ratings: ProviderRatings::new(config.reactions.ratings.clone()),
-        threads: ThreadStatistics::new(config.reactions.threads.clone()),
-    };
-    let (tables, attribute) = reconciler.id_sources();
+    let rules = (command.aggregate.rules)(&config.reactions);
     let mut ids: BTreeSet<String> = command.ids.iter().cloned().collect();
-    let connected = command
+    let options = &command.options;
+    let connected = options
         .target
+        .target()
         .connect(
             Opening::MustExist,
             Catalog::with_seed_definitions(),
             &config,
         )
         .await?;
-    if let (true, Some(sdk)) = (command.all, &connected.sdk) {
+    if let (true, Some(sdk)) = (options.all, &connected.sdk) {
         let client = wiring::dynamodb_client(sdk);
-        for table in &tables {
-            ids.extend(distinct_values(&client, table, attribute).await?);
+        for (table, attribute) in rules.id_sources() {
+            ids.extend(distinct_values(&client, &table, &attribute).await?);
         }
     }
-    if let (true, Some(state)) = (command.all, &connected.state) {
-        for table in &tables {
-            for (_, items) in state.dump(Some(table))? {
+    if let (true, Some(state)) = (options.all, &connected.state) {
+        for (table, attribute) in rules.id_sources() {
+            for (_, items) in state.dump(Some(&table))? {
                 ids.extend(
                     items
                         .iter()
-                        .filter_map(|item| item[attribute]["S"].as_str())
+                        .filter_map(|item| item[&attribute]["S"].as_str())
                         .map(str::to_string),
                 );
             }
         }
     }
-    let exit = reconcile_all(&reconciler, &connected.adapters, &ids, command.json).await;
+    let exit = reconcile_all(
+        rules.as_ref(),
+        command.aggregate.source,
+        &connected.adapters,
+        &ids,
+        options.json,
+    )
+    .await;
     if let Some(state) = connected.state {
         state.sync()?;
     }
@@ -141,7 +166,8 @@ fn show(figures: &Value) -> String {
 
 /// Each aggregate in turn, a line each; a failure is reported and the others still run.
 async fn reconcile_all(
-    reconciler: &Reconciler,
+    rules: &dyn Reconciler,
+    source: &str,
     adapters: &Adapters,
     ids: &BTreeSet<String>,
     json: bool,
@@ -152,12 +178,8 @@ async fn reconcile_all(
         mailer: adapters.mailer.as_ref(),
     };
     let (mut fixed, mut failed) = (0, 0);
-    let source = match reconciler.aggregates {
-        Aggregates::Ratings => "its reviews say",
-        Aggregates::Threads => "its messages say",
-    };
     for id in ids {
-        match reconciler.reconcile(id, ports).await {
+        match rules.reconcile(id, ports).await {
             Ok(done) => {
                 let changed = done.fixed_aggregate || done.fixed_state > 0;
                 fixed += usize::from(changed);

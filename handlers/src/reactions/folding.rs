@@ -309,6 +309,10 @@ pub trait ReconcileRules: Sync {
     /// What a change folded meanwhile may have written first, for the log of a retry.
     const RECOMPUTED: &'static str;
 
+    /// Where `reconcile --all` finds the aggregates' ids: `(table, attribute)` pairs, the
+    /// application's names (the source items' and the aggregates' own table).
+    fn id_sources(&self) -> Vec<(String, String)>;
+
     /// Forget what this process remembers of `aggregate`: the reconcile replaces it.
     fn forget_aggregate(&self, aggregate: &str);
 
@@ -332,6 +336,54 @@ pub async fn reconcile<R: ReconcileRules>(
     let done = retry_on_conflict(R::RECOMPUTED, |_| rules.recompute(aggregate, ports)).await;
     rules.forget_aggregate(aggregate);
     done
+}
+
+/// An aggregate's [`ReconcileRules`] as the `reconcile` command holds them, whatever the
+/// aggregate.
+#[async_trait]
+pub trait Reconciler: Send + Sync {
+    /// [`ReconcileRules::id_sources`].
+    fn id_sources(&self) -> Vec<(String, String)>;
+
+    /// [`reconcile`] by these rules.
+    async fn reconcile(
+        &self,
+        aggregate: &str,
+        ports: Ports<'_>,
+    ) -> Result<Reconciled, ReactionError>;
+}
+
+#[async_trait]
+impl<R: ReconcileRules + Send> Reconciler for R {
+    fn id_sources(&self) -> Vec<(String, String)> {
+        ReconcileRules::id_sources(self)
+    }
+
+    async fn reconcile(
+        &self,
+        aggregate: &str,
+        ports: Ports<'_>,
+    ) -> Result<Reconciled, ReactionError> {
+        reconcile(self, aggregate, ports).await
+    }
+}
+
+/// An aggregate `reconcile` can recompute: its subcommand and how its rules are built. Each
+/// aggregate's module defines one; [`super::RECONCILABLE`] lists them, and the command line
+/// is made from that list.
+pub struct Reconcilable {
+    /// `reconcile <command>`.
+    pub command: &'static str,
+    /// One line for `reconcile --help`.
+    pub about: &'static str,
+    /// `--<id_flag> ID`, repeatable: the aggregates to reconcile.
+    pub id_flag: &'static str,
+    /// What one id names, for `--help` ("A provider").
+    pub id_help: &'static str,
+    /// Where the recomputed figures come from, for the report ("its reviews say").
+    pub source: &'static str,
+    /// The rules, from the reactions' configuration.
+    pub rules: fn(&super::ReactionsConfig) -> Box<dyn Reconciler>,
 }
 
 /// `react` of a folding reaction: its window of one change.

@@ -72,6 +72,10 @@ impl ReactionsConfig {
     }
 }
 
+/// Every aggregate `reconcile` recomputes, one subcommand each.
+pub const RECONCILABLE: &[folding::Reconcilable] =
+    &[provider_rating::RECONCILE, thread_stats::RECONCILE];
+
 /// Every reaction the worker has, in the order they run on a record.
 pub fn registry(config: &ReactionsConfig) -> Vec<Box<dyn Reaction>> {
     // One savings-rates cache for every reaction that prices an estimation.

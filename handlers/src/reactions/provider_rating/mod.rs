@@ -41,6 +41,7 @@ use crate::ports::Ports;
 use crate::settings::{ConfigError, Settings};
 use crate::skipped::Skipped;
 use booking_slots::{BookingSlot, SlotKey};
+pub use rating_reconcile::RECONCILE;
 pub use rules::{aggregate, average, Aggregate, ProviderRating, Rating, Review};
 #[derive(Debug, Clone)]
 pub struct RatingsConfig {

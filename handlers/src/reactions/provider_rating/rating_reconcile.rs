@@ -19,16 +19,41 @@ use super::{aggregate, ProviderRating, ProviderRatings, Review};
 use crate::error::ReactionError;
 use crate::item::{from_item, to_item, AttributeValue};
 use crate::ports::{Ports, Query};
-use crate::reactions::folding::{state_version, ReconcileRules, Reconciled};
+use crate::reactions::folding::{state_version, Reconcilable, ReconcileRules, Reconciled};
 
 fn figures(sum: Decimal, count: Decimal, rating: Decimal) -> serde_json::Value {
     let text = |d: Decimal| d.normalize().to_string();
     serde_json::json!({ "ratingSum": text(sum), "reviewCount": text(count), "rating": text(rating) })
 }
 
+/// `reconcile ratings`.
+pub const RECONCILE: Reconcilable = Reconcilable {
+    command: "ratings",
+    about: "Providers' `ratingSum`, `reviewCount`, `rating` and booking slots, from their reviews",
+    id_flag: "provider",
+    id_help: "A provider to reconcile (repeatable)",
+    source: "its reviews say",
+    rules: |config| Box::new(ProviderRatings::new(config.ratings.clone())),
+};
+
 #[async_trait]
 impl ReconcileRules for ProviderRatings {
     const RECOMPUTED: &'static str = "the provider";
+
+    /// The reviews' provider ids and the providers' keys.
+    fn id_sources(&self) -> Vec<(String, String)> {
+        let cfg = &self.config;
+        vec![
+            (
+                cfg.reviews_table.clone(),
+                cfg.names.of("providerId").to_string(),
+            ),
+            (
+                cfg.providers_table.clone(),
+                cfg.names.of("provider.providerId").to_string(),
+            ),
+        ]
+    }
 
     fn forget_aggregate(&self, provider: &str) {
         self.remember_providers(std::iter::once((provider, None)));

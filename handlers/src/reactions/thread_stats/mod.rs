@@ -40,6 +40,7 @@ use crate::ports::{Condition, Ports, TransactItem, Update};
 use crate::sequence_number::SequenceNumber;
 use crate::settings::{ConfigError, Settings};
 use message_states::{Folded, MessageState, ThreadState, THREAD_SORT_KEY};
+pub use thread_reconcile::RECONCILE;
 
 #[derive(Debug, Clone)]
 pub struct ThreadsConfig {

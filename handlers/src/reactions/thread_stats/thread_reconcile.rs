@@ -13,11 +13,36 @@ use super::{Message, ThreadStatistics, ThreadStats};
 use crate::error::ReactionError;
 use crate::item::{from_item, to_item, AttributeValue};
 use crate::ports::{Ports, Query};
-use crate::reactions::folding::{state_version, ReconcileRules, Reconciled};
+use crate::reactions::folding::{state_version, Reconcilable, ReconcileRules, Reconciled};
+
+/// `reconcile threads`.
+pub const RECONCILE: Reconcilable = Reconcilable {
+    command: "threads",
+    about: "Threads' `message_count`, `last_message_at`, `participants` and message state, from their conversations",
+    id_flag: "conversation",
+    id_help: "A conversation to reconcile (repeatable)",
+    source: "its messages say",
+    rules: |config| Box::new(ThreadStatistics::new(config.threads.clone())),
+};
 
 #[async_trait]
 impl ReconcileRules for ThreadStatistics {
     const RECOMPUTED: &'static str = "the thread";
+
+    /// The messages' conversation ids and the threads' keys.
+    fn id_sources(&self) -> Vec<(String, String)> {
+        let cfg = &self.config;
+        vec![
+            (
+                cfg.conversations_table.clone(),
+                cfg.names.of("conversation_id").to_string(),
+            ),
+            (
+                cfg.threads_table.clone(),
+                cfg.names.of("thread.conversation_id").to_string(),
+            ),
+        ]
+    }
 
     /// Forgets the thread and its messages.
     fn forget_aggregate(&self, conversation: &str) {
