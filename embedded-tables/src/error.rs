@@ -15,6 +15,11 @@ pub enum TablesError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The write-ahead log could not be flushed to disk after a commit: what the batches
+    /// committed since the last flush may be lost if the machine stops (not if only the
+    /// process does). Another attempt may succeed once the disk is fixed.
+    #[error("{path}: flush the committed batches to disk: {message}", path = path.display())]
+    NotDurable { path: PathBuf, message: String },
     /// Another process holds the database for writing longer than the wait allows.
     #[error("{path}: in use by another process", path = path.display())]
     Busy { path: PathBuf },
@@ -57,6 +62,7 @@ impl TablesError {
         matches!(
             self,
             TablesError::Storage { .. }
+                | TablesError::NotDurable { .. }
                 | TablesError::Busy { .. }
                 | TablesError::BatchUndone { .. }
         )

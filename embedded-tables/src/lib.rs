@@ -16,5 +16,5 @@ pub mod database;
 pub mod error;
 pub mod sortable_key;
 
-pub use database::{Database, KeyQuery, KeySchema, SortCondition, TableSchema, Write};
+pub use database::{Database, Flush, KeyQuery, KeySchema, SortCondition, TableSchema, Write};
 pub use error::TablesError;

@@ -385,3 +385,49 @@ fn a_write_failing_part_way_undoes_the_whole_batch() {
     assert_eq!(db.get("t", &earlier).unwrap(), None);
     assert_eq!(db.get("t", &first_of_set).unwrap(), None);
 }
+
+/// A batch committed in the background is seen by a reader at once, the writer goes on with
+/// the next batch, and the flush of the first to disk ends without an error; a batch that
+/// wrote nothing has nothing to flush.
+#[test]
+fn a_batch_committed_in_the_background_is_read_at_once_and_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut writer = Database::open(&path).unwrap();
+    writer
+        .define(
+            "t",
+            &TableSchema {
+                key: key("id", None),
+                indexes: BTreeMap::new(),
+            },
+        )
+        .unwrap();
+    writer.commit().unwrap();
+    let put = |id: &str| vec![("t".to_string(), Write::Put(item(&[("id", s(id))])))];
+    writer.write(put("a")).unwrap();
+    let first = writer.commit_in_background().unwrap();
+    let mut seen = Vec::new();
+    Database::open_read_only(&path)
+        .unwrap()
+        .scan("t", &mut |i| {
+            seen.push(i);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![item(&[("id", s("a"))])]);
+    writer.write(put("b")).unwrap();
+    first.wait().unwrap();
+    writer.commit_in_background().unwrap().wait().unwrap();
+    writer.commit_in_background().unwrap().wait().unwrap();
+    drop(writer);
+    let reopened = Database::open_read_only(&path).unwrap();
+    let mut count = 0;
+    reopened
+        .scan("t", &mut |_| {
+            count += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(count, 2);
+}

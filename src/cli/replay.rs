@@ -123,7 +123,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
                     continue;
                 }
             }
-            let failed = run_batch(
+            let (failed, end) = run_batch(
                 &worker,
                 &records,
                 batch_options,
@@ -134,8 +134,14 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
             )
             .await
             .map_err(CliError::Output)?;
-            if let Some(state) = &state {
-                state.sync()?;
+            // The batch's end is written once the batch is on disk; the next batch runs
+            // meanwhile.
+            let queued = match &state {
+                Some(state) => writer.text_when_durable(state.end_batch()?, end),
+                None => writer.text(end),
+            };
+            if !queued {
+                return Err(CliError::Output(stopped(&mut writer)));
             }
             if let Some(failure) = failed {
                 progress.finish_and_clear();
@@ -330,6 +336,8 @@ fn decode_in_batches(
 }
 
 /// One batch: reports as records settle, then the response. Returns the failure, if any.
+/// One batch run, its records' reports queued as they come: the failure that stopped it, if
+/// any, and its end, rendered.
 async fn run_batch(
     worker: &Worker,
     records: &[StreamRecord],
@@ -338,7 +346,7 @@ async fn run_batch(
     writer: &mut ReportWriter,
     progress: &ProgressBar,
     not_done: &mut NotDone,
-) -> io::Result<Option<RecordFailure>> {
+) -> io::Result<(Option<RecordFailure>, Vec<u8>)> {
     let mut writing = true;
     let outcome = worker
         .process_batch(records, options, &mut |record| {
@@ -347,14 +355,20 @@ async fn run_batch(
             writing = writing && writer.record(record);
         })
         .await;
+    if !writing {
+        return Err(stopped(writer));
+    }
     let mut end = Vec::new();
     print_report::batch_end(&mut end, format, records.len(), &outcome)?;
-    if !(writing && writer.text(end)) {
-        // The writer stopped: its error says why (or, should it have none, this does).
-        writer.finish()?;
-        return Err(io::Error::other("the report writer stopped"));
+    Ok((outcome.failure, end))
+}
+
+/// Why the report writer stopped: its error (or, should it have none, this).
+fn stopped(writer: &mut ReportWriter) -> io::Error {
+    match writer.finish() {
+        Err(e) => e,
+        Ok(()) => io::Error::other("the report writer stopped"),
     }
-    Ok(outcome.failure)
 }
 
 fn progress_bar(total: usize) -> ProgressBar {

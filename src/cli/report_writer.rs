@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use indicatif::ProgressBar;
 
 use super::print_report::{self, Format};
+use crate::adapters::embedded::Flush;
 use crate::batch::RecordReport;
 use crate::stages::{measure, Stage};
 
@@ -23,6 +24,9 @@ enum Output {
     Record(RecordReport),
     /// Text already rendered (a batch's end).
     Text(Vec<u8>),
+    /// Text written once its batch is on disk (the embedded state's flush); not written if
+    /// the flush failed, whose error ends the run.
+    Durable(Flush, Vec<u8>),
 }
 
 pub(super) struct ReportWriter {
@@ -53,6 +57,12 @@ impl ReportWriter {
         self.send(Output::Text(text))
     }
 
+    /// Queue rendered text, to be written once `flush` is done; false as for
+    /// [`ReportWriter::record`].
+    pub(super) fn text_when_durable(&self, flush: Flush, text: Vec<u8>) -> bool {
+        self.send(Output::Durable(flush, text))
+    }
+
     fn send(&self, output: Output) -> bool {
         self.queue.as_ref().is_some_and(|q| q.send(output).is_ok())
     }
@@ -79,6 +89,11 @@ fn write_all(queued: Receiver<Output>, format: Format, progress: &ProgressBar) -
                 progress.suspend(|| print_report::record(&mut out, format, &record))
             })?,
             Output::Text(text) => progress.suspend(|| out.write_all(&text))?,
+            Output::Durable(flush, text) => {
+                if flush.wait().is_ok() {
+                    progress.suspend(|| out.write_all(&text))?;
+                }
+            }
         }
     }
     out.flush()

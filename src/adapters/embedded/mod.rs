@@ -32,6 +32,7 @@ use thiserror::Error;
 use crate::adapters::atomic_file::write_atomic;
 use crate::adapters::{Applied, ChangeApplier, ParkedRecord, Parking};
 use crate::catalog::{Catalog, KeySchema};
+pub use embedded_tables::Flush;
 use embedded_tables::Write;
 use handlers::item::string_key;
 use handlers::{AttributeValue, Change, ChangeKind};
@@ -152,9 +153,20 @@ impl EmbeddedState {
         &self.root
     }
 
-    /// Make all writes so far durable (end of a batch).
+    /// Make all writes so far durable.
     pub fn sync(&self) -> Result<(), StateError> {
         self.with_store(|s| s.sync())
+            .map_err(|source| StateError::Tables {
+                dir: self.root.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// End a batch: all writes so far are committed (whole after a crash of the process,
+    /// seen by `state show`), and on disk once the [`Flush`] says so, which the next batch's
+    /// end and the run's ([`EmbeddedState::compact`]) wait for.
+    pub fn end_batch(&self) -> Result<Flush, StateError> {
+        self.with_store(|s| s.end_batch())
             .map_err(|source| StateError::Tables {
                 dir: self.root.clone(),
                 source: Box::new(source),

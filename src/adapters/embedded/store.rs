@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use embedded_tables::{Database, KeyQuery, SortCondition, TablesError, Write};
+use embedded_tables::{Database, Flush, KeyQuery, SortCondition, TablesError, Write};
 use handlers::ports::{Query, SortKey};
 use handlers::value_rules;
 use handlers::{AttributeValue, Item};
@@ -274,9 +274,14 @@ impl Store {
         })
     }
 
-    /// Make every write so far durable (the end of a batch).
+    /// Make every write so far durable.
     pub(super) fn sync(&mut self) -> Result<(), TablesError> {
         measure(Stage::Sync, || self.database.commit())
+    }
+
+    /// Commit every write so far (the end of a batch), on disk when the flush says so.
+    pub(super) fn end_batch(&mut self) -> Result<Flush, TablesError> {
+        measure(Stage::Sync, || self.database.commit_in_background())
     }
 
     /// Fold the write-ahead log into the database file (the end of a run).
