@@ -264,11 +264,9 @@ fn a_redefined_table_places_its_items_by_the_new_key() {
     assert_eq!(found, vec![message("1"), message("2")]);
 }
 
-#[test]
-fn a_reader_sees_what_the_writer_committed_while_it_writes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.sqlite");
-    let mut writer = Database::open(&path).unwrap();
+/// A database at `path` with one table, `t`, keyed by `id`.
+fn writer_of_one_table(path: &std::path::Path) -> Database {
+    let mut writer = Database::open(path).unwrap();
     writer
         .define(
             "t",
@@ -278,6 +276,14 @@ fn a_reader_sees_what_the_writer_committed_while_it_writes_on() {
             },
         )
         .unwrap();
+    writer
+}
+
+#[test]
+fn a_reader_sees_what_the_writer_committed_while_it_writes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut writer = writer_of_one_table(&path);
     writer
         .write(vec![("t".into(), Write::Put(item(&[("id", s("a"))])))])
         .unwrap();
@@ -393,16 +399,7 @@ fn a_write_failing_part_way_undoes_the_whole_batch() {
 fn a_batch_committed_in_the_background_is_read_at_once_and_flushed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sqlite");
-    let mut writer = Database::open(&path).unwrap();
-    writer
-        .define(
-            "t",
-            &TableSchema {
-                key: key("id", None),
-                indexes: BTreeMap::new(),
-            },
-        )
-        .unwrap();
+    let mut writer = writer_of_one_table(&path);
     writer.commit().unwrap();
     let put = |id: &str| vec![("t".to_string(), Write::Put(item(&[("id", s(id))])))];
     writer.write(put("a")).unwrap();
