@@ -224,3 +224,20 @@ fn without_providers_or_state_it_says_what_to_give() {
         text(&output.stderr)
     );
 }
+
+/// An id holds whatever an application wrote: its line of the report is one line, its control
+/// characters escaped, so it can neither forge a line nor repaint the terminal.
+#[test]
+fn an_id_with_control_characters_is_reported_escaped_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    cli::replay(state, &["marketplace-reviews"], &[]);
+    let output = reconcile(state, &["--provider", "p\u{1b}[2J\nprov-plumb: fixed"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with("p\\u{1b}[2J\\u{a}prov-plumb: fixed: "),
+        "{stdout}"
+    );
+}

@@ -2,8 +2,8 @@
 //!
 //! Every write goes into the batch's transaction, begun by the first write and made durable
 //! by [`Database::commit`], or committed by [`Database::commit_in_background`] and flushed to
-//! disk while the next batch runs (a [`Flush`]); the reads of the same [`Database`] see the writes before the
-//! commit, other processes (`state show`) see the last commit. A set of writes handed over at
+//! disk while the next batch runs (a [`Flush`]); the reads of the same [`Database`] see the
+//! writes before the commit, other processes (`state show`) see the last commit. A set of writes handed over at
 //! once ([`Database::write`]) is applied whole or not at all. SQLite keeps the items on disk
 //! and the pages in use in a cache of bounded size ([`CACHE_KIB`]); the items read last, and
 //! those written over, are kept decoded besides ([`CACHED_ITEMS`]), so that a batch reading
@@ -247,7 +247,7 @@ impl Database {
     /// Fold the write-ahead log on a thread of its own from now on, in place of SQLite's
     /// checkpoint in the commit (the hook replaces it; without the thread, SQLite's stays).
     fn start_checkpointer(&mut self) -> Result<(), TablesError> {
-        if self.path == Path::new(IN_MEMORY) {
+        if self.in_memory() {
             return Ok(()); // no log to fold
         }
         let checkpointer = Checkpointer::start(
@@ -772,14 +772,19 @@ impl Database {
                 path: self.path.clone(),
             });
         }
-        if !self.in_batch || self.path == Path::new(IN_MEMORY) {
-            self.end_transaction()?;
+        let wrote = self.in_batch;
+        self.end_transaction()?;
+        if !wrote || self.in_memory() {
             return Ok(Flush::done(&self.path));
         }
-        self.end_transaction()?;
         let flush = Flush::start(&self.path);
         self.flushing = Some(flush.clone());
         Ok(flush)
+    }
+
+    /// Whether the database lives in this process's memory (no file, no log).
+    fn in_memory(&self) -> bool {
+        self.path == Path::new(IN_MEMORY)
     }
 
     /// COMMIT the batch's transaction, if one is open.

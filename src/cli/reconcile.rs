@@ -5,10 +5,11 @@
 //! changed by hand, and the items there were before the worker kept its state.
 
 use std::collections::BTreeSet;
+use std::io;
 
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, Subcommand};
 use handlers::ports::Ports;
-use handlers::reactions::folding::{Reconcilable, Reconciler};
+use handlers::reactions::folding::{reconcile, Reconcilable, ReconcileRules};
 use handlers::reactions::RECONCILABLE;
 use serde_json::Value;
 
@@ -17,6 +18,7 @@ use super::target_flags::TargetArgs;
 use crate::adapters::dynamodb::distinct_values;
 use crate::batch::Adapters;
 use crate::catalog::Catalog;
+use crate::wiring::output::print_line;
 use crate::wiring::target::Opening;
 use crate::wiring::{self, config::Config};
 
@@ -99,7 +101,7 @@ impl FromArgMatches for ReconcileCommand {
 pub(super) async fn run(command: ReconcileCommand) -> Result<Exit, CliError> {
     let config = Config::from_env()?;
     let rules = (command.aggregate.rules)(&config.reactions);
-    let mut ids: BTreeSet<String> = command.ids.iter().cloned().collect();
+    let mut ids: BTreeSet<String> = command.ids.into_iter().collect();
     let options = &command.options;
     let connected = options
         .target
@@ -110,21 +112,21 @@ pub(super) async fn run(command: ReconcileCommand) -> Result<Exit, CliError> {
             &config,
         )
         .await?;
-    if let (true, Some(sdk)) = (options.all, &connected.sdk) {
-        let client = wiring::dynamodb_client(sdk);
+    if options.all {
+        let client = connected.sdk.as_ref().map(wiring::dynamodb_client);
         for (table, attribute) in rules.id_sources() {
-            ids.extend(distinct_values(&client, &table, &attribute).await?);
-        }
-    }
-    if let (true, Some(state)) = (options.all, &connected.state) {
-        for (table, attribute) in rules.id_sources() {
-            for (_, items) in state.dump(Some(&table))? {
-                ids.extend(
-                    items
-                        .iter()
-                        .filter_map(|item| item[&attribute]["S"].as_str())
-                        .map(str::to_string),
-                );
+            if let Some(client) = &client {
+                ids.extend(distinct_values(client, &table, &attribute).await?);
+            }
+            if let Some(state) = &connected.state {
+                for (_, items) in state.dump(Some(&table))? {
+                    ids.extend(
+                        items
+                            .iter()
+                            .filter_map(|item| item[&attribute]["S"].as_str())
+                            .map(str::to_string),
+                    );
+                }
             }
         }
     }
@@ -166,7 +168,7 @@ fn show(figures: &Value) -> String {
 
 /// Each aggregate in turn, a line each; a failure is reported and the others still run.
 async fn reconcile_all(
-    rules: &dyn Reconciler,
+    rules: &dyn ReconcileRules,
     source: &str,
     adapters: &Adapters,
     ids: &BTreeSet<String>,
@@ -179,7 +181,7 @@ async fn reconcile_all(
     };
     let (mut fixed, mut failed) = (0, 0);
     for id in ids {
-        match rules.reconcile(id, ports).await {
+        match reconcile(rules, id, ports).await {
             Ok(done) => {
                 let changed = done.fixed_aggregate || done.fixed_state > 0;
                 fixed += usize::from(changed);
@@ -191,9 +193,9 @@ async fn reconcile_all(
                     .stored
                     .as_ref()
                     .map_or("nothing stored".to_string(), show);
-                match (done.fixed_aggregate, done.fixed_state) {
-                    (false, 0) => println!("{id}: as {source} ({stored})"),
-                    (aggregate, items) => println!(
+                let line = match (done.fixed_aggregate, done.fixed_state) {
+                    (false, 0) => format!("{id}: as {source} ({stored})"),
+                    (aggregate, items) => format!(
                         "{id}: {stored}; {source} {}{}",
                         show(&done.computed),
                         match (aggregate, items) {
@@ -202,7 +204,9 @@ async fn reconcile_all(
                             (false, n) => format!(": {n} state item(s) fixed"),
                         }
                     ),
-                }
+                };
+                // Ids and figures come from the items: escaped, as every report line.
+                print_line(&mut io::stdout().lock(), &line).map_err(CliError::Output)?;
             }
             Err(e) => {
                 failed += 1;
@@ -210,7 +214,8 @@ async fn reconcile_all(
                     true => "retryable: run reconcile again",
                     false => "not retryable",
                 };
-                eprintln!("{id}: could not be reconciled ({retry}): {e}");
+                let line = format!("{id}: could not be reconciled ({retry}): {e}");
+                print_line(&mut io::stderr().lock(), &line).map_err(CliError::Output)?;
             }
         }
     }

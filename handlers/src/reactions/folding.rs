@@ -303,11 +303,12 @@ async fn fold_segment<'a, 'c, R: FoldRules<'c>>(
 }
 
 /// What `reconcile` recomputes of one aggregate (a provider, a thread): the rules
-/// [`reconcile`] runs.
+/// [`reconcile`] runs. The `reconcile` command holds them as `dyn ReconcileRules`, whatever
+/// the aggregate.
 #[async_trait]
-pub trait ReconcileRules: Sync {
+pub trait ReconcileRules: Send + Sync {
     /// What a change folded meanwhile may have written first, for the log of a retry.
-    const RECOMPUTED: &'static str;
+    fn recomputed(&self) -> &'static str;
 
     /// Where `reconcile --all` finds the aggregates' ids: `(table, attribute)` pairs, the
     /// application's names (the source items' and the aggregates' own table).
@@ -327,45 +328,15 @@ pub trait ReconcileRules: Sync {
 
 /// `aggregate` reconciled by `rules`: recomputed, and recomputed again when a change folded
 /// meanwhile wrote first; what the process remembered of it is forgotten before and after.
-pub async fn reconcile<R: ReconcileRules>(
-    rules: &R,
+pub async fn reconcile(
+    rules: &dyn ReconcileRules,
     aggregate: &str,
     ports: Ports<'_>,
 ) -> Result<Reconciled, ReactionError> {
     rules.forget_aggregate(aggregate);
-    let done = retry_on_conflict(R::RECOMPUTED, |_| rules.recompute(aggregate, ports)).await;
+    let done = retry_on_conflict(rules.recomputed(), |_| rules.recompute(aggregate, ports)).await;
     rules.forget_aggregate(aggregate);
     done
-}
-
-/// An aggregate's [`ReconcileRules`] as the `reconcile` command holds them, whatever the
-/// aggregate.
-#[async_trait]
-pub trait Reconciler: Send + Sync {
-    /// [`ReconcileRules::id_sources`].
-    fn id_sources(&self) -> Vec<(String, String)>;
-
-    /// [`reconcile`] by these rules.
-    async fn reconcile(
-        &self,
-        aggregate: &str,
-        ports: Ports<'_>,
-    ) -> Result<Reconciled, ReactionError>;
-}
-
-#[async_trait]
-impl<R: ReconcileRules + Send> Reconciler for R {
-    fn id_sources(&self) -> Vec<(String, String)> {
-        ReconcileRules::id_sources(self)
-    }
-
-    async fn reconcile(
-        &self,
-        aggregate: &str,
-        ports: Ports<'_>,
-    ) -> Result<Reconciled, ReactionError> {
-        reconcile(self, aggregate, ports).await
-    }
 }
 
 /// An aggregate `reconcile` can recompute: its subcommand and how its rules are built. Each
@@ -383,7 +354,7 @@ pub struct Reconcilable {
     /// Where the recomputed figures come from, for the report ("its reviews say").
     pub source: &'static str,
     /// The rules, from the reactions' configuration.
-    pub rules: fn(&super::ReactionsConfig) -> Box<dyn Reconciler>,
+    pub rules: fn(&super::ReactionsConfig) -> Box<dyn ReconcileRules>,
 }
 
 /// `react` of a folding reaction: its window of one change.

@@ -33,7 +33,7 @@ use crate::adapters::atomic_file::write_atomic;
 use crate::adapters::{Applied, ChangeApplier, ParkedRecord, Parking};
 use crate::catalog::{Catalog, KeySchema};
 pub use embedded_tables::Flush;
-use embedded_tables::Write;
+use embedded_tables::{TablesError, Write};
 use handlers::item::string_key;
 use handlers::{AttributeValue, Change, ChangeKind};
 use store::{key_names, Kept, Store};
@@ -112,10 +112,8 @@ impl EmbeddedState {
                 message,
             })?;
         }
-        let mut store = Store::open(root, catalog, kept).map_err(|source| StateError::Tables {
-            dir: root.to_path_buf(),
-            source: Box::new(source),
-        })?;
+        let mut store =
+            Store::open(root, catalog, kept).map_err(|source| tables_error(root, source))?;
         let run = next_run(&mut store).map_err(|message| StateError::Io {
             dir: root.to_path_buf(),
             source: std::io::Error::other(message),
@@ -135,11 +133,8 @@ impl EmbeddedState {
             drop(Self::open(root, catalog.clone(), false)?);
         }
         know_applied_table(&catalog);
-        let store =
-            Store::open(root, catalog, Kept::ReadOnly).map_err(|source| StateError::Tables {
-                dir: root.to_path_buf(),
-                source: Box::new(source),
-            })?;
+        let store = Store::open(root, catalog, Kept::ReadOnly)
+            .map_err(|source| tables_error(root, source))?;
         Ok(EmbeddedState {
             root: root.to_path_buf(),
             store: Mutex::new(store),
@@ -155,31 +150,28 @@ impl EmbeddedState {
 
     /// Make all writes so far durable.
     pub fn sync(&self) -> Result<(), StateError> {
-        self.with_store(|s| s.sync())
-            .map_err(|source| StateError::Tables {
-                dir: self.root.clone(),
-                source: Box::new(source),
-            })
+        self.with_database(Store::sync)
     }
 
     /// End a batch: all writes so far are committed (whole after a crash of the process,
     /// seen by `state show`), and on disk once the [`Flush`] says so, which the next batch's
     /// end and the run's ([`EmbeddedState::compact`]) wait for.
     pub fn end_batch(&self) -> Result<Flush, StateError> {
-        self.with_store(|s| s.end_batch())
-            .map_err(|source| StateError::Tables {
-                dir: self.root.clone(),
-                source: Box::new(source),
-            })
+        self.with_database(Store::end_batch)
     }
 
     /// Fold the database's write-ahead log into its file (end of a run).
     pub fn compact(&self) -> Result<(), StateError> {
-        self.with_store(|s| s.checkpoint())
-            .map_err(|source| StateError::Tables {
-                dir: self.root.clone(),
-                source: Box::new(source),
-            })
+        self.with_database(Store::checkpoint)
+    }
+
+    /// `f` on the store, its database's error as the state's.
+    fn with_database<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, TablesError>,
+    ) -> Result<T, StateError> {
+        self.with_store(f)
+            .map_err(|source| tables_error(&self.root, source))
     }
 
     /// Items of one table, or of all, as sorted DynamoDB JSON, in key order.
@@ -609,6 +601,14 @@ impl ChangeApplier for EmbeddedState {
             .map_err(fail)?;
             Ok(Applied::Now)
         })
+    }
+}
+
+/// A failure of the database of the state at `dir`.
+fn tables_error(dir: &Path, source: TablesError) -> StateError {
+    StateError::Tables {
+        dir: dir.to_path_buf(),
+        source: Box::new(source),
     }
 }
 

@@ -38,7 +38,9 @@ pub const RECONCILE: Reconcilable = Reconcilable {
 
 #[async_trait]
 impl ReconcileRules for ProviderRatings {
-    const RECOMPUTED: &'static str = "the provider";
+    fn recomputed(&self) -> &'static str {
+        "the provider"
+    }
 
     /// The reviews' provider ids and the providers' keys.
     fn id_sources(&self) -> Vec<(String, String)> {

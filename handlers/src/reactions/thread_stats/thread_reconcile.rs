@@ -27,7 +27,9 @@ pub const RECONCILE: Reconcilable = Reconcilable {
 
 #[async_trait]
 impl ReconcileRules for ThreadStatistics {
-    const RECOMPUTED: &'static str = "the thread";
+    fn recomputed(&self) -> &'static str {
+        "the thread"
+    }
 
     /// The messages' conversation ids and the threads' keys.
     fn id_sources(&self) -> Vec<(String, String)> {
