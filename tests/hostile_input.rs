@@ -626,3 +626,48 @@ fn a_line_item_of_nearly_400_kb_still_gets_its_totals() {
         .expect("the calculation item");
     assert!(calculation.to_string().len() < 10_000);
 }
+
+/// A message of conversation `c-1` with `id`, sent at second `second`.
+fn message(seq: u64, id: &str, second: u64) -> Value {
+    let keys = json!({"conversation_id": {"S": "c-1"}, "response_id": {"S": id}});
+    let mut image = keys.clone();
+    image["sender_email"] = json!({"S": "a@x.example"});
+    image["recipient_email"] = json!({"S": "b@x.example"});
+    image["timestamp"] = json!({"S": format!("2026-12-03T10:00:{second:02}Z")});
+    record_in(
+        "acsd2p-dev-Conversations",
+        seq,
+        "INSERT",
+        keys,
+        Some(image),
+        None,
+    )
+}
+
+/// A response id that fits the messages table's sort key (1,024 bytes) but not the key of the
+/// worker's state item built from it (`MESSAGE#` before it): DynamoDB refuses a sort key over
+/// 1,024 bytes, and would refuse the window's whole transaction with it. That message fails
+/// alone, for good; the others of its thread are counted.
+#[test]
+fn a_message_id_too_long_for_the_state_key_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let long = "r".repeat(1_020);
+    let records = [
+        message(1, "r-1", 1),
+        message(2, &long, 2),
+        message(3, "r-3", 3),
+    ];
+    let (code, lines, _) = replay_records(&dir.path().join("m.json"), &state, &records);
+    assert_eq!(code, 3, "{lines:?}");
+    let reason = parked_reason(&lines[1], "thread-stats");
+    assert!(
+        reason.contains("sort key is at most 1024 bytes; this one has 1028"),
+        "{reason}"
+    );
+    for line in [&lines[0], &lines[2]] {
+        assert_eq!(reaction(line, "thread-stats")["outcome"], "done", "{line}");
+    }
+    let counted = &reaction(&lines[2], "thread-stats")["result"]["c-1"];
+    assert_eq!(counted["message_count"], "2", "{counted}");
+}

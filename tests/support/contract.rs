@@ -341,6 +341,31 @@ pub async fn mail_is_sent(mailer: &dyn Mailer, from: &str) -> String {
     id
 }
 
+/// DynamoDB holds a partition key of up to 2,048 bytes and a sort key of up to 1,024: one
+/// byte more is a validation error, never worth a retry, and nothing is written.
+pub async fn keys_longer_than_dynamodb_holds_are_refused(tables: &dyn Tables) {
+    let pk = format!("CONTRACT#{}#", run_id());
+    let padded =
+        |prefix: &str, bytes: usize| format!("{prefix}{}", "k".repeat(bytes - prefix.len()));
+    let longest = item(&padded(&pk, 2048), &"s".repeat(1024), &[]);
+    tables
+        .put(TABLE, longest.clone(), None)
+        .await
+        .expect("the longest keys DynamoDB holds are stored");
+    assert_eq!(tables.get(TABLE, &longest).await.unwrap(), Some(longest));
+    for (what, too_long) in [
+        ("sort key", item(&pk, &"s".repeat(1025), &[])),
+        ("partition key", item(&padded(&pk, 2049), "A", &[])),
+    ] {
+        match tables.put(TABLE, too_long, None).await {
+            Err(e @ PortError::Permanent { .. }) => assert!(!e.is_retryable()),
+            other => {
+                panic!("a {what} one byte too long: expected a validation error, got {other:?}")
+            }
+        }
+    }
+}
+
 /// The table contract's tests, one `#[tokio::test]` each, on the tables `$tables` makes (an
 /// expression evaluated afresh in each test, `.await` included): written once here, generated
 /// for every adapter.
@@ -354,7 +379,8 @@ macro_rules! table_contract_tests {
             delete_returns_the_old_item_and_honours_conditions,
             query_returns_a_partition_in_sort_key_order,
             batch_get_reads_many_and_leaves_out_the_missing,
-            batch_write_stores_many_and_deletes
+            batch_write_stores_many_and_deletes,
+            keys_longer_than_dynamodb_holds_are_refused
         );
     };
     ($tables:expr; $($test:ident),*) => {

@@ -25,7 +25,7 @@ use super::contract::Reacted;
 use crate::change::Change;
 use crate::error::PortError;
 use crate::error::ReactionError;
-use crate::item::{to_item, AttributeValue, Item};
+use crate::item::{string_key, to_item, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem};
 use crate::reactions::optimistic::retry_on_conflict;
 use crate::value_rules;
@@ -37,11 +37,50 @@ pub const MAX_ACTIONS: usize = 100;
 /// changes, past the longest a parked record waits for a redrive (14 days in SQS).
 pub const REMOVED_KEPT_SECONDS: i64 = 15 * 86_400;
 
+/// The worker's state items' partition and sort key attributes (deploy/data-model.md).
+pub const STATE_PARTITION_KEY: &str = "pk";
+pub const STATE_SORT_KEY: &str = "sk";
+
+/// The key of one of the worker's state items.
+pub fn state_key(pk: &str, sk: &str) -> Item {
+    string_key(&[(STATE_PARTITION_KEY, pk), (STATE_SORT_KEY, sk)])
+}
+
+/// The key of an item a change reads or writes, with its table and which of its attributes
+/// is the sort key: DynamoDB holds a partition key of up to 2,048 bytes and a sort key of up
+/// to 1,024, so an application's id that fits the one may not fit the other.
+pub struct ItemKey<'a> {
+    pub table: &'a str,
+    pub key: Item,
+    pub sort_key: Option<&'static str>,
+}
+
+impl<'a> ItemKey<'a> {
+    /// A state item's key, in the worker's state `table`.
+    pub fn state(table: &'a str, pk: &str, sk: &str) -> ItemKey<'a> {
+        ItemKey {
+            table,
+            key: state_key(pk, sk),
+            sort_key: Some(STATE_SORT_KEY),
+        }
+    }
+
+    /// The key of an item of a table keyed by its partition key alone (an aggregate the
+    /// application owns).
+    pub fn partition_only(table: &'a str, key: Item) -> ItemKey<'a> {
+        ItemKey {
+            table,
+            key,
+            sort_key: None,
+        }
+    }
+}
+
 /// The condition on writing one of the worker's state items (keys `pk`, `sk`, a `version`
 /// raised by every write) that was read at version `was` (0: it did not exist).
 pub fn state_version(was: i64) -> Condition {
     match was {
-        0 => Condition::NotExists("pk".into()),
+        0 => Condition::NotExists(STATE_PARTITION_KEY.into()),
         v => Condition::eq("version", AttributeValue::N(v.to_string())),
     }
 }
@@ -157,7 +196,7 @@ pub(crate) trait FoldRules<'c>: Sync {
     /// The keys of the items (state items and aggregates) the change reads or writes, each
     /// with its table: a segment holds as many changes as one transaction has room for, and a
     /// change with a key no DynamoDB table can hold fails alone.
-    fn keys_of(&self, change: &Self::Seen) -> Vec<(&str, Item)>;
+    fn keys_of(&self, change: &Self::Seen) -> Vec<ItemKey<'_>>;
 
     /// The state of a segment's changes; `fresh` after a conflict: nothing taken from memory.
     async fn read(
@@ -252,28 +291,34 @@ pub(crate) async fn fold_window<'c, R: FoldRules<'c>>(
 /// A name unique to each of `keys`' items, for cutting segments; or why one of them can never
 /// be stored (an application's id too long for a key): then `change` fails alone, rather than
 /// the transaction of the changes beside it.
-fn item_names(change: &Change, keys: &[(&str, Item)]) -> Result<Vec<String>, ReactionError> {
+fn item_names(change: &Change, keys: &[ItemKey<'_>]) -> Result<Vec<String>, ReactionError> {
     keys.iter()
-        .map(|(table, key)| {
-            if let Some(broken) = value_rules::broken_key(key) {
-                return Err(ReactionError::BadItem {
-                    what: change.describe(),
-                    message: format!(
-                        "its item in {table} cannot have a key from it: {}: {}",
-                        broken.path, broken.reason
-                    ),
-                });
-            }
-            let mut names: Vec<&String> = key.keys().collect();
-            names.sort();
-            let parts = names
-                .into_iter()
-                .map(|name| format!("{name}\0{:?}", key[name]));
-            Ok(std::iter::once(table.to_string())
-                .chain(parts)
-                .collect::<Vec<_>>()
-                .join("\0"))
-        })
+        .map(
+            |ItemKey {
+                 table,
+                 key,
+                 sort_key,
+             }| {
+                if let Some(broken) = value_rules::broken_key_in(key, *sort_key) {
+                    return Err(ReactionError::BadItem {
+                        what: change.describe(),
+                        message: format!(
+                            "its item in {table} cannot have a key from it: {}: {}",
+                            broken.path, broken.reason
+                        ),
+                    });
+                }
+                let mut names: Vec<&String> = key.keys().collect();
+                names.sort();
+                let parts = names
+                    .into_iter()
+                    .map(|name| format!("{name}\0{:?}", key[name]));
+                Ok(std::iter::once(table.to_string())
+                    .chain(parts)
+                    .collect::<Vec<_>>()
+                    .join("\0"))
+            },
+        )
         .collect()
 }
 

@@ -23,6 +23,8 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub const MAX_DEPTH: usize = 32;
 /// DynamoDB's longest partition key value.
 pub const MAX_KEY_BYTES: usize = 2048;
+/// DynamoDB's longest sort key value.
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
 /// DynamoDB's longest attribute name.
 const MAX_NAME_BYTES: usize = 65_535;
 
@@ -146,9 +148,32 @@ fn walk_item(item: &Item, walk: Walk) -> Option<Broken> {
     None
 }
 
-/// The first rule a record's `Keys` break: one or two attributes, each S, N or B, not empty, at
-/// most [`MAX_KEY_BYTES`], a number one DynamoDB holds.
+/// The first rule a record's `Keys` break: one or two attributes, each S, N or B, not empty, a
+/// number one DynamoDB holds, at most [`MAX_KEY_BYTES`], and at most one of two longer than
+/// [`MAX_SORT_KEY_BYTES`] (the other is the sort key; a record does not say which is which).
 pub fn broken_key(keys: &Item) -> Option<Broken> {
+    let found = broken_key_in(keys, None);
+    if found.is_some() || keys.len() != 2 {
+        return found;
+    }
+    let long = |name: &&String| scalar_bytes(&keys[*name]).unwrap_or(0) > MAX_SORT_KEY_BYTES;
+    if keys.keys().all(|name| long(&name)) {
+        let mut names: Vec<&String> = keys.keys().collect();
+        names.sort();
+        return broken(
+            names[1],
+            format!(
+                "one of a key's two attributes is its sort key, at most {MAX_SORT_KEY_BYTES} \
+                 bytes; both of these are longer"
+            ),
+        );
+    }
+    None
+}
+
+/// The first rule a key of a table whose sort key is `sort_key` breaks: [`broken_key`]'s,
+/// with the sort key at most [`MAX_SORT_KEY_BYTES`].
+pub fn broken_key_in(keys: &Item, sort_key: Option<&str>) -> Option<Broken> {
     if keys.is_empty() {
         return broken(
             "Keys",
@@ -164,31 +189,43 @@ pub fn broken_key(keys: &Item) -> Option<Broken> {
     let mut names: Vec<&String> = keys.keys().collect();
     names.sort();
     for name in names {
-        let bytes = match &keys[name] {
-            AttributeValue::S(text) => text.len(),
-            AttributeValue::B(bytes) => bytes.len(),
-            AttributeValue::N(text) => match broken_number(name, text) {
+        let value = &keys[name];
+        if let AttributeValue::N(text) = value {
+            match broken_number(name, text) {
                 Some(broken) => return Some(broken),
                 None => continue,
-            },
-            _ => {
-                return broken(
-                    name,
-                    "a key attribute must be a string (S), number (N) or binary (B)",
-                )
             }
+        }
+        let Some(bytes) = scalar_bytes(value) else {
+            return broken(
+                name,
+                "a key attribute must be a string (S), number (N) or binary (B)",
+            );
         };
         if bytes == 0 {
             return broken(name, "a key attribute must not be empty");
         }
-        if bytes > MAX_KEY_BYTES {
+        let (limit, role) = match sort_key == Some(name.as_str()) {
+            true => (MAX_SORT_KEY_BYTES, "a sort key"),
+            false => (MAX_KEY_BYTES, "a key attribute"),
+        };
+        if bytes > limit {
             return broken(
                 name,
-                format!("a key attribute is at most {MAX_KEY_BYTES} bytes; this one has {bytes}"),
+                format!("{role} is at most {limit} bytes; this one has {bytes}"),
             );
         }
     }
     None
+}
+
+/// The length of a string or binary value; None for any other type.
+fn scalar_bytes(value: &AttributeValue) -> Option<usize> {
+    match value {
+        AttributeValue::S(text) | AttributeValue::N(text) => Some(text.len()),
+        AttributeValue::B(bytes) => Some(bytes.len()),
+        _ => None,
+    }
 }
 
 fn check_value(
@@ -406,8 +443,33 @@ mod tests {
             json!({"PK": {"BOOL": true}}),
             json!({"PK": {"S": "x".repeat(MAX_KEY_BYTES + 1)}}),
             json!({"a": {"S": "1"}, "b": {"S": "2"}, "c": {"S": "3"}}),
+            json!({"a": {"S": "x".repeat(MAX_SORT_KEY_BYTES + 1)}, "b": {"S": "y".repeat(MAX_SORT_KEY_BYTES + 1)}}),
         ] {
             assert!(broken_key(&item(keys.clone())).is_some(), "{keys}");
         }
+    }
+
+    #[test]
+    fn a_sort_key_is_at_most_1024_bytes_and_a_partition_key_2048() {
+        let keys = |pk: usize, sk: usize| {
+            item(json!({"PK": {"S": "p".repeat(pk)}, "SK": {"S": "s".repeat(sk)}}))
+        };
+        assert_eq!(
+            broken_key_in(&keys(MAX_KEY_BYTES, MAX_SORT_KEY_BYTES), Some("SK")),
+            None
+        );
+        let found = broken_key_in(&keys(1, MAX_SORT_KEY_BYTES + 1), Some("SK")).unwrap();
+        assert_eq!(found.path, "SK");
+        assert!(
+            found
+                .reason
+                .contains("sort key is at most 1024 bytes; this one has 1025"),
+            "{found:?}"
+        );
+        let found = broken_key_in(&keys(MAX_KEY_BYTES + 1, 1), Some("SK")).unwrap();
+        assert_eq!(found.path, "PK");
+        // Roles unknown (a record's Keys): one long attribute may be the partition key.
+        assert_eq!(broken_key(&keys(1, MAX_SORT_KEY_BYTES + 1)), None);
+        assert!(broken_key(&keys(MAX_SORT_KEY_BYTES + 1, MAX_SORT_KEY_BYTES + 1)).is_some());
     }
 }

@@ -166,10 +166,14 @@ impl Store {
             // Every key and item is checked before anything changes, by DynamoDB's rules (it
             // refuses the whole request).
             require_key(table, &schema, item)?;
-            let broken = value_rules::broken_key(&schema.key_of(item)).or_else(|| match write {
-                Write::Put(item) if walk_items => value_rules::first_broken(item),
-                _ => None,
-            });
+            let keys = schema.key_of(item);
+            let broken =
+                value_rules::broken_key_in(&keys, schema.range.as_deref()).or_else(
+                    || match write {
+                        Write::Put(item) if walk_items => value_rules::first_broken(item),
+                        _ => None,
+                    },
+                );
             if let Some(broken) = broken {
                 return Err(format!(
                     "One or more parameter values were invalid: {}: {}",

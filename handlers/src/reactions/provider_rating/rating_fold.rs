@@ -16,7 +16,8 @@ use crate::error::ReactionError;
 use crate::item::{from_item, string_key, AttributeValue, Item};
 use crate::ports::{Condition, Ports, TransactItem, Update};
 use crate::reactions::folding::{
-    aggregate_version, next_aggregate_version, put_changed_states, read_all, FoldRules,
+    aggregate_version, next_aggregate_version, put_changed_states, read_all, state_key, FoldRules,
+    ItemKey,
 };
 use crate::sequence_number::SequenceNumber;
 use crate::skipped::{with_skipped, Skipped};
@@ -128,10 +129,7 @@ impl ProviderRatings {
     }
 
     pub(super) fn slot_key(key: &SlotKey) -> Item {
-        string_key(&[
-            ("pk", &SlotKey::partition(&key.provider)),
-            ("sk", &key.slot),
-        ])
+        state_key(&SlotKey::partition(&key.provider), &key.slot)
     }
 }
 
@@ -229,7 +227,7 @@ impl<'c> FoldRules<'c> for ProviderRatings {
         })
     }
 
-    fn keys_of(&self, c: &SlotChange<'_>) -> Vec<(&str, Item)> {
+    fn keys_of(&self, c: &SlotChange<'_>) -> Vec<ItemKey<'_>> {
         // Each slot the review leaves, enters or is looked for in, and its provider.
         let cfg = &self.config;
         let probe = c.unreadable.as_ref().and_then(|(_, probe)| probe.as_ref());
@@ -239,11 +237,12 @@ impl<'c> FoldRules<'c> for ProviderRatings {
             .chain(probe)
             .flat_map(|key| {
                 [
-                    (cfg.state_table.as_str(), Self::slot_key(key)),
-                    (
-                        cfg.providers_table.as_str(),
-                        self.provider_key(&key.provider),
+                    ItemKey::state(
+                        &cfg.state_table,
+                        &SlotKey::partition(&key.provider),
+                        &key.slot,
                     ),
+                    ItemKey::partition_only(&cfg.providers_table, self.provider_key(&key.provider)),
                 ]
             })
             .collect()

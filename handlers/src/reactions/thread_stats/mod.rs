@@ -30,7 +30,7 @@ use super::bounded_memory::BoundedMemory;
 use super::contract::{Idempotency, Reacted, Reaction};
 use super::folding::{
     aggregate_version, fold_window, next_aggregate_version, only, put_changed_states, put_state,
-    read_all, state_version, FoldRules,
+    read_all, state_key, state_version, FoldRules, ItemKey,
 };
 use crate::attribute_names::AttributeNames;
 use crate::change::Change;
@@ -241,10 +241,6 @@ impl ThreadStatistics {
         string_key(&[(self.config.names.of("thread.conversation_id"), conversation)])
     }
 
-    fn state_key(pk: &str, sk: &str) -> Item {
-        string_key(&[("pk", pk), ("sk", sk)])
-    }
-
     /// A thread's message items, by response id.
     async fn stored_messages(
         &self,
@@ -334,19 +330,20 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
         })
     }
 
-    fn keys_of(&self, c: &MessageChange<'_>) -> Vec<(&str, Item)> {
+    fn keys_of(&self, c: &MessageChange<'_>) -> Vec<ItemKey<'_>> {
         // The message's state, the thread's state and the thread's item.
         let (state, thread) = (
             self.config.state_table.as_str(),
             message_states::partition(&c.conversation),
         );
         vec![
-            (
+            ItemKey::state(
                 state,
-                Self::state_key(&thread, &message_states::message_sort_key(&c.response_id)),
+                &thread,
+                &message_states::message_sort_key(&c.response_id),
             ),
-            (state, Self::state_key(&thread, THREAD_SORT_KEY)),
-            (
+            ItemKey::state(state, &thread, THREAD_SORT_KEY),
+            ItemKey::partition_only(
                 self.config.threads_table.as_str(),
                 self.thread_key(&c.conversation),
             ),
@@ -388,7 +385,7 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
                 }
                 None => {
                     let partition = message_states::partition(conversation);
-                    state_keys.push(Self::state_key(&partition, THREAD_SORT_KEY));
+                    state_keys.push(state_key(&partition, THREAD_SORT_KEY));
                     thread_keys.push(self.thread_key(conversation));
                 }
             }
@@ -400,7 +397,7 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
                 continue;
             }
             if fresh || !only_inserted {
-                state_keys.push(Self::state_key(
+                state_keys.push(state_key(
                     &message_states::partition(conversation),
                     &message_states::message_sort_key(response_id),
                 ));
@@ -529,7 +526,7 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
                 // No message left: no thread state either (its messages' items guard them).
                 writes.push(TransactItem::Delete {
                     table: cfg.state_table.clone(),
-                    key: Self::state_key(&thread.pk, &thread.sk),
+                    key: state_key(&thread.pk, &thread.sk),
                     condition: Some(state_version(was)),
                 });
             } else if !thread.is_empty() && read.threads.get(conversation) != Some(thread) {

@@ -13,7 +13,9 @@ use super::{Message, ThreadStatistics, ThreadStats};
 use crate::error::ReactionError;
 use crate::item::{from_item, to_item, AttributeValue};
 use crate::ports::{Ports, Query};
-use crate::reactions::folding::{state_version, Reconcilable, ReconcileRules, Reconciled};
+use crate::reactions::folding::{
+    state_key, state_version, Reconcilable, ReconcileRules, Reconciled,
+};
 
 /// `reconcile threads`.
 pub const RECONCILE: Reconcilable = Reconcilable {
@@ -85,7 +87,7 @@ impl ReconcileRules for ThreadStatistics {
             .tables
             .get(
                 &cfg.state_table,
-                &Self::state_key(&partition(conversation), THREAD_SORT_KEY),
+                &state_key(&partition(conversation), THREAD_SORT_KEY),
             )
             .await?
             .map(|item| from_item(item, &what("the thread state")))
@@ -164,7 +166,7 @@ impl ReconcileRules for ThreadStatistics {
                     .tables
                     .delete(
                         &cfg.state_table,
-                        &Self::state_key(&was.pk, &was.sk),
+                        &state_key(&was.pk, &was.sk),
                         Some(&state_version(thread_version)),
                     )
                     .await?;
