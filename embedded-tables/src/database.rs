@@ -3,8 +3,9 @@
 //! Every write goes into the batch's transaction, begun by the first write and made durable
 //! by [`Database::commit`], or committed by [`Database::commit_in_background`] and flushed to
 //! disk while the next batch runs (a [`Flush`]); the reads of the same [`Database`] see the
-//! writes before the commit, other processes (`state show`) see the last commit. A set of writes handed over at
-//! once ([`Database::write`]) is applied whole or not at all. SQLite keeps the items on disk
+//! writes before the commit, other processes (`state show`) see the last commit. A set of
+//! writes handed over at once ([`Database::write`]) is applied whole or not at all, or only if
+//! a marker's key is free ([`Database::write_if_absent`]). SQLite keeps the items on disk
 //! and the pages in use in a cache of bounded size ([`CACHE_KIB`]); the items read last, and
 //! those written over, are kept decoded besides ([`CACHED_ITEMS`]), so that a batch reading
 //! back what it wrote (an aggregate, a thread's state) or reading a partition again costs
@@ -472,6 +473,45 @@ impl Database {
     /// Apply `writes`, each to its table, all of them or (on an error) none. Every key is
     /// checked before anything changes.
     pub fn write(&mut self, writes: Vec<(String, Write)>) -> Result<(), TablesError> {
+        let placed = self.place_all(writes)?;
+        self.begin()?;
+        self.apply(placed)
+    }
+
+    /// Put `guard` in `table` with `writes`, all of them or none, unless `table` has an item
+    /// with `guard`'s key: then nothing is written and that item is returned. One search of
+    /// the table where a read and then a write took two (a replayed record's marker, looked
+    /// for and written by every record).
+    pub fn write_if_absent(
+        &mut self,
+        table: &str,
+        guard: Item,
+        writes: Vec<(String, Write)>,
+    ) -> Result<Option<Item>, TablesError> {
+        let t = self.table(table)?.clone();
+        let guard_place = place(table, &t.schema.key, &guard)?;
+        let placed = self.place_all(writes)?;
+        self.begin()?;
+        let cached = (t.id, guard_place);
+        if let Some(found) = self.cache.get(&cached) {
+            return Ok(Some(found.clone()));
+        }
+        let inserted = match self.insert_new(table, &t, &cached.1, &guard) {
+            Ok(inserted) => inserted,
+            Err(error) => {
+                self.abandon();
+                return Err(error);
+            }
+        };
+        if !inserted {
+            return self.item_at(table, t.id, &cached.1 .0, &cached.1 .1);
+        }
+        self.apply(placed).map(|()| None)
+    }
+
+    /// Each of `writes` with its table and place; an error for the first key that cannot be
+    /// placed, before anything changes.
+    fn place_all(&self, writes: Vec<(String, Write)>) -> Result<Vec<Placed>, TablesError> {
         if !self.writable {
             return Err(TablesError::ReadOnly);
         }
@@ -482,7 +522,11 @@ impl Database {
             let place = place(&table, &t.schema.key, item)?;
             placed.push((table, t, place, write));
         }
-        self.begin()?;
+        Ok(placed)
+    }
+
+    /// Apply placed writes in the open batch.
+    fn apply(&mut self, placed: Vec<Placed>) -> Result<(), TablesError> {
         // No savepoint around the set: SQLite copies every page a savepoint touches aside (a
         // third of a replay's time). A set fails part way only when SQLite does (a full disk,
         // a damaged file), and then the whole batch is undone instead (see `abandon`).
@@ -524,14 +568,46 @@ impl Database {
         place: &Place,
         item: &Item,
     ) -> Result<bool, TablesError> {
-        let fail = |e| storage(&self.path, "write an item", e);
-        let text = serde_json::to_string(item).map_err(|e| TablesError::Corrupt {
-            table: table.to_string(),
-            message: e.to_string(),
-        })?;
-        let values = params![t.id, place.0, place.1, text];
         // Tried as a new item first: most are (audit items, history, markers), and a new item
         // has no index entries to remove, so the one it replaces need not be read.
+        let text = item_text(table, item)?;
+        if self.insert_text(t, place, &text)? {
+            self.index(t, place, item)?;
+            return Ok(false);
+        }
+        if !t.schema.indexes.is_empty() {
+            self.unindex(table, t, place)?;
+        }
+        self.connection
+            .prepare_cached(
+                "UPDATE items SET item = ?4 WHERE table_id = ?1 AND pk = ?2 AND sk = ?3",
+            )
+            .map_err(|e| storage(&self.path, "write an item", e))?
+            .execute(params![t.id, place.0, place.1, text])
+            .map_err(|e| storage(&self.path, "write an item", e))?;
+        self.index(t, place, item)?;
+        Ok(true)
+    }
+
+    /// Put `item` at `place` with its index entries if no item is there; false (and nothing
+    /// written) if one is.
+    fn insert_new(
+        &self,
+        table: &str,
+        t: &Table,
+        place: &Place,
+        item: &Item,
+    ) -> Result<bool, TablesError> {
+        let inserted = self.insert_text(t, place, &item_text(table, item)?)?;
+        if inserted {
+            self.index(t, place, item)?;
+        }
+        Ok(inserted)
+    }
+
+    /// Insert an item's text at `place` unless an item is there; whether it was inserted.
+    fn insert_text(&self, t: &Table, place: &Place, text: &str) -> Result<bool, TablesError> {
+        let fail = |e| storage(&self.path, "write an item", e);
         let inserted = self
             .connection
             .prepare_cached(
@@ -539,21 +615,14 @@ impl Database {
                  ON CONFLICT DO NOTHING",
             )
             .map_err(fail)?
-            .execute(values)
+            .execute(params![t.id, place.0, place.1, text])
             .map_err(fail)?;
-        let replaced = inserted == 0;
-        if replaced {
-            if !t.schema.indexes.is_empty() {
-                self.unindex(table, t, place)?;
-            }
-            self.connection
-                .prepare_cached(
-                    "UPDATE items SET item = ?4 WHERE table_id = ?1 AND pk = ?2 AND sk = ?3",
-                )
-                .map_err(fail)?
-                .execute(values)
-                .map_err(fail)?;
-        }
+        Ok(inserted == 1)
+    }
+
+    /// Write the index entries of `item`, now at `place`.
+    fn index(&self, t: &Table, place: &Place, item: &Item) -> Result<(), TablesError> {
+        let fail = |e| storage(&self.path, "write an item", e);
         for (index, schema) in &t.schema.indexes {
             // An item without the index's key attributes is not in the index (a sparse index).
             let Ok((ipk, isk)) = place_in_index(schema, item) else {
@@ -569,7 +638,7 @@ impl Database {
                 .execute(params![t.id, index, ipk, isk, place.0, place.1])
                 .map_err(fail)?;
         }
-        Ok(replaced)
+        Ok(())
     }
 
     /// Delete the item at `place` and its index entries.
@@ -926,6 +995,17 @@ fn place(table: &str, key: &KeySchema, item: &Item) -> Result<Place, TablesError
 /// Where `item` goes in an index, if it has the index's key attributes.
 fn place_in_index(key: &KeySchema, item: &Item) -> Result<Place, TablesError> {
     place("", key, item)
+}
+
+/// A write, with its table and where its item goes.
+type Placed = (String, Arc<Table>, Place, Write);
+
+/// An item as the `items` table keeps it: DynamoDB JSON.
+fn item_text(table: &str, item: &Item) -> Result<String, TablesError> {
+    serde_json::to_string(item).map_err(|e| TablesError::Corrupt {
+        table: table.to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn parse_item(table: &str, text: &str) -> Result<Item, TablesError> {

@@ -104,6 +104,81 @@ fn a_set_of_writes_is_kept_whole_or_not_at_all() {
     assert!(matches!(error, TablesError::UnknownTable(_)), "{error}");
 }
 
+/// Writes guarded by a marker: applied with it when its key is free, and when it is taken,
+/// nothing is written and the marker there is returned (a record applied before); after a
+/// reopen too, and with the guarded item read back from the guarded write.
+#[test]
+fn writes_guarded_by_a_marker_are_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    db.define(
+        "markers",
+        &TableSchema {
+            key: key("id", None),
+            indexes: BTreeMap::new(),
+        },
+    )
+    .unwrap();
+    let marker = |seq: &str| item(&[("id", s("event-1")), ("seq", s(seq))]);
+    let put = |v: &str| {
+        vec![(
+            "t".to_string(),
+            Write::Put(item(&[
+                ("PK", s("E#1")),
+                ("SK", s("A")),
+                ("GSI1PK", s("G")),
+                ("GSI1SK", s(v)),
+            ])),
+        )]
+    };
+    let first = item(&[("PK", s("E#1")), ("SK", s("A"))]);
+    assert_eq!(
+        db.write_if_absent("markers", marker("1"), put("first"))
+            .unwrap(),
+        None
+    );
+    assert_eq!(db.get("t", &first).unwrap().unwrap()["GSI1SK"], s("first"));
+    assert_eq!(
+        db.write_if_absent("markers", marker("2"), put("second"))
+            .unwrap(),
+        Some(marker("1")),
+        "the marker there, and nothing written"
+    );
+    db.commit().unwrap();
+    drop(db);
+
+    let mut db = Database::open(&path).unwrap();
+    assert_eq!(
+        db.write_if_absent("markers", marker("3"), put("third"))
+            .unwrap(),
+        Some(marker("1"))
+    );
+    assert_eq!(db.get("t", &first).unwrap().unwrap()["GSI1SK"], s("first"));
+    let by_index = db
+        .query(&KeyQuery {
+            table: "t",
+            index: Some("GSI1"),
+            partition: &s("G"),
+            sort: None,
+            ascending: true,
+        })
+        .unwrap();
+    assert_eq!(by_index.len(), 1, "one index entry: {by_index:?}");
+    // A key that cannot be placed refuses the whole set before anything is written.
+    let other = item(&[("id", s("event-2"))]);
+    let error = db
+        .write_if_absent(
+            "markers",
+            other.clone(),
+            vec![("t".into(), Write::Put(item(&[("PK", s("E#2"))])))],
+        )
+        .unwrap_err();
+    assert!(matches!(error, TablesError::BadKey { .. }), "{error}");
+    assert_eq!(db.get("markers", &other).unwrap(), None);
+}
+
 #[test]
 fn a_query_reads_one_partition_in_sort_key_order_with_its_condition() {
     let dir = tempfile::tempdir().unwrap();

@@ -565,41 +565,39 @@ impl ChangeApplier for EmbeddedState {
     async fn apply(&self, change: &Change) -> Result<Applied, PortError> {
         let fail = |e: String| invalid("ApplyRecord", &change.table, e);
         self.with_store(|s| {
-            let marker_key = string_key(&[("eventId", &change.event_id)]);
-            if let Some(marker) = s.get(APPLIED_TABLE, &marker_key).map_err(fail)? {
-                let seen = |name: &str| handlers::item::get_str(&marker, name).unwrap_or_default();
-                if seen("sequenceNumber") == change.sequence_number && seen("table") == change.table {
-                    return Ok(Applied::Before {
-                        in_this_run: seen("run") == self.run,
-                    });
-                }
-                return Err(fail(format!(
-                    "eventID {:?} was applied before for another record ({} sequence number {}): a stream never reuses an eventID, so this one would be taken for that one; give it its own eventID",
-                    change.event_id,
-                    seen("table"),
-                    seen("sequenceNumber")
-                )));
-            }
             let write = match (&change.kind, &change.new) {
                 (ChangeKind::Insert | ChangeKind::Modify, Some(new)) => {
                     Write::Put(expr::normalize_item(new.clone()))
                 }
                 _ => Write::Delete(change.keys.clone()),
             };
-            let mut marker = marker_key;
+            let mut marker = string_key(&[("eventId", &change.event_id)]);
             marker.insert("table".into(), AttributeValue::S(change.table.clone()));
             marker.insert(
                 "sequenceNumber".into(),
                 AttributeValue::S(change.sequence_number.clone()),
             );
             marker.insert("run".into(), AttributeValue::S(self.run.clone()));
-            // One set of writes: the write and its marker survive a crash together or not at all.
-            s.write_decoded(vec![
-                (change.table.clone(), write),
-                (APPLIED_TABLE.to_string(), Write::Put(marker)),
-            ])
-            .map_err(fail)?;
-            Ok(Applied::Now)
+            // One set of writes: the write and its marker survive a crash together or not at
+            // all; none of it when the eventID has a marker already.
+            let Some(marker) = s
+                .write_decoded_if_absent(APPLIED_TABLE, marker, vec![(change.table.clone(), write)])
+                .map_err(fail)?
+            else {
+                return Ok(Applied::Now);
+            };
+            let seen = |name: &str| handlers::item::get_str(&marker, name).unwrap_or_default();
+            if seen("sequenceNumber") == change.sequence_number && seen("table") == change.table {
+                return Ok(Applied::Before {
+                    in_this_run: seen("run") == self.run,
+                });
+            }
+            Err(fail(format!(
+                "eventID {:?} was applied before for another record ({} sequence number {}): a stream never reuses an eventID, so this one would be taken for that one; give it its own eventID",
+                change.event_id,
+                seen("table"),
+                seen("sequenceNumber")
+            )))
         })
     }
 }

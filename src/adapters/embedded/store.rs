@@ -147,12 +147,25 @@ impl Store {
         self.write_checking(writes, true)
     }
 
-    /// Apply the writes of a decoded stream record's own change (and its marker): as
-    /// [`Store::write`], but an item's values are not walked again for DynamoDB's rules, since
-    /// decoding did it on the record's images (`src/decode/record.rs`). Its key is still
-    /// checked against the table's schema, which decoding does not know.
-    pub(super) fn write_decoded(&mut self, writes: Vec<(String, Write)>) -> Result<(), String> {
-        self.write_checking(writes, false)
+    /// Put `guard` (a record's marker) in `table` with the writes of the decoded record's own
+    /// change, all of them or none, unless `table` has an item with `guard`'s key: then
+    /// nothing is written and that item is returned. As [`Store::write`], but an item's values
+    /// are not walked again for DynamoDB's rules, since decoding did it on the record's images
+    /// (`src/decode/record.rs`); keys are still checked against the tables' schemas, which
+    /// decoding does not know.
+    pub(super) fn write_decoded_if_absent(
+        &mut self,
+        table: &str,
+        guard: Item,
+        writes: Vec<(String, Write)>,
+    ) -> Result<Option<Item>, String> {
+        let guard = (table.to_string(), Write::Put(guard));
+        self.check_writes(std::slice::from_ref(&guard), false)?;
+        self.check_writes(&writes, false)?;
+        let (table, Write::Put(guard) | Write::Delete(guard)) = guard;
+        self.database
+            .write_if_absent(&table, guard, writes)
+            .map_err(|e| e.to_string())
     }
 
     fn write_checking(
@@ -160,11 +173,16 @@ impl Store {
         writes: Vec<(String, Write)>,
         walk_items: bool,
     ) -> Result<(), String> {
-        for (table, write) in &writes {
+        self.check_writes(&writes, walk_items)?;
+        self.database.write(writes).map_err(|e| e.to_string())
+    }
+
+    /// Check every key and (`walk_items`) item of `writes` by DynamoDB's rules, before
+    /// anything changes: DynamoDB refuses the whole request.
+    fn check_writes(&mut self, writes: &[(String, Write)], walk_items: bool) -> Result<(), String> {
+        for (table, write) in writes {
             let schema = self.schema(table)?;
             let (Write::Put(item) | Write::Delete(item)) = write;
-            // Every key and item is checked before anything changes, by DynamoDB's rules (it
-            // refuses the whole request).
             require_key(table, &schema, item)?;
             let keys = schema.key_of(item);
             let broken =
@@ -181,7 +199,7 @@ impl Store {
                 ));
             }
         }
-        self.database.write(writes).map_err(|e| e.to_string())
+        Ok(())
     }
 
     /// Every item of `table` in key order.
