@@ -496,7 +496,9 @@ impl Database {
         if let Some(found) = self.cache.get(&cached) {
             return Ok(Some(found.clone()));
         }
-        let inserted = match self.insert_new(table, &t, &cached.1, &guard) {
+        let inserted = item_text(table, &guard)
+            .and_then(|text| self.insert_if_absent(&t, &cached.1, &guard, &text));
+        let inserted = match inserted {
             Ok(inserted) => inserted,
             Err(error) => {
                 self.abandon();
@@ -571,8 +573,7 @@ impl Database {
         // Tried as a new item first: most are (audit items, history, markers), and a new item
         // has no index entries to remove, so the one it replaces need not be read.
         let text = item_text(table, item)?;
-        if self.insert_text(t, place, &text)? {
-            self.index(t, place, item)?;
+        if self.insert_if_absent(t, place, item, &text)? {
             return Ok(false);
         }
         if !t.schema.indexes.is_empty() {
@@ -589,24 +590,15 @@ impl Database {
         Ok(true)
     }
 
-    /// Put `item` at `place` with its index entries if no item is there; false (and nothing
-    /// written) if one is.
-    fn insert_new(
+    /// Put `item` (as `text`) at `place` with its index entries if no item is there; false
+    /// (and nothing written) if one is.
+    fn insert_if_absent(
         &self,
-        table: &str,
         t: &Table,
         place: &Place,
         item: &Item,
+        text: &str,
     ) -> Result<bool, TablesError> {
-        let inserted = self.insert_text(t, place, &item_text(table, item)?)?;
-        if inserted {
-            self.index(t, place, item)?;
-        }
-        Ok(inserted)
-    }
-
-    /// Insert an item's text at `place` unless an item is there; whether it was inserted.
-    fn insert_text(&self, t: &Table, place: &Place, text: &str) -> Result<bool, TablesError> {
         let fail = |e| storage(&self.path, "write an item", e);
         let inserted = self
             .connection
@@ -616,8 +608,12 @@ impl Database {
             )
             .map_err(fail)?
             .execute(params![t.id, place.0, place.1, text])
-            .map_err(fail)?;
-        Ok(inserted == 1)
+            .map_err(fail)?
+            == 1;
+        if inserted {
+            self.index(t, place, item)?;
+        }
+        Ok(inserted)
     }
 
     /// Write the index entries of `item`, now at `place`.
