@@ -188,33 +188,37 @@ pub fn broken_key_in(keys: &Item, sort_key: Option<&str>) -> Option<Broken> {
     }
     let mut names: Vec<&String> = keys.keys().collect();
     names.sort();
-    for name in names {
-        let value = &keys[name];
-        if let AttributeValue::N(text) = value {
-            match broken_number(name, text) {
-                Some(broken) => return Some(broken),
-                None => continue,
-            }
-        }
-        let Some(bytes) = scalar_bytes(value) else {
-            return broken(
-                name,
-                "a key attribute must be a string (S), number (N) or binary (B)",
-            );
-        };
-        if bytes == 0 {
-            return broken(name, "a key attribute must not be empty");
-        }
-        let (limit, role) = match sort_key == Some(name.as_str()) {
-            true => (MAX_SORT_KEY_BYTES, "a sort key"),
-            false => (MAX_KEY_BYTES, "a key attribute"),
-        };
-        if bytes > limit {
-            return broken(
-                name,
-                format!("{role} is at most {limit} bytes; this one has {bytes}"),
-            );
-        }
+    names
+        .into_iter()
+        .find_map(|name| broken_key_value(name, &keys[name], sort_key == Some(name.as_str())))
+}
+
+/// The first rule key attribute `name` with `value` breaks: an S, N or B value, not empty, a
+/// number DynamoDB holds, at most [`MAX_SORT_KEY_BYTES`] for the sort key and
+/// [`MAX_KEY_BYTES`] for the partition key (a key checked in place, where its table's schema
+/// says which is which).
+pub fn broken_key_value(name: &str, value: &AttributeValue, is_sort_key: bool) -> Option<Broken> {
+    if let AttributeValue::N(text) = value {
+        return broken_number(name, text);
+    }
+    let Some(bytes) = scalar_bytes(value) else {
+        return broken(
+            name,
+            "a key attribute must be a string (S), number (N) or binary (B)",
+        );
+    };
+    if bytes == 0 {
+        return broken(name, "a key attribute must not be empty");
+    }
+    let (limit, role) = match is_sort_key {
+        true => (MAX_SORT_KEY_BYTES, "a sort key"),
+        false => (MAX_KEY_BYTES, "a key attribute"),
+    };
+    if bytes > limit {
+        return broken(
+            name,
+            format!("{role} is at most {limit} bytes; this one has {bytes}"),
+        );
     }
     None
 }

@@ -183,15 +183,19 @@ impl Store {
         for (table, write) in writes {
             let schema = self.schema(table)?;
             let (Write::Put(item) | Write::Delete(item)) = write;
-            require_key(table, &schema, item)?;
-            let keys = schema.key_of(item);
-            let broken =
-                value_rules::broken_key_in(&keys, schema.range.as_deref()).or_else(
-                    || match write {
-                        Write::Put(item) if walk_items => value_rules::first_broken(item),
-                        _ => None,
-                    },
-                );
+            // Each key attribute checked in place, by its role in the table's key.
+            let mut broken = None;
+            for (name, is_sort_key) in [(schema.hash.as_str(), false)]
+                .into_iter()
+                .chain(schema.range.as_deref().map(|range| (range, true)))
+            {
+                let value = item.get(name).ok_or_else(|| missing_key(table, name))?;
+                broken = broken.or_else(|| value_rules::broken_key_value(name, value, is_sort_key));
+            }
+            let broken = broken.or_else(|| match write {
+                Write::Put(item) if walk_items => value_rules::first_broken(item),
+                _ => None,
+            });
             if let Some(broken) = broken {
                 return Err(format!(
                     "One or more parameter values were invalid: {}: {}",
