@@ -570,6 +570,7 @@ impl Database {
         place: &Place,
         item: &Item,
     ) -> Result<bool, TablesError> {
+        let fail = |e| storage(&self.path, "write an item", e);
         // Tried as a new item first: most are (audit items, history, markers), and a new item
         // has no index entries to remove, so the one it replaces need not be read.
         let text = item_text(table, item)?;
@@ -583,9 +584,9 @@ impl Database {
             .prepare_cached(
                 "UPDATE items SET item = ?4 WHERE table_id = ?1 AND pk = ?2 AND sk = ?3",
             )
-            .map_err(|e| storage(&self.path, "write an item", e))?
+            .map_err(fail)?
             .execute(params![t.id, place.0, place.1, text])
-            .map_err(|e| storage(&self.path, "write an item", e))?;
+            .map_err(fail)?;
         self.index(t, place, item)?;
         Ok(true)
     }

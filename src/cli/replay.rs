@@ -335,7 +335,6 @@ fn decode_in_batches(
     Ok(receiver)
 }
 
-/// One batch: reports as records settle, then the response. Returns the failure, if any.
 /// One batch run, its records' reports queued as they come: the failure that stopped it, if
 /// any, and its end, rendered.
 async fn run_batch(

@@ -156,10 +156,10 @@ pub fn broken_key(keys: &Item) -> Option<Broken> {
     if found.is_some() || keys.len() != 2 {
         return found;
     }
+    let mut names: Vec<&String> = keys.keys().collect();
+    names.sort();
     let long = |name: &&String| scalar_bytes(&keys[*name]).unwrap_or(0) > MAX_SORT_KEY_BYTES;
-    if keys.keys().all(|name| long(&name)) {
-        let mut names: Vec<&String> = keys.keys().collect();
-        names.sort();
+    if names.iter().all(long) {
         return broken(
             names[1],
             format!(

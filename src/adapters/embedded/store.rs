@@ -159,12 +159,10 @@ impl Store {
         guard: Item,
         writes: Vec<(String, Write)>,
     ) -> Result<Option<Item>, String> {
-        let guard = (table.to_string(), Write::Put(guard));
-        self.check_writes(std::slice::from_ref(&guard), false)?;
+        self.check_item(table, &guard, false)?;
         self.check_writes(&writes, false)?;
-        let (table, Write::Put(guard) | Write::Delete(guard)) = guard;
         self.database
-            .write_if_absent(&table, guard, writes)
+            .write_if_absent(table, guard, writes)
             .map_err(|e| e.to_string())
     }
 
@@ -181,29 +179,35 @@ impl Store {
     /// anything changes: DynamoDB refuses the whole request.
     fn check_writes(&mut self, writes: &[(String, Write)], walk_items: bool) -> Result<(), String> {
         for (table, write) in writes {
-            let schema = self.schema(table)?;
             let (Write::Put(item) | Write::Delete(item)) = write;
-            // Each key attribute checked in place, by its role in the table's key.
-            let mut broken = None;
-            for (name, is_sort_key) in [(schema.hash.as_str(), false)]
-                .into_iter()
-                .chain(schema.range.as_deref().map(|range| (range, true)))
-            {
-                let value = item.get(name).ok_or_else(|| missing_key(table, name))?;
-                broken = broken.or_else(|| value_rules::broken_key_value(name, value, is_sort_key));
-            }
-            let broken = broken.or_else(|| match write {
-                Write::Put(item) if walk_items => value_rules::first_broken(item),
-                _ => None,
-            });
-            if let Some(broken) = broken {
-                return Err(format!(
-                    "One or more parameter values were invalid: {}: {}",
-                    broken.path, broken.reason
-                ));
-            }
+            self.check_item(table, item, walk_items && matches!(write, Write::Put(_)))?;
         }
         Ok(())
+    }
+
+    /// Check `item`'s key in `table` and (`walk_values`) its values by DynamoDB's rules.
+    fn check_item(&mut self, table: &str, item: &Item, walk_values: bool) -> Result<(), String> {
+        let schema = self.schema(table)?;
+        // Each key attribute checked in place, by its role in the table's key.
+        let mut broken = None;
+        for (name, is_sort_key) in [(schema.hash.as_str(), false)]
+            .into_iter()
+            .chain(schema.range.as_deref().map(|range| (range, true)))
+        {
+            let value = item.get(name).ok_or_else(|| missing_key(table, name))?;
+            broken = broken.or_else(|| value_rules::broken_key_value(name, value, is_sort_key));
+        }
+        match broken.or_else(|| {
+            walk_values
+                .then(|| value_rules::first_broken(item))
+                .flatten()
+        }) {
+            Some(broken) => Err(format!(
+                "One or more parameter values were invalid: {}: {}",
+                broken.path, broken.reason
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Every item of `table` in key order.
