@@ -20,7 +20,9 @@ use crate::batch::{BatchOptions, NotDone, RecordFailure, Worker};
 use std::collections::BTreeMap;
 
 use crate::catalog::{Catalog, TableDefinition};
-use crate::decode::{check_records, for_each_record, DecodeError, StreamRecord};
+use crate::decode::{
+    check_records, for_each_checked_record, CheckedFile, DecodeError, StreamRecord,
+};
 use crate::stages::{self, measure, Stage};
 use crate::stream::Patterns;
 use crate::wiring::config::Config;
@@ -61,9 +63,10 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     // Pass 1: every file must decode before anything runs (unusable input changes nothing).
     let mut total = 0;
     let mut composite_keys = BTreeMap::new();
+    let mut checked_files = Vec::with_capacity(options.files.len());
     for path in &options.files {
         let text = read(path)?;
-        let checked = measure(Stage::Check, || {
+        let mut checked = measure(Stage::Check, || {
             check_records(
                 &text[..],
                 &path.display().to_string(),
@@ -71,9 +74,10 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
             )
         })?;
         total += checked.records;
-        for (table, names) in checked.composite_keys {
+        for (table, names) in std::mem::take(&mut checked.composite_keys) {
             composite_keys.entry(table).or_insert(names);
         }
+        checked_files.push(checked);
     }
     let opening = match options.fresh {
         true => Opening::Fresh,
@@ -109,8 +113,8 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let mut filtered_out = 0;
     // Pass 2: each file is decoded on a thread of its own while the batches before run; a file
     // larger than Lambda's largest batch is replayed as consecutive batches of that size.
-    'files: for (index, path) in options.files.iter().enumerate() {
-        let mut batches = decode_in_batches(path.clone(), options.table.clone())?;
+    'files: for (index, (path, checked)) in options.files.iter().zip(checked_files).enumerate() {
+        let mut batches = decode_in_batches(path.clone(), checked, options.table.clone())?;
         while let Some(records) = batches.recv().await {
             let mut records = records?;
             if let Some(filter) = &filter {
@@ -299,11 +303,12 @@ fn print_timings(run: std::time::Duration) {
 }
 
 /// The records of `path` in batches of at most [`BATCH_LIMIT`], decoded on a thread of their
-/// own (the file was checked in pass 1; it is read again rather than held in memory). Should
-/// the second reading fail where the first did not (the file changed meanwhile), the error
-/// comes last, so that no record is dropped unsaid.
+/// own (the file was checked in pass 1, which found where each record is; it is read again
+/// rather than held in memory). Should the second reading fail where the first did not (the
+/// file changed meanwhile), the error comes last, so that no record is dropped unsaid.
 fn decode_in_batches(
     path: PathBuf,
+    checked: CheckedFile,
     table: Option<String>,
 ) -> Result<mpsc::Receiver<Result<Vec<StreamRecord>, DecodeError>>, CliError> {
     let file = open(&path)?;
@@ -324,7 +329,7 @@ fn decode_in_batches(
             }
             since = Instant::now();
         };
-        let read = for_each_record(file, &name, table.as_deref(), &mut each);
+        let read = for_each_checked_record(file, &checked, &name, table.as_deref(), &mut each);
         if !batch.is_empty() {
             let _ = sender.blocking_send(Ok(batch));
         }

@@ -70,6 +70,8 @@ pub enum DecodeError {
         index: usize,
         event_id: String,
     },
+    #[error("{source_name}: changed while it was replayed: record {index} is no longer where the first reading found it; the records before it were replayed, replay the file again once it is written")]
+    Changed { source_name: String, index: usize },
     #[error("--table {table:?} is not {rule}")]
     Table { table: String, rule: &'static str },
 }
@@ -88,10 +90,10 @@ pub fn decode_event(
     Ok(records)
 }
 
-/// Decode an event file record by record, handing each to `each`: memory holds one record's
-/// JSON at a time, not the whole file's. Returns how many records there were.
-pub fn for_each_record<R: std::io::Read>(
-    reader: R,
+/// Decode an event file record by record, handing each to `each`. Returns how many records
+/// there were.
+pub fn for_each_record(
+    bytes: &[u8],
     source_name: &str,
     table: Option<&str>,
     each: &mut dyn FnMut(StreamRecord),
@@ -99,16 +101,79 @@ pub fn for_each_record<R: std::io::Read>(
     check_table_override(table)?;
     let mut seen = SeenEventIds::default();
     // Each record's text is kept as it came (a parked record is kept whole), not written again.
-    for_each_value(
-        deserializer_of(reader),
-        source_name,
-        &mut |raw: Box<RawValue>, index| {
-            let mut record = record_from_raw(raw, table);
-            seen.check(index, &mut record);
-            each(record);
-            Ok(())
-        },
-    )
+    let mut decode = |raw: &RawValue, index| {
+        let mut record = record_from_raw(raw, table);
+        seen.check(index, &mut record);
+        each(record);
+        Ok(())
+    };
+    match std::str::from_utf8(bytes) {
+        Ok(text) => for_each_value(
+            serde_json::Deserializer::from_str(text),
+            source_name,
+            &mut |raw: &RawValue, index| decode(raw, index),
+        ),
+        // Read as far as it goes, for the error's line and column.
+        Err(_) => for_each_value(
+            deserializer_of(bytes),
+            source_name,
+            &mut |raw: Box<RawValue>, index| decode(&raw, index),
+        ),
+    }
+}
+
+/// Decode the records of a file [`check_records`] checked, read again from `reader` (the
+/// file's bytes from its start), record by record: memory holds one record's text at a time,
+/// not the whole file's. Each record is read from where the check found it, so its JSON is
+/// parsed once more only as far as its own text goes. Returns how many records there were;
+/// should the bytes no longer be what the check read (the file changed meanwhile), the records
+/// before are handed over and the error says so.
+pub fn for_each_checked_record<R: std::io::Read>(
+    reader: R,
+    checked: &CheckedFile,
+    source_name: &str,
+    table: Option<&str>,
+    each: &mut dyn FnMut(StreamRecord),
+) -> Result<usize, DecodeError> {
+    check_table_override(table)?;
+    let changed = |index: usize| DecodeError::Changed {
+        source_name: source_name.to_string(),
+        index,
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
+    let mut seen = SeenEventIds::default();
+    let mut position = 0;
+    let mut text = Vec::new();
+    let spans = &checked.spans;
+    for (index, &start) in spans.starts.iter().enumerate() {
+        let end = spans.starts.get(index + 1).copied().unwrap_or(spans.end);
+        // The bytes before the record: the event's opening, or the comma between two records.
+        let skip = start.checked_sub(position).ok_or_else(|| changed(index))?;
+        let skipped = std::io::copy(
+            &mut std::io::Read::take(&mut reader, skip),
+            &mut std::io::sink(),
+        );
+        // The record's text, with the separator after it (parsed up to the record's end).
+        let length = end.checked_sub(start).ok_or_else(|| changed(index))?;
+        text.clear();
+        let read =
+            std::io::Read::read_to_end(&mut std::io::Read::take(&mut reader, length), &mut text);
+        match (skipped, read) {
+            (Ok(s), Ok(r)) if s == skip && r as u64 == length => position = end,
+            _ => return Err(changed(index)),
+        }
+        let raw = std::str::from_utf8(&text)
+            .ok()
+            .and_then(|text| {
+                let mut values = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+                values.next()?.ok()
+            })
+            .ok_or_else(|| changed(index))?;
+        let mut record = record_from_raw(raw, table);
+        seen.check(index, &mut record);
+        each(record);
+    }
+    Ok(spans.starts.len())
 }
 
 /// What a replay's first pass learns of a file: how many records it has, and the key
@@ -119,6 +184,17 @@ pub struct CheckedFile {
     pub records: usize,
     /// Table -> the names of the first two-attribute key seen of it.
     pub composite_keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// Where each record's text is in the file, for [`for_each_checked_record`].
+    spans: RecordSpans,
+}
+
+/// Where the records' texts are in a file: record `i` starts at byte `starts[i]` and ends
+/// before the next one starts (with the comma between them), the last before `end`. Eight
+/// bytes a record, so that the second pass reads each record alone without a scan of its own.
+#[derive(Debug, Default)]
+struct RecordSpans {
+    starts: Vec<u64>,
+    end: u64,
 }
 
 /// What makes a whole file unusable, without decoding its records (a replay's first pass):
@@ -133,7 +209,22 @@ pub fn check_records(
     let mut named = false;
     let mut first_event_id = None;
     let mut composite_keys = std::collections::BTreeMap::new();
-    let mut each = |probe: RecordProbe, _| {
+    let mut spans = RecordSpans::default();
+    let mut probe_of = |text: &str, raw: &RawValue| {
+        // Where the record's text lies in the file's: a borrowed `RawValue` is a slice of it.
+        let start = (raw.get().as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+        let end = start.wrapping_add(raw.get().len());
+        if end > text.len() || start > end {
+            return Err(DecodeError::Shape {
+                source_name: source_name.to_string(),
+                path: ".Records".to_string(),
+                message: "a record's text is not where the parser found it".to_string(),
+            });
+        }
+        spans.starts.push(start as u64);
+        spans.end = end as u64;
+        // Parsed again for what the first pass needs of it (anything reads as a probe).
+        let probe = serde_json::from_str::<RecordProbe>(raw.get()).unwrap_or_default();
         named |= probe.names_table;
         first_event_id.get_or_insert(probe.event_id);
         if probe.keys.len() == 2 {
@@ -149,11 +240,19 @@ pub fn check_records(
         Ok(text) => for_each_value(
             serde_json::Deserializer::from_str(text),
             source_name,
-            &mut each,
+            &mut |raw: &RawValue, _| probe_of(text, raw),
         ),
-        // Parsed into values, whose strings are checked, for the error's line and column.
+        // Not text: parsed into values, whose strings are checked, for the error's line and
+        // column (bytes that are not UTF-8 break a string or the syntax).
         Err(_) => for_each_value(deserializer_of(bytes), source_name, &mut |_: Value, _| {
             Ok(())
+        })
+        .and_then(|_| {
+            Err(DecodeError::Shape {
+                source_name: source_name.to_string(),
+                path: ".".to_string(),
+                message: "not UTF-8 text".to_string(),
+            })
         }),
     }?;
     match (table, named, first_event_id) {
@@ -165,6 +264,7 @@ pub fn check_records(
         _ => Ok(CheckedFile {
             records: count,
             composite_keys,
+            spans,
         }),
     }
 }
@@ -181,7 +281,7 @@ fn check_table_override(table: Option<&str>) -> Result<(), DecodeError> {
 
 /// Parse an event file, handing each record's JSON and index to `each`; an error from it stops
 /// the parse and is the one returned. Returns how many records there were.
-fn for_each_value<'de, R: serde_json::de::Read<'de>, T: serde::de::DeserializeOwned>(
+fn for_each_value<'de, R: serde_json::de::Read<'de>, T: serde::Deserialize<'de>>(
     mut deserializer: serde_json::Deserializer<R>,
     source_name: &str,
     each: &mut dyn FnMut(T, usize) -> Result<(), DecodeError>,
@@ -306,7 +406,7 @@ struct EventSeed<'a, T> {
     source_name: &'a str,
 }
 
-impl<'de, T: serde::de::DeserializeOwned> serde::de::DeserializeSeed<'de> for EventSeed<'_, T> {
+impl<'de, T: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for EventSeed<'_, T> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -314,7 +414,7 @@ impl<'de, T: serde::de::DeserializeOwned> serde::de::DeserializeSeed<'de> for Ev
     }
 }
 
-impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for EventSeed<'_, T> {
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for EventSeed<'_, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -363,7 +463,7 @@ struct RecordsSeed<'a, T> {
     count: &'a mut usize,
 }
 
-impl<'de, T: serde::de::DeserializeOwned> serde::de::DeserializeSeed<'de> for RecordsSeed<'_, T> {
+impl<'de, T: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for RecordsSeed<'_, T> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -371,7 +471,7 @@ impl<'de, T: serde::de::DeserializeOwned> serde::de::DeserializeSeed<'de> for Re
     }
 }
 
-impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for RecordsSeed<'_, T> {
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for RecordsSeed<'_, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {

@@ -118,10 +118,10 @@ pub(super) fn record_from_value(value: Value, table: Option<&str>) -> StreamReco
 /// One record's JSON text, as it came in a file, parsed once into the fields the worker uses:
 /// see [`record_from_wire`].
 pub(super) fn record_from_raw(
-    raw: Box<serde_json::value::RawValue>,
+    raw: &serde_json::value::RawValue,
     table: Option<&str>,
 ) -> StreamRecord {
-    let raw: Arc<str> = Box::<str>::from(raw).into();
+    let raw: Arc<str> = raw.get().into();
     match serde_json::from_str::<WireRecord>(&raw) {
         Ok(wire) => record_from_wire(wire, raw, table),
         Err(_) => {
@@ -492,7 +492,7 @@ mod tests {
                 broken(&mut record);
                 let text = record.to_string();
                 let raw = serde_json::value::RawValue::from_string(text.clone()).unwrap();
-                let typed = record_from_raw(raw, None);
+                let typed = record_from_raw(&raw, None);
                 let lenient = record_from_lenient(record.clone(), text.into(), None);
                 assert_eq!(reading(&typed), reading(&lenient), "{what}: {record}");
                 let parsed = record_from_value(record.clone(), None);
