@@ -105,12 +105,14 @@ struct Walk {
 }
 
 impl Walk {
-    fn names<V>(self, map: &std::collections::HashMap<String, V>) -> Vec<&String> {
-        let mut names: Vec<&String> = map.keys().collect();
+    /// A map's names and values, by name when naming (taken as they are met: no name is
+    /// looked up again, which would hash it again).
+    fn entries<V>(self, map: &std::collections::HashMap<String, V>) -> Vec<(&String, &V)> {
+        let mut entries: Vec<(&String, &V)> = map.iter().collect();
         if self.naming {
-            names.sort();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         }
-        names
+        entries
     }
 
     fn path(self, build: impl FnOnce() -> String) -> String {
@@ -123,7 +125,7 @@ impl Walk {
 
 fn walk_item(item: &Item, walk: Walk) -> Option<Broken> {
     let mut size = 0usize;
-    for name in walk.names(item) {
+    for (name, value) in walk.entries(item) {
         if name.is_empty() {
             return broken("\"\"", "an attribute name is empty");
         }
@@ -133,7 +135,6 @@ fn walk_item(item: &Item, walk: Walk) -> Option<Broken> {
                 "an attribute name is longer than 65,535 bytes",
             );
         }
-        let value = &item[name];
         size += name.len();
         if let Some(broken) = check_value(value, name, 1, &mut size, walk) {
             return Some(broken);
@@ -294,10 +295,10 @@ fn check_value(
         }
         AttributeValue::M(map) => {
             *size += 3 + map.len();
-            for name in walk.names(map) {
+            for (name, value) in walk.entries(map) {
                 let path = walk.path(|| format!("{path}.{}", short(name)));
                 *size += name.len();
-                if let Some(broken) = check_value(&map[name], &path, depth + 1, size, walk) {
+                if let Some(broken) = check_value(value, &path, depth + 1, size, walk) {
                     return Some(broken);
                 }
                 if *size > MAX_ITEM_BYTES {
