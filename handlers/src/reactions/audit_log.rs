@@ -214,7 +214,7 @@ impl AuditLog {
             (ChangeKind::Remove, false) => "DELETED",
         };
         let shards = u64::from(self.config.shards.max(1));
-        let day = at.format("%Y-%m-%d");
+        let (day, time) = day_and_time(&at);
         let pk = if shards == 1 {
             format!("AUDIT#{day}")
         } else {
@@ -228,7 +228,7 @@ impl AuditLog {
         let known_user = (user != UNKNOWN_USER).then(|| user.clone());
         AuditItem {
             pk,
-            sk: format!("LOG#{user}#{}#{}", at.format("%H:%M:%S%.3fZ"), &log_id[..8]),
+            sk: format!("LOG#{user}#{time}#{}", &log_id[..8]),
             gsi1pk: known_user.as_ref().map(|user| format!("USER#{user}")),
             gsi1sk: known_user
                 .map(|_| format!("AUDIT#{}", at.to_rfc3339_opts(SecondsFormat::Secs, true))),
@@ -249,6 +249,28 @@ impl AuditLog {
             user_id: user,
         }
     }
+}
+
+/// `at` as `%Y-%m-%d` and as `%H:%M:%S%.3fZ`, written directly: chrono's `format` parses its
+/// pattern again on every call, and every audited record needs both. A year outside
+/// 0 to 9,999 (which chrono writes with a sign) and a leap second go through chrono.
+fn day_and_time(at: &DateTime<Utc>) -> (String, String) {
+    use chrono::{Datelike, Timelike};
+    if !(0..=9999).contains(&at.year()) || at.nanosecond() >= 1_000_000_000 {
+        return (
+            at.format("%Y-%m-%d").to_string(),
+            at.format("%H:%M:%S%.3fZ").to_string(),
+        );
+    }
+    let day = format!("{:04}-{:02}-{:02}", at.year(), at.month(), at.day());
+    let millis = at.nanosecond() / 1_000_000;
+    let time = format!(
+        "{:02}:{:02}:{:02}.{millis:03}Z",
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    (day, time)
 }
 
 fn expiry(at: DateTime<Utc>, retention_days: i64) -> i64 {
@@ -447,6 +469,29 @@ mod tests {
         assert_eq!(screaming_snake("Estimation"), "ESTIMATION");
         assert_eq!(screaming_snake("SharedEstimation"), "SHARED_ESTIMATION");
         assert_eq!(screaming_snake("AuditLog"), "AUDIT_LOG");
+    }
+
+    proptest::proptest! {
+        /// The audit key's day and time read as chrono's patterns write them, at any moment
+        /// chrono holds (with a leap second too).
+        #[test]
+        fn day_and_time_are_chronos_patterns(
+            seconds in -8_334_601_228_800i64..8_210_266_876_799,
+            nanos in 0u32..2_000_000_000,
+        ) {
+            // And the minute's last second, the only one chrono lets a leap second (nanos
+            // over a billion) fall on.
+            let last_second = seconds - seconds.rem_euclid(60) + 59;
+            for seconds in [seconds, last_second] {
+                if let Some(at) = DateTime::from_timestamp(seconds, nanos) {
+                    let written = (
+                        at.format("%Y-%m-%d").to_string(),
+                        at.format("%H:%M:%S%.3fZ").to_string(),
+                    );
+                    proptest::prop_assert_eq!(day_and_time(&at), written);
+                }
+            }
+        }
     }
 
     #[test]
