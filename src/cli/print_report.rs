@@ -28,7 +28,14 @@ pub(super) enum Format {
 }
 
 /// Write one record's report.
-pub(super) fn record(out: &mut dyn Write, format: Format, report: &RecordReport) -> io::Result<()> {
+///
+/// Generic over the writer so that the JSON serializer's many small writes are inlined into a
+/// concrete one (the report writer renders into a `Vec`), not each a call through a `dyn`.
+pub(super) fn record<W: Write>(
+    out: &mut W,
+    format: Format,
+    report: &RecordReport,
+) -> io::Result<()> {
     match format {
         Format::Json => {
             serde_json::to_writer(&mut *out, report)?;

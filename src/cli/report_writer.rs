@@ -83,10 +83,15 @@ impl ReportWriter {
 fn write_all(queued: Receiver<Output>, format: Format, progress: &ProgressBar) -> io::Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    // A record's report is rendered into memory first and written in one piece: the renderer
+    // writes many small pieces, each a call through the buffered writer otherwise.
+    let mut rendered = Vec::with_capacity(4096);
     for output in queued {
         match output {
             Output::Record(record) => measure(Stage::Reports, || {
-                progress.suspend(|| print_report::record(&mut out, format, &record))
+                rendered.clear();
+                print_report::record(&mut rendered, format, &record)?;
+                progress.suspend(|| out.write_all(&rendered))
             })?,
             Output::Text(text) => progress.suspend(|| out.write_all(&text))?,
             Output::Durable(flush, text) => {
