@@ -149,6 +149,78 @@ fn the_first_pass_refuses_only_what_makes_the_file_unusable() {
     assert!(error.contains("malformed JSON"), "{error}");
 }
 
+/// A replay's second pass reads each record where the first found it: the same records, texts
+/// and defects as a reading of the whole file, also with other top-level keys, odd spacing and
+/// records that are not objects; and should the file change in between, the records before
+/// the change are handed over and the error names the file and the record.
+#[test]
+fn the_second_pass_reads_each_record_where_the_first_found_it() {
+    use ddb_stream_worker::decode::{check_records, for_each_checked_record, for_each_record};
+    let mut records = many_records(300);
+    records[7] = "null".to_string();
+    records[8] = "[1, {\"eventID\": \"x\"}]".to_string();
+    records[9] = r#"{"eventID": "spaced" , "eventName" :"INSERT"}"#.to_string();
+    let text = format!(
+        "{{ \"NextShardIterator\": {{\"a\": [1, 2]}},\n \"Records\" :[ {} ] , \"z\": 1 }}",
+        records.join(" ,\n\t")
+    );
+    let raw = |r: ddb_stream_worker::decode::StreamRecord| {
+        (
+            r.raw.to_string(),
+            r.change.as_ref().err().map(|d| d.to_string()),
+        )
+    };
+    let mut whole = Vec::new();
+    for_each_record(text.as_bytes(), "f.json", Some("t-table"), &mut |r| {
+        whole.push(raw(r))
+    })
+    .unwrap();
+    let checked = check_records(text.as_bytes(), "f.json", Some("t-table")).unwrap();
+    let mut again = Vec::new();
+    let count = for_each_checked_record(
+        text.as_bytes(),
+        &checked,
+        "f.json",
+        Some("t-table"),
+        &mut |r| again.push(raw(r)),
+    )
+    .unwrap();
+    assert_eq!(count, 300);
+    assert_eq!(again, whole);
+    assert_eq!(again[9].0, records[9]);
+
+    // Written again meanwhile, with record 120 shorter: the 120 before it, then the error.
+    let mut shorter = records.clone();
+    shorter[120] = "{}".to_string();
+    let changed = format!(
+        "{{ \"NextShardIterator\": {{\"a\": [1, 2]}},\n \"Records\" :[ {} ] , \"z\": 1 }}",
+        shorter.join(" ,\n\t")
+    );
+    let mut handed = 0;
+    let error = for_each_checked_record(
+        changed.as_bytes(),
+        &checked,
+        "f.json",
+        Some("t-table"),
+        &mut |_| handed += 1,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(handed, 120, "{error}");
+    assert!(
+        error.starts_with("f.json: changed while it was replayed: record 120"),
+        "{error}"
+    );
+    // Cut short: the records that are still whole, then the error.
+    let cut = &text.as_bytes()[..text.len() / 2];
+    let mut handed = 0;
+    let error = for_each_checked_record(cut, &checked, "f.json", None, &mut |_| handed += 1)
+        .unwrap_err()
+        .to_string();
+    assert!(handed > 100 && handed < 200, "{handed}: {error}");
+    assert!(error.contains("changed while it was replayed"), "{error}");
+}
+
 /// The stream runner decodes DynamoDB Streams' records from the SDK's types, without JSON:
 /// the records it gets are the ones Lambda's JSON of the same records decodes to, TTL
 /// deletions, milliseconds and broken records included.

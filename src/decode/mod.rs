@@ -162,18 +162,30 @@ pub fn for_each_checked_record<R: std::io::Read>(
             (Ok(s), Ok(r)) if s == skip && r as u64 == length => position = end,
             _ => return Err(changed(index)),
         }
+        let last = index + 1 == spans.starts.len();
         let raw = std::str::from_utf8(&text)
             .ok()
-            .and_then(|text| {
-                let mut values = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
-                values.next()?.ok()
-            })
+            .and_then(|text| record_in(text, last))
             .ok_or_else(|| changed(index))?;
         let mut record = record_from_raw(raw, table);
         seen.check(index, &mut record);
         each(record);
     }
     Ok(spans.starts.len())
+}
+
+/// The record a span of a checked file holds: one JSON value, then (unless it is the last)
+/// the comma before the next, with nothing else but whitespace. None when the span holds
+/// anything else: the file is no longer the one checked.
+fn record_in(span: &str, last: bool) -> Option<&RawValue> {
+    let mut values = serde_json::Deserializer::from_str(span).into_iter::<&RawValue>();
+    let raw = values.next()?.ok()?;
+    let rest = span[values.byte_offset()..].trim_matches([' ', '\t', '\n', '\r']);
+    let separator = match last {
+        true => "",
+        false => ",",
+    };
+    (rest == separator).then_some(raw)
 }
 
 /// What a replay's first pass learns of a file: how many records it has, and the key
