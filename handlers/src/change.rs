@@ -65,4 +65,28 @@ impl Change {
             self.event_id
         )
     }
+
+    /// `table what` of this change (`… message Conversations {…} (event …)`), as a reaction's
+    /// errors name what it read of it: written out only when an error is, not for every
+    /// change a reaction reads.
+    pub fn named_as<'a>(&'a self, table: &'a str, what: &'static str) -> NamedChange<'a> {
+        NamedChange {
+            table,
+            what,
+            change: self,
+        }
+    }
+}
+
+/// What [`Change::named_as`] names.
+pub struct NamedChange<'a> {
+    table: &'a str,
+    what: &'static str,
+    change: &'a Change,
+}
+
+impl std::fmt::Display for NamedChange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.table, self.what, self.change.describe())
+    }
 }

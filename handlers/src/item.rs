@@ -57,7 +57,10 @@ pub fn to_item<T: Serialize>(value: &T) -> Result<Item, ReactionError> {
 /// fields must use [`number`] (or [`number::int`]), which read DynamoDB's exact text (and a
 /// number an application wrote as a string). `NULL` reads as absent, at any depth: applications
 /// write it for what is not known yet, and a reaction treats both alike.
-pub fn from_item<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, ReactionError> {
+pub fn from_item<T: DeserializeOwned>(
+    item: Item,
+    what: &(impl std::fmt::Display + ?Sized),
+) -> Result<T, ReactionError> {
     let mut map = item.into_inner();
     map.retain(|_, value| !matches!(value, AttributeValue::Null(_)));
     map.values_mut().for_each(number::mark);

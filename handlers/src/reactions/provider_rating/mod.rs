@@ -82,7 +82,11 @@ impl RatingsConfig {
     }
 
     /// A review image under the seed's names (what [`Review`] reads).
-    pub(super) fn review(&self, image: &Item, what: &str) -> Result<Review, ReactionError> {
+    pub(super) fn review(
+        &self,
+        image: &Item,
+        what: &(impl std::fmt::Display + ?Sized),
+    ) -> Result<Review, ReactionError> {
         from_item(self.names.project(image), what)
     }
 }

@@ -143,7 +143,7 @@ impl<'c> FoldRules<'c> for ProviderRatings {
 
     /// The review's slots before and after `change`, from its images.
     fn see(&self, change: &'c Change) -> Result<SlotChange<'c>, ReactionError> {
-        let what = format!("{} review {}", self.config.reviews_table, change.describe());
+        let what = change.named_as(&self.config.reviews_table, "review");
         let names = &self.config.names;
         let review = |image: &Option<Item>| {
             image
@@ -180,7 +180,7 @@ impl<'c> FoldRules<'c> for ProviderRatings {
             (Some(r), _) | (None, Some(r)) => r.review_id.clone(),
             (None, None) => {
                 return Err(ReactionError::BadItem {
-                    what,
+                    what: what.to_string(),
                     message: "no image".into(),
                 })
             }
@@ -366,7 +366,10 @@ impl<'c> FoldRules<'c> for ProviderRatings {
             return match fixed_since {
                 true => Ok(json!({ "alreadyApplied": true })),
                 false => Err(ReactionError::BadItem {
-                    what: format!("{} review {}", cfg.reviews_table, change.change.describe()),
+                    what: change
+                        .change
+                        .named_as(&cfg.reviews_table, "review")
+                        .to_string(),
                     message: why.clone(),
                 }),
             };

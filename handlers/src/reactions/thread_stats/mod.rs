@@ -298,18 +298,14 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
     const CONTESTED: &'static str = "a thread of this window";
 
     fn see(&self, change: &'c Change) -> Result<MessageChange<'c>, ReactionError> {
-        let what = format!(
-            "{} message {}",
-            self.config.conversations_table,
-            change.describe()
-        );
+        let what = change.named_as(&self.config.conversations_table, "message");
         let names = &self.config.names;
         let (conversation, response_id) = self.config.ids(change.latest_image());
         let conversation = conversation.unwrap_or_default().to_string();
         let response_id = response_id
             .or_else(|| self.config.ids(&change.keys).1)
             .ok_or_else(|| ReactionError::BadItem {
-                what: what.clone(),
+                what: what.to_string(),
                 message: format!("no {}", names.of("response_id")),
             })?
             .to_string();
@@ -621,7 +617,7 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
                     FoldedChange::Changed { unknown } => (false, *unknown),
                     FoldedChange::Unreadable(why) => {
                         return Err(ReactionError::BadItem {
-                            what: format!("{} message {}", self.config.conversations_table, change.change.describe()),
+                            what: change.change.named_as(&self.config.conversations_table, "message").to_string(),
                             message: why.clone(),
                         })
                     }
