@@ -34,6 +34,8 @@ pub(super) const BATCH_LIMIT: usize = 10_000;
 
 /// Progress is shown for runs longer than this many records.
 const PROGRESS_FROM: usize = 1_000;
+/// The most threads of a replay's first pass: each holds a whole file in memory.
+const CHECK_THREADS: usize = 4;
 
 #[derive(Debug, Clone)]
 pub(super) struct ReplayOptions {
@@ -64,15 +66,8 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let mut total = 0;
     let mut composite_keys = BTreeMap::new();
     let mut checked_files = Vec::with_capacity(options.files.len());
-    for path in &options.files {
-        let text = read(path)?;
-        let mut checked = measure(Stage::Check, || {
-            check_records(
-                &text[..],
-                &path.display().to_string(),
-                options.table.as_deref(),
-            )
-        })?;
+    for checked in check_files(&options.files, options.table.as_deref()) {
+        let mut checked = checked?;
         total += checked.records;
         for (table, names) in std::mem::take(&mut checked.composite_keys) {
             composite_keys.entry(table).or_insert(names);
@@ -214,6 +209,47 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     std::mem::forget(worker);
     std::mem::forget(state);
     Ok(status)
+}
+
+/// Pass 1 over `files`, in their order: each read whole and checked, on as many threads as
+/// there are cores (up to [`CHECK_THREADS`]), each holding one file at a time. Nothing else
+/// runs until every file is checked, so the files' checks are what a replay of many waits for
+/// first.
+fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile, CliError>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, CHECK_THREADS)
+        .min(files.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let check = || {
+        let mut checked = Vec::new();
+        loop {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(path) = files.get(index) else {
+                return checked;
+            };
+            let file = read(path).and_then(|text| {
+                measure(Stage::Check, || {
+                    check_records(&text[..], &path.display().to_string(), table)
+                })
+                .map_err(CliError::from)
+            });
+            checked.push((index, file));
+        }
+    };
+    let mut checked: Vec<(usize, Result<CheckedFile, CliError>)> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(check)).collect();
+        let mut checked = check();
+        for helper in helpers {
+            match helper.join() {
+                Ok(theirs) => checked.extend(theirs),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        checked
+    });
+    checked.sort_by_key(|(index, _)| *index);
+    checked.into_iter().map(|(_, file)| file).collect()
 }
 
 fn open(path: &Path) -> Result<File, CliError> {
