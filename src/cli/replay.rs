@@ -36,6 +36,10 @@ pub(super) const BATCH_LIMIT: usize = 10_000;
 const PROGRESS_FROM: usize = 1_000;
 /// The most threads of a replay's first pass: each holds a whole file in memory.
 const CHECK_THREADS: usize = 4;
+/// The most records whose place in their file the first pass keeps for the second (8 bytes
+/// each, 32 MB): the records of later files are parsed through again, more slowly, so that
+/// memory stays bounded however many records a replay has.
+const SPANS_KEPT: usize = 4_000_000;
 
 #[derive(Debug, Clone)]
 pub(super) struct ReplayOptions {
@@ -216,15 +220,17 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
 /// runs until every file is checked, so the files' checks are what a replay of many waits for
 /// first.
 fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile, CliError>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, CHECK_THREADS)
         .min(files.len());
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let spans_kept = AtomicUsize::new(0);
     let check = || {
         let mut checked = Vec::new();
         loop {
-            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let index = next.fetch_add(1, Ordering::Relaxed);
             let Some(path) = files.get(index) else {
                 return checked;
             };
@@ -233,6 +239,13 @@ fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile
                     check_records(&text[..], &path.display().to_string(), table)
                 })
                 .map_err(CliError::from)
+            });
+            let file = file.map(|mut file| {
+                let before = spans_kept.fetch_add(file.records, Ordering::Relaxed);
+                if before.saturating_add(file.records) > SPANS_KEPT {
+                    file.forget_spans();
+                }
+                file
             });
             checked.push((index, file));
         }

@@ -13,8 +13,9 @@
 //! fields the worker uses (`wire::WireRecord`), from which one function checks and builds the
 //! record:
 //! - a replayed file: checked whole first ([`check_records`], a scan that keeps nothing but a
-//!   count and the keys of tables with a two-attribute key: a malformed file changes nothing),
-//!   then each record's text (`RawValue`, kept as `raw`) parsed once into the typed form;
+//!   count, where each record's text is and the keys of tables with a two-attribute key: a
+//!   malformed file changes nothing), then each record's text read from there
+//!   ([`for_each_checked_record`]; `RawValue`, kept as `raw`) and parsed once into the typed form;
 //! - Lambda: the event the runtime parsed ([`decode_value`]), read into the typed form, each
 //!   record's text written from its value;
 //! - the stream runner: the SDK's records converted into the typed form field by field
@@ -102,9 +103,7 @@ pub fn for_each_record(
     let mut seen = SeenEventIds::default();
     // Each record's text is kept as it came (a parked record is kept whole), not written again.
     let mut decode = |raw: &RawValue, index| {
-        let mut record = record_from_raw(raw, table);
-        seen.check(index, &mut record);
-        each(record);
+        hand_over(raw, index, table, &mut seen, each);
         Ok(())
     };
     match std::str::from_utf8(bytes) {
@@ -135,29 +134,36 @@ pub fn for_each_checked_record<R: std::io::Read>(
     table: Option<&str>,
     each: &mut dyn FnMut(StreamRecord),
 ) -> Result<usize, DecodeError> {
+    use std::io::Read;
     check_table_override(table)?;
     let changed = |index: usize| DecodeError::Changed {
         source_name: source_name.to_string(),
         index,
     };
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
     let mut seen = SeenEventIds::default();
+    let Some(spans) = &checked.spans else {
+        // Spans not kept (a replay of very many records): the file parsed through again.
+        return for_each_value(
+            deserializer_of(reader),
+            source_name,
+            &mut |raw: Box<RawValue>, index| {
+                hand_over(&raw, index, table, &mut seen, each);
+                Ok(())
+            },
+        );
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
     let mut position = 0;
     let mut text = Vec::new();
-    let spans = &checked.spans;
     for (index, &start) in spans.starts.iter().enumerate() {
         let end = spans.starts.get(index + 1).copied().unwrap_or(spans.end);
         // The bytes before the record: the event's opening, or the comma between two records.
         let skip = start.checked_sub(position).ok_or_else(|| changed(index))?;
-        let skipped = std::io::copy(
-            &mut std::io::Read::take(&mut reader, skip),
-            &mut std::io::sink(),
-        );
+        let skipped = std::io::copy(&mut (&mut reader).take(skip), &mut std::io::sink());
         // The record's text, with the separator after it (parsed up to the record's end).
         let length = end.checked_sub(start).ok_or_else(|| changed(index))?;
         text.clear();
-        let read =
-            std::io::Read::read_to_end(&mut std::io::Read::take(&mut reader, length), &mut text);
+        let read = (&mut reader).take(length).read_to_end(&mut text);
         match (skipped, read) {
             (Ok(s), Ok(r)) if s == skip && r as u64 == length => position = end,
             _ => return Err(changed(index)),
@@ -167,11 +173,23 @@ pub fn for_each_checked_record<R: std::io::Read>(
             .ok()
             .and_then(|text| record_in(text, last))
             .ok_or_else(|| changed(index))?;
-        let mut record = record_from_raw(raw, table);
-        seen.check(index, &mut record);
-        each(record);
+        hand_over(raw, index, table, &mut seen, each);
     }
     Ok(spans.starts.len())
+}
+
+/// Record `index`'s text decoded, checked against the records before it (their eventIDs) and
+/// handed to `each`.
+fn hand_over(
+    raw: &RawValue,
+    index: usize,
+    table: Option<&str>,
+    seen: &mut SeenEventIds,
+    each: &mut dyn FnMut(StreamRecord),
+) {
+    let mut record = record_from_raw(raw, table);
+    seen.check(index, &mut record);
+    each(record);
 }
 
 /// The record a span of a checked file holds: one JSON value, then (unless it is the last)
@@ -196,8 +214,18 @@ pub struct CheckedFile {
     pub records: usize,
     /// Table -> the names of the first two-attribute key seen of it.
     pub composite_keys: std::collections::BTreeMap<String, Vec<String>>,
-    /// Where each record's text is in the file, for [`for_each_checked_record`].
-    spans: RecordSpans,
+    /// Where each record's text is in the file, for [`for_each_checked_record`] (None: not
+    /// kept, see [`CheckedFile::forget_spans`]).
+    spans: Option<RecordSpans>,
+}
+
+impl CheckedFile {
+    /// Drops where the records are (8 bytes a record): [`for_each_checked_record`] then parses
+    /// the file through again, more slowly, so that a replay of very many records keeps memory
+    /// bounded.
+    pub fn forget_spans(&mut self) {
+        self.spans = None;
+    }
 }
 
 /// Where the records' texts are in a file: record `i` starts at byte `starts[i]` and ends
@@ -276,7 +304,7 @@ pub fn check_records(
         _ => Ok(CheckedFile {
             records: count,
             composite_keys,
-            spans,
+            spans: Some(spans),
         }),
     }
 }
