@@ -358,6 +358,66 @@ fn malformed_json_names_file_line_and_column_and_changes_nothing() {
         "{stderr}"
     );
     assert!(!state.exists(), "no file is processed when any is unusable");
+
+    // Files are checked several at a time, but the first unusable one in their order is the
+    // one named, whichever is checked first.
+    let worse = dir.path().join("worse.json");
+    std::fs::write(&worse, "{\"Records\": [").unwrap();
+    let missing = dir.path().join("missing.json");
+    let output = worker()
+        .arg("replay")
+        .arg(event("cost-platform-audit.json"))
+        .arg(&bad)
+        .arg(&worse)
+        .arg(&missing)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("{}:3:21", bad.display())),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("worse.json") && !stderr.contains("missing.json"),
+        "{stderr}"
+    );
+    let output = worker()
+        .arg("replay")
+        .arg(&missing)
+        .arg(&bad)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("missing.json") && !stderr.contains("bad.json"),
+        "{stderr}"
+    );
+    // A large file broken at its end, before a small broken one that is checked first when
+    // there are two cores: still the large one is named.
+    let large = dir.path().join("large.json");
+    let records = vec![r#"{"eventID": "x"}"#; 200_000].join(",\n");
+    std::fs::write(&large, format!("{{\"Records\": [\n{records},,\n]}}")).unwrap();
+    let output = worker()
+        .arg("replay")
+        .arg(&large)
+        .arg(&bad)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("{}:200001:", large.display())) && !stderr.contains("bad.json"),
+        "{stderr}"
+    );
+    assert!(!state.exists(), "no file is processed when any is unusable");
 }
 
 #[test]

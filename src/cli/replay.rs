@@ -216,9 +216,9 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
 }
 
 /// Pass 1 over `files`, in their order: each read whole and checked, on as many threads as
-/// there are cores (up to [`CHECK_THREADS`]), each holding one file at a time. Nothing else
-/// runs until every file is checked, so the files' checks are what a replay of many waits for
-/// first.
+/// there are cores (up to [`CHECK_THREADS`]), each holding one file at a time, up to the first
+/// unusable one (the last in the list). Nothing else runs until every file is checked, so the
+/// files' checks are what a replay of many waits for first.
 fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile, CliError>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let threads = std::thread::available_parallelism()
@@ -227,6 +227,9 @@ fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile
         .min(files.len());
     let next = AtomicUsize::new(0);
     let spans_kept = AtomicUsize::new(0);
+    // The first file found unusable: the files after it are not checked (the run stops at
+    // it), those before it are, so that an earlier one's error comes first.
+    let first_unusable = AtomicUsize::new(usize::MAX);
     let check = || {
         let mut checked = Vec::new();
         loop {
@@ -234,6 +237,9 @@ fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile
             let Some(path) = files.get(index) else {
                 return checked;
             };
+            if index > first_unusable.load(Ordering::Relaxed) {
+                continue;
+            }
             let file = read(path).and_then(|text| {
                 measure(Stage::Check, || {
                     check_records(&text[..], &path.display().to_string(), table)
@@ -247,6 +253,9 @@ fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile
                 }
                 file
             });
+            if file.is_err() {
+                first_unusable.fetch_min(index, Ordering::Relaxed);
+            }
             checked.push((index, file));
         }
     };
@@ -262,7 +271,16 @@ fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile
         checked
     });
     checked.sort_by_key(|(index, _)| *index);
-    checked.into_iter().map(|(_, file)| file).collect()
+    // Every file up to the first unusable one, which ends the list.
+    let mut results = Vec::with_capacity(checked.len());
+    for (_, file) in checked {
+        let unusable = file.is_err();
+        results.push(file);
+        if unusable {
+            break;
+        }
+    }
+    results
 }
 
 fn open(path: &Path) -> Result<File, CliError> {
