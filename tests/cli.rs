@@ -343,39 +343,32 @@ fn malformed_json_names_file_line_and_column_and_changes_nothing() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let output = worker()
-        .arg("replay")
-        .arg(event("cost-platform-audit.json"))
-        .arg(&bad)
-        .arg("--state")
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    // A replay of `files` that must stop before anything runs: its error.
+    let unusable = |files: &[&Path]| {
+        let output = worker()
+            .arg("replay")
+            .args(files)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(!state.exists(), "no file is processed when any is unusable");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let good = event("cost-platform-audit.json");
+    let stderr = unusable(&[&good, &bad]);
     assert!(
         stderr.contains(&format!("{}:3:21", bad.display())),
         "{stderr}"
     );
-    assert!(!state.exists(), "no file is processed when any is unusable");
 
     // Files are checked several at a time, but the first unusable one in their order is the
     // one named, whichever is checked first.
     let worse = dir.path().join("worse.json");
     std::fs::write(&worse, "{\"Records\": [").unwrap();
     let missing = dir.path().join("missing.json");
-    let output = worker()
-        .arg("replay")
-        .arg(event("cost-platform-audit.json"))
-        .arg(&bad)
-        .arg(&worse)
-        .arg(&missing)
-        .arg("--state")
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = unusable(&[&good, &bad, &worse, &missing]);
     assert!(
         stderr.contains(&format!("{}:3:21", bad.display())),
         "{stderr}"
@@ -384,16 +377,7 @@ fn malformed_json_names_file_line_and_column_and_changes_nothing() {
         !stderr.contains("worse.json") && !stderr.contains("missing.json"),
         "{stderr}"
     );
-    let output = worker()
-        .arg("replay")
-        .arg(&missing)
-        .arg(&bad)
-        .arg("--state")
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = unusable(&[&missing, &bad]);
     assert!(
         stderr.contains("missing.json") && !stderr.contains("bad.json"),
         "{stderr}"
@@ -403,21 +387,11 @@ fn malformed_json_names_file_line_and_column_and_changes_nothing() {
     let large = dir.path().join("large.json");
     let records = vec![r#"{"eventID": "x"}"#; 200_000].join(",\n");
     std::fs::write(&large, format!("{{\"Records\": [\n{records},,\n]}}")).unwrap();
-    let output = worker()
-        .arg("replay")
-        .arg(&large)
-        .arg(&bad)
-        .arg("--state")
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = unusable(&[&large, &bad]);
     assert!(
         stderr.contains(&format!("{}:200001:", large.display())) && !stderr.contains("bad.json"),
         "{stderr}"
     );
-    assert!(!state.exists(), "no file is processed when any is unusable");
 }
 
 #[test]
