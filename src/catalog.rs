@@ -257,7 +257,8 @@ fn respelt_key(schema: &KeySchema, keys: &Item) -> Option<KeySchema> {
 /// Shared, growable map of table name -> schema.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    tables: Arc<RwLock<HashMap<String, TableSchema>>>,
+    /// Each schema shared, so that a reader holds it without copying its key and indexes.
+    tables: Arc<RwLock<HashMap<String, Arc<TableSchema>>>>,
     /// Counts the changes to `tables`, so that a user of a schema knows when to look again.
     generation: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -299,13 +300,13 @@ impl Catalog {
         self.change(|tables| {
             tables.insert(
                 definition.table_name.clone(),
-                TableSchema {
+                Arc::new(TableSchema {
                     key,
                     indexes,
                     learned,
                     stands_for: None,
                     guessed: false,
-                },
+                }),
             );
         });
     }
@@ -318,10 +319,12 @@ impl Catalog {
             return;
         };
         self.change(|tables| {
-            tables.entry(name.to_string()).or_insert(TableSchema {
-                learned: true,
-                stands_for: Some(seed.to_string()),
-                ..schema
+            tables.entry(name.to_string()).or_insert_with(|| {
+                Arc::new(TableSchema {
+                    learned: true,
+                    stands_for: Some(seed.to_string()),
+                    ..TableSchema::clone(&schema)
+                })
             });
         });
     }
@@ -340,7 +343,7 @@ impl Catalog {
         let known = self
             .tables
             .read()
-            .is_ok_and(|t| t.get(table).is_some_and(settled));
+            .is_ok_and(|t| t.get(table).is_some_and(|schema| settled(schema)));
         if keys.is_empty() || known {
             return;
         }
@@ -374,7 +377,7 @@ impl Catalog {
                     guessed,
                     ..TableSchema::learned(key)
                 };
-                tables.insert(table.to_string(), schema);
+                tables.insert(table.to_string(), Arc::new(schema));
             }
         });
     }
@@ -403,9 +406,11 @@ impl Catalog {
     /// Record a table's key and indexes as a state kept them, unless it already has a schema.
     pub fn remember(&self, table: &str, key: KeySchema, indexes: HashMap<String, KeySchema>) {
         self.change(|tables| {
-            tables.entry(table.to_string()).or_insert(TableSchema {
-                indexes,
-                ..TableSchema::learned(key)
+            tables.entry(table.to_string()).or_insert_with(|| {
+                Arc::new(TableSchema {
+                    indexes,
+                    ..TableSchema::learned(key)
+                })
             });
         });
     }
@@ -416,7 +421,7 @@ impl Catalog {
     }
 
     /// Change the schemas, and count it once the change is made.
-    fn change(&self, apply: impl FnOnce(&mut HashMap<String, TableSchema>)) {
+    fn change(&self, apply: impl FnOnce(&mut HashMap<String, Arc<TableSchema>>)) {
         if let Ok(mut tables) = self.tables.write() {
             apply(&mut tables);
         }
@@ -432,7 +437,7 @@ impl Catalog {
             .is_ok_and(|t| t.get(table).is_some_and(|schema| schema.guessed))
     }
 
-    pub fn schema(&self, table: &str) -> Option<TableSchema> {
+    pub fn schema(&self, table: &str) -> Option<Arc<TableSchema>> {
         self.tables.read().ok()?.get(table).cloned()
     }
 
@@ -480,7 +485,7 @@ mod tests {
         let catalog = Catalog::with_seed_definitions();
         catalog.alias("Estimations", "aws-cost-platform-enhanced");
         catalog.learn("Estimations", &keys(&["sk", "pk"]));
-        let key = catalog.schema("Estimations").unwrap().key;
+        let key = catalog.schema("Estimations").unwrap().key.clone();
         assert_eq!(
             (key.hash.as_str(), key.range.as_deref()),
             ("pk", Some("sk"))
@@ -488,7 +493,7 @@ mod tests {
 
         catalog.alias("Responses", "acsd2p-dev-Conversations");
         catalog.learn("Responses", &keys(&["ResponseId", "ConversationId"]));
-        let key = catalog.schema("Responses").unwrap().key;
+        let key = catalog.schema("Responses").unwrap().key.clone();
         assert_eq!(key.hash, "ConversationId");
         assert_eq!(key.range.as_deref(), Some("ResponseId"));
 

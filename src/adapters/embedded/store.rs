@@ -100,7 +100,7 @@ impl Store {
                 .define(table, &wanted)
                 .map_err(|e| e.to_string())?;
         }
-        let key = Arc::new(schema.key);
+        let key = Arc::new(schema.key.clone());
         self.checked.insert(table.to_string(), key.clone());
         Ok(key)
     }
