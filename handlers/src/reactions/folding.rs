@@ -151,10 +151,7 @@ pub fn next_aggregate_version(version: Option<Decimal>) -> Decimal {
 
 /// Cuts `changes` into runs, in order, whose distinct items (`items_of` names those a change
 /// writes) fit one transaction. A change alone over the limit is a run of its own.
-pub fn segments<C, K: Ord + Clone>(
-    changes: &[C],
-    items_of: impl Fn(&C) -> Vec<K>,
-) -> Vec<Range<usize>> {
+pub fn segments<C, K: Ord>(changes: &[C], items_of: impl Fn(&C) -> Vec<K>) -> Vec<Range<usize>> {
     let mut segments = Vec::new();
     let (mut start, mut items) = (0, BTreeSet::new());
     for (i, change) in changes.iter().enumerate() {

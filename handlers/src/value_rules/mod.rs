@@ -157,19 +157,16 @@ pub fn broken_key(keys: &Item) -> Option<Broken> {
     if found.is_some() || keys.len() != 2 {
         return found;
     }
-    let mut names: Vec<&String> = keys.keys().collect();
-    names.sort();
-    let long = |name: &&String| scalar_bytes(&keys[*name]).unwrap_or(0) > MAX_SORT_KEY_BYTES;
-    if names.iter().all(long) {
-        return broken(
-            names[1],
-            format!(
-                "one of a key's two attributes is its sort key, at most {MAX_SORT_KEY_BYTES} \
-                 bytes; both of these are longer"
-            ),
-        );
-    }
-    None
+    let long = |value: &AttributeValue| scalar_bytes(value).unwrap_or(0) > MAX_SORT_KEY_BYTES;
+    // Named by the later name, as the checks by name above go.
+    let last = keys.keys().max().filter(|_| keys.values().all(long))?;
+    broken(
+        last,
+        format!(
+            "one of a key's two attributes is its sort key, at most {MAX_SORT_KEY_BYTES} \
+             bytes; both of these are longer"
+        ),
+    )
 }
 
 /// The first rule a key of a table whose sort key is `sort_key` breaks: [`broken_key`]'s,
