@@ -396,6 +396,9 @@ impl Database {
                     .iter()
                     .map(|item| place(table, &new.schema.key, item))
                     .collect::<Result<Vec<_>, _>>()?;
+                // The items go to other places: none of the cached ones is where it was (and
+                // `insert` takes a cached item as one that is there).
+                self.cache.clear();
                 self.in_savepoint(|db| {
                     let fail = |e| storage(&db.path, "define a table", e);
                     for statement in [
@@ -411,13 +414,11 @@ impl Database {
                         )
                         .map_err(fail)?;
                     for (item, place) in items.iter().zip(places) {
-                        db.insert(table, &new, &place, item)?;
+                        db.insert(table, &new, &(new.id, place), item)?;
                     }
                     Ok(())
                 })?;
                 self.tables.insert(table.to_string(), new);
-                // The items are at other places now.
-                self.cache.clear();
                 Ok(())
             }
         }
@@ -533,9 +534,10 @@ impl Database {
         // third of a replay's time). A set fails part way only when SQLite does (a full disk,
         // a damaged file), and then the whole batch is undone instead (see `abandon`).
         for (table, t, place, write) in placed {
+            let cached = (t.id, place);
             let applied = match &write {
-                Write::Put(item) => self.insert(&table, &t, &place, item),
-                Write::Delete(_) => self.remove(&table, &t, &place).map(|()| false),
+                Write::Put(item) => self.insert(&table, &t, &cached, item),
+                Write::Delete(_) => self.remove(&table, &t, &cached).map(|()| false),
             };
             let replaced = match applied {
                 Ok(replaced) => replaced,
@@ -548,7 +550,6 @@ impl Database {
             // Kept decoded: an item cached already or written over (state read and written
             // again, a profile changed often); not one only ever written (audit items,
             // markers), which would push out the items read again.
-            let cached = (t.id, place);
             match write {
                 Write::Put(item) if replaced || self.cache.contains(&cached) => {
                     self.cache.put(cached, item);
@@ -562,32 +563,51 @@ impl Database {
         Ok(())
     }
 
-    /// Put `item` at `place`, keeping the table's indexes; true when it replaced an item.
+    /// Put `item` at `cached`'s place, keeping the table's indexes; true when it replaced an
+    /// item.
     fn insert(
         &self,
         table: &str,
         t: &Table,
-        place: &Place,
+        cached: &(i64, Place),
         item: &Item,
     ) -> Result<bool, TablesError> {
-        let fail = |e| storage(&self.path, "write an item", e);
-        // Tried as a new item first: most are (audit items, history, markers), and a new item
-        // has no index entries to remove, so the one it replaces need not be read.
         let text = item_text(table, item)?;
-        if self.insert_if_absent(t, place, item, &text)? {
+        let place = &cached.1;
+        // A cached item is there (the cache holds the database's items): it is written over
+        // in place, its index entries read from it. Any other item is tried as a new one
+        // first: most are (audit items, history, markers), and a new item has no index
+        // entries to remove, so the one it replaces need not be read.
+        let old = self.cache.peek(cached);
+        if old.is_none() && self.insert_if_absent(t, place, item, &text)? {
             return Ok(false);
         }
-        if !t.schema.indexes.is_empty() {
-            self.unindex(table, t, place)?;
-        }
-        self.connection
+        let read;
+        let old = match old {
+            Some(old) => Some(old),
+            None if t.schema.indexes.is_empty() => None,
+            None => {
+                read = self.item_at(table, t.id, &place.0, &place.1)?;
+                read.as_ref()
+            }
+        };
+        let fail = |e| storage(&self.path, "write an item", e);
+        let updated = self
+            .connection
             .prepare_cached(
                 "UPDATE items SET item = ?4 WHERE table_id = ?1 AND pk = ?2 AND sk = ?3",
             )
             .map_err(fail)?
             .execute(params![t.id, place.0, place.1, text])
             .map_err(fail)?;
-        self.index(t, place, item)?;
+        if updated == 0 {
+            // Not there after all (a cache that outlived its item would be a bug here, and
+            // must not lose the write).
+            return self
+                .insert_if_absent(t, place, item, &text)
+                .map(|inserted| !inserted);
+        }
+        self.reindex(t, place, old, Some(item))?;
         Ok(true)
     }
 
@@ -612,73 +632,73 @@ impl Database {
             .map_err(fail)?
             == 1;
         if inserted {
-            self.index(t, place, item)?;
+            self.reindex(t, place, None, Some(item))?;
         }
         Ok(inserted)
     }
 
-    /// Write the index entries of `item`, now at `place`.
-    fn index(&self, t: &Table, place: &Place, item: &Item) -> Result<(), TablesError> {
-        let fail = |e| storage(&self.path, "write an item", e);
+    /// Move the index entries of the item at `place` from where `old` had them to where `new`
+    /// has them; an entry in the same place in both stays as it is (a thread's, whose index
+    /// key is its table key). An item without an index's key attributes is not in that index
+    /// (a sparse index).
+    fn reindex(
+        &self,
+        t: &Table,
+        place: &Place,
+        old: Option<&Item>,
+        new: Option<&Item>,
+    ) -> Result<(), TablesError> {
+        let fail = |e| storage(&self.path, "write an index", e);
         for (index, schema) in &t.schema.indexes {
-            // An item without the index's key attributes is not in the index (a sparse index).
-            let Ok((ipk, isk)) = place_in_index(schema, item) else {
+            let was = old.and_then(|old| place_in_index(schema, old).ok());
+            let now = new.and_then(|new| place_in_index(schema, new).ok());
+            if was == now {
                 continue;
-            };
-            self.connection
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO index_entries \
-                     (table_id, index_name, pk, sk, item_pk, item_sk) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(fail)?
-                .execute(params![t.id, index, ipk, isk, place.0, place.1])
-                .map_err(fail)?;
+            }
+            if let Some((ipk, isk)) = was {
+                self.connection
+                    .prepare_cached(
+                        "DELETE FROM index_entries WHERE table_id = ?1 AND index_name = ?2 \
+                         AND pk = ?3 AND sk = ?4 AND item_pk = ?5 AND item_sk = ?6",
+                    )
+                    .map_err(fail)?
+                    .execute(params![t.id, index, ipk, isk, place.0, place.1])
+                    .map_err(fail)?;
+            }
+            if let Some((ipk, isk)) = now {
+                self.connection
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO index_entries \
+                         (table_id, index_name, pk, sk, item_pk, item_sk) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(fail)?
+                    .execute(params![t.id, index, ipk, isk, place.0, place.1])
+                    .map_err(fail)?;
+            }
         }
         Ok(())
     }
 
-    /// Delete the item at `place` and its index entries.
-    fn remove(&self, table: &str, t: &Table, place: &Place) -> Result<(), TablesError> {
-        let fail = |e| storage(&self.path, "delete an item", e);
+    /// Delete the item at `cached`'s place and its index entries.
+    fn remove(&self, table: &str, t: &Table, cached: &(i64, Place)) -> Result<(), TablesError> {
+        let place = &cached.1;
         if !t.schema.indexes.is_empty() {
-            self.unindex(table, t, place)?;
+            let read;
+            let old = match self.cache.peek(cached) {
+                Some(old) => Some(old),
+                None => {
+                    read = self.item_at(table, t.id, &place.0, &place.1)?;
+                    read.as_ref()
+                }
+            };
+            self.reindex(t, place, old, None)?;
         }
         self.connection
             .prepare_cached("DELETE FROM items WHERE table_id = ?1 AND pk = ?2 AND sk = ?3")
-            .map_err(fail)?
+            .map_err(|e| storage(&self.path, "delete an item", e))?
             .execute(params![t.id, place.0, place.1])
-            .map_err(fail)?;
-        Ok(())
-    }
-
-    /// Remove the index entries of the item now at `place`, if there is one.
-    fn unindex(&self, table: &str, t: &Table, place: &Place) -> Result<(), TablesError> {
-        let read;
-        let old = match self.cache.peek(&(t.id, place.clone())) {
-            Some(old) => old,
-            None => match self.item_at(table, t.id, &place.0, &place.1)? {
-                Some(old) => {
-                    read = old;
-                    &read
-                }
-                None => return Ok(()),
-            },
-        };
-        let fail = |e| storage(&self.path, "write an index", e);
-        for (index, schema) in &t.schema.indexes {
-            let Ok((ipk, isk)) = place_in_index(schema, old) else {
-                continue;
-            };
-            self.connection
-                .prepare_cached(
-                    "DELETE FROM index_entries WHERE table_id = ?1 AND index_name = ?2 \
-                     AND pk = ?3 AND sk = ?4 AND item_pk = ?5 AND item_sk = ?6",
-                )
-                .map_err(fail)?
-                .execute(params![t.id, index, ipk, isk, place.0, place.1])
-                .map_err(fail)?;
-        }
+            .map_err(|e| storage(&self.path, "delete an item", e))?;
         Ok(())
     }
 

@@ -301,6 +301,69 @@ fn numbers_sort_by_value_and_an_index_follows_puts_and_deletes() {
 }
 
 #[test]
+fn an_item_written_over_keeps_its_index_entries_where_its_attributes_put_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    let profile = |gsi: Option<(&str, &str)>, name: &str| {
+        let mut pairs = vec![("PK", s("P#1")), ("SK", s("PROFILE")), ("name", s(name))];
+        if let Some((pk, sk)) = gsi {
+            pairs.extend([("GSI1PK", s(pk)), ("GSI1SK", s(sk))]);
+        }
+        item(&pairs)
+    };
+    let in_index = |db: &mut Database, partition: &str| {
+        sks(&db
+            .query(&KeyQuery {
+                table: "t",
+                index: Some("GSI1"),
+                partition: &s(partition),
+                sort: None,
+                ascending: true,
+            })
+            .unwrap())
+    };
+    let put = |db: &mut Database, item: Item| db.write(vec![("t".into(), Write::Put(item))]);
+    put(&mut db, profile(Some(("ORG#a", "1")), "first")).unwrap();
+    // Read, so the item is cached: the writes below replace an item the database knows.
+    assert!(db.get("t", &profile(None, "")).unwrap().is_some());
+    // The index key stays, other attributes change: still found by it, as written now.
+    put(&mut db, profile(Some(("ORG#a", "1")), "second")).unwrap();
+    let found = db
+        .query(&KeyQuery {
+            table: "t",
+            index: Some("GSI1"),
+            partition: &s("ORG#a"),
+            sort: None,
+            ascending: true,
+        })
+        .unwrap();
+    assert_eq!(found, vec![profile(Some(("ORG#a", "1")), "second")]);
+    // The index key changes: found by the new one only.
+    put(&mut db, profile(Some(("ORG#b", "1")), "third")).unwrap();
+    assert_eq!(in_index(&mut db, "ORG#a"), Vec::<String>::new());
+    assert_eq!(in_index(&mut db, "ORG#b"), ["PROFILE"]);
+    // Without the index's attributes: in no partition of it.
+    put(&mut db, profile(None, "fourth")).unwrap();
+    assert_eq!(in_index(&mut db, "ORG#b"), Vec::<String>::new());
+    put(&mut db, profile(Some(("ORG#c", "1")), "fifth")).unwrap();
+    db.commit().unwrap();
+    drop(db);
+    let mut db = Database::open(&path).unwrap();
+    assert_eq!(in_index(&mut db, "ORG#c"), ["PROFILE"]);
+    assert_eq!(
+        db.get("t", &profile(None, "")).unwrap(),
+        Some(profile(Some(("ORG#c", "1")), "fifth"))
+    );
+    // Deleted while cached: gone from the index too.
+    db.write(vec![("t".into(), Write::Delete(profile(None, "")))])
+        .unwrap();
+    assert_eq!(in_index(&mut db, "ORG#c"), Vec::<String>::new());
+    assert_eq!(db.get("t", &profile(None, "")).unwrap(), None);
+}
+
+#[test]
 fn a_redefined_table_places_its_items_by_the_new_key() {
     let dir = tempfile::tempdir().unwrap();
     let mut db = Database::open(&dir.path().join("s.sqlite")).unwrap();
@@ -313,12 +376,17 @@ fn a_redefined_table_places_its_items_by_the_new_key() {
         },
     )
     .unwrap();
-    let message = |at: &str| item(&[("thread", s("c-1")), ("at", s(at))]);
+    let message = |thread: &str, at: &str| item(&[("thread", s(thread)), ("at", s(at))]);
+    // Each item's place under the new key is the other's under the old one.
+    let (first, second) = (message("1", "2"), message("2", "1"));
     db.write(vec![
-        ("conv".into(), Write::Put(message("2"))),
-        ("conv".into(), Write::Put(message("1"))),
+        ("conv".into(), Write::Put(first.clone())),
+        ("conv".into(), Write::Put(second.clone())),
     ])
     .unwrap();
+    // Read, so both are cached at their old places.
+    assert_eq!(db.get("conv", &first).unwrap().as_ref(), Some(&first));
+    assert_eq!(db.get("conv", &second).unwrap().as_ref(), Some(&second));
     db.define(
         "conv",
         &TableSchema {
@@ -327,16 +395,27 @@ fn a_redefined_table_places_its_items_by_the_new_key() {
         },
     )
     .unwrap();
-    let found = db
-        .query(&KeyQuery {
-            table: "conv",
-            index: None,
-            partition: &s("c-1"),
-            sort: None,
-            ascending: true,
-        })
-        .unwrap();
-    assert_eq!(found, vec![message("1"), message("2")]);
+    for item in [&first, &second] {
+        let found = db
+            .query(&KeyQuery {
+                table: "conv",
+                index: None,
+                partition: item.get("thread").unwrap(),
+                sort: None,
+                ascending: true,
+            })
+            .unwrap();
+        assert_eq!(found, vec![item.clone()]);
+        assert_eq!(db.get("conv", item).unwrap().as_ref(), Some(item));
+    }
+    db.commit().unwrap();
+    let mut count = 0;
+    db.scan("conv", &mut |_| {
+        count += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(count, 2);
 }
 
 /// A database at `path` with one table, `t`, keyed by `id`.
