@@ -18,6 +18,7 @@
 pub mod message_states;
 mod thread_reconcile;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
@@ -222,6 +223,26 @@ pub(crate) struct Folding {
     /// Changed threads, with the time of the last change that moved them.
     changed_threads: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
     rebuild: BTreeSet<String>,
+    /// Each thread's figures as folded (`ThreadStats::following`), made once by `complete`
+    /// for `writes`, `remember` and `results`.
+    figures: BTreeMap<String, ThreadStats>,
+}
+
+impl Folding {
+    /// `conversation`'s figures as folded, `thread` being its state.
+    fn figures(&self, conversation: &str, thread: &ThreadState) -> Cow<'_, ThreadStats> {
+        match self.figures.get(conversation) {
+            Some(figures) => Cow::Borrowed(figures),
+            None => Cow::Owned(self.stored_or_none(conversation).following(thread)),
+        }
+    }
+
+    /// `conversation`'s figures as stored (none stored: all empty).
+    fn stored_or_none(&self, conversation: &str) -> Cow<'_, ThreadStats> {
+        self.stored
+            .get(conversation)
+            .map_or_else(|| Cow::Owned(ThreadStats::default()), Cow::Borrowed)
+    }
 }
 
 impl ThreadStatistics {
@@ -500,6 +521,12 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
                 thread.rebuild(messages.values());
             }
         }
+        folding.figures = (folding.threads.iter())
+            .map(|(conversation, thread)| {
+                let figures = folding.stored_or_none(conversation).following(thread);
+                (conversation.clone(), figures)
+            })
+            .collect();
         Ok(())
     }
 
@@ -528,9 +555,9 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
             } else if !thread.is_empty() && read.threads.get(conversation) != Some(thread) {
                 writes.push(put_state(&cfg.state_table, thread, was)?);
             }
-            let stored = folded.stored.get(conversation).cloned().unwrap_or_default();
-            let now = stored.following(thread);
-            if now == stored {
+            let stored = folded.stored_or_none(conversation);
+            let now = folded.figures(conversation, thread);
+            if *now == *stored {
                 continue;
             }
             let (update, condition) = now.update(stored.stats_version);
@@ -582,7 +609,7 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
                     state.version = was.map_or(0, |t| t.version) + 1;
                 }
                 let stored = stored.unwrap_or_default();
-                let mut now = stored.following(thread);
+                let mut now = folded.figures(conversation, thread).into_owned();
                 if now != stored {
                     now.stats_version = Some(next_aggregate_version(stored.stats_version));
                 }
@@ -623,11 +650,10 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
                     }
                 };
                 let conversation = &change.conversation;
-                let stored = folded.stored.get(conversation).cloned().unwrap_or_default();
                 let figures = folded
                     .threads
                     .get(conversation)
-                    .map(|thread| stored.following(thread).figures())
+                    .map(|thread| folded.figures(conversation, thread).figures())
                     .unwrap_or_default();
                 let mut result = json!({ conversation.as_str(): figures });
                 if stale {
