@@ -22,6 +22,7 @@ use serde_dynamo::{AttributeValue, Item};
 
 use crate::checkpointer::Checkpointer;
 use crate::error::TablesError;
+use crate::item_json::item_json;
 use crate::sortable_key;
 
 /// The format this version writes and reads (the `format` table).
@@ -1019,7 +1020,7 @@ type Placed = (String, Arc<Table>, Place, Write);
 
 /// An item as the `items` table keeps it: DynamoDB JSON.
 fn item_text(table: &str, item: &Item) -> Result<String, TablesError> {
-    serde_json::to_string(item).map_err(|e| TablesError::Corrupt {
+    item_json(item).map_err(|e| TablesError::Corrupt {
         table: table.to_string(),
         message: e.to_string(),
     })

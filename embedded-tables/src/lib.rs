@@ -5,6 +5,7 @@
 //!   puts and deletes whole (or only where a marker's key is free), query a partition of a
 //!   table or an index, scan, commit.
 //! - `checkpointer`: folds the write-ahead log into the file on a thread of its own.
+//! - `item_json`: an item as the DynamoDB JSON text the database keeps.
 //! - [`sortable_key`]: key values as bytes that sort as DynamoDB sorts them.
 //! - [`error`]: [`TablesError`], which says whether a retry can help.
 //!
@@ -15,6 +16,7 @@
 mod checkpointer;
 pub mod database;
 pub mod error;
+mod item_json;
 pub mod sortable_key;
 
 pub use database::{Database, Flush, KeyQuery, KeySchema, SortCondition, TableSchema, Write};
