@@ -279,12 +279,23 @@ fn expiry(at: DateTime<Utc>, retention_days: i64) -> i64 {
 
 /// A MODIFY that only touches [`WORKER_ATTRIBUTES`].
 fn is_worker_write(change: &Change, names: &AttributeNames) -> bool {
-    change.kind == ChangeKind::Modify
-        && changed_names(change.old.as_ref(), change.new.as_ref()).all(|name| {
-            WORKER_ATTRIBUTES
-                .iter()
-                .any(|&ours| names.of(ours) == name.as_str())
-        })
+    if change.kind != ChangeKind::Modify {
+        return false;
+    }
+    let (old, new) = (change.old.as_ref(), change.new.as_ref());
+    let ours = |name: &str| WORKER_ATTRIBUTES.iter().any(|&w| names.of(w) == name);
+    // Every audited MODIFY asks this, twice a batch: the images are walked as they are, not
+    // in name order (`changed_names`), and the first attribute of the application's that
+    // changed answers it.
+    let changed_in_old = || {
+        (old.into_iter().flat_map(|o| o.iter()))
+            .any(|(name, was)| new.and_then(|n| n.get(name)) != Some(was) && !ours(name))
+    };
+    let added_in_new = || {
+        (new.into_iter().flat_map(|n| n.iter()))
+            .any(|(name, _)| old.is_none_or(|o| !o.contains_key(name)) && !ours(name))
+    };
+    !changed_in_old() && !added_in_new()
 }
 
 /// Audit items themselves (PK `AUDIT#…` or EntityType AuditLog), under the seed's names (an
@@ -492,6 +503,87 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A MODIFY is the worker's own when every attribute it changes, adds or removes is the
+    /// worker's, under the application's names.
+    #[test]
+    fn a_modify_of_only_the_workers_attributes_is_its_own_write() {
+        let item = |pairs: &[(&str, &str)]| {
+            Item::from(
+                (pairs.iter())
+                    .map(|(n, v)| (n.to_string(), AttributeValue::S(v.to_string())))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            )
+        };
+        let names = AttributeNames::new([("EstimationSummary", "estimationSummary".to_string())]);
+        let modify = |old: &[(&str, &str)], new: &[(&str, &str)]| Change {
+            table: "t".into(),
+            kind: ChangeKind::Modify,
+            keys: item(&[("PK", "p")]),
+            old: Some(item(old)),
+            new: Some(item(new)),
+            expired_by_ttl: false,
+            sequence_number: "1".into(),
+            event_id: "e".into(),
+            approximate_creation: DateTime::from_timestamp(0, 0).unwrap(),
+        };
+        let base = [("PK", "p"), ("Name", "a"), ("estimationSummary", "1")];
+        let cases: [(&[(&str, &str)], bool); 6] = [
+            (
+                &[("PK", "p"), ("Name", "a"), ("estimationSummary", "2")],
+                true,
+            ),
+            (
+                &[
+                    ("PK", "p"),
+                    ("Name", "a"),
+                    ("estimationSummary", "2"),
+                    ("NotificationSent", "x"),
+                ],
+                true,
+            ),
+            (&[("PK", "p"), ("Name", "a")], true),
+            (
+                &[("PK", "p"), ("Name", "b"), ("estimationSummary", "2")],
+                false,
+            ),
+            (
+                &[
+                    ("PK", "p"),
+                    ("Name", "a"),
+                    ("estimationSummary", "1"),
+                    ("Other", "x"),
+                ],
+                false,
+            ),
+            (&[("PK", "p"), ("estimationSummary", "2")], false),
+        ];
+        for (new, ours) in cases {
+            assert_eq!(
+                is_worker_write(&modify(&base, new), &names),
+                ours,
+                "{new:?}"
+            );
+            let answered_by_order =
+                changed_names(Some(&item(&base)), Some(&item(new))).all(|name| {
+                    WORKER_ATTRIBUTES
+                        .iter()
+                        .any(|&w| names.of(w) == name.as_str())
+                });
+            assert_eq!(answered_by_order, ours, "{new:?}");
+        }
+        // The seed's name is not the worker's attribute where the application renamed it.
+        let renamed_only = modify(
+            &base,
+            &[
+                ("PK", "p"),
+                ("Name", "a"),
+                ("estimationSummary", "1"),
+                ("EstimationSummary", "x"),
+            ],
+        );
+        assert!(!is_worker_write(&renamed_only, &names));
     }
 
     #[test]
