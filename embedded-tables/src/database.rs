@@ -11,6 +11,7 @@
 //! back what it wrote (an aggregate, a thread's state) or reading a partition again costs
 //! neither SQLite nor JSON. An item only ever written (an audit item) is not kept.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -579,18 +580,13 @@ impl Database {
         // in place, its index entries read from it. Any other item is tried as a new one
         // first: most are (audit items, history, markers), and a new item has no index
         // entries to remove, so the one it replaces need not be read.
-        let old = self.cache.peek(cached);
-        if old.is_none() && self.insert_if_absent(t, place, item, &text)? {
+        if !self.cache.contains(cached) && self.insert_if_absent(t, place, item, &text)? {
             return Ok(false);
         }
-        let read;
-        let old = match old {
-            Some(old) => Some(old),
-            None if t.schema.indexes.is_empty() => None,
-            None => {
-                read = self.item_at(table, t.id, &place.0, &place.1)?;
-                read.as_ref()
-            }
+        // Where its index entries are now, read only if the table has indexes.
+        let old = match t.schema.indexes.is_empty() {
+            true => None,
+            false => self.item_now(table, t, cached)?,
         };
         let fail = |e| storage(&self.path, "write an item", e);
         let updated = self
@@ -608,8 +604,22 @@ impl Database {
                 .insert_if_absent(t, place, item, &text)
                 .map(|inserted| !inserted);
         }
-        self.reindex(t, place, old, Some(item))?;
+        self.reindex(t, place, old.as_deref(), Some(item))?;
         Ok(true)
+    }
+
+    /// The item at `cached`'s place as the database has it: the cached one, or read.
+    fn item_now(
+        &self,
+        table: &str,
+        t: &Table,
+        cached: &(i64, Place),
+    ) -> Result<Option<Cow<'_, Item>>, TablesError> {
+        if let Some(item) = self.cache.peek(cached) {
+            return Ok(Some(Cow::Borrowed(item)));
+        }
+        let (pk, sk) = &cached.1;
+        Ok(self.item_at(table, t.id, pk, sk)?.map(Cow::Owned))
     }
 
     /// Put `item` (as `text`) at `place` with its index entries if no item is there; false
@@ -685,15 +695,8 @@ impl Database {
     fn remove(&self, table: &str, t: &Table, cached: &(i64, Place)) -> Result<(), TablesError> {
         let place = &cached.1;
         if !t.schema.indexes.is_empty() {
-            let read;
-            let old = match self.cache.peek(cached) {
-                Some(old) => Some(old),
-                None => {
-                    read = self.item_at(table, t.id, &place.0, &place.1)?;
-                    read.as_ref()
-                }
-            };
-            self.reindex(t, place, old, None)?;
+            let old = self.item_now(table, t, cached)?;
+            self.reindex(t, place, old.as_deref(), None)?;
         }
         self.connection
             .prepare_cached("DELETE FROM items WHERE table_id = ?1 AND pk = ?2 AND sk = ?3")

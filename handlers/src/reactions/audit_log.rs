@@ -282,20 +282,10 @@ fn is_worker_write(change: &Change, names: &AttributeNames) -> bool {
     if change.kind != ChangeKind::Modify {
         return false;
     }
-    let (old, new) = (change.old.as_ref(), change.new.as_ref());
     let ours = |name: &str| WORKER_ATTRIBUTES.iter().any(|&w| names.of(w) == name);
-    // Every audited MODIFY asks this, twice a batch: the images are walked as they are, not
-    // in name order (`changed_names`), and the first attribute of the application's that
-    // changed answers it.
-    let changed_in_old = || {
-        (old.into_iter().flat_map(|o| o.iter()))
-            .any(|(name, was)| new.and_then(|n| n.get(name)) != Some(was) && !ours(name))
-    };
-    let added_in_new = || {
-        (new.into_iter().flat_map(|n| n.iter()))
-            .any(|(name, _)| old.is_none_or(|o| !o.contains_key(name)) && !ours(name))
-    };
-    !changed_in_old() && !added_in_new()
+    // Every audited MODIFY asks this, twice a batch: answered at the first attribute of the
+    // application's that changed, with no name order needed.
+    changed_attributes(change.old.as_ref(), change.new.as_ref()).all(|name| ours(name))
 }
 
 /// Audit items themselves (PK `AUDIT#…` or EntityType AuditLog), under the seed's names (an
@@ -399,23 +389,27 @@ fn screaming_snake(name: &str) -> String {
 }
 
 /// Names of the attributes that differ, and old/new text of the scalar ones.
-/// The attributes whose values differ between the images, in name order. Only names: telling a
-/// change the worker made from the application's needs no texts shown (redaction runs regular
-/// expressions).
-fn changed_names<'a>(
+/// The attributes whose values differ between the images (an attribute one of them lacks
+/// included), as the images hold them: `old`'s, then those only `new` has. Only names:
+/// telling a change the worker made from the application's needs no texts shown (redaction
+/// runs regular expressions).
+fn changed_attributes<'a>(
     old: Option<&'a Item>,
     new: Option<&'a Item>,
 ) -> impl Iterator<Item = &'a String> {
-    let mut names: Vec<&String> = old
-        .into_iter()
-        .flat_map(|o| o.keys())
-        .chain(new.into_iter().flat_map(|n| n.keys()))
-        .collect();
-    names.sort();
-    names.dedup();
+    let changed = (old.into_iter().flat_map(|o| o.iter()))
+        .filter(move |(name, was)| new.and_then(|n| n.get(*name)) != Some(*was))
+        .map(|(name, _)| name);
+    let added = (new.into_iter().flat_map(|n| n.keys()))
+        .filter(move |name| old.is_none_or(|o| !o.contains_key(*name)));
+    changed.chain(added)
+}
+
+/// [`changed_attributes`] in name order.
+fn changed_names<'a>(old: Option<&'a Item>, new: Option<&'a Item>) -> Vec<&'a String> {
+    let mut names: Vec<&String> = changed_attributes(old, new).collect();
+    names.sort_unstable();
     names
-        .into_iter()
-        .filter(move |name| old.and_then(|o| o.get(*name)) != new.and_then(|n| n.get(*name)))
 }
 
 fn diff(
@@ -565,8 +559,9 @@ mod tests {
                 ours,
                 "{new:?}"
             );
-            let answered_by_order =
-                changed_names(Some(&item(&base)), Some(&item(new))).all(|name| {
+            let answered_by_order = changed_names(Some(&item(&base)), Some(&item(new)))
+                .iter()
+                .all(|name| {
                     WORKER_ATTRIBUTES
                         .iter()
                         .any(|&w| names.of(w) == name.as_str())
