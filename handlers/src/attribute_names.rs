@@ -69,7 +69,9 @@ impl AttributeNames {
     /// The attributes of `item` these names cover, under the seed's names; `NULL` left out
     /// (it means the same as absent), and every other attribute too.
     pub fn project(&self, item: &Item) -> Item {
-        let mut projected = Item::from(std::collections::HashMap::<String, AttributeValue>::new());
+        let mut projected = Item::from(
+            std::collections::HashMap::<String, AttributeValue>::with_capacity(self.names.len()),
+        );
         for (seed, name) in &self.names {
             if let Some(value) = item
                 .get(name)

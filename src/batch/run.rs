@@ -213,9 +213,15 @@ impl Run<'_> {
                 }));
                 continue;
             }
-            // A record whose own item is unusable runs itself, so that it can be parked.
-            let unusable = reaction.unusable_data(change);
-            let coalesce_key = reaction.coalesce_key(change).filter(|_| unusable.is_none());
+            // A record whose own item is unusable runs itself, so that it can be parked. A
+            // reaction that folds windows, and does not coalesce, is asked by the fold, which
+            // settles its records (reading an item for it costs as much as the reaction).
+            let coalesce_key = reaction.coalesce_key(change);
+            let unusable = match coalesce_key.is_none() && reaction.folds_windows() {
+                true => None,
+                false => reaction.unusable_data(change),
+            };
+            let coalesce_key = coalesce_key.filter(|_| unusable.is_none());
             if let Some(key) = coalesce_key {
                 let last = self.plan.run_at.get(&(r, key)).copied().unwrap_or(index);
                 if last > index {
