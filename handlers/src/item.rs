@@ -21,7 +21,7 @@ pub fn get_str<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 /// A partition of a table (its partition key's value), as `Reaction::partitions` names it and
 /// the batch orders records by.
 pub fn partition(table: &str, partition_key: &str) -> String {
-    format!("{table}\u{0}{partition_key}")
+    [table, "\u{0}", partition_key].concat()
 }
 
 /// `{PK=USER#1, SK=PROFILE}`: key attributes sorted by name, scalars shown plainly.

@@ -85,7 +85,7 @@ pub enum Acquired {
 
 /// `<reaction>#<eventID>`.
 pub fn key_for(reaction: &str, event_id: &str) -> String {
-    format!("{reaction}#{event_id}")
+    [reaction, "#", event_id].concat()
 }
 
 /// A stored result as JSON (null when absent or unreadable: it is for reports only).

@@ -197,7 +197,8 @@ impl AuditLog {
     pub fn audit_item(&self, change: &Change) -> AuditItem {
         let at = change.approximate_creation;
         let image = change.latest_image();
-        let hash = stable_hash(format!("{}\0{}", change.table, change.event_id).as_bytes());
+        let hash =
+            stable_hash(&[change.table.as_bytes(), b"\0", change.event_id.as_bytes()].concat());
         let log_id = format!("{hash:016x}");
         let user = key_safe(&user_of(change, &self.config.user_attributes));
         let entity = self
@@ -216,7 +217,7 @@ impl AuditLog {
         let shards = u64::from(self.config.shards.max(1));
         let (day, time) = day_and_time(&at);
         let pk = if shards == 1 {
-            format!("AUDIT#{day}")
+            ["AUDIT#", &day].concat()
         } else {
             format!("AUDIT#{day}#{}", hash % shards)
         };
@@ -228,13 +229,13 @@ impl AuditLog {
         let known_user = (user != UNKNOWN_USER).then(|| user.clone());
         AuditItem {
             pk,
-            sk: format!("LOG#{user}#{time}#{}", &log_id[..8]),
-            gsi1pk: known_user.as_ref().map(|user| format!("USER#{user}")),
+            sk: ["LOG#", &user, "#", &time, "#", &log_id[..8]].concat(),
+            gsi1pk: known_user.as_ref().map(|user| ["USER#", user].concat()),
             gsi1sk: known_user
-                .map(|_| format!("AUDIT#{}", at.to_rfc3339_opts(SecondsFormat::Secs, true))),
+                .map(|_| ["AUDIT#", &at.to_rfc3339_opts(SecondsFormat::Secs, true)].concat()),
             entity_type: "AuditLog",
             log_id,
-            action: format!("{}_{verb}", screaming_snake(&entity)),
+            action: [screaming_snake(&entity).as_str(), "_", verb].concat(),
             resource_type: entity,
             resource_id: key_safe(&resource_id_of(image, &change.keys, &self.config.names)),
             timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),

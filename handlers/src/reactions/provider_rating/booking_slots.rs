@@ -32,8 +32,8 @@ pub struct SlotKey {
 impl SlotKey {
     pub fn new(provider: &str, booking: Option<&str>, review_id: &str) -> SlotKey {
         let slot = match booking.filter(|b| !b.is_empty()) {
-            Some(booking) => format!("BOOKING#{booking}"),
-            None => format!("REVIEW#{review_id}"),
+            Some(booking) => ["BOOKING#", booking].concat(),
+            None => ["REVIEW#", review_id].concat(),
         };
         SlotKey {
             provider: provider.to_string(),
