@@ -252,3 +252,102 @@ async fn a_state_of_the_earlier_format_is_converted_on_open() {
     let _state = EmbeddedState::open(root, catalog.clone(), false).unwrap();
     assert_eq!(catalog.schema("Conv").unwrap().key.hash, "thread");
 }
+
+/// A state whose replayed records' markers an earlier version kept as items of
+/// `#replay-applied` (format 1, before markers had a table of their own): replaying the same
+/// file again is a re-delivery of records applied by an earlier run, a new record is applied,
+/// and the run numbers go on from the one the earlier version kept.
+#[test]
+fn markers_an_earlier_version_kept_as_items_still_count() {
+    use embedded_tables::{Database, KeySchema, TableSchema, Write};
+    use support::cli::{event, replay_file};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = event("cost-platform-audit");
+    let (code, first, stderr) = replay_file(&file, &state);
+    assert_eq!(code, 0, "{stderr}");
+    // The state as format 1 had it: every marker an item of `#replay-applied`, and the run
+    // count the item `#run`, which says 6 runs.
+    let path = state.join("state.sqlite");
+    let sqlite = rusqlite::Connection::open(&path).unwrap();
+    let markers: Vec<(String, String)> = sqlite
+        .prepare("SELECT name, value FROM markers WHERE name != '#run'")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(markers.len(), 4, "{markers:?}");
+    drop(sqlite);
+    let mut db = Database::open(&path).unwrap();
+    let applied = "#replay-applied";
+    db.define(
+        applied,
+        &TableSchema {
+            key: KeySchema {
+                hash: "eventId".into(),
+                range: None,
+            },
+            indexes: Default::default(),
+        },
+    )
+    .unwrap();
+    let mut writes = Vec::new();
+    for (event_id, value) in &markers {
+        let parts: Vec<&str> = value.split('\t').collect();
+        let marker = string_key(&[
+            ("eventId", event_id.as_str()),
+            ("table", parts[0]),
+            ("sequenceNumber", parts[1]),
+            ("run", "5"),
+        ]);
+        writes.push((applied.to_string(), Write::Put(marker)));
+    }
+    let mut runs = string_key(&[("eventId", "#run")]);
+    runs.insert("runs".into(), AttributeValue::N("6".into()));
+    writes.push((applied.to_string(), Write::Put(runs)));
+    db.write(writes).unwrap();
+    db.commit().unwrap();
+    drop(db);
+    let sqlite = rusqlite::Connection::open(&path).unwrap();
+    sqlite
+        .execute_batch("DROP TABLE markers; UPDATE format SET version = '1';")
+        .unwrap();
+    drop(sqlite);
+
+    let (code, again, stderr) = replay_file(&file, &state);
+    assert_eq!(code, 0, "{stderr}");
+    for (before, line) in first[..4].iter().zip(&again[..4]) {
+        assert_eq!(before["applied"], true);
+        assert_eq!(line["already_applied"], true, "{line}");
+        assert_ne!(line["applied_earlier_in_this_run"], true, "{line}");
+    }
+    // A record of its own is applied now, by run 7.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    for (event_id, _) in &markers {
+        text = text.replace(event_id.as_str(), &format!("{event_id}-new"));
+    }
+    let renamed = dir.path().join("renamed.json");
+    std::fs::write(&renamed, text).unwrap();
+    let (code, new, stderr) = replay_file(&renamed, &state);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(new[0]["applied"], true, "{}", new[0]);
+    assert_ne!(new[0]["already_applied"], true, "{}", new[0]);
+    let sqlite = rusqlite::Connection::open(&path).unwrap();
+    let (version, run): (String, String) = sqlite
+        .query_row(
+            "SELECT (SELECT version FROM format), (SELECT value FROM markers WHERE name = '#run')",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((version.as_str(), run.as_str()), ("2", "8"));
+    let new_marker: String = sqlite
+        .query_row(
+            "SELECT value FROM markers WHERE name = ?1",
+            [format!("{}-new", markers[0].0)],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(new_marker.ends_with("\t8"), "{new_marker}");
+}

@@ -5,7 +5,7 @@
 //! disk while the next batch runs (a [`Flush`]); the reads of the same [`Database`] see the
 //! writes before the commit, other processes (`state show`) see the last commit. A set of
 //! writes handed over at once ([`Database::write`]) is applied whole or not at all, or only if
-//! a marker's key is free ([`Database::write_if_absent`]). SQLite keeps the items on disk
+//! a marker is not set yet ([`Database::write_if_unmarked`]). SQLite keeps the items on disk
 //! and the pages in use in a cache of bounded size ([`CACHE_KIB`]); the items read last, and
 //! those written over, are kept decoded besides ([`CACHED_ITEMS`]), so that a batch reading
 //! back what it wrote (an aggregate, a thread's state) or reading a partition again costs
@@ -27,7 +27,12 @@ use crate::item_json::item_json;
 use crate::sortable_key;
 
 /// The format this version writes and reads (the `format` table).
-pub const FORMAT: &str = "1";
+pub const FORMAT: &str = "2";
+
+/// The format before markers had a table of their own ([`Database::write_if_unmarked`]): opened
+/// for writing, it becomes [`FORMAT`] (the schema's new table added); a caller's markers kept
+/// as items then stay where they are.
+const FORMAT_WITHOUT_MARKERS: &str = "1";
 
 /// SQLite's page cache, in KiB: the memory the tables take whatever their size.
 pub const CACHE_KIB: u32 = 32 * 1024;
@@ -78,6 +83,10 @@ CREATE TABLE IF NOT EXISTS index_entries (
     item_pk BLOB NOT NULL,
     item_sk BLOB NOT NULL,
     PRIMARY KEY (table_id, index_name, pk, sk, item_pk, item_sk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS markers (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS table_items AS
     SELECT tables.name AS table_name, items.item AS item
@@ -247,6 +256,12 @@ impl Database {
                     .execute("INSERT INTO format (version) VALUES (?1)", [FORMAT])
                     .map_err(|e| storage(path, "write the format", e))?;
             }
+            Some(found) if found == FORMAT_WITHOUT_MARKERS => {
+                // The schema above added the markers' table; nothing else changed.
+                connection
+                    .execute("UPDATE format SET version = ?1", [FORMAT])
+                    .map_err(|e| storage(path, "write the format", e))?;
+            }
             Some(found) => check_format(path, found)?,
         }
         Self::with(path, connection, true)
@@ -294,7 +309,10 @@ impl Database {
         let found: String = connection
             .query_row("SELECT version FROM format", [], |row| row.get(0))
             .map_err(|e| storage(path, "read the format", e))?;
-        check_format(path, found)?;
+        // An earlier format reads the same (it has no markers, which reading does not use).
+        if found != FORMAT_WITHOUT_MARKERS {
+            check_format(path, found)?;
+        }
         Self::with(path, connection, false)
     }
 
@@ -486,37 +504,73 @@ impl Database {
         self.apply(placed)
     }
 
-    /// Put `guard` in `table` with `writes`, all of them or none, unless `table` has an item
-    /// with `guard`'s key: then nothing is written and that item is returned. One search of
-    /// the table where a read and then a write took two (a replayed record's marker, looked
-    /// for and written by every record).
-    pub fn write_if_absent(
+    /// Apply `writes` and set the marker `name` to `value`, all of them or none, unless the
+    /// marker is set: then nothing is written and its value is returned. One search of the
+    /// markers where a read and then a write took two (a replayed record's marker, looked for
+    /// and set by every record), in a table of its own: a marker is one short row, not an item
+    /// with a key and JSON.
+    pub fn write_if_unmarked(
         &mut self,
-        table: &str,
-        guard: Item,
+        name: &str,
+        value: &str,
         writes: Vec<(String, Write)>,
-    ) -> Result<Option<Item>, TablesError> {
-        let t = self.table(table)?.clone();
-        let guard_place = place(table, &t.schema.key, &guard)?;
+    ) -> Result<Option<String>, TablesError> {
         let placed = self.place_all(writes)?;
         self.begin()?;
-        let cached = (t.id, guard_place);
-        if let Some(found) = self.cache.get(&cached) {
-            return Ok(Some(found.clone()));
-        }
-        let inserted = item_text(table, &guard)
-            .and_then(|text| self.insert_if_absent(&t, &cached.1, &guard, &text));
-        let inserted = match inserted {
-            Ok(inserted) => inserted,
+        let fail = |e| storage(&self.path, "write a marker", e);
+        let inserted = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO markers (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut statement| statement.execute(params![name, value]))
+            .map_err(fail);
+        match inserted {
+            Ok(1) => self.apply(placed).map(|()| None),
+            // Not inserted: the marker is there, in this batch's own transaction.
+            Ok(_) => match self.marker(name)? {
+                Some(value) => Ok(Some(value)),
+                None => Err(TablesError::Corrupt {
+                    table: "markers".to_string(),
+                    message: format!("the marker {name:?} was neither set nor found"),
+                }),
+            },
             Err(error) => {
                 self.abandon();
-                return Err(error);
+                Err(error)
             }
-        };
-        if !inserted {
-            return self.item_at(table, t.id, &cached.1 .0, &cached.1 .1);
         }
-        self.apply(placed).map(|()| None)
+    }
+
+    /// The value of the marker `name`, if it is set ([`Database::write_if_unmarked`],
+    /// [`Database::set_marker`]).
+    pub fn marker(&self, name: &str) -> Result<Option<String>, TablesError> {
+        self.check_not_abandoned()?;
+        let fail = |e| storage(&self.path, "read a marker", e);
+        self.connection
+            .prepare_cached("SELECT value FROM markers WHERE name = ?1")
+            .map_err(fail)?
+            .query_row([name], |row| row.get(0))
+            .optional()
+            .map_err(fail)
+    }
+
+    /// Set the marker `name` to `value` in the open batch, whether it was set or not.
+    pub fn set_marker(&mut self, name: &str, value: &str) -> Result<(), TablesError> {
+        if !self.writable {
+            return Err(TablesError::ReadOnly);
+        }
+        self.begin()?;
+        let fail = |e| storage(&self.path, "write a marker", e);
+        let set = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO markers (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut statement| statement.execute(params![name, value]))
+            .map_err(fail);
+        set.map(|_| ()).inspect_err(|_| self.abandon())
     }
 
     /// Each of `writes` with its table and place; an error for the first key that cannot be

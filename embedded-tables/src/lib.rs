@@ -2,7 +2,7 @@
 //! in use in a cache of bounded size, and one transaction per batch.
 //!
 //! - [`database`]: the [`Database`]: open, define a table's key schema, get, write sets of
-//!   puts and deletes whole (or only where a marker's key is free), query a partition of a
+//!   puts and deletes whole (or only where a marker is not set yet), query a partition of a
 //!   table or an index, scan, commit.
 //! - `checkpointer`: folds the write-ahead log into the file on a thread of its own.
 //! - `item_json`: an item as the DynamoDB JSON text the database keeps.

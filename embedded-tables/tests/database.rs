@@ -104,24 +104,15 @@ fn a_set_of_writes_is_kept_whole_or_not_at_all() {
     assert!(matches!(error, TablesError::UnknownTable(_)), "{error}");
 }
 
-/// Writes guarded by a marker: applied with it when its key is free, and when it is taken,
-/// nothing is written and the marker there is returned (a record applied before); after a
-/// reopen too, and with the guarded item read back from the guarded write.
+/// Writes guarded by a marker: applied with it when it is not set, and when it is, nothing is
+/// written and its value is returned (a record applied before); after a reopen too, and with
+/// the guarded item read back from the guarded write.
 #[test]
 fn writes_guarded_by_a_marker_are_applied_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sqlite");
     let mut db = Database::open(&path).unwrap();
     db.define("t", &single_table()).unwrap();
-    db.define(
-        "markers",
-        &TableSchema {
-            key: key("id", None),
-            indexes: BTreeMap::new(),
-        },
-    )
-    .unwrap();
-    let marker = |seq: &str| item(&[("id", s("event-1")), ("seq", s(seq))]);
     let put = |v: &str| {
         vec![(
             "t".to_string(),
@@ -134,26 +125,27 @@ fn writes_guarded_by_a_marker_are_applied_once() {
         )]
     };
     let first = item(&[("PK", s("E#1")), ("SK", s("A"))]);
+    assert_eq!(db.marker("event-1").unwrap(), None);
     assert_eq!(
-        db.write_if_absent("markers", marker("1"), put("first"))
+        db.write_if_unmarked("event-1", "seq 1", put("first"))
             .unwrap(),
         None
     );
     assert_eq!(db.get("t", &first).unwrap().unwrap()["GSI1SK"], s("first"));
     assert_eq!(
-        db.write_if_absent("markers", marker("2"), put("second"))
+        db.write_if_unmarked("event-1", "seq 2", put("second"))
             .unwrap(),
-        Some(marker("1")),
-        "the marker there, and nothing written"
+        Some("seq 1".to_string()),
+        "the marker's value, and nothing written"
     );
     db.commit().unwrap();
     drop(db);
 
     let mut db = Database::open(&path).unwrap();
     assert_eq!(
-        db.write_if_absent("markers", marker("3"), put("third"))
+        db.write_if_unmarked("event-1", "seq 3", put("third"))
             .unwrap(),
-        Some(marker("1"))
+        Some("seq 1".to_string())
     );
     assert_eq!(db.get("t", &first).unwrap().unwrap()["GSI1SK"], s("first"));
     let by_index = db
@@ -167,16 +159,60 @@ fn writes_guarded_by_a_marker_are_applied_once() {
         .unwrap();
     assert_eq!(by_index.len(), 1, "one index entry: {by_index:?}");
     // A key that cannot be placed refuses the whole set before anything is written.
-    let other = item(&[("id", s("event-2"))]);
     let error = db
-        .write_if_absent(
-            "markers",
-            other.clone(),
+        .write_if_unmarked(
+            "event-2",
+            "seq 4",
             vec![("t".into(), Write::Put(item(&[("PK", s("E#2"))])))],
         )
         .unwrap_err();
     assert!(matches!(error, TablesError::BadKey { .. }), "{error}");
-    assert_eq!(db.get("markers", &other).unwrap(), None);
+    assert_eq!(db.marker("event-2").unwrap(), None);
+    // A marker set, then set over, kept as last set.
+    db.set_marker("#run", "1").unwrap();
+    db.commit().unwrap();
+    db.set_marker("#run", "2").unwrap();
+    db.commit().unwrap();
+    drop(db);
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.marker("#run").unwrap().as_deref(), Some("2"));
+    assert_eq!(db.marker("event-1").unwrap().as_deref(), Some("seq 1"));
+}
+
+/// A database of the format before markers had a table (format 1) opens for writing as
+/// format 2, its items as they were and markers usable; read only, it opens as it is.
+#[test]
+fn a_database_of_the_format_before_markers_is_brought_to_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    let kept = item(&[("PK", s("E#1")), ("SK", s("A"))]);
+    db.write(vec![("t".into(), Write::Put(kept.clone()))])
+        .unwrap();
+    db.commit().unwrap();
+    drop(db);
+    // As format 1 left it: no markers table.
+    let sqlite = rusqlite::Connection::open(&path).unwrap();
+    sqlite
+        .execute_batch("DROP TABLE markers; UPDATE format SET version = '1';")
+        .unwrap();
+    drop(sqlite);
+
+    let mut read_only = Database::open_read_only(&path).unwrap();
+    assert_eq!(read_only.get("t", &kept).unwrap(), Some(kept.clone()));
+    drop(read_only);
+    let mut db = Database::open(&path).unwrap();
+    assert_eq!(db.get("t", &kept).unwrap(), Some(kept.clone()));
+    assert_eq!(db.write_if_unmarked("e", "v", Vec::new()).unwrap(), None);
+    db.commit().unwrap();
+    drop(db);
+    let sqlite = rusqlite::Connection::open(&path).unwrap();
+    let version: String = sqlite
+        .query_row("SELECT version FROM format", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, embedded_tables::database::FORMAT);
+    assert_eq!(version, "2");
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct EmbeddedState {
     /// This process's run, on every applied record's marker: a record repeated in one run is
     /// told apart from one an earlier run applied, without a set of them in memory.
     run: String,
+    /// The state keeps markers of an earlier version as items of [`APPLIED_TABLE`], which a
+    /// record is looked up in too.
+    item_markers: bool,
     /// Held for the life of the value: one process per state directory.
     _lock: Option<File>,
 }
@@ -114,7 +117,8 @@ impl EmbeddedState {
         }
         let mut store =
             Store::open(root, catalog, kept).map_err(|source| tables_error(root, source))?;
-        let run = next_run(&mut store).map_err(|message| StateError::Io {
+        let item_markers = store.has_table(APPLIED_TABLE);
+        let run = next_run(&mut store, item_markers).map_err(|message| StateError::Io {
             dir: root.to_path_buf(),
             source: std::io::Error::other(message),
         })?;
@@ -122,6 +126,7 @@ impl EmbeddedState {
             root: root.to_path_buf(),
             store: Mutex::new(store),
             run,
+            item_markers,
             _lock: Some(lock),
         })
     }
@@ -140,6 +145,7 @@ impl EmbeddedState {
             store: Mutex::new(store),
             // Reading applies no record.
             run: String::new(),
+            item_markers: false,
             _lock: None,
         })
     }
@@ -555,11 +561,58 @@ impl Mailer for EmbeddedState {
     }
 }
 
-/// Records applied by replays, so that replaying a file again is a re-delivery (the reactions
-/// run again) and not the same writes made again (which would undo what reactions did since).
-/// `#` is in no DynamoDB table name, so no stream record can address it.
+/// Where an earlier version kept the markers of records applied by replays, as items (a
+/// state it wrote keeps them there; this version keeps them in the database's own table of
+/// markers). `#` is in no DynamoDB table name, so no stream record can address it.
 pub(super) const APPLIED_TABLE: &str = "#replay-applied";
 
+/// The marker that holds the number of the state's last run (no eventID is `#run`).
+const RUN_MARKER: &str = "#run";
+
+/// A record's marker: its table, its sequence number and the run that applied it, between
+/// tabs (a table name, a sequence number and a run number hold none).
+fn marker_value(table: &str, sequence_number: &str, run: &str) -> String {
+    [table, "\t", sequence_number, "\t", run].concat()
+}
+
+/// What a record applied before left: table, sequence number and run.
+struct Marker {
+    table: String,
+    sequence_number: String,
+    run: String,
+}
+
+impl Marker {
+    fn read(value: &str) -> Marker {
+        let mut parts = value.splitn(3, '\t').map(str::to_string);
+        let mut next = || parts.next().unwrap_or_default();
+        Marker {
+            table: next(),
+            sequence_number: next(),
+            run: next(),
+        }
+    }
+
+    /// The marker an earlier version kept as an item of [`APPLIED_TABLE`] under `event_id`.
+    fn of_item(store: &mut Store, event_id: &str) -> Result<Option<Marker>, String> {
+        let item = store.get(APPLIED_TABLE, &string_key(&[("eventId", event_id)]))?;
+        Ok(item.map(|item| {
+            let seen = |name: &str| {
+                handlers::item::get_str(&item, name)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            Marker {
+                table: seen("table"),
+                sequence_number: seen("sequenceNumber"),
+                run: seen("run"),
+            }
+        }))
+    }
+}
+
+/// Records applied by replays, so that replaying a file again is a re-delivery (the reactions
+/// run again) and not the same writes made again (which would undo what reactions did since).
 #[async_trait]
 impl ChangeApplier for EmbeddedState {
     async fn apply(&self, change: &Change) -> Result<Applied, PortError> {
@@ -571,32 +624,37 @@ impl ChangeApplier for EmbeddedState {
                 }
                 _ => Write::Delete(change.keys.clone()),
             };
-            let mut marker = string_key(&[("eventId", &change.event_id)]);
-            marker.insert("table".into(), AttributeValue::S(change.table.clone()));
-            marker.insert(
-                "sequenceNumber".into(),
-                AttributeValue::S(change.sequence_number.clone()),
-            );
-            marker.insert("run".into(), AttributeValue::S(self.run.clone()));
-            // One set of writes: the write and its marker survive a crash together or not at
-            // all; none of it when the eventID has a marker already.
-            let Some(marker) = s
-                .write_decoded_if_absent(APPLIED_TABLE, marker, vec![(change.table.clone(), write)])
-                .map_err(fail)?
-            else {
-                return Ok(Applied::Now);
+            let earlier = match self.item_markers {
+                true => Marker::of_item(s, &change.event_id).map_err(fail)?,
+                false => None,
             };
-            let seen = |name: &str| handlers::item::get_str(&marker, name).unwrap_or_default();
-            if seen("sequenceNumber") == change.sequence_number && seen("table") == change.table {
+            let marker = match earlier {
+                Some(marker) => marker,
+                None => {
+                    // One set of writes: the write and its marker survive a crash together or
+                    // not at all; none of it when the eventID has a marker already.
+                    let value = marker_value(&change.table, &change.sequence_number, &self.run);
+                    let set = s
+                        .write_decoded_if_unmarked(
+                            &change.event_id,
+                            &value,
+                            vec![(change.table.clone(), write)],
+                        )
+                        .map_err(fail)?;
+                    match set {
+                        None => return Ok(Applied::Now),
+                        Some(found) => Marker::read(&found),
+                    }
+                }
+            };
+            if marker.sequence_number == change.sequence_number && marker.table == change.table {
                 return Ok(Applied::Before {
-                    in_this_run: seen("run") == self.run,
+                    in_this_run: marker.run == self.run,
                 });
             }
             Err(fail(format!(
                 "eventID {:?} was applied before for another record ({} sequence number {}): a stream never reuses an eventID, so this one would be taken for that one; give it its own eventID",
-                change.event_id,
-                seen("table"),
-                seen("sequenceNumber")
+                change.event_id, marker.table, marker.sequence_number
             )))
         })
     }
@@ -621,21 +679,22 @@ fn know_applied_table(catalog: &Catalog) {
     );
 }
 
-/// The number of this run of the state, one more than the last (kept in [`APPLIED_TABLE`]
-/// under `#run`, which no eventID can be): a name for the run that no clock decides.
-fn next_run(store: &mut Store) -> Result<String, String> {
-    let key = string_key(&[("eventId", "#run")]);
-    let last = store
-        .get(APPLIED_TABLE, &key)?
-        .and_then(|item| match item.get("runs") {
-            Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
-            _ => None,
-        })
-        .unwrap_or(0);
-    let run = last.saturating_add(1);
-    let mut item = key;
-    item.insert("runs".into(), AttributeValue::N(run.to_string()));
-    store.put(APPLIED_TABLE, item)?;
+/// The number of this run of the state, one more than the last (the marker [`RUN_MARKER`], or
+/// where an earlier version kept it, the item `#run` of [`APPLIED_TABLE`]): a name for the run
+/// that no clock decides.
+fn next_run(store: &mut Store, item_markers: bool) -> Result<String, String> {
+    let mut last = store.marker(RUN_MARKER)?;
+    if last.is_none() && item_markers {
+        last = store
+            .get(APPLIED_TABLE, &string_key(&[("eventId", RUN_MARKER)]))?
+            .and_then(|item| match item.get("runs") {
+                Some(AttributeValue::N(n)) => Some(n.clone()),
+                _ => None,
+            });
+    }
+    let last = last.and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    let run = last.saturating_add(1).to_string();
+    store.set_marker(RUN_MARKER, &run)?;
     store.sync().map_err(|e| e.to_string())?;
-    Ok(run.to_string())
+    Ok(run)
 }

@@ -147,23 +147,39 @@ impl Store {
         self.write_checking(writes, true)
     }
 
-    /// Put `guard` (a record's marker) in `table` with the writes of the decoded record's own
-    /// change, all of them or none, unless `table` has an item with `guard`'s key: then
-    /// nothing is written and that item is returned. As [`Store::write`], but an item's values
-    /// are not walked again for DynamoDB's rules, since decoding did it on the record's images
+    /// Set the marker `name` (a record's eventID) to `value` with the writes of the decoded
+    /// record's own change, all of them or none, unless the marker is set: then nothing is
+    /// written and its value is returned. As [`Store::write`], but an item's values are not
+    /// walked again for DynamoDB's rules, since decoding did it on the record's images
     /// (`src/decode/record.rs`); keys are still checked against the tables' schemas, which
     /// decoding does not know.
-    pub(super) fn write_decoded_if_absent(
+    pub(super) fn write_decoded_if_unmarked(
         &mut self,
-        table: &str,
-        guard: Item,
+        name: &str,
+        value: &str,
         writes: Vec<(String, Write)>,
-    ) -> Result<Option<Item>, String> {
-        self.check_item(table, &guard, false)?;
+    ) -> Result<Option<String>, String> {
         self.check_writes(&writes, false)?;
         self.database
-            .write_if_absent(table, guard, writes)
+            .write_if_unmarked(name, value, writes)
             .map_err(|e| e.to_string())
+    }
+
+    /// The value of the marker `name`, if it is set.
+    pub(super) fn marker(&self, name: &str) -> Result<Option<String>, String> {
+        self.database.marker(name).map_err(|e| e.to_string())
+    }
+
+    /// Set the marker `name` to `value`.
+    pub(super) fn set_marker(&mut self, name: &str, value: &str) -> Result<(), String> {
+        self.database
+            .set_marker(name, value)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether the database has a table called `table` (defined when first written).
+    pub(super) fn has_table(&self, table: &str) -> bool {
+        self.database.schema(table).is_some()
     }
 
     fn write_checking(
