@@ -149,6 +149,77 @@ fn the_first_pass_refuses_only_what_makes_the_file_unusable() {
     assert!(error.contains("malformed JSON"), "{error}");
 }
 
+/// A large file's records are probed beside its parse (on a thread of their own), a small
+/// one's as it is parsed: both learn the same from them, in file order (the first key seen of
+/// each table with a two-attribute key, the first eventID when no record names its table).
+#[test]
+fn the_first_pass_learns_the_same_of_a_file_of_any_size() {
+    use ddb_stream_worker::decode::{check_records, DecodeError};
+    let record = |i: usize, table: &str, keys: &[&str]| {
+        let keys: serde_json::Map<String, serde_json::Value> = keys
+            .iter()
+            .map(|k| (k.to_string(), serde_json::json!({"S": format!("{k}{i}")})))
+            .collect();
+        let mut record = serde_json::json!({
+            "eventID": format!("e{i}"),
+            "eventName": "INSERT",
+            "dynamodb": {"Keys": keys, "SequenceNumber": format!("{:021}", i + 1),
+                         "NewImage": {"pad": {"S": "x".repeat(400)}}},
+        });
+        if !table.is_empty() {
+            record["eventSourceARN"] = serde_json::json!(format!(
+                "arn:aws:dynamodb:us-east-1:1:table/{table}/stream/x"
+            ));
+        }
+        record.to_string()
+    };
+    // Tables whose first two-attribute key comes late, after many others of other tables.
+    let file = |n: usize| {
+        let records: Vec<String> = (0..n)
+            .map(|i| match i {
+                _ if i == n - 2 => record(i, "late", &["a", "b"]),
+                _ if i == n - 1 => record(i, "late", &["c", "d"]),
+                _ if i % 3 == 0 => record(i, "one", &["PK"]),
+                _ if i % 3 == 1 => record(i, "two", &["PK", "SK"]),
+                _ => record(i, "two", &["X", "Y"]),
+            })
+            .collect();
+        event_of(&records)
+    };
+    let (small, large) = (file(30), file(6000));
+    assert!(small.len() < 1 << 20 && large.len() > 2 << 20);
+    for text in [&small, &large] {
+        let checked = check_records(text.as_bytes(), "f.json", None).unwrap();
+        let keys: Vec<(&str, Vec<&str>)> = checked
+            .composite_keys
+            .iter()
+            .map(|(t, k)| (t.as_str(), k.iter().map(String::as_str).collect()))
+            .collect();
+        let mut sorted = |mut k: Vec<&'static str>| {
+            k.sort();
+            k
+        };
+        assert_eq!(
+            keys,
+            [
+                ("late", sorted(vec!["a", "b"])),
+                ("two", sorted(vec!["PK", "SK"]))
+            ]
+        );
+    }
+    // No record names its table: the file is refused, naming the first record's eventID.
+    let unnamed = |n: usize| {
+        let records: Vec<String> = (0..n).map(|i| record(i, "", &["PK"])).collect();
+        event_of(&records)
+    };
+    for text in [unnamed(30), unnamed(6000)] {
+        match check_records(text.as_bytes(), "f.json", None) {
+            Err(DecodeError::NoTable { event_id, .. }) => assert_eq!(event_id, "e0"),
+            other => panic!("{:?}", other.map(|f| f.records)),
+        }
+    }
+}
+
 /// A replay's second pass reads each record where the first found it: the same records, texts
 /// and defects as a reading of the whole file, also with other top-level keys, odd spacing and
 /// records that are not objects; and should the file change in between, the records before

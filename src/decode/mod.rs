@@ -246,11 +246,8 @@ pub fn check_records(
     table: Option<&str>,
 ) -> Result<CheckedFile, DecodeError> {
     check_table_override(table)?;
-    let mut named = false;
-    let mut first_event_id = None;
-    let mut composite_keys = std::collections::BTreeMap::new();
     let mut spans = RecordSpans::default();
-    let mut probe_of = |text: &str, raw: &RawValue| {
+    let mut span_of = |text: &str, raw: &RawValue| {
         // Where the record's text lies in the file's: a borrowed `RawValue` is a slice of it.
         let start = (raw.get().as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
         let end = start.wrapping_add(raw.get().len());
@@ -263,25 +260,57 @@ pub fn check_records(
         }
         spans.starts.push(start as u64);
         spans.end = end as u64;
-        // Parsed again for what the first pass needs of it (anything reads as a probe).
-        let probe = serde_json::from_str::<RecordProbe>(raw.get()).unwrap_or_default();
-        named |= probe.names_table;
-        first_event_id.get_or_insert(probe.event_id);
-        if probe.keys.len() == 2 {
-            if let Some(table) = table.map(str::to_string).or(probe.table) {
-                composite_keys.entry(table).or_insert(probe.keys);
-            }
-        }
         Ok(())
     };
     // Every value is parsed through (strings, escapes, nesting), so that everything the second
     // pass reads is valid JSON; from text, since a slice's strings would skip the UTF-8 check.
-    let count = match std::str::from_utf8(bytes) {
-        Ok(text) => for_each_value(
-            serde_json::Deserializer::from_str(text),
-            source_name,
-            &mut |raw: &RawValue, _| probe_of(text, raw),
-        ),
+    let (count, probed) = match std::str::from_utf8(bytes) {
+        Ok(text) if text.len() < PROBE_BESIDE_FROM => {
+            let mut probed = Probed::default();
+            let count = for_each_value(
+                serde_json::Deserializer::from_str(text),
+                source_name,
+                &mut |raw: &RawValue, _| {
+                    span_of(text, raw)?;
+                    probed.see(raw, table);
+                    Ok(())
+                },
+            )?;
+            (count, probed)
+        }
+        // A large file (a replay's first pass is what every later step waits for): its records
+        // are probed on a thread of their own while the file is parsed through.
+        Ok(text) => std::thread::scope(|scope| {
+            let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<&RawValue>>(4);
+            let prober = scope.spawn(move || {
+                let mut probed = Probed::default();
+                for raw in received.into_iter().flatten() {
+                    probed.see(raw, table);
+                }
+                probed
+            });
+            let mut chunk = Vec::with_capacity(PROBE_CHUNK);
+            let count = for_each_value(
+                serde_json::Deserializer::from_str(text),
+                source_name,
+                &mut |raw: &RawValue, _| {
+                    span_of(text, raw)?;
+                    chunk.push(raw);
+                    if chunk.len() == PROBE_CHUNK {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(PROBE_CHUNK));
+                        // The prober only stops when this side does.
+                        let _ = chunks.send(full);
+                    }
+                    Ok(())
+                },
+            );
+            let _ = chunks.send(chunk);
+            drop(chunks);
+            let probed = prober
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            count.map(|count| (count, probed))
+        })?,
         // Not text: parsed into values, whose strings are checked, for the error's line and
         // column (bytes that are not UTF-8 break a string or the syntax).
         Err(_) => for_each_value(deserializer_of(bytes), source_name, &mut |_: Value, _| {
@@ -293,9 +322,9 @@ pub fn check_records(
                 path: ".".to_string(),
                 message: "not UTF-8 text".to_string(),
             })
-        }),
-    }?;
-    match (table, named, first_event_id) {
+        })?,
+    };
+    match (table, probed.named, probed.first_event_id) {
         (None, false, Some(event_id)) => Err(DecodeError::NoTable {
             source_name: source_name.to_string(),
             index: 0,
@@ -303,9 +332,41 @@ pub fn check_records(
         }),
         _ => Ok(CheckedFile {
             records: count,
-            composite_keys,
+            composite_keys: probed.composite_keys,
             spans: Some(spans),
         }),
+    }
+}
+
+/// Files from this size on have their records probed beside the parse ([`check_records`]);
+/// a smaller one is done before a thread would start.
+const PROBE_BESIDE_FROM: usize = 1 << 20;
+
+/// Records handed to the prober at a time.
+const PROBE_CHUNK: usize = 1024;
+
+/// What the first pass learns of a file's records from their probes ([`RecordProbe`]).
+#[derive(Default)]
+struct Probed {
+    /// Some record names its table.
+    named: bool,
+    first_event_id: Option<String>,
+    /// Table -> the names of the first two-attribute key seen of it.
+    composite_keys: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Probed {
+    /// The next record, in file order.
+    fn see(&mut self, raw: &RawValue, table: Option<&str>) {
+        // Parsed again for what the first pass needs of it (anything reads as a probe).
+        let probe = serde_json::from_str::<RecordProbe>(raw.get()).unwrap_or_default();
+        self.named |= probe.names_table;
+        self.first_event_id.get_or_insert(probe.event_id);
+        if probe.keys.len() == 2 {
+            if let Some(table) = table.map(str::to_string).or(probe.table) {
+                self.composite_keys.entry(table).or_insert(probe.keys);
+            }
+        }
     }
 }
 
