@@ -195,7 +195,7 @@ fn the_first_pass_learns_the_same_of_a_file_of_any_size() {
             .iter()
             .map(|(t, k)| (t.as_str(), k.iter().map(String::as_str).collect()))
             .collect();
-        let mut sorted = |mut k: Vec<&'static str>| {
+        let sorted = |mut k: Vec<&'static str>| {
             k.sort();
             k
         };

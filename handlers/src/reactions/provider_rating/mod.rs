@@ -36,7 +36,7 @@ use super::folding::{fold_window, only};
 use crate::attribute_names::AttributeNames;
 use crate::change::Change;
 use crate::error::ReactionError;
-use crate::item::{from_item, Item};
+use crate::item::{from_item, AttributeValue, Item};
 use crate::ports::Ports;
 use crate::settings::{ConfigError, Settings};
 use crate::skipped::Skipped;
@@ -88,6 +88,25 @@ impl RatingsConfig {
         what: &(impl std::fmt::Display + ?Sized),
     ) -> Result<Review, ReactionError> {
         from_item(self.names.project(image), what)
+    }
+
+    /// A review image's rating alone, read as [`RatingsConfig::review`] reads it; None when
+    /// it does not read (nor would the whole review).
+    fn rating(&self, image: &Item) -> Option<Rating> {
+        /// The field of [`Review`] this reads.
+        #[derive(serde::Deserialize)]
+        struct RatingOnly {
+            #[serde(default)]
+            rating: Rating,
+        }
+        let mut only =
+            Item::from(std::collections::HashMap::<String, AttributeValue>::with_capacity(1));
+        if let Some(value) = self.names.get(image, "rating") {
+            only.insert("rating".into(), value.clone());
+        }
+        from_item::<RatingOnly>(only, "review")
+            .ok()
+            .map(|only| only.rating)
     }
 }
 
@@ -173,7 +192,13 @@ impl Reaction for ProviderRatings {
     }
 
     fn unusable_data(&self, change: &Change) -> Option<Skipped> {
-        self.unusable_rating(&self.config.review(change.new.as_ref()?, "review").ok()?)
+        let image = change.new.as_ref()?;
+        // The rating alone says whether there is anything to name; most are usable, so the
+        // whole review (for its id) is read only for one that is not.
+        if !matches!(self.config.rating(image)?, Rating::Unusable(_)) {
+            return None;
+        }
+        self.unusable_rating(&self.config.review(image, "review").ok()?)
     }
 
     async fn react(&self, change: &Change, ports: Ports<'_>) -> Result<Reacted, ReactionError> {
