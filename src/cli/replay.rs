@@ -112,9 +112,23 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let mut filtered_out = 0;
     // Pass 2: each file is decoded on a thread of its own while the batches before run; a file
     // larger than Lambda's largest batch is replayed as consecutive batches of that size.
-    'files: for (index, (path, checked)) in options.files.iter().zip(checked_files).enumerate() {
-        let mut batches = decode_in_batches(path.clone(), checked, options.table.clone())?;
+    let mut to_decode = options.files.iter().zip(checked_files).enumerate();
+    let mut start_decoding = || {
+        to_decode.next().map(|(index, (path, checked))| {
+            let batches = decode_in_batches(path.clone(), checked, options.table.clone());
+            (index, path, batches)
+        })
+    };
+    let mut next = start_decoding();
+    'files: while let Some((index, path, batches)) = next.take() {
+        let mut batches = batches?;
         while let Some(records) = batches.recv().await {
+            // This file's last batch: the next file is decoded while it runs (a replay of
+            // many small files would otherwise wait for each), as a file's next batch is while
+            // one runs, so no more records are held than within a file.
+            if next.is_none() && batches.is_closed() && batches.is_empty() {
+                next = start_decoding();
+            }
             let mut records = records?;
             if let Some(filter) = &filter {
                 let left_out = filter.keep_passing(&mut records);
@@ -160,6 +174,9 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
                 status = Exit::BatchFailed;
                 break 'files;
             }
+        }
+        if next.is_none() {
+            next = start_decoding();
         }
     }
     progress.finish_and_clear();
