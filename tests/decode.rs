@@ -114,10 +114,11 @@ fn event_of(records: &[String]) -> String {
 /// record of the wrong shape (the second pass parks it) and reports malformed JSON where it is.
 #[test]
 fn the_first_pass_refuses_only_what_makes_the_file_unusable() {
-    use ddb_stream_worker::decode::{check_records, for_each_record};
+    use ddb_stream_worker::decode::{check_records, for_each_record, Probing};
     let in_order = |text: &str| for_each_record(text.as_bytes(), "f.json", None, &mut |_| {});
-    let checked =
-        |text: &str| check_records(text.as_bytes(), "f.json", None).map(|file| file.records);
+    let checked = |text: &str| {
+        check_records(text.as_bytes(), "f.json", None, Probing::Beside).map(|file| file.records)
+    };
     let records = many_records(3000);
 
     let whole = event_of(&records);
@@ -149,12 +150,12 @@ fn the_first_pass_refuses_only_what_makes_the_file_unusable() {
     assert!(error.contains("malformed JSON"), "{error}");
 }
 
-/// A large file's records are probed beside its parse (on a thread of their own), a small
-/// one's as it is parsed: both learn the same from them, in file order (the first key seen of
+/// A large file's records probed beside its parse (on a thread of their own) or as it is
+/// parsed, and a small one's: the first pass learns the same from them, in file order (the first key seen of
 /// each table with a two-attribute key, the first eventID when no record names its table).
 #[test]
 fn the_first_pass_learns_the_same_of_a_file_of_any_size() {
-    use ddb_stream_worker::decode::{check_records, DecodeError};
+    use ddb_stream_worker::decode::{check_records, DecodeError, Probing, PROBE_BESIDE_FROM};
     let record = |i: usize, table: &str, keys: &[&str]| {
         let keys: serde_json::Map<String, serde_json::Value> = keys
             .iter()
@@ -187,9 +188,13 @@ fn the_first_pass_learns_the_same_of_a_file_of_any_size() {
         event_of(&records)
     };
     let (small, large) = (file(30), file(6000));
-    assert!(small.len() < 1 << 20 && large.len() > 2 << 20);
-    for text in [&small, &large] {
-        let checked = check_records(text.as_bytes(), "f.json", None).unwrap();
+    assert!(small.len() < PROBE_BESIDE_FROM && large.len() > 2 * PROBE_BESIDE_FROM);
+    let ways = [Probing::InLine, Probing::Beside];
+    for (text, probing) in [&small, &large]
+        .into_iter()
+        .flat_map(|t| ways.map(|w| (t, w)))
+    {
+        let checked = check_records(text.as_bytes(), "f.json", None, probing).unwrap();
         let keys: Vec<(&str, Vec<&str>)> = checked
             .composite_keys
             .iter()
@@ -212,8 +217,11 @@ fn the_first_pass_learns_the_same_of_a_file_of_any_size() {
         let records: Vec<String> = (0..n).map(|i| record(i, "", &["PK"])).collect();
         event_of(&records)
     };
-    for text in [unnamed(30), unnamed(6000)] {
-        match check_records(text.as_bytes(), "f.json", None) {
+    for (text, probing) in [unnamed(30), unnamed(6000)]
+        .into_iter()
+        .flat_map(|t| ways.map(|w| (t.clone(), w)))
+    {
+        match check_records(text.as_bytes(), "f.json", None, probing) {
             Err(DecodeError::NoTable { event_id, .. }) => assert_eq!(event_id, "e0"),
             other => panic!("{:?}", other.map(|f| f.records)),
         }
@@ -226,7 +234,9 @@ fn the_first_pass_learns_the_same_of_a_file_of_any_size() {
 /// the change are handed over and the error names the file and the record.
 #[test]
 fn the_second_pass_reads_each_record_where_the_first_found_it() {
-    use ddb_stream_worker::decode::{check_records, for_each_checked_record, for_each_record};
+    use ddb_stream_worker::decode::{
+        check_records, for_each_checked_record, for_each_record, Probing,
+    };
     let mut records = many_records(300);
     records[7] = "null".to_string();
     records[8] = "[1, {\"eventID\": \"x\"}]".to_string();
@@ -246,7 +256,8 @@ fn the_second_pass_reads_each_record_where_the_first_found_it() {
         whole.push(raw(r))
     })
     .unwrap();
-    let checked = check_records(text.as_bytes(), "f.json", Some("t-table")).unwrap();
+    let checked =
+        check_records(text.as_bytes(), "f.json", Some("t-table"), Probing::InLine).unwrap();
     let mut again = Vec::new();
     let count = for_each_checked_record(
         text.as_bytes(),
@@ -261,7 +272,8 @@ fn the_second_pass_reads_each_record_where_the_first_found_it() {
     assert_eq!(again[9].0, records[9]);
     // Without the spans (a replay of very many records keeps none for its later files): the
     // file parsed through again, to the same records.
-    let mut forgotten = check_records(text.as_bytes(), "f.json", Some("t-table")).unwrap();
+    let mut forgotten =
+        check_records(text.as_bytes(), "f.json", Some("t-table"), Probing::InLine).unwrap();
     forgotten.forget_spans();
     let mut through = Vec::new();
     for_each_checked_record(

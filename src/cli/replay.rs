@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::catalog::{Catalog, TableDefinition};
 use crate::decode::{
-    check_records, for_each_checked_record, CheckedFile, DecodeError, StreamRecord,
+    check_records, for_each_checked_record, CheckedFile, DecodeError, Probing, StreamRecord,
 };
 use crate::stages::{self, measure, Stage};
 use crate::stream::Patterns;
@@ -238,10 +238,14 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
 /// files' checks are what a replay of many waits for first.
 fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile, CliError>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, CHECK_THREADS)
-        .min(files.len());
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.clamp(1, CHECK_THREADS).min(files.len());
+    // A core the files' checks leave idle probes a file's records beside its parse. More
+    // files are checked at once instead, each in line: a prober each would only add a thread.
+    let probing = match threads == 1 && cores > 1 {
+        true => Probing::Beside,
+        false => Probing::InLine,
+    };
     let next = AtomicUsize::new(0);
     let spans_kept = AtomicUsize::new(0);
     // The first file found unusable: the files after it are not checked (the run stops at
@@ -259,7 +263,7 @@ fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile
             }
             let file = read(path).and_then(|text| {
                 measure(Stage::Check, || {
-                    check_records(&text[..], &path.display().to_string(), table)
+                    check_records(&text[..], &path.display().to_string(), table, probing)
                 })
                 .map_err(CliError::from)
             });

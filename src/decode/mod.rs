@@ -244,6 +244,7 @@ pub fn check_records(
     bytes: &[u8],
     source_name: &str,
     table: Option<&str>,
+    probing: Probing,
 ) -> Result<CheckedFile, DecodeError> {
     check_table_override(table)?;
     let mut spans = RecordSpans::default();
@@ -265,7 +266,7 @@ pub fn check_records(
     // Every value is parsed through (strings, escapes, nesting), so that everything the second
     // pass reads is valid JSON; from text, since a slice's strings would skip the UTF-8 check.
     let (count, probed) = match std::str::from_utf8(bytes) {
-        Ok(text) if text.len() < PROBE_BESIDE_FROM => {
+        Ok(text) if probing == Probing::InLine || text.len() < PROBE_BESIDE_FROM => {
             let mut probed = Probed::default();
             let count = for_each_value(
                 serde_json::Deserializer::from_str(text),
@@ -278,8 +279,8 @@ pub fn check_records(
             )?;
             (count, probed)
         }
-        // A large file (a replay's first pass is what every later step waits for): its records
-        // are probed on a thread of their own while the file is parsed through.
+        // A large file, with a core to spare: its records are probed on a thread of their own
+        // while the file is parsed through.
         Ok(text) => std::thread::scope(|scope| {
             let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<&RawValue>>(4);
             let prober = scope.spawn(move || {
@@ -338,9 +339,20 @@ pub fn check_records(
     }
 }
 
-/// Files from this size on have their records probed beside the parse ([`check_records`]);
-/// a smaller one is done before a thread would start.
-const PROBE_BESIDE_FROM: usize = 1 << 20;
+/// Where the first pass probes a file's records ([`check_records`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probing {
+    /// As the file is parsed through.
+    InLine,
+    /// On a thread of their own beside the parse, for a file of [`PROBE_BESIDE_FROM`] bytes or
+    /// more: where a core would wait otherwise (a replay's first pass is what every later step
+    /// waits for, and a replay of one file checks it on one thread).
+    Beside,
+}
+
+/// Files from this size on are probed beside their parse when asked ([`Probing::Beside`]); a
+/// smaller one is done before a thread would start.
+pub const PROBE_BESIDE_FROM: usize = 1 << 20;
 
 /// Records handed to the prober at a time.
 const PROBE_CHUNK: usize = 1024;

@@ -106,13 +106,22 @@ struct Walk {
 
 impl Walk {
     /// A map's names and values, by name when naming (taken as they are met: no name is
-    /// looked up again, which would hash it again).
-    fn entries<V>(self, map: &std::collections::HashMap<String, V>) -> Vec<(&String, &V)> {
-        let mut entries: Vec<(&String, &V)> = map.iter().collect();
-        if self.naming {
+    /// looked up again, which would hash it again), else as the map holds them, with nothing
+    /// collected (every item written is walked so).
+    fn entries<V>(
+        self,
+        map: &std::collections::HashMap<String, V>,
+    ) -> impl Iterator<Item = (&String, &V)> {
+        let by_name = self.naming.then(|| {
+            let mut entries: Vec<(&String, &V)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        }
-        entries
+            entries
+        });
+        let as_held = by_name.is_none().then(|| map.iter());
+        by_name
+            .into_iter()
+            .flatten()
+            .chain(as_held.into_iter().flatten())
     }
 
     fn path(self, build: impl FnOnce() -> String) -> String {

@@ -19,12 +19,11 @@ pub fn check(text: &str) -> Result<(), &'static str> {
     if (int.is_empty() && frac.is_empty()) || !digits_only {
         return Err("not a number");
     }
-    let digits = [int, frac].concat();
-    let leading_zeros = digits.bytes().take_while(|b| *b == b'0').count();
-    if leading_zeros == digits.len() {
+    let (leading_zeros, significant) = significant_digits(int, frac);
+    if significant == 0 {
         return Ok(()); // zero, however written
     }
-    if digits[leading_zeros..].trim_end_matches('0').len() > 38 {
+    if significant > 38 {
         return Err("more than 38 significant digits");
     }
     // The power of ten of the first significant digit.
@@ -60,9 +59,34 @@ pub fn canonical(text: &str) -> (bool, String, i64) {
 }
 
 /// What DynamoDB counts for a number in an item's size: about one byte per two significant
-/// digits, plus one.
+/// digits, plus one. Only for text [`check`] accepted.
 pub fn stored_bytes(text: &str) -> usize {
-    canonical(text).1.len().div_ceil(2) + 1
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let mantissa = unsigned.split(['e', 'E']).next().unwrap_or_default();
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    significant_digits(int, frac).1.div_ceil(2) + 1
+}
+
+/// Of a mantissa's digits (`int` then `frac`): how many zeros lead, and how many digits are
+/// significant (none for zero). Counted in place: every number of every item written is
+/// checked, and a copy of its digits each time was a tenth of the check.
+fn significant_digits(int: &str, frac: &str) -> (usize, usize) {
+    let all = int.len() + frac.len();
+    let leading = int
+        .bytes()
+        .chain(frac.bytes())
+        .take_while(|b| *b == b'0')
+        .count();
+    if leading == all {
+        return (leading, 0);
+    }
+    let trailing = frac
+        .bytes()
+        .rev()
+        .chain(int.bytes().rev())
+        .take_while(|b| *b == b'0')
+        .count();
+    (leading, all - leading - trailing)
 }
 
 #[cfg(test)]
@@ -112,6 +136,27 @@ mod tests {
             ("1234567890123456789012345678901234567891", "more than 38 significant digits"),
         ] {
             assert_eq!(check(text), Err(why), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The digits counted in place are those of the number's canonical form: the size
+        /// DynamoDB counts, and the refusal of more than 38 significant digits.
+        #[test]
+        fn significant_digits_are_the_canonical_forms(
+            text in "[-+]?0{0,3}[0-9]{0,45}(\\.[0-9]{0,45}0{0,3})?([eE][-+]?[0-9]{1,3})?"
+        ) {
+            let (_, digits, _) = canonical(&text);
+            if check(&text).is_ok() {
+                proptest::prop_assert_eq!(stored_bytes(&text), digits.len().div_ceil(2) + 1);
+            }
+            let mantissa = text.trim_start_matches(['-', '+']).split(['e', 'E']).next().unwrap();
+            if mantissa.bytes().any(|b| b.is_ascii_digit()) && check(&text) != Err("not a number") {
+                proptest::prop_assert_eq!(
+                    check(&text) == Err("more than 38 significant digits"),
+                    digits.len() > 38
+                );
+            }
         }
     }
 }
