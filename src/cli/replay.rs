@@ -241,7 +241,8 @@ fn check_files(files: &[PathBuf], table: Option<&str>) -> Vec<Result<CheckedFile
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = cores.clamp(1, CHECK_THREADS).min(files.len());
     // A core the files' checks leave idle probes a file's records beside its parse. More
-    // files are checked at once instead, each in line: a prober each would only add a thread.
+    // files are checked at once instead, each in line: a prober each adds a thread and no
+    // speed, and a replay of several large files peaked higher with them (BENCHMARKS.md).
     let probing = match threads == 1 && cores > 1 {
         true => Probing::Beside,
         false => Probing::InLine,
