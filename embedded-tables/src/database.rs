@@ -757,11 +757,12 @@ impl Database {
             let old = self.item_now(table, t, cached)?;
             self.reindex(t, place, old.as_deref(), None)?;
         }
+        let fail = |e| storage(&self.path, "delete an item", e);
         self.connection
             .prepare_cached("DELETE FROM items WHERE table_id = ?1 AND pk = ?2 AND sk = ?3")
-            .map_err(|e| storage(&self.path, "delete an item", e))?
+            .map_err(fail)?
             .execute(params![t.id, place.0, place.1])
-            .map_err(|e| storage(&self.path, "delete an item", e))?;
+            .map_err(fail)?;
         Ok(())
     }
 
@@ -1055,14 +1056,26 @@ fn check_format(path: &Path, found: String) -> Result<(), TablesError> {
 
 /// Where `item` goes in a table keyed by `key`.
 fn place(table: &str, key: &KeySchema, item: &Item) -> Result<Place, TablesError> {
-    let part = |name: &str| -> Result<Vec<u8>, TablesError> {
-        let bad = |problem| TablesError::BadKey {
-            table: table.to_string(),
-            attribute: name.to_string(),
-            problem,
-        };
-        let value = item.get(name).ok_or_else(|| bad("is missing"))?;
-        sortable_key::encode(value).ok_or_else(|| bad("must be a non-empty S, N or B value"))
+    key_bytes(key, item).map_err(|(attribute, problem)| TablesError::BadKey {
+        table: table.to_string(),
+        attribute: attribute.to_string(),
+        problem,
+    })
+}
+
+/// Where `item` goes in an index, if it has the index's key attributes (an item without them
+/// is not in the index: most items of a table with several sparse indexes are not in most, so
+/// no error is built for them).
+fn place_in_index(key: &KeySchema, item: &Item) -> Option<Place> {
+    key_bytes(key, item).ok()
+}
+
+/// `item`'s key values under `key` as sortable bytes, or the key attribute that has none and
+/// why.
+fn key_bytes<'k>(key: &'k KeySchema, item: &Item) -> Result<Place, (&'k str, &'static str)> {
+    let part = |name: &'k str| {
+        let value = item.get(name).ok_or((name, "is missing"))?;
+        sortable_key::encode(value).ok_or((name, "must be a non-empty S, N or B value"))
     };
     let pk = part(&key.hash)?;
     let sk = match &key.range {
@@ -1070,18 +1083,6 @@ fn place(table: &str, key: &KeySchema, item: &Item) -> Result<Place, TablesError
         None => Vec::new(),
     };
     Ok((pk, sk))
-}
-
-/// Where `item` goes in an index, if it has the index's key attributes (an item without them
-/// is not in the index: most items of a table with several sparse indexes are not in most).
-fn place_in_index(key: &KeySchema, item: &Item) -> Option<Place> {
-    let part = |name: &str| item.get(name).and_then(sortable_key::encode);
-    let pk = part(&key.hash)?;
-    let sk = match &key.range {
-        Some(range) => part(range)?,
-        None => Vec::new(),
-    };
-    Some((pk, sk))
 }
 
 /// A write, with its table and where its item goes.

@@ -69,10 +69,20 @@ impl AttributeNames {
     /// The attributes of `item` these names cover, under the seed's names; `NULL` left out
     /// (it means the same as absent), and every other attribute too.
     pub fn project(&self, item: &Item) -> Item {
+        self.project_where(item, |_| true)
+    }
+
+    /// The attributes `seeds` of `item` alone, as [`AttributeNames::project`] gives them (a
+    /// reaction that needs one attribute of an item need not copy the rest).
+    pub fn project_only(&self, item: &Item, seeds: &[&str]) -> Item {
+        self.project_where(item, |seed| seeds.contains(&seed))
+    }
+
+    fn project_where(&self, item: &Item, wanted: impl Fn(&str) -> bool) -> Item {
         let mut projected = Item::from(
             std::collections::HashMap::<String, AttributeValue>::with_capacity(self.names.len()),
         );
-        for (seed, name) in &self.names {
+        for (seed, name) in self.names.iter().filter(|(seed, _)| wanted(seed)) {
             if let Some(value) = item
                 .get(name)
                 .filter(|v| !matches!(v, AttributeValue::Null(_)))

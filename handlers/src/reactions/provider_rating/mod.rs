@@ -36,7 +36,7 @@ use super::folding::{fold_window, only};
 use crate::attribute_names::AttributeNames;
 use crate::change::Change;
 use crate::error::ReactionError;
-use crate::item::{from_item, AttributeValue, Item};
+use crate::item::{from_item, Item};
 use crate::ports::Ports;
 use crate::settings::{ConfigError, Settings};
 use crate::skipped::Skipped;
@@ -99,12 +99,7 @@ impl RatingsConfig {
             #[serde(default)]
             rating: Rating,
         }
-        let mut only =
-            Item::from(std::collections::HashMap::<String, AttributeValue>::with_capacity(1));
-        if let Some(value) = self.names.get(image, "rating") {
-            only.insert("rating".into(), value.clone());
-        }
-        from_item::<RatingOnly>(only, "review")
+        from_item::<RatingOnly>(self.names.project_only(image, &["rating"]), "review")
             .ok()
             .map(|only| only.rating)
     }
