@@ -253,6 +253,34 @@ fn replaying_the_same_file_twice_leaves_the_state_unchanged() {
     assert_eq!(audit_items(dir.path()).len(), 5);
 }
 
+/// A file of more records than Lambda's largest batch (10,000) runs as consecutive batches of
+/// that size while the next is decoded: every record once, in file order, each batch whole.
+#[test]
+fn a_file_larger_than_a_batch_runs_as_consecutive_batches_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<Value> = (1..=20_500u64)
+        .map(|seq| {
+            let keys = serde_json::json!({"id": {"S": format!("item-{seq}")}});
+            support::record_in("plain-table", seq, "INSERT", keys.clone(), Some(keys), None)
+        })
+        .collect();
+    let file = dir.path().join("large.json");
+    std::fs::write(&file, serde_json::json!({ "Records": records }).to_string()).unwrap();
+    let (code, lines) = replay_json(&dir.path().join("state"), &[file], &[]);
+    assert_eq!(code, 0);
+    let batches: Vec<u64> = (lines.iter())
+        .filter_map(|l| l["batch"]["records"].as_u64())
+        .collect();
+    assert_eq!(batches, [10_000, 10_000, 500]);
+    let sequence: Vec<u64> = (lines.iter())
+        .filter_map(|l| l["sequenceNumber"].as_str()?.parse().ok())
+        .collect();
+    assert_eq!(sequence, (1..=20_500).collect::<Vec<u64>>());
+    assert!(lines
+        .iter()
+        .all(|l| l.get("index").is_none() || l["applied"] == true));
+}
+
 #[test]
 fn a_reader_that_stops_reading_ends_the_replay_with_an_error_not_a_panic() {
     use std::io::{BufRead, BufReader};

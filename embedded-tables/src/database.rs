@@ -34,8 +34,11 @@ pub const FORMAT: &str = "2";
 /// as items then stay where they are.
 const FORMAT_WITHOUT_MARKERS: &str = "1";
 
-/// SQLite's page cache, in KiB: the memory the tables take whatever their size.
-pub const CACHE_KIB: u32 = 32 * 1024;
+/// SQLite's page cache, in KiB: the memory the tables take whatever their size. In 32 MiB, a
+/// batch of 10,000 records of the day's mix on a large state changed more pages than the
+/// cache held: SQLite wrote some to the log before the commit (and again at it) and read
+/// evicted ones back from the file (BENCHMARKS.md).
+pub const CACHE_KIB: u32 = 48 * 1024;
 
 /// SQLite's page size for a new database, in bytes (a database keeps the size it was made
 /// with): twice SQLite's default, so that the keys' B-trees are shallower and a replay's
@@ -47,9 +50,12 @@ const PAGE_BYTES: u32 = 8192;
 /// is written back once. The [`Checkpointer`] does it, on a thread of its own.
 const CHECKPOINT_PAGES: u32 = (64 << 20) / PAGE_BYTES;
 
-/// Pages of write-ahead log after which the commit folds the rest of it itself and starts it
-/// over (the thread's checkpoints, beside the writer, never copy all of it).
-const RESTART_PAGES: u32 = 4 * CHECKPOINT_PAGES;
+/// Pages of write-ahead log (1 GiB) after which the commit folds the rest of it itself and
+/// starts it over (the thread's checkpoints, beside the writer, never copy all of it). Each
+/// time costs the batch a copy of the last commit's pages and a sync of the database file,
+/// which at 256 MiB came every few batches of a large state; a read searches only the part
+/// of the log not yet folded, so a longer log does not slow reads.
+const RESTART_PAGES: u32 = 16 * CHECKPOINT_PAGES;
 
 /// How many decoded items are kept, the most recently used.
 pub const CACHED_ITEMS: usize = 16_384;

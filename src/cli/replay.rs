@@ -402,25 +402,35 @@ fn decode_in_batches(
 ) -> Result<mpsc::Receiver<Result<Vec<StreamRecord>, DecodeError>>, CliError> {
     let file = open(&path)?;
     let (sender, receiver) = mpsc::channel(1);
+    let runtime = tokio::runtime::Handle::current();
     std::thread::spawn(move || {
         let mut batch = Vec::new();
+        // The queue's place for the batch being filled, taken before its first record: a batch
+        // is begun once the one before it has left the queue to run, so at most two are held
+        // (one running, one queued; a batch decodes in a fraction of the time one runs).
+        let mut place = None;
         let name = path.display().to_string();
         // Decoding is the time between records handed over, without the waits to hand over.
         let mut since = Instant::now();
         let mut each = |record| {
             stages::add_since(Stage::Decode, since);
-            if sender.is_closed() {
-                return; // the replay stopped at a failure: the rest is not needed
+            if place.is_none() {
+                match runtime.block_on(sender.reserve()) {
+                    Ok(reserved) => place = Some(reserved),
+                    Err(_) => return, // the replay stopped at a failure: the rest is not needed
+                }
             }
             batch.push(record);
             if batch.len() == BATCH_LIMIT {
-                let _ = sender.blocking_send(Ok(std::mem::take(&mut batch)));
+                if let Some(place) = place.take() {
+                    place.send(Ok(std::mem::take(&mut batch)));
+                }
             }
             since = Instant::now();
         };
         let read = for_each_checked_record(file, &checked, &name, table.as_deref(), &mut each);
-        if !batch.is_empty() {
-            let _ = sender.blocking_send(Ok(batch));
+        if let Some(place) = place.take() {
+            place.send(Ok(batch));
         }
         if let Err(e) = read {
             let _ = sender.blocking_send(Err(e));
