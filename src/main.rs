@@ -21,9 +21,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const PURGE_DELAY_OPTION: libmimalloc_sys::mi_option_t = 15;
 
 /// How long memory freed stays with the process before it goes back to the OS, in ms
-/// (mimalloc's default is 1,000). A replay frees a batch's records as the next is decoded:
-/// within a second they were still held beside the next, and a day's replay peaked 35-50 MiB
-/// higher, for 2-4 % of its time (BENCHMARKS.md).
+/// (mimalloc's default is 1,000). A replay frees a batch's records while the next runs: held a
+/// second, they raised a day's peak by 36-51 MiB; giving them back sooner costs it about 2-3 %
+/// of its time (BENCHMARKS.md).
 const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
 fn main() -> ExitCode {
