@@ -414,10 +414,13 @@ fn decode_in_batches(
         let mut since = Instant::now();
         let mut each = |record| {
             stages::add_since(Stage::Decode, since);
+            if sender.is_closed() {
+                return; // the replay stopped at a failure: the rest is not needed
+            }
             if place.is_none() {
                 match runtime.block_on(sender.reserve()) {
                     Ok(reserved) => place = Some(reserved),
-                    Err(_) => return, // the replay stopped at a failure: the rest is not needed
+                    Err(_) => return, // stopped while waiting
                 }
             }
             batch.push(record);
