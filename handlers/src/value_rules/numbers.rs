@@ -5,16 +5,16 @@
 
 /// Why `text` is not a DynamoDB number, if it is not.
 pub fn check(text: &str) -> Result<(), &'static str> {
-    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
-        None => (unsigned, None),
-    };
+    let Parts {
+        int,
+        frac,
+        exponent,
+        ..
+    } = Parts::of(text);
     let exponent: i64 = match exponent {
         Some(text) => text.parse().map_err(|_| "not a number")?,
         None => 0,
     };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits_only = int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !digits_only {
         return Err("not a number");
@@ -41,30 +41,51 @@ pub fn check(text: &str) -> Result<(), &'static str> {
 /// that `1`, `1.0` and `10E-1` compare equal (a number set must not hold one value twice).
 /// Only for text [`check`] accepted.
 pub fn canonical(text: &str) -> (bool, String, i64) {
-    let negative = text.starts_with('-');
-    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse().unwrap_or(0)),
-        None => (unsigned, 0i64),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = [int, frac].concat();
-    let leading = digits.bytes().take_while(|b| *b == b'0').count();
-    let significant = digits[leading..].trim_end_matches('0');
-    if significant.is_empty() {
+    let parts = Parts::of(text);
+    let exponent: i64 = parts.exponent.map_or(0, |e| e.parse().unwrap_or(0));
+    let (leading, significant) = significant_digits(parts.int, parts.frac);
+    if significant == 0 {
         return (false, String::new(), 0);
     }
-    let magnitude = int.len() as i64 - leading as i64 - 1 + exponent;
-    (negative, significant.to_string(), magnitude)
+    // Both ends are next to a run of ASCII zeros, or the text's ends: char boundaries.
+    let digits = [parts.int, parts.frac].concat()[leading..leading + significant].to_string();
+    let magnitude = parts.int.len() as i64 - leading as i64 - 1 + exponent;
+    (parts.negative, digits, magnitude)
 }
 
 /// What DynamoDB counts for a number in an item's size: about one byte per two significant
 /// digits, plus one. Only for text [`check`] accepted.
 pub fn stored_bytes(text: &str) -> usize {
-    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let mantissa = unsigned.split(['e', 'E']).next().unwrap_or_default();
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    significant_digits(int, frac).1.div_ceil(2) + 1
+    let parts = Parts::of(text);
+    significant_digits(parts.int, parts.frac).1.div_ceil(2) + 1
+}
+
+/// A number's text in its parts, nothing checked: [`check`], [`canonical`] and
+/// [`stored_bytes`] read it alike.
+struct Parts<'t> {
+    negative: bool,
+    /// The mantissa's digits before the point and after it.
+    int: &'t str,
+    frac: &'t str,
+    /// The exponent's text, after `e` or `E`, if there is one.
+    exponent: Option<&'t str>,
+}
+
+impl Parts<'_> {
+    fn of(text: &str) -> Parts<'_> {
+        let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+        let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+            Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+            None => (unsigned, None),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        Parts {
+            negative: text.starts_with('-'),
+            int,
+            frac,
+            exponent,
+        }
+    }
 }
 
 /// Of a mantissa's digits (`int` then `frac`): how many zeros lead, and how many digits are
