@@ -26,8 +26,7 @@ pub fn check(text: &str) -> Result<(), &'static str> {
     if significant > 38 {
         return Err("more than 38 significant digits");
     }
-    // The power of ten of the first significant digit.
-    let magnitude = int.len() as i64 - leading_zeros as i64 - 1 + exponent;
+    let magnitude = magnitude(int, leading_zeros, exponent);
     if magnitude > 125 {
         Err("larger than DynamoDB's largest number, 9.9999999999999999999999999999999999999E+125")
     } else if magnitude < -130 {
@@ -49,8 +48,11 @@ pub fn canonical(text: &str) -> (bool, String, i64) {
     }
     // Both ends are next to a run of ASCII zeros, or the text's ends: char boundaries.
     let digits = [parts.int, parts.frac].concat()[leading..leading + significant].to_string();
-    let magnitude = parts.int.len() as i64 - leading as i64 - 1 + exponent;
-    (parts.negative, digits, magnitude)
+    (
+        parts.negative,
+        digits,
+        magnitude(parts.int, leading, exponent),
+    )
 }
 
 /// What DynamoDB counts for a number in an item's size: about one byte per two significant
@@ -58,6 +60,18 @@ pub fn canonical(text: &str) -> (bool, String, i64) {
 pub fn stored_bytes(text: &str) -> usize {
     let parts = Parts::of(text);
     significant_digits(parts.int, parts.frac).1.div_ceil(2) + 1
+}
+
+/// The power of ten of the first significant digit, with `leading` zeros before it. Saturated:
+/// an exponent is any i64 a writer puts there (`12E9223372036854775807`), and past DynamoDB's
+/// range in either direction is all [`check`] needs to know.
+fn magnitude(int: &str, leading: usize, exponent: i64) -> i64 {
+    let digits_before_point = i64::try_from(int.len()).unwrap_or(i64::MAX);
+    let leading = i64::try_from(leading).unwrap_or(i64::MAX);
+    (digits_before_point
+        .saturating_sub(leading)
+        .saturating_sub(1))
+    .saturating_add(exponent)
 }
 
 /// A number's text in its parts, nothing checked: [`check`], [`canonical`] and
@@ -155,6 +169,8 @@ mod tests {
             ("1e-131", "closer to zero than DynamoDB's smallest number, 1E-130"),
             ("0.0001e-127", "closer to zero than DynamoDB's smallest number, 1E-130"),
             ("1234567890123456789012345678901234567891", "more than 38 significant digits"),
+            ("12E9223372036854775807", "larger than DynamoDB's largest number, 9.9999999999999999999999999999999999999E+125"),
+            ("0.01E-9223372036854775808", "closer to zero than DynamoDB's smallest number, 1E-130"),
         ] {
             assert_eq!(check(text), Err(why), "{text}");
         }
