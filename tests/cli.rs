@@ -281,6 +281,54 @@ fn a_file_larger_than_a_batch_runs_as_consecutive_batches_in_order() {
         .all(|l| l.get("index").is_none() || l["applied"] == true));
 }
 
+/// Many small files are batches of their own, whose writes are committed together (up to a
+/// batch's worth of records, sooner when the next file is not decoded yet): each batch's
+/// records and then its end, in file order; and every batch is on disk at the end, so a second
+/// replay finds each record applied before.
+#[test]
+fn many_small_files_report_each_batch_in_order_and_keep_every_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..40u64)
+        .map(|file| {
+            let records: Vec<Value> = (1..=5)
+                .map(|n| {
+                    let seq = file * 5 + n;
+                    let keys = serde_json::json!({"id": {"S": format!("item-{seq}")}});
+                    support::record_in("plain-table", seq, "INSERT", keys.clone(), Some(keys), None)
+                })
+                .collect();
+            let path = dir.path().join(format!("small-{file:02}.json"));
+            std::fs::write(&path, serde_json::json!({ "Records": records }).to_string()).unwrap();
+            path
+        })
+        .collect();
+    let state = dir.path().join("state");
+    let (code, lines) = replay_json(&state, &files, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        lines.len(),
+        40 * 7,
+        "five records, the batch and its response per file"
+    );
+    for (file, batch) in lines.chunks(7).enumerate() {
+        let sequence: Vec<u64> = (batch[..5].iter())
+            .filter_map(|l| l["sequenceNumber"].as_str()?.parse().ok())
+            .collect();
+        let first = file as u64 * 5 + 1;
+        assert_eq!(sequence, (first..first + 5).collect::<Vec<u64>>());
+        assert_eq!(batch[5]["batch"]["records"], 5, "{}", batch[5]);
+        assert_eq!(batch[6], serde_json::json!({"batchItemFailures": []}));
+    }
+    let (code, again) = replay_json(&state, &files, &[]);
+    assert_eq!(code, 0);
+    let records: Vec<&Value> = again.iter().filter(|l| l.get("index").is_some()).collect();
+    assert_eq!(records.len(), 200);
+    assert!(
+        records.iter().all(|l| l["already_applied"] == true),
+        "every batch of the first run was committed"
+    );
+}
+
 #[test]
 fn a_reader_that_stops_reading_ends_the_replay_with_an_error_not_a_panic() {
     use std::io::{BufRead, BufReader};

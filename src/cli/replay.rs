@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::error::{CliError, Exit};
 use super::print_report::{self, Format};
 use super::report_writer::ReportWriter;
+use crate::adapters::embedded::EmbeddedState;
 use crate::batch::{BatchOptions, NotDone, RecordFailure, Worker};
 use std::collections::BTreeMap;
 
@@ -31,6 +32,13 @@ use crate::wiring::target::{Opening, Target};
 
 /// Lambda's largest batch: a longer file is replayed as consecutive batches of this size.
 pub(super) const BATCH_LIMIT: usize = 10_000;
+
+/// The most records whose batches are committed together. A batch's commit writes every page
+/// it changed to the log (and the checkpoint again to the file), so batches of a few records
+/// each, committed one by one, wrote the same pages over and over: a replay of many small
+/// files commits them by the batch's worth, and sooner whenever the next batch is not ready.
+/// Their ends are written once the commit is on disk, as a batch's end always is.
+const GROUP_LIMIT: usize = BATCH_LIMIT;
 
 /// Progress is shown for runs longer than this many records.
 const PROGRESS_FROM: usize = 1_000;
@@ -115,26 +123,53 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     let mut to_decode = options.files.iter().zip(checked_files).enumerate();
     let mut start_decoding = || {
         to_decode.next().map(|(index, (path, checked))| {
+            let records = checked.records;
             let batches = decode_in_batches(path.clone(), checked, options.table.clone());
-            (index, path, batches)
+            (index, path, records, batches)
         })
     };
     let mut next = start_decoding();
-    'files: while let Some((index, path, batches)) = next.take() {
+    // Records run since the state's last commit: batches are committed together, up to a
+    // batch's worth of records, while the next batch is ready (see [`GROUP_LIMIT`]).
+    let mut uncommitted = 0;
+    'files: while let Some((index, path, mut to_receive, batches)) = next.take() {
         let mut batches = batches?;
-        while let Some(records) = batches.recv().await {
-            // This file's last batch: the next file is decoded while it runs (a replay of
-            // many small files would otherwise wait for each), as a file's next batch is while
-            // one runs, so no more records are held than within a file.
-            if next.is_none() && batches.is_closed() && batches.is_empty() {
+        loop {
+            // The run is about to wait for input: what ran is committed first (not at the end
+            // of a file, whose next one is decoded already).
+            if batches.is_empty() && !batches.is_closed() {
+                commit(state.as_deref(), &mut writer, &mut uncommitted)?;
+            }
+            let Some(records) = batches.recv().await else {
+                break;
+            };
+            // This file's last batch (all its records, as pass 1 counted them): the next file is
+            // decoded while it runs (a replay of many small files would otherwise wait for
+            // each, and commit each alone), as a file's next batch is while one runs, so no
+            // more records are held than within a file.
+            to_receive = to_receive.saturating_sub(records.as_ref().map_or(0, Vec::len));
+            let last = to_receive == 0 || (batches.is_closed() && batches.is_empty());
+            if next.is_none() && last {
                 next = start_decoding();
             }
-            let mut records = records?;
+            // The batches run before a failure here are kept, and their ends written.
+            let mut records = match records {
+                Ok(records) => records,
+                Err(e) => {
+                    commit(state.as_deref(), &mut writer, &mut uncommitted)?;
+                    return Err(e.into());
+                }
+            };
+            uncommitted += records.len();
             if let Some(filter) = &filter {
                 let left_out = filter.keep_passing(&mut records);
                 filtered_out += left_out.len();
                 if batch_options.apply_own_change {
-                    worker.apply_only(&left_out).await?;
+                    if let Err(e) = worker.apply_only(&left_out).await {
+                        // The first error is the one to tell; the commit may fail for it too.
+                        let _ = commit(state.as_deref(), &mut writer, &mut uncommitted);
+                        return Err(e.into());
+                    }
                 }
                 if records.is_empty() {
                     continue;
@@ -151,14 +186,18 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
             )
             .await
             .map_err(CliError::Output)?;
-            // The batch's end is written once the batch is on disk; the next batch runs
-            // meanwhile.
-            let queued = match &state {
-                Some(state) => writer.text_when_durable(state.end_batch()?, end),
-                None => writer.text(end),
-            };
-            if !queued {
-                return Err(CliError::Output(stopped(&mut writer)));
+            // The batch's end is written once its group's commit is on disk; the next batches
+            // run meanwhile.
+            match &state {
+                Some(_) => writer.end_to_commit(end),
+                None => {
+                    if !writer.text(end) {
+                        return Err(CliError::Output(stopped(&mut writer)));
+                    }
+                }
+            }
+            if failed.is_some() || uncommitted >= GROUP_LIMIT {
+                commit(state.as_deref(), &mut writer, &mut uncommitted)?;
             }
             if let Some(failure) = failed {
                 progress.finish_and_clear();
@@ -179,6 +218,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
             next = start_decoding();
         }
     }
+    commit(state.as_deref(), &mut writer, &mut uncommitted)?;
     progress.finish_and_clear();
     writer.finish().map_err(CliError::Output)?;
     if let Some(filter) = &filter {
@@ -467,6 +507,23 @@ async fn run_batch(
     let mut end = Vec::new();
     print_report::batch_end(&mut end, format, records.len(), &outcome)?;
     Ok((outcome.failure, end))
+}
+
+/// Commit the state's open group of batches, if it has one, and queue their held ends to be
+/// written once the commit is on disk.
+fn commit(
+    state: Option<&EmbeddedState>,
+    writer: &mut ReportWriter,
+    uncommitted: &mut usize,
+) -> Result<(), CliError> {
+    let (Some(state), 1..) = (state, std::mem::take(uncommitted)) else {
+        return Ok(());
+    };
+    let flush = state.end_batch()?;
+    match writer.committed(&flush) {
+        true => Ok(()),
+        false => Err(CliError::Output(stopped(writer))),
+    }
 }
 
 /// Why the report writer stopped: its error (or, should it have none, this).

@@ -2,7 +2,10 @@
 //! record is a tenth of a long replay's time, and the batches need not wait for it.
 //!
 //! Reports arrive in stream order and are written in that order; the queue is bounded, so a
-//! slow reader of the output slows the replay rather than filling memory.
+//! slow reader of the output slows the replay rather than filling memory. A batch's end is
+//! written once the batch is on disk; while the commit of a group of batches is still to
+//! come, what follows the end is held back with it (on the replay's side, so the queue never
+//! fills with what waits for a commit the replay has not made yet).
 
 use std::io::{self, BufWriter, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -32,6 +35,16 @@ enum Output {
 pub(super) struct ReportWriter {
     queue: Option<SyncSender<Output>>,
     thread: Option<JoinHandle<io::Result<()>>>,
+    /// From the first batch end whose commit is to come ([`ReportWriter::end_to_commit`]):
+    /// everything since, queued in order once the commit is made ([`ReportWriter::committed`]).
+    held: Vec<Held>,
+}
+
+/// What waits for a commit to be made.
+enum Held {
+    Output(Output),
+    /// A batch's end, written once the commit is on disk.
+    End(Vec<u8>),
 }
 
 impl ReportWriter {
@@ -43,27 +56,45 @@ impl ReportWriter {
         ReportWriter {
             queue: Some(queue),
             thread: Some(thread),
+            held: Vec::new(),
         }
     }
 
     /// Queue one record's report. False once the writer has stopped on an error
     /// ([`ReportWriter::finish`] says which).
-    pub(super) fn record(&self, report: RecordReport) -> bool {
+    pub(super) fn record(&mut self, report: RecordReport) -> bool {
         self.send(Output::Record(report))
     }
 
     /// Queue rendered text; false as for [`ReportWriter::record`].
-    pub(super) fn text(&self, text: Vec<u8>) -> bool {
+    pub(super) fn text(&mut self, text: Vec<u8>) -> bool {
         self.send(Output::Text(text))
     }
 
-    /// Queue rendered text, to be written once `flush` is done; false as for
-    /// [`ReportWriter::record`].
-    pub(super) fn text_when_durable(&self, flush: Flush, text: Vec<u8>) -> bool {
-        self.send(Output::Durable(flush, text))
+    /// A batch's end, to be written once the commit that ends the batch's group is made and on
+    /// disk ([`ReportWriter::committed`]); held until then, with everything after it.
+    pub(super) fn end_to_commit(&mut self, text: Vec<u8>) {
+        self.held.push(Held::End(text));
     }
 
-    fn send(&self, output: Output) -> bool {
+    /// The commit of the held batch ends is made and on disk when `flush` is done: queue what
+    /// was held, in order, each end to be written once it is. False as for
+    /// [`ReportWriter::record`].
+    pub(super) fn committed(&mut self, flush: &Flush) -> bool {
+        std::mem::take(&mut self.held).into_iter().all(|held| {
+            let output = match held {
+                Held::Output(output) => output,
+                Held::End(text) => Output::Durable(flush.clone(), text),
+            };
+            self.queue.as_ref().is_some_and(|q| q.send(output).is_ok())
+        })
+    }
+
+    fn send(&mut self, output: Output) -> bool {
+        if !self.held.is_empty() {
+            self.held.push(Held::Output(output));
+            return self.queue.is_some();
+        }
         self.queue.as_ref().is_some_and(|q| q.send(output).is_ok())
     }
 
@@ -71,6 +102,8 @@ impl ReportWriter {
     /// must follow the reports it is about); the first write error, if any. Nothing can be
     /// queued after.
     pub(super) fn finish(&mut self) -> io::Result<()> {
+        // Held output is of batches not committed: none of it is written.
+        self.held.clear();
         self.queue = None;
         match self.thread.take().map(JoinHandle::join) {
             None => Ok(()),

@@ -159,9 +159,10 @@ impl EmbeddedState {
         self.with_database(Store::sync)
     }
 
-    /// End a batch: all writes so far are committed (whole after a crash of the process,
-    /// seen by `state show`), and on disk once the [`Flush`] says so, which the next batch's
-    /// end and the run's ([`EmbeddedState::compact`]) wait for.
+    /// End a batch, or a group of batches committed together: all writes so far are
+    /// committed (whole after a crash of the process, seen by `state show`), and on disk once
+    /// the [`Flush`] says so, which the next commit and the run's end
+    /// ([`EmbeddedState::compact`]) wait for.
     pub fn end_batch(&self) -> Result<Flush, StateError> {
         self.with_database(Store::end_batch)
     }

@@ -325,7 +325,8 @@ impl Store {
         measure(Stage::Sync, || self.database.commit())
     }
 
-    /// Commit every write so far (the end of a batch), on disk when the flush says so.
+    /// Commit every write so far (the end of a group of batches), on disk when the flush says
+    /// so.
     pub(super) fn end_batch(&mut self) -> Result<Flush, TablesError> {
         measure(Stage::Sync, || self.database.commit_in_background())
     }
