@@ -146,17 +146,18 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
             // This file's last batch (all its records, as pass 1 counted them): the next file is
             // decoded while it runs (a replay of many small files would otherwise wait for
             // each, and commit each alone), as a file's next batch is while one runs, so no
-            // more records are held than within a file.
+            // more records are held than within a file. Should fewer arrive (the file changed
+            // since), the next is begun once this one's channel ends, below.
             to_receive = to_receive.saturating_sub(records.as_ref().map_or(0, Vec::len));
-            let last = to_receive == 0 || (batches.is_closed() && batches.is_empty());
-            if next.is_none() && last {
+            if next.is_none() && to_receive == 0 {
                 next = start_decoding();
             }
-            // The batches run before a failure here are kept, and their ends written.
+            // An error here ends the run; the batches run before it are kept, and their ends
+            // written. The error is the one told (the commit may fail for it too).
             let mut records = match records {
                 Ok(records) => records,
                 Err(e) => {
-                    commit(state.as_deref(), &mut writer, &mut uncommitted)?;
+                    let _ = commit(state.as_deref(), &mut writer, &mut uncommitted);
                     return Err(e.into());
                 }
             };
@@ -166,7 +167,6 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
                 filtered_out += left_out.len();
                 if batch_options.apply_own_change {
                     if let Err(e) = worker.apply_only(&left_out).await {
-                        // The first error is the one to tell; the commit may fail for it too.
                         let _ = commit(state.as_deref(), &mut writer, &mut uncommitted);
                         return Err(e.into());
                     }
@@ -519,7 +519,7 @@ fn commit(
     let (Some(state), 1..) = (state, std::mem::take(uncommitted)) else {
         return Ok(());
     };
-    let flush = state.end_batch()?;
+    let flush = state.commit()?;
     match writer.committed(&flush) {
         true => Ok(()),
         false => Err(CliError::Output(stopped(writer))),

@@ -86,15 +86,20 @@ impl ReportWriter {
                 Held::Output(output) => output,
                 Held::End(text) => Output::Durable(flush.clone(), text),
             };
-            self.queue.as_ref().is_some_and(|q| q.send(output).is_ok())
+            self.queue_now(output)
         })
     }
 
+    /// Hold `output` behind a batch end still to be committed, or queue it.
     fn send(&mut self, output: Output) -> bool {
         if !self.held.is_empty() {
             self.held.push(Held::Output(output));
             return self.queue.is_some();
         }
+        self.queue_now(output)
+    }
+
+    fn queue_now(&self, output: Output) -> bool {
         self.queue.as_ref().is_some_and(|q| q.send(output).is_ok())
     }
 

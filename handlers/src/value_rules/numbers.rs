@@ -46,8 +46,10 @@ pub fn canonical(text: &str) -> (bool, String, i64) {
     if significant == 0 {
         return (false, String::new(), 0);
     }
-    // Both ends are next to a run of ASCII zeros, or the text's ends: char boundaries.
-    let digits = [parts.int, parts.frac].concat()[leading..leading + significant].to_string();
+    // Both cuts are next to a run of ASCII zeros, or the text's ends: char boundaries.
+    let mut digits = [parts.int, parts.frac].concat();
+    digits.truncate(leading + significant);
+    digits.drain(..leading);
     (
         parts.negative,
         digits,

@@ -163,8 +163,8 @@ impl EmbeddedState {
     /// committed (whole after a crash of the process, seen by `state show`), and on disk once
     /// the [`Flush`] says so, which the next commit and the run's end
     /// ([`EmbeddedState::compact`]) wait for.
-    pub fn end_batch(&self) -> Result<Flush, StateError> {
-        self.with_database(Store::end_batch)
+    pub fn commit(&self) -> Result<Flush, StateError> {
+        self.with_database(Store::commit)
     }
 
     /// Fold the database's write-ahead log into its file (end of a run).

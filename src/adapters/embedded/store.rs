@@ -327,7 +327,7 @@ impl Store {
 
     /// Commit every write so far (the end of a group of batches), on disk when the flush says
     /// so.
-    pub(super) fn end_batch(&mut self) -> Result<Flush, TablesError> {
+    pub(super) fn commit(&mut self) -> Result<Flush, TablesError> {
         measure(Stage::Sync, || self.database.commit_in_background())
     }
 
