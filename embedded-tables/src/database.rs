@@ -24,15 +24,23 @@ use serde_dynamo::{AttributeValue, Item};
 use crate::checkpointer::Checkpointer;
 use crate::error::TablesError;
 use crate::item_json::item_json;
+use crate::markers::{self, Slot};
 use crate::sortable_key;
 
 /// The format this version writes and reads (the `format` table).
-pub const FORMAT: &str = "2";
+pub const FORMAT: &str = "3";
 
-/// The format before markers had a table of their own ([`Database::write_if_unmarked`]): opened
-/// for writing, it becomes [`FORMAT`] (the schema's new table added); a caller's markers kept
+/// The format before markers had tables of their own ([`Database::write_if_unmarked`]): opened
+/// for writing, it becomes [`FORMAT`] (the schema's new tables added); a caller's markers kept
 /// as items then stay where they are.
 const FORMAT_WITHOUT_MARKERS: &str = "1";
+
+/// The format whose markers were one table keyed by name: opened for writing, they are
+/// brought into [`FORMAT`]'s tables (the `markers` module).
+const FORMAT_MARKERS_BY_NAME: &str = "2";
+
+/// The formats a database open for reading only may have: items are kept the same in all.
+const FORMATS_READ_ALIKE: [&str; 3] = [FORMAT_WITHOUT_MARKERS, FORMAT_MARKERS_BY_NAME, FORMAT];
 
 /// SQLite's page cache, in KiB: the memory the tables take whatever their size. In 32 MiB, a
 /// batch of 10,000 records of the day's mix on a large state changed more pages than the
@@ -91,8 +99,17 @@ CREATE TABLE IF NOT EXISTS index_entries (
     PRIMARY KEY (table_id, index_name, pk, sk, item_pk, item_sk)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS markers (
-    name TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marker_names (
+    hash INTEGER PRIMARY KEY,
+    marker INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marker_names_shared (
+    name TEXT PRIMARY KEY,
+    marker INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS table_items AS
     SELECT tables.name AS table_name, items.item AS item
@@ -243,7 +260,7 @@ impl Database {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection =
+        let mut connection =
             Connection::open_with_flags(path, flags).map_err(|e| storage(path, "open", e))?;
         connection
             .execute_batch(&format!(
@@ -263,10 +280,20 @@ impl Database {
                     .map_err(|e| storage(path, "write the format", e))?;
             }
             Some(found) if found == FORMAT_WITHOUT_MARKERS => {
-                // The schema above added the markers' table; nothing else changed.
+                // The schema above added the markers' tables; nothing else changed.
                 connection
                     .execute("UPDATE format SET version = ?1", [FORMAT])
                     .map_err(|e| storage(path, "write the format", e))?;
+            }
+            Some(found) if found == FORMAT_MARKERS_BY_NAME => {
+                let converted = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .and_then(|transaction| {
+                        markers::convert_format_2(&transaction, SCHEMA)?;
+                        transaction.execute("UPDATE format SET version = ?1", [FORMAT])?;
+                        transaction.commit()
+                    });
+                converted.map_err(|e| storage(path, "convert the markers of format 2", e))?;
             }
             Some(found) => check_format(path, found)?,
         }
@@ -315,8 +342,8 @@ impl Database {
         let found: String = connection
             .query_row("SELECT version FROM format", [], |row| row.get(0))
             .map_err(|e| storage(path, "read the format", e))?;
-        // An earlier format reads the same (it has no markers, which reading does not use).
-        if found != FORMAT_WITHOUT_MARKERS {
+        // Earlier formats differ in their markers only, which reading does not use.
+        if !FORMATS_READ_ALIKE.contains(&found.as_str()) {
             check_format(path, found)?;
         }
         Self::with(path, connection, false)
@@ -511,10 +538,9 @@ impl Database {
     }
 
     /// Apply `writes` and set the marker `name` to `value`, all of them or none, unless the
-    /// marker is set: then nothing is written and its value is returned. One search of the
-    /// markers where a read and then a write took two (a replayed record's marker, looked for
-    /// and set by every record), in a table of its own: a marker is one short row, not an item
-    /// with a key and JSON.
+    /// marker is set: then nothing is written and its value is returned. A marker is one
+    /// short row, not an item with a key and JSON, added where names in no order cost least
+    /// (the `markers` module).
     pub fn write_if_unmarked(
         &mut self,
         name: &str,
@@ -523,27 +549,16 @@ impl Database {
     ) -> Result<Option<String>, TablesError> {
         let placed = self.place_all(writes)?;
         self.begin()?;
-        let fail = |e| storage(&self.path, "write a marker", e);
-        let inserted = self
-            .connection
-            .prepare_cached(
-                "INSERT INTO markers (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut statement| statement.execute(params![name, value]))
-            .map_err(fail);
-        match inserted {
-            Ok(1) => self.apply(placed).map(|()| None),
-            // Not inserted: the marker is there, in this batch's own transaction.
-            Ok(_) => match self.marker(name)? {
-                Some(value) => Ok(Some(value)),
-                None => Err(TablesError::Corrupt {
-                    table: "markers".to_string(),
-                    message: format!("the marker {name:?} was neither set nor found"),
-                }),
-            },
+        let set = markers::find(&self.connection, name).and_then(|slot| match slot {
+            Slot::Set { value, .. } => Ok(Some(value)),
+            slot => markers::add(&self.connection, name, value, &slot).map(|()| None),
+        });
+        match set {
+            Ok(None) => self.apply(placed).map(|()| None),
+            Ok(found) => Ok(found),
             Err(error) => {
                 self.abandon();
-                Err(error)
+                Err(storage(&self.path, "write a marker", error))
             }
         }
     }
@@ -552,13 +567,11 @@ impl Database {
     /// [`Database::set_marker`]).
     pub fn marker(&self, name: &str) -> Result<Option<String>, TablesError> {
         self.check_not_abandoned()?;
-        let fail = |e| storage(&self.path, "read a marker", e);
-        self.connection
-            .prepare_cached("SELECT value FROM markers WHERE name = ?1")
-            .map_err(fail)?
-            .query_row([name], |row| row.get(0))
-            .optional()
-            .map_err(fail)
+        match markers::find(&self.connection, name) {
+            Ok(Slot::Set { value, .. }) => Ok(Some(value)),
+            Ok(_) => Ok(None),
+            Err(error) => Err(storage(&self.path, "read a marker", error)),
+        }
     }
 
     /// Set the marker `name` to `value` in the open batch, whether it was set or not.
@@ -567,16 +580,12 @@ impl Database {
             return Err(TablesError::ReadOnly);
         }
         self.begin()?;
-        let fail = |e| storage(&self.path, "write a marker", e);
-        let set = self
-            .connection
-            .prepare_cached(
-                "INSERT INTO markers (name, value) VALUES (?1, ?2) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            )
-            .and_then(|mut statement| statement.execute(params![name, value]))
-            .map_err(fail);
-        set.map(|_| ()).inspect_err(|_| self.abandon())
+        let set = markers::find(&self.connection, name).and_then(|slot| match slot {
+            Slot::Set { id, .. } => markers::replace(&self.connection, id, value),
+            slot => markers::add(&self.connection, name, value, &slot),
+        });
+        set.map_err(|e| storage(&self.path, "write a marker", e))
+            .inspect_err(|_| self.abandon())
     }
 
     /// Each of `writes` with its table and place; an error for the first key that cannot be

@@ -6,6 +6,7 @@
 //!   table or an index, scan, commit.
 //! - `checkpointer`: folds the write-ahead log into the file on a thread of its own.
 //! - `item_json`: an item as the DynamoDB JSON text the database keeps.
+//! - [`markers`]: how markers are kept, so that names in no order (eventIDs) cost little.
 //! - [`sortable_key`]: key values as bytes that sort as DynamoDB sorts them.
 //! - [`error`]: [`TablesError`], which says whether a retry can help.
 //!
@@ -17,6 +18,7 @@ mod checkpointer;
 pub mod database;
 pub mod error;
 mod item_json;
+pub mod markers;
 pub mod sortable_key;
 
 pub use database::{Database, Flush, KeyQuery, KeySchema, SortCondition, TableSchema, Write};

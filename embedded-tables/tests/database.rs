@@ -179,23 +179,17 @@ fn writes_guarded_by_a_marker_are_applied_once() {
     assert_eq!(db.marker("event-1").unwrap().as_deref(), Some("seq 1"));
 }
 
-/// A database of the format before markers had a table (format 1) opens for writing as
-/// format 2, its items as they were and markers usable; read only, it opens as it is.
+/// A database of the format before markers had tables (format 1) opens for writing as this
+/// format, its items as they were and markers usable; read only, it opens as it is.
 #[test]
 fn a_database_of_the_format_before_markers_is_brought_to_this_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sqlite");
-    let mut db = Database::open(&path).unwrap();
-    db.define("t", &single_table()).unwrap();
-    let kept = item(&[("PK", s("E#1")), ("SK", s("A"))]);
-    db.write(vec![("t".into(), Write::Put(kept.clone()))])
-        .unwrap();
-    db.commit().unwrap();
-    drop(db);
-    // As format 1 left it: no markers table.
+    let kept = database_with_one_item(&path);
+    // As format 1 left it: no markers tables.
     let sqlite = rusqlite::Connection::open(&path).unwrap();
     sqlite
-        .execute_batch("DROP TABLE markers; UPDATE format SET version = '1';")
+        .execute_batch(&format!("{DROP_MARKERS} UPDATE format SET version = '1';"))
         .unwrap();
     drop(sqlite);
 
@@ -207,12 +201,136 @@ fn a_database_of_the_format_before_markers_is_brought_to_this_one() {
     assert_eq!(db.write_if_unmarked("e", "v", Vec::new()).unwrap(), None);
     db.commit().unwrap();
     drop(db);
+    assert_eq!(format_of(&path), "3");
+    assert_eq!(format_of(&path), embedded_tables::database::FORMAT);
+}
+
+/// A database of format 2, whose markers were one table keyed by name, opens for writing as
+/// this format with every marker found as before (a record applied before is still); read
+/// only, it opens as it is.
+#[test]
+fn the_markers_of_format_2_are_brought_to_this_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let kept = database_with_one_item(&path);
     let sqlite = rusqlite::Connection::open(&path).unwrap();
-    let version: String = sqlite
-        .query_row("SELECT version FROM format", [], |row| row.get(0))
+    sqlite
+        .execute_batch(&format!(
+            "{DROP_MARKERS} UPDATE format SET version = '2';
+             CREATE TABLE markers (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+             INSERT INTO markers VALUES ('event-1', 'seq 1'), ('event-2', 'seq 2'), ('#run', '4');"
+        ))
         .unwrap();
-    assert_eq!(version, embedded_tables::database::FORMAT);
-    assert_eq!(version, "2");
+    drop(sqlite);
+
+    let mut read_only = Database::open_read_only(&path).unwrap();
+    assert_eq!(read_only.get("t", &kept).unwrap(), Some(kept.clone()));
+    drop(read_only);
+    assert_eq!(format_of(&path), "2", "reading converts nothing");
+    let mut db = Database::open(&path).unwrap();
+    assert_eq!(db.get("t", &kept).unwrap(), Some(kept.clone()));
+    assert_eq!(db.marker("#run").unwrap().as_deref(), Some("4"));
+    assert_eq!(
+        db.write_if_unmarked("event-2", "seq 9", Vec::new())
+            .unwrap(),
+        Some("seq 2".to_string())
+    );
+    assert_eq!(
+        db.write_if_unmarked("event-3", "seq 3", Vec::new())
+            .unwrap(),
+        None
+    );
+    db.commit().unwrap();
+    drop(db);
+    assert_eq!(format_of(&path), "3");
+    let db = Database::open(&path).unwrap();
+    for (name, value) in [
+        ("event-1", "seq 1"),
+        ("event-2", "seq 2"),
+        ("event-3", "seq 3"),
+    ] {
+        assert_eq!(db.marker(name).unwrap().as_deref(), Some(value), "{name}");
+    }
+}
+
+/// Two names with one hash: the second marker is found by its name, and neither hides the
+/// other (a hash taken by another name is made here by hand; FNV-1a's 64 bits rarely give one).
+#[test]
+fn a_marker_whose_hash_another_has_is_found_by_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    assert_eq!(
+        db.write_if_unmarked("a", "value a", Vec::new()).unwrap(),
+        None
+    );
+    db.commit().unwrap();
+    drop(db);
+    let sqlite = rusqlite::Connection::open(&path).unwrap();
+    sqlite
+        .execute(
+            "INSERT INTO marker_names (hash, marker) SELECT ?1, id FROM markers WHERE name = 'a'",
+            [embedded_tables::markers::name_hash("b")],
+        )
+        .unwrap();
+    drop(sqlite);
+
+    let mut db = Database::open(&path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    assert_eq!(db.marker("b").unwrap(), None, "a's marker is not b's");
+    let guarded = item(&[("PK", s("E#1")), ("SK", s("A"))]);
+    let put = vec![("t".to_string(), Write::Put(guarded.clone()))];
+    assert_eq!(
+        db.write_if_unmarked("b", "value b", put.clone()).unwrap(),
+        None
+    );
+    assert_eq!(
+        db.get("t", &guarded).unwrap(),
+        Some(guarded.clone()),
+        "applied"
+    );
+    db.commit().unwrap();
+    drop(db);
+    let mut db = Database::open(&path).unwrap();
+    assert_eq!(
+        db.write_if_unmarked("b", "again", put).unwrap(),
+        Some("value b".to_string())
+    );
+    db.set_marker("b", "set over").unwrap();
+    assert_eq!(db.marker("b").unwrap().as_deref(), Some("set over"));
+    assert_eq!(db.marker("a").unwrap().as_deref(), Some("value a"));
+    db.commit().unwrap();
+    drop(db);
+    let sqlite = rusqlite::Connection::open(&path).unwrap();
+    let shared: i64 = sqlite
+        .query_row("SELECT count(*) FROM marker_names_shared", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(shared, 1);
+}
+
+/// Drops every markers table (to make a database of an earlier format by hand).
+const DROP_MARKERS: &str =
+    "DROP TABLE markers; DROP TABLE marker_names; DROP TABLE marker_names_shared;";
+
+/// A database at `path` of this format with one item in the table `t`, which is returned.
+fn database_with_one_item(path: &std::path::Path) -> Item {
+    let mut db = Database::open(path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    let kept = item(&[("PK", s("E#1")), ("SK", s("A"))]);
+    db.write(vec![("t".into(), Write::Put(kept.clone()))])
+        .unwrap();
+    db.commit().unwrap();
+    kept
+}
+
+/// The format the database at `path` says it has.
+fn format_of(path: &std::path::Path) -> String {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("SELECT version FROM format", [], |row| row.get(0))
+        .unwrap()
 }
 
 #[test]
