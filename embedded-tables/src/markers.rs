@@ -4,15 +4,16 @@
 //!
 //! A commit writes every page it changed, whole, to the log, and the checkpoint writes it
 //! again. Names that come in no order (DynamoDB's eventIDs are random hex) land all over a
-//! tree keyed by them, so a batch of 10,000 changes nearly every page of that tree: what it
-//! writes grows with the tree, not with the batch. A million markers keyed by their name
-//! (about 90 bytes a row) wrote 6.0 GB in 100 batches. So:
+//! tree keyed by them, so a batch of 10,000 changes nearly every page of that tree. What it
+//! writes grows with the tree, not with the batch. So:
 //!
 //! - `markers(id, name, value)` holds each marker, numbered in the order they were set: a new
 //!   one goes at the end of the tree.
 //! - `marker_names(hash, marker)` finds a marker by [`name_hash`], a 64-bit hash of its name:
-//!   about 17 bytes a row, so the tree that new names scatter into is five times smaller.
-//!   The same million markers wrote 1.3 GB (BENCHMARKS.md).
+//!   about 17 bytes a row where a tree keyed by name held about 90 (the name and the value),
+//!   so the tree that new names scatter into is a fifth of the size. A day's replay of a
+//!   million records wrote 12.7 GB instead of 18.3 (BENCHMARKS.md, "Markers in the order they
+//!   were set").
 //! - `marker_names_shared(name, marker)` finds, by the name itself, a marker whose name's
 //!   hash another marker had first. It is empty unless two names share a hash, which 64 bits
 //!   make rare. Anyone who writes names chosen to share one (FNV-1a is no secret) only fills
