@@ -42,11 +42,13 @@ const FORMAT_MARKERS_BY_NAME: &str = "2";
 /// The formats a database open for reading only may have: items are kept the same in all.
 const FORMATS_READ_ALIKE: [&str; 3] = [FORMAT_WITHOUT_MARKERS, FORMAT_MARKERS_BY_NAME, FORMAT];
 
-/// SQLite's page cache, in KiB: the memory the tables take whatever their size. In 32 MiB, a
-/// batch of 10,000 records of the day's mix on a large state changed more pages than the
-/// cache held: SQLite wrote some to the log before the commit (and again at it) and read
-/// evicted ones back from the file (BENCHMARKS.md).
-pub const CACHE_KIB: u32 = 48 * 1024;
+/// SQLite's page cache, in KiB: the memory the tables take whatever their size. A batch of
+/// 10,000 records of the day's mix on a large state changes more pages than a small cache
+/// holds: SQLite writes some to the log before the commit (and again at it) and reads evicted
+/// ones back from the file. With DynamoDB's eventIDs, which spread each batch's markers over
+/// their whole tree (the `markers` module), 64 MiB took 2–4 % off the day against 48 MiB, for
+/// 16 MiB more at the peak (BENCHMARKS.md).
+pub const CACHE_KIB: u32 = 64 * 1024;
 
 /// SQLite's page size for a new database, in bytes (a database keeps the size it was made
 /// with): twice SQLite's default, so that the keys' B-trees are shallower and a replay's

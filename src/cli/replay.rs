@@ -186,6 +186,7 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
             )
             .await
             .map_err(CliError::Output)?;
+            free_beside(records);
             // The batch's end is written once its group's commit is on disk; the next batches
             // run meanwhile.
             match &state {
@@ -270,6 +271,15 @@ pub(super) async fn run(options: ReplayOptions) -> Result<Exit, CliError> {
     std::mem::forget(worker);
     std::mem::forget(state);
     Ok(status)
+}
+
+/// Free `records` on a thread of their own: freeing a batch of 10,000 decoded records took
+/// the batch's thread about 3 % of its time (perf), which the next batch can use.
+fn free_beside<T: Send + 'static>(records: T) {
+    // Should no thread start, the closure, and the records with it, are freed here.
+    let _ = std::thread::Builder::new()
+        .name("free".into())
+        .spawn(move || drop(records));
 }
 
 /// Pass 1 over `files`, in their order: each read whole and checked, on as many threads as
