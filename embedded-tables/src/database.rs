@@ -24,7 +24,7 @@ use serde_dynamo::{AttributeValue, Item};
 use crate::checkpointer::Checkpointer;
 use crate::error::TablesError;
 use crate::item_json::item_json;
-use crate::markers::{self, Slot};
+use crate::markers::{self, Found};
 use crate::sortable_key;
 
 /// The format this version writes and reads (the `format` table).
@@ -551,9 +551,9 @@ impl Database {
     ) -> Result<Option<String>, TablesError> {
         let placed = self.place_all(writes)?;
         self.begin()?;
-        let set = markers::find(&self.connection, name).and_then(|slot| match slot {
-            Slot::Set { value, .. } => Ok(Some(value)),
-            slot => markers::add(&self.connection, name, value, &slot).map(|()| None),
+        let set = markers::find(&self.connection, name).and_then(|found| match found {
+            Found::Set { value, .. } => Ok(Some(value)),
+            Found::Unset(by) => markers::add(&self.connection, name, value, by).map(|()| None),
         });
         match set {
             Ok(None) => self.apply(placed).map(|()| None),
@@ -570,8 +570,8 @@ impl Database {
     pub fn marker(&self, name: &str) -> Result<Option<String>, TablesError> {
         self.check_not_abandoned()?;
         match markers::find(&self.connection, name) {
-            Ok(Slot::Set { value, .. }) => Ok(Some(value)),
-            Ok(_) => Ok(None),
+            Ok(Found::Set { value, .. }) => Ok(Some(value)),
+            Ok(Found::Unset(_)) => Ok(None),
             Err(error) => Err(storage(&self.path, "read a marker", error)),
         }
     }
@@ -582,9 +582,9 @@ impl Database {
             return Err(TablesError::ReadOnly);
         }
         self.begin()?;
-        let set = markers::find(&self.connection, name).and_then(|slot| match slot {
-            Slot::Set { id, .. } => markers::replace(&self.connection, id, value),
-            slot => markers::add(&self.connection, name, value, &slot),
+        let set = markers::find(&self.connection, name).and_then(|found| match found {
+            Found::Set { id, .. } => markers::replace(&self.connection, id, value),
+            Found::Unset(by) => markers::add(&self.connection, name, value, by),
         });
         set.map_err(|e| storage(&self.path, "write a marker", e))
             .inspect_err(|_| self.abandon())

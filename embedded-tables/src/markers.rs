@@ -33,18 +33,25 @@ pub fn name_hash(name: &str) -> i64 {
     hasher.finish() as i64
 }
 
-/// Where the marker of a name is, or goes.
-pub(crate) enum Slot {
+/// What [`find`] found of the marker of a name.
+pub(crate) enum Found {
     /// The marker is set: its row and its value.
     Set { id: i64, value: String },
-    /// Not set, and no marker has the name's hash: it goes in `marker_names`.
-    Free,
-    /// Not set, and another marker has the name's hash: it goes in `marker_names_shared`.
-    Shared,
+    /// Not set; once set, it is found this way.
+    Unset(FoundBy),
 }
 
-/// Where the marker `name` is, or goes.
-pub(crate) fn find(connection: &Connection, name: &str) -> rusqlite::Result<Slot> {
+/// How a marker is found.
+#[derive(Clone, Copy)]
+pub(crate) enum FoundBy {
+    /// By its name's hash, in `marker_names`: no other marker has it.
+    Hash,
+    /// By its name, in `marker_names_shared`: another marker has its name's hash.
+    Name,
+}
+
+/// The marker `name`, or how it will be found once set.
+pub(crate) fn find(connection: &Connection, name: &str) -> rusqlite::Result<Found> {
     let by_hash = connection
         .prepare_cached(
             "SELECT markers.id, markers.name = ?2, markers.value FROM marker_names \
@@ -55,8 +62,8 @@ pub(crate) fn find(connection: &Connection, name: &str) -> rusqlite::Result<Slot
         })
         .optional()?;
     match by_hash {
-        None => Ok(Slot::Free),
-        Some((id, true, value)) => Ok(Slot::Set { id, value }),
+        None => Ok(Found::Unset(FoundBy::Hash)),
+        Some((id, true, value)) => Ok(Found::Set { id, value }),
         Some((_, false, _)) => {
             let shared = connection
                 .prepare_cached(
@@ -67,36 +74,35 @@ pub(crate) fn find(connection: &Connection, name: &str) -> rusqlite::Result<Slot
                 .query_row([name], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
             Ok(match shared {
-                Some((id, value)) => Slot::Set { id, value },
-                None => Slot::Shared,
+                Some((id, value)) => Found::Set { id, value },
+                None => Found::Unset(FoundBy::Name),
             })
         }
     }
 }
 
-/// Set the marker `name`, not set yet, to `value`; `slot` is where [`find`] said it goes.
+/// Set the marker `name`, not set yet, to `value`, found `by` as [`find`] said.
 pub(crate) fn add(
     connection: &Connection,
     name: &str,
     value: &str,
-    slot: &Slot,
+    by: FoundBy,
 ) -> rusqlite::Result<()> {
     connection
         .prepare_cached("INSERT INTO markers (name, value) VALUES (?1, ?2)")?
         .execute([name, value])?;
-    index(connection, connection.last_insert_rowid(), name, slot)
+    index(connection, connection.last_insert_rowid(), name, by)
 }
 
-/// Make the marker in row `id`, named `name`, found where `slot` says.
-fn index(connection: &Connection, id: i64, name: &str, slot: &Slot) -> rusqlite::Result<()> {
-    match slot {
-        Slot::Free => connection
+/// Make the marker in row `id`, named `name`, found `by`.
+fn index(connection: &Connection, id: i64, name: &str, by: FoundBy) -> rusqlite::Result<()> {
+    match by {
+        FoundBy::Hash => connection
             .prepare_cached("INSERT INTO marker_names (hash, marker) VALUES (?1, ?2)")?
             .execute(params![name_hash(name), id]),
-        Slot::Shared => connection
+        FoundBy::Name => connection
             .prepare_cached("INSERT INTO marker_names_shared (name, marker) VALUES (?1, ?2)")?
             .execute(params![name, id]),
-        Slot::Set { .. } => Ok(0), // found already
     }
     .map(|_| ())
 }
@@ -121,9 +127,10 @@ pub(crate) fn convert_format_2(connection: &Connection, schema: &str) -> rusqlit
     let mut names = names.query([])?;
     while let Some(row) = names.next()? {
         let (id, name): (i64, String) = (row.get(0)?, row.get(1)?);
-        // Names were unique in format 2: none is found set, only where it goes.
-        let slot = find(connection, &name)?;
-        index(connection, id, &name, &slot)?;
+        // Names were unique in format 2: none is found set, only how it will be found.
+        if let Found::Unset(by) = find(connection, &name)? {
+            index(connection, id, &name, by)?;
+        }
     }
     Ok(())
 }
