@@ -312,8 +312,8 @@ fn markers_an_earlier_version_kept_as_items_still_count() {
     let sqlite = rusqlite::Connection::open(&path).unwrap();
     sqlite
         .execute_batch(
-            "DROP TABLE markers; DROP TABLE marker_names; DROP TABLE marker_names_shared; \
-             UPDATE format SET version = '1';",
+            "DROP TABLE markers; DROP TABLE marker_names; DROP TABLE marker_names_recent; \
+             DROP TABLE marker_names_shared; UPDATE format SET version = '1';",
         )
         .unwrap();
     drop(sqlite);
@@ -344,7 +344,7 @@ fn markers_an_earlier_version_kept_as_items_still_count() {
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .unwrap();
-    assert_eq!((version.as_str(), run.as_str()), ("3", "8"));
+    assert_eq!((version.as_str(), run.as_str()), ("4", "8"));
     let new_marker: String = sqlite
         .query_row(
             "SELECT value FROM markers WHERE name = ?1",

@@ -24,11 +24,11 @@ use serde_dynamo::{AttributeValue, Item};
 use crate::checkpointer::Checkpointer;
 use crate::error::TablesError;
 use crate::item_json::item_json;
-use crate::markers::{self, Found};
+use crate::markers::{self, Found, Markers};
 use crate::sortable_key;
 
 /// The format this version writes and reads (the `format` table).
-pub const FORMAT: &str = "3";
+pub const FORMAT: &str = "4";
 
 /// The format before markers had tables of their own ([`Database::write_if_unmarked`]): opened
 /// for writing, it becomes [`FORMAT`] (the schema's new tables added); a caller's markers kept
@@ -39,8 +39,17 @@ const FORMAT_WITHOUT_MARKERS: &str = "1";
 /// brought into [`FORMAT`]'s tables (the `markers` module).
 const FORMAT_MARKERS_BY_NAME: &str = "2";
 
+/// The format before new markers' hashes had a tree of their own (`marker_names_recent`):
+/// opened for writing, it becomes [`FORMAT`] (the schema's new table added).
+const FORMAT_WITHOUT_RECENT_MARKERS: &str = "3";
+
 /// The formats a database open for reading only may have: items are kept the same in all.
-const FORMATS_READ_ALIKE: [&str; 3] = [FORMAT_WITHOUT_MARKERS, FORMAT_MARKERS_BY_NAME, FORMAT];
+const FORMATS_READ_ALIKE: [&str; 4] = [
+    FORMAT_WITHOUT_MARKERS,
+    FORMAT_MARKERS_BY_NAME,
+    FORMAT_WITHOUT_RECENT_MARKERS,
+    FORMAT,
+];
 
 /// SQLite's page cache, in KiB: the memory the tables take whatever their size. A batch of
 /// 10,000 records of the day's mix on a large state changes more pages than a small cache
@@ -77,7 +86,7 @@ const IN_MEMORY: &str = ":memory:";
 const BUSY_WAIT_MS: u32 = 5_000;
 
 /// The schema, as `sqlite3` sees it (docs/embedded-state.md explains it for readers).
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS format (version TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tables (
     id INTEGER PRIMARY KEY,
@@ -106,6 +115,10 @@ CREATE TABLE IF NOT EXISTS markers (
     value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS marker_names (
+    hash INTEGER PRIMARY KEY,
+    marker INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marker_names_recent (
     hash INTEGER PRIMARY KEY,
     marker INTEGER NOT NULL
 );
@@ -190,6 +203,7 @@ pub struct Database {
     /// Flushing the log of the last commit to disk, while the next batch runs
     /// ([`Database::commit_in_background`]).
     flushing: Option<Flush>,
+    markers: Markers,
 }
 
 /// The flush of a commit's log to disk, on a thread of its own; clones wait for the same one.
@@ -281,8 +295,11 @@ impl Database {
                     .execute("INSERT INTO format (version) VALUES (?1)", [FORMAT])
                     .map_err(|e| storage(path, "write the format", e))?;
             }
-            Some(found) if found == FORMAT_WITHOUT_MARKERS => {
-                // The schema above added the markers' tables; nothing else changed.
+            Some(found)
+                if found == FORMAT_WITHOUT_MARKERS || found == FORMAT_WITHOUT_RECENT_MARKERS =>
+            {
+                // The schema above added the markers' tables (or the recent one); nothing
+                // else changed.
                 connection
                     .execute("UPDATE format SET version = ?1", [FORMAT])
                     .map_err(|e| storage(path, "write the format", e))?;
@@ -371,6 +388,7 @@ impl Database {
             ),
             checkpointer: None,
             flushing: None,
+            markers: Markers::new(),
         };
         database.tables = database.read_tables()?;
         Ok(database)
@@ -553,7 +571,9 @@ impl Database {
         self.begin()?;
         let set = markers::find(&self.connection, name).and_then(|found| match found {
             Found::Set { value, .. } => Ok(Some(value)),
-            Found::Unset(by) => markers::add(&self.connection, name, value, by).map(|()| None),
+            Found::Unset(by) => (self.markers)
+                .add(&self.connection, name, value, by)
+                .map(|()| None),
         });
         match set {
             Ok(None) => self.apply(placed).map(|()| None),
@@ -584,7 +604,7 @@ impl Database {
         self.begin()?;
         let set = markers::find(&self.connection, name).and_then(|found| match found {
             Found::Set { id, .. } => markers::replace(&self.connection, id, value),
-            Found::Unset(by) => markers::add(&self.connection, name, value, by),
+            Found::Unset(by) => self.markers.add(&self.connection, name, value, by),
         });
         set.map_err(|e| storage(&self.path, "write a marker", e))
             .inspect_err(|_| self.abandon())
@@ -960,6 +980,7 @@ impl Database {
             if let Err(e) = self.connection.execute_batch("COMMIT") {
                 // What the batch wrote may be gone with it.
                 self.cache.clear();
+                self.markers.undone();
                 return Err(storage(&self.path, "commit", e));
             }
             self.in_batch = false;
@@ -999,6 +1020,7 @@ impl Database {
         self.in_batch = false;
         self.abandoned = true;
         self.cache.clear();
+        self.markers.undone();
     }
 
     /// Refuse to go on with a batch that was undone.

@@ -19,6 +19,14 @@
 //!   make rare. Anyone who writes names chosen to share one (FNV-1a is no secret) only fills
 //!   this table, which is as fast as the name-keyed one. Looking a name up is exact whatever
 //!   the hash does.
+//! - `marker_names_recent(hash, marker)` takes a new name's hash first. A batch's hashes still
+//!   land all over a tree, but this one holds at most [`RECENT_NAMES`] (about 2.3 MiB), where
+//!   `marker_names` grows with the history (18.8 MiB after a day of a million records, nearly
+//!   all of it written again by every batch). When it is full, its hashes move into
+//!   `marker_names` in one pass in hash order, which writes each page of that tree once: a
+//!   tree that grows with the history is written once every [`RECENT_NAMES`] markers, not at
+//!   every batch (BENCHMARKS.md, "Recent markers apart"). A hash is in one of the two tables,
+//!   never both; a lookup reads both.
 
 use std::hash::Hasher;
 
@@ -50,12 +58,89 @@ pub(crate) enum FoundBy {
     Name,
 }
 
+/// The most hashes `marker_names_recent` holds before they move into `marker_names`. Each
+/// batch writes about as many pages of the recent tree as it holds (a batch of 10,000 names
+/// lands on nearly all of them), and each move writes all of `marker_names`: 131,072 keeps
+/// both small from a day's history (a million markers) to ten times that.
+pub(crate) const RECENT_NAMES: i64 = 131_072;
+
+/// The markers of one database: how many hashes its recent tree holds, counted once.
+pub(crate) struct Markers {
+    /// Hashes in `marker_names_recent`, if counted since the last undone batch.
+    recent: Option<i64>,
+    /// When they move into `marker_names` ([`RECENT_NAMES`]; fewer in tests).
+    move_at: i64,
+}
+
+impl Markers {
+    pub(crate) fn new() -> Markers {
+        Markers::moving_at(RECENT_NAMES)
+    }
+
+    fn moving_at(move_at: i64) -> Markers {
+        Markers {
+            recent: None,
+            move_at,
+        }
+    }
+
+    /// Set the marker `name`, not set yet, to `value`, found `by` as [`find`] said; the recent
+    /// hashes moved into `marker_names` when there are [`RECENT_NAMES`] of them.
+    pub(crate) fn add(
+        &mut self,
+        connection: &Connection,
+        name: &str,
+        value: &str,
+        by: FoundBy,
+    ) -> rusqlite::Result<()> {
+        connection
+            .prepare_cached("INSERT INTO markers (name, value) VALUES (?1, ?2)")?
+            .execute([name, value])?;
+        index(
+            connection,
+            connection.last_insert_rowid(),
+            name,
+            by,
+            Tree::Recent,
+        )?;
+        if let FoundBy::Name = by {
+            return Ok(());
+        }
+        let recent = match self.recent {
+            Some(counted) => counted + 1,
+            None => {
+                connection.query_row("SELECT count(*) FROM marker_names_recent", [], |row| {
+                    row.get(0)
+                })?
+            }
+        };
+        self.recent = Some(recent);
+        if recent >= self.move_at {
+            connection.execute_batch(
+                "INSERT INTO marker_names (hash, marker) \
+                 SELECT hash, marker FROM marker_names_recent ORDER BY hash; \
+                 DELETE FROM marker_names_recent;",
+            )?;
+            self.recent = Some(0);
+        }
+        Ok(())
+    }
+
+    /// The batch was undone: what it added to the recent tree is gone, so count it again.
+    pub(crate) fn undone(&mut self) {
+        self.recent = None;
+    }
+}
+
 /// The marker `name`, or how it will be found once set.
 pub(crate) fn find(connection: &Connection, name: &str) -> rusqlite::Result<Found> {
+    // A hash is in one tree or the other: at most one row.
     let by_hash = connection
         .prepare_cached(
-            "SELECT markers.id, markers.name = ?2, markers.value FROM marker_names \
-             JOIN markers ON markers.id = marker_names.marker WHERE marker_names.hash = ?1",
+            "SELECT markers.id, markers.name = ?2, markers.value FROM \
+             (SELECT marker FROM marker_names_recent WHERE hash = ?1 \
+              UNION ALL SELECT marker FROM marker_names WHERE hash = ?1) AS found \
+             JOIN markers ON markers.id = found.marker",
         )?
         .query_row(params![name_hash(name), name], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
@@ -81,26 +166,30 @@ pub(crate) fn find(connection: &Connection, name: &str) -> rusqlite::Result<Foun
     }
 }
 
-/// Set the marker `name`, not set yet, to `value`, found `by` as [`find`] said.
-pub(crate) fn add(
-    connection: &Connection,
-    name: &str,
-    value: &str,
-    by: FoundBy,
-) -> rusqlite::Result<()> {
-    connection
-        .prepare_cached("INSERT INTO markers (name, value) VALUES (?1, ?2)")?
-        .execute([name, value])?;
-    index(connection, connection.last_insert_rowid(), name, by)
+/// Which tree a hash goes into.
+enum Tree {
+    /// `marker_names_recent`: a marker set now.
+    Recent,
+    /// `marker_names`: a marker converted from format 2, many at once.
+    Settled,
 }
 
-/// Make the marker in row `id`, named `name`, found `by`.
-fn index(connection: &Connection, id: i64, name: &str, by: FoundBy) -> rusqlite::Result<()> {
-    match by {
-        FoundBy::Hash => connection
+/// Make the marker in row `id`, named `name`, found `by`; by its hash, in `tree`.
+fn index(
+    connection: &Connection,
+    id: i64,
+    name: &str,
+    by: FoundBy,
+    tree: Tree,
+) -> rusqlite::Result<()> {
+    match (by, tree) {
+        (FoundBy::Hash, Tree::Recent) => connection
+            .prepare_cached("INSERT INTO marker_names_recent (hash, marker) VALUES (?1, ?2)")?
+            .execute(params![name_hash(name), id]),
+        (FoundBy::Hash, Tree::Settled) => connection
             .prepare_cached("INSERT INTO marker_names (hash, marker) VALUES (?1, ?2)")?
             .execute(params![name_hash(name), id]),
-        FoundBy::Name => connection
+        (FoundBy::Name, _) => connection
             .prepare_cached("INSERT INTO marker_names_shared (name, marker) VALUES (?1, ?2)")?
             .execute(params![name, id]),
     }
@@ -129,8 +218,68 @@ pub(crate) fn convert_format_2(connection: &Connection, schema: &str) -> rusqlit
         let (id, name): (i64, String) = (row.get(0)?, row.get(1)?);
         // Names were unique in format 2: none is found set, only how it will be found.
         if let Found::Unset(by) = find(connection, &name)? {
-            index(connection, id, &name, by)?;
+            index(connection, id, &name, by, Tree::Settled)?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(connection: &Connection, table: &str) -> i64 {
+        connection
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    }
+
+    fn value(connection: &Connection, name: &str) -> Option<String> {
+        match find(connection, name).unwrap() {
+            Found::Set { value, .. } => Some(value),
+            Found::Unset(_) => None,
+        }
+    }
+
+    /// Hashes move from the recent tree into `marker_names` each time it holds the limit, and
+    /// every marker is found wherever its hash is; an undone batch's are counted out again.
+    #[test]
+    fn recent_hashes_move_when_full_and_stay_found() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch(crate::database::SCHEMA).unwrap();
+        let mut markers = Markers::moving_at(3);
+        let add = |markers: &mut Markers, name: &str| {
+            let Found::Unset(by) = find(&connection, name).unwrap() else {
+                panic!("{name} is set already");
+            };
+            markers
+                .add(&connection, name, &format!("value {name}"), by)
+                .unwrap();
+        };
+        for i in 0..7 {
+            add(&mut markers, &format!("e{i}"));
+        }
+        assert_eq!(count(&connection, "marker_names"), 6, "moved at 3 and 6");
+        assert_eq!(count(&connection, "marker_names_recent"), 1);
+        for i in 0..7 {
+            let name = format!("e{i}");
+            assert_eq!(value(&connection, &name), Some(format!("value {name}")));
+        }
+        assert_eq!(value(&connection, "e7"), None);
+
+        // A batch undone after adding one: counted again, 2 recent after the next, not 3.
+        connection.execute_batch("BEGIN").unwrap();
+        add(&mut markers, "undone");
+        connection.execute_batch("ROLLBACK").unwrap();
+        markers.undone();
+        add(&mut markers, "e7");
+        assert_eq!(count(&connection, "marker_names_recent"), 2);
+        assert_eq!(value(&connection, "undone"), None);
+        add(&mut markers, "e8");
+        assert_eq!(count(&connection, "marker_names"), 9);
+        assert_eq!(count(&connection, "marker_names_recent"), 0);
+        assert_eq!(value(&connection, "e8"), Some("value e8".to_string()));
+    }
 }

@@ -201,7 +201,7 @@ fn a_database_of_the_format_before_markers_is_brought_to_this_one() {
     assert_eq!(db.write_if_unmarked("e", "v", Vec::new()).unwrap(), None);
     db.commit().unwrap();
     drop(db);
-    assert_eq!(format_of(&path), "3");
+    assert_eq!(format_of(&path), "4");
     assert_eq!(format_of(&path), embedded_tables::database::FORMAT);
 }
 
@@ -242,7 +242,59 @@ fn the_markers_of_format_2_are_brought_to_this_format() {
     );
     db.commit().unwrap();
     drop(db);
-    assert_eq!(format_of(&path), "3");
+    assert_eq!(format_of(&path), "4");
+    let db = Database::open(&path).unwrap();
+    for (name, value) in [
+        ("event-1", "seq 1"),
+        ("event-2", "seq 2"),
+        ("event-3", "seq 3"),
+    ] {
+        assert_eq!(db.marker(name).unwrap().as_deref(), Some(value), "{name}");
+    }
+}
+
+/// A database of format 3, whose markers' hashes were all in one tree, opens for writing as this
+/// format with every marker found as before; read only, it opens as it is.
+#[test]
+fn the_markers_of_format_3_are_found_in_this_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let kept = database_with_one_item(&path);
+    let mut db = Database::open(&path).unwrap();
+    for (name, value) in [("event-1", "seq 1"), ("event-2", "seq 2")] {
+        assert_eq!(db.write_if_unmarked(name, value, Vec::new()).unwrap(), None);
+    }
+    db.commit().unwrap();
+    drop(db);
+    // As format 3 left it: every hash in `marker_names`, no recent tree.
+    let sqlite = rusqlite::Connection::open(&path).unwrap();
+    sqlite
+        .execute_batch(
+            "INSERT INTO marker_names SELECT hash, marker FROM marker_names_recent;
+             DROP TABLE marker_names_recent; UPDATE format SET version = '3';",
+        )
+        .unwrap();
+    drop(sqlite);
+
+    let mut read_only = Database::open_read_only(&path).unwrap();
+    assert_eq!(read_only.get("t", &kept).unwrap(), Some(kept.clone()));
+    drop(read_only);
+    assert_eq!(format_of(&path), "3", "reading converts nothing");
+    let mut db = Database::open(&path).unwrap();
+    assert_eq!(
+        db.write_if_unmarked("event-2", "seq 9", Vec::new())
+            .unwrap(),
+        Some("seq 2".to_string()),
+        "a record applied before is still"
+    );
+    assert_eq!(
+        db.write_if_unmarked("event-3", "seq 3", Vec::new())
+            .unwrap(),
+        None
+    );
+    db.commit().unwrap();
+    drop(db);
+    assert_eq!(format_of(&path), "4");
     let db = Database::open(&path).unwrap();
     for (name, value) in [
         ("event-1", "seq 1"),
@@ -311,8 +363,8 @@ fn a_marker_whose_hash_another_has_is_found_by_its_name() {
 }
 
 /// Drops every markers table (to make a database of an earlier format by hand).
-const DROP_MARKERS: &str =
-    "DROP TABLE markers; DROP TABLE marker_names; DROP TABLE marker_names_shared;";
+const DROP_MARKERS: &str = "DROP TABLE markers; DROP TABLE marker_names; \
+     DROP TABLE marker_names_recent; DROP TABLE marker_names_shared;";
 
 /// A database at `path` of this format with one item in the table `t`, which is returned.
 fn database_with_one_item(path: &std::path::Path) -> Item {
