@@ -569,7 +569,7 @@ impl Database {
     ) -> Result<Option<String>, TablesError> {
         let placed = self.place_all(writes)?;
         self.begin()?;
-        let set = markers::find(&self.connection, name).and_then(|found| match found {
+        let set = (self.markers.find(&self.connection, name)).and_then(|found| match found {
             Found::Set { value, .. } => Ok(Some(value)),
             Found::Unset(by) => (self.markers)
                 .add(&self.connection, name, value, by)
@@ -596,13 +596,30 @@ impl Database {
         }
     }
 
+    /// Look up the markers of `names` at once, before the batch sets them one by one
+    /// ([`Database::write_if_unmarked`]): searches in the order of the names' hashes share the
+    /// pages that a search per name, in the order records come, reads again each time. What
+    /// is found holds until the batch's commit.
+    pub fn look_up_markers<'n>(
+        &mut self,
+        names: impl Iterator<Item = &'n str>,
+    ) -> Result<(), TablesError> {
+        if !self.writable {
+            return Err(TablesError::ReadOnly);
+        }
+        self.check_not_abandoned()?;
+        (self.markers)
+            .look_up(&self.connection, names)
+            .map_err(|e| storage(&self.path, "look up markers", e))
+    }
+
     /// Set the marker `name` to `value` in the open batch, whether it was set or not.
     pub fn set_marker(&mut self, name: &str, value: &str) -> Result<(), TablesError> {
         if !self.writable {
             return Err(TablesError::ReadOnly);
         }
         self.begin()?;
-        let set = markers::find(&self.connection, name).and_then(|found| match found {
+        let set = (self.markers.find(&self.connection, name)).and_then(|found| match found {
             Found::Set { id, .. } => markers::replace(&self.connection, id, value),
             Found::Unset(by) => self.markers.add(&self.connection, name, value, by),
         });
@@ -985,6 +1002,7 @@ impl Database {
             }
             self.in_batch = false;
         }
+        self.markers.committed();
         Ok(())
     }
 

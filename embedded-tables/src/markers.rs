@@ -28,6 +28,7 @@
 //!   every batch (BENCHMARKS.md, "Recent markers apart"). A hash is in one of the two tables,
 //!   never both; a lookup reads both.
 
+use std::collections::HashSet;
 use std::hash::Hasher;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -64,12 +65,17 @@ pub(crate) enum FoundBy {
 /// both small from a day's history (a million markers) to ten times that.
 pub(crate) const RECENT_NAMES: i64 = 131_072;
 
-/// The markers of one database: how many hashes its recent tree holds, counted once.
+/// The markers of one database: how many hashes its recent tree holds, counted once, and the
+/// hashes a batch's names were found not to have.
 pub(crate) struct Markers {
     /// Hashes in `marker_names_recent`, if counted since the last undone batch.
     recent: Option<i64>,
     /// When they move into `marker_names` ([`RECENT_NAMES`]; fewer in tests).
     move_at: i64,
+    /// Hashes no marker has, as [`Markers::look_up`] found them: a name with one of them is
+    /// not set and is added by its hash, without a search. A hash leaves when a marker takes
+    /// it; all leave at the end of the batch.
+    free: HashSet<i64>,
 }
 
 impl Markers {
@@ -81,6 +87,48 @@ impl Markers {
         Markers {
             recent: None,
             move_at,
+            free: HashSet::new(),
+        }
+    }
+
+    /// Look up the hashes of `names` at once, in hash order, before their markers are set one
+    /// by one: consecutive hashes share the pages of the trees, where a search per name, in
+    /// no order, reads a page of a tree that grows with the history each time (a twelfth of
+    /// a day's replay, BENCHMARKS.md, "Recent markers apart"). Not while `marker_names` is
+    /// empty: the recent tree alone is small, and a search per name there costs less than
+    /// looking up and remembering.
+    pub(crate) fn look_up<'n>(
+        &mut self,
+        connection: &Connection,
+        names: impl Iterator<Item = &'n str>,
+    ) -> rusqlite::Result<()> {
+        let settled: bool = connection
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM marker_names)")?
+            .query_row([], |row| row.get(0))?;
+        if !settled {
+            return Ok(());
+        }
+        let mut hashes: Vec<i64> = names.map(name_hash).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let mut taken = connection.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM marker_names_recent WHERE hash = ?1) \
+             OR EXISTS (SELECT 1 FROM marker_names WHERE hash = ?1)",
+        )?;
+        for hash in hashes {
+            if !taken.query_row([hash], |row| row.get::<_, bool>(0))? {
+                self.free.insert(hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// The marker `name`, or how it will be found once set ([`find`], unless its hash was
+    /// looked up and found free).
+    pub(crate) fn find(&mut self, connection: &Connection, name: &str) -> rusqlite::Result<Found> {
+        match self.free.remove(&name_hash(name)) {
+            true => Ok(Found::Unset(FoundBy::Hash)),
+            false => find(connection, name),
         }
     }
 
@@ -129,6 +177,12 @@ impl Markers {
     /// The batch was undone: what it added to the recent tree is gone, so count it again.
     pub(crate) fn undone(&mut self) {
         self.recent = None;
+        self.free.clear();
+    }
+
+    /// The batch was committed: its names' hashes are looked up again with the next.
+    pub(crate) fn committed(&mut self) {
+        self.free.clear();
     }
 }
 
@@ -281,5 +335,41 @@ mod tests {
         assert_eq!(count(&connection, "marker_names"), 9);
         assert_eq!(count(&connection, "marker_names_recent"), 0);
         assert_eq!(value(&connection, "e8"), Some("value e8".to_string()));
+    }
+
+    /// Names looked up at once: one set before is found set, one new is added by its hash,
+    /// and once added (a name twice in a batch) it is found set, not free again.
+    #[test]
+    fn names_looked_up_at_once_are_found_as_one_by_one() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch(crate::database::SCHEMA).unwrap();
+        // "old" set and moved into `marker_names` (looking up waits for that tree).
+        let mut markers = Markers::moving_at(1);
+        markers
+            .add(&connection, "old", "value old", FoundBy::Hash)
+            .unwrap();
+        assert_eq!(count(&connection, "marker_names"), 1);
+        markers.move_at = RECENT_NAMES;
+        let names = ["old", "new", "new", "other"];
+        markers.look_up(&connection, names.into_iter()).unwrap();
+        assert_eq!(markers.free.len(), 2, "new and other");
+        assert!(matches!(
+            markers.find(&connection, "old").unwrap(),
+            Found::Set { value, .. } if value == "value old"
+        ));
+        let Found::Unset(by) = markers.find(&connection, "new").unwrap() else {
+            panic!("new is not set yet");
+        };
+        markers.add(&connection, "new", "value new", by).unwrap();
+        assert!(matches!(
+            markers.find(&connection, "new").unwrap(),
+            Found::Set { value, .. } if value == "value new"
+        ));
+        markers.committed();
+        assert!(markers.free.is_empty());
+        assert!(matches!(
+            markers.find(&connection, "other").unwrap(),
+            Found::Unset(FoundBy::Hash)
+        ));
     }
 }

@@ -26,6 +26,11 @@ pub trait ChangeApplier: Send + Sync {
     /// re-delivery of the same records, not the same writes made again. A different record
     /// under an eventID already applied is refused (not retryable).
     async fn apply(&self, change: &Change) -> Result<Applied, PortError>;
+
+    /// Called with a batch's changes before they are applied one by one, so that what each
+    /// will look up can be looked up at once (the embedded state's markers). Nothing by
+    /// default; a failure only leaves each change to look up its own.
+    async fn prepare(&self, _changes: &[&Change]) {}
 }
 
 /// What applying a record's own change came to.

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 use handlers::ports::{Clock, Mailer, Objects, Tables};
-use handlers::Reaction;
+use handlers::{Change, Reaction};
 
 use crate::adapters::{CallBudget, ChangeApplier, Parking};
 use crate::catalog::Catalog;
@@ -189,6 +189,12 @@ impl Worker {
         let a = &self.adapters;
         if let Some(budget) = &a.call_budget {
             budget.until(options.deadline);
+        }
+        if let (true, Some(applier)) = (options.apply_own_change, &a.applier) {
+            let changes: Vec<&Change> = (records.iter())
+                .filter_map(|record| record.change.as_ref().ok())
+                .collect();
+            measure_async(Stage::OwnChange, applier.prepare(&changes)).await;
         }
         let requests_before = self.counter.hook.snapshot();
         let reactions = self.reactions.as_slice();

@@ -616,6 +616,13 @@ impl Marker {
 /// run again) and not the same writes made again (which would undo what reactions did since).
 #[async_trait]
 impl ChangeApplier for EmbeddedState {
+    /// Looks up the batch's eventIDs' markers at once (`Database::look_up_markers`). A failure
+    /// is left to each record's own look-up, which reports it.
+    async fn prepare(&self, changes: &[&Change]) {
+        let names = changes.iter().map(|change| change.event_id.as_str());
+        let _ = self.with_store(|s| s.look_up_markers(names));
+    }
+
     async fn apply(&self, change: &Change) -> Result<Applied, PortError> {
         let fail = |e: String| invalid("ApplyRecord", &change.table, e);
         self.with_store(|s| {

@@ -165,6 +165,16 @@ impl Store {
             .map_err(|e| e.to_string())
     }
 
+    /// Look up the markers of `names` at once, before they are set one by one.
+    pub(super) fn look_up_markers<'n>(
+        &mut self,
+        names: impl Iterator<Item = &'n str>,
+    ) -> Result<(), String> {
+        (self.database)
+            .look_up_markers(names)
+            .map_err(|e| e.to_string())
+    }
+
     /// The value of the marker `name`, if it is set.
     pub(super) fn marker(&self, name: &str) -> Result<Option<String>, String> {
         self.database.marker(name).map_err(|e| e.to_string())
