@@ -13,7 +13,7 @@ pub struct BoundedMemory<K, V> {
     bound: usize,
 }
 
-impl<K: Hash + Eq, V: Clone> BoundedMemory<K, V> {
+impl<K: Hash + Eq, V> BoundedMemory<K, V> {
     /// A memory of at most `bound` entries.
     pub fn new(bound: usize) -> Self {
         BoundedMemory {
@@ -22,13 +22,14 @@ impl<K: Hash + Eq, V: Clone> BoundedMemory<K, V> {
         }
     }
 
-    /// The entry remembered for `key`, if any.
-    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    /// The entry remembered for `key`, if any, taken out rather than copied: the fold that
+    /// reads it remembers it again as it writes it, or leaves it to be read.
+    pub fn take<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.lock().ok()?.get(key).cloned()
+        self.entries.lock().ok()?.remove(key)
     }
 
     /// Remembers each entry (None: forgets its key), emptying the memory when it is full.

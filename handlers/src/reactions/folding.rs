@@ -228,8 +228,9 @@ pub(crate) trait FoldRules<'c>: Sync {
         folded: &Self::State,
     ) -> Result<Vec<TransactItem>, ReactionError>;
 
-    /// Remember the segment as written, so that the next window need not read it.
-    fn remember(&self, read: &Self::State, folded: &Self::State);
+    /// Remember the segment as written, so that the next window need not read it (what was
+    /// folded is handed over, not copied: the segment is done with it).
+    fn remember(&self, read: &Self::State, folded: Self::State);
 
     /// Forget what the segment assumed: its write failed, so none of it is known as stored.
     fn forget(&self, folded: &Self::State);
@@ -356,8 +357,9 @@ async fn fold_segment<'a, 'c, R: FoldRules<'c>>(
                 return Err(e.into());
             }
         }
-        rules.remember(&read, &folded);
-        Ok(rules.results(&folded, changes, done))
+        let results = rules.results(&folded, changes, done);
+        rules.remember(&read, folded);
+        Ok(results)
     })
     .await
 }

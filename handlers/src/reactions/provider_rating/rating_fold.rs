@@ -494,22 +494,26 @@ impl<'c> FoldRules<'c> for ProviderRatings {
 
     /// Every provider of the segment as it now stands, so the next window need not read it,
     /// and every slot: the changed ones one version on.
-    fn remember(&self, read: &Folding, folded: &Folding) {
-        self.remember_providers(folded.providers.iter().map(|(provider, figures)| {
-            let mut now = figures.clone();
-            if folded.changed_providers.contains_key(provider) {
+    fn remember(&self, read: &Folding, folded: Folding) {
+        let Folding {
+            slots,
+            providers,
+            changed_slots,
+            changed_providers,
+        } = folded;
+        self.remember_providers(providers.into_iter().map(|(provider, mut now)| {
+            if changed_providers.contains_key(&provider) {
                 let was = read
                     .providers
-                    .get(provider)
+                    .get(&provider)
                     .and_then(|p| p.aggregate_version);
                 now.aggregate_version = Some(next_aggregate_version(was));
             }
-            (provider.as_str(), Some(now))
+            (provider, Some(now))
         }));
-        self.remember_slots(folded.slots.iter().map(|(key, slot)| {
-            let mut now = slot.clone();
-            if folded.changed_slots.contains(key) {
-                now.version = read.slots.get(key).map_or(0, |s| s.version) + 1;
+        self.remember_slots(slots.into_iter().map(|(key, mut now)| {
+            if changed_slots.contains(&key) {
+                now.version = read.slots.get(&key).map_or(0, |s| s.version) + 1;
             }
             (key, Some(now))
         }));
@@ -517,13 +521,8 @@ impl<'c> FoldRules<'c> for ProviderRatings {
 
     /// Forgets the slots and providers of a window whose write failed: not known as stored.
     fn forget(&self, folded: &Folding) {
-        self.remember_providers(
-            folded
-                .providers
-                .keys()
-                .map(|provider| (provider.as_str(), None)),
-        );
-        self.remember_slots(folded.slots.keys().map(|key| (key, None)));
+        self.remember_providers((folded.providers.keys()).map(|provider| (provider.clone(), None)));
+        self.remember_slots(folded.slots.keys().map(|key| (key.clone(), None)));
     }
 
     /// A change's result is what folding it gave.

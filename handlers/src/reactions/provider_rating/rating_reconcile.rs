@@ -58,7 +58,7 @@ impl ReconcileRules for ProviderRatings {
     }
 
     fn forget_aggregate(&self, provider: &str) {
-        self.remember_providers(std::iter::once((provider, None)));
+        self.remember_providers(std::iter::once((provider.to_string(), None)));
     }
 
     /// Recomputes `provider` from its reviews and repairs its aggregate and slots.

@@ -393,7 +393,7 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
         let mut state_keys = Vec::new();
         let mut thread_keys = Vec::new();
         for &conversation in &conversations {
-            match self.known_threads.get(conversation).filter(|_| !fresh) {
+            match self.known_threads.take(conversation).filter(|_| !fresh) {
                 Some(known) => {
                     folding.threads.insert(conversation.clone(), known.state);
                     if let Some(stored) = known.stored {
@@ -409,7 +409,7 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
         }
         for (&(conversation, response_id), &only_inserted) in &message_keys {
             let key = (conversation.clone(), response_id.clone());
-            if let Some(known) = self.known_messages.get(&key).filter(|_| !fresh) {
+            if let Some(known) = self.known_messages.take(&key).filter(|_| !fresh) {
                 folding.messages.insert(key, known);
                 continue;
             }
@@ -577,47 +577,55 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
         Ok(writes)
     }
 
-    /// Remembers a window's threads and messages as `writes` stored them (so that a window need not read them first; a stale entry
-    /// costs a failed condition and a read): a written state at
-    /// the next version, a thread's figures as `following` made them.
-    fn remember(&self, read: &Folding, folded: &Folding) {
+    /// Remembers a window's threads and messages as `writes` stored them (so that a window need
+    /// not read them first; a stale entry costs a failed condition and a read): a written state
+    /// at the next version, a thread's figures as `following` made them.
+    fn remember(&self, read: &Folding, folded: Folding) {
+        let Folding {
+            threads,
+            messages,
+            mut stored,
+            changed_messages,
+            changed_threads,
+            mut figures,
+            ..
+        } = folded;
         self.known_messages
-            .remember(folded.messages.iter().map(|(key, message)| {
-                let mut stored = message.clone();
-                if folded.changed_messages.contains(key) {
-                    stored.version = read.messages.get(key).map_or(0, |m| m.version) + 1;
+            .remember(messages.into_iter().map(|(key, mut message)| {
+                if changed_messages.contains(&key) {
+                    message.version = read.messages.get(&key).map_or(0, |m| m.version) + 1;
                 }
-                (key.clone(), Some(stored))
+                (key, Some(message))
             }));
         self.known_threads
-            .remember(folded.threads.iter().map(|(conversation, thread)| {
-                let was = read.threads.get(conversation);
-                let stored = folded.stored.get(conversation).cloned();
-                if !folded.changed_threads.contains_key(conversation) {
+            .remember(threads.into_iter().map(|(conversation, mut thread)| {
+                let was = read.threads.get(&conversation);
+                let stored = stored.remove(&conversation);
+                if !changed_threads.contains_key(&conversation) {
                     let known = KnownThread {
-                        state: thread.clone(),
+                        state: thread,
                         stored,
                     };
-                    return (conversation.clone(), Some(known));
+                    return (conversation, Some(known));
                 }
                 // A thread left without messages was deleted (or never written): read it again.
                 if thread.is_empty() {
-                    return (conversation.clone(), None);
-                }
-                let mut state: ThreadState = thread.clone();
-                if was != Some(thread) {
-                    state.version = was.map_or(0, |t| t.version) + 1;
+                    return (conversation, None);
                 }
                 let stored = stored.unwrap_or_default();
-                let mut now = folded.figures(conversation, thread).into_owned();
+                let mut now =
+                    (figures.remove(&conversation)).unwrap_or_else(|| stored.following(&thread));
                 if now != stored {
                     now.stats_version = Some(next_aggregate_version(stored.stats_version));
                 }
+                if was != Some(&thread) {
+                    thread.version = was.map_or(0, |t| t.version) + 1;
+                }
                 let known = KnownThread {
-                    state,
+                    state: thread,
                     stored: Some(now),
                 };
-                (conversation.clone(), Some(known))
+                (conversation, Some(known))
             }));
     }
 
