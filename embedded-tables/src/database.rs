@@ -85,8 +85,9 @@ const IN_MEMORY: &str = ":memory:";
 /// How long a read waits for another process's checkpoint before it gives up.
 const BUSY_WAIT_MS: u32 = 5_000;
 
-/// The schema, as `sqlite3` sees it (docs/embedded-state.md explains it for readers).
-pub(crate) const SCHEMA: &str = "
+/// The schema, as `sqlite3` sees it, with the markers' tables (`markers::SCHEMA`);
+/// docs/embedded-state.md explains both for readers.
+const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS format (version TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tables (
     id INTEGER PRIMARY KEY,
@@ -108,23 +109,6 @@ CREATE TABLE IF NOT EXISTS index_entries (
     item_pk BLOB NOT NULL,
     item_sk BLOB NOT NULL,
     PRIMARY KEY (table_id, index_name, pk, sk, item_pk, item_sk)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS markers (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS marker_names (
-    hash INTEGER PRIMARY KEY,
-    marker INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS marker_names_recent (
-    hash INTEGER PRIMARY KEY,
-    marker INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS marker_names_shared (
-    name TEXT PRIMARY KEY,
-    marker INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS table_items AS
     SELECT tables.name AS table_name, items.item AS item
@@ -282,7 +266,8 @@ impl Database {
             .execute_batch(&format!(
                 "PRAGMA page_size={PAGE_BYTES}; PRAGMA journal_mode=WAL; \
                  PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}; \
-                 PRAGMA cache_size=-{CACHE_KIB}; PRAGMA busy_timeout={BUSY_WAIT_MS}; {SCHEMA}"
+                 PRAGMA cache_size=-{CACHE_KIB}; PRAGMA busy_timeout={BUSY_WAIT_MS}; {SCHEMA} {}",
+                markers::SCHEMA
             ))
             .map_err(|e| storage(path, "create the schema", e))?;
         let found: Option<String> = connection
@@ -308,7 +293,7 @@ impl Database {
                 let converted = connection
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                     .and_then(|transaction| {
-                        markers::convert_format_2(&transaction, SCHEMA)?;
+                        markers::convert_format_2(&transaction)?;
                         transaction.execute("UPDATE format SET version = ?1", [FORMAT])?;
                         transaction.commit()
                     });

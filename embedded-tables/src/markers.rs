@@ -33,6 +33,27 @@ use std::hash::Hasher;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// The markers' tables, as `sqlite3` sees them (part of the database's schema).
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS markers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marker_names (
+    hash INTEGER PRIMARY KEY,
+    marker INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marker_names_recent (
+    hash INTEGER PRIMARY KEY,
+    marker INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS marker_names_shared (
+    name TEXT PRIMARY KEY,
+    marker INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
 /// The hash `marker_names` keeps a marker's name under: FNV-1a of its UTF-8 bytes, 64 bits as
 /// SQLite's signed integer. It is stable: the database keeps it.
 pub fn name_hash(name: &str) -> i64 {
@@ -258,11 +279,11 @@ pub(crate) fn replace(connection: &Connection, id: i64, value: &str) -> rusqlite
         .map(|_| ())
 }
 
-/// Bring the markers of format 2, one table keyed by name, into these tables; `schema` creates
-/// them. Run in the transaction that changes the format.
-pub(crate) fn convert_format_2(connection: &Connection, schema: &str) -> rusqlite::Result<()> {
+/// Bring the markers of format 2, one table keyed by name, into these tables. Run in the
+/// transaction that changes the format.
+pub(crate) fn convert_format_2(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute_batch(&format!(
-        "ALTER TABLE markers RENAME TO markers_format_2; {schema}
+        "ALTER TABLE markers RENAME TO markers_format_2; {SCHEMA}
          INSERT INTO markers (name, value) SELECT name, value FROM markers_format_2;
          DROP TABLE markers_format_2;"
     ))?;
@@ -302,7 +323,7 @@ mod tests {
     #[test]
     fn recent_hashes_move_when_full_and_stay_found() {
         let connection = Connection::open_in_memory().unwrap();
-        connection.execute_batch(crate::database::SCHEMA).unwrap();
+        connection.execute_batch(SCHEMA).unwrap();
         let mut markers = Markers::moving_at(3);
         let add = |markers: &mut Markers, name: &str| {
             let Found::Unset(by) = find(&connection, name).unwrap() else {
@@ -342,7 +363,7 @@ mod tests {
     #[test]
     fn names_looked_up_at_once_are_found_as_one_by_one() {
         let connection = Connection::open_in_memory().unwrap();
-        connection.execute_batch(crate::database::SCHEMA).unwrap();
+        connection.execute_batch(SCHEMA).unwrap();
         // "old" set and moved into `marker_names` (looking up waits for that tree).
         let mut markers = Markers::moving_at(1);
         markers
