@@ -147,9 +147,10 @@ impl Markers {
     /// The marker `name`, or how it will be found once set ([`find`], unless its hash was
     /// looked up and found free).
     pub(crate) fn find(&mut self, connection: &Connection, name: &str) -> rusqlite::Result<Found> {
-        match self.free.remove(&name_hash(name)) {
+        let hash = name_hash(name);
+        match self.free.remove(&hash) {
             true => Ok(Found::Unset(FoundBy::Hash)),
-            false => find(connection, name),
+            false => find_hashed(connection, name, hash),
         }
     }
 
@@ -209,6 +210,11 @@ impl Markers {
 
 /// The marker `name`, or how it will be found once set.
 pub(crate) fn find(connection: &Connection, name: &str) -> rusqlite::Result<Found> {
+    find_hashed(connection, name, name_hash(name))
+}
+
+/// [`find`], with the name's hash already made.
+fn find_hashed(connection: &Connection, name: &str, hash: i64) -> rusqlite::Result<Found> {
     // A hash is in one tree or the other: at most one row.
     let by_hash = connection
         .prepare_cached(
@@ -217,7 +223,7 @@ pub(crate) fn find(connection: &Connection, name: &str) -> rusqlite::Result<Foun
               UNION ALL SELECT marker FROM marker_names WHERE hash = ?1) AS found \
              JOIN markers ON markers.id = found.marker",
         )?
-        .query_row(params![name_hash(name), name], |row| {
+        .query_row(params![hash, name], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
         .optional()?;

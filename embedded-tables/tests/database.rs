@@ -187,11 +187,10 @@ fn a_database_of_the_format_before_markers_is_brought_to_this_one() {
     let path = dir.path().join("s.sqlite");
     let kept = database_with_one_item(&path);
     // As format 1 left it: no markers tables.
-    let sqlite = rusqlite::Connection::open(&path).unwrap();
-    sqlite
-        .execute_batch(&format!("{DROP_MARKERS} UPDATE format SET version = '1';"))
-        .unwrap();
-    drop(sqlite);
+    run_sql(
+        &path,
+        &format!("{DROP_MARKERS} UPDATE format SET version = '1';"),
+    );
 
     let mut read_only = Database::open_read_only(&path).unwrap();
     assert_eq!(read_only.get("t", &kept).unwrap(), Some(kept.clone()));
@@ -213,15 +212,14 @@ fn the_markers_of_format_2_are_brought_to_this_format() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sqlite");
     let kept = database_with_one_item(&path);
-    let sqlite = rusqlite::Connection::open(&path).unwrap();
-    sqlite
-        .execute_batch(&format!(
+    run_sql(
+        &path,
+        &format!(
             "{DROP_MARKERS} UPDATE format SET version = '2';
              CREATE TABLE markers (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
              INSERT INTO markers VALUES ('event-1', 'seq 1'), ('event-2', 'seq 2'), ('#run', '4');"
-        ))
-        .unwrap();
-    drop(sqlite);
+        ),
+    );
 
     assert_converted_with_markers_kept(&path, &kept, "2");
     let db = Database::open(&path).unwrap();
@@ -242,14 +240,11 @@ fn the_markers_of_format_3_are_found_in_this_format() {
     db.commit().unwrap();
     drop(db);
     // As format 3 left it: every hash in `marker_names`, no recent tree.
-    let sqlite = rusqlite::Connection::open(&path).unwrap();
-    sqlite
-        .execute_batch(
-            "INSERT INTO marker_names SELECT hash, marker FROM marker_names_recent;
-             DROP TABLE marker_names_recent; UPDATE format SET version = '3';",
-        )
-        .unwrap();
-    drop(sqlite);
+    run_sql(
+        &path,
+        "INSERT INTO marker_names SELECT hash, marker FROM marker_names_recent;
+         DROP TABLE marker_names_recent; UPDATE format SET version = '3';",
+    );
 
     assert_converted_with_markers_kept(&path, &kept, "3");
 }
@@ -344,6 +339,14 @@ fn a_marker_whose_hash_another_has_is_found_by_its_name() {
         })
         .unwrap();
     assert_eq!(shared, 1);
+}
+
+/// Runs `sql` on the database at `path` with SQLite itself (to make an earlier format by hand).
+fn run_sql(path: &std::path::Path, sql: &str) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
 }
 
 /// Drops every markers table (to make a database of an earlier format by hand).

@@ -294,9 +294,9 @@ pub fn string_key(pairs: &[(&str, &str)]) -> Item {
 /// FNV-1a, 64 bits: a small hash that never changes between builds or platforms, for ids and
 /// shard numbers that must be the same on every delivery of a record.
 pub fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    let mut hasher = fnv::FnvHasher::default();
+    std::hash::Hasher::write(&mut hasher, bytes);
+    std::hash::Hasher::finish(&hasher)
 }
 
 /// An item that serializes with the attribute names in order at every level, as [`sorted`]

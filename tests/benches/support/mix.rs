@@ -72,11 +72,8 @@ fn record(
 /// eventID pays for ids that do not: the day with DynamoDB's kind wrote 80 % more
 /// (BENCHMARKS.md, "Batches committed together").
 fn event_id(tag: &str, seq: usize) -> String {
-    // FNV-1a of the tag (as the state hashes eventIDs, `embedded_tables::markers`), then
-    // splitmix64 of it with the place: stable across runs and builds.
-    let mut tag_hash = fnv::FnvHasher::default();
-    std::hash::Hasher::write(&mut tag_hash, tag.as_bytes());
-    let tag = std::hash::Hasher::finish(&tag_hash);
+    // FNV-1a of the tag, then splitmix64 of it with the place: stable across runs and builds.
+    let tag = handlers::item::stable_hash(tag.as_bytes());
     let mix = |x: u64| {
         let x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
