@@ -108,7 +108,7 @@ async fn unprocessed_items_are_sent_again_until_stored() {
     let (address, seen) = endpoint(2);
     tables(&address)
         .await
-        .batch_write("aws-cost-platform-enhanced", puts(30))
+        .batch_write("aws-cost-platform-enhanced", &puts(30))
         .await
         .expect("stored in the end");
     let requests = seen.lock().unwrap().clone();
@@ -130,7 +130,7 @@ async fn items_never_processed_end_in_a_retryable_error() {
     let (address, seen) = endpoint(usize::MAX);
     let error = tables(&address)
         .await
-        .batch_write("aws-cost-platform-enhanced", puts(3))
+        .batch_write("aws-cost-platform-enhanced", &puts(3))
         .await
         .unwrap_err();
     assert!(matches!(error, PortError::Transient { .. }), "{error:?}");

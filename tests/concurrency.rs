@@ -144,7 +144,7 @@ impl TablesPort for WithoutConditions {
     async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError> {
         self.inner.query(query).await
     }
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+    async fn batch_write(&self, table: &str, writes: &[WriteRequest]) -> Result<(), PortError> {
         self.inner.batch_write(table, writes).await
     }
     async fn transact_write(&self, mut items: Vec<TransactItem>) -> Result<(), PortError> {

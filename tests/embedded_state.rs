@@ -301,11 +301,11 @@ fn markers_an_earlier_version_kept_as_items_still_count() {
             ("sequenceNumber", parts[1]),
             ("run", "5"),
         ]);
-        writes.push((applied.to_string(), Write::Put(marker)));
+        writes.push((applied.to_string(), Write::put(marker)));
     }
     let mut runs = string_key(&[("eventId", "#run")]);
     runs.insert("runs".into(), AttributeValue::N("6".into()));
-    writes.push((applied.to_string(), Write::Put(runs)));
+    writes.push((applied.to_string(), Write::put(runs)));
     db.write(writes).unwrap();
     db.commit().unwrap();
     drop(db);

@@ -131,13 +131,27 @@ pub struct TableSchema {
     pub indexes: BTreeMap<String, KeySchema>,
 }
 
-/// One write of a set handed over at once.
+/// One write of a set handed over at once. Its item may be lent: the database stores it as
+/// text and copies it only to keep it decoded in its cache (an item read and written again),
+/// so an item only ever written (a record's new item, an audit item) is never copied.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Write {
+pub enum Write<'i> {
     /// Put the item, replacing the one with its key.
-    Put(Item),
+    Put(Cow<'i, Item>),
     /// Delete the item with this key (anything else in it is ignored).
-    Delete(Item),
+    Delete(Cow<'i, Item>),
+}
+
+impl Write<'static> {
+    /// Put `item`, handed over.
+    pub fn put(item: Item) -> Self {
+        Write::Put(Cow::Owned(item))
+    }
+
+    /// Delete the item with `key`, handed over.
+    pub fn delete(key: Item) -> Self {
+        Write::Delete(Cow::Owned(key))
+    }
 }
 
 /// A condition on a query's sort key.
@@ -536,7 +550,7 @@ impl Database {
 
     /// Apply `writes`, each to its table, all of them or (on an error) none. Every key is
     /// checked before anything changes.
-    pub fn write(&mut self, writes: Vec<(String, Write)>) -> Result<(), TablesError> {
+    pub fn write(&mut self, writes: Vec<(String, Write<'_>)>) -> Result<(), TablesError> {
         let placed = self.place_all(writes)?;
         self.begin()?;
         self.apply(placed)
@@ -550,7 +564,7 @@ impl Database {
         &mut self,
         name: &str,
         value: &str,
-        writes: Vec<(String, Write)>,
+        writes: Vec<(String, Write<'_>)>,
     ) -> Result<Option<String>, TablesError> {
         let placed = self.place_all(writes)?;
         self.begin()?;
@@ -614,7 +628,10 @@ impl Database {
 
     /// Each of `writes` with its table and place; an error for the first key that cannot be
     /// placed, before anything changes.
-    fn place_all(&self, writes: Vec<(String, Write)>) -> Result<Vec<Placed>, TablesError> {
+    fn place_all<'i>(
+        &self,
+        writes: Vec<(String, Write<'i>)>,
+    ) -> Result<Vec<Placed<'i>>, TablesError> {
         if !self.writable {
             return Err(TablesError::ReadOnly);
         }
@@ -629,7 +646,7 @@ impl Database {
     }
 
     /// Apply placed writes in the open batch.
-    fn apply(&mut self, placed: Vec<Placed>) -> Result<(), TablesError> {
+    fn apply(&mut self, placed: Vec<Placed<'_>>) -> Result<(), TablesError> {
         // No savepoint around the set: SQLite copies every page a savepoint touches aside (a
         // third of a replay's time). A set fails part way only when SQLite does (a full disk,
         // a damaged file), and then the whole batch is undone instead (see `abandon`).
@@ -652,7 +669,7 @@ impl Database {
             // markers), which would push out the items read again.
             match write {
                 Write::Put(item) if replaced || self.cache.contains(&cached) => {
-                    self.cache.put(cached, item);
+                    self.cache.put(cached, item.into_owned());
                 }
                 Write::Put(_) => {}
                 Write::Delete(_) => {
@@ -1128,7 +1145,7 @@ fn key_bytes<'k>(key: &'k KeySchema, item: &Item) -> Result<Place, (&'k str, &'s
 }
 
 /// A write, with its table and where its item goes.
-type Placed = (String, Arc<Table>, Place, Write);
+type Placed<'i> = (String, Arc<Table>, Place, Write<'i>);
 
 /// An item as the `items` table keeps it: DynamoDB JSON.
 fn item_text(table: &str, item: &Item) -> Result<String, TablesError> {

@@ -60,7 +60,7 @@ fn written_items_read_back_and_survive_a_reopen_once_committed() {
         ("SK", s("METADATA")),
         ("Total", n("12.50")),
     ]);
-    db.write(vec![("t".into(), Write::Put(a.clone()))]).unwrap();
+    db.write(vec![("t".into(), Write::put(a.clone()))]).unwrap();
     let key = item(&[("PK", s("E#1")), ("SK", s("METADATA"))]);
     assert_eq!(
         db.get("t", &key).unwrap(),
@@ -70,7 +70,7 @@ fn written_items_read_back_and_survive_a_reopen_once_committed() {
     db.commit().unwrap();
     // Written after the last commit: gone with the process.
     let b = item(&[("PK", s("E#2")), ("SK", s("METADATA"))]);
-    db.write(vec![("t".into(), Write::Put(b.clone()))]).unwrap();
+    db.write(vec![("t".into(), Write::put(b.clone()))]).unwrap();
     drop(db);
 
     let mut db = Database::open(&path).unwrap();
@@ -88,8 +88,8 @@ fn a_set_of_writes_is_kept_whole_or_not_at_all() {
     let no_sort_key = item(&[("PK", s("E#1"))]);
     let error = db
         .write(vec![
-            ("t".into(), Write::Put(good.clone())),
-            ("t".into(), Write::Put(no_sort_key)),
+            ("t".into(), Write::put(good.clone())),
+            ("t".into(), Write::put(no_sort_key)),
         ])
         .unwrap_err();
     assert!(
@@ -99,7 +99,7 @@ fn a_set_of_writes_is_kept_whole_or_not_at_all() {
     assert!(!error.is_retryable());
     assert_eq!(db.get("t", &good).unwrap(), None);
     let error = db
-        .write(vec![("nope".into(), Write::Put(good.clone()))])
+        .write(vec![("nope".into(), Write::put(good.clone()))])
         .unwrap_err();
     assert!(matches!(error, TablesError::UnknownTable(_)), "{error}");
 }
@@ -116,7 +116,7 @@ fn writes_guarded_by_a_marker_are_applied_once() {
     let put = |v: &str| {
         vec![(
             "t".to_string(),
-            Write::Put(item(&[
+            Write::put(item(&[
                 ("PK", s("E#1")),
                 ("SK", s("A")),
                 ("GSI1PK", s("G")),
@@ -163,7 +163,7 @@ fn writes_guarded_by_a_marker_are_applied_once() {
         .write_if_unmarked(
             "event-2",
             "seq 4",
-            vec![("t".into(), Write::Put(item(&[("PK", s("E#2"))])))],
+            vec![("t".into(), Write::put(item(&[("PK", s("E#2"))])))],
         )
         .unwrap_err();
     assert!(matches!(error, TablesError::BadKey { .. }), "{error}");
@@ -310,7 +310,7 @@ fn a_marker_whose_hash_another_has_is_found_by_its_name() {
     db.define("t", &single_table()).unwrap();
     assert_eq!(db.marker("b").unwrap(), None, "a's marker is not b's");
     let guarded = item(&[("PK", s("E#1")), ("SK", s("A"))]);
-    let put = vec![("t".to_string(), Write::Put(guarded.clone()))];
+    let put = vec![("t".to_string(), Write::put(guarded.clone()))];
     assert_eq!(
         db.write_if_unmarked("b", "value b", put.clone()).unwrap(),
         None
@@ -358,7 +358,7 @@ fn database_with_one_item(path: &std::path::Path) -> Item {
     let mut db = Database::open(path).unwrap();
     db.define("t", &single_table()).unwrap();
     let kept = item(&[("PK", s("E#1")), ("SK", s("A"))]);
-    db.write(vec![("t".into(), Write::Put(kept.clone()))])
+    db.write(vec![("t".into(), Write::put(kept.clone()))])
         .unwrap();
     db.commit().unwrap();
     kept
@@ -388,12 +388,12 @@ fn a_query_reads_one_partition_in_sort_key_order_with_its_condition() {
     ] {
         writes.push((
             "t".to_string(),
-            Write::Put(item(&[("PK", s("E#1")), ("SK", s(sk))])),
+            Write::put(item(&[("PK", s("E#1")), ("SK", s(sk))])),
         ));
     }
     writes.push((
         "t".into(),
-        Write::Put(item(&[("PK", s("E#2")), ("SK", s("SERVER#z"))])),
+        Write::put(item(&[("PK", s("E#2")), ("SK", s("SERVER#z"))])),
     ));
     db.write(writes).unwrap();
     let mut query = |sort, ascending| {
@@ -446,14 +446,14 @@ fn numbers_sort_by_value_and_an_index_follows_puts_and_deletes() {
         item(&[("id", s(id)), ("providerId", s(provider)), ("at", n(at))])
     };
     db.write(vec![
-        ("reviews".into(), Write::Put(review("r1", "p1", "10"))),
-        ("reviews".into(), Write::Put(review("r2", "p1", "9"))),
-        ("reviews".into(), Write::Put(review("r3", "p1", "100"))),
-        ("reviews".into(), Write::Put(review("r4", "p2", "1"))),
+        ("reviews".into(), Write::put(review("r1", "p1", "10"))),
+        ("reviews".into(), Write::put(review("r2", "p1", "9"))),
+        ("reviews".into(), Write::put(review("r3", "p1", "100"))),
+        ("reviews".into(), Write::put(review("r4", "p2", "1"))),
         // Without the index's sort key: not in the index.
         (
             "reviews".into(),
-            Write::Put(item(&[("id", s("r5")), ("providerId", s("p1"))])),
+            Write::put(item(&[("id", s("r5")), ("providerId", s("p1"))])),
         ),
     ])
     .unwrap();
@@ -476,8 +476,8 @@ fn numbers_sort_by_value_and_an_index_follows_puts_and_deletes() {
     assert_eq!(by_provider(&mut db), ["r2", "r1", "r3"]);
     // r3 moves to p2, r2 goes: the index follows.
     db.write(vec![
-        ("reviews".into(), Write::Put(review("r3", "p2", "100"))),
-        ("reviews".into(), Write::Delete(item(&[("id", s("r2"))]))),
+        ("reviews".into(), Write::put(review("r3", "p2", "100"))),
+        ("reviews".into(), Write::delete(item(&[("id", s("r2"))]))),
     ])
     .unwrap();
     assert_eq!(by_provider(&mut db), ["r1"]);
@@ -517,7 +517,7 @@ fn an_item_written_over_keeps_its_index_entries_where_its_attributes_put_them() 
             })
             .unwrap())
     };
-    let put = |db: &mut Database, item: Item| db.write(vec![("t".into(), Write::Put(item))]);
+    let put = |db: &mut Database, item: Item| db.write(vec![("t".into(), Write::put(item))]);
     put(&mut db, profile(Some(("ORG#a", "1")), "first")).unwrap();
     // Read, so the item is cached: the writes below replace an item the database knows.
     assert!(db.get("t", &profile(None, "")).unwrap().is_some());
@@ -550,7 +550,7 @@ fn an_item_written_over_keeps_its_index_entries_where_its_attributes_put_them() 
         Some(profile(Some(("ORG#c", "1")), "fifth"))
     );
     // Deleted while cached: gone from the index too.
-    db.write(vec![("t".into(), Write::Delete(profile(None, "")))])
+    db.write(vec![("t".into(), Write::delete(profile(None, "")))])
         .unwrap();
     assert_eq!(in_index(&mut db, "ORG#c"), Vec::<String>::new());
     assert_eq!(db.get("t", &profile(None, "")).unwrap(), None);
@@ -573,8 +573,8 @@ fn a_redefined_table_places_its_items_by_the_new_key() {
     // Each item's place under the new key is the other's under the old one.
     let (first, second) = (message("1", "2"), message("2", "1"));
     db.write(vec![
-        ("conv".into(), Write::Put(first.clone())),
-        ("conv".into(), Write::Put(second.clone())),
+        ("conv".into(), Write::put(first.clone())),
+        ("conv".into(), Write::put(second.clone())),
     ])
     .unwrap();
     // Read, so both are cached at their old places.
@@ -632,11 +632,11 @@ fn a_reader_sees_what_the_writer_committed_while_it_writes_on() {
     let path = dir.path().join("s.sqlite");
     let mut writer = writer_of_one_table(&path);
     writer
-        .write(vec![("t".into(), Write::Put(item(&[("id", s("a"))])))])
+        .write(vec![("t".into(), Write::put(item(&[("id", s("a"))])))])
         .unwrap();
     writer.commit().unwrap();
     writer
-        .write(vec![("t".into(), Write::Put(item(&[("id", s("b"))])))])
+        .write(vec![("t".into(), Write::put(item(&[("id", s("b"))])))])
         .unwrap();
 
     let reader = Database::open_read_only(&path).unwrap();
@@ -651,7 +651,7 @@ fn a_reader_sees_what_the_writer_committed_while_it_writes_on() {
     assert_eq!(reader.table_names().unwrap(), ["t"]);
     let error = Database::open_read_only(&path)
         .unwrap()
-        .write(vec![("t".into(), Write::Put(item(&[("id", s("c"))])))])
+        .write(vec![("t".into(), Write::put(item(&[("id", s("c"))])))])
         .unwrap_err();
     assert!(matches!(error, TablesError::ReadOnly));
 }
@@ -673,7 +673,7 @@ fn a_checkpoint_empties_the_log_and_writing_goes_on_after_it() {
                 .map(|i| {
                     let pk = format!("E#{round}-{batch}-{i}");
                     let item = item(&[("PK", s(&pk)), ("SK", s("M")), ("Text", s(&big))]);
-                    ("t".to_string(), Write::Put(item))
+                    ("t".to_string(), Write::put(item))
                 })
                 .collect();
             db.write(writes).unwrap();
@@ -702,7 +702,7 @@ fn a_write_failing_part_way_undoes_the_whole_batch() {
     let mut db = Database::open(&path).unwrap();
     db.define("t", &single_table()).unwrap();
     let damaged = item(&[("PK", s("E#1")), ("SK", s("M")), ("GSI1PK", s("G"))]);
-    db.write(vec![("t".into(), Write::Put(damaged.clone()))])
+    db.write(vec![("t".into(), Write::put(damaged.clone()))])
         .unwrap();
     db.commit().unwrap();
     drop(db);
@@ -713,12 +713,12 @@ fn a_write_failing_part_way_undoes_the_whole_batch() {
 
     let mut db = Database::open(&path).unwrap();
     let earlier = item(&[("PK", s("E#2")), ("SK", s("M"))]);
-    db.write(vec![("t".into(), Write::Put(earlier.clone()))])
+    db.write(vec![("t".into(), Write::put(earlier.clone()))])
         .unwrap();
     let first_of_set = item(&[("PK", s("E#3")), ("SK", s("M"))]);
     let failed = db.write(vec![
-        ("t".into(), Write::Put(first_of_set.clone())),
-        ("t".into(), Write::Put(damaged)),
+        ("t".into(), Write::put(first_of_set.clone())),
+        ("t".into(), Write::put(damaged)),
     ]);
     assert!(
         matches!(failed, Err(TablesError::Corrupt { .. })),
@@ -748,7 +748,7 @@ fn a_batch_committed_in_the_background_is_read_at_once_and_flushed() {
     let path = dir.path().join("s.sqlite");
     let mut writer = writer_of_one_table(&path);
     writer.commit().unwrap();
-    let put = |id: &str| vec![("t".to_string(), Write::Put(item(&[("id", s(id))])))];
+    let put = |id: &str| vec![("t".to_string(), Write::put(item(&[("id", s(id))])))];
     writer.write(put("a")).unwrap();
     let first = writer.commit_in_background().unwrap();
     let mut seen = Vec::new();

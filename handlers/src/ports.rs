@@ -191,8 +191,9 @@ pub trait Tables: Send + Sync {
     /// Every item of one partition (all pages), in sort-key order.
     async fn query(&self, query: &Query) -> Result<Vec<Item>, PortError>;
     /// Unconditional puts and deletes, sent 25 per request; unprocessed items are retried
-    /// with backoff until done or the retry bound is reached.
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError>;
+    /// with backoff until done or the retry bound is reached. The writes are lent: a caller
+    /// that must store them one at a time after a refusal still has them.
+    async fn batch_write(&self, table: &str, writes: &[WriteRequest]) -> Result<(), PortError>;
     /// All of `items` or none (TransactWriteItems, at most 100 items, each item once). A failed
     /// condition is [`PortError::ConditionFailed`] carrying the first failing item's state.
     async fn transact_write(&self, items: Vec<TransactItem>) -> Result<(), PortError>;

@@ -399,14 +399,16 @@ impl Tables for DynamoDbTables {
         Ok(read.into_iter().flatten().map(from_sdk).collect())
     }
 
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+    async fn batch_write(&self, table: &str, writes: &[WriteRequest]) -> Result<(), PortError> {
         let client = &self.client;
         let writes = dedupe_by_key(&self.catalog, table, writes);
         // The requests go out at once: a flush waits for one round trip, not one per 25 items.
         // Each item appears once (deduplicated), so their order does not matter.
         let requests = writes.chunks(25).map(|chunk| async move {
-            let requests: Vec<SdkWrite> =
-                chunk.iter().map(to_sdk_write).collect::<Result<_, _>>()?;
+            let requests: Vec<SdkWrite> = chunk
+                .iter()
+                .map(|w| to_sdk_write(w))
+                .collect::<Result<_, _>>()?;
             until_processed("BatchWriteItem", table, requests, |requests| async move {
                 let output = client
                     .batch_write_item()
@@ -551,12 +553,16 @@ fn to_transact_item(item: TransactItem) -> Result<TransactWriteItem, PortError> 
 }
 
 /// DynamoDB refuses a BatchWriteItem naming one key twice; keep the last write per key.
-fn dedupe_by_key(catalog: &Catalog, table: &str, writes: Vec<WriteRequest>) -> Vec<WriteRequest> {
+fn dedupe_by_key<'w>(
+    catalog: &Catalog,
+    table: &str,
+    writes: &'w [WriteRequest],
+) -> Vec<&'w WriteRequest> {
     let mut last_index: HashMap<String, usize> = HashMap::new();
-    let keyed: Vec<(String, WriteRequest)> = writes
-        .into_iter()
+    let keyed: Vec<(String, &WriteRequest)> = writes
+        .iter()
         .map(|w| {
-            let item = match &w {
+            let item = match w {
                 WriteRequest::Put(item) | WriteRequest::Delete(item) => item,
             };
             let key = serde_json::to_string(&handlers::item::sorted(&catalog.key_of(table, item)))

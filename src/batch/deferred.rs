@@ -7,7 +7,9 @@ use handlers::ports::Tables;
 use handlers::Reaction;
 
 use super::report::{Outcome, RecordFailure, RecordReport};
-use super::settle::{group_by_table, Deferred, Settle, Whose};
+use handlers::ports::WriteRequest;
+
+use super::settle::{Deferred, Settle, Whose};
 use crate::decode::StreamRecord;
 
 /// Stores deferred writes.
@@ -28,13 +30,10 @@ impl Store<'_> {
         let Some(first) = deferred.first().map(|d| d.whose) else {
             return stored;
         };
-        let writes = deferred
-            .iter()
-            .map(|d| (d.table.clone(), d.write.clone()))
-            .collect();
+        let (groups, order) = by_table(deferred);
         let mut refused = None;
-        for (table, writes) in group_by_table(writes) {
-            if let Err(e) = self.tables.batch_write(&table, writes).await {
+        for group in &groups {
+            if let Err(e) = self.tables.batch_write(&group.table, &group.writes).await {
                 refused = Some(e);
                 break;
             }
@@ -51,11 +50,12 @@ impl Store<'_> {
             }
             Some(_) => {}
         }
-        for d in deferred {
-            let Err(e) = self.tables.batch_write(&d.table, vec![d.write]).await else {
+        for (group, at) in order {
+            let (group, whose) = (&groups[group], groups[group].whose[at]);
+            let one = std::slice::from_ref(&group.writes[at]);
+            let Err(e) = self.tables.batch_write(&group.table, one).await else {
                 continue;
             };
-            let whose = d.whose;
             let record = records.get(whose.record);
             let name = self.reactions.get(whose.reaction).map(|r| r.name());
             let parked = match (e.is_retryable(), record, name) {
@@ -96,6 +96,38 @@ impl Store<'_> {
         }
         stored
     }
+}
+
+/// One table's deferred writes, in their order, and whose each is.
+struct TableWrites {
+    table: String,
+    writes: Vec<WriteRequest>,
+    whose: Vec<Whose>,
+}
+
+/// `deferred` moved into one list per table (each lent whole to the store, never copied),
+/// with where each write went, in `deferred`'s order: after a refusal they are stored one at a
+/// time in the records' order, so that the first failure is the earliest record's.
+fn by_table(deferred: Vec<Deferred>) -> (Vec<TableWrites>, Vec<(usize, usize)>) {
+    let mut groups: Vec<TableWrites> = Vec::new();
+    let mut order = Vec::with_capacity(deferred.len());
+    for d in deferred {
+        let group = match groups.iter().position(|g| g.table == d.table) {
+            Some(group) => group,
+            None => {
+                groups.push(TableWrites {
+                    table: d.table,
+                    writes: Vec::new(),
+                    whose: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        order.push((group, groups[group].writes.len()));
+        groups[group].writes.push(d.write);
+        groups[group].whose.push(d.whose);
+    }
+    (groups, order)
 }
 
 /// What storing deferred writes came to.

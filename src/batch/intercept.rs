@@ -184,11 +184,8 @@ impl<H: Intercept> Tables for Intercepted<H> {
         Ok(items)
     }
 
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
-        let call = TableCall::BatchWrite {
-            table,
-            writes: &writes,
-        };
+    async fn batch_write(&self, table: &str, writes: &[WriteRequest]) -> Result<(), PortError> {
+        let call = TableCall::BatchWrite { table, writes };
         let pending = self.hook.before(&*self.inner, call).await?;
         self.inner.batch_write(table, writes).await?;
         self.hook.after(pending);

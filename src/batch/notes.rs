@@ -67,7 +67,7 @@ impl Notes<'_> {
             return;
         }
         let table = &self.guard.config.table;
-        if let Err(e) = self.guard.tables.batch_write(table, notes).await {
+        if let Err(e) = self.guard.tables.batch_write(table, &notes).await {
             tracing::warn!(error = %e, "could not store completion notes; those records are recomputed if delivered again");
         }
     }

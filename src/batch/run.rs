@@ -325,7 +325,7 @@ impl Run<'_> {
             let reacted = react_caught(reaction, change, ports).await?;
             // A guarded reaction's writes must be stored before it is marked completed.
             for (table, writes) in group_by_table(reacted.deferred_writes) {
-                ports.tables.batch_write(&table, writes).await?;
+                ports.tables.batch_write(&table, &writes).await?;
             }
             Ok::<_, ReactionError>(reacted.result)
         }

@@ -297,12 +297,10 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
             })
             .buffer_unordered(DEFAULT_MAX_CONCURRENCY)
             .collect::<Vec<_>>();
-        let audits = app.batch_write(
-            AUDIT,
-            (0..50)
-                .map(|i| WriteRequest::Put(audit(round, i)))
-                .collect(),
-        );
+        let audit_items: Vec<_> = (0..50)
+            .map(|i| WriteRequest::Put(audit(round, i)))
+            .collect();
+        let audits = app.batch_write(AUDIT, &audit_items);
         let (updated, recorded, audited) = futures::join!(updates, idempotency_records, audits);
         for done in updated {
             done.expect("a provider's figures");
@@ -334,14 +332,12 @@ async fn local_write_cost(app: &DynamoDbTables, run: u128) {
         }
         times[1].push(started.elapsed());
         let started = Instant::now();
-        app.batch_write(
-            STATE,
-            (0..100)
-                .map(|i| WriteRequest::Put(item(round, 2, i)))
-                .collect(),
-        )
-        .await
-        .expect("a batch write of 100");
+        let writes: Vec<_> = (0..100)
+            .map(|i| WriteRequest::Put(item(round, 2, i)))
+            .collect();
+        app.batch_write(STATE, &writes)
+            .await
+            .expect("a batch write of 100");
         times[2].push(started.elapsed());
     }
     let median = |t: &mut Vec<Duration>| {

@@ -260,7 +260,7 @@ pub async fn batch_write_stores_many_and_deletes(tables: &dyn Tables) {
         ("SK", "059"),
     ])));
     tables
-        .batch_write(TABLE, writes)
+        .batch_write(TABLE, &writes)
         .await
         .expect("batch write");
     let items = tables
@@ -283,7 +283,7 @@ pub async fn batch_get_reads_many_and_leaves_out_the_missing(tables: &dyn Tables
         .map(|i| WriteRequest::Put(item(&pk, &format!("{i:03}"), &[("V", n(&i.to_string()))])))
         .collect();
     tables
-        .batch_write(TABLE, writes)
+        .batch_write(TABLE, &writes)
         .await
         .expect("batch write");
     // 150 keys: more than one request's 100, 30 of them for items that are not there.

@@ -495,14 +495,16 @@ impl Tables for RenamedTables<'_> {
         Ok(self.seed_items(&query.table, self.answer(&query.table, found)?))
     }
 
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
-        let writes = if self.renames(table) {
-            writes
-                .into_iter()
-                .map(|w| self.renaming.application_write(w))
-                .collect()
-        } else {
-            writes
+    async fn batch_write(&self, table: &str, writes: &[WriteRequest]) -> Result<(), PortError> {
+        let renamed: Vec<WriteRequest>;
+        let writes = match self.renames(table) {
+            true => {
+                renamed = (writes.iter().cloned())
+                    .map(|w| self.renaming.application_write(w))
+                    .collect();
+                &renamed
+            }
+            false => writes,
         };
         let written = self.tables.batch_write(table, writes).await;
         self.answer(table, written)

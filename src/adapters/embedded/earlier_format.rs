@@ -126,7 +126,7 @@ pub(super) fn convert(root: &Path, catalog: &Catalog) -> Result<(), String> {
                 let at = || format!("{}:{}", path.display(), number + 1);
                 let item: Item =
                     serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
-                put(&table, Write::Put(item), &at)?;
+                put(&table, Write::put(item), &at)?;
             }
         }
     }
@@ -151,8 +151,8 @@ pub(super) fn convert(root: &Path, catalog: &Catalog) -> Result<(), String> {
                     },
                 );
                 match (op.put, op.delete) {
-                    (Some(item), _) => put(&op.table, Write::Put(item), &at)?,
-                    (None, Some(key)) => put(&op.table, Write::Delete(key), &at)?,
+                    (Some(item), _) => put(&op.table, Write::put(item), &at)?,
+                    (None, Some(key)) => put(&op.table, Write::delete(key), &at)?,
                     (None, None) => {}
                 }
             }

@@ -1,6 +1,7 @@
 //! DynamoDB's semantics for the operations the ports use, on items: number normalization,
 //! condition evaluation and update application (key order is the `embedded-tables` crate's).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -48,6 +49,26 @@ pub(super) fn normalize_number(text: &str) -> String {
 pub(super) fn normalize_item(mut item: Item) -> Item {
     item.values_mut().for_each(normalize_in_place);
     item
+}
+
+/// `item` normalized as [`normalize_item`] does, copied only if a number in it is not
+/// normal already (most are).
+pub(super) fn normalized_lent(item: &Item) -> Cow<'_, Item> {
+    match item.values().all(is_normalized) {
+        true => Cow::Borrowed(item),
+        false => Cow::Owned(normalize_item(item.clone())),
+    }
+}
+
+/// Whether every number in `value` is as [`normalize_number`] writes it.
+fn is_normalized(value: &AttributeValue) -> bool {
+    match value {
+        AttributeValue::N(n) => is_normal(n),
+        AttributeValue::Ns(ns) => ns.iter().all(|n| is_normal(n)),
+        AttributeValue::M(m) => m.values().all(is_normalized),
+        AttributeValue::L(l) => l.iter().all(is_normalized),
+        _ => true,
+    }
 }
 
 fn normalize_value(mut value: AttributeValue) -> AttributeValue {

@@ -17,6 +17,7 @@ mod expr;
 mod files;
 mod store;
 
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -350,7 +351,7 @@ impl Tables for EmbeddedState {
                 }
             }
             if existing.is_some() {
-                s.write(vec![(table.to_string(), Write::Delete(key.clone()))])
+                s.write(vec![(table.to_string(), Write::Delete(Cow::Borrowed(key)))])
                     .map_err(|e| invalid("DeleteItem", table, e))?;
             }
             Ok(existing)
@@ -376,13 +377,13 @@ impl Tables for EmbeddedState {
             .map_err(|e| invalid("Query", &query.table, e))
     }
 
-    async fn batch_write(&self, table: &str, writes: Vec<WriteRequest>) -> Result<(), PortError> {
+    async fn batch_write(&self, table: &str, writes: &[WriteRequest]) -> Result<(), PortError> {
         let writes = writes
-            .into_iter()
+            .iter()
             .map(|write| {
                 let write = match write {
-                    WriteRequest::Put(item) => Write::Put(expr::normalize_item(item)),
-                    WriteRequest::Delete(key) => Write::Delete(key),
+                    WriteRequest::Put(item) => Write::Put(expr::normalized_lent(item)),
+                    WriteRequest::Delete(key) => Write::Delete(Cow::Borrowed(key)),
                 };
                 (table.to_string(), write)
             })
@@ -442,16 +443,16 @@ impl Tables for EmbeddedState {
                 };
                 match item {
                     TransactItem::Put { table, item, .. } => {
-                        writes.push((table, Write::Put(expr::normalize_item(item))))
+                        writes.push((table, Write::put(expr::normalize_item(item))))
                     }
                     TransactItem::Update { table, update, .. } => {
                         let mut next =
                             existing.unwrap_or_else(|| expr::normalize_item(key.clone()));
                         expr::apply_update(&mut next, &update, &key_names(&schema))
                             .map_err(|e| fail(&table, e.0))?;
-                        writes.push((table, Write::Put(next)));
+                        writes.push((table, Write::put(next)));
                     }
-                    TransactItem::Delete { table, .. } => writes.push((table, Write::Delete(key))),
+                    TransactItem::Delete { table, .. } => writes.push((table, Write::delete(key))),
                     TransactItem::Check { .. } => {}
                 }
             }
@@ -628,9 +629,9 @@ impl ChangeApplier for EmbeddedState {
         self.with_store(|s| {
             let write = match (&change.kind, &change.new) {
                 (ChangeKind::Insert | ChangeKind::Modify, Some(new)) => {
-                    Write::Put(expr::normalize_item(new.clone()))
+                    Write::Put(expr::normalized_lent(new))
                 }
-                _ => Write::Delete(change.keys.clone()),
+                _ => Write::Delete(Cow::Borrowed(&change.keys)),
             };
             let earlier = match self.item_markers {
                 true => Marker::of_item(s, &change.event_id).map_err(fail)?,

@@ -139,11 +139,11 @@ impl Store {
     }
 
     pub(super) fn put(&mut self, table: &str, item: Item) -> Result<(), String> {
-        self.write(vec![(table.to_string(), Write::Put(item))])
+        self.write(vec![(table.to_string(), Write::put(item))])
     }
 
     /// Apply `writes` together: after a crash, all of them or none.
-    pub(super) fn write(&mut self, writes: Vec<(String, Write)>) -> Result<(), String> {
+    pub(super) fn write(&mut self, writes: Vec<(String, Write<'_>)>) -> Result<(), String> {
         self.write_checking(writes, true)
     }
 
@@ -157,7 +157,7 @@ impl Store {
         &mut self,
         name: &str,
         value: &str,
-        writes: Vec<(String, Write)>,
+        writes: Vec<(String, Write<'_>)>,
     ) -> Result<Option<String>, String> {
         self.check_writes(&writes, false)?;
         self.database
@@ -194,7 +194,7 @@ impl Store {
 
     fn write_checking(
         &mut self,
-        writes: Vec<(String, Write)>,
+        writes: Vec<(String, Write<'_>)>,
         walk_items: bool,
     ) -> Result<(), String> {
         self.check_writes(&writes, walk_items)?;
@@ -203,7 +203,11 @@ impl Store {
 
     /// Check every key and (`walk_items`) item of `writes` by DynamoDB's rules, before
     /// anything changes: DynamoDB refuses the whole request.
-    fn check_writes(&mut self, writes: &[(String, Write)], walk_items: bool) -> Result<(), String> {
+    fn check_writes(
+        &mut self,
+        writes: &[(String, Write<'_>)],
+        walk_items: bool,
+    ) -> Result<(), String> {
         for (table, write) in writes {
             let (Write::Put(item) | Write::Delete(item)) = write;
             self.check_item(table, item, walk_items && matches!(write, Write::Put(_)))?;
