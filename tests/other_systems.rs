@@ -297,6 +297,50 @@ fn thread_statistics_follow_the_conversation() {
     assert_eq!(table(dir.path(), "acsd2p-dev-Threads"), threads);
 }
 
+/// An application that updates a message's status (read, delivered) changes no figure: the
+/// message's state moves to the change, the thread's state and its item stay as they were.
+#[test]
+fn a_status_update_of_a_message_writes_only_the_messages_state() {
+    let dir = tempfile::tempdir().unwrap();
+    replay(dir.path(), &["acs-conversation-messages"]);
+    let state_table = "ddb-stream-worker-aggregate-state";
+    let thread_state = |state: &Path| {
+        table(state, state_table)
+            .into_iter()
+            .find(|item| item["sk"]["S"] == "STATS")
+            .expect("the thread's state")
+    };
+    let (threads, stats) = (
+        table(dir.path(), "acsd2p-dev-Threads"),
+        thread_state(dir.path()),
+    );
+    let events: Value = serde_json::from_str(
+        &std::fs::read_to_string(cli::event("acs-conversation-messages")).unwrap(),
+    )
+    .unwrap();
+    // r1, still in the thread, read by its recipient.
+    let mut record = events["Records"][1].clone();
+    assert_eq!(record["dynamodb"]["Keys"]["response_id"]["S"], "r1");
+    record["eventName"] = "MODIFY".into();
+    record["eventID"] = "status-update-of-r1".into();
+    record["dynamodb"]["SequenceNumber"] = "700000000000000202800".into();
+    record["dynamodb"]["OldImage"] = record["dynamodb"]["NewImage"].clone();
+    record["dynamodb"]["NewImage"]["status"] = serde_json::json!({ "S": "read" });
+    let (code, lines, _) =
+        cli::replay_records(&dir.path().join("status.json"), dir.path(), &[record]);
+    assert_eq!(code, 0, "{lines:?}");
+    let result = &support::reaction(&lines[0], "thread-stats");
+    assert_eq!(result["outcome"], "done", "{result}");
+    assert!(result["result"]["alreadyApplied"].is_null(), "{result}");
+    assert_eq!(table(dir.path(), "acsd2p-dev-Threads"), threads);
+    assert_eq!(thread_state(dir.path()), stats);
+    let r1 = table(dir.path(), state_table)
+        .into_iter()
+        .find(|item| item["sk"]["S"] == "MESSAGE#r1")
+        .expect("r1's state");
+    assert_eq!(r1["sequenceNumber"]["S"], "700000000000000202800");
+}
+
 #[test]
 fn an_expired_session_is_audited_and_a_logout_is_not() {
     let dir = tempfile::tempdir().unwrap();

@@ -103,19 +103,17 @@ pub fn put_state<T: Serialize>(
 }
 
 /// The Puts of a fold's `changed` state items as `folded` holds them, each one version on from
-/// the version `read` had (0: new), on that condition.
+/// the version read (which folding leaves as it was; 0: new), on that condition.
 pub fn put_changed_states<'a, K: Hash + Eq + 'a, T: Serialize>(
     table: &str,
     changed: impl IntoIterator<Item = &'a K>,
     folded: &HashMap<K, T>,
-    read: &HashMap<K, T>,
     version: fn(&T) -> i64,
 ) -> Result<Vec<TransactItem>, ReactionError> {
     let mut puts = Vec::new();
     for key in changed {
         if let Some(state) = folded.get(key) {
-            let was = read.get(key).map_or(0, version);
-            puts.push(put_state(table, state, was)?);
+            puts.push(put_state(table, state, version(state))?);
         }
     }
     Ok(puts)
@@ -183,8 +181,10 @@ type SegmentResults = Result<Vec<Result<serde_json::Value, ReactionError>>, Reac
 pub(crate) trait FoldRules<'c>: Sync {
     /// A change as the aggregate sees it (its ids, its state before and after).
     type Seen: Sync + 'c;
-    /// A segment's state: as read, then as folded (with what changed).
-    type State: Clone + Send + Sync;
+    /// A segment's state: as read, then as folded (with what changed). Folding leaves each
+    /// item's version as read, so the folded state alone says what to write and on which
+    /// condition: no copy of the state as read is kept.
+    type State: Send + Sync;
     /// What folding one change did, for its result.
     type Folded: Send;
 
@@ -220,17 +220,14 @@ pub(crate) trait FoldRules<'c>: Sync {
         Ok(())
     }
 
-    /// The writes that take the tables from `read` to `folded`, each on the condition that
-    /// its item is still as read.
-    fn writes(
-        &self,
-        read: &Self::State,
-        folded: &Self::State,
-    ) -> Result<Vec<TransactItem>, ReactionError>;
+    /// The writes of what folding changed, each on the condition that its item is still at
+    /// the version read.
+    fn writes(&self, folded: &Self::State) -> Result<Vec<TransactItem>, ReactionError>;
 
-    /// Remember the segment as written, so that the next window need not read it (what was
-    /// folded is handed over, not copied: the segment is done with it).
-    fn remember(&self, read: &Self::State, folded: Self::State);
+    /// Remember the segment as written (each written item one version on), so that the next
+    /// window need not read it (what was folded is handed over, not copied: the segment is
+    /// done with it).
+    fn remember(&self, folded: Self::State);
 
     /// Forget what the segment assumed: its write failed, so none of it is known as stored.
     fn forget(&self, folded: &Self::State);
@@ -346,11 +343,10 @@ async fn fold_segment<'a, 'c, R: FoldRules<'c>>(
     ports: Ports<'a>,
 ) -> SegmentResults {
     retry_on_conflict(R::CONTESTED, |attempt| async move {
-        let read = rules.read(changes, attempt > 1, ports).await?;
-        let mut folded = read.clone();
+        let mut folded = rules.read(changes, attempt > 1, ports).await?;
         let done = changes.iter().map(|c| rules.fold(&mut folded, c)).collect();
         rules.complete(&mut folded, ports).await?;
-        let writes = rules.writes(&read, &folded)?;
+        let writes = rules.writes(&folded)?;
         if !writes.is_empty() {
             if let Err(e) = ports.tables.transact_write(writes).await {
                 rules.forget(&folded);
@@ -358,7 +354,7 @@ async fn fold_segment<'a, 'c, R: FoldRules<'c>>(
             }
         }
         let results = rules.results(&folded, changes, done);
-        rules.remember(&read, folded);
+        rules.remember(folded);
         Ok(results)
     })
     .await

@@ -63,7 +63,7 @@ impl SlotChange<'_> {
 }
 
 /// The window's state as read, then as folded: slots and providers, with what changed.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub(crate) struct Folding {
     pub(super) slots: HashMap<SlotKey, BookingSlot>,
     pub(super) providers: HashMap<String, ProviderRating>,
@@ -461,22 +461,18 @@ impl<'c> FoldRules<'c> for ProviderRatings {
 
     /// The writes of a folded segment: each changed slot and provider, on condition of the
     /// version read.
-    fn writes(&self, read: &Folding, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
+    fn writes(&self, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
         let cfg = &self.config;
         let mut writes = put_changed_states(
             &cfg.state_table,
             &folded.changed_slots,
             &folded.slots,
-            &read.slots,
             |slot| slot.version,
         )?;
+        let none = ProviderRating::default();
         for (provider, at) in &folded.changed_providers {
-            let figures = folded.providers.get(provider).cloned().unwrap_or_default();
-            let version = read
-                .providers
-                .get(provider)
-                .and_then(|p| p.aggregate_version);
-            let (update, condition) = figures_update(&figures, version);
+            let figures = folded.providers.get(provider).unwrap_or(&none);
+            let (update, condition) = figures_update(figures, figures.aggregate_version);
             // The time of the review change, not of the worker's run: a replay writes the same.
             let update = update.set(
                 "ratingUpdatedAt",
@@ -494,7 +490,7 @@ impl<'c> FoldRules<'c> for ProviderRatings {
 
     /// Every provider of the segment as it now stands, so the next window need not read it,
     /// and every slot: the changed ones one version on.
-    fn remember(&self, read: &Folding, folded: Folding) {
+    fn remember(&self, folded: Folding) {
         let Folding {
             slots,
             providers,
@@ -503,17 +499,13 @@ impl<'c> FoldRules<'c> for ProviderRatings {
         } = folded;
         self.remember_providers(providers.into_iter().map(|(provider, mut now)| {
             if changed_providers.contains_key(&provider) {
-                let was = read
-                    .providers
-                    .get(&provider)
-                    .and_then(|p| p.aggregate_version);
-                now.aggregate_version = Some(next_aggregate_version(was));
+                now.aggregate_version = Some(next_aggregate_version(now.aggregate_version));
             }
             (provider, Some(now))
         }));
         self.remember_slots(slots.into_iter().map(|(key, mut now)| {
             if changed_slots.contains(&key) {
-                now.version = read.slots.get(&key).map_or(0, |s| s.version) + 1;
+                now.version += 1;
             }
             (key, Some(now))
         }));

@@ -148,9 +148,15 @@ pub struct ThreadState {
 /// What folding a change into a thread did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Folded {
-    Changed,
     /// The message's state is already at this change or a later one.
     Stale,
+    /// The message's state moved to the change, the thread's figures did not: the message was
+    /// and is present with the same sender, recipient and time (an edit of its text or its
+    /// status), so taking it out and putting it in again would give them back as they were.
+    MessageOnly,
+    /// The figures moved too; `rebuild`: they must be rebuilt from the thread's messages (its
+    /// latest message or a participant's first was taken out).
+    Figures { rebuild: bool },
 }
 
 impl ThreadState {
@@ -168,19 +174,29 @@ impl ThreadState {
     }
 
     /// Folds the message's change (`now`: its state after, None when removed) into `message`
-    /// and the figures. Returns whether the thread must be rebuilt from its messages (its latest
-    /// message or a participant's first was taken out).
+    /// and the figures.
     pub fn fold(
         &mut self,
         message: &mut MessageState,
         sequence_number: &str,
         now: Option<&Message>,
         record_time_seconds: i64,
-    ) -> (Folded, bool) {
+    ) -> Folded {
         if !message.sequence_number.is_empty()
             && SequenceNumber(&message.sequence_number) >= SequenceNumber(sequence_number)
         {
-            return (Folded::Stale, false);
+            return Folded::Stale;
+        }
+        let figures_stay = message.present
+            && now.is_some_and(|now| {
+                now.timestamp == message.timestamp
+                    && now.sender_email == message.sender_email
+                    && now.recipient_email == message.recipient_email
+            });
+        if figures_stay {
+            message.sequence_number = sequence_number.to_string();
+            message.ttl = None;
+            return Folded::MessageOnly;
         }
         let mut rebuild = false;
         if message.present {
@@ -213,7 +229,7 @@ impl ThreadState {
         if message.present {
             self.add(message);
         }
-        (Folded::Changed, rebuild)
+        Folded::Figures { rebuild }
     }
 
     fn add(&mut self, message: &MessageState) {
@@ -284,14 +300,37 @@ mod tests {
         );
         assert_eq!(
             thread.fold(&mut m1, "1", Some(&message("09:00", "a@x.io", "b@x.io")), 0),
-            (Folded::Stale, false)
+            Folded::Stale
         );
         // c leaves with their only message; the latest goes, so the thread is rebuilt.
-        assert_eq!(thread.fold(&mut m2, "3", None, 0), (Folded::Changed, true));
+        assert_eq!(
+            thread.fold(&mut m2, "3", None, 0),
+            Folded::Figures { rebuild: true }
+        );
         thread.rebuild([&m1, &m2]);
         assert_eq!(thread.message_count, 1);
         assert_eq!(thread.last_message_at.as_deref(), Some("09:00"));
         assert_eq!(thread.participants_in_order(), ["a@x.io", "b@x.io"]);
         assert_eq!(m2.ttl, Some(REMOVED_KEPT_SECONDS));
+    }
+
+    #[test]
+    fn an_edit_that_keeps_sender_recipient_and_time_leaves_the_figures() {
+        let mut thread = ThreadState::empty("c");
+        let mut m1 = MessageState::unseen("c", "r1");
+        thread.fold(&mut m1, "1", Some(&message("09:00", "a@x.io", "b@x.io")), 0);
+        let figures = thread.clone();
+        assert_eq!(
+            thread.fold(&mut m1, "2", Some(&message("09:00", "a@x.io", "b@x.io")), 0),
+            Folded::MessageOnly
+        );
+        assert_eq!(thread, figures);
+        assert_eq!(m1.sequence_number, "2");
+        // Another recipient moves the figures.
+        assert_eq!(
+            thread.fold(&mut m1, "3", Some(&message("09:00", "a@x.io", "c@x.io")), 0),
+            Folded::Figures { rebuild: true }
+        );
+        assert_eq!(thread.participants_in_order(), ["a@x.io", "c@x.io"]);
     }
 }

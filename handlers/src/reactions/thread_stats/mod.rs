@@ -214,14 +214,18 @@ pub(crate) enum FoldedChange {
 }
 
 /// A window's threads as read, then as folded.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct Folding {
     threads: BTreeMap<String, ThreadState>,
     messages: HashMap<(String, String), MessageState>,
     stored: BTreeMap<String, ThreadStats>,
     changed_messages: BTreeSet<(String, String)>,
-    /// Changed threads, with the time of the last change that moved them.
+    /// Threads with a changed message, with the time of the last such change: their figures
+    /// are compared with the thread's item.
     changed_threads: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
+    /// Threads whose state a change moved (not only a message's: [`Folded::MessageOnly`]):
+    /// their state item is written.
+    moved_threads: BTreeSet<String>,
     rebuild: BTreeSet<String>,
     /// Each thread's figures as folded (`ThreadStats::following`), made once by `complete`
     /// for `writes`, `remember` and `results`.
@@ -488,17 +492,21 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
         }
         let unknown = message.sequence_number.is_empty() && change.change.old.is_some();
         let at = change.change.approximate_creation;
-        let (folded, rebuild) = thread.fold(
+        let folded = thread.fold(
             message,
             &change.change.sequence_number,
             change.now.as_ref(),
             at.timestamp(),
         );
-        if folded == Folded::Stale {
-            return FoldedChange::Stale;
-        }
-        if rebuild {
-            folding.rebuild.insert(change.conversation.clone());
+        match folded {
+            Folded::Stale => return FoldedChange::Stale,
+            Folded::MessageOnly => {}
+            Folded::Figures { rebuild } => {
+                if rebuild {
+                    folding.rebuild.insert(change.conversation.clone());
+                }
+                folding.moved_threads.insert(change.conversation.clone());
+            }
         }
         folding.changed_messages.insert(key);
         folding
@@ -531,28 +539,29 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
     }
 
     /// The writes of a folded segment, on condition of the versions read.
-    fn writes(&self, read: &Folding, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
+    fn writes(&self, folded: &Folding) -> Result<Vec<TransactItem>, ReactionError> {
         let cfg = &self.config;
         let mut writes = put_changed_states(
             &cfg.state_table,
             &folded.changed_messages,
             &folded.messages,
-            &read.messages,
             |message| message.version,
         )?;
         for (conversation, at) in &folded.changed_threads {
             let Some(thread) = folded.threads.get(conversation) else {
                 continue;
             };
-            let was = read.threads.get(conversation).map_or(0, |t| t.version);
-            if thread.is_empty() && was > 0 {
+            let was = thread.version;
+            if !folded.moved_threads.contains(conversation) {
+                // Its state stays as read; its figures are still compared with its item.
+            } else if thread.is_empty() && was > 0 {
                 // No message left: no thread state either (its messages' items guard them).
                 writes.push(TransactItem::Delete {
                     table: cfg.state_table.clone(),
                     key: state_key(&thread.pk, &thread.sk),
                     condition: Some(state_version(was)),
                 });
-            } else if !thread.is_empty() && read.threads.get(conversation) != Some(thread) {
+            } else if !thread.is_empty() {
                 writes.push(put_state(&cfg.state_table, thread, was)?);
             }
             let stored = folded.stored_or_none(conversation);
@@ -580,26 +589,26 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
     /// Remembers a window's threads and messages as `writes` stored them (so that a window need
     /// not read them first; a stale entry costs a failed condition and a read): a written state
     /// at the next version, a thread's figures as `following` made them.
-    fn remember(&self, read: &Folding, folded: Folding) {
+    fn remember(&self, folded: Folding) {
         let Folding {
             threads,
             messages,
             mut stored,
             changed_messages,
             changed_threads,
+            moved_threads,
             mut figures,
             ..
         } = folded;
         self.known_messages
             .remember(messages.into_iter().map(|(key, mut message)| {
                 if changed_messages.contains(&key) {
-                    message.version = read.messages.get(&key).map_or(0, |m| m.version) + 1;
+                    message.version += 1;
                 }
                 (key, Some(message))
             }));
         self.known_threads
             .remember(threads.into_iter().map(|(conversation, mut thread)| {
-                let was = read.threads.get(&conversation);
                 let stored = stored.remove(&conversation);
                 if !changed_threads.contains_key(&conversation) {
                     let known = KnownThread {
@@ -618,8 +627,8 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
                 if now != stored {
                     now.stats_version = Some(next_aggregate_version(stored.stats_version));
                 }
-                if was != Some(&thread) {
-                    thread.version = was.map_or(0, |t| t.version) + 1;
+                if moved_threads.contains(&conversation) {
+                    thread.version += 1;
                 }
                 let known = KnownThread {
                     state: thread,
