@@ -344,7 +344,7 @@ fn markers_an_earlier_version_kept_as_items_still_count() {
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .unwrap();
-    assert_eq!((version.as_str(), run.as_str()), ("4", "8"));
+    assert_eq!((version.as_str(), run.as_str()), ("5", "8"));
     let new_marker: String = sqlite
         .query_row(
             "SELECT value FROM markers WHERE name = ?1",

@@ -9,10 +9,12 @@
 //! and the pages in use in a cache of bounded size ([`CACHE_KIB`]); the items read last, and
 //! those written over, are kept decoded besides ([`CACHED_ITEMS`]), so that a batch reading
 //! back what it wrote (an aggregate, a thread's state) or reading a partition again costs
-//! neither SQLite nor JSON. An item only ever written (an audit item) is not kept.
+//! neither SQLite nor JSON. An item only ever written (an audit item) is not kept. A table's
+//! index is made at its first query and kept from then on, so that tables no one queries by
+//! index cost no index writes.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -28,7 +30,7 @@ use crate::markers::{self, Found, Markers};
 use crate::sortable_key;
 
 /// The format this version writes and reads (the `format` table).
-pub const FORMAT: &str = "4";
+pub const FORMAT: &str = "5";
 
 /// The format before markers had tables of their own ([`Database::write_if_unmarked`]): opened
 /// for writing, it becomes [`FORMAT`] (the schema's new tables added); a caller's markers kept
@@ -43,11 +45,17 @@ const FORMAT_MARKERS_BY_NAME: &str = "2";
 /// opened for writing, it becomes [`FORMAT`] (the schema's new table added).
 const FORMAT_WITHOUT_RECENT_MARKERS: &str = "3";
 
+/// The format before an index's entries were made at its first query (the `unindexed`
+/// table): every index's were kept, so opened for writing it becomes [`FORMAT`] with the table
+/// added, empty.
+const FORMAT_EVERY_INDEX_KEPT: &str = "4";
+
 /// The formats a database open for reading only may have: items are kept the same in all.
-const FORMATS_READ_ALIKE: [&str; 4] = [
+const FORMATS_READ_ALIKE: [&str; 5] = [
     FORMAT_WITHOUT_MARKERS,
     FORMAT_MARKERS_BY_NAME,
     FORMAT_WITHOUT_RECENT_MARKERS,
+    FORMAT_EVERY_INDEX_KEPT,
     FORMAT,
 ];
 
@@ -109,6 +117,11 @@ CREATE TABLE IF NOT EXISTS index_entries (
     item_pk BLOB NOT NULL,
     item_sk BLOB NOT NULL,
     PRIMARY KEY (table_id, index_name, pk, sk, item_pk, item_sk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unindexed (
+    table_id INTEGER NOT NULL,
+    index_name TEXT NOT NULL,
+    PRIMARY KEY (table_id, index_name)
 ) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS table_items AS
     SELECT tables.name AS table_name, items.item AS item
@@ -178,6 +191,17 @@ pub struct KeyQuery<'a> {
 struct Table {
     id: i64,
     schema: TableSchema,
+    /// Indexes whose entries are not kept yet (the `unindexed` table): a table's indexes are
+    /// made at their first query ([`Database::query`]), so that a replay that never queries
+    /// one (nearly every replay: only `reconcile ratings` does) never writes its entries.
+    unindexed: BTreeSet<String>,
+}
+
+impl Table {
+    /// The indexes whose entries are kept, and their keys.
+    fn kept_indexes(&self) -> impl Iterator<Item = (&String, &KeySchema)> {
+        (self.schema.indexes.iter()).filter(|(index, _)| !self.unindexed.contains(*index))
+    }
 }
 
 /// An item's place: its partition and sort key bytes (empty without a sort key).
@@ -295,10 +319,13 @@ impl Database {
                     .map_err(|e| storage(path, "write the format", e))?;
             }
             Some(found)
-                if found == FORMAT_WITHOUT_MARKERS || found == FORMAT_WITHOUT_RECENT_MARKERS =>
+                if found == FORMAT_WITHOUT_MARKERS
+                    || found == FORMAT_WITHOUT_RECENT_MARKERS
+                    || found == FORMAT_EVERY_INDEX_KEPT =>
             {
-                // The schema above added the markers' tables (or the recent one); nothing
-                // else changed.
+                // The schema above added the markers' tables (or the recent one) and the
+                // `unindexed` table, empty: every index's entries are kept. Nothing else
+                // changed.
                 connection
                     .execute("UPDATE format SET version = ?1", [FORMAT])
                     .map_err(|e| storage(path, "write the format", e))?;
@@ -408,6 +435,7 @@ impl Database {
                 ))
             })
             .map_err(fail)?;
+        let mut unindexed = self.read_unindexed()?;
         let mut tables = HashMap::new();
         for row in rows {
             let (id, name, schema) = row.map_err(fail)?;
@@ -416,9 +444,48 @@ impl Database {
                     table: name.clone(),
                     message: format!("its key schema: {e}"),
                 })?;
-            tables.insert(name, Arc::new(Table { id, schema }));
+            let unindexed = unindexed.remove(&id).unwrap_or_default();
+            tables.insert(
+                name,
+                Arc::new(Table {
+                    id,
+                    schema,
+                    unindexed,
+                }),
+            );
         }
         Ok(tables)
+    }
+
+    /// The indexes whose entries are not kept yet, by table id (none in a format before the
+    /// `unindexed` table, read as it is).
+    fn read_unindexed(&self) -> Result<HashMap<i64, BTreeSet<String>>, TablesError> {
+        let fail = |e| storage(&self.path, "read the tables", e);
+        let mut unindexed: HashMap<i64, BTreeSet<String>> = HashMap::new();
+        let exists: bool = (self.connection)
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+                 AND name = 'unindexed')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(fail)?;
+        if !exists {
+            return Ok(unindexed);
+        }
+        let mut statement = (self.connection)
+            .prepare("SELECT table_id, index_name FROM unindexed")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let (id, index) = row.map_err(fail)?;
+            unindexed.entry(id).or_default().insert(index);
+        }
+        Ok(unindexed)
     }
 
     pub fn path(&self) -> &Path {
@@ -437,7 +504,7 @@ impl Database {
 
     /// Define `table` with `schema`. A table defined with another schema is redefined, its
     /// items placed again by the new key (refused, and nothing changed, when one of them has
-    /// no value for it).
+    /// no value for it). Its indexes' entries are made at their first query.
     pub fn define(&mut self, table: &str, schema: &TableSchema) -> Result<(), TablesError> {
         if self.schema(table) == Some(schema) {
             return Ok(());
@@ -454,29 +521,27 @@ impl Database {
                     )
                     .map_err(fail)?;
                 let id = self.connection.last_insert_rowid();
+                let unindexed = self.unindexed(id, schema)?;
                 self.tables.insert(
                     table.to_string(),
                     Arc::new(Table {
                         id,
                         schema: schema.clone(),
+                        unindexed,
                     }),
                 );
                 Ok(())
             }
             Some(old) => {
                 let items = self.scan_all(table)?;
-                let new = Arc::new(Table {
-                    id: old.id,
-                    schema: schema.clone(),
-                });
                 let places = items
                     .iter()
-                    .map(|item| place(table, &new.schema.key, item))
+                    .map(|item| place(table, &schema.key, item))
                     .collect::<Result<Vec<_>, _>>()?;
                 // The items go to other places: none of the cached ones is where it was (and
                 // `insert` takes a cached item as one that is there).
                 self.cache.clear();
-                self.in_savepoint(|db| {
+                let new = self.in_savepoint(|db| {
                     let fail = |e| storage(&db.path, "define a table", e);
                     for statement in [
                         "DELETE FROM items WHERE table_id = ?1",
@@ -490,15 +555,104 @@ impl Database {
                             params![old.id, text],
                         )
                         .map_err(fail)?;
+                    let new = Table {
+                        id: old.id,
+                        schema: schema.clone(),
+                        unindexed: db.unindexed(old.id, schema)?,
+                    };
                     for (item, place) in items.iter().zip(places) {
                         db.insert(table, &new, &(new.id, place), item)?;
                     }
-                    Ok(())
+                    Ok(new)
                 })?;
-                self.tables.insert(table.to_string(), new);
+                self.tables.insert(table.to_string(), Arc::new(new));
                 Ok(())
             }
         }
+    }
+
+    /// Mark every index of `schema` for the table `id` as not kept yet (in the open batch).
+    fn unindexed(&self, id: i64, schema: &TableSchema) -> Result<BTreeSet<String>, TablesError> {
+        let fail = |e| storage(&self.path, "define a table", e);
+        (self.connection)
+            .execute("DELETE FROM unindexed WHERE table_id = ?1", [id])
+            .map_err(fail)?;
+        for index in schema.indexes.keys() {
+            (self.connection)
+                .execute(
+                    "INSERT INTO unindexed (table_id, index_name) VALUES (?1, ?2)",
+                    params![id, index],
+                )
+                .map_err(fail)?;
+        }
+        Ok(schema.indexes.keys().cloned().collect())
+    }
+
+    /// Make the entries of `table`'s `index`, not kept until now, from every item of the
+    /// table, in the open batch (an undone batch leaves it not kept: [`Database::abandon`]
+    /// reads the tables again). Kept from then on with every write.
+    fn make_index(&mut self, table: &str, index: &str) -> Result<(), TablesError> {
+        let Some(t) = self.tables.get(table).cloned() else {
+            return Ok(());
+        };
+        let Some(key) = t.schema.indexes.get(index) else {
+            return Ok(());
+        };
+        if !self.writable {
+            return Err(TablesError::IndexNotMade {
+                table: table.to_string(),
+                index: index.to_string(),
+            });
+        }
+        self.begin()?;
+        // No savepoint (it would copy aside every page the entries fill): a failure undoes
+        // the whole batch instead, as a failed write does.
+        let made = (|| {
+            let db = &*self;
+            let fail = |e| storage(&db.path, "make an index", e);
+            let mut items = (db.connection)
+                .prepare("SELECT pk, sk, item FROM items WHERE table_id = ?1")
+                .map_err(fail)?;
+            let mut add = (db.connection)
+                .prepare(
+                    "INSERT OR REPLACE INTO index_entries \
+                     (table_id, index_name, pk, sk, item_pk, item_sk) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(fail)?;
+            let mut rows = items.query([t.id]).map_err(fail)?;
+            while let Some(row) = rows.next().map_err(fail)? {
+                let (pk, sk): (Vec<u8>, Vec<u8>) =
+                    (row.get(0).map_err(fail)?, row.get(1).map_err(fail)?);
+                let text = row.get_ref(2).map_err(fail)?;
+                let text = text.as_str().map_err(|e| fail(e.into()))?;
+                // An item without the index's key attributes is not in it (a sparse index).
+                if let Some((ipk, isk)) = place_in_index(key, &parse_item(table, text)?) {
+                    add.execute(params![t.id, index, ipk, isk, pk, sk])
+                        .map_err(fail)?;
+                }
+            }
+            (db.connection)
+                .execute(
+                    "DELETE FROM unindexed WHERE table_id = ?1 AND index_name = ?2",
+                    params![t.id, index],
+                )
+                .map_err(fail)?;
+            Ok(())
+        })();
+        if let Err(error) = made {
+            self.abandon();
+            return Err(error);
+        }
+        let mut unindexed = t.unindexed.clone();
+        unindexed.remove(index);
+        let kept = Table {
+            id: t.id,
+            schema: t.schema.clone(),
+            unindexed,
+        };
+        self.tables.insert(table.to_string(), Arc::new(kept));
+        Ok(())
     }
 
     /// The item of `table` with `key`'s key attributes.
@@ -699,7 +853,7 @@ impl Database {
             return Ok(false);
         }
         // Where its index entries are now, read only if the table has indexes.
-        let old = match t.schema.indexes.is_empty() {
+        let old = match t.kept_indexes().next().is_none() {
             true => None,
             false => self.item_now(table, t, cached)?,
         };
@@ -775,7 +929,7 @@ impl Database {
         new: Option<&Item>,
     ) -> Result<(), TablesError> {
         let fail = |e| storage(&self.path, "write an index", e);
-        for (index, schema) in &t.schema.indexes {
+        for (index, schema) in t.kept_indexes() {
             let was = old.and_then(|old| place_in_index(schema, old));
             let now = new.and_then(|new| place_in_index(schema, new));
             if was == now {
@@ -809,7 +963,7 @@ impl Database {
     /// Delete the item at `cached`'s place and its index entries.
     fn remove(&self, table: &str, t: &Table, cached: &(i64, Place)) -> Result<(), TablesError> {
         let place = &cached.1;
-        if !t.schema.indexes.is_empty() {
+        if t.kept_indexes().next().is_some() {
             let old = self.item_now(table, t, cached)?;
             self.reindex(t, place, old.as_deref(), None)?;
         }
@@ -849,6 +1003,9 @@ impl Database {
                 (prefix, until)
             }
         };
+        if let Some(index) = query.index.filter(|index| t.unindexed.contains(*index)) {
+            self.make_index(query.table, index)?;
+        }
         let order = if query.ascending { "ASC" } else { "DESC" };
         let upper = if until.is_some() { "AND e.sk < ?5" } else { "" };
         // ?2, the index, is bound for both forms (SQLite numbers parameters up to the largest
@@ -1041,6 +1198,11 @@ impl Database {
         self.abandoned = true;
         self.cache.clear();
         self.markers.undone();
+        // The tables as committed: a table defined or an index made in the batch is undone
+        // with it. Should they not be read, the batch's stay, refused until the commit.
+        if let Ok(tables) = self.read_tables() {
+            self.tables = tables;
+        }
     }
 
     /// Refuse to go on with a batch that was undone.
@@ -1068,15 +1230,16 @@ impl Database {
     }
 
     /// Run `apply` so that its writes stay whole: on an error, none of them is kept.
-    fn in_savepoint(
+    fn in_savepoint<T>(
         &mut self,
-        apply: impl FnOnce(&Database) -> Result<(), TablesError>,
-    ) -> Result<(), TablesError> {
+        apply: impl FnOnce(&Database) -> Result<T, TablesError>,
+    ) -> Result<T, TablesError> {
         let fail = |e| storage(&self.path, "write", e);
         self.run_cached("SAVEPOINT writes").map_err(fail)?;
         match apply(self) {
-            Ok(()) => self
+            Ok(done) => self
                 .run_cached("RELEASE writes")
+                .map(|()| done)
                 .map_err(|e| storage(&self.path, "write", e)),
             Err(error) => {
                 // The error is the one to report; a failed rollback leaves the batch's

@@ -28,6 +28,13 @@ pub enum TablesError {
     UnknownTable(String),
     #[error("the table {table} does not have the specified index: {index}")]
     UnknownIndex { table: String, index: String },
+    /// A query by an index whose entries are not made yet, in a database open for reading
+    /// only: they are made at the first query of a command that writes.
+    #[error(
+        "the index {index} of table {table} is made at its first query by a command that \
+         writes the state (replay, reconcile); this one only reads it"
+    )]
+    IndexNotMade { table: String, index: String },
     /// A key attribute missing or not a non-empty S, N or B value (DynamoDB's
     /// ValidationException: no retry can change it).
     #[error("key attribute {attribute} of table {table} {problem}")]

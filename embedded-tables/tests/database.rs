@@ -189,7 +189,7 @@ fn a_database_of_the_format_before_markers_is_brought_to_this_one() {
     // As format 1 left it: no markers tables.
     run_sql(
         &path,
-        &format!("{DROP_MARKERS} UPDATE format SET version = '1';"),
+        &format!("{DROP_LATER_TABLES} UPDATE format SET version = '1';"),
     );
 
     let mut read_only = Database::open_read_only(&path).unwrap();
@@ -200,8 +200,178 @@ fn a_database_of_the_format_before_markers_is_brought_to_this_one() {
     assert_eq!(db.write_if_unmarked("e", "v", Vec::new()).unwrap(), None);
     db.commit().unwrap();
     drop(db);
-    assert_eq!(format_of(&path), "4");
+    assert_eq!(format_of(&path), "5");
     assert_eq!(format_of(&path), embedded_tables::database::FORMAT);
+}
+
+/// The items of `t` under `GSI1PK` = `partition`, by the index.
+fn by_index(db: &mut Database, partition: &str) -> Result<Vec<Item>, TablesError> {
+    db.query(&KeyQuery {
+        table: "t",
+        index: Some("GSI1"),
+        partition: &s(partition),
+        sort: None,
+        ascending: true,
+    })
+}
+
+/// The rows of `table` in the database at `path`.
+fn rows(path: &std::path::Path, table: &str) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
+/// An index's entries are made at its first query, from the items written before (none
+/// written until then), and kept with every write after, across a reopen.
+#[test]
+fn an_index_is_made_at_its_first_query_and_kept_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    let indexed = |sk: &str, gsi_pk: &str, gsi_sk: &str| {
+        item(&[
+            ("PK", s("E#1")),
+            ("SK", s(sk)),
+            ("GSI1PK", s(gsi_pk)),
+            ("GSI1SK", s(gsi_sk)),
+        ])
+    };
+    let (a, b) = (indexed("A", "G", "1"), indexed("B", "G", "2"));
+    let unindexed = item(&[("PK", s("E#1")), ("SK", s("C"))]);
+    db.write(vec![
+        ("t".into(), Write::put(a.clone())),
+        ("t".into(), Write::put(b.clone())),
+        ("t".into(), Write::put(unindexed)),
+    ])
+    .unwrap();
+    db.commit().unwrap();
+    assert_eq!(rows(&path, "index_entries"), 0, "no entries before a query");
+    assert_eq!(rows(&path, "unindexed"), 1);
+
+    assert_eq!(by_index(&mut db, "G").unwrap(), [a.clone(), b.clone()]);
+    let (d, b_moved) = (indexed("D", "G", "0"), indexed("B", "H", "2"));
+    db.write(vec![
+        ("t".into(), Write::put(d.clone())),
+        ("t".into(), Write::put(b_moved.clone())),
+    ])
+    .unwrap();
+    assert_eq!(by_index(&mut db, "G").unwrap(), [d.clone(), a.clone()]);
+    db.commit().unwrap();
+    drop(db);
+    assert_eq!(rows(&path, "unindexed"), 0);
+    let mut db = Database::open(&path).unwrap();
+    assert_eq!(by_index(&mut db, "G").unwrap(), [d, a]);
+    assert_eq!(by_index(&mut db, "H").unwrap(), [b_moved]);
+}
+
+/// An index made in a batch that is then undone (a write failing part way, on an item damaged
+/// by hand) is undone with it: the next query makes it again and finds its items.
+#[test]
+fn an_index_made_in_an_undone_batch_is_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    let in_index = |pk: &str| {
+        item(&[
+            ("PK", s(pk)),
+            ("SK", s("A")),
+            ("GSI1PK", s("G")),
+            ("GSI1SK", s("1")),
+        ])
+    };
+    // `damaged` in `t`, whose index is made, so that a replacement reads it.
+    db.define("t", &single_table()).unwrap();
+    let damaged = in_index("E#1");
+    db.write(vec![("t".into(), Write::put(damaged.clone()))])
+        .unwrap();
+    assert_eq!(
+        by_index(&mut db, "G").unwrap(),
+        std::slice::from_ref(&damaged)
+    );
+    db.define("other", &single_table()).unwrap();
+    let other = in_index("E#2");
+    db.write(vec![("other".into(), Write::put(other.clone()))])
+        .unwrap();
+    db.commit().unwrap();
+    drop(db);
+    run_sql(
+        &path,
+        "UPDATE items SET item = 'not json' WHERE table_id = \
+         (SELECT id FROM tables WHERE name = 't')",
+    );
+
+    let mut db = Database::open(&path).unwrap();
+    let other_by_index = |db: &mut Database| {
+        db.query(&KeyQuery {
+            table: "other",
+            index: Some("GSI1"),
+            partition: &s("G"),
+            sort: None,
+            ascending: true,
+        })
+    };
+    assert_eq!(
+        other_by_index(&mut db).unwrap(),
+        std::slice::from_ref(&other)
+    );
+    let failed = db.write(vec![("t".into(), Write::put(damaged))]);
+    assert!(
+        matches!(failed, Err(TablesError::Corrupt { .. })),
+        "{failed:?}"
+    );
+    let committed = db.commit();
+    assert!(
+        matches!(committed, Err(TablesError::BatchUndone { .. })),
+        "{committed:?}"
+    );
+    assert_eq!(rows(&path, "unindexed"), 1, "the index of `other` not made");
+    assert_eq!(other_by_index(&mut db).unwrap(), [other], "made again");
+    db.commit().unwrap();
+    assert_eq!(rows(&path, "unindexed"), 0);
+}
+
+/// A database of format 4, which kept every index's entries, opens for writing as this format
+/// with its indexes kept (not made again); read only, it opens as it is and is queried by them.
+#[test]
+fn the_indexes_of_format_4_are_kept_in_this_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut db = Database::open(&path).unwrap();
+    db.define("t", &single_table()).unwrap();
+    assert_eq!(by_index(&mut db, "G").unwrap(), [], "the index made");
+    let a = item(&[
+        ("PK", s("E#1")),
+        ("SK", s("A")),
+        ("GSI1PK", s("G")),
+        ("GSI1SK", s("1")),
+    ]);
+    db.write(vec![("t".into(), Write::put(a.clone()))]).unwrap();
+    db.commit().unwrap();
+    drop(db);
+    // As format 4 left it: no `unindexed` table, every index's entries kept.
+    run_sql(
+        &path,
+        "DROP TABLE unindexed; UPDATE format SET version = '4';",
+    );
+
+    let mut read_only = Database::open_read_only(&path).unwrap();
+    assert_eq!(
+        by_index(&mut read_only, "G").unwrap(),
+        std::slice::from_ref(&a)
+    );
+    drop(read_only);
+    assert_eq!(format_of(&path), "4", "reading converts nothing");
+    let mut db = Database::open(&path).unwrap();
+    assert_eq!(by_index(&mut db, "G").unwrap(), [a]);
+    db.commit().unwrap();
+    drop(db);
+    assert_eq!(format_of(&path), embedded_tables::database::FORMAT);
+    assert_eq!(rows(&path, "unindexed"), 0);
 }
 
 /// A database of format 2, whose markers were one table keyed by name, opens for writing as
@@ -215,7 +385,7 @@ fn the_markers_of_format_2_are_brought_to_this_format() {
     run_sql(
         &path,
         &format!(
-            "{DROP_MARKERS} UPDATE format SET version = '2';
+            "{DROP_LATER_TABLES} UPDATE format SET version = '2';
              CREATE TABLE markers (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
              INSERT INTO markers VALUES ('event-1', 'seq 1'), ('event-2', 'seq 2'), ('#run', '4');"
         ),
@@ -243,7 +413,7 @@ fn the_markers_of_format_3_are_found_in_this_format() {
     run_sql(
         &path,
         "INSERT INTO marker_names SELECT hash, marker FROM marker_names_recent;
-         DROP TABLE marker_names_recent; UPDATE format SET version = '3';",
+         DROP TABLE marker_names_recent; DROP TABLE unindexed; UPDATE format SET version = '3';",
     );
 
     assert_converted_with_markers_kept(&path, &kept, "3");
@@ -349,9 +519,10 @@ fn run_sql(path: &std::path::Path, sql: &str) {
         .unwrap();
 }
 
-/// Drops every markers table (to make a database of an earlier format by hand).
-const DROP_MARKERS: &str = "DROP TABLE markers; DROP TABLE marker_names; \
-     DROP TABLE marker_names_recent; DROP TABLE marker_names_shared;";
+/// Drops every markers table and the `unindexed` table (to make a database of an earlier
+/// format by hand: those kept every index's entries).
+const DROP_LATER_TABLES: &str = "DROP TABLE markers; DROP TABLE marker_names; \
+     DROP TABLE marker_names_recent; DROP TABLE marker_names_shared; DROP TABLE unindexed;";
 
 /// A database at `path` of this format with one item in the table `t`, which is returned.
 fn database_with_one_item(path: &std::path::Path) -> Item {
@@ -704,6 +875,15 @@ fn a_write_failing_part_way_undoes_the_whole_batch() {
     let damaged = item(&[("PK", s("E#1")), ("SK", s("M")), ("GSI1PK", s("G"))]);
     db.write(vec![("t".into(), Write::put(damaged.clone()))])
         .unwrap();
+    // The index made (at its first query), so that a replacement reads what it replaces.
+    db.query(&KeyQuery {
+        table: "t",
+        index: Some("GSI1"),
+        partition: &s("G"),
+        sort: None,
+        ascending: true,
+    })
+    .unwrap();
     db.commit().unwrap();
     drop(db);
     rusqlite::Connection::open(&path)
