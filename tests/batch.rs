@@ -144,8 +144,7 @@ fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
 fn audit_items(
     state: &ddb_stream_worker::adapters::embedded::EmbeddedState,
 ) -> Vec<serde_json::Value> {
-    state
-        .dump(Some(COST_TABLE))
+    dump(state, Some(COST_TABLE))
         .unwrap()
         .into_iter()
         .flat_map(|(_, items)| items)

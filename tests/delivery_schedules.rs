@@ -381,9 +381,7 @@ fn outcome(run: &Run) -> Outcome {
         "stats_updated_at",
         "FileSize",
     ];
-    let tables = run
-        .state
-        .dump(None)
+    let tables = support::dump(&run.state, None)
         .expect("the state reads")
         .into_iter()
         .filter(|(name, _)| name != IDEMPOTENCY)
@@ -496,11 +494,11 @@ async fn check(ops: Vec<Op>, plan: Schedule, figures: &Figures) -> Result<(), Te
     // schedule would pass the comparison with it.
     model::check(
         &final_items,
-        &run.state.dump(None).expect("the state reads"),
+        &support::dump(&run.state, None).expect("the state reads"),
     )?;
     model::check(
         &final_items,
-        &plain.state.dump(None).expect("the state reads"),
+        &support::dump(&plain.state, None).expect("the state reads"),
     )?;
 
     if got.tables != want.tables {

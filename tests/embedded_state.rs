@@ -38,7 +38,7 @@ async fn what_was_synced_survives_a_crash_and_what_was_not_is_gone_whole() {
     }
     let state = EmbeddedState::open(dir.path(), Catalog::with_seed_definitions(), false).unwrap();
     let sks = |state: &EmbeddedState| -> Vec<String> {
-        state.dump(Some(COST_TABLE)).unwrap()[0]
+        support::dump(state, Some(COST_TABLE)).unwrap()[0]
             .1
             .iter()
             .map(|i| i["SK"]["S"].as_str().unwrap().to_string())
@@ -72,7 +72,7 @@ async fn the_state_is_one_sqlite_file_a_person_can_query_and_it_reloads_identica
         .unwrap();
     }
     state.compact().unwrap();
-    let before = state.dump(None).unwrap();
+    let before = support::dump(&state, None).unwrap();
     drop(state);
     let db = rusqlite::Connection::open(dir.path().join("state.sqlite")).unwrap();
     let items: Vec<String> = db
@@ -100,7 +100,7 @@ async fn the_state_is_one_sqlite_file_a_person_can_query_and_it_reloads_identica
     drop(db);
     let reopened =
         EmbeddedState::open(dir.path(), Catalog::with_seed_definitions(), false).unwrap();
-    assert_eq!(reopened.dump(None).unwrap(), before);
+    assert_eq!(support::dump(&reopened, None).unwrap(), before);
 }
 
 #[tokio::test]
@@ -239,7 +239,7 @@ async fn a_state_of_the_earlier_format_is_converted_on_open() {
     .unwrap();
     // `state show` opens it for reading: converted all the same.
     let state = EmbeddedState::open_read_only(root, Catalog::with_seed_definitions()).unwrap();
-    let dump = state.dump(None).unwrap();
+    let dump = support::dump(&state, None).unwrap();
     let tables: Vec<(&str, usize)> = dump.iter().map(|(t, i)| (t.as_str(), i.len())).collect();
     assert_eq!(tables, [("Conv", 1), (COST_TABLE, 1)]);
     assert_eq!(dump[1].1[0]["SK"]["S"], "2");

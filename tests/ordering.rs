@@ -168,7 +168,7 @@ async fn records_of_one_key_keep_stream_order_while_lanes_overtake_each_other() 
         let slot = format!("{table} {}", record["dynamodb"]["Keys"]);
         last.insert(slot, record["dynamodb"].get("NewImage").cloned());
     }
-    let dump = state.dump(None).unwrap();
+    let dump = support::dump(&state, None).unwrap();
     let table = |name: &str| -> Vec<Value> {
         dump.iter()
             .find(|(t, _)| t == name)

@@ -1064,12 +1064,12 @@ impl Database {
     }
 
     /// Every item of `table` in key order, handed to `each` one at a time (a table larger
-    /// than memory is never held whole).
-    pub fn scan(
+    /// than memory is never held whole); an error of `each` ends the scan with it.
+    pub fn scan<E: From<TablesError>>(
         &self,
         table: &str,
-        each: &mut dyn FnMut(Item) -> Result<(), TablesError>,
-    ) -> Result<(), TablesError> {
+        each: &mut dyn FnMut(Item) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.check_not_abandoned()?;
         let Some(t) = self.tables.get(table) else {
             return Ok(());
@@ -1091,9 +1091,25 @@ impl Database {
         let mut items = Vec::new();
         self.scan(table, &mut |item| {
             items.push(item);
-            Ok(())
+            Ok::<_, TablesError>(())
         })?;
         Ok(items)
+    }
+
+    /// How many items `table` holds.
+    pub fn count(&self, table: &str) -> Result<u64, TablesError> {
+        let Some(t) = self.tables.get(table) else {
+            return Ok(0);
+        };
+        let count: i64 = self
+            .connection
+            .query_row(
+                "SELECT COUNT(*) FROM items WHERE table_id = ?1",
+                [t.id],
+                |row| row.get(0),
+            )
+            .map_err(|e| storage(&self.path, "count items", e))?;
+        Ok(u64::try_from(count).unwrap_or_default())
     }
 
     /// The tables that hold at least one item, by name.

@@ -776,7 +776,7 @@ fn a_redefined_table_places_its_items_by_the_new_key() {
     let mut count = 0;
     db.scan("conv", &mut |_| {
         count += 1;
-        Ok(())
+        Ok::<_, TablesError>(())
     })
     .unwrap();
     assert_eq!(count, 2);
@@ -815,7 +815,7 @@ fn a_reader_sees_what_the_writer_committed_while_it_writes_on() {
     reader
         .scan("t", &mut |i| {
             seen.push(i);
-            Ok(())
+            Ok::<_, TablesError>(())
         })
         .unwrap();
     assert_eq!(seen, vec![item(&[("id", s("a"))])]);
@@ -936,7 +936,7 @@ fn a_batch_committed_in_the_background_is_read_at_once_and_flushed() {
         .unwrap()
         .scan("t", &mut |i| {
             seen.push(i);
-            Ok(())
+            Ok::<_, TablesError>(())
         })
         .unwrap();
     assert_eq!(seen, vec![item(&[("id", s("a"))])]);
@@ -950,7 +950,7 @@ fn a_batch_committed_in_the_background_is_read_at_once_and_flushed() {
     reopened
         .scan("t", &mut |_| {
             count += 1;
-            Ok(())
+            Ok::<_, TablesError>(())
         })
         .unwrap();
     assert_eq!(count, 2);

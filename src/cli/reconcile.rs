@@ -11,6 +11,7 @@ use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, Subcommand
 use handlers::ports::Ports;
 use handlers::reactions::folding::{reconcile, Reconcilable, ReconcileRules};
 use handlers::reactions::RECONCILABLE;
+use handlers::AttributeValue;
 use serde_json::Value;
 
 use super::error::{CliError, Exit};
@@ -119,14 +120,13 @@ pub(super) async fn run(command: ReconcileCommand) -> Result<Exit, CliError> {
                 ids.extend(distinct_values(client, &table, &attribute).await?);
             }
             if let Some(state) = &connected.state {
-                for (_, items) in state.dump(Some(&table))? {
-                    ids.extend(
-                        items
-                            .iter()
-                            .filter_map(|item| item[&attribute]["S"].as_str())
-                            .map(str::to_string),
-                    );
-                }
+                // Item by item: the source table (every review) may be far larger than memory.
+                state.scan_table(&table, &mut |item| {
+                    if let Some(AttributeValue::S(id)) = item.get(&attribute) {
+                        ids.insert(id.clone());
+                    }
+                    Ok::<_, CliError>(())
+                })?;
             }
         }
     }

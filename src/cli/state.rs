@@ -1,5 +1,6 @@
 //! `state show`: the embedded state's tables as DynamoDB JSON, one item per line, in key order.
 
+use std::io::{self, Write};
 use std::path::Path;
 
 use super::error::{CliError, Exit};
@@ -11,17 +12,19 @@ pub(super) fn show(dir: &Path, table: Option<&str>) -> Result<Exit, CliError> {
         return Err(CliError::NoState(dir.to_path_buf()));
     }
     let state = EmbeddedState::open_read_only(dir, Catalog::with_seed_definitions())?;
-    let mut lines = String::new();
-    for (name, items) in state.dump(table)? {
+    // Written as read, one item at a time: a day's state is far larger than memory should be.
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    for (name, count) in state.table_sizes(table)? {
         if table.is_none() {
-            eprintln!("# {name}: {} item(s)", items.len());
+            out.flush().map_err(CliError::Output)?;
+            eprintln!("# {name}: {count} item(s)");
         }
-        for item in items {
-            lines.push_str(&item.to_string());
-            lines.push('\n');
-        }
+        state.scan_table(&name, &mut |item| {
+            let line = handlers::item::sorted(&item);
+            writeln!(out, "{line}").map_err(CliError::Output)
+        })?;
     }
-    print!("{lines}");
+    out.flush().map_err(CliError::Output)?;
     let parked = state.parked();
     if !parked.is_empty() {
         eprintln!("# parked: {} record(s)", parked.len());

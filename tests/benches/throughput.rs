@@ -1,9 +1,10 @@
 //! Replay throughput and peak memory on the embedded default, release build: generated event
 //! files of 1,000, 10,000 and 100,000 records mixing audit, line items, reviews and messages,
 //! one batch of 1,000 records with 10 proposal PDFs, and a day of 1,000,000 records in 10
-//! files with `state show` of one table after it. Prints figures and this build's time per
-//! stage (`replay --timings`); asserts nothing. Run: `cargo bench --bench throughput`;
-//! `BASELINE_BIN=<older release binary>` replays the same files with it too, in the same run.
+//! files with `state show` of one table and of the whole state after it. Prints figures and
+//! this build's time per stage (`replay --timings`); asserts nothing. Run: `cargo bench --bench
+//! throughput`; `BASELINE_BIN=<older release binary>` replays the same files with it too, in
+//! the same run.
 
 #[path = "support/mix.rs"]
 mod mix;
@@ -212,7 +213,7 @@ fn history(dir: &Path) {
 
 /// A day of records (issue 42; `DAY_RECORDS`, default 1,000,000, 0 to skip) in 10 files:
 /// audited profile changes and reviews of 500 providers. Then `state show` of the providers'
-/// table (500 items) from that state, its time and peak memory.
+/// table (500 items) from that state and of the whole state, their time and peak memory.
 fn day(dir: &Path) {
     let records: usize = std::env::var("DAY_RECORDS")
         .ok()
@@ -240,22 +241,31 @@ fn day(dir: &Path) {
     let label = format!("replay a day: {} records in 10 files", per_file * 10);
     let state = dir.join("day-state");
     compare(&label, per_file * 10, &paths, &state);
+    show(&state, dir, Some("marketplace-dev-providers-table"));
+    show(&state, dir, None);
+}
+
+/// `state show` of `table` (of every table when None) on `state`: its time, peak memory and
+/// how many items it printed (to a file, so that only the command's memory is measured).
+fn show(state: &Path, dir: &Path, table: Option<&str>) {
     let this = Path::new(env!("CARGO_BIN_EXE_ddb-stream-worker"));
-    let peak_file = dir.join("show.peak");
-    let started = Instant::now();
-    let output = Command::new("/usr/bin/time")
+    let (peak_file, out_file) = (dir.join("show.peak"), dir.join("show.out"));
+    let mut command = Command::new("/usr/bin/time");
+    command
         .args(["-f", "%M", "-o"])
         .arg(&peak_file)
         .arg(this)
-        .args([
-            "state",
-            "show",
-            "--table",
-            "marketplace-dev-providers-table",
-            "--state",
-        ])
-        .arg(&state)
-        .output()
+        .args(["state", "show"]);
+    if let Some(table) = table {
+        command.args(["--table", table]);
+    }
+    let started = Instant::now();
+    command
+        .arg("--state")
+        .arg(state)
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(Stdio::null())
+        .status()
         .expect("/usr/bin/time");
     let seconds = started.elapsed().as_secs_f64();
     let kib: f64 = std::fs::read_to_string(&peak_file)
@@ -263,9 +273,17 @@ fn day(dir: &Path) {
         .trim()
         .parse()
         .unwrap();
+    let printed = std::io::BufRead::lines(std::io::BufReader::new(
+        std::fs::File::open(&out_file).unwrap(),
+    ))
+    .count();
+    std::fs::remove_file(&out_file).unwrap();
+    let what = match table {
+        Some(table) => format!("--table {table} ({printed} items)"),
+        None => format!("of every table ({printed} items)"),
+    };
     println!(
-        "state show --table marketplace-dev-providers-table ({} items) of that state: {seconds:.2} s, peak RSS {:.1} MiB",
-        String::from_utf8_lossy(&output.stdout).lines().count(),
+        "state show {what} of that state: {seconds:.2} s, peak RSS {:.1} MiB",
         kib / 1024.0
     );
 }

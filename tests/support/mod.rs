@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use ddb_stream_worker::adapters::embedded::EmbeddedState;
+use ddb_stream_worker::adapters::embedded::{EmbeddedState, StateError};
 use ddb_stream_worker::batch::intercept::{Intercept, Intercepted, TableCall};
 use ddb_stream_worker::batch::Adapters;
 use ddb_stream_worker::catalog::Catalog;
@@ -27,6 +27,24 @@ pub mod runtime_api;
 pub mod schedule;
 pub mod services;
 pub mod stream_record;
+
+/// Items of one table, or of every table with items, as sorted DynamoDB JSON in key order: the
+/// whole state in memory, for the tests' small states (the worker itself scans item by item).
+pub fn dump(
+    state: &EmbeddedState,
+    table: Option<&str>,
+) -> Result<Vec<(String, Vec<Value>)>, StateError> {
+    let mut tables = Vec::new();
+    for (name, _) in state.table_sizes(table)? {
+        let mut items = Vec::new();
+        state.scan_table(&name, &mut |item| {
+            items.push(handlers::item::sorted(&item));
+            Ok::<_, StateError>(())
+        })?;
+        tables.push((name, items));
+    }
+    Ok(tables)
+}
 
 pub const COST_TABLE: &str = "aws-cost-platform-enhanced";
 

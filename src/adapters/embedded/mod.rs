@@ -182,11 +182,9 @@ impl EmbeddedState {
             .map_err(|source| tables_error(&self.root, source))
     }
 
-    /// Items of one table, or of all, as sorted DynamoDB JSON, in key order.
-    pub fn dump(
-        &self,
-        table: Option<&str>,
-    ) -> Result<Vec<(String, Vec<serde_json::Value>)>, StateError> {
+    /// The tables with items (`table` alone when given, whatever it holds), each with how
+    /// many items it holds.
+    pub fn table_sizes(&self, table: Option<&str>) -> Result<Vec<(String, u64)>, StateError> {
         let failed = |message: String| StateError::Io {
             dir: self.root.clone(),
             source: std::io::Error::other(message),
@@ -196,13 +194,28 @@ impl EmbeddedState {
                 Some(t) => vec![t.to_string()],
                 None => s.table_names().map_err(failed)?,
             };
-            names
-                .into_iter()
+            (names.into_iter())
                 .map(|t| {
-                    let items = s.items(&t).map_err(failed)?;
-                    Ok((t, items.iter().map(handlers::item::sorted).collect()))
+                    let count = s.count(&t).map_err(|e| tables_error(&self.root, e))?;
+                    Ok((t, count))
                 })
                 .collect()
+        })
+    }
+
+    /// Every item of `table` in key order, handed to `each` as it is read, so that a table
+    /// larger than memory is never held whole (`state show`, `reconcile --all`); an error of
+    /// `each` ends the scan with it.
+    pub fn scan_table<E: From<StateError>>(
+        &self,
+        table: &str,
+        each: &mut dyn FnMut(Item) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let scanned =
+            self.with_store(|s| s.scan(table, &mut |item| each(item).map_err(Scan::Each)));
+        scanned.map_err(|stopped| match stopped {
+            Scan::Tables(e) => E::from(tables_error(&self.root, e)),
+            Scan::Each(e) => e,
         })
     }
 
@@ -666,6 +679,18 @@ impl ChangeApplier for EmbeddedState {
                 change.event_id, marker.table, marker.sequence_number
             )))
         })
+    }
+}
+
+/// Why a scan of a table stopped: the tables, or the caller's `each`.
+enum Scan<E> {
+    Tables(TablesError),
+    Each(E),
+}
+
+impl<E> From<TablesError> for Scan<E> {
+    fn from(e: TablesError) -> Self {
+        Scan::Tables(e)
     }
 }
 

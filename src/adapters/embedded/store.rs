@@ -240,16 +240,18 @@ impl Store {
         }
     }
 
-    /// Every item of `table` in key order.
-    pub(super) fn items(&self, table: &str) -> Result<Vec<Item>, String> {
-        let mut items = Vec::new();
-        self.database
-            .scan(table, &mut |item| {
-                items.push(item);
-                Ok(())
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(items)
+    /// Every item of `table` in key order, handed to `each` one at a time.
+    pub(super) fn scan<E: From<TablesError>>(
+        &self,
+        table: &str,
+        each: &mut dyn FnMut(Item) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.database.scan(table, each)
+    }
+
+    /// How many items `table` holds.
+    pub(super) fn count(&self, table: &str) -> Result<u64, TablesError> {
+        self.database.count(table)
     }
 
     /// Tables with items, without the replay's own bookkeeping (a name no DynamoDB table has).
