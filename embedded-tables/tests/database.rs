@@ -269,6 +269,26 @@ fn an_index_is_made_at_its_first_query_and_kept_after() {
     assert_eq!(by_index(&mut db, "H").unwrap(), [b_moved]);
 }
 
+/// A database open for reading only cannot make an index: a query by one not made yet says
+/// which, and which commands make it.
+#[test]
+fn an_index_not_made_yet_is_named_to_a_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    database_with_one_item(&path);
+    let mut read_only = Database::open_read_only(&path).unwrap();
+    let refused = by_index(&mut read_only, "G").unwrap_err();
+    assert!(
+        matches!(&refused, TablesError::IndexNotMade { table, index } if table == "t" && index == "GSI1"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("replay, reconcile"),
+        "{refused}"
+    );
+    assert!(!refused.is_retryable());
+}
+
 /// An index made in a batch that is then undone (a write failing part way, on an item damaged
 /// by hand) is undone with it: the next query makes it again and finds its items.
 #[test]
