@@ -204,6 +204,16 @@ fn a_database_of_the_format_before_markers_is_brought_to_this_one() {
     assert_eq!(format_of(&path), embedded_tables::database::FORMAT);
 }
 
+/// An item of `t` at (`pk`, `sk`) in the index `GSI1` at (`gsi_pk`, `gsi_sk`).
+fn in_index(pk: &str, sk: &str, gsi_pk: &str, gsi_sk: &str) -> Item {
+    item(&[
+        ("PK", s(pk)),
+        ("SK", s(sk)),
+        ("GSI1PK", s(gsi_pk)),
+        ("GSI1SK", s(gsi_sk)),
+    ])
+}
+
 /// The items of `t` under `GSI1PK` = `partition`, by the index.
 fn by_index(db: &mut Database, partition: &str) -> Result<Vec<Item>, TablesError> {
     db.query(&KeyQuery {
@@ -233,15 +243,10 @@ fn an_index_is_made_at_its_first_query_and_kept_after() {
     let path = dir.path().join("s.sqlite");
     let mut db = Database::open(&path).unwrap();
     db.define("t", &single_table()).unwrap();
-    let indexed = |sk: &str, gsi_pk: &str, gsi_sk: &str| {
-        item(&[
-            ("PK", s("E#1")),
-            ("SK", s(sk)),
-            ("GSI1PK", s(gsi_pk)),
-            ("GSI1SK", s(gsi_sk)),
-        ])
-    };
-    let (a, b) = (indexed("A", "G", "1"), indexed("B", "G", "2"));
+    let (a, b) = (
+        in_index("E#1", "A", "G", "1"),
+        in_index("E#1", "B", "G", "2"),
+    );
     let unindexed = item(&[("PK", s("E#1")), ("SK", s("C"))]);
     db.write(vec![
         ("t".into(), Write::put(a.clone())),
@@ -254,7 +259,10 @@ fn an_index_is_made_at_its_first_query_and_kept_after() {
     assert_eq!(rows(&path, "unindexed"), 1);
 
     assert_eq!(by_index(&mut db, "G").unwrap(), [a.clone(), b.clone()]);
-    let (d, b_moved) = (indexed("D", "G", "0"), indexed("B", "H", "2"));
+    let (d, b_moved) = (
+        in_index("E#1", "D", "G", "0"),
+        in_index("E#1", "B", "H", "2"),
+    );
     db.write(vec![
         ("t".into(), Write::put(d.clone())),
         ("t".into(), Write::put(b_moved.clone())),
@@ -296,17 +304,9 @@ fn an_index_made_in_an_undone_batch_is_made_again() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sqlite");
     let mut db = Database::open(&path).unwrap();
-    let in_index = |pk: &str| {
-        item(&[
-            ("PK", s(pk)),
-            ("SK", s("A")),
-            ("GSI1PK", s("G")),
-            ("GSI1SK", s("1")),
-        ])
-    };
     // `damaged` in `t`, whose index is made, so that a replacement reads it.
     db.define("t", &single_table()).unwrap();
-    let damaged = in_index("E#1");
+    let damaged = in_index("E#1", "A", "G", "1");
     db.write(vec![("t".into(), Write::put(damaged.clone()))])
         .unwrap();
     assert_eq!(
@@ -314,7 +314,7 @@ fn an_index_made_in_an_undone_batch_is_made_again() {
         std::slice::from_ref(&damaged)
     );
     db.define("other", &single_table()).unwrap();
-    let other = in_index("E#2");
+    let other = in_index("E#2", "A", "G", "1");
     db.write(vec![("other".into(), Write::put(other.clone()))])
         .unwrap();
     db.commit().unwrap();
@@ -364,12 +364,7 @@ fn the_indexes_of_format_4_are_kept_in_this_format() {
     let mut db = Database::open(&path).unwrap();
     db.define("t", &single_table()).unwrap();
     assert_eq!(by_index(&mut db, "G").unwrap(), [], "the index made");
-    let a = item(&[
-        ("PK", s("E#1")),
-        ("SK", s("A")),
-        ("GSI1PK", s("G")),
-        ("GSI1SK", s("1")),
-    ]);
+    let a = in_index("E#1", "A", "G", "1");
     db.write(vec![("t".into(), Write::put(a.clone()))]).unwrap();
     db.commit().unwrap();
     drop(db);
