@@ -607,39 +607,24 @@ impl Database {
         self.begin()?;
         // No savepoint (it would copy aside every page the entries fill): a failure undoes
         // the whole batch instead, as a failed write does.
-        let made = (|| {
-            let db = &*self;
-            let fail = |e| storage(&db.path, "make an index", e);
-            let mut items = (db.connection)
-                .prepare("SELECT pk, sk, item FROM items WHERE table_id = ?1")
-                .map_err(fail)?;
-            let mut add = (db.connection)
-                .prepare(
-                    "INSERT OR REPLACE INTO index_entries \
-                     (table_id, index_name, pk, sk, item_pk, item_sk) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(fail)?;
-            let mut rows = items.query([t.id]).map_err(fail)?;
-            while let Some(row) = rows.next().map_err(fail)? {
-                let (pk, sk): (Vec<u8>, Vec<u8>) =
-                    (row.get(0).map_err(fail)?, row.get(1).map_err(fail)?);
-                let text = row.get_ref(2).map_err(fail)?;
-                let text = text.as_str().map_err(|e| fail(e.into()))?;
+        let made = self
+            .scan(table, &mut |item| match place_in_index(key, &item) {
                 // An item without the index's key attributes is not in it (a sparse index).
-                if let Some((ipk, isk)) = place_in_index(key, &parse_item(table, text)?) {
-                    add.execute(params![t.id, index, ipk, isk, pk, sk])
-                        .map_err(fail)?;
+                None => Ok(()),
+                Some(entry) => {
+                    let at = place(table, &t.schema.key, &item)?;
+                    self.add_index_entry(t.id, index, &entry, &at)
                 }
-            }
-            (db.connection)
-                .execute(
-                    "DELETE FROM unindexed WHERE table_id = ?1 AND index_name = ?2",
-                    params![t.id, index],
-                )
-                .map_err(fail)?;
-            Ok(())
-        })();
+            })
+            .and_then(|()| {
+                (self.connection)
+                    .execute(
+                        "DELETE FROM unindexed WHERE table_id = ?1 AND index_name = ?2",
+                        params![t.id, index],
+                    )
+                    .map(|_| ())
+                    .map_err(|e| storage(&self.path, "make an index", e))
+            });
         if let Err(error) = made {
             self.abandon();
             return Err(error);
@@ -945,19 +930,33 @@ impl Database {
                     .execute(params![t.id, index, ipk, isk, place.0, place.1])
                     .map_err(fail)?;
             }
-            if let Some((ipk, isk)) = now {
-                self.connection
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO index_entries \
-                         (table_id, index_name, pk, sk, item_pk, item_sk) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )
-                    .map_err(fail)?
-                    .execute(params![t.id, index, ipk, isk, place.0, place.1])
-                    .map_err(fail)?;
+            if let Some(entry) = now {
+                self.add_index_entry(t.id, index, &entry, place)?;
             }
         }
         Ok(())
+    }
+
+    /// Put the entry of the item at `place` in the index `index` of the table `table_id`,
+    /// at `entry` (the item's place in the index).
+    fn add_index_entry(
+        &self,
+        table_id: i64,
+        index: &str,
+        entry: &Place,
+        place: &Place,
+    ) -> Result<(), TablesError> {
+        self.connection
+            .prepare_cached(
+                "INSERT OR REPLACE INTO index_entries \
+                 (table_id, index_name, pk, sk, item_pk, item_sk) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut add| {
+                add.execute(params![table_id, index, entry.0, entry.1, place.0, place.1])
+            })
+            .map(|_| ())
+            .map_err(|e| storage(&self.path, "write an index", e))
     }
 
     /// Delete the item at `cached`'s place and its index entries.

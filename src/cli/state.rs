@@ -14,8 +14,15 @@ pub(super) fn show(dir: &Path, table: Option<&str>) -> Result<Exit, CliError> {
     let state = EmbeddedState::open_read_only(dir, Catalog::with_seed_definitions())?;
     // Written as read, one item at a time: a day's state is far larger than memory should be.
     let mut out = io::BufWriter::new(io::stdout().lock());
-    for (name, count) in state.table_sizes(table)? {
-        if table.is_none() {
+    // One table as asked, or every table with items, each after a line of how many.
+    let tables: Vec<(String, Option<u64>)> = match table {
+        Some(table) => vec![(table.to_string(), None)],
+        None => (state.table_sizes()?.into_iter())
+            .map(|(name, count)| (name, Some(count)))
+            .collect(),
+    };
+    for (name, count) in tables {
+        if let Some(count) = count {
             out.flush().map_err(CliError::Output)?;
             eprintln!("# {name}: {count} item(s)");
         }

@@ -34,8 +34,14 @@ pub fn dump(
     state: &EmbeddedState,
     table: Option<&str>,
 ) -> Result<Vec<(String, Vec<Value>)>, StateError> {
+    let names = match table {
+        Some(table) => vec![table.to_string()],
+        None => (state.table_sizes()?.into_iter())
+            .map(|(name, _)| name)
+            .collect(),
+    };
     let mut tables = Vec::new();
-    for (name, _) in state.table_sizes(table)? {
+    for name in names {
         let mut items = Vec::new();
         state.scan_table(&name, &mut |item| {
             items.push(handlers::item::sorted(&item));

@@ -182,18 +182,13 @@ impl EmbeddedState {
             .map_err(|source| tables_error(&self.root, source))
     }
 
-    /// The tables with items (`table` alone when given, whatever it holds), each with how
-    /// many items it holds.
-    pub fn table_sizes(&self, table: Option<&str>) -> Result<Vec<(String, u64)>, StateError> {
-        let failed = |message: String| StateError::Io {
-            dir: self.root.clone(),
-            source: std::io::Error::other(message),
-        };
+    /// The tables with items, each with how many items it holds.
+    pub fn table_sizes(&self) -> Result<Vec<(String, u64)>, StateError> {
         self.with_store(|s| {
-            let names = match table {
-                Some(t) => vec![t.to_string()],
-                None => s.table_names().map_err(failed)?,
-            };
+            let names = s.table_names().map_err(|message| StateError::Io {
+                dir: self.root.clone(),
+                source: std::io::Error::other(message),
+            })?;
             (names.into_iter())
                 .map(|t| {
                     let count = s.count(&t).map_err(|e| tables_error(&self.root, e))?;

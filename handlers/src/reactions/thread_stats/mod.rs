@@ -551,17 +551,17 @@ impl<'c> FoldRules<'c> for ThreadStatistics {
             let Some(thread) = folded.threads.get(conversation) else {
                 continue;
             };
-            let was = thread.version;
-            if !folded.moved_threads.contains(conversation) {
-                // Its state stays as read; its figures are still compared with its item.
-            } else if thread.is_empty() && was > 0 {
+            // A thread whose state no change moved keeps it as read; its figures are still
+            // compared with its item below.
+            let (moved, was) = (folded.moved_threads.contains(conversation), thread.version);
+            if moved && thread.is_empty() && was > 0 {
                 // No message left: no thread state either (its messages' items guard them).
                 writes.push(TransactItem::Delete {
                     table: cfg.state_table.clone(),
                     key: state_key(&thread.pk, &thread.sk),
                     condition: Some(state_version(was)),
                 });
-            } else if !thread.is_empty() {
+            } else if moved && !thread.is_empty() {
                 writes.push(put_state(&cfg.state_table, thread, was)?);
             }
             let stored = folded.stored_or_none(conversation);
